@@ -1,0 +1,75 @@
+"""Input checks shared by every layer.
+
+Each check raises ``ValueError`` whose message names the parameter and the allowed
+range, so that the CLI can print it verbatim on one line.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_n_layers(n_layers, *, name: str = "n_layers", minimum: int = 2) -> int:
+    """Return ``n_layers`` as a Python int, or raise if it is not an integer >= minimum."""
+    if isinstance(n_layers, bool) or not isinstance(n_layers, numbers.Integral):
+        raise ValueError(
+            f"{name} must be an integer >= {minimum} (the number of weight matrices), "
+            f"got {n_layers!r}"
+        )
+    n = int(n_layers)
+    if n < minimum:
+        raise ValueError(
+            f"{name} must be an integer >= {minimum} (the number of weight matrices), got {n}"
+        )
+    return n
+
+
+def as_float_array(value, name: str) -> np.ndarray:
+    """Convert to a float64 array; reject non-numeric input and non-finite entries."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite real number or array of them, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
+    return arr
+
+
+def check_positive(value, name: str) -> np.ndarray:
+    arr = as_float_array(value, name)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return arr
+
+
+def check_nonnegative(value, name: str) -> np.ndarray:
+    arr = as_float_array(value, name)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return arr
+
+
+def check_width(width, name: str = "width") -> int:
+    if isinstance(width, bool) or not isinstance(width, numbers.Integral) or int(width) < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {width!r}")
+    return int(width)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def broadcast(**arrays) -> tuple[tuple[int, ...], list[np.ndarray]]:
+    """Broadcast named arrays together; a shape mismatch names the parameters."""
+    try:
+        out = np.broadcast_arrays(*arrays.values())
+    except ValueError:
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in arrays.items())
+        raise ValueError(f"array shapes do not broadcast together: {shapes}") from None
+    shape = out[0].shape if out else ()
+    return shape, [np.array(o, dtype=np.float64) for o in out]

@@ -1,0 +1,44 @@
+"""Exact theory of L2-regularised deep linear networks.
+
+Symbolic model
+    reduced_potential, closed_forms
+Conventions
+    Convention, CANONICAL, PAPER, resolve_convention, gamma_from_weight_decay,
+    weight_decay_from_gamma
+One scalar mode
+    critical_points -> CriticalPoints
+    landscape -> Landscape (with HessianSpectrum objects)
+Many features
+    modes -> Modes (ModeState, ModeTransition), phase_diagram -> PhaseDiagram,
+    nonaligned_critical_points -> NonalignedCriticalPoints
+Finite samples
+    empirical_modes -> EmpiricalModes, empirical_moments, MisalignmentWarning
+Escape times
+    kramers_time, mean_first_passage_time, mfpt_1d, eyring_kramers_time
+
+Every function takes ``convention=`` ("canonical" by default, or "paper"); in the paper
+convention ``c`` is the feature strength ``eta`` and the coupling is the weight decay
+``beta`` (``a = 1`` for whitened inputs).
+"""
+
+from ._convention import (CANONICAL, PAPER, Convention, gamma_from_weight_decay, resolve_convention,
+                          weight_decay_from_gamma)
+from ._critical import CriticalPoints, critical_points
+from ._empirical import EmpiricalModes, MisalignmentWarning, RelaxedState, empirical_moments, empirical_modes
+from ._escape import eyring_kramers_time, kramers_time, mean_first_passage_time, mfpt_1d
+from ._landscape import HessianSpectrum, Landscape, landscape
+from ._modes import ModeState, ModeTransition, Modes, PhaseDiagram, modes, phase_diagram
+from ._nonaligned import NonalignedCriticalPoints, nonaligned_critical_points
+from ._symbolic import closed_forms, reduced_potential
+
+__all__ = [
+    "reduced_potential", "closed_forms",
+    "Convention", "CANONICAL", "PAPER", "resolve_convention", "gamma_from_weight_decay",
+    "weight_decay_from_gamma",
+    "CriticalPoints", "critical_points",
+    "HessianSpectrum", "Landscape", "landscape",
+    "ModeState", "ModeTransition", "Modes", "modes", "PhaseDiagram", "phase_diagram",
+    "NonalignedCriticalPoints", "nonaligned_critical_points",
+    "EmpiricalModes", "RelaxedState", "MisalignmentWarning", "empirical_modes", "empirical_moments",
+    "kramers_time", "mean_first_passage_time", "mfpt_1d", "eyring_kramers_time",
+]
