@@ -93,8 +93,8 @@ def eyring_kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fw
 def _log_abs_det_nonzero(spec):
     ev = np.asarray(np.ma.filled(np.ma.asarray(spec.eigenvalues, dtype=float), np.nan), dtype=float)
     mult = np.asarray(spec.multiplicities)
-    nonzero = np.array([lab != "orbit" for lab in spec.labels])
-    return np.sum(np.where(nonzero, mult * np.log(np.abs(ev)), 0.0), axis=-1)
+    keep = [j for j, lab in enumerate(spec.labels) if lab != "orbit"]  # det' skips the zero modes
+    return np.sum(mult[keep] * np.log(np.abs(ev[..., keep])), axis=-1)
 
 
 def _canonical(L):

@@ -1,0 +1,93 @@
+"""The CLI, tested in-process (and once as a real subprocess for the entry point)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from phasetools import __version__
+from phasetools.cli import main
+from phasetools.theory import critical_points, landscape, modes
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_readme_main_job(capsys):
+    code, out, err = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "0.9,0.8",
+                         "--convention", "paper")
+    assert code == 0 and err == ""
+    assert "0.344839" in out and "0.410549" in out and "0.294723" in out and "0.350882" in out
+
+
+def test_critical_json_keys_are_the_field_names(capsys):
+    code, out, _ = run(capsys, "theory", "critical", "--n-layers", "3", "--c", "0.9", "--json")
+    data = json.loads(out)
+    ref = critical_points(3, 0.9)
+    assert set(data) == set(ref.to_dict())
+    assert data["gamma_c"] == ref.gamma_c and data["order"] == "first"
+
+
+def test_landscape_json(capsys):
+    code, out, _ = run(capsys, "theory", "landscape", "--n-layers", "3", "--c", "0.8", "--gamma", "0.32",
+                       "--convention", "paper", "--width", "2", "--json")
+    data = json.loads(out)
+    ref = landscape(3, 0.8, 0.32, convention="paper", width=2)
+    assert set(data) == set(ref.to_dict())
+    assert data["barrier_fwd"] == ref.barrier_fwd
+    assert data["hessian_saddle"]["multiplicities"] == list(ref.hessian_saddle.multiplicities)
+    assert data["convention"]["name"] == "paper"
+
+
+def test_landscape_absent_states_are_null(capsys):
+    code, out, _ = run(capsys, "theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "0.9", "--json")
+    data = json.loads(out)
+    assert data["b_saddle"] is None and data["hessian_min"] is None and data["phase"] == "trivial"
+    code, out, _ = run(capsys, "theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "0.9")
+    assert "absent" in out
+
+
+def test_modes_table_and_json(capsys):
+    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "3,2,1,0.5", "--gamma", "0.15")
+    assert code == 0 and "5 states, 4 metastable" in out
+    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "3,2,1,0.5", "--gamma", "0.15",
+                       "--json")
+    data = json.loads(out)
+    ref = modes(3, [3, 2, 1, 0.5], gamma=0.15)
+    assert set(data) == set(ref.to_dict())
+    assert len(data["states"]) == 5 and data["global_index"] == ref.global_index
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["theory", "critical", "--n-layers", "1", "--c", "1"], "n_layers must be an integer >= 2"),
+    (["theory", "critical", "--n-layers", "3", "--c", "1", "--a", "0"], "a must be > 0"),
+    (["theory", "critical", "--n-layers", "3", "--c", "nan"], "c must be finite"),
+    (["theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "-0.1"], "gamma must be >= 0"),
+    (["theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "inf"], "gamma must be finite"),
+    (["theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "0.1", "--width", "0"], "width"),
+    (["theory", "modes", "--n-layers", "3", "--spectrum", ""], "spectrum must be a non-empty"),
+    (["theory", "modes", "--n-layers", "3", "--spectrum", "1,x"], "spectrum must be a comma-separated"),
+])
+def test_bad_input_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_entry_point_subprocess():
+    proc = subprocess.run([sys.executable, "-m", "phasetools", "theory", "critical", "--n-layers", "0",
+                           "--c", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("phasetools: error: n_layers")
