@@ -34,7 +34,7 @@ def kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fwd", con
     ``n_layers = 2``).
     """
     check_choice(direction, "direction", _DIRECTIONS)
-    L = landscape(n_layers, c, gamma, a, convention="canonical" if False else convention)
+    L = landscape(n_layers, c, gamma, a, convention=convention)
     conv = L.convention
     T = _temperature(temperature, conv)
     Lc = _canonical(L)

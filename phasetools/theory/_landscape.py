@@ -272,15 +272,17 @@ def landscape(n_layers, c, gamma, a=1.0, *, width=1, convention="canonical") -> 
 
 
 def _spectrum(eigenvalues, multiplicities, labels, scale, exists=None):
+    """Build a HessianSpectrum, dropping directions of multiplicity zero.
+
+    Scalar calls give a tuple of floats; array calls an array ``(*shape, m)``, masked
+    where the state is absent.
+    """
     keep = [j for j, m in enumerate(multiplicities) if m > 0]
-    ev = np.stack([np.broadcast_to(np.asarray(eigenvalues[j], dtype=np.float64), np.shape(eigenvalues[0]))
-                   for j in keep], axis=-1) * scale
-    if exists is not None:
-        ev = present(ev, np.broadcast_to(np.asarray(exists)[..., None], ev.shape))
-    elif ev.ndim == 1:
-        ev = ev
-    if isinstance(ev, np.ndarray) and not isinstance(ev, np.ma.MaskedArray) and ev.ndim == 1:
+    shape = np.shape(eigenvalues[0])
+    ev = np.stack([np.broadcast_to(np.asarray(eigenvalues[j], dtype=np.float64), shape) for j in keep],
+                  axis=-1) * scale
+    if ev.ndim == 1:
         ev = tuple(float(x) for x in ev)
-    elif isinstance(ev, np.ma.MaskedArray) and ev.ndim == 1:
-        ev = tuple(float(x) for x in ev.filled(np.nan))
+    elif exists is not None:
+        ev = present(ev, np.broadcast_to(np.asarray(exists)[..., None], ev.shape))
     return HessianSpectrum(ev, tuple(int(multiplicities[j]) for j in keep), tuple(labels[j] for j in keep))
