@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_choice, check_nonnegative
+from ..results import register
 
 __all__ = [
     "Convention",
@@ -44,6 +45,7 @@ _COUPLINGS = ("gamma", "weight_decay")
 _REDUCTIONS = ("mean", "mean_samples", "sum")
 
 
+@register
 @dataclass(frozen=True)
 class Convention:
     """An energy convention.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..results import Result
+from ..results import Result, register, timed
 from ._common import mode_inputs, scalar_or_array
 from ._convention import Convention
 from ._symbolic import compiled_closed_forms
@@ -14,7 +14,8 @@ from ._symbolic import compiled_closed_forms
 __all__ = ["CriticalPoints", "critical_points"]
 
 
-@dataclass(frozen=True, repr=False)
+@register
+@dataclass(frozen=True, eq=False, repr=False)
 class CriticalPoints(Result):
     """Critical couplings of one scalar mode ``(a, c)`` with ``n_layers`` weight matrices.
 
@@ -37,6 +38,13 @@ class CriticalPoints(Result):
     order: str
     latent_heat: object
 
+    _config_fields = ("n_layers", "a", "c", "convention")
+    _dims = {k: ("mode",) for k in ("a", "c", "gamma_c", "gamma_sp", "b_c", "P_c", "b_sp", "P_sp", "latent_heat")}
+    _coords = {"mode": "c"}
+    _units = {"a": "input_variance", "c": "cross_covariance", "gamma_c": "coupling[convention]",
+              "gamma_sp": "coupling[convention]", "b_c": "weight", "b_sp": "weight", "P_c": "end_to_end",
+              "P_sp": "end_to_end", "latent_heat": "energy[convention]/coupling[convention]"}
+
     def __repr__(self):
         def fmt(v):
             return f"{v:.10g}" if np.ndim(v) == 0 else f"array(shape={np.shape(v)})"
@@ -48,6 +56,7 @@ class CriticalPoints(Result):
         )
 
 
+@timed
 def critical_points(n_layers, c, a=1.0, *, convention="canonical") -> CriticalPoints:
     """Coexistence (``gamma_c``) and spinodal (``gamma_sp``) couplings of a scalar mode.
 

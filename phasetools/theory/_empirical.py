@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import as_float_array, check_n_layers, check_nonnegative
-from ..results import Result
+from ..results import Result, deep_equal, register, timed
 from ._convention import Convention, resolve_convention
 from ._modes import Modes, modes
 from ._network import end_to_end, layer_shapes, pack, relax, unpack
@@ -30,7 +30,8 @@ class MisalignmentWarning(UserWarning):
     """The empirical input covariance is not aligned with the cross-covariance."""
 
 
-@dataclass(frozen=True)
+@register
+@dataclass(frozen=True, eq=False)
 class RelaxedState:
     """A predicted state relaxed in the full network loss with the empirical moments."""
 
@@ -39,11 +40,17 @@ class RelaxedState:
     energy: float
     singular_values: np.ndarray  # of the relaxed end-to-end map, descending
 
+    def __eq__(self, other):
+        return type(other) is type(self) and deep_equal(self, other)
+
+    __hash__ = object.__hash__
+
     def to_dict(self):
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True, repr=False)
+@register
+@dataclass(frozen=True, eq=False, repr=False)
 class EmpiricalModes(Result):
     n_layers: int
     n_samples: int
@@ -56,6 +63,10 @@ class EmpiricalModes(Result):
     aligned: bool
     modes: Modes
     relaxed: tuple | None
+
+    _config_fields = ("n_layers", "n_samples", "convention")
+    _dims = {"sxx": ("input", "input"), "syx": ("output", "input"), "a": ("mode",), "c": ("mode",)}
+    _units = {"sxx": "input_variance", "syx": "cross_covariance", "a": "input_variance", "c": "cross_covariance"}
 
     def __repr__(self):
         return (f"EmpiricalModes(n_layers={self.n_layers}, n_samples={self.n_samples}, "
@@ -79,6 +90,7 @@ def empirical_moments(X, Y):
     return X.T @ X / N, Y.T @ X / N
 
 
+@timed
 def empirical_modes(X, Y, n_layers, gamma=None, *, convention="canonical", align_tol=1e-6) -> EmpiricalModes:
     """Per-mode predictions for a finite data set ``(X, Y)`` (samples in rows).
 

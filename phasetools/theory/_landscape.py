@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize.elementwise import find_root
 
 from .._validation import check_width
-from ..results import Result
+from ..results import Result, deep_equal, register, timed
 from ._common import mode_inputs, present, scalar_or_array
 from ._convention import Convention
 from ._symbolic import compiled_closed_forms, compiled_potential
@@ -34,7 +34,8 @@ def n_params_chain(n_layers: int, width: int) -> int:
     return 2 * width + (n_layers - 2) * width**2
 
 
-@dataclass(frozen=True)
+@register
+@dataclass(frozen=True, eq=False)
 class HessianSpectrum:
     """Weight-space Hessian spectrum as distinct eigenvalues with multiplicities.
 
@@ -49,6 +50,11 @@ class HessianSpectrum:
     eigenvalues: object
     multiplicities: tuple
     labels: tuple
+
+    def __eq__(self, other):
+        return type(other) is type(self) and deep_equal(self, other)
+
+    __hash__ = object.__hash__
 
     @property
     def n_params(self) -> int:
@@ -71,7 +77,8 @@ class HessianSpectrum:
                 "labels": list(self.labels)}
 
 
-@dataclass(frozen=True, repr=False)
+@register
+@dataclass(frozen=True, eq=False, repr=False)
 class Landscape(Result):
     """The reduced landscape of one scalar mode at coupling ``gamma``.
 
@@ -114,6 +121,17 @@ class Landscape(Result):
     hessian_trivial: HessianSpectrum
     hessian_saddle: HessianSpectrum | None
     hessian_min: HessianSpectrum | None
+
+    _config_fields = ("n_layers", "a", "c", "gamma", "width", "convention")
+    _dims = {k: ("point",) for k in ("a", "c", "gamma", "phase", "global_state", "b_saddle", "b_min", "lam_saddle",
+                                     "lam_min", "U_min", "barrier_fwd", "barrier_bwd", "curvature_trivial",
+                                     "curvature_saddle", "curvature_min", "orbit_volume_saddle", "orbit_volume_min")}
+    _units = {"a": "input_variance", "c": "cross_covariance", "gamma": "coupling[convention]",
+              "b_saddle": "weight", "b_min": "weight", "lam_saddle": "end_to_end", "lam_min": "end_to_end",
+              "U_min": "energy[convention]", "barrier_fwd": "energy[convention]", "barrier_bwd": "energy[convention]",
+              "curvature_trivial": "energy[convention]/weight^2", "curvature_saddle": "energy[convention]/weight^2",
+              "curvature_min": "energy[convention]/weight^2", "orbit_volume_saddle": "weight^orbit_dim",
+              "orbit_volume_min": "weight^orbit_dim"}
 
     def __repr__(self):
         def fmt(v):
@@ -169,6 +187,7 @@ def stationary_points(n: int, c_abs, a, gamma):
     return b_s, b_m, saddle_exists, min_exists
 
 
+@timed
 def landscape(n_layers, c, gamma, a=1.0, *, width=1, convention="canonical") -> Landscape:
     """Stationary points, barriers, curvatures and Hessian spectra of one scalar mode.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import as_float_array, check_n_layers, check_nonnegative, check_positive
-from ..results import Result
+from ..results import Result, register, timed
 from ._convention import Convention, resolve_convention
 from ._critical import critical_points
 from ._landscape import landscape
@@ -27,6 +27,7 @@ __all__ = ["ModeState", "ModeTransition", "Modes", "modes", "PhaseDiagram", "pha
 _MAX_ENUMERATED = 16  # learnable modes up to which non-isotropic states are enumerated
 
 
+@register
 @dataclass(frozen=True)
 class ModeState:
     """A local minimum: the set of learned modes (indices into the input spectrum)."""
@@ -40,6 +41,7 @@ class ModeState:
         return {"m": self.m, "learned": list(self.learned), "energy": self.energy, "is_global": self.is_global}
 
 
+@register
 @dataclass(frozen=True)
 class ModeTransition:
     """Index-1 transition state between two minima that differ by one learned ``mode``."""
@@ -57,7 +59,8 @@ class ModeTransition:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True, repr=False)
+@register
+@dataclass(frozen=True, eq=False, repr=False)
 class Modes(Result):
     """Per-mode critical couplings and, at a given ``gamma``, the metastable states.
 
@@ -79,6 +82,11 @@ class Modes(Result):
     states: tuple | None
     transitions: tuple | None
     global_index: int | None
+
+    _config_fields = ("n_layers", "spectrum", "a", "gamma", "convention")
+    _dims = {k: ("mode",) for k in ("spectrum", "a", "gamma_c", "gamma_sp", "learnable")}
+    _units = {"spectrum": "cross_covariance", "a": "input_variance", "gamma": "coupling[convention]",
+              "gamma_c": "coupling[convention]", "gamma_sp": "coupling[convention]"}
 
     @property
     def n_metastable(self) -> int | None:
@@ -104,6 +112,7 @@ def _spectrum_inputs(spectrum, a):
     return c, np.broadcast_to(a_arr, c.shape).astype(np.float64)
 
 
+@timed
 def modes(n_layers, spectrum, gamma=None, a=1.0, *, convention="canonical") -> Modes:
     """Per-mode transitions of aligned data and the metastable states at ``gamma``.
 
@@ -175,7 +184,8 @@ def modes(n_layers, spectrum, gamma=None, a=1.0, *, convention="canonical") -> M
     return Modes(n, c, a_arr, g, conv, gamma_c, gamma_sp, learnable, states, tuple(transitions), g_idx)
 
 
-@dataclass(frozen=True, repr=False)
+@register
+@dataclass(frozen=True, eq=False, repr=False)
 class PhaseDiagram(Result):
     """Which top-m states exist at each coupling, which is global, and the quasi-static sweeps.
 
@@ -200,12 +210,22 @@ class PhaseDiagram(Result):
     m_increasing: np.ndarray
     m_decreasing: np.ndarray
 
+    _config_fields = ("n_layers", "spectrum", "a", "gammas", "convention")
+    _dims = {"spectrum": ("mode",), "gamma_c": ("mode",), "gamma_sp": ("mode",), "gammas": ("gamma",),
+             "exists": ("gamma", "state"), "energies": ("gamma", "state"), "global_m": ("gamma",),
+             "m_increasing": ("gamma",), "m_decreasing": ("gamma",)}
+    _coords = {"gamma": "gammas", "mode": "spectrum"}
+    _units = {"spectrum": "cross_covariance", "gammas": "coupling[convention]", "gamma_c": "coupling[convention]",
+              "gamma_sp": "coupling[convention]", "energies": "energy[convention]", "global_m": "modes",
+              "m_increasing": "modes", "m_decreasing": "modes"}
+
     def __repr__(self):
         return (f"PhaseDiagram(n_layers={self.n_layers}, convention={self.convention.name!r}, "
                 f"spectrum={np.array2string(self.spectrum, precision=6)}, n_gammas={self.gammas.size}, "
                 f"gamma range=[{self.gammas.min():.6g}, {self.gammas.max():.6g}])")
 
 
+@timed
 def phase_diagram(spectrum, n_layers, gammas, a=1.0, *, convention="canonical") -> PhaseDiagram:
     """For each coupling in ``gammas``: which top-m states exist and which is global.
 

@@ -21,14 +21,15 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
 from .._validation import as_float_array, check_n_layers
-from ..results import Result
+from ..results import Result, register, timed
 from ._convention import Convention, resolve_convention
 from ._symbolic import compiled_closed_forms
 
 __all__ = ["NonalignedCriticalPoints", "nonaligned_critical_points", "stationary_branch"]
 
 
-@dataclass(frozen=True, repr=False)
+@register
+@dataclass(frozen=True, eq=False, repr=False)
 class NonalignedCriticalPoints(Result):
     """Critical couplings of vector-input, scalar-output data with any input covariance.
 
@@ -49,6 +50,11 @@ class NonalignedCriticalPoints(Result):
     a_eff: float
     c_eff: float
     gamma_c_naive: float
+
+    _config_fields = ("n_layers", "input_cov", "cross_cov", "convention")
+    _dims = {"input_cov": ("input", "input"), "cross_cov": ("input",), "direction": ("input",)}
+    _units = {"gamma_c": "coupling[convention]", "gamma_sp": "coupling[convention]",
+              "gamma_sp_bound": "coupling[convention]", "gamma_c_naive": "coupling[convention]"}
 
     def __repr__(self):
         return (f"NonalignedCriticalPoints(n_layers={self.n_layers}, gamma_c={self.gamma_c:.9g}, "
@@ -125,6 +131,7 @@ def _spinodal(n, S, q):
     return float(-res.fun), float(np.exp(res.x))
 
 
+@timed
 def nonaligned_critical_points(n_layers, input_cov, cross_cov, *, convention="canonical"):
     """``gamma_c`` (and ``gamma_sp``) for vector input ``x`` and scalar output ``y``.
 
