@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["Result", "register", "registry", "to_jsonable", "deep_equal", "timed"]
+__all__ = ["Result", "register", "registry", "to_jsonable", "deep_equal", "timed", "masked_to_objects"]
 
 _REGISTRY: dict[str, type] = {}
 
@@ -42,7 +42,15 @@ def register(cls):
     return cls
 
 
+# Modules whose import registers storable classes; imported before a file is read.
+_PROVIDERS = ("phasetools.theory",)
+
+
 def registry() -> dict[str, type]:
+    import importlib
+
+    for module in _PROVIDERS:
+        importlib.import_module(module)
     return dict(_REGISTRY)
 
 
@@ -70,7 +78,7 @@ def to_jsonable(value):
         v = float(value)
         return v if math.isfinite(v) else None
     if isinstance(value, np.ma.MaskedArray):
-        return to_jsonable(value.astype(object).filled(None).tolist())
+        return to_jsonable(masked_to_objects(value).tolist())
     if isinstance(value, np.ndarray):
         return to_jsonable(value.tolist())
     if isinstance(value, (list, tuple)):
@@ -80,6 +88,11 @@ def to_jsonable(value):
     if hasattr(value, "to_dict"):
         return to_jsonable(value.to_dict())
     raise TypeError(f"cannot convert {type(value).__name__} to JSON")
+
+
+def masked_to_objects(value: np.ma.MaskedArray) -> np.ndarray:
+    """An object array with ``None`` at masked entries (``filled(None)`` would insert '?')."""
+    return np.where(np.ma.getmaskarray(value), None, np.asarray(value.data).astype(object))
 
 
 def deep_equal(a, b) -> bool:

@@ -1,0 +1,17 @@
+"""Figures from results (matplotlib).
+
+Each function takes a result, draws on new axes (or the ``ax`` given) and returns a
+:class:`Plot` holding the figure and axes, so that users can restyle before
+``plot.save("fig.png")`` (or ``.pdf``; no suffix writes both).
+
+    potential(landscape)       U(b) per point, saddle and minima marked
+    barriers(landscape)        barrier heights against the coupling
+    phase_diagram(critical)    coexistence and spinodal lines over feature strength
+    cascade(phase_diagram)     top-m state energies, global state, hysteresis loop
+    levels(modes)              energy levels of the metastable states and their saddles
+    plot(result, kind=None)    dispatch by result type (used by ``phasetools plot``)
+"""
+
+from ._figures import KINDS, Plot, barriers, cascade, levels, phase_diagram, plot, potential
+
+__all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels", "plot", "KINDS"]
