@@ -91,3 +91,45 @@ def test_entry_point_subprocess():
                            "--c", "1"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("phasetools: error: n_layers")
+
+
+def test_out_show_plot_round_trip(tmp_path, capsys):
+    h5 = tmp_path / "r.h5"
+    code, out, _ = run(capsys, "theory", "critical", "--n-layers", "3", "--c", "0.05:1.2:40", "--convention",
+                       "paper", "--out", str(h5))
+    assert code == 0 and "stored as criticalpoints_0001" in out
+    code, out, _ = run(capsys, "theory", "landscape", "--n-layers", "3", "--c", "0.8", "--gamma", "0.01:0.4:50",
+                       "--convention", "paper", "--out", str(h5), "--name", "barriers")
+    assert code == 0 and "absent" in out
+    code, out, _ = run(capsys, "theory", "phase-diagram", "--n-layers", "3", "--spectrum", "0.9,0.8",
+                       "--convention", "paper", "--out", str(h5), "--json")
+    assert code == 0 and json.loads(out)["n_layers"] == 3   # --json output stays pure JSON
+    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "0.9,0.8", "--gamma", "0.32",
+                       "--convention", "paper", "--out", str(h5))
+    code, out, _ = run(capsys, "show", str(h5))
+    assert code == 0 and "4 result(s)" in out and "schema_version 1" in out
+    for name in ("barriers", "criticalpoints_0001", "phasediagram_0001", "modes_0001"):
+        assert name in out
+    assert "phasetools theory landscape" in out  # the command line is the provenance
+    from phasetools.io import load
+
+    assert load(h5, "barriers") == landscape(3, 0.8, __import__("numpy").linspace(0.01, 0.4, 50),
+                                             convention="paper")
+    for name in ("barriers", "criticalpoints_0001", "phasediagram_0001", "modes_0001"):
+        png = tmp_path / f"{name}.png"
+        code, out, err = run(capsys, "plot", str(h5), "--result", name, "-o", str(png))
+        assert code == 0, err
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, err = run(capsys, "plot", str(h5), "-o", str(tmp_path / "x.png"))
+    assert code == 2 and "holds 4 results" in err
+    code, out, err = run(capsys, "plot", str(h5), "--result", "modes_0001", "--kind", "cascade", "-o", "x.png")
+    assert code == 2 and "draws a PhaseDiagram" in err
+    code, out, err = run(capsys, "show", str(tmp_path / "missing.h5"))
+    assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_show_one_result(tmp_path, capsys):
+    h5 = tmp_path / "r.h5"
+    run(capsys, "theory", "critical", "--n-layers", "3", "--c", "1", "--out", str(h5))
+    code, out, _ = run(capsys, "show", str(h5), "--result", "criticalpoints_0001")
+    assert code == 0 and "CriticalPoints(" in out and '"gamma_c": 0.39685' in out

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 import numpy as np
@@ -109,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["phasetools", *argv])  # provenance of stored results
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -128,7 +131,7 @@ def _emit(result, args, table):
     if getattr(args, "out", None):
         from ..io import save
 
-        name = save(result, args.out, name=args.name)
+        name = save(result, args.out, name=args.name, command=args.command_line)
         where = f"stored as {name} in {args.out}"
     else:
         where = None
