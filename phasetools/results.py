@@ -9,7 +9,8 @@ and ``stats`` (wall time, compile time, counts) come last.
 * ``to_dict()`` / ``to_json()``: a JSON view whose keys are exactly the field names;
   absent states (``None`` for scalars, masked entries for arrays) become ``null``.
 * ``to_hdf5(group)`` / ``from_hdf5(group)``: lossless storage (see ``docs/schema.md``).
-* ``==`` compares values, dtypes and types field by field (arrays included).
+* ``==`` compares values, dtypes and types field by field (arrays included);
+  ``equal_values`` does the same but ignores ``stats`` (timings).
 * ``a + b`` merges two ensemble results of the same configuration where the subclass
   defines ``merge``.
 
@@ -153,6 +154,12 @@ class Result:
         return deep_equal(self, other)
 
     __hash__ = object.__hash__
+
+    def equal_values(self, other) -> bool:
+        """Equal in every field except ``stats`` (timings differ between identical runs)."""
+        return type(other) is type(self) and all(
+            deep_equal(getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self) if f.name != "stats")
 
     def __add__(self, other):
         merge = getattr(self, "merge", None)

@@ -113,8 +113,8 @@ def test_out_show_plot_round_trip(tmp_path, capsys):
     assert "phasetools theory landscape" in out  # the command line is the provenance
     from phasetools.io import load
 
-    assert load(h5, "barriers") == landscape(3, 0.8, __import__("numpy").linspace(0.01, 0.4, 50),
-                                             convention="paper")
+    assert load(h5, "barriers").equal_values(landscape(3, 0.8, __import__("numpy").linspace(0.01, 0.4, 50),
+                                             convention="paper"))
     for name in ("barriers", "criticalpoints_0001", "phasediagram_0001", "modes_0001"):
         png = tmp_path / f"{name}.png"
         code, out, err = run(capsys, "plot", str(h5), "--result", name, "-o", str(png))
