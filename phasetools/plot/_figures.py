@@ -85,10 +85,13 @@ def potential(landscape, *, ax=None, b_max=None, n_points=600) -> Plot:
     axis.set_ylabel(_energy_label(conv, "U(b)"))
     axis.set_title(f"reduced potential, n_layers = {L.n_layers}  (open: saddle, filled: learned minimum)",
                    fontsize=9)
-    lo = np.nanmin([conv.energy_from_canonical(pot.U(bb, a[i], c[i], conv.gamma_to_canonical(g[i])))
-                    for i in range(g.size) for bb in (b_m[i],) if np.isfinite(bb)] + [0.0])
-    hi = np.nanmax([_filled(L.barrier_fwd).max() if np.any(np.isfinite(_filled(L.barrier_fwd))) else 0.0, 0.0])
-    span = max(hi - lo, 1e-12)
+    marks = [0.0]
+    for i in range(g.size):
+        for bb in (b_s[i], b_m[i]):
+            if np.isfinite(bb):
+                marks.append(float(conv.energy_from_canonical(pot.U(bb, a[i], c[i], conv.gamma_to_canonical(g[i])))))
+    lo, hi = min(marks), max(marks)
+    span = max(hi - lo, 1e-3 * float(np.max(conv.energy_from_canonical(c**2 / a))))
     axis.set_ylim(lo - 0.25 * span, hi + 0.6 * span)
     axis.legend(fontsize=8, loc="upper left")
     return Plot(fig, (axis,))
