@@ -129,3 +129,39 @@ def compiled_potential(n_layers: int) -> SimpleNamespace:
         dstationary=compile_(sp.diff(h, b)),
         stationary_expr=h,
     )
+
+
+def chain_potential(n_layers: int):
+    """Canonical loss of a width-1 chain of ``n_layers`` scalar weights, from the trivial state.
+
+    ``U(w) = a P^2 - 2 c P + gamma sum_i w_i^2`` with ``P = w_1 ... w_n`` (the constant
+    ``E[y^2]`` dropped). Returns ``(expr, weights, P)``; the data symbols are the module's
+    ``a, c, gamma`` (here ``c`` is the signed ``E[xy]``).
+    """
+    w = sp.symbols(f"w1:{int(n_layers) + 1}", real=True)
+    c_signed = sp.Symbol("c", real=True)
+    P = sp.Mul(*w)
+    expr = a * P**2 - 2 * c_signed * P + gamma * sum(wi**2 for wi in w)
+    return expr, w, P
+
+
+def network_potential(n_layers: int, width: int, d_in: int, d_out: int):
+    """Canonical loss of a deep linear network, from the trivial state, as a sympy scalar.
+
+    ``U = tr(M A M^T) - 2 tr(M C^T) + gamma sum_i ||W_i||_F^2`` with ``M = W_n ... W_1``,
+    ``A = E[x x^T]`` (d_in x d_in, symbols ``A_ij``) and ``C = E[y x^T]`` (d_out x d_in,
+    symbols ``C_ij``). Returns ``(expr, weights, M, A, C)`` with ``weights`` the flat list
+    of weight symbols, layer by layer, row-major (the order of
+    :func:`phasetools.theory._network.pack`).
+    """
+    dims = [d_in] + [width] * (n_layers - 1) + [d_out]
+    layers = [sp.Matrix(dims[i + 1], dims[i], lambda r, q, i=i: sp.Symbol(f"W{i + 1}_{r}_{q}", real=True))
+              for i in range(n_layers)]
+    A = sp.Matrix(d_in, d_in, lambda r, q: sp.Symbol(f"A_{min(r, q)}_{max(r, q)}", real=True))
+    C = sp.Matrix(d_out, d_in, lambda r, q: sp.Symbol(f"C_{r}_{q}", real=True))
+    M = layers[0]
+    for W in layers[1:]:
+        M = W * M
+    weights = [s for W in layers for s in W]
+    expr = (M * A * M.T).trace() - 2 * (M * C.T).trace() + gamma * sum(s**2 for s in weights)
+    return expr, weights, M, A, C

@@ -1,0 +1,178 @@
+"""Potentials for Langevin simulation, each defined by a sympy expression.
+
+A :class:`Potential` holds the energy expression, its variables, numeric values of its
+parameters, a default order parameter (the scalar whose first passage stops a
+trajectory) and the variables reflected at zero. Gradients, Hessians and the kernel are
+derived from the expression by :mod:`._codegen`; nothing is hand-written.
+
+Energies are in the units of ``convention`` (the expression is multiplied by its
+``kappa``), so temperatures and times are in that convention's units too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from .._validation import as_float_array, check_n_layers, check_nonnegative, check_positive, check_width
+from ..theory import resolve_convention
+from ..theory._symbolic import a as _a, b as _b, c as _c, chain_potential, gamma as _g, network_potential
+from ..theory._symbolic import reduced_potential
+
+__all__ = ["Potential", "double_well", "reduced", "chain", "network", "from_sympy"]
+
+
+@dataclass(frozen=True, eq=False)
+class Potential:
+    """A potential ``U(x)`` given by a sympy expression.
+
+    Attributes
+    ----------
+    name : str
+    expr : sympy.Expr
+        Energy in the convention's units (parameters still symbolic).
+    variables : tuple of sympy.Symbol
+    params : dict
+        Parameter symbol -> value; every free symbol of ``expr`` that is not a variable.
+    order : sympy.Expr
+        Default order parameter for first-passage stops.
+    reflect : tuple of int
+        Indices of variables reflected at zero (e.g. ``b = |w| >= 0``).
+    convention : str
+    description : dict
+        Plain values describing the potential (stored with results).
+    """
+
+    name: str
+    expr: object
+    variables: tuple
+    params: dict = field(default_factory=dict)
+    order: object = None
+    reflect: tuple = ()
+    convention: str = "canonical"
+    description: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        expr = sp.sympify(self.expr)
+        variables = tuple(self.variables)
+        if not variables or not all(isinstance(v, sp.Symbol) for v in variables):
+            raise ValueError("variables must be a non-empty sequence of sympy symbols")
+        by_name = {str(sym): sym for sym in expr.free_symbols}
+        params = {(by_name.get(k, sp.Symbol(k)) if isinstance(k, str) else k): float(v)
+                  for k, v in self.params.items()}
+        for k, v in params.items():
+            if not np.isfinite(v):
+                raise ValueError(f"parameter {k} must be finite, got {v}")
+        free = (expr.free_symbols | sp.sympify(self.order if self.order is not None else variables[0]).free_symbols)
+        unknown = free - set(variables) - set(params)
+        if unknown:
+            names = ", ".join(sorted(str(s) for s in unknown))
+            raise ValueError(f"expr has free symbols that are neither variables nor params: {names}")
+        object.__setattr__(self, "expr", expr)
+        object.__setattr__(self, "variables", variables)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "order", sp.sympify(self.order) if self.order is not None else variables[0])
+        for i in self.reflect:
+            if not 0 <= i < len(variables):
+                raise ValueError(f"reflect index {i} is not a variable index (0..{len(variables) - 1})")
+
+    @property
+    def dim(self) -> int:
+        return len(self.variables)
+
+    @property
+    def param_symbols(self) -> tuple:
+        return tuple(sorted(self.params, key=str))
+
+    @property
+    def param_values(self) -> np.ndarray:
+        return np.array([self.params[s] for s in self.param_symbols], dtype=np.float64)
+
+    def energy(self, x) -> np.ndarray:
+        """Vectorised energy at points ``x`` (..., dim)."""
+        from ._codegen import numpy_functions
+
+        return numpy_functions(self).energy(np.asarray(x, dtype=float))
+
+    def config(self) -> dict:
+        return {"name": self.name, "convention": self.convention, "dim": self.dim,
+                "params": {str(k): v for k, v in sorted(self.params.items(), key=lambda kv: str(kv[0]))},
+                **self.description}
+
+
+def double_well() -> Potential:
+    """The quartic double well ``U = x^4/4 - x^2/2`` (minima at -1 and +1, barrier 1/4)."""
+    x = sp.Symbol("x", real=True)
+    return Potential("double_well", x**4 / 4 - x**2 / 2, (x,), order=x)
+
+
+def reduced(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
+    """The balanced reduced potential ``U(b)`` of one mode, ``b >= 0`` (reflected at 0)."""
+    n = check_n_layers(n_layers)
+    conv = resolve_convention(convention)
+    g = conv.gamma_to_canonical(float(check_nonnegative(gamma, "gamma")))
+    params = {_a: float(check_positive(a, "a")), _c: abs(float(as_float_array(c, "c"))), _g: float(g)}
+    expr = conv.kappa * reduced_potential(n)
+    return Potential("reduced", expr, (_b,), params, order=_b, reflect=(0,), convention=conv.name,
+                     description={"n_layers": n, "a": params[_a], "c": params[_c], "coupling": float(gamma)})
+
+
+def chain(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
+    """The chain of ``n_layers`` scalar weights of one mode; order parameter ``P = w_1...w_n``."""
+    n = check_n_layers(n_layers)
+    conv = resolve_convention(convention)
+    g = conv.gamma_to_canonical(float(check_nonnegative(gamma, "gamma")))
+    expr, w, P = chain_potential(n)
+    c_sym = sp.Symbol("c", real=True)
+    params = {_a: float(check_positive(a, "a")), c_sym: float(as_float_array(c, "c")), _g: float(g)}
+    return Potential("chain", conv.kappa * expr, tuple(w), params, order=P, convention=conv.name,
+                     description={"n_layers": n, "a": params[_a], "c": params[c_sym], "coupling": float(gamma)})
+
+
+def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonical", order=None) -> Potential:
+    """A deep linear network with hidden width ``width`` (all weights are variables).
+
+    ``input_cov`` is ``E[x x^T]`` (d_in x d_in), ``cross_cov`` is ``E[y x^T]`` (d_out x d_in).
+    The default order parameter is ``u^T M v`` along the top singular pair of
+    ``cross_cov`` (the learned coefficient of the strongest mode); pass ``order`` (a
+    function of the end-to-end sympy matrix ``M``) for another.
+    """
+    n = check_n_layers(n_layers)
+    h = check_width(width)
+    conv = resolve_convention(convention)
+    A = as_float_array(input_cov, "input_cov")
+    C = as_float_array(cross_cov, "cross_cov")
+    if A.ndim == 0:
+        A = A.reshape(1, 1)
+    C = np.atleast_2d(C)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or C.shape[1] != A.shape[0]:
+        raise ValueError(f"input_cov must be (d_in, d_in) and cross_cov (d_out, d_in), got {A.shape} and {C.shape}")
+    d_in, d_out = A.shape[0], C.shape[0]
+    g = conv.gamma_to_canonical(float(check_nonnegative(gamma, "gamma")))
+    expr, weights, M, As, Cs = network_potential(n, h, d_in, d_out)
+    params = {_g: float(g)}
+    for r in range(d_in):
+        for q in range(r, d_in):
+            params[As[r, q]] = float(A[r, q])
+    for r in range(d_out):
+        for q in range(d_in):
+            params[Cs[r, q]] = float(C[r, q])
+    if order is None:
+        U, _, Vt = np.linalg.svd(C)
+        u, v = U[:, 0] * np.sign(U[0, 0] or 1.0), Vt[0] * np.sign(U[0, 0] or 1.0)
+        order_expr = sum(float(u[r]) * M[r, q] * float(v[q]) for r in range(d_out) for q in range(d_in))
+    else:
+        order_expr = order(M)
+    return Potential("network", conv.kappa * expr, tuple(weights), params, order=order_expr,
+                     convention=conv.name,
+                     description={"n_layers": n, "width": h, "d_in": d_in, "d_out": d_out, "coupling": float(gamma)})
+
+
+def from_sympy(expr, variables, params=None, *, order=None, reflect=(), name="custom") -> Potential:
+    """A user-supplied potential: any sympy expression in ``variables`` (symbols or names)."""
+    variables = tuple(sp.Symbol(v, real=True) if isinstance(v, str) else v for v in variables)
+    if isinstance(expr, str):
+        expr = sp.sympify(expr, locals={str(v): v for v in variables})
+    return Potential(name, expr, variables, dict(params or {}), order=order, reflect=tuple(reflect))

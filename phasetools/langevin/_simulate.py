@@ -1,0 +1,330 @@
+"""``simulate``: ensembles of overdamped Langevin trajectories with first-passage stops."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import sympy as sp
+
+from .._validation import as_float_array, check_choice, check_positive
+from ..results import Result, register
+from ._codegen import kernel_module, numpy_functions
+from ._potentials import Potential
+from ._rng import ZIG_F, ZIG_K, ZIG_W, seed_states, trajectory_keys
+
+__all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "EscapeEnsemble", "simulate", "replay", "entropy_of"]
+
+STATUS_CENSORED, STATUS_ESCAPED, STATUS_NONFINITE = 0, 1, 2
+_MAX_PATH_VALUES = 200_000_000
+
+
+@dataclass(frozen=True)
+class EulerMaruyama:
+    """Euler-Maruyama: strong order 1/2, weak order 1.
+
+    First passage is tested at the grid points only, so escape times are biased late by
+    O(sqrt(dt)) (paths that cross and come back within a step are missed).
+    """
+
+    name: str = "euler"
+    strong_order: float = 0.5
+    weak_order: float = 1.0
+    first_passage_order: float = 0.5
+    bridge: bool = False
+
+
+@dataclass(frozen=True)
+class BrownianBridge:
+    """Euler-Maruyama steps plus a Brownian-bridge crossing test between grid points.
+
+    When both ends of a step lie below the level (distances ``a``, ``b``), the path is
+    counted as having crossed with probability ``exp(-2 a b / v)``, ``v = 2 T dt
+    |grad phi|^2`` the variance of the order parameter's increment; this lowers the
+    first-passage bias from O(sqrt(dt)) to O(dt) (Gobet 2000; Mannella 1999).
+    """
+
+    name: str = "bridge"
+    strong_order: float = 0.5
+    weak_order: float = 1.0
+    first_passage_order: float = 1.0
+    bridge: bool = True
+
+
+_SCHEMES = {"euler": EulerMaruyama(), "bridge": BrownianBridge()}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Stop a trajectory when the order parameter first passes ``level``.
+
+    ``direction="up"``: stop when ``phi >= level``; ``"down"``: when ``phi <= level``.
+    ``order`` (a sympy expression in the potential's variables) replaces the potential's
+    default order parameter.
+    """
+
+    level: float
+    direction: str = "up"
+    order: object = None
+
+    def __post_init__(self):
+        check_choice(self.direction, "direction", ("up", "down"))
+        lv = float(as_float_array(self.level, "level"))
+        object.__setattr__(self, "level", lv)
+
+
+@register
+@dataclass(frozen=True, eq=False, repr=False)
+class EscapeEnsemble(Result):
+    """An ensemble of Langevin trajectories and their first-passage (escape) times.
+
+    ``times`` are in the potential's convention time units (``steps * dt``); a trajectory
+    that reached ``max_steps`` without escaping is right-censored (``status == 0``,
+    ``times`` is then the observation time, a lower bound); ``status == 2`` marks a
+    trajectory stopped by a non-finite value (excluded from escape statistics, counted in
+    ``stats``). ``run`` and ``index`` identify each trajectory's random stream: entropy
+    ``seeds[run]``, trajectory ``index`` (see :func:`replay`).
+    """
+
+    potential: str
+    potential_config: dict
+    convention: str
+    temperature: float
+    dt: float
+    max_steps: int
+    scheme: str
+    stop_order: str | None
+    stop_level: float | None
+    stop_direction: str | None
+    x0: np.ndarray
+    times: np.ndarray
+    steps: np.ndarray
+    status: np.ndarray
+    final: np.ndarray
+    run: np.ndarray
+    index: np.ndarray
+    paths: np.ndarray | None = None
+    save_every: int | None = None
+
+    _config_fields = ("potential", "potential_config", "convention", "temperature", "dt", "max_steps", "scheme",
+                      "stop_order", "stop_level", "stop_direction", "save_every")
+    _dims = {"x0": ("trajectory", "variable"), "times": ("trajectory",), "steps": ("trajectory",),
+             "status": ("trajectory",), "final": ("trajectory", "variable"), "run": ("trajectory",),
+             "index": ("trajectory",), "paths": ("trajectory", "save", "variable")}
+    _units = {"times": "time[convention]", "temperature": "temperature[convention]", "dt": "time[convention]"}
+
+    @property
+    def n_traj(self) -> int:
+        return int(self.times.size)
+
+    @property
+    def escaped(self) -> np.ndarray:
+        return self.status == STATUS_ESCAPED
+
+    @property
+    def censored(self) -> np.ndarray:
+        return self.status == STATUS_CENSORED
+
+    @property
+    def nonfinite(self) -> np.ndarray:
+        return self.status == STATUS_NONFINITE
+
+    def merge(self, other: "EscapeEnsemble") -> "EscapeEnsemble":
+        """Pool two runs of the same configuration (different seeds) into one ensemble."""
+        if not isinstance(other, EscapeEnsemble):
+            raise TypeError("can only merge with another EscapeEnsemble")
+        from ..results import deep_equal
+
+        if not deep_equal(self.config, other.config):
+            diff = [k for k in self.config if not deep_equal(self.config[k], other.config[k])]
+            raise ValueError(f"cannot merge ensembles with different configurations (differ in {diff})")
+        overlap = set(self.seeds) & set(other.seeds)
+        if overlap:
+            raise ValueError("cannot merge runs that share seeds (the trajectories would repeat)")
+        paths = None if self.paths is None or other.paths is None else np.concatenate([self.paths, other.paths])
+        stats = {"wall_time": self.stats.get("wall_time", 0.0) + other.stats.get("wall_time", 0.0),
+                 "compile_time": self.stats.get("compile_time", 0.0) + other.stats.get("compile_time", 0.0),
+                 "steps_total": self.stats.get("steps_total", 0) + other.stats.get("steps_total", 0),
+                 "n_nonfinite": self.stats.get("n_nonfinite", 0) + other.stats.get("n_nonfinite", 0)}
+        return dataclasses.replace(
+            self,
+            x0=np.concatenate([self.x0, other.x0]), times=np.concatenate([self.times, other.times]),
+            steps=np.concatenate([self.steps, other.steps]), status=np.concatenate([self.status, other.status]),
+            final=np.concatenate([self.final, other.final]),
+            run=np.concatenate([self.run, other.run + len(self.seeds)]),
+            index=np.concatenate([self.index, other.index]), paths=paths,
+            seeds=tuple(self.seeds) + tuple(other.seeds), stats=stats)
+
+    def __repr__(self):
+        return (f"EscapeEnsemble(potential={self.potential!r}, temperature={self.temperature:g}, dt={self.dt:g}, "
+                f"scheme={self.scheme!r}, n_traj={self.n_traj}, escaped={int(self.escaped.sum())}, "
+                f"censored={int(self.censored.sum())}, nonfinite={int(self.nonfinite.sum())})")
+
+
+def entropy_of(rng) -> int:
+    """Normalise ``rng`` (None, int, SeedSequence or Generator) to one recorded entropy integer."""
+    if rng is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(rng, (bool, np.bool_)):
+        raise ValueError(f"rng must be None, an int >= 0, a SeedSequence or a Generator, got {rng!r}")
+    if isinstance(rng, (int, np.integer)):
+        if rng < 0:
+            raise ValueError(f"rng must be an int >= 0, got {rng}")
+        return int(rng)
+    if isinstance(rng, np.random.SeedSequence):
+        return int.from_bytes(rng.generate_state(4, dtype=np.uint32).tobytes(), "little")
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63))
+    raise ValueError(f"rng must be None, an int >= 0, a SeedSequence or a Generator, got {type(rng).__name__}")
+
+
+def _largest_stable_dt(potential, x0):
+    H = numpy_functions(potential).hessian(x0)
+    H = np.asarray(H, dtype=float)
+    H = np.moveaxis(H, (0, 1), (-2, -1)) if H.ndim > 2 and H.shape[0] == potential.dim else H
+    eig = np.linalg.eigvalsh(H.reshape(-1, potential.dim, potential.dim))
+    lam = float(np.max(eig))
+    return (2.0 / lam if lam > 0 else np.inf), lam
+
+
+def simulate(potential: Potential, x0, *, temperature, dt, n_traj, max_steps, stop=None, scheme="euler",
+             save_every=None, rng=None, n_threads=None) -> EscapeEnsemble:
+    """Simulate ``n_traj`` independent trajectories of ``dx = -grad U dt + sqrt(2 T) dW``.
+
+    Parameters
+    ----------
+    potential : Potential
+        From :func:`double_well`, :func:`reduced`, :func:`chain`, :func:`network` or
+        :func:`from_sympy`. Energies, ``temperature``, ``dt`` and times are in its
+        convention's units.
+    x0 : array (dim,) or (n_traj, dim)
+        Starting point(s).
+    temperature : float > 0
+    dt : float > 0
+        Time step; refused if the explicit scheme is unstable at ``x0``
+        (``dt >= 2 / lambda_max`` of the Hessian there).
+    n_traj, max_steps : int >= 1
+        Trajectories, and the step budget after which a trajectory is right-censored.
+    stop : Threshold, optional
+        First-passage condition on the order parameter, tested after every step.
+        Without it every trajectory runs ``max_steps`` (all censored).
+    scheme : "euler" | "bridge" | EulerMaruyama | BrownianBridge
+    save_every : int, optional
+        Keep the state every ``save_every`` steps in ``paths`` (NaN after a stop).
+    rng : None, int, SeedSequence or Generator
+        Root of the random streams. Trajectory ``i`` uses its own xoshiro256** stream
+        keyed by (entropy, i): results are bit-identical for any thread count and can be
+        replayed one trajectory at a time with :func:`replay`.
+    n_threads : int, optional
+        numba threads for this call (default: numba's current setting).
+    """
+    return _simulate(potential, x0, temperature=temperature, dt=dt, n_traj=n_traj, max_steps=max_steps, stop=stop,
+                     scheme=scheme, save_every=save_every, entropy=entropy_of(rng), indices=None,
+                     n_threads=n_threads)
+
+
+def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, save_every=None) -> EscapeEnsemble:
+    """Re-run trajectory ``trajectory`` of ``ensemble`` alone (bit-identical), e.g. to save its path."""
+    i = int(trajectory)
+    if not 0 <= i < ensemble.n_traj:
+        raise ValueError(f"trajectory must be in [0, {ensemble.n_traj}), got {trajectory}")
+    stop = None
+    if ensemble.stop_level is not None:
+        stop = Threshold(ensemble.stop_level, ensemble.stop_direction, sp.sympify(ensemble.stop_order))
+    return _simulate(potential, ensemble.x0[i], temperature=ensemble.temperature, dt=ensemble.dt, n_traj=1,
+                     max_steps=ensemble.max_steps, stop=stop, scheme=ensemble.scheme, save_every=save_every,
+                     entropy=ensemble.seeds[int(ensemble.run[i])], indices=np.array([ensemble.index[i]]),
+                     n_threads=None)
+
+
+def _check_count(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _simulate(potential, x0, *, temperature, dt, n_traj, max_steps, stop, scheme, save_every, entropy, indices,
+              n_threads):
+    if not isinstance(potential, Potential):
+        raise ValueError(f"potential must be a phasetools.langevin Potential, got {type(potential).__name__}")
+    T = float(check_positive(temperature, "temperature"))
+    dt = float(check_positive(dt, "dt"))
+    n_traj = _check_count(n_traj, "n_traj")
+    max_steps = _check_count(max_steps, "max_steps")
+    if isinstance(scheme, str):
+        scheme = _SCHEMES.get(scheme) or check_choice(scheme, "scheme", tuple(_SCHEMES))
+    if not isinstance(scheme, (EulerMaruyama, BrownianBridge)):
+        raise ValueError(f"scheme must be 'euler', 'bridge' or a scheme object, got {scheme!r}")
+    if stop is not None and not isinstance(stop, Threshold):
+        raise ValueError(f"stop must be a Threshold or None, got {type(stop).__name__}")
+    if stop is not None and stop.order is not None:
+        potential = dataclasses.replace(potential, order=stop.order)
+    x0 = as_float_array(x0, "x0")
+    d = potential.dim
+    if x0.shape == (d,):
+        x0 = np.broadcast_to(x0, (n_traj, d)).copy()
+    elif x0.shape != (n_traj, d):
+        raise ValueError(f"x0 must have shape ({d},) or ({n_traj}, {d}) for this potential, got {x0.shape}")
+    x0 = np.ascontiguousarray(x0)
+    dt_max, lam = _largest_stable_dt(potential, np.unique(x0, axis=0))
+    if dt >= dt_max:
+        raise ValueError(f"dt = {dt:g} is too large: the explicit scheme is unstable at x0 (largest Hessian "
+                         f"eigenvalue {lam:.4g}); the largest stable dt there is {dt_max:.4g}; use dt well below it")
+    if save_every is not None:
+        save_every = _check_count(save_every, "save_every")
+        n_save = max_steps // save_every
+        if n_traj * n_save * d > _MAX_PATH_VALUES:
+            raise ValueError(f"save_every = {save_every} would store {n_traj * n_save * d} values; "
+                             f"raise save_every or lower n_traj")
+    else:
+        n_save = 0
+    idx = np.arange(n_traj, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+    states = seed_states(trajectory_keys(entropy, idx))
+    module = kernel_module(potential)
+    p = potential.param_values
+    out_steps = np.empty(n_traj, dtype=np.int64)
+    out_status = np.empty(n_traj, dtype=np.int8)
+    out_x = np.empty((n_traj, d))
+    paths = np.full((n_traj, n_save, d), np.nan)
+    has_stop = stop is not None
+    level = stop.level if has_stop else 0.0
+    direction = (1.0 if stop.direction == "up" else -1.0) if has_stop else 1.0
+    sigma = float(np.sqrt(2.0 * T * dt))
+    args_tail = (has_stop, level, direction, scheme.bridge, save_every or 0)
+
+    old_threads = numba.get_num_threads()
+    if n_threads is not None:
+        numba.set_num_threads(_check_count(n_threads, "n_threads"))
+    try:
+        compile_time = 0.0
+        if not module.run_additive.signatures:
+            t0 = time.perf_counter()  # compile or load from the on-disk cache, on a throw-away trajectory
+            module.run_additive(x0[:1].copy(), p, dt, sigma, 1, *args_tail, states[:1].copy(), ZIG_K, ZIG_W, ZIG_F,
+                                np.empty(1, np.int64), np.empty(1, np.int8), np.empty((1, d)),
+                                np.empty((1, 0, d)))
+            compile_time = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        module.run_additive(x0, p, dt, sigma, max_steps, *args_tail, states, ZIG_K, ZIG_W, ZIG_F, out_steps,
+                            out_status, out_x, paths)
+        wall = time.perf_counter() - t0
+        threads = numba.get_num_threads()
+    finally:
+        numba.set_num_threads(old_threads)
+    stats = {"wall_time": wall, "compile_time": compile_time, "steps_total": int(out_steps.sum()),
+             "n_nonfinite": int(np.sum(out_status == STATUS_NONFINITE)), "n_threads": threads}
+    return EscapeEnsemble(
+        potential=potential.name, potential_config=_jsonable(potential.config()), convention=potential.convention,
+        temperature=T, dt=dt, max_steps=max_steps, scheme=scheme.name,
+        stop_order=str(potential.order) if has_stop else None, stop_level=stop.level if has_stop else None,
+        stop_direction=stop.direction if has_stop else None, x0=x0, times=out_steps * dt, steps=out_steps,
+        status=out_status, final=out_x, run=np.zeros(n_traj, dtype=np.int64), index=idx,
+        paths=paths if save_every else None, save_every=save_every, seeds=(int(entropy),), stats=stats)
+
+
+def _jsonable(d):
+    from ..results import to_jsonable
+
+    return to_jsonable(d)
