@@ -233,7 +233,9 @@ def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, s
         raise ValueError(f"trajectory must be in [0, {ensemble.n_traj}), got {trajectory}")
     stop = None
     if ensemble.stop_level is not None:
-        stop = Threshold(ensemble.stop_level, ensemble.stop_direction, sp.sympify(ensemble.stop_order))
+        names = {str(v): v for v in potential.variables}
+        names.update({str(k): k for k in potential.params})
+        stop = Threshold(ensemble.stop_level, ensemble.stop_direction, sp.sympify(ensemble.stop_order, locals=names))
     return _simulate(potential, ensemble.x0[i], temperature=ensemble.temperature, dt=ensemble.dt, n_traj=1,
                      max_steps=ensemble.max_steps, stop=stop, scheme=ensemble.scheme, save_every=save_every,
                      entropy=ensemble.seeds[int(ensemble.run[i])], indices=np.array([ensemble.index[i]]),

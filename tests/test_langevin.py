@@ -1,0 +1,214 @@
+"""Langevin engine: exact oracles (first-passage quadrature, OU variance), scheme orders,
+reproducibility across threads and processes, merging, storage and bad input.
+
+Statistical tolerances are 3 standard errors (two-sided, ~99.7%) computed from the
+sample at hand; the seeds are fixed so the suite is deterministic.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from phasetools.io import load, save
+from phasetools.langevin import (EscapeEnsemble, Threshold, chain, double_well, from_sympy, network, reduced, replay,
+                                 simulate)
+from phasetools.theory import landscape, mfpt_1d
+
+OU = from_sympy("k*x**2/2", ["x"], {"k": 1.0}, name="ou")
+
+
+def mean_and_se(r):
+    t = r.times[r.escaped]
+    assert r.censored.sum() == 0
+    return t.mean(), t.std(ddof=1) / np.sqrt(t.size)
+
+
+# --- exactness of the numbers -------------------------------------------------------------
+def test_ou_stationary_variance_is_T_over_k():
+    # x' = -k x + sqrt(2T) xi: stationary Var = T/k. Euler's stationary variance is
+    # T/k / (1 - k dt/2) exactly (discrete AR(1)); compare with that, within 3 SE.
+    k, T, dt = 2.0, 0.3, 0.01
+    pot = from_sympy("k*x**2/2", ["x"], {"k": k})
+    r = simulate(pot, [0.0], temperature=T, dt=dt, n_traj=20000, max_steps=1000, rng=11)
+    x = r.final[:, 0]
+    var_ar1 = T / k / (1 - k * dt / 2)
+    se = var_ar1 * np.sqrt(2 / (x.size - 1))  # SE of a Gaussian sample variance
+    assert abs(x.var(ddof=1) - var_ar1) < 3 * se
+    assert abs(x.mean()) < 3 * np.sqrt(var_ar1 / x.size)
+
+
+def test_first_passage_orders_on_ou():
+    """Known answer: OU (k = T = 1) from 0 to the level 1, exact MFPT by quadrature.
+    Euler-Maruyama's first-passage bias is O(sqrt dt) (halves when dt drops 4x);
+    the Brownian-bridge test removes it to O(dt)."""
+    exact = mfpt_1d(lambda x: x**2 / 2, 0.0, 1.0, -12.0, 1.0, n_grid=200001)
+    stop = Threshold(1.0)
+    bias, se = {}, {}
+    for scheme in ("euler", "bridge"):
+        for dt in (0.04, 0.01):
+            r = simulate(OU, [0.0], temperature=1.0, dt=dt, n_traj=40000, max_steps=int(100 / dt), stop=stop,
+                         scheme=scheme, rng=3)
+            m, s = mean_and_se(r)
+            bias[scheme, dt], se[scheme, dt] = m - exact, s
+    # Euler: bias ratio sqrt(0.04 / 0.01) = 2 within 3 SE of the ratio
+    ratio = bias["euler", 0.04] / bias["euler", 0.01]
+    ratio_se = ratio * np.hypot(se["euler", 0.04] / bias["euler", 0.04], se["euler", 0.01] / bias["euler", 0.01])
+    assert bias["euler", 0.01] > 5 * se["euler", 0.01]        # the O(sqrt dt) bias is real
+    assert abs(ratio - 2.0) < 3 * ratio_se
+    # bridge: at dt = 0.01 unbiased within 3 SE; at dt = 0.04 far below Euler's bias
+    assert abs(bias["bridge", 0.01]) < 3 * se["bridge", 0.01]
+    assert abs(bias["bridge", 0.04]) < 0.15 * bias["euler", 0.04]
+
+
+def test_double_well_mfpt_with_step_size_bias():
+    """Quartic double well, T = 0.05, from -1 to +1: exact MFPT 729.67 (quadrature).
+    The Euler drift bias is O(dt) and shrinks with dt; the Richardson extrapolation
+    2 tau(dt/2) - tau(dt) agrees with the exact value within 3 SE."""
+    exact = mfpt_1d(lambda x: x**4 / 4 - x**2 / 2, -1.0, 1.0, -3.0, 0.05, n_grid=200001)
+    assert exact == pytest.approx(729.67, abs=0.005)
+    pot = double_well()
+    tau, se = {}, {}
+    for dt in (0.2, 0.1, 0.05):
+        r = simulate(pot, [-1.0], temperature=0.05, dt=dt, n_traj=8000, max_steps=int(30000 / dt),
+                     stop=Threshold(1.0), rng=7)
+        d = int(r.escaped.sum())
+        tau[dt] = r.times.sum() / d                  # censoring-aware exponential MLE
+        se[dt] = tau[dt] / np.sqrt(d)
+    err = {dt: tau[dt] - exact for dt in tau}
+    assert err[0.2] < -3 * se[0.2]                   # the bias is visible at large dt ...
+    assert abs(err[0.05]) < abs(err[0.1]) < abs(err[0.2])   # ... and shrinks with dt
+    richardson = 2 * tau[0.05] - tau[0.1]
+    assert abs(richardson - exact) < 3 * np.hypot(2 * se[0.05], se[0.1])
+
+
+# --- reproducibility ------------------------------------------------------------------------
+RUN = dict(temperature=0.01, dt=0.01, n_traj=64, max_steps=20000, stop=Threshold(0.2176), rng=2024)
+
+
+def test_same_seed_same_bits_for_1_and_2_threads():
+    pot = chain(3, 0.8, 0.32, convention="paper")
+    r1 = simulate(pot, [0.0, 0.0, 0.0], n_threads=1, **RUN)
+    r2 = simulate(pot, [0.0, 0.0, 0.0], n_threads=2, **RUN)
+    assert r1.equal_values(r2)
+    assert r1.stats["n_threads"] == 1 and r2.stats["n_threads"] == 2
+    r3 = simulate(pot, [0.0, 0.0, 0.0], **{**RUN, "rng": 2025})
+    assert not np.array_equal(r1.times, r3.times)
+
+
+SUBPROCESS = """
+import numpy as np, sys
+from phasetools.langevin import chain, simulate, Threshold
+r = simulate(chain(3, 0.8, 0.32, convention="paper"), [0.0, 0.0, 0.0], temperature=0.01, dt=0.01, n_traj=64,
+             max_steps=20000, stop=Threshold(0.2176), rng=2024)
+sys.stdout.write(r.times.tobytes().hex() + " " + r.final.tobytes().hex() + " " + repr(r.stats["compile_time"]))
+"""
+
+
+def test_same_seed_same_bits_across_processes_and_kernel_cache_is_reused():
+    outs = [subprocess.run([sys.executable, "-c", SUBPROCESS], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    (t1, f1, c1), (t2, f2, c2) = (o.split() for o in outs)
+    assert t1 == t2 and f1 == f2
+    pot = chain(3, 0.8, 0.32, convention="paper")
+    here = simulate(pot, [0.0, 0.0, 0.0], **RUN)
+    assert here.times.tobytes().hex() == t1
+    # the second process loads machine code from the on-disk cache instead of compiling
+    assert float(c2) < 2.0
+
+
+def test_replay_one_trajectory():
+    pot = chain(3, 0.8, 0.32, convention="paper")
+    r = simulate(pot, [0.0, 0.0, 0.0], **RUN)
+    for i in (0, 17, 63):
+        one = replay(pot, r, i, save_every=10)
+        assert one.times[0] == r.times[i] and np.array_equal(one.final[0], r.final[i])
+        saved = one.paths[0][~np.isnan(one.paths[0, :, 0])]
+        assert saved.shape[0] == r.steps[i] // 10
+
+
+def test_merge_pools_runs():
+    pot = double_well()
+    kw = dict(temperature=0.2, dt=0.01, max_steps=2000, stop=Threshold(1.0))
+    a = simulate(pot, [-1.0], n_traj=30, rng=1, **kw)
+    b = simulate(pot, [-1.0], n_traj=20, rng=2, **kw)
+    m = a + b
+    assert m.n_traj == 50 and m.seeds == (1, 2)
+    assert np.array_equal(m.times, np.concatenate([a.times, b.times]))
+    assert list(m.run[:30]) == [0] * 30 and list(m.run[30:]) == [1] * 20
+    # pooled statistics equal the statistics of the concatenated data
+    assert m.times.sum() / m.escaped.sum() == pytest.approx(
+        (a.times.sum() + b.times.sum()) / (a.escaped.sum() + b.escaped.sum()), rel=1e-15)
+    assert replay(pot, m, 40).times[0] == b.times[10]
+    with pytest.raises(ValueError, match="different configurations"):
+        a + simulate(pot, [-1.0], n_traj=5, rng=3, **{**kw, "temperature": 0.3})
+    with pytest.raises(ValueError, match="share seeds"):
+        a + a
+
+
+def test_store_round_trip(tmp_path):
+    pot = double_well()
+    r = simulate(pot, [-1.0], temperature=0.2, dt=0.01, n_traj=40, max_steps=500, stop=Threshold(1.0), rng=5,
+                 save_every=50)
+    save(r, tmp_path / "e.h5", name="e")
+    back = load(tmp_path / "e.h5", "e")
+    assert isinstance(back, EscapeEnsemble) and back == r
+    assert back.seeds == (5,) and back.paths.shape == (40, 10, 1)
+
+
+# --- physics of the models --------------------------------------------------------------------
+def test_reduced_potential_reflects_at_zero():
+    pot = reduced(3, 1.0, 0.3)
+    r = simulate(pot, [0.0], temperature=0.05, dt=1e-3, n_traj=50, max_steps=2000, rng=1, save_every=10)
+    assert np.nanmin(r.paths) >= 0.0
+
+
+def test_potentials_match_theory_energies():
+    L = landscape(3, 0.8, 0.32, convention="paper")
+    red = reduced(3, 0.8, 0.32, convention="paper")
+    assert red.energy([L.b_min]) == pytest.approx(L.U_min, rel=1e-12)
+    ch = chain(3, 0.8, 0.32, convention="paper")
+    assert ch.energy([L.b_min] * 3) == pytest.approx(L.U_min, rel=1e-12)
+    net = network(3, 2, [[1.0]], [[0.8]], 0.32, convention="paper")
+    r = np.array([1.0, 0.0])
+    w = np.concatenate([L.b_min * r, (L.b_min * np.outer(r, r)).ravel(), L.b_min * r])
+    assert net.energy(w) == pytest.approx(L.U_min, rel=1e-12)
+
+
+def test_escape_from_a_killed_gradient_is_marked_nonfinite():
+    pot = from_sympy("-x**4", ["x"])          # runs away to -inf in finite time
+    r = simulate(pot, [0.5], temperature=0.01, dt=0.1, n_traj=8, max_steps=10000, rng=0)
+    assert r.nonfinite.all() and r.stats["n_nonfinite"] == 8
+    assert not r.escaped.any()
+
+
+# --- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(temperature=0.0), "temperature must be > 0"),
+    (dict(temperature=np.inf), "temperature must be finite"),
+    (dict(dt=-1.0), "dt must be > 0"),
+    (dict(dt=1.5), r"dt = 1.5 is too large.*largest stable dt there is 1"),
+    (dict(n_traj=0), "n_traj must be an integer >= 1"),
+    (dict(max_steps=0), "max_steps must be an integer >= 1"),
+    (dict(x0=[0.0, 1.0]), r"x0 must have shape \(1,\)"),
+    (dict(scheme="rk4"), "scheme must be one of"),
+    (dict(rng=-1), "rng must be an int >= 0"),
+])
+def test_bad_input(kwargs, match):
+    args = dict(x0=[-1.0], temperature=0.1, dt=0.01, n_traj=4, max_steps=10)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        simulate(double_well(), args.pop("x0"), **args)
+
+
+def test_unknown_symbols_are_refused():
+    with pytest.raises(ValueError, match="free symbols.*k"):
+        from_sympy("k*x**2", ["x"])
+    x = sp.Symbol("x")
+    with pytest.raises(ValueError, match="level must be finite"):
+        Threshold(np.nan)
+    with pytest.raises(ValueError, match="direction"):
+        Threshold(1.0, "sideways")
+    assert from_sympy(x**2, [x]).dim == 1
