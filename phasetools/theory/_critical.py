@@ -94,7 +94,7 @@ def critical_points(n_layers, c, a=1.0, *, convention="canonical") -> CriticalPo
     return CriticalPoints(
         n_layers=n,
         a=scalar_or_array(a_arr),
-        c=scalar_or_array(np.asarray(c, dtype=np.float64)),
+        c=scalar_or_array(np.broadcast_to(np.asarray(c, dtype=np.float64), c_abs.shape) + 0.0),
         convention=conv,
         gamma_c=scalar_or_array(conv.gamma_from_canonical(out["gamma_c"])),
         gamma_sp=scalar_or_array(conv.gamma_from_canonical(out["gamma_sp"])),

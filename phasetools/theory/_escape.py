@@ -31,20 +31,21 @@ def kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fwd", con
     ``tau = 2 pi exp(dU/T) / sqrt(U''(b_from) |U''(b_saddle)|)``, times 1/2 for
     ``direction="fwd"`` because the trivial minimum ``b = 0`` sits on a reflecting wall.
     Absent (``None`` / masked) where there is no barrier (``gamma >= gamma_sp`` or
-    ``n_layers = 2``).
+    ``n_layers = 2``); ``inf`` where the time exceeds the float range (``dU/T > ~700``).
     """
     check_choice(direction, "direction", _DIRECTIONS)
     L = landscape(n_layers, c, gamma, a, convention=convention)
     conv = L.convention
     T = _temperature(temperature, conv)
     Lc = _canonical(L)
-    exists = ~np.ma.getmaskarray(np.ma.asarray(Lc["barrier_fwd"], dtype=float))
+    exists = np.isfinite(Lc["barrier_fwd"])  # absent barriers are NaN in the canonical view
     if direction == "fwd":
         dU, curv_from, wall = Lc["barrier_fwd"], Lc["curvature_trivial"], 0.5
     else:
         dU, curv_from, wall = Lc["barrier_bwd"], Lc["curvature_min"], 1.0
-    tau = wall * 2 * np.pi * np.exp(dU / T) / np.sqrt(curv_from * np.abs(Lc["curvature_saddle"]))
-    return present(conv.time_from_canonical(tau), exists & np.isfinite(tau))
+    with np.errstate(over="ignore", invalid="ignore"):
+        tau = wall * 2 * np.pi * np.exp(dU / T) / np.sqrt(curv_from * np.abs(Lc["curvature_saddle"]))
+    return present(conv.time_from_canonical(tau), exists)
 
 
 def eyring_kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fwd", width=1,
@@ -66,7 +67,7 @@ def eyring_kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fw
     conv = L.convention
     T = _temperature(temperature, conv)
     Lc = _canonical(L)
-    exists = ~np.ma.getmaskarray(np.ma.asarray(Lc["barrier_fwd"], dtype=float))
+    exists = np.isfinite(Lc["barrier_fwd"])  # absent barriers are NaN in the canonical view
     shape = np.shape(exists)
     k = L.orbit_dim
     hs = Lc["hessian_saddle"]
@@ -86,8 +87,9 @@ def eyring_kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fw
         vol_s = Lc["orbit_volume_saddle"]
     log_rate = (np.log(lam_minus / (2 * np.pi)) + np.log(vol_s / vol_m)
                 + 0.5 * (k_m - k) * np.log(2 * np.pi * T) + 0.5 * (logdet_m - logdet_s) - dU / T)
-    tau = np.exp(-log_rate)
-    return present(conv.time_from_canonical(tau), exists & np.isfinite(tau))
+    with np.errstate(over="ignore", invalid="ignore"):
+        tau = np.exp(-log_rate)
+    return present(conv.time_from_canonical(tau), exists)
 
 
 def _log_abs_det_nonzero(spec):
@@ -168,7 +170,10 @@ def mfpt_1d(potential, x0, x_target, x_ref, temperature, *, n_grid=20001, return
     m = np.max(log_outer)
     integral = simpson(np.exp(log_outer - m), x=grid[j0:])
     log_tau = m + np.log(integral) - np.log(T)
-    return log_tau if return_log else float(np.exp(log_tau))
+    if return_log:
+        return float(log_tau)
+    with np.errstate(over="ignore"):
+        return float(np.exp(log_tau))  # inf beyond the float range: use return_log=True there
 
 
 def mean_first_passage_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fwd",
@@ -179,7 +184,9 @@ def mean_first_passage_time(n_layers, c, gamma, temperature, a=1.0, *, direction
     ``b = |w|``) to the learned minimum ``b_min``. ``direction="bwd"``: from ``b_min`` to
     ``b = 0`` with reflection far to the right (where ``U`` exceeds ``U(b_min)`` by
     ``60 T``). Mobility 1, as in :func:`kramers_time`; their ratio tends to 1 as
-    ``T -> 0`` with an ``O(T / dU)`` correction.
+    ``T -> 0``: backward with an ``O(T / dU)`` correction; forward the trivial minimum
+    sits on the wall, where the ``-2|c| b^n`` term adds an ``O((T/dU)^(n/2 - 1))``
+    correction (``O(sqrt(T/dU))`` for ``n_layers = 3``; see docs/theory.md).
     """
     check_choice(direction, "direction", _DIRECTIONS)
     L = landscape(n_layers, c, gamma, a, convention=convention)
@@ -213,4 +220,4 @@ def mean_first_passage_time(n_layers, c, gamma, temperature, a=1.0, *, direction
             while U(x_ref) < level:
                 x_ref += step
             tau[idx] = mfpt_1d(U, b_m[idx], 0.0, x_ref, T_b[idx], n_grid=n_grid)
-    return present(conv.time_from_canonical(tau), np.isfinite(tau))
+    return present(conv.time_from_canonical(tau), np.isfinite(b_s))

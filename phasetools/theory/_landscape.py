@@ -251,8 +251,8 @@ def landscape(n_layers, c, gamma, a=1.0, *, width=1, convention="canonical") -> 
         hess_triv = _spectrum([2 * g], [n_par], ["isotropic"], k_e)
 
     def stationary_spectrum(curv, exists):
-        if not np.any(exists):
-            return None
+        if np.ndim(exists) == 0 and not exists:
+            return None  # scalar call: absent; array calls give a fully masked spectrum
         ev = [curv / n, np.zeros(shape), 4 * g, 2 * g]
         mult = [1, k_orb, n - 1 + k_orb, n_par - n - 2 * k_orb]
         labels = ["balanced", "orbit", "unbalancing", "bulk"]
