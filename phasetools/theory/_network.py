@@ -79,8 +79,28 @@ def network_hessian(theta, shapes, sxx, syx, gamma, eps=1e-6):
     return 0.5 * (H + H.T)
 
 
-def relax(theta0, shapes, sxx, syx, gamma, *, gtol=1e-12, maxiter=20000):
-    """Local minimisation (L-BFGS-B) from ``theta0``; returns ``(theta, loss)``."""
-    res = minimize(network_loss, theta0, args=(shapes, sxx, syx, gamma), jac=network_grad,
-                   method="L-BFGS-B", options={"gtol": gtol, "ftol": 1e-15, "maxiter": maxiter, "maxcor": 30})
+def relax(theta0, shapes, sxx, syx, gamma, *, gtol=1e-12, maxiter=2000):
+    """Local minimisation from ``theta0`` that stays in the starting basin; returns ``(theta, loss)``.
+
+    A trust-region Newton method (``trust-ncg``, Hessian-vector products by central
+    differences of the analytic gradient) with a small initial trust radius: it only
+    accepts steps that lower the loss and lets the radius grow only while the quadratic
+    model is right, so it does not jump over a barrier the way a line search that starts
+    with a unit step (L-BFGS) can from near a shallow minimum.
+    """
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    eps = 1e-7 * max(1.0, float(np.max(np.abs(theta0))))
+
+    def hessp(theta, v, *_args):
+        nv = np.linalg.norm(v)
+        if nv == 0:
+            return np.zeros_like(v)
+        h = eps / nv
+        return (network_grad(theta + h * v, shapes, sxx, syx, gamma)
+                - network_grad(theta - h * v, shapes, sxx, syx, gamma)) / (2 * h)
+
+    radius = 1e-2 * max(1e-3, float(np.linalg.norm(theta0)))
+    res = minimize(network_loss, theta0, args=(shapes, sxx, syx, gamma), jac=network_grad, hessp=hessp,
+                   method="trust-ncg", options={"gtol": gtol, "maxiter": maxiter, "initial_trust_radius": radius,
+                                                "max_trust_radius": 10 * max(1.0, float(np.linalg.norm(theta0)))})
     return res.x, float(res.fun)
