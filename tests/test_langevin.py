@@ -13,7 +13,8 @@ import pytest
 import sympy as sp
 
 from phasetools.io import load, save
-from phasetools.langevin import (EscapeEnsemble, Threshold, chain, double_well, from_sympy, network, reduced, replay,
+from phasetools.langevin import (EscapeEnsemble, SGDNoise, Threshold, chain, double_well, from_sympy, network, reduced,
+                                 replay,
                                  simulate)
 from phasetools.theory import landscape, mfpt_1d
 
@@ -212,3 +213,91 @@ def test_unknown_symbols_are_refused():
     with pytest.raises(ValueError, match="direction"):
         Threshold(1.0, "sideways")
     assert from_sympy(x**2, [x]).dim == 1
+
+
+# --- SGD-like multiplicative noise -----------------------------------------------------------
+def _network_case():
+    rng = np.random.default_rng(31)
+    B = rng.normal(size=(4, 4))
+    joint = B @ B.T + 4 * np.eye(4)            # joint covariance of (x1, x2, y1, y2)
+    sxx, syx, syy = joint[:2, :2], joint[2:, :2], joint[2:, 2:]
+    pot = network(3, 2, sxx, syx, 0.1)
+    theta = rng.normal(scale=0.6, size=pot.dim)
+    return pot, theta, joint, sxx, syx, syy
+
+
+def test_sgd_noise_covariance_matches_per_sample_gradients():
+    """Per-step covariance of the kernel's noise against (lr dt / B) Sigma(theta), with Sigma
+    the covariance of per-sample gradients estimated from 400k Gaussian samples (independent
+    of the closed form in the kernel). Compared along random directions u:
+    Var(u.dtheta) within 3 combined standard errors (chi-square SEs of both estimates)."""
+    from phasetools.theory._network import layer_shapes, unpack
+
+    pot, theta, joint, sxx, syx, syy = _network_case()
+    lr, B, dt = 0.05, 8, 0.01
+    noise = SGDNoise(lr, B, sxx, syx, syy)
+    n = 200_000
+    r = simulate(pot, theta, noise=noise, dt=dt, n_traj=n, max_steps=1, rng=4)
+    from phasetools.langevin._codegen import numpy_functions
+
+    drift = -dt * np.asarray(numpy_functions(pot).grad(theta), dtype=float)
+    inc = r.final - theta - drift
+    # per-sample gradients of ||y - M x||^2 from samples of (x, y)
+    rng = np.random.default_rng(5)
+    m = 400_000
+    xy = rng.multivariate_normal(np.zeros(4), joint, size=m)
+    W = unpack(theta, layer_shapes(2, 2, 3, 2))
+    x, y = xy[:, :2], xy[:, 2:]
+    M = W[2] @ W[1] @ W[0]
+    resid = x @ M.T - y                                    # (m, p): M x - y
+    above = [W[2] @ W[1], W[2], np.eye(2)]                 # product of the layers above layer k
+    below = [np.eye(2), W[0], W[1] @ W[0]]                 # product of the layers below layer k
+    # per-sample gradient of ||y - M x||^2 w.r.t. W_k: 2 (above_k^T (M x - y)) (below_k x)^T
+    G = np.concatenate([np.einsum("mi,mj->mij", resid @ above[k], x @ below[k].T).reshape(m, -1) * 2
+                        for k in range(3)], axis=1)
+    sigma = np.cov(G, rowvar=False)
+    expected = lr * dt / B * sigma
+    dirs = np.random.default_rng(6).normal(size=(6, pot.dim))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    for u in dirs:
+        v_sim = np.var(inc @ u, ddof=1)
+        v_exp = u @ expected @ u
+        se = np.hypot(v_sim * np.sqrt(2 / (n - 1)), v_exp * np.sqrt(2 / (m - 1)) * 1.5)  # 1.5: non-Gaussian G
+        assert abs(v_sim - v_exp) < 3 * se, (v_sim, v_exp, se)
+    assert abs(np.mean(inc @ dirs[0])) < 3 * np.sqrt(dirs[0] @ expected @ dirs[0] / n)
+
+
+def test_sgd_noise_without_replacement_factor():
+    pot, theta, _, sxx, syx, syy = _network_case()
+    kw = dict(dt=0.01, n_traj=50_000, max_steps=1, rng=8)
+    a = simulate(pot, theta, noise=SGDNoise(0.05, 16, sxx, syx, syy), **kw)
+    b = simulate(pot, theta, noise=SGDNoise(0.05, 16, sxx, syx, syy, n_samples=64), **kw)
+    # same streams: the increments are the same normals scaled by sqrt((N - B)/(N - 1))
+    f = np.sqrt((64 - 16) / 63)
+    da, db = a.final - a.final.mean(0), b.final - b.final.mean(0)
+    np.testing.assert_allclose(db, f * da, rtol=1e-9, atol=1e-12)
+
+
+def test_sgd_noise_vanishes_at_the_trivial_state():
+    # science.md 5.3: Sigma(w) is rank one along grad P and exactly zero at w = 0
+    pot = chain(3, 0.8, 0.32, convention="paper")
+    noise = SGDNoise(0.08, 64, [[1.0]], [[0.8]], [[1.0]])
+    r = simulate(pot, [0.0, 0.0, 0.0], noise=noise, dt=0.08, n_traj=16, max_steps=5000, rng=1)
+    assert np.all(r.final == 0.0)
+    seeded = simulate(pot, [1e-3, 1e-3, 1e-3], noise=noise, dt=0.08, n_traj=16, max_steps=10, rng=1)
+    assert np.all(np.std(seeded.final, axis=0) > 0)       # away from it the noise is on
+    add = simulate(pot, [0.0, 0.0, 0.0], temperature=1e-3, dt=0.08, n_traj=16, max_steps=10, rng=1)
+    assert np.all(np.std(add.final, axis=0) > 0)           # additive noise is not
+
+
+def test_sgd_noise_bad_input():
+    pot = chain(3, 0.8, 0.32)
+    with pytest.raises(ValueError, match="exactly one of temperature"):
+        simulate(pot, [0.0] * 3, dt=0.01, n_traj=1, max_steps=1)
+    with pytest.raises(ValueError, match="no end-to-end map"):
+        simulate(double_well(), [0.0], noise=SGDNoise(0.1, 4, [[1.0]], [[1.0]], [[1.0]]), dt=0.01, n_traj=1,
+                 max_steps=1)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        SGDNoise(0.1, 0, [[1.0]], [[1.0]], [[1.0]])
+    with pytest.raises(ValueError, match="do not fit together"):
+        SGDNoise(0.1, 4, [[1.0]], [[1.0, 2.0]], [[1.0]])

@@ -13,7 +13,8 @@ Stops and schemes:
 """
 
 from ._potentials import Potential, chain, double_well, from_sympy, network, reduced
-from ._simulate import BrownianBridge, EscapeEnsemble, EulerMaruyama, Threshold, entropy_of, replay, simulate
+from ._simulate import (BrownianBridge, EscapeEnsemble, EulerMaruyama, SGDNoise, Threshold, entropy_of, replay,
+                        simulate)
 
-__all__ = ["simulate", "replay", "EscapeEnsemble", "Threshold", "EulerMaruyama", "BrownianBridge", "Potential",
+__all__ = ["simulate", "replay", "EscapeEnsemble", "Threshold", "SGDNoise", "EulerMaruyama", "BrownianBridge", "Potential",
            "double_well", "reduced", "chain", "network", "from_sympy", "entropy_of"]

@@ -26,7 +26,6 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from .. import __version__
-from ._rng import normal_pair_source
 
 __all__ = ["kernel_module", "numpy_functions", "cache_dir"]
 
@@ -77,49 +76,168 @@ def _helper(name, potential, body_exprs, targets, ret):
             f"{_block(body_exprs, targets, _subs(potential), ind)}\n{ind}return {ret}\n")
 
 
+LANES = 8  # trajectories advanced in turn by one thread: independent chains hide the step latency
+
+
+def _xoshiro_lines(indent):
+    """Inline xoshiro256** on the scalar state s0..s3; the 64 output bits go to ``_u``."""
+    return "\n".join(indent + line for line in [
+        "_m = s1 * U5",
+        "_u = ((_m << U7) | (_m >> U57)) * U9",
+        "_t = s1 << U17",
+        "s2 ^= s0", "s3 ^= s1", "s1 ^= s2", "s0 ^= s3", "s2 ^= _t",
+        "s3 = (s3 << U45) | (s3 >> U19)",
+    ])
+
+
+def _normal_pair_lines(z1, z2, indent):
+    """Two standard normals into ``z1``, ``z2`` (ziggurat fast path inline, rare path via S[j])."""
+    slow = ("S[j, 0] = s0\nS[j, 1] = s1\nS[j, 2] = s2\nS[j, 3] = s3\n{z} = _zig_slow({h}, S[j], kn, wn, fn)\n"
+            "s0 = S[j, 0]\ns1 = S[j, 1]\ns2 = S[j, 2]\ns3 = S[j, 3]")
+    lines = [_xoshiro_lines(indent),
+             f"{indent}_h1 = np.int64(np.int32(_u >> U32))",
+             f"{indent}_h2 = np.int64(np.int32(_u & M32))",
+             f"{indent}_i1 = _h1 & 127",
+             f"{indent}_i2 = _h2 & 127",
+             f"{indent}if abs(_h1) < kn[_i1]:",
+             f"{indent}    {z1} = _h1 * wn[_i1]",
+             f"{indent}else:"]
+    lines += [indent + "    " + ln for ln in slow.format(z=z1, h="_h1").splitlines()]
+    lines += [f"{indent}if abs(_h2) < kn[_i2]:", f"{indent}    {z2} = _h2 * wn[_i2]", f"{indent}else:"]
+    lines += [indent + "    " + ln for ln in slow.format(z=z2, h="_h2").splitlines()]
+    return "\n".join(lines)
+
+
+def _normals_lines(names, indent):
+    """Draw len(names) normals; an odd one out uses the lane's spare from the last pair."""
+    out = []
+    for j in range(0, len(names) - 1, 2):
+        out.append(_normal_pair_lines(names[j], names[j + 1], indent))
+    if len(names) % 2:
+        out.append(f"{indent}if have_spare:\n{indent}    {names[-1]} = spare\n{indent}    have_spare = False\n"
+                   f"{indent}else:")
+        out.append(_normal_pair_lines(names[-1], "spare", indent + "    "))
+        out.append(f"{indent}    have_spare = True")
+    return "\n".join(out)
+
+
+def _cholesky_lines(m, indent):
+    """Unrolled semi-definite Cholesky of the symmetric m x m matrix K_r_c into L_r_c (r >= c)."""
+    lines = []
+    for c in range(m):
+        acc = " - ".join([f"K_{c}_{c}"] + [f"L_{c}_{k} * L_{c}_{k}" for k in range(c)])
+        lines.append(f"{indent}_d = {acc}")
+        lines.append(f"{indent}L_{c}_{c} = math.sqrt(_d) if _d > 0.0 else 0.0")
+        for r in range(c + 1, m):
+            acc = " - ".join([f"K_{r}_{c}"] + [f"L_{r}_{k} * L_{c}_{k}" for k in range(c)])
+            lines.append(f"{indent}L_{r}_{c} = ({acc}) / L_{c}_{c} if L_{c}_{c} > 0.0 else 0.0")
+    return "\n".join(lines)
+
+
 def kernel_source(potential) -> str:
     """The full text of the kernel module for ``potential``.
 
-    In the stepping loop the state lives in scalar locals ``x_0 .. x_{d-1}`` and the
-    gradient, order parameter and normals are computed inline: a call across a numba
-    function boundary inside the loop would cost more than the step itself.
+    ``run`` advances the trajectories of a chunk of ``LANES`` in turn, step by step: each
+    lane keeps its own state, generator and step counter, so results do not depend on the
+    chunking, but independent dependency chains keep the core busy. Inside a lane's step
+    the state lives in scalar locals and the gradient, order parameter, noise and normals
+    are computed inline (a call across a numba function boundary costs more than a step).
+
+    Noise: ``noise_mode = 0`` additive, ``y = x - grad U dt + sigma z`` with
+    ``sigma = sqrt(2 T dt)``; ``noise_mode = 1`` SGD-like, available when the potential has
+    an end-to-end map ``M`` (p x d): ``y = x - grad U dt - scale * J^T L z`` with
+    ``J = dM/dx``, ``K = chol L L^T`` the covariance of ``vec(r x^T)`` under the Gaussian
+    data model (``r = y - M x``) and ``scale = 2 kappa sqrt(lr dt f / B)``.
     """
     d = potential.dim
     U = potential.expr
     phi = potential.order
+    X = _subs(potential, "x_")
+    Y = _subs(potential, "y_")
+    I = " " * 16
     grads = [sp.diff(U, v) for v in potential.variables]
-    gsq = sum(sp.diff(phi, v) ** 2 for v in potential.variables)
-    I3 = " " * 12
+    dphi = [sp.diff(phi, v) for v in potential.variables]
     params = "\n".join(f"        p_{j} = p[{j}]" for j in range(len(potential.param_symbols))) or "        pass"
-    load_x = "\n".join(f"        x_{i} = x0[i, {i}]" for i in range(d))
-    grad_block = _block(grads, [f"g_{i}" for i in range(d)], _subs(potential), I3, "tg_")
-    noise_lines = []
-    for j in range(0, d - 1, 2):
-        noise_lines.append(normal_pair_source("z1", "z2", "s", I3))
-        noise_lines.append(f"{I3}y_{j} = x_{j} - g_{j} * dt + sigma * z1")
-        noise_lines.append(f"{I3}y_{j + 1} = x_{j + 1} - g_{j + 1} * dt + sigma * z2")
-    if d % 2:  # odd dimension: the second normal of a pair is kept for the next step
-        noise_lines.append(f"{I3}if have_spare:\n{I3}    z1 = spare\n{I3}    have_spare = False\n{I3}else:")
-        noise_lines.append(normal_pair_source("z1", "spare", "s", I3 + "    "))
-        noise_lines.append(f"{I3}    have_spare = True")
-        noise_lines.append(f"{I3}y_{d - 1} = x_{d - 1} - g_{d - 1} * dt + sigma * z1")
-    noise_block = "\n".join(noise_lines)
-    reflect = "\n".join(f"{I3}if y_{i} < 0.0:\n{I3}    y_{i} = -y_{i}" for i in potential.reflect)
-    order_new = _block([phi], ["phin"], _subs(potential, "y_"), I3, "to_")
-    order_old = _block([phi], ["phi"], _subs(potential, "x_"), "        ", "tp_")
-    gsq_block = _block([gsq], ["gsq"], _subs(potential, "x_"), I3 + "        ", "tq_")
+    load_x = "\n".join(f"{I}x_{i} = X[j, {i}]" for i in range(d))
+    store_y = "\n".join(f"{I}X[j, {i}] = y_{i}" for i in range(d))
+    grad_block = _block(grads, [f"g_{i}" for i in range(d)], X, I, "tg_")
+    add_noise = _normals_lines([f"z_{i}" for i in range(d)], I + "    ")
+    add_update = "\n".join(f"{I}    y_{i} = x_{i} - g_{i} * dt + sigma * z_{i}" for i in range(d))
+    M = getattr(potential, "end_to_end", None)
+    if M is not None:
+        M = sp.Matrix(M)
+        pp, dd = M.shape
+        mm = pp * dd
+        ents = [M[a, b] for a in range(pp) for b in range(dd)]
+        jac = [sp.diff(e, v) for e in ents for v in potential.variables]
+        names_m = [f"M_{a}_{b}" for a in range(pp) for b in range(dd)]
+        names_j = [f"J_{a}_{b}_{i}" for a in range(pp) for b in range(dd) for i in range(d)]
+        sgd = [_block(ents + jac, names_m + names_j, X, I + "    ", "tj_")]
+        # residual moments: S_rx = Syx - M Sxx, S_rr = Syy - M Syx^T - Syx M^T + M Sxx M^T
+        for a in range(pp):
+            for b in range(dd):
+                terms = " + ".join(f"M_{a}_{k} * sxx[{k}, {b}]" for k in range(dd))
+                sgd.append(f"{I}    R_{a}_{b} = syx[{a}, {b}] - ({terms})")
+        for a in range(pp):
+            for c in range(pp):
+                msm = " + ".join(f"M_{a}_{k} * sxx[{k}, {l}] * M_{c}_{l}" for k in range(dd) for l in range(dd))
+                ms = " + ".join(f"M_{a}_{k} * syx[{c}, {k}] + syx[{a}, {k}] * M_{c}_{k}" for k in range(dd))
+                sgd.append(f"{I}    Q_{a}_{c} = syy[{a}, {c}] - ({ms}) + ({msm})")
+        idx = [(a, b) for a in range(pp) for b in range(dd)]
+        for r, (a, b) in enumerate(idx):
+            for c_, (cc, dd_) in enumerate(idx):
+                if c_ > r:
+                    continue
+                sgd.append(f"{I}    K_{r}_{c_} = Q_{a}_{cc} * sxx[{b}, {dd_}] + R_{a}_{dd_} * R_{cc}_{b}")
+        sgd.append(_cholesky_lines(mm, I + "    "))
+        sgd.append(_normals_lines([f"z_{r}" for r in range(mm)], I + "    "))
+        for r in range(mm):
+            terms = " + ".join(f"L_{r}_{c_} * z_{c_}" for c_ in range(r + 1))
+            sgd.append(f"{I}    w_{r} = {terms}")
+        for i in range(d):
+            terms = " + ".join(f"J_{a}_{b}_{i} * w_{r}" for r, (a, b) in enumerate(idx))
+            sgd.append(f"{I}    y_{i} = x_{i} - g_{i} * dt - scale * ({terms})")
+        # variance of the order parameter's increment, for the bridge: scale^2 v^T K v, v = J dphi
+        vt = []
+        for r, (a, b) in enumerate(idx):
+            terms = " + ".join(f"J_{a}_{b}_{i} * dphi_{i}" for i in range(d))
+            vt.append(f"v_{r} = {terms}")
+        quad = " + ".join(f"{'2.0 * ' if c_ < r else ''}v_{r} * K_{r}_{c_} * v_{c_}"
+                          for r in range(mm) for c_ in range(r + 1))
+        sgd_var = ("\n".join(f"{I}            {ln}" for ln in vt)
+                   + f"\n{I}            var = scale * scale * ({quad})")
+        sgd_block = "\n".join(sgd)
+    else:
+        # unreachable (the wrapper refuses SGD noise here); NaN marks the trajectory non-finite.
+        # A raise inside the prange loop would stop numba from parallelising it.
+        sgd_block = "\n".join(f"{I}    y_{i} = math.nan" for i in range(d))
+        sgd_var = f"{I}            var = 0.0"
+    dphi_block = _block(dphi, [f"dphi_{i}" for i in range(d)], X, I + "            ", "td_")
+    gsq = " + ".join(f"dphi_{i} * dphi_{i}" for i in range(d))
+    reflect = "\n".join(f"{I}if y_{i} < 0.0:\n{I}    y_{i} = -y_{i}" for i in potential.reflect)
+    order_new = _block([phi], ["phin"], Y, I, "to_")
+    order_init = _block([phi], ["PHI[j]"], X, I, "ti_")
     finite = " and ".join(["math.isfinite(phin)"] + [f"math.isfinite(y_{i})" for i in range(d)])
-    shift = "\n".join(f"{I3}x_{i} = y_{i}" for i in range(d))
-    save = "\n".join(f"{I3}        paths[i, r, {i}] = x_{i}" for i in range(d))
-    store = "\n".join(f"        out_x[i, {i}] = x_{i}" for i in range(d))
+    save = "\n".join(f"{I}        paths[lo + j, r, {i}] = y_{i}" for i in range(d))
     return f'''\
 """Generated by phasetools {__version__} for the potential {potential.name!r}. Do not edit."""
 import math
 import numpy as np
 from numba import njit, prange
-from phasetools.langevin._rng import next_u64, uniform, _zig_slow
+from phasetools.langevin._rng import _zig_slow
 
 DIM = {d}
+LANES = {LANES}
+U5 = np.uint64(5)
+U7 = np.uint64(7)
+U9 = np.uint64(9)
+U11 = np.uint64(11)
+U17 = np.uint64(17)
+U19 = np.uint64(19)
+U32 = np.uint64(32)
+U45 = np.uint64(45)
+U57 = np.uint64(57)
+M32 = np.uint64(0xFFFFFFFF)
 
 
 {_helper("energy", potential, [U], ["e"], "e")}
@@ -127,58 +245,99 @@ DIM = {d}
 {_helper("order", potential, [phi], ["o"], "o")}
 
 @njit(cache=True, nogil=True, parallel=True)
-def run_additive(x0, p, dt, sigma, max_steps, has_stop, level, direction, bridge, save_every, states,
-                 kn, wn, fn, out_steps, out_status, out_x, paths):
-    """Euler-Maruyama with additive noise sigma = sqrt(2 T dt); optional Brownian-bridge test.
+def run(x0, p, dt, sigma, noise_mode, scale, sxx, syx, syy, max_steps, has_stop, level, direction, bridge,
+        save_every, states, kn, wn, fn, out_steps, out_status, out_x, paths):
+    """Advance every trajectory until it stops or reaches max_steps.
 
     status: 0 censored (max_steps reached), 1 escaped, 2 stopped on a non-finite value.
     """
     n = x0.shape[0]
     n_save = paths.shape[1]
-    for i in prange(n):
-        s = states[i].copy()
+    n_chunks = (n + LANES - 1) // LANES
+    for c in prange(n_chunks):
+        lo = c * LANES
+        m = min(n, lo + LANES) - lo
+        X = x0[lo:lo + m].copy()
+        S = states[lo:lo + m].copy()
+        PHI = np.empty(m)
+        SPARE = np.zeros(m)
+        HAVE = np.zeros(m, dtype=np.bool_)
+        ACTIVE = np.ones(m, dtype=np.bool_)
+        STEPS = np.full(m, max_steps, dtype=np.int64)
+        STATUS = np.zeros(m, dtype=np.int8)
 {params}
+        for j in range(m):
 {load_x}
-{order_old}
-        status = 0
-        steps = max_steps
-        have_spare = False
-        spare = 0.0
+{order_init}
+        n_active = m
         for k in range(max_steps):
+            if n_active == 0:
+                break
+            for j in range(m):
+                if not ACTIVE[j]:
+                    continue
+{load_x}
+                s0 = S[j, 0]
+                s1 = S[j, 1]
+                s2 = S[j, 2]
+                s3 = S[j, 3]
+                have_spare = HAVE[j]
+                spare = SPARE[j]
+                phi = PHI[j]
 {grad_block}
-{noise_block}
+                if noise_mode == 0:
+{add_noise}
+{add_update}
+                else:
+{sgd_block}
 {reflect}
 {order_new}
-            if not ({finite}):
-                status = 2
-                steps = k + 1
-                break
-            crossed = False
-            if has_stop:
-                if direction * (phin - level) >= 0.0:
-                    crossed = True
-                elif bridge:
-                    va = direction * (level - phi)
-                    vb = direction * (level - phin)
-{gsq_block}
-                    var = sigma * sigma * gsq
-                    if var > 0.0 and uniform(s) < math.exp(-2.0 * va * vb / var):
-                        crossed = True
-{shift}
-            phi = phin
-            if save_every > 0 and (k + 1) % save_every == 0:
-                r = (k + 1) // save_every - 1
-                if r < n_save:
+                done = False
+                if not ({finite}):
+                    STATUS[j] = 2
+                    done = True
+                elif has_stop:
+                    if direction * (phin - level) >= 0.0:
+                        STATUS[j] = 1
+                        done = True
+                    elif bridge:
+                        va = direction * (level - phi)
+                        vb = direction * (level - phin)
+                        if noise_mode == 0:
+{dphi_block}
+                            var = sigma * sigma * ({gsq})
+                        else:
+{dphi_block}
+{sgd_var}
+                        if var > 0.0:
+{_xoshiro_lines(I + "            ")}
+                            _v = ((_u >> U11) + 0.5) * (1.0 / 9007199254740992.0)
+                            if _v < math.exp(-2.0 * va * vb / var):
+                                STATUS[j] = 1
+                                done = True
+{store_y}
+                S[j, 0] = s0
+                S[j, 1] = s1
+                S[j, 2] = s2
+                S[j, 3] = s3
+                HAVE[j] = have_spare
+                SPARE[j] = spare
+                PHI[j] = phin
+                if save_every > 0 and (k + 1) % save_every == 0:
+                    r = (k + 1) // save_every - 1
+                    if r < n_save:
 {save}
-            if crossed:
-                status = 1
-                steps = k + 1
-                break
-        out_steps[i] = steps
-        out_status[i] = status
-{store}
-        for j in range(4):
-            states[i, j] = s[j]
+                if done:
+                    ACTIVE[j] = False
+                    STEPS[j] = k + 1
+                    n_active -= 1
+        for j in range(m):
+            out_steps[lo + j] = STEPS[j]
+            out_status[lo + j] = STATUS[j]
+            for i in range(DIM):
+                out_x[lo + j, i] = X[j, i]
+            for i in range(4):
+                states[lo + j, i] = S[j, i]
 '''
 
 

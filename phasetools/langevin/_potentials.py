@@ -43,6 +43,11 @@ class Potential:
     convention : str
     description : dict
         Plain values describing the potential (stored with results).
+    end_to_end : sympy.Matrix or None
+        The end-to-end map ``M(x)`` of a linear network (``p x d``); needed for SGD-like
+        noise, whose covariance follows from ``M`` and the data moments.
+    kappa : float
+        The convention's data-term factor (energy = kappa x canonical).
     """
 
     name: str
@@ -53,6 +58,8 @@ class Potential:
     reflect: tuple = ()
     convention: str = "canonical"
     description: dict = field(default_factory=dict)
+    end_to_end: object = None
+    kappa: float = 1.0
 
     def __post_init__(self):
         expr = sp.sympify(self.expr)
@@ -74,6 +81,8 @@ class Potential:
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "order", sp.sympify(self.order) if self.order is not None else variables[0])
+        if self.end_to_end is not None:
+            object.__setattr__(self, "end_to_end", sp.Matrix(self.end_to_end))
         for i in self.reflect:
             if not 0 <= i < len(variables):
                 raise ValueError(f"reflect index {i} is not a variable index (0..{len(variables) - 1})")
@@ -128,7 +137,8 @@ def chain(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
     c_sym = sp.Symbol("c", real=True)
     params = {_a: float(check_positive(a, "a")), c_sym: float(as_float_array(c, "c")), _g: float(g)}
     return Potential("chain", conv.kappa * expr, tuple(w), params, order=P, convention=conv.name,
-                     description={"n_layers": n, "a": params[_a], "c": params[c_sym], "coupling": float(gamma)})
+                     description={"n_layers": n, "a": params[_a], "c": params[c_sym], "coupling": float(gamma)},
+                     end_to_end=sp.Matrix([[P]]), kappa=conv.kappa)
 
 
 def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonical", order=None) -> Potential:
@@ -167,7 +177,8 @@ def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonic
         order_expr = order(M)
     return Potential("network", conv.kappa * expr, tuple(weights), params, order=order_expr,
                      convention=conv.name,
-                     description={"n_layers": n, "width": h, "d_in": d_in, "d_out": d_out, "coupling": float(gamma)})
+                     description={"n_layers": n, "width": h, "d_in": d_in, "d_out": d_out, "coupling": float(gamma)},
+                     end_to_end=M, kappa=conv.kappa)
 
 
 def from_sympy(expr, variables, params=None, *, order=None, reflect=(), name="custom") -> Potential:

@@ -16,7 +16,8 @@ from ._codegen import kernel_module, numpy_functions
 from ._potentials import Potential
 from ._rng import ZIG_F, ZIG_K, ZIG_W, seed_states, trajectory_keys
 
-__all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "EscapeEnsemble", "simulate", "replay", "entropy_of"]
+__all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "SGDNoise", "EscapeEnsemble", "simulate", "replay",
+           "entropy_of"]
 
 STATUS_CENSORED, STATUS_ESCAPED, STATUS_NONFINITE = 0, 1, 2
 _MAX_PATH_VALUES = 200_000_000
@@ -76,6 +77,58 @@ class Threshold:
         object.__setattr__(self, "level", lv)
 
 
+@dataclass(frozen=True)
+class SGDNoise:
+    """SGD-like multiplicative noise: covariance ``(lr / batch_size) Sigma(theta)`` per unit time.
+
+    ``Sigma`` is the exact per-sample gradient covariance of the linear-network loss under
+    the Gaussian data model (science brief 5.1-5.3): with ``r = y - M x``,
+    ``Sigma = 4 kappa^2 J^T K J``, ``J = dM/dtheta`` and
+    ``K[(a,b),(c,d)] = E[r_a r_c] E[x_b x_d] + E[r_a x_d] E[r_c x_b]``. It vanishes where
+    ``J`` does, e.g. at the trivial state. ``n_samples`` switches on the
+    without-replacement factor ``(N - B)/(N - 1)``. Time is Langevin time ``t = lr * steps``
+    of the potential's convention.
+    """
+
+    lr: float
+    batch_size: int
+    input_cov: object
+    cross_cov: object
+    output_cov: object
+    n_samples: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", float(check_positive(self.lr, "lr")))
+        b = self.batch_size
+        if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, np.integer)) or b < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {b!r}")
+        sxx = np.atleast_2d(as_float_array(self.input_cov, "input_cov"))
+        syx = np.atleast_2d(as_float_array(self.cross_cov, "cross_cov"))
+        syy = np.atleast_2d(as_float_array(self.output_cov, "output_cov"))
+        if sxx.shape[0] != sxx.shape[1] or syx.shape[1] != sxx.shape[0] or syy.shape != (syx.shape[0],) * 2:
+            raise ValueError(f"input_cov (d, d), cross_cov (p, d) and output_cov (p, p) do not fit together: "
+                             f"{sxx.shape}, {syx.shape}, {syy.shape}")
+        object.__setattr__(self, "input_cov", sxx)
+        object.__setattr__(self, "cross_cov", syx)
+        object.__setattr__(self, "output_cov", syy)
+        if self.n_samples is not None:
+            N = self.n_samples
+            if isinstance(N, (bool, np.bool_)) or not isinstance(N, (int, np.integer)) or N < 2 or N < b:
+                raise ValueError(f"n_samples must be an integer >= max(2, batch_size), got {N!r}")
+
+    @property
+    def factor(self) -> float:
+        """The without-replacement factor (N - B)/(N - 1), or 1."""
+        if self.n_samples is None:
+            return 1.0
+        return (self.n_samples - self.batch_size) / (self.n_samples - 1)
+
+    def config(self) -> dict:
+        return {"lr": self.lr, "batch_size": int(self.batch_size), "n_samples": self.n_samples,
+                "input_cov": self.input_cov.tolist(), "cross_cov": self.cross_cov.tolist(),
+                "output_cov": self.output_cov.tolist()}
+
+
 @register
 @dataclass(frozen=True, eq=False, repr=False)
 class EscapeEnsemble(Result):
@@ -92,7 +145,7 @@ class EscapeEnsemble(Result):
     potential: str
     potential_config: dict
     convention: str
-    temperature: float
+    temperature: float | None
     dt: float
     max_steps: int
     scheme: str
@@ -108,9 +161,10 @@ class EscapeEnsemble(Result):
     index: np.ndarray
     paths: np.ndarray | None = None
     save_every: int | None = None
+    noise: dict | None = None
 
-    _config_fields = ("potential", "potential_config", "convention", "temperature", "dt", "max_steps", "scheme",
-                      "stop_order", "stop_level", "stop_direction", "save_every")
+    _config_fields = ("potential", "potential_config", "convention", "temperature", "noise", "dt", "max_steps",
+                      "scheme", "stop_order", "stop_level", "stop_direction", "save_every")
     _dims = {"x0": ("trajectory", "variable"), "times": ("trajectory",), "steps": ("trajectory",),
              "status": ("trajectory",), "final": ("trajectory", "variable"), "run": ("trajectory",),
              "index": ("trajectory",), "paths": ("trajectory", "save", "variable")}
@@ -159,7 +213,8 @@ class EscapeEnsemble(Result):
             seeds=tuple(self.seeds) + tuple(other.seeds), stats=stats)
 
     def __repr__(self):
-        return (f"EscapeEnsemble(potential={self.potential!r}, temperature={self.temperature:g}, dt={self.dt:g}, "
+        noise = f"temperature={self.temperature:g}" if self.temperature is not None else "noise='sgd'"
+        return (f"EscapeEnsemble(potential={self.potential!r}, {noise}, dt={self.dt:g}, "
                 f"scheme={self.scheme!r}, n_traj={self.n_traj}, escaped={int(self.escaped.sum())}, "
                 f"censored={int(self.censored.sum())}, nonfinite={int(self.nonfinite.sum())})")
 
@@ -182,16 +237,17 @@ def entropy_of(rng) -> int:
 
 
 def _largest_stable_dt(potential, x0):
-    H = numpy_functions(potential).hessian(x0)
-    H = np.asarray(H, dtype=float)
-    H = np.moveaxis(H, (0, 1), (-2, -1)) if H.ndim > 2 and H.shape[0] == potential.dim else H
-    eig = np.linalg.eigvalsh(H.reshape(-1, potential.dim, potential.dim))
-    lam = float(np.max(eig))
+    """``2 / lambda_max`` of the Hessian over the (first 64 distinct) starting points."""
+    hess = numpy_functions(potential).hessian
+    lam = -np.inf
+    for row in np.unique(x0, axis=0)[:64]:
+        H = np.array(hess(row), dtype=float).reshape(potential.dim, potential.dim)
+        lam = max(lam, float(np.max(np.linalg.eigvalsh(H))))
     return (2.0 / lam if lam > 0 else np.inf), lam
 
 
-def simulate(potential: Potential, x0, *, temperature, dt, n_traj, max_steps, stop=None, scheme="euler",
-             save_every=None, rng=None, n_threads=None) -> EscapeEnsemble:
+def simulate(potential: Potential, x0, *, temperature=None, noise=None, dt, n_traj, max_steps, stop=None,
+             scheme="euler", save_every=None, rng=None, n_threads=None) -> EscapeEnsemble:
     """Simulate ``n_traj`` independent trajectories of ``dx = -grad U dt + sqrt(2 T) dW``.
 
     Parameters
@@ -203,6 +259,10 @@ def simulate(potential: Potential, x0, *, temperature, dt, n_traj, max_steps, st
     x0 : array (dim,) or (n_traj, dim)
         Starting point(s).
     temperature : float > 0
+        Additive isotropic noise ``sqrt(2 T) dW``. Give either this or ``noise``.
+    noise : SGDNoise
+        SGD-like multiplicative noise (potentials with an end-to-end map: ``chain``,
+        ``network``); then ``dt`` is in Langevin time ``lr * steps``.
     dt : float > 0
         Time step; refused if the explicit scheme is unstable at ``x0``
         (``dt >= 2 / lambda_max`` of the Hessian there).
@@ -221,9 +281,9 @@ def simulate(potential: Potential, x0, *, temperature, dt, n_traj, max_steps, st
     n_threads : int, optional
         numba threads for this call (default: numba's current setting).
     """
-    return _simulate(potential, x0, temperature=temperature, dt=dt, n_traj=n_traj, max_steps=max_steps, stop=stop,
-                     scheme=scheme, save_every=save_every, entropy=entropy_of(rng), indices=None,
-                     n_threads=n_threads)
+    return _simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=n_traj,
+                     max_steps=max_steps, stop=stop, scheme=scheme, save_every=save_every, entropy=entropy_of(rng),
+                     indices=None, n_threads=n_threads)
 
 
 def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, save_every=None) -> EscapeEnsemble:
@@ -236,7 +296,13 @@ def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, s
         names = {str(v): v for v in potential.variables}
         names.update({str(k): k for k in potential.params})
         stop = Threshold(ensemble.stop_level, ensemble.stop_direction, sp.sympify(ensemble.stop_order, locals=names))
-    return _simulate(potential, ensemble.x0[i], temperature=ensemble.temperature, dt=ensemble.dt, n_traj=1,
+    noise = None
+    if ensemble.noise is not None:
+        cfg = dict(ensemble.noise)
+        noise = SGDNoise(cfg["lr"], cfg["batch_size"], cfg["input_cov"], cfg["cross_cov"], cfg["output_cov"],
+                         cfg["n_samples"])
+    return _simulate(potential, ensemble.x0[i], temperature=ensemble.temperature, noise=noise, dt=ensemble.dt,
+                     n_traj=1,
                      max_steps=ensemble.max_steps, stop=stop, scheme=ensemble.scheme, save_every=save_every,
                      entropy=ensemble.seeds[int(ensemble.run[i])], indices=np.array([ensemble.index[i]]),
                      n_threads=None)
@@ -248,11 +314,24 @@ def _check_count(value, name):
     return int(value)
 
 
-def _simulate(potential, x0, *, temperature, dt, n_traj, max_steps, stop, scheme, save_every, entropy, indices,
-              n_threads):
+def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop, scheme, save_every, entropy,
+              indices, n_threads):
     if not isinstance(potential, Potential):
         raise ValueError(f"potential must be a phasetools.langevin Potential, got {type(potential).__name__}")
-    T = float(check_positive(temperature, "temperature"))
+    if (temperature is None) == (noise is None):
+        raise ValueError("give exactly one of temperature (additive noise) and noise (SGDNoise)")
+    if noise is not None:
+        if not isinstance(noise, SGDNoise):
+            raise ValueError(f"noise must be an SGDNoise, got {type(noise).__name__}")
+        if potential.end_to_end is None:
+            raise ValueError(f"potential {potential.name!r} has no end-to-end map: SGD-like noise needs a chain or "
+                             "network potential")
+        if noise.cross_cov.shape != potential.end_to_end.shape:
+            raise ValueError(f"noise.cross_cov has shape {noise.cross_cov.shape} but the network's end-to-end map "
+                             f"is {potential.end_to_end.shape}")
+        T = None
+    else:
+        T = float(check_positive(temperature, "temperature"))
     dt = float(check_positive(dt, "dt"))
     n_traj = _check_count(n_traj, "n_traj")
     max_steps = _check_count(max_steps, "max_steps")
@@ -294,23 +373,28 @@ def _simulate(potential, x0, *, temperature, dt, n_traj, max_steps, stop, scheme
     has_stop = stop is not None
     level = stop.level if has_stop else 0.0
     direction = (1.0 if stop.direction == "up" else -1.0) if has_stop else 1.0
-    sigma = float(np.sqrt(2.0 * T * dt))
-    args_tail = (has_stop, level, direction, scheme.bridge, save_every or 0)
+    if noise is None:
+        sigma, mode, scale = float(np.sqrt(2.0 * T * dt)), 0, 0.0
+        sxx = syx = syy = np.zeros((1, 1))
+    else:
+        sigma, mode = 0.0, 1
+        scale = float(2.0 * potential.kappa * np.sqrt(noise.lr * dt * noise.factor / noise.batch_size))
+        sxx, syx, syy = (np.ascontiguousarray(a) for a in (noise.input_cov, noise.cross_cov, noise.output_cov))
+    head = (p, dt, sigma, mode, scale, sxx, syx, syy)
+    tail = (has_stop, level, direction, scheme.bridge, save_every or 0)
 
     old_threads = numba.get_num_threads()
     if n_threads is not None:
         numba.set_num_threads(_check_count(n_threads, "n_threads"))
     try:
         compile_time = 0.0
-        if not module.run_additive.signatures:
+        if not module.run.signatures:
             t0 = time.perf_counter()  # compile or load from the on-disk cache, on a throw-away trajectory
-            module.run_additive(x0[:1].copy(), p, dt, sigma, 1, *args_tail, states[:1].copy(), ZIG_K, ZIG_W, ZIG_F,
-                                np.empty(1, np.int64), np.empty(1, np.int8), np.empty((1, d)),
-                                np.empty((1, 0, d)))
+            module.run(x0[:1].copy(), *head, 1, *tail, states[:1].copy(), ZIG_K, ZIG_W, ZIG_F,
+                       np.empty(1, np.int64), np.empty(1, np.int8), np.empty((1, d)), np.empty((1, 0, d)))
             compile_time = time.perf_counter() - t0
         t0 = time.perf_counter()
-        module.run_additive(x0, p, dt, sigma, max_steps, *args_tail, states, ZIG_K, ZIG_W, ZIG_F, out_steps,
-                            out_status, out_x, paths)
+        module.run(x0, *head, max_steps, *tail, states, ZIG_K, ZIG_W, ZIG_F, out_steps, out_status, out_x, paths)
         wall = time.perf_counter() - t0
         threads = numba.get_num_threads()
     finally:
@@ -319,7 +403,8 @@ def _simulate(potential, x0, *, temperature, dt, n_traj, max_steps, stop, scheme
              "n_nonfinite": int(np.sum(out_status == STATUS_NONFINITE)), "n_threads": threads}
     return EscapeEnsemble(
         potential=potential.name, potential_config=_jsonable(potential.config()), convention=potential.convention,
-        temperature=T, dt=dt, max_steps=max_steps, scheme=scheme.name,
+        temperature=T, noise=None if noise is None else _jsonable(noise.config()), dt=dt, max_steps=max_steps,
+        scheme=scheme.name,
         stop_order=str(potential.order) if has_stop else None, stop_level=stop.level if has_stop else None,
         stop_direction=stop.direction if has_stop else None, x0=x0, times=out_steps * dt, steps=out_steps,
         status=out_status, final=out_x, run=np.zeros(n_traj, dtype=np.int64), index=idx,
