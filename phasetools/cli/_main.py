@@ -93,6 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     p.set_defaults(handler=_theory_phase_diagram)
 
+    simulate = sub.add_parser("simulate", help="Langevin simulations")
+    ssub = simulate.add_subparsers(dest="simulate_command", metavar="SUBCOMMAND")
+    p = ssub.add_parser("escape", help="escape times over a barrier at one or more temperatures, against theory")
+    p.add_argument("--model", choices=["chain", "network", "reduced", "double_well"], default="chain",
+                   help="chain of n_layers scalar weights (default), scalar-in/out network of --width, the 1D "
+                        "reduced potential, or the quartic double well")
+    p.add_argument("--n-layers", type=int, default=3, help="number of weight matrices n (default 3)")
+    p.add_argument("--c", type=float, default=1.0, help="mode signal E[xy] (the paper's eta)")
+    p.add_argument("--gamma", type=float, default=None, help="coupling (the weight decay beta in the paper convention)")
+    p.add_argument("--a", type=float, default=1.0, help="input variance (default 1)")
+    p.add_argument("--width", type=int, default=1, help="hidden width for --model network (default 1)")
+    p.add_argument("--direction", choices=["fwd", "bwd"], default="fwd",
+                   help="fwd: trivial -> learned (default); bwd: learned -> trivial")
+    p.add_argument("--convention", choices=["canonical", "paper"], default="canonical")
+    p.add_argument("--temperature", required=True, help="temperature(s): a number, a list or START:STOP:NUM")
+    p.add_argument("--dt", type=float, default=0.01, help="time step (default 0.01)")
+    p.add_argument("--n-traj", type=int, default=1000, help="trajectories per temperature (default 1000)")
+    p.add_argument("--max-steps", type=int, default=10**6, help="step budget; later runs are censored")
+    p.add_argument("--scheme", choices=["euler", "bridge"], default="euler")
+    p.add_argument("--seed", type=int, default=None, help="root seed (default: fresh entropy, recorded)")
+    p.add_argument("--threads", type=int, default=None, help="numba threads")
+    p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_survival.png and PREFIX_arrhenius.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_output(p)
+    p.set_defaults(handler=_simulate_escape)
+
     p = sub.add_parser("show", help="list the results in an HDF5 file with their provenance")
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--result", help="print one result in full")
@@ -101,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw a stored result")
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--result", help="name of the result (needed when the file holds several)")
-    p.add_argument("--kind", choices=["potential", "barriers", "phase", "cascade", "levels"],
+    p.add_argument("--kind", choices=["potential", "barriers", "phase", "cascade", "levels", "survival", "arrhenius"],
                    help="figure kind (default: the natural one for the result type)")
     p.add_argument("-o", "--output", required=True, help="output image (.png or .pdf)")
     p.set_defaults(handler=_plot)
@@ -320,3 +346,83 @@ def _plot(args):
     r = load(args.file, args.result)
     written = plot(r, args.kind).save(args.output)
     print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _simulate_escape(args):
+    from .._progress import progress
+    from ..langevin import escape_problem, simulate
+    from ..stats import arrhenius_fit, exponential_mle
+
+    temps = np.atleast_1d(np.asarray(_numbers(args.temperature, "temperature"), dtype=float))
+    problem = escape_problem(args.model, n_layers=args.n_layers, c=args.c, gamma=args.gamma, a=args.a,
+                             width=args.width, direction=args.direction, convention=args.convention)
+    root = np.random.SeedSequence(args.seed)
+    seeds = [int(s.generate_state(1, dtype=np.uint64)[0]) for s in root.spawn(len(temps))]
+    ensembles, fits, theory = [], [], []
+    names = []
+    for T, seed in progress(list(zip(temps, seeds)), desc="temperatures", quiet=args.quiet):
+        ens = simulate(problem.potential, problem.x0, temperature=float(T), dt=args.dt, n_traj=args.n_traj,
+                       max_steps=args.max_steps, stop=problem.stop, scheme=args.scheme, rng=seed,
+                       n_threads=args.threads)
+        ensembles.append(ens)
+        ok = ens.status != 2
+        fits.append(exponential_mle(ens.times[ok], ens.censored[ok]))
+        theory.append(problem.theory_tau(float(T)))
+        if args.out:
+            from ..io import save
+
+            names.append(save(ens, args.out, command=args.command_line))
+    arr = None
+    good = [k for k, f in enumerate(fits) if f.tau is not None]
+    if len(good) >= 2:
+        arr = arrhenius_fit(1 / temps[good], [fits[k].tau for k in good],
+                            tau_stderr=[fits[k].tau_stderr for k in good], time_unit=problem.potential.convention)
+        if args.out:
+            from ..io import save
+
+            names.append(save(arr, args.out, command=args.command_line))
+    if args.json:
+        import json
+
+        from ..results import to_jsonable
+
+        print(json.dumps(to_jsonable({
+            "problem": problem.config, "barrier": problem.barrier,
+            "points": [{"temperature": float(T), "n_traj": e.n_traj, "n_escaped": int(e.escaped.sum()),
+                        "n_censored": int(e.censored.sum()), "n_nonfinite": int(e.nonfinite.sum()),
+                        "tau": f.tau, "tau_stderr": f.tau_stderr, "tau_lower": f.tau_lower, "tau_theory": th}
+                       for T, e, f, th in zip(temps, ensembles, fits, theory)],
+            "arrhenius": None if arr is None else {"slope": arr.slope, "slope_stderr": arr.slope_stderr,
+                                                  "intercept": arr.intercept},
+            "stored": names})))
+    else:
+        cfg = problem.config
+        head = ", ".join(f"{k}={v}" for k, v in cfg.items())
+        lines = [f"escape problem: {head}; barrier {problem.barrier:.6g} ({problem.potential.convention} units)",
+                 f"{'T':>10}  {'dU/T':>7}  {'escaped':>9}  {'censored':>8}  {'tau (MLE)':>12}  {'+-':>9}  "
+                 f"{'theory':>12}  {'sim/theory':>10}"]
+        for T, e, f, th in zip(temps, ensembles, fits, theory):
+            tau = f"{f.tau:.6g}" if f.tau is not None else f"> {f.tau_lower:.4g}"
+            se = f"{f.tau_stderr:.3g}" if f.tau_stderr is not None else "-"
+            ratio = f"{f.tau / th:.4f}" if (f.tau is not None and th) else "-"
+            lines.append(f"{T:>10.5g}  {problem.barrier / T:>7.3f}  {int(e.escaped.sum()):>9}  "
+                         f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {(th or float('nan')):>12.6g}  {ratio:>10}")
+        if arr is not None:
+            lines.append(f"Arrhenius fit: slope {arr.slope:.6g} +- {arr.slope_stderr:.2g} against barrier "
+                         f"{problem.barrier:.6g} (ratio {arr.slope / problem.barrier:.4f})")
+        if names:
+            lines.append(f"stored {', '.join(names)} in {args.out}")
+        print("\n".join(lines))
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from ..plot import arrhenius, survival
+
+        written = survival(ensembles, theory_tau=theory).save(f"{args.plot}_survival.png")
+        if arr is not None:
+            written += arrhenius(arr, theory_T=temps, theory_tau=[t if t else np.nan for t in theory],
+                                 barrier=problem.barrier, time_unit=problem.potential.convention).save(
+                f"{args.plot}_arrhenius.png")
+        if not args.json:
+            print("wrote " + ", ".join(str(w) for w in written))

@@ -89,8 +89,10 @@ def _write_value(group, name, value) -> str:
         seq = type(value).__name__
         if all(type(v) in _SCALARS for v in value) and len({type(v) for v in value}) <= 1:
             t = _SCALARS[type(value[0])] if value else "int"
-            if t == "str":
-                _dataset(group, name, np.array(value, dtype=object), dtype=h5py.string_dtype())
+            if t == "int" and any(not -2**63 <= v < 2**63 for v in value):
+                t = "bigint"  # e.g. 128-bit SeedSequence entropy: stored as decimal strings
+            if t in ("str", "bigint"):
+                _dataset(group, name, np.array([str(v) for v in value], dtype=object), dtype=h5py.string_dtype())
             else:
                 _dataset(group, name, np.array(value, dtype={"int": np.int64, "float": np.float64,
                                                              "bool": np.bool_}[t]).reshape(len(value)))
@@ -180,7 +182,12 @@ def _read_value(group, name, tag):
     if tag.startswith(("tuple:", "list:")):
         seq, t = tag.split(":")
         ds = group[name]
-        items = ds.asstr()[()].tolist() if t == "str" else [_FROM_TAG[t](v) for v in ds[()]]
+        if t == "str":
+            items = ds.asstr()[()].tolist()
+        elif t == "bigint":
+            items = [int(v) for v in ds.asstr()[()].tolist()]
+        else:
+            items = [_FROM_TAG[t](v) for v in ds[()]]
         return tuple(items) if seq == "tuple" else list(items)
     if tag.startswith("seq:"):
         sub = group[name]

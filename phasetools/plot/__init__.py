@@ -9,9 +9,12 @@ Each function takes a result, draws on new axes (or the ``ax`` given) and return
     phase_diagram(critical)    coexistence and spinodal lines over feature strength
     cascade(phase_diagram)     top-m state energies, global state, hysteresis loop
     levels(modes)              energy levels of the metastable states and their saddles
+    survival(ensembles)        Kaplan-Meier survival of escape ensembles, MLE and theory lines
+    arrhenius(fit)             ln tau against 1/T with the fitted and the theory line
     plot(result, kind=None)    dispatch by result type (used by ``phasetools plot``)
 """
 
-from ._figures import KINDS, Plot, barriers, cascade, levels, phase_diagram, plot, potential
+from ._figures import KINDS, Plot, arrhenius, barriers, cascade, levels, phase_diagram, plot, potential, survival
 
-__all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels", "plot", "KINDS"]
+__all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels", "survival", "arrhenius", "plot",
+           "KINDS"]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels", "plot", "KINDS"]
+__all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels", "survival", "arrhenius", "plot",
+           "KINDS"]
 
 
 @dataclass
@@ -222,10 +223,78 @@ def levels(modes_result, *, ax=None) -> Plot:
     return Plot(fig, (axis,))
 
 
+def survival(ensembles, *, ax=None, theory_tau=None, labels=None) -> Plot:
+    """Kaplan-Meier survival of one or more EscapeEnsembles, with the exponential MLE fit.
+
+    ``theory_tau`` (one value per ensemble, or None) adds the predicted ``exp(-t/tau)``.
+    """
+    from ..stats import exponential_mle, kaplan_meier
+
+    if not isinstance(ensembles, (list, tuple)):
+        ensembles = [ensembles]
+    theory_tau = list(theory_tau) if theory_tau is not None else [None] * len(ensembles)
+    fig, (axis,) = _new(ax)
+    for k, ens in enumerate(ensembles):
+        ok = ens.status != 2
+        km = kaplan_meier(ens.times[ok], ens.censored[ok])
+        fit = exponential_mle(ens.times[ok], ens.censored[ok])
+        noise = f"T = {ens.temperature:g}" if ens.temperature is not None else "SGD noise"
+        label = labels[k] if labels else noise
+        t = np.concatenate([[0.0], km.event_times])
+        surv = np.concatenate([[1.0], km.survival])
+        (line,) = axis.step(t, surv, where="post", label=f"{label}: simulated ({ens.n_traj} runs)")
+        tmax = float(np.max(ens.times)) if ens.n_traj else 1.0
+        tt = np.linspace(0, tmax, 200)
+        if fit.tau is not None:
+            axis.plot(tt, np.exp(-tt / fit.tau), ls="--", color=line.get_color(), lw=1,
+                      label=f"exp(-t/tau), tau = {fit.tau:.4g} +- {fit.tau_stderr:.2g} (MLE)")
+        if theory_tau[k] is not None:
+            axis.plot(tt, np.exp(-tt / theory_tau[k]), ls=":", color=line.get_color(), lw=1.5,
+                      label=f"theory tau = {theory_tau[k]:.4g}")
+    axis.set_yscale("log")
+    axis.set_ylim(bottom=max(1e-3, 0.5 / max(e.n_traj for e in ensembles)), top=1.05)
+    axis.set_xlabel(f"time t ({ensembles[0].convention} units; Langevin time)")
+    axis.set_ylabel("survival S(t) (fraction not escaped)")
+    axis.set_title(f"escape from the {ensembles[0].potential} potential", fontsize=10)
+    axis.legend(fontsize=7)
+    return Plot(fig, (axis,))
+
+
+def arrhenius(fit, *, ax=None, theory_T=None, theory_tau=None, barrier=None, time_unit="") -> Plot:
+    """ln tau against 1/T: the data with error bars, the fitted line and the theory."""
+    x = np.asarray(fit.x, dtype=float)
+    tau = np.asarray(fit.tau, dtype=float)
+    fig, (axis,) = _new(ax)
+    err = None if fit.tau_stderr is None else np.asarray(fit.tau_stderr, dtype=float) / tau
+    # the fitted quantity: ln tau with the theory prefactor and T^p removed (as in arrhenius_fit)
+    y = np.log(tau) + fit.temperature_power * np.log(x)
+    adjusted = fit.temperature_power != 0
+    if fit.prefactor is not None:
+        y = y - np.log(np.asarray(fit.prefactor, dtype=float))
+        adjusted = True
+    axis.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="simulation (censoring-aware MLE)")
+    xx = np.linspace(x.min(), x.max(), 100)
+    axis.plot(xx, fit.intercept + fit.slope * xx, "-",
+              label=f"fit: slope = {fit.slope:.4g} +- {fit.slope_stderr:.2g}")
+    if theory_T is not None and theory_tau is not None and not adjusted:
+        tT = np.asarray(theory_T, dtype=float)
+        order = np.argsort(1 / tT)
+        axis.plot(1 / tT[order], np.log(np.asarray(theory_tau, dtype=float)[order]), "k:", lw=1.5,
+                  label="theory (Eyring-Kramers / exact)" + (f", barrier = {barrier:.4g}" if barrier else ""))
+    xlabel = "1 / temperature" if fit.x_is == "inverse_temperature" else "batch_size / lr"
+    axis.set_xlabel(xlabel)
+    what = "ln tau" + (" - ln prefactor + p ln x" if adjusted else "")
+    axis.set_ylabel(f"{what}{f' ({time_unit} time units)' if time_unit else ''}")
+    axis.set_title("Arrhenius plot: the slope is the barrier", fontsize=10)
+    axis.legend(fontsize=8)
+    return Plot(fig, (axis,))
+
+
 KINDS = {"potential": potential, "barriers": barriers, "phase": phase_diagram, "cascade": cascade,
-         "levels": levels}
+         "levels": levels, "survival": survival, "arrhenius": arrhenius}
 _ACCEPTS = {"potential": "Landscape", "barriers": "Landscape", "phase": "CriticalPoints",
-            "cascade": "PhaseDiagram", "levels": "Modes"}
+            "cascade": "PhaseDiagram", "levels": "Modes", "survival": "EscapeEnsemble",
+            "arrhenius": "ArrheniusFit"}
 
 
 def plot(result, kind: str | None = None) -> Plot:
