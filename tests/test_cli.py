@@ -133,3 +133,40 @@ def test_show_one_result(tmp_path, capsys):
     run(capsys, "theory", "critical", "--n-layers", "3", "--c", "1", "--out", str(h5))
     code, out, _ = run(capsys, "show", str(h5), "--result", "criticalpoints_0001")
     assert code == 0 and "CriticalPoints(" in out and '"gamma_c": 0.39685' in out
+
+
+def test_simulate_escape_writes_results_and_figures(tmp_path, capsys):
+    h5 = tmp_path / "esc.h5"
+    code, out, err = run(capsys, "simulate", "escape", "--model", "reduced", "--n-layers", "3", "--c", "0.8",
+                         "--gamma", "0.32", "--convention", "paper", "--temperature", "0.012,0.009",
+                         "--n-traj", "200", "--dt", "0.01", "--seed", "3", "--out", str(h5),
+                         "--plot", str(tmp_path / "esc"), "--quiet")
+    assert code == 0, err
+    assert "sim/theory" in out and "Arrhenius fit" in out
+    from phasetools.io import list_results, load
+
+    kinds = [i.kind for i in list_results(h5)]
+    assert kinds.count("EscapeEnsemble") == 2 and kinds.count("ArrheniusFit") == 1
+    ens = load(h5, "escapeensemble_0001")
+    assert ens.n_traj == 200 and ens.temperature == 0.012
+    for name in ("esc_survival.png", "esc_arrhenius.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, err = run(capsys, "plot", str(h5), "--result", "escapeensemble_0002", "-o", str(tmp_path / "s.png"))
+    assert code == 0, err
+    # the same seed gives the same numbers
+    code2, out2, _ = run(capsys, "simulate", "escape", "--model", "reduced", "--n-layers", "3", "--c", "0.8",
+                         "--gamma", "0.32", "--convention", "paper", "--temperature", "0.012,0.009",
+                         "--n-traj", "200", "--dt", "0.01", "--seed", "3", "--json", "--quiet")
+    data = json.loads(out2)
+    assert data["points"][0]["tau"] == pytest.approx(load(h5, "escapeensemble_0001").times.mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["simulate", "escape", "--temperature", "0.01", "--gamma", "0.9"], "no barrier"),
+    (["simulate", "escape", "--temperature", "0", "--gamma", "0.3"], "temperature must be > 0"),
+    (["simulate", "escape", "--temperature", "0.01", "--gamma", "0.3", "--dt", "5"], "dt = 5 is too large"),
+    (["simulate", "escape", "--temperature", "0.01"], "gamma must be given"),
+])
+def test_simulate_bad_input(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1

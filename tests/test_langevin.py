@@ -301,3 +301,17 @@ def test_sgd_noise_bad_input():
         SGDNoise(0.1, 0, [[1.0]], [[1.0]], [[1.0]])
     with pytest.raises(ValueError, match="do not fit together"):
         SGDNoise(0.1, 4, [[1.0]], [[1.0, 2.0]], [[1.0]])
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_reduced_potential_escape_matches_exact_mfpt(direction):
+    # 1D reduced potential (reflecting wall at b = 0), paper units, dU/T = 3: the mean
+    # first-passage time to the stop level equals the exact quadrature within 3 SE.
+    from phasetools.langevin import escape_problem
+
+    pr = escape_problem("reduced", n_layers=3, c=0.8, gamma=0.32, direction=direction, convention="paper")
+    T = pr.barrier / 3
+    r = simulate(pr.potential, pr.x0, temperature=T, dt=0.01, n_traj=8000, max_steps=10**7, stop=pr.stop,
+                 scheme="bridge", rng=2)
+    m, se = mean_and_se(r)
+    assert abs(m - pr.exact_mfpt(T)) < 3 * se

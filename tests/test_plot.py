@@ -28,7 +28,24 @@ CASES = {
     "cascade": (lambda: th.phase_diagram([0.9, 0.8], 3, np.linspace(0, 0.5, 201), convention="paper"),
                 "weight decay", "state energy"),
     "levels": (lambda: th.modes(3, [0.9, 0.8], gamma=0.32, convention="paper"), "state", "energy"),
+    "survival": (lambda: _ensemble(), "time t", "survival"),
+    "arrhenius": (lambda: _arrhenius(), "1 / temperature", "ln tau"),
 }
+
+
+def _ensemble():
+    from phasetools.langevin import Threshold, double_well, simulate
+
+    return simulate(double_well(), [-1.0], temperature=0.15, dt=0.01, n_traj=300, max_steps=3000,
+                    stop=Threshold(1.0), rng=1)
+
+
+def _arrhenius():
+    from phasetools.stats import arrhenius_fit
+
+    T = np.array([0.02, 0.015, 0.01])
+    tau = 3.0 * np.exp(0.05 / T)
+    return arrhenius_fit(1 / T, tau, tau_stderr=0.03 * tau)
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
