@@ -185,7 +185,7 @@ def _table(result, keys):
     arrays = [k for k in keys if np.ndim(getattr(result, k)) > 0]
     head = _kv_table([(k, getattr(result, k)) for k in scalars])
     cols = [np.ravel(_objects(getattr(result, k))) for k in arrays]
-    widths = [max(12, len(k)) for k in arrays]
+    widths = [max([len(k)] + [len(_cell(v)) for v in col]) for k, col in zip(arrays, cols)]
     lines = ["  ".join(f"{k:>{w}}" for k, w in zip(arrays, widths))]
     for row in zip(*cols):
         lines.append("  ".join(f"{_cell(v):>{w}}" for v, w in zip(row, widths)))
