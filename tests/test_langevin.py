@@ -315,3 +315,21 @@ def test_reduced_potential_escape_matches_exact_mfpt(direction):
                  scheme="bridge", rng=2)
     m, se = mean_and_se(r)
     assert abs(m - pr.exact_mfpt(T)) < 3 * se
+
+
+def test_singular_value_order_parameters():
+    from phasetools.theory._network import end_to_end, layer_shapes, unpack
+
+    rng = np.random.default_rng(12)
+    A = np.eye(2)
+    C = np.array([[0.9, 0.1], [0.0, 0.8]])
+    theta = rng.normal(size=2 * 2 + 2 * 2 + 2 * 2)
+    M = end_to_end(unpack(theta, layer_shapes(2, 2, 3, 2)))
+    sv = np.linalg.svd(M, compute_uv=False)
+    for k in (1, 2):
+        from phasetools.langevin._codegen import numpy_functions
+
+        pot = network(3, 2, A, C, 0.1, order=f"sv{k}")
+        assert float(numpy_functions(pot).order(theta)) == pytest.approx(sv[k - 1], rel=1e-12)
+    with pytest.raises(ValueError, match="order must be"):
+        network(3, 2, A, C, 0.1, order="sv9")

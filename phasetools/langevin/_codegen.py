@@ -134,7 +134,7 @@ def _cholesky_lines(m, indent):
     return "\n".join(lines)
 
 
-def kernel_source(potential) -> str:
+def kernel_source(potential, sgd: bool = False) -> str:
     """The full text of the kernel module for ``potential``.
 
     ``run`` advances the trajectories of a chunk of ``LANES`` in turn, step by step: each
@@ -163,7 +163,7 @@ def kernel_source(potential) -> str:
     grad_block = _block(grads, [f"g_{i}" for i in range(d)], X, I, "tg_")
     add_noise = _normals_lines([f"z_{i}" for i in range(d)], I + "    ")
     add_update = "\n".join(f"{I}    y_{i} = x_{i} - g_{i} * dt + sigma * z_{i}" for i in range(d))
-    M = getattr(potential, "end_to_end", None)
+    M = getattr(potential, "end_to_end", None) if sgd else None
     if M is not None:
         M = sp.Matrix(M)
         pp, dd = M.shape
@@ -208,8 +208,9 @@ def kernel_source(potential) -> str:
                    + f"\n{I}            var = scale * scale * ({quad})")
         sgd_block = "\n".join(sgd)
     else:
-        # unreachable (the wrapper refuses SGD noise here); NaN marks the trajectory non-finite.
-        # A raise inside the prange loop would stop numba from parallelising it.
+        # not generated for this kernel (additive-noise kernels stay small and compile fast);
+        # the wrapper never selects it. NaN would mark the trajectory non-finite. A raise
+        # inside the prange loop would stop numba from parallelising it.
         sgd_block = "\n".join(f"{I}    y_{i} = math.nan" for i in range(d))
         sgd_var = f"{I}            var = 0.0"
     dphi_block = _block(dphi, [f"dphi_{i}" for i in range(d)], X, I + "            ", "td_")
@@ -359,9 +360,12 @@ def _load(source: str):
     return module
 
 
-def kernel_module(potential):
-    """The imported kernel module of ``potential`` (generated and cached on first use)."""
-    return _load(kernel_source(potential))
+def kernel_module(potential, sgd: bool = False):
+    """The imported kernel module of ``potential`` (generated and cached on first use).
+
+    ``sgd=True`` includes the SGD-like noise branch (larger, slower to compile).
+    """
+    return _load(kernel_source(potential, sgd))
 
 
 @functools.lru_cache(maxsize=64)

@@ -21,7 +21,7 @@ from ..theory import resolve_convention
 from ..theory._symbolic import a as _a, b as _b, c as _c, chain_potential, gamma as _g, network_potential
 from ..theory._symbolic import reduced_potential
 
-__all__ = ["Potential", "double_well", "reduced", "chain", "network", "from_sympy"]
+__all__ = ["Potential", "double_well", "reduced", "chain", "network", "from_sympy", "singular_value"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,8 +146,9 @@ def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonic
 
     ``input_cov`` is ``E[x x^T]`` (d_in x d_in), ``cross_cov`` is ``E[y x^T]`` (d_out x d_in).
     The default order parameter is ``u^T M v`` along the top singular pair of
-    ``cross_cov`` (the learned coefficient of the strongest mode); pass ``order`` (a
-    function of the end-to-end sympy matrix ``M``) for another.
+    ``cross_cov`` (the learned coefficient of the strongest mode). ``order`` may instead be
+    ``"sv1"`` or ``"sv2"`` (the first or second singular value of ``M``, in closed form when
+    ``min(d_in, d_out) <= 2``) or a function of the end-to-end sympy matrix ``M``.
     """
     n = check_n_layers(n_layers)
     h = check_width(width)
@@ -169,7 +170,11 @@ def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonic
     for r in range(d_out):
         for q in range(d_in):
             params[Cs[r, q]] = float(C[r, q])
-    if order is None:
+    if order in ("sv1", "sv2"):
+        order_expr = singular_value(M, int(order[-1]))
+    elif isinstance(order, str):
+        raise ValueError(f"order must be 'sv1', 'sv2', a function of M or None, got {order!r}")
+    elif order is None:
         U, _, Vt = np.linalg.svd(C)
         u, v = U[:, 0] * np.sign(U[0, 0] or 1.0), Vt[0] * np.sign(U[0, 0] or 1.0)
         order_expr = sum(float(u[r]) * M[r, q] * float(v[q]) for r in range(d_out) for q in range(d_in))
@@ -179,6 +184,21 @@ def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonic
                      convention=conv.name,
                      description={"n_layers": n, "width": h, "d_in": d_in, "d_out": d_out, "coupling": float(gamma)},
                      end_to_end=M, kappa=conv.kappa)
+
+
+def singular_value(M, k: int):
+    """The ``k``-th (1 = largest) singular value of a sympy matrix with min(shape) <= 2, in closed form."""
+    M = sp.Matrix(M)
+    G = M * M.T if M.shape[0] <= M.shape[1] else M.T * M
+    if G.shape[0] > 2:
+        raise ValueError(f"singular values in closed form need min(d_in, d_out) <= 2, got {M.shape}")
+    if k not in range(1, G.shape[0] + 1):
+        raise ValueError(f"k must be 1..{G.shape[0]} for a {M.shape[0]}x{M.shape[1]} map, got {k}")
+    if G.shape[0] == 1:
+        return sp.sqrt(G[0, 0])
+    tr, det = G[0, 0] + G[1, 1], G[0, 0] * G[1, 1] - G[0, 1] * G[1, 0]
+    disc = sp.sqrt((G[0, 0] - G[1, 1]) ** 2 / 4 + G[0, 1] * G[1, 0])
+    return sp.sqrt(tr / 2 + disc) if k == 1 else sp.sqrt(sp.Max(tr / 2 - disc, 0))
 
 
 def from_sympy(expr, variables, params=None, *, order=None, reflect=(), name="custom") -> Potential:

@@ -364,7 +364,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
         n_save = 0
     idx = np.arange(n_traj, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
     states = seed_states(trajectory_keys(entropy, idx))
-    module = kernel_module(potential)
+    module = kernel_module(potential, sgd=noise is not None)
     p = potential.param_values
     out_steps = np.empty(n_traj, dtype=np.int64)
     out_status = np.empty(n_traj, dtype=np.int8)
