@@ -44,7 +44,7 @@ def register(cls):
 
 
 # Modules whose import registers storable classes; imported before a file is read.
-_PROVIDERS = ("phasetools.theory", "phasetools.stats", "phasetools.langevin")
+_PROVIDERS = ("phasetools.theory", "phasetools.stats", "phasetools.langevin", "phasetools.training")
 
 
 def registry() -> dict[str, type]:

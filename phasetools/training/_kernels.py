@@ -1,0 +1,398 @@
+"""numba kernels of the trainer: pure functions over preallocated arrays.
+
+Layout. The weights of one run are a flat vector ``th``; layer ``k`` (1-based, ``W_k``, shape
+``dims[k] x dims[k-1]``) is row-major at ``offs[k-1]``. Work buffers per run:
+
+* ``pre``: prefix products ``P_k = W_k ... W_1`` (``dims[k] x d_in``) at ``poffs[k]``,
+  ``k = 0..n``; ``P_0 = I`` is written once by the caller, ``P_n = M`` is the end-to-end map;
+* ``suf``: suffix products ``A_k = W_n ... W_{k+1}`` (``d_out x dims[k]``) at ``soffs[k]``,
+  ``k = 1..n``; ``A_n = I`` is written once by the caller;
+* ``G`` (``d_out x d_in``): the gradient of the data term with respect to ``M``;
+* ``C`` (``d_out x max(dims)``), ``grad`` (``n_params``).
+
+The gradient of ``kappa * E_batch ||y - M x||^2`` with respect to ``W_k`` is
+``A_k^T G P_{k-1}^T`` with ``G = 2 kappa E_batch[(M x - y) x^T]``; every product is an
+explicit loop over the small matrices, in the dtype of the weights (float32 runs compute in
+float32), and nothing is allocated inside the step loop. Logged quantities are computed in
+float64 from the current weights (allocating, but only at log points).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._numba import jit
+from ..langevin._rng import normal_pair, uniform
+
+__all__ = ["MODE_SHUFFLE", "MODE_REPLACE", "MODE_MOMENTS", "STATUS_OK", "STATUS_NONFINITE", "draw_normals",
+           "batch_gradient_kernel", "train_kernel"]
+
+MODE_SHUFFLE, MODE_REPLACE, MODE_MOMENTS = 0, 1, 2
+STATUS_OK, STATUS_NONFINITE = 0, 2
+
+
+@jit
+def draw_normals(states, scales, kn, wn, fn, out):
+    """``out[s, i] = scales[i] * z`` with standard normals from stream ``s`` (pairs, in order)."""
+    S, P = out.shape
+    for s in range(S):
+        st = states[s]
+        i = 0
+        while i < P:
+            z1, z2 = normal_pair(st, kn, wn, fn)
+            out[s, i] = scales[i] * z1
+            if i + 1 < P:
+                out[s, i + 1] = scales[i + 1] * z2
+            i += 2
+
+
+@jit
+def _products(th, dims, offs, pre, poffs, suf, soffs):
+    """Prefix products P_1..P_n and suffix products A_{n-1}..A_1 of the weights ``th``.
+
+    Each output entry is summed in the natural order of its inner index; the loops run
+    that index outermost so that consecutive updates go to independent entries.
+    """
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    o = offs[0]
+    po = poffs[1]
+    for i in range(dims[1] * d_in):
+        pre[po + i] = th[o + i]
+    for k in range(2, n + 1):  # P_k = W_k P_{k-1}
+        rows = dims[k]
+        cols = dims[k - 1]
+        ow = offs[k - 1]
+        pin = poffs[k - 1]
+        pout = poffs[k]
+        for i in range(rows):
+            w = th[ow + i * cols]
+            for b in range(d_in):
+                pre[pout + i * d_in + b] = w * pre[pin + b]
+        for j in range(1, cols):
+            for i in range(rows):
+                w = th[ow + i * cols + j]
+                for b in range(d_in):
+                    pre[pout + i * d_in + b] += w * pre[pin + j * d_in + b]
+    if n >= 2:
+        so = soffs[n - 1]
+        o = offs[n - 1]
+        for i in range(d_out * dims[n - 1]):
+            suf[so + i] = th[o + i]
+    for k in range(n - 1, 1, -1):  # A_{k-1} = A_k W_k
+        rows = dims[k]
+        cols = dims[k - 1]
+        ow = offs[k - 1]
+        sin = soffs[k]
+        sout = soffs[k - 1]
+        for a in range(d_out):
+            v = suf[sin + a * rows]
+            for j in range(cols):
+                suf[sout + a * cols + j] = v * th[ow + j]
+        for i in range(1, rows):
+            for a in range(d_out):
+                v = suf[sin + a * rows + i]
+                for j in range(cols):
+                    suf[sout + a * cols + j] += v * th[ow + i * cols + j]
+
+
+@jit
+def _residual_batch(pre, mo, X, Y, idx, start, count, scale, d_in, d_out, G):
+    """``G = scale * sum_q (M x_q - y_q) x_q^T`` over rows ``idx[start:start+count]``."""
+    for t in range(d_out * d_in):
+        G[t] = 0
+    for q in range(count):
+        i = idx[start + q]
+        for a in range(d_out):
+            r = -Y[i, a]
+            for b in range(d_in):
+                r += pre[mo + a * d_in + b] * X[i, b]
+            for b in range(d_in):
+                G[a * d_in + b] += r * X[i, b]
+    for t in range(d_out * d_in):
+        G[t] = G[t] * scale
+
+
+@jit
+def _residual_moments(pre, mo, sxx, syx, scale, d_in, d_out, G):
+    """``G = scale * (M S_xx - S_yx)``."""
+    for a in range(d_out):
+        for b in range(d_in):
+            acc = -syx[a, b]
+            for c in range(d_in):
+                acc += pre[mo + a * d_in + c] * sxx[c, b]
+            G[a * d_in + b] = acc * scale
+
+
+@jit
+def _layer_grads(dims, offs, pre, poffs, suf, soffs, G, C, grad):
+    """``grad_k = A_k^T G P_{k-1}^T`` for every layer (from the buffers only)."""
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    for k in range(1, n + 1):
+        rows = dims[k]
+        cols = dims[k - 1]
+        if k == 1:  # P_0 = I
+            for t in range(d_out * d_in):
+                C[t] = G[t]
+        else:
+            pk = poffs[k - 1]
+            for a in range(d_out):
+                for j in range(cols):
+                    acc = G[a * d_in] * pre[pk + j * d_in]
+                    for b in range(1, d_in):
+                        acc += G[a * d_in + b] * pre[pk + j * d_in + b]
+                    C[a * cols + j] = acc
+        og = offs[k - 1]
+        if k == n:  # A_n = I
+            for t in range(rows * cols):
+                grad[og + t] = C[t]
+        else:
+            sk = soffs[k]
+            for i in range(rows):
+                for j in range(cols):
+                    acc = suf[sk + i] * C[j]
+                    for a in range(1, d_out):
+                        acc += suf[sk + a * rows + i] * C[a * cols + j]
+                    grad[og + i * cols + j] = acc
+
+
+@jit
+def _sgd_update(th, grad, lr, wd):
+    """torch.optim.SGD with coupled weight decay: ``g = grad + wd * th; th = th - lr * g``."""
+    ok = True
+    for i in range(th.shape[0]):
+        g = grad[i] + wd * th[i]
+        v = th[i] - lr * g
+        th[i] = v
+        if not math.isfinite(v):
+            ok = False
+    return ok
+
+
+@jit
+def batch_gradient_kernel(th, X, Y, idx, moments_mode, sxx, syx, dims, offs, poffs, soffs, scale, pre, suf, G,
+                          C, grad):
+    """The data-term gradient exactly as the training kernel computes it (for tests and tools)."""
+    n = dims.shape[0] - 1
+    _products(th, dims, offs, pre, poffs, suf, soffs)
+    if moments_mode:
+        _residual_moments(pre, poffs[n], sxx, syx, scale, dims[0], dims[n], G)
+    else:
+        _residual_batch(pre, poffs[n], X, Y, idx, 0, idx.shape[0], scale, dims[0], dims[n], G)
+    _layer_grads(dims, offs, pre, poffs, suf, soffs, G, C, grad)
+
+
+@jit
+def _singular_values(A, out):
+    """Singular values of ``A`` (float64), descending, into ``out[:min(A.shape)]``.
+
+    One-sided Jacobi (Hestenes) on the columns of ``A`` or ``A^T``: small singular values
+    come out with high relative accuracy (the residual seeds of rank-deficient states,
+    1e-8 and below, are resolved), and the code is short, so the kernel compiles fast.
+    """
+    m, k = A.shape
+    if m < k:
+        U = A.T.copy()
+        m, k = k, m
+    else:
+        U = A.copy()
+    for sweep in range(80):
+        rotated = False
+        for p in range(k - 1):
+            for q in range(p + 1, k):
+                alpha = 0.0
+                beta = 0.0
+                gam = 0.0
+                for i in range(m):
+                    alpha += U[i, p] * U[i, p]
+                    beta += U[i, q] * U[i, q]
+                    gam += U[i, p] * U[i, q]
+                if gam == 0.0 or abs(gam) <= 1e-15 * math.sqrt(alpha * beta):
+                    continue
+                rotated = True
+                zeta = (beta - alpha) / (2.0 * gam)
+                t = (1.0 if zeta >= 0 else -1.0) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                c = 1.0 / math.sqrt(1.0 + t * t)
+                sn = c * t
+                for i in range(m):
+                    up = U[i, p]
+                    uq = U[i, q]
+                    U[i, p] = c * up - sn * uq
+                    U[i, q] = sn * up + c * uq
+        if not rotated:
+            break
+    for j in range(k):
+        acc = 0.0
+        for i in range(m):
+            acc += U[i, j] * U[i, j]
+        out[j] = math.sqrt(acc)
+    for j in range(1, k):  # insertion sort, descending
+        v = out[j]
+        i = j - 1
+        while i >= 0 and out[i] < v:
+            out[i + 1] = out[i]
+            i -= 1
+        out[i + 1] = v
+
+
+@jit
+def _log_point(th, dims, offs, sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd, s, li, lj, basic, layers,
+               out_train, out_test, out_loss, out_norm, out_sv, out_lsv):
+    """In float64: if ``basic``, train/test MSE, loss, weight norm and end-to-end singular
+    values at log point ``li``; if ``layers``, per-layer singular values at layer log point
+    ``lj``. Returns False if the end-to-end map is not finite."""
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    M = np.eye(d_in)
+    norm2 = 0.0
+    for k in range(1, n + 1):
+        rows = dims[k]
+        cols = dims[k - 1]
+        ow = offs[k - 1]
+        W = np.empty((rows, cols))
+        for i in range(rows):
+            for j in range(cols):
+                v = np.float64(th[ow + i * cols + j])
+                W[i, j] = v
+                norm2 += v * v
+        if layers:
+            _singular_values(W, out_lsv[s, lj, k - 1])
+        Mn = np.empty((rows, d_in))
+        for i in range(rows):
+            for b in range(d_in):
+                acc = 0.0
+                for j in range(cols):
+                    acc += W[i, j] * M[j, b]
+                Mn[i, b] = acc
+        M = Mn
+    for a in range(d_out):
+        for b in range(d_in):
+            if not math.isfinite(M[a, b]):
+                return False
+    if not basic:
+        return True
+    e_train = 0.0
+    e_test = 0.0
+    for a in range(d_out):
+        e_train += syy[a, a]
+        if has_test:
+            e_test += tyy[a, a]
+        for b in range(d_in):
+            e_train -= 2.0 * M[a, b] * syx[a, b]
+            mx = 0.0
+            mt = 0.0
+            for c in range(d_in):
+                mx += M[a, c] * sxx[c, b]
+                if has_test:
+                    mt += M[a, c] * txx[c, b]
+            e_train += mx * M[a, b]
+            if has_test:
+                e_test += mt * M[a, b] - 2.0 * M[a, b] * tyx[a, b]
+    out_train[s, li] = e_train / d_out
+    if has_test:
+        out_test[s, li] = e_test / d_out
+    out_loss[s, li] = kappa * e_train + 0.5 * wd * norm2
+    out_norm[s, li] = math.sqrt(norm2)
+    _singular_values(M, out_sv[s, li])
+    return True
+
+
+@jit
+def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, states, epochs, batch_size,
+                 steps_per_epoch, n_samples, mxx, myx, log_epochs, layer_epochs, sxx, syx, syy, has_test, txx,
+                 tyx, tyy, kappa, wd64, pre, suf, G, C, grad, perm, out_steps, out_status, out_train,
+                 out_test, out_loss, out_norm, out_sv, out_lsv, record, rec_idx, rec_params):
+    """Advance runs ``lo <= s < hi`` for ``epochs`` epochs, in place (serial, releases the GIL).
+
+    ``consts`` (weights' dtype) = ``[lr, wd, scale of a full batch, scale of the last
+    partial batch, 2 kappa]``; ``mode``: 0 shuffled epochs without replacement, 1 batches
+    drawn with replacement, 2 full-batch steps on the moments ``mxx``, ``myx``. ``perm[s]``
+    holds the permutation (mode 0) or the drawn batch (mode 1). Run ``s``
+    touches only row ``s`` of every per-run array, so disjoint ranges may run concurrently.
+    """
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    mo = poffs[n]
+    lr = consts[0]
+    wd = consts[1]
+    scale_full = consts[2]
+    scale_last = consts[3]
+    two_kappa = consts[4]
+    n_logs = log_epochs.shape[0]
+    n_llogs = layer_epochs.shape[0]
+    for s in range(lo, hi):
+        th = theta[s]
+        st = states[s]
+        pre_s = pre[s]
+        suf_s = suf[s]
+        G_s = G[s]
+        C_s = C[s]
+        grad_s = grad[s]
+        pm = perm[s]
+        status = 0
+        step = 0
+        li = lo - lo  # a plain int64 (a literal 0 would make numba compile a second _log_point)
+        lj = lo - lo
+        e = 0
+        if mode == 0:
+            for i in range(n_samples):
+                pm[i] = i
+        while True:
+            basic = status == 0 and li < n_logs and log_epochs[li] == e
+            layers = status == 0 and lj < n_llogs and layer_epochs[lj] == e
+            if basic or layers:
+                if not _log_point(th, dims, offs, sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd64, s, li,
+                                  lj, basic, layers, out_train, out_test, out_loss, out_norm, out_sv,
+                                  out_lsv):
+                    status = 2
+                if basic:
+                    li += 1
+                if layers:
+                    lj += 1
+            if status != 0 or e >= epochs:
+                break
+            e += 1
+            if mode == 0:  # Fisher-Yates: a fresh uniform permutation each epoch
+                for i in range(n_samples - 1, 0, -1):
+                    j = min(np.int64(uniform(st) * (i + 1)), i)
+                    tmp = pm[i]
+                    pm[i] = pm[j]
+                    pm[j] = tmp
+            for b in range(steps_per_epoch):
+                _products(th, dims, offs, pre_s, poffs, suf_s, soffs)
+                start = 0
+                count = batch_size
+                sc = scale_full
+                if mode == 1:
+                    for q in range(batch_size):
+                        pm[q] = min(np.int64(uniform(st) * n_samples), n_samples - 1)
+                elif mode == 0:
+                    start = b * batch_size
+                    if n_samples - start < batch_size:
+                        count = n_samples - start
+                        sc = scale_last
+                if mode == 2:
+                    _residual_moments(pre_s, mo, mxx, myx, two_kappa, d_in, d_out, G_s)
+                else:
+                    _residual_batch(pre_s, mo, X, Y, pm, start, count, sc, d_in, d_out, G_s)
+                    if record:
+                        for q in range(count):
+                            rec_idx[s, step, q] = pm[start + q]
+                _layer_grads(dims, offs, pre_s, poffs, suf_s, soffs, G_s, C_s, grad_s)
+                ok = _sgd_update(th, grad_s, lr, wd)
+                step += 1
+                if record:
+                    for i in range(th.shape[0]):
+                        rec_params[s, step, i] = th[i]
+                if not ok:
+                    status = 2
+                    break
+        out_steps[s] = step
+        out_status[s] = status

@@ -1,0 +1,410 @@
+"""Training layer: Gaussian teacher, SGD kernel, gradient noise (science brief 1.3, 1.4, 5, E0)."""
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+import phasetools.theory as th
+import phasetools.training as tr  # registers TrainingRun and GradientNoise for phasetools.io
+from phasetools.io import load, save
+from phasetools.theory._network import layer_shapes, network_grad, pack
+
+ETA = (0.9, 0.8)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return tr.GaussianTeacher(ETA)
+
+
+@pytest.fixture(scope="module")
+def data(teacher):
+    return teacher.sample(512, rng=11)
+
+
+def random_weights(shapes, seed, scale=0.5):
+    rng = np.random.default_rng(seed)
+    return [scale * rng.standard_normal(s) for s in shapes]
+
+
+# -- data model ------------------------------------------------------------------------
+def test_teacher_paper_moments(teacher):
+    m = teacher.moments
+    np.testing.assert_array_equal(m.input_cov, np.eye(2))
+    np.testing.assert_array_equal(m.cross_cov, np.diag(ETA))
+    np.testing.assert_array_equal(m.output_cov, np.eye(2))
+    np.testing.assert_allclose(np.diag(teacher.noise_cov), [0.19, 0.36])
+    assert teacher.bayes_mse == pytest.approx(0.275)
+    np.testing.assert_allclose(teacher.cholesky @ teacher.cholesky.T, m.joint_cov, atol=1e-15)
+    # usable by the theory: the same transitions as theory.modes on eta
+    ours = m.modes(3, 0.32, convention="paper")
+    ref = th.modes(3, list(ETA), 0.32, convention="paper")
+    np.testing.assert_allclose(ours.gamma_sp, [0.4105, 0.3509], atol=1e-4)
+    np.testing.assert_allclose(ours.gamma_sp, ref.gamma_sp)
+    assert [s.learned for s in ours.states] == [s.learned for s in ref.states]
+
+
+def test_teacher_samples_and_sets(teacher):
+    big = teacher.sample(200_000, rng=1)
+    emp = big.moments()
+    # standard error of a second moment of unit-variance Gaussians is <= sqrt(2 / N)
+    tol = 5 * np.sqrt(2 / 200_000)
+    np.testing.assert_allclose(emp.joint_cov, teacher.moments.joint_cov, atol=tol)
+    a, b = teacher.test_set(), teacher.test_set()
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.n_samples == 512
+    assert not np.array_equal(a.X, teacher.sample(512, rng=0).X)
+    X, Y = teacher.sample(7, rng=3)  # unpacks
+    assert X.shape == (7, 2) and Y.shape == (7, 2)
+    np.testing.assert_array_equal(teacher.sample(7, rng=3).Y, Y)
+    sub = teacher.subsample(5000, 25, rng=4)
+    assert sub.n_samples == 25 and len(np.unique(sub.indices)) == 25 and sub.indices.max() < 5000
+    pool = teacher.sample(5000, np.random.default_rng(4))
+    np.testing.assert_array_equal(pool.X[sub.indices], sub.X)
+    with pytest.warns(th.MisalignmentWarning):
+        th.empirical_modes(*teacher.sample(64, rng=2), 3, convention="paper")
+
+
+def test_teacher_rotation_and_general_covariances():
+    t = tr.GaussianTeacher([1.2, 0.5], d_in=4, d_out=3, input_cov=np.diag([2.0, 1.0, 1.0, 0.5]),
+                           output_cov=2 * np.eye(3), rotation=5)
+    np.testing.assert_allclose(np.linalg.svd(t.cross_cov, compute_uv=False), [1.2, 0.5, 0.0], atol=1e-14)
+    np.testing.assert_allclose(t.U.T @ t.U, np.eye(2), atol=1e-14)
+    assert np.linalg.eigvalsh(t.noise_cov).min() > 0
+    t2 = tr.GaussianTeacher([1.2, 0.5], d_in=4, d_out=3, input_cov=np.diag([2.0, 1.0, 1.0, 0.5]),
+                            output_cov=2 * np.eye(3), rotation=5)
+    np.testing.assert_array_equal(t.cross_cov, t2.cross_cov)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"eta": [1.1, 0.5]}, "eta"),
+    ({"eta": [0.9, 0.8], "output_cov": np.diag([0.5, 1.0])}, "output_cov"),
+    ({"eta": [0.9, 0.8], "input_cov": np.diag([1.0, -1.0])}, "input_cov"),
+    ({"eta": [0.8, 0.9]}, "eta"),
+    ({"eta": [0.9, np.nan]}, "eta"),
+])
+def test_teacher_rejects_bad_covariances(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        tr.GaussianTeacher(**kwargs)
+
+
+def test_moments_reject_non_psd():
+    with pytest.raises(ValueError, match="output_cov"):
+        tr.Moments(np.eye(2), np.diag([0.9, 0.8]), np.diag([0.5, 1.0]))
+    with pytest.raises(ValueError, match="cross_cov"):
+        tr.Moments(np.eye(2), np.ones((2, 3)), np.eye(2))
+
+
+# -- the kernel's gradient -------------------------------------------------------------
+SHAPES = [(4, 2), (4, 4), (2, 4)]
+
+
+def batch_loss(weights, X, Y, kappa, beta):
+    M = weights[2] @ weights[1] @ weights[0]
+    r = Y - X @ M.T
+    return kappa * np.mean(np.sum(r**2, axis=1)) + 0.5 * beta * sum(np.sum(w**2) for w in weights)
+
+
+def test_kernel_gradient_finite_differences_and_per_sample(data):
+    W = random_weights(SHAPES, 0)
+    idx = np.array([3, 17, 17, 200, 511, 42, 8])
+    beta = 0.32
+    g = tr.batch_gradient(W, data, convention="paper", beta=beta, indices=idx)
+    X, Y = data.X[idx], data.Y[idx]
+    theta = pack(W)
+    fd = np.empty_like(theta)
+    h = 1e-6
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = h
+        fd[i] = (batch_loss(_unpack(theta + e), X, Y, 0.5, beta)
+                 - batch_loss(_unpack(theta - e), X, Y, 0.5, beta)) / (2 * h)
+    np.testing.assert_allclose(pack(g), fd, rtol=1e-6, atol=1e-8)
+    # closed-form per-sample gradients -2 kappa A^T r x^T B^T, averaged, plus weight decay
+    ps = tr.per_sample_gradients(W, X, Y, convention="paper")
+    np.testing.assert_allclose(pack(g), ps.mean(axis=0) + beta * theta, rtol=1e-12, atol=1e-14)
+    # on moments: the canonical gradient of the theory module (beta = 2 gamma)
+    m = tr.Moments(np.diag([1.0, 2.0]), np.array([[0.9, 0.1], [0.0, 0.8]]), np.eye(2))
+    gm = tr.batch_gradient(W, m, convention="canonical", beta=2 * 0.3)
+    ref = network_grad(theta, SHAPES, m.input_cov, m.cross_cov, 0.3)
+    np.testing.assert_allclose(pack(gm), ref, rtol=1e-12)
+
+
+def _unpack(theta, shapes=SHAPES):
+    out, k = [], 0
+    for r, c in shapes:
+        out.append(theta[k:k + r * c].reshape(r, c))
+        k += r * c
+    return out
+
+
+# -- the trainer -----------------------------------------------------------------------
+def paper_run(data, **kw):
+    args = dict(n_layers=3, width=10, lr=0.08, beta=0.32, convention="paper", batch_size=64, epochs=30,
+                n_seeds=5, rng=7, log_every=5)
+    args.update(kw)
+    return tr.train(data, **args)
+
+
+def test_threads_bit_identical_and_seeds_replayable(data, teacher):
+    one = paper_run(data, n_threads=1, test=teacher.test_set())
+    two = paper_run(data, n_threads=2, test=teacher.test_set())
+    assert one.equal_values(two)
+    assert two.stats["n_threads"] == 2 and one.stats["compile_time"] >= 0
+    alone = paper_run(data, n_seeds=1, seed_offset=3, test=teacher.test_set())
+    np.testing.assert_array_equal(alone.final_params[0], one.final_params[3])
+    np.testing.assert_array_equal(alone.test_mse[0], one.test_mse[3])
+    assert not np.array_equal(one.final_params[0], one.final_params[1])
+    other = paper_run(data, n_seeds=1, rng=8)
+    assert not np.array_equal(other.final_params[0], one.final_params[0])
+
+
+def test_logged_quantities_match_numpy(data, teacher):
+    test = teacher.test_set()
+    run = paper_run(data, test=test, n_seeds=2, epochs=12, log_every=4, layer_log_every=6)
+    np.testing.assert_array_equal(run.log_epochs, [0, 4, 8, 12])
+    np.testing.assert_array_equal(run.layer_log_epochs, [0, 6, 12])
+    assert run.steps_per_epoch == 8 and np.all(run.steps == 96) and np.all(run.status == 0)
+    for s in range(2):
+        W = run.weights(seed=s)
+        M = W[2] @ W[1] @ W[0]
+        mse = np.mean((data.Y - data.X @ M.T) ** 2)
+        tmse = np.mean((test.Y - test.X @ M.T) ** 2)
+        norm2 = sum(np.sum(w**2) for w in W)
+        assert run.train_mse[s, -1] == pytest.approx(mse, rel=1e-12)
+        assert run.test_mse[s, -1] == pytest.approx(tmse, rel=1e-12)
+        assert run.loss[s, -1] == pytest.approx(mse + 0.5 * 0.32 * norm2, rel=1e-12)  # kappa = 1/2: (1/p) sum
+        assert run.weight_norm[s, -1] == pytest.approx(np.sqrt(norm2), rel=1e-12)
+        np.testing.assert_allclose(run.singular_values[s, -1], np.linalg.svd(M, compute_uv=False), rtol=1e-12)
+        for k, w in enumerate(W):
+            sv = np.linalg.svd(w, compute_uv=False)
+            got = run.layer_singular_values[s, -1, k]
+            np.testing.assert_allclose(got[:sv.size], sv, rtol=1e-10, atol=1e-14)
+            assert np.all(np.isnan(got[sv.size:]))
+        W0 = run.weights("initial", seed=s)
+        M0 = W0[2] @ W0[1] @ W0[0]
+        assert run.train_mse[s, 0] == pytest.approx(np.mean((data.Y - data.X @ M0.T) ** 2), rel=1e-12)
+    assert run.energy[0, -1] == pytest.approx(run.loss[0, -1] - 0.5 * np.trace(data.moments().output_cov))
+    np.testing.assert_allclose(run.time, 0.08 * 96)
+
+
+def test_gradient_descent_on_moments_follows_gradient_flow(teacher):
+    m = teacher.moments
+    shapes = layer_shapes(2, 2, 3, 4)
+    W0 = random_weights(shapes, 3, scale=0.6)
+    theta0 = pack(W0)
+    kappa, gamma = 0.5, 0.2  # paper convention, p = 2: gamma = beta
+
+    def rhs(_t, y):
+        return -kappa * network_grad(y, shapes, m.input_cov, m.cross_cov, gamma)
+
+    flow = solve_ivp(rhs, (0, 2.0), theta0, method="DOP853", rtol=1e-12, atol=1e-14).y[:, -1]
+    errs = []
+    for lr in (0.02, 0.01):
+        run = tr.train(m, n_layers=3, width=4, lr=lr, beta=0.2, convention="paper", epochs=round(2.0 / lr),
+                       init=W0, log_every=100)
+        assert run.sampling == "moments" and run.steps[0] == round(2.0 / lr)
+        errs.append(np.linalg.norm(run.final_params[0] - flow) / np.linalg.norm(flow))
+    assert errs[1] < 5e-3
+    assert 1.8 < errs[0] / errs[1] < 2.2  # first-order in lr
+
+
+def test_converges_to_the_landscape_minimum(teacher):
+    run = tr.train(teacher.moments, n_layers=3, width=10, lr=0.1, beta=0.2, convention="paper", epochs=6000,
+                   n_seeds=2, rng=1, log_every=1000, test=teacher)
+    L = th.landscape(3, np.array(ETA), 0.2, convention="paper")
+    for s in range(2):
+        np.testing.assert_allclose(run.singular_values[s, -1], L.lam_min, rtol=1e-8)
+        lsv = run.layer_singular_values[s, -1]
+        np.testing.assert_allclose(lsv[:, :2], np.broadcast_to(L.b_min, (3, 2)), rtol=1e-7)
+        assert np.nanmax(lsv[:, 2:]) < 1e-8
+    # population test MSE at the minimum (unit output variances): mean over modes of 1 - 2 eta lam + lam^2
+    expected = np.mean(1 - 2 * np.array(ETA) * L.lam_min + L.lam_min**2)
+    np.testing.assert_allclose(run.test_mse[:, -1], expected, rtol=1e-8)
+
+
+def test_divergent_seed_stops_others_continue(data):
+    good = random_weights([(10, 2), (10, 10), (2, 10)], 1, scale=0.3)
+    bad = [30 * w for w in good]
+    init = [np.stack([g, b]) for g, b in zip(good, bad)]
+    run = paper_run(data, init=init, n_seeds=None, epochs=20, log_every=1)
+    assert list(run.status) == [tr.STATUS_OK, tr.STATUS_NONFINITE]
+    assert run.steps[0] == 160 and 0 < run.steps[1] < 160
+    assert run.diverged.tolist() == [False, True] and run.stats["n_nonfinite"] == 1
+    assert np.all(np.isfinite(run.train_mse[0]))
+    assert np.isnan(run.train_mse[1, -1])
+    alone = paper_run(data, init=[g[None] for g in good], n_seeds=None, epochs=20, log_every=1)
+    np.testing.assert_array_equal(alone.final_params[0], run.final_params[0])
+
+
+def test_float32_close_to_float64(data):
+    a = paper_run(data, n_seeds=2, epochs=10, dtype="float64")
+    b = paper_run(data, n_seeds=2, epochs=10, dtype="float32")
+    assert b.final_params.dtype == np.float32 and a.final_params.dtype == np.float64
+    np.testing.assert_allclose(b.initial_params, a.initial_params, rtol=1e-6)
+    np.testing.assert_allclose(b.train_mse, a.train_mse, rtol=1e-4)
+    np.testing.assert_allclose(b.final_params, a.final_params, rtol=1e-3, atol=1e-4)
+
+
+def test_batches_epochs_and_sampling(data):
+    run = paper_run(data, n_seeds=2, epochs=3, record_steps=True, batch_size=100)
+    assert run.steps_per_epoch == 5  # floor(512 / 100): the remainder is dropped
+    bi = run.batch_indices
+    assert bi.shape == (2, 15, 100)
+    for s in range(2):
+        for e in range(3):
+            epoch = bi[s, 5 * e:5 * e + 5].ravel()
+            assert len(np.unique(epoch)) == 500  # without replacement within an epoch
+    np.testing.assert_array_equal(run.step_params[:, -1], run.final_params)
+    np.testing.assert_array_equal(run.step_params[:, 0], run.initial_params)
+    full = paper_run(data, n_seeds=1, epochs=3, record_steps=True, batch_size=100, drop_last=False)
+    assert full.steps_per_epoch == 6 and np.sum(full.batch_indices[0, 5] >= 0) == 12
+    rep = paper_run(data, n_seeds=2, epochs=3, record_steps=True, sampling="replacement")
+    assert rep.steps_per_epoch == 8 and rep.batch_indices.min() >= 0 and rep.batch_indices.max() < 512
+    small = tr.GaussianTeacher(ETA).sample(25, rng=2)  # paper E5: B = 64 > N = 25
+    e5 = tr.train(small, n_layers=3, width=10, lr=0.1, beta=0.0025, convention="paper", batch_size=64,
+                  drop_last=False, epochs=4, record_steps=True, rng=1)
+    assert e5.steps_per_epoch == 1 and e5.batch_size == 25
+    # one full-batch step per epoch: the same as gradient descent on the data's moments
+    gd = tr.train(small.moments(), n_layers=3, width=10, lr=0.1, beta=0.0025, convention="paper", epochs=4,
+                  init=e5.weights("initial"))
+    np.testing.assert_allclose(gd.final_params, e5.final_params, rtol=1e-12)
+
+
+def test_initialisation_readings(data):
+    std = paper_run(data, n_seeds=40, epochs=0, width=20)
+    var = paper_run(data, n_seeds=40, epochs=0, width=20, init="variance")
+    wid = paper_run(data, n_seeds=40, epochs=0, width=20, init_fan="width")
+    assert tr.INIT_DEFAULT == "std" and std.init == "std"
+    for run, f in ((std, lambda fan: fan**-0.5), (var, lambda fan: fan**-0.25), (wid, lambda fan: 20**-0.5)):
+        for w, fan in zip(run.weights("initial"), (2, 20, 20)):
+            n = w.size
+            assert np.std(w) == pytest.approx(f(fan), rel=6 / np.sqrt(2 * n))
+    cont = paper_run(data, n_seeds=None, init=std, epochs=0, width=20)
+    np.testing.assert_array_equal(cont.initial_params, std.final_params)
+    assert cont.init == "given"
+
+
+def test_canonical_convention_is_the_explicit_penalty(data):
+    W = random_weights([(10, 2), (10, 10), (2, 10)], 5, scale=0.3)
+    a = tr.train(data, n_layers=3, width=10, lr=0.01, gamma=0.3, convention="canonical", batch_size=64,
+                 epochs=2, init=W, rng=1)
+    assert a.beta == pytest.approx(0.6) and a.kappa == 1.0
+    b = tr.train(data, n_layers=3, width=10, lr=0.01, beta=0.6, convention="canonical", batch_size=64,
+                 epochs=2, init=W, rng=1)
+    assert a.equal_values(b)  # beta = 2 kappa gamma: the same run
+    # paper convention, gamma given: beta = 2 kappa gamma = gamma for p = 2
+    c = tr.train(data, n_layers=3, width=10, lr=0.01, gamma=0.3, convention="paper", batch_size=64, epochs=1,
+                 init=W, rng=1)
+    assert c.beta == pytest.approx(0.3) and c.gamma == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"lr": 0.0}, "lr"),
+    ({"lr": -1.0}, "lr"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 513}, "batch_size"),
+    ({"width": 1}, "width"),
+    ({"beta": None}, "beta"),
+    ({"gamma": 0.1}, "beta"),
+    ({"beta": -0.1}, "beta"),
+    ({"epochs": -1}, "epochs"),
+    ({"sampling": "sobol"}, "sampling"),
+    ({"init": "xavier"}, "init"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"log_every": 0}, "log_every"),
+    ({"n_seeds": 0}, "n_seeds"),
+])
+def test_bad_input(data, kwargs, name):
+    args = dict(n_layers=3, width=10, lr=0.08, beta=0.32, convention="paper", batch_size=64, epochs=1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        tr.train(data, **args)
+
+
+def test_bad_data():
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    Y = X.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X"):
+        tr.train((X, Y), n_layers=3, width=4, lr=0.1, beta=0.1, epochs=1)
+    with pytest.raises(ValueError, match="output_cov"):
+        tr.train(tr.Moments(np.eye(2), np.eye(2), 0.5 * np.eye(2)), n_layers=3, width=4, lr=0.1, beta=0.1,
+                 epochs=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        tr.train(tr.GaussianTeacher(ETA), n_layers=3, width=4, lr=0.1, beta=0.1, epochs=1, batch_size=4)
+
+
+def test_hdf5_round_trip(tmp_path, data, teacher):
+    run = paper_run(data, n_seeds=2, epochs=4, log_every=2, test=teacher.test_set(), record_steps=True)
+    noise = tr.gradient_covariance(run.weights(seed=0), teacher.moments, convention="paper")
+    path = tmp_path / "training.h5"
+    save(run, path, name="run")
+    save(noise, path, name="noise")
+    back = load(path, "run")
+    assert type(back) is tr.TrainingRun and back == run
+    assert back.convention == run.convention and back.train_moments == run.train_moments
+    assert load(path, "noise") == noise
+
+
+# -- gradient noise --------------------------------------------------------------------
+def test_gradient_covariance_closed_form_against_samples():
+    t = tr.GaussianTeacher(ETA, rotation=3)
+    shapes = [(3, 2), (3, 3), (2, 3)]
+    W = random_weights(shapes, 2, scale=0.7)
+    N = 100_000
+    d = t.sample(N, rng=9)
+    g = tr.per_sample_gradients(W, d.X, d.Y, convention="paper")
+    closed = tr.gradient_covariance(W, t.moments, convention="paper")
+    emp = tr.gradient_covariance(W, d, convention="paper")
+    assert closed.source == "gaussian" and emp.source == "empirical" and emp.n_samples == N
+    c = g - g.mean(axis=0)
+    np.testing.assert_allclose(emp.covariance, c.T @ c / N, rtol=1e-10, atol=1e-14)
+    se = np.std(c[:, :, None] * c[:, None, :], axis=0) / np.sqrt(N)
+    assert np.all(np.abs(emp.covariance - closed.covariance) <= 6 * se + 1e-12)
+    se_mean = g.std(axis=0) / np.sqrt(N)
+    assert np.all(np.abs(emp.mean - closed.mean) <= 6 * se_mean)
+    se_tr = np.std(np.sum(c**2, axis=1)) / np.sqrt(N)
+    assert abs(emp.trace - closed.trace) <= 6 * se_tr
+    # vanishes at the trivial state (science brief 5.3)
+    zero = tr.gradient_covariance([np.zeros(s) for s in shapes], t.moments)
+    assert zero.trace == 0.0
+
+
+def test_effective_temperature():
+    T = tr.effective_temperature(3.0, 140, 0.08, 64)
+    assert T == pytest.approx(0.08 * 3.0 / (2 * 64 * 140))
+    assert tr.effective_temperature(3.0, 140, 0.08, 64, n_samples=512) == pytest.approx(T * 448 / 511)
+    noise = tr.gradient_covariance(random_weights(SHAPES, 1), tr.GaussianTeacher(ETA).moments)
+    assert noise.temperature(0.08, 64) == pytest.approx(0.08 * noise.trace / (2 * 64 * noise.n_params))
+    with pytest.raises(ValueError, match="n_samples"):
+        tr.effective_temperature(3.0, 140, 0.08, 64, n_samples=32)
+    with pytest.raises(ValueError, match="lr"):
+        tr.effective_temperature(3.0, 140, 0.0, 64)
+
+
+# -- PyTorch equivalence -------------------------------------------------------------------
+@pytest.mark.parametrize("n_samples, batch_size, drop_last", [(128, 16, True), (100, 32, False)])
+def test_matches_torch_sgd_step_by_step(n_samples, batch_size, drop_last):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0, CPU)")
+    d = tr.GaussianTeacher(ETA).sample(n_samples, rng=5)
+    lr, beta = 0.08, 0.32
+    run = tr.train(d, n_layers=3, width=10, lr=lr, beta=beta, convention="paper", batch_size=batch_size,
+                   drop_last=drop_last, epochs=3, record_steps=True, rng=21)
+    layers = [torch.nn.Linear(c, r, bias=False, dtype=torch.float64) for r, c in run.layer_shapes]
+    with torch.no_grad():
+        for layer, w in zip(layers, run.weights("initial", seed=0)):
+            layer.weight.copy_(torch.from_numpy(w))
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=beta)
+    loss_fn = torch.nn.MSELoss()
+    X, Y = torch.from_numpy(d.X), torch.from_numpy(d.Y)
+    for step in range(run.steps[0]):
+        idx = run.batch_indices[0, step]
+        idx = torch.from_numpy(idx[idx >= 0])
+        opt.zero_grad()
+        loss_fn(model(X[idx]), Y[idx]).backward()
+        opt.step()
+        ours = run.step_params[0, step + 1]
+        theirs = torch.cat([layer.weight.detach().reshape(-1) for layer in layers]).numpy()
+        assert np.max(np.abs(ours - theirs)) <= 1e-10 * np.max(np.abs(theirs)), f"step {step}"
