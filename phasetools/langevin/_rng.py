@@ -14,8 +14,7 @@ import numpy as np
 
 from .._numba import jit
 
-__all__ = ["trajectory_keys", "seed_states", "ZIG_K", "ZIG_W", "ZIG_F", "next_u64", "uniform", "normal_pair",
-           "normal_pair_source"]
+__all__ = ["trajectory_keys", "seed_states", "ZIG_K", "ZIG_W", "ZIG_F", "next_u64", "uniform", "normal_pair"]
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -129,37 +128,13 @@ def _zig_slow(hz, s, kn, wn, fn):
         hz = np.int64(np.int32(next_u64(s) >> np.uint64(32)))
 
 
-def normal_pair_source(z1: str, z2: str, state: str = "s", indent: str = "") -> str:
-    """Source text drawing two normals into ``z1``, ``z2`` inside a generated kernel.
-
-    Generated kernels paste this instead of calling :func:`normal_pair`: a call across a
-    numba function boundary costs several times the draw itself (measured: about 35 ns
-    against 5 ns per normal), so the fast path must sit in the caller's loop. The kernel's
-    module must import ``next_u64`` and ``_zig_slow`` and receive the tables ``kn, wn, fn``.
-    """
-    lines = [
-        f"_u = next_u64({state})",
-        "_h1 = np.int64(np.int32(_u >> np.uint64(32)))",
-        "_h2 = np.int64(np.int32(_u & np.uint64(0xFFFFFFFF)))",
-        "_i1 = _h1 & 127",
-        "_i2 = _h2 & 127",
-        "if abs(_h1) < kn[_i1]:",
-        f"    {z1} = _h1 * wn[_i1]",
-        "else:",
-        f"    {z1} = _zig_slow(_h1, {state}, kn, wn, fn)",
-        "if abs(_h2) < kn[_i2]:",
-        f"    {z2} = _h2 * wn[_i2]",
-        "else:",
-        f"    {z2} = _zig_slow(_h2, {state}, kn, wn, fn)",
-    ]
-    return "\n".join(indent + line for line in lines)
-
-
 @jit
 def normal_pair(s, kn, wn, fn):
     """Two independent standard normals from one 64-bit draw (for non-critical code).
 
-    Hot loops paste :func:`normal_pair_source` instead (same draws, same order).
+    The generated Langevin kernels inline the same algorithm on a register copy of the
+    state (``_codegen._normal_pair_lines``): a call across a numba function boundary costs
+    several times the draw itself (measured: about 35 ns against 5 ns per normal).
     """
     u = next_u64(s)
     hz1 = np.int64(np.int32(u >> np.uint64(32)))
