@@ -73,3 +73,17 @@ def broadcast(**arrays) -> tuple[tuple[int, ...], list[np.ndarray]]:
         raise ValueError(f"array shapes do not broadcast together: {shapes}") from None
     shape = out[0].shape if out else ()
     return shape, [np.array(o, dtype=np.float64) for o in out]
+
+
+def check_data_matrices(X, Y):
+    """Data matrices with samples in rows: 1-D inputs become one column; same row count."""
+    X = as_float_array(X, "X")
+    Y = as_float_array(Y, "Y")
+    if X.ndim == 1:
+        X = X[:, None]
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0] or X.shape[0] < 1:
+        raise ValueError(f"X and Y must be 2-D with the same number of rows (samples), "
+                         f"got {X.shape} and {Y.shape}")
+    return np.ascontiguousarray(X), np.ascontiguousarray(Y)

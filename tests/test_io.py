@@ -1,6 +1,5 @@
 """HDF5 store: round trips, safe appends, interrupted writes, corruption, schema versions."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -196,7 +196,8 @@ def singular_value(M, k: int):
         raise ValueError(f"k must be 1..{G.shape[0]} for a {M.shape[0]}x{M.shape[1]} map, got {k}")
     if G.shape[0] == 1:
         return sp.sqrt(G[0, 0])
-    tr, det = G[0, 0] + G[1, 1], G[0, 0] * G[1, 1] - G[0, 1] * G[1, 0]
+    # eigenvalues of the symmetric 2x2 Gram matrix: tr/2 -+ sqrt((g00 - g11)^2/4 + g01 g10)
+    tr = G[0, 0] + G[1, 1]
     disc = sp.sqrt((G[0, 0] - G[1, 1]) ** 2 / 4 + G[0, 1] * G[1, 0])
     return sp.sqrt(tr / 2 + disc) if k == 1 else sp.sqrt(sp.Max(tr / 2 - disc, 0))
 

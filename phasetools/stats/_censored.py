@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Result, register, timed
-from ._common import check_confidence, check_survival_data, check_time_unit, float_or_none, fmt
+from ._common import check_confidence, check_survival_data, check_time_unit, fmt
 
 __all__ = ["ExponentialFit", "exponential_mle", "SurvivalCurve", "kaplan_meier"]
 

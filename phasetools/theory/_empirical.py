@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import as_float_array, check_n_layers, check_nonnegative
+from .._validation import check_data_matrices, check_n_layers, check_nonnegative
 from ..results import Result, deep_equal, register, timed
 from ._convention import Convention, resolve_convention
 from ._modes import Modes, modes
@@ -78,14 +78,7 @@ class EmpiricalModes(Result):
 
 def empirical_moments(X, Y):
     """``S_xx = X^T X / N`` and ``S_yx = Y^T X / N`` of data matrices (samples in rows)."""
-    X = as_float_array(X, "X")
-    Y = as_float_array(Y, "Y")
-    if X.ndim == 1:
-        X = X[:, None]
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0] or X.shape[0] < 1:
-        raise ValueError(f"X and Y must be 2-D with the same number of rows (samples), got {X.shape} and {Y.shape}")
+    X, Y = check_data_matrices(X, Y)
     N = X.shape[0]
     return X.T @ X / N, Y.T @ X / N
 

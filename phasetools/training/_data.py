@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import as_float_array, check_data_matrices
 from ..results import deep_equal, register
 
 __all__ = ["Moments", "Dataset", "GaussianTeacher", "as_data", "TEST_ENTROPY"]
@@ -155,17 +155,7 @@ class Moments:
                 f"spectrum={np.array2string(self.spectrum, precision=4)})")
 
 
-def _check_xy(X, Y):
-    X = as_float_array(X, "X")
-    Y = as_float_array(Y, "Y")
-    if X.ndim == 1:
-        X = X[:, None]
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0] or X.shape[0] < 1:
-        raise ValueError(f"X and Y must be 2-D with the same number of rows (samples), "
-                         f"got {X.shape} and {Y.shape}")
-    return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+_check_xy = check_data_matrices
 
 
 @dataclass(frozen=True, eq=False)
