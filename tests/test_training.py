@@ -408,3 +408,150 @@ def test_matches_torch_sgd_step_by_step(n_samples, batch_size, drop_last):
         ours = run.step_params[0, step + 1]
         theirs = torch.cat([layer.weight.detach().reshape(-1) for layer in layers]).numpy()
         assert np.max(np.abs(ours - theirs)) <= 1e-10 * np.max(np.abs(theirs)), f"step {step}"
+
+
+# -- injected (SGLD) noise and label noise ---------------------------------------------------
+def _stationary_rows(run, d_out, d_in):
+    """Final weights of a one-layer run as (seed, row, col)."""
+    return run.final_params.reshape(run.n_seeds, d_out, d_in)
+
+
+def _check_row_covariances(W, mean, cov, n_se=4.0):
+    """Sample mean and covariance of every row of W (seed, row, col) against ``mean`` (row, col)
+    and ``cov`` (col, col), within ``n_se`` standard errors (Gaussian: Var s_ij = (S_ii S_jj + S_ij^2) / n)."""
+    n = W.shape[0]
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / (n - 1))
+    for a in range(W.shape[1]):
+        rows = W[:, a, :]
+        assert np.all(np.abs(rows.mean(axis=0) - mean[a]) <= n_se * np.sqrt(np.diag(cov) / n)), a
+        emp = np.cov(rows, rowvar=False)
+        assert np.all(np.abs(emp - cov) <= n_se * se_cov), (a, emp, cov)
+    # different rows are independent
+    c = np.cov(W[:, 0, :], W[:, 1, :], rowvar=False)[:2, 2:]
+    assert np.all(np.abs(c) <= n_se * se_cov)
+
+
+def test_sgld_stationary_covariance_is_exact_for_a_quadratic_loss():
+    """One weight matrix on moments: L = kappa E||y - Wx||^2 + (beta/2)||W||^2 is quadratic with the
+    Hessian H = 2 kappa S_xx + beta I per row, and the SGLD step W <- W - lr grad L + sqrt(2 lr T) xi is
+    a linear AR(1) process whose stationary row covariance is exactly T H^-1 (I - lr H / 2)^-1 (from
+    Sigma = A Sigma A + 2 lr T I, A = I - lr H); it tends to the Boltzmann value T H^-1 as lr -> 0.
+    Runs start at the mean W* = S_yx (S_xx + beta / (2 kappa))^-1 and run for > 12 relaxation times."""
+    m = tr.Moments(np.array([[1.0, 0.3], [0.3, 2.0]]), np.array([[0.9, 0.3], [0.1, 0.8]]), np.eye(2))
+    beta, T = 0.1, 0.05
+    for convention, kappa, lr, epochs, S in (("paper", 0.5, 0.5, 100, 4000), ("canonical", 1.0, 0.01, 600, 3000)):
+        H = 2 * kappa * m.input_cov + beta * np.eye(2)
+        Wstar = np.linalg.solve(H, 2 * kappa * m.cross_cov.T).T
+        run = tr.train(m, n_layers=1, width=2, lr=lr, beta=beta, convention=convention, epochs=epochs,
+                       init=[Wstar], n_seeds=S, temperature=T, rng=3, log_every=epochs)
+        assert run.temperature == T and run.label_noise == 0.0 and np.all(run.status == 0)
+        exact = T * np.linalg.inv(H) @ np.linalg.inv(np.eye(2) - lr * H / 2)
+        W = _stationary_rows(run, 2, 2)
+        _check_row_covariances(W, Wstar, exact)
+        if lr == 0.5:  # the discretisation is resolved: the Boltzmann value is many standard errors off
+            boltzmann = T * np.linalg.inv(H)
+            se = np.sqrt(2 / (S - 1)) * np.diag(exact)
+            assert np.all(np.abs(np.diag(np.cov(W[:, 0, :], rowvar=False)) - np.diag(boltzmann)) > 6 * se)
+        else:  # lr -> 0: T H^-1 within the standard errors
+            _check_row_covariances(W, Wstar, T * np.linalg.inv(H))
+
+
+def test_label_noise_stationary_covariance_is_exact():
+    """Full batch on four samples with S_xx = I exactly: label noise sigma adds
+    lr (2 kappa / N) sigma sum_q eps_q x_q^T to W each step, independent per entry with variance
+    q = (2 kappa lr sigma)^2 / N, so every weight is AR(1) with rho = 1 - lr (2 kappa + beta) and
+    stationary variance q / (1 - rho^2) around W* = S_yx / (1 + beta / (2 kappa))."""
+    X = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    Y = X @ np.diag([0.9, 0.8]).T + np.array([[0.1, 0.0], [0.0, -0.1], [0.0, 0.1], [-0.1, 0.0]])
+    syx = Y.T @ X / 4
+    lr, beta, sigma, S = 0.1, 0.2, 0.5, 4000
+    Wstar = syx / (1 + beta / 2)
+    run = tr.train((X, Y), n_layers=1, width=2, lr=lr, beta=beta, epochs=100, init=[Wstar], n_seeds=S,
+                   label_noise=sigma, rng=4, log_every=100)
+    rho = 1 - lr * (2 + beta)
+    var = (2 * lr * sigma) ** 2 / 4 / (1 - rho**2)
+    _check_row_covariances(_stationary_rows(run, 2, 2), Wstar, var * np.eye(2))
+
+
+def test_noise_is_per_seed_and_off_by_default(data, teacher):
+    kw = dict(temperature=2e-4, label_noise=0.3, test=teacher.test_set())
+    one = paper_run(data, n_threads=1, **kw)
+    two = paper_run(data, n_threads=2, **kw)
+    assert one.equal_values(two)
+    alone = paper_run(data, n_seeds=1, seed_offset=3, **kw)
+    np.testing.assert_array_equal(alone.final_params[0], one.final_params[3])
+    # a step's normals are drawn after its batch: the first epoch has the noiseless run's batches,
+    # later epochs' permutations come later in the stream
+    quiet = paper_run(data, record_steps=True, epochs=3)
+    noisy = paper_run(data, record_steps=True, epochs=3, **kw)
+    np.testing.assert_array_equal(noisy.batch_indices[:, :8], quiet.batch_indices[:, :8])
+    assert not np.array_equal(noisy.batch_indices[:, 8:], quiet.batch_indices[:, 8:])
+    np.testing.assert_array_equal(noisy.initial_params, quiet.initial_params)
+    assert not np.array_equal(noisy.final_params, quiet.final_params)
+    # each noise on its own changes the run; zero means off (the same run as the default)
+    for extra in ({"temperature": 2e-4}, {"label_noise": 0.3}):
+        assert not np.array_equal(paper_run(data, epochs=3, **extra).final_params, quiet.final_params)
+    off = paper_run(data, record_steps=True, epochs=3, temperature=0.0, label_noise=0.0)
+    assert off.equal_values(quiet) and quiet.temperature == 0.0 and quiet.label_noise == 0.0
+    f32 = paper_run(data, epochs=3, dtype="float32", **kw)
+    assert f32.final_params.dtype == np.float32 and np.all(f32.status == 0)
+    assert "temperature=0.0002" in repr(one) and "label_noise=0.3" in repr(one)
+
+
+def test_kernel_normals_are_the_streams_normal_pairs():
+    from phasetools.langevin._rng import ZIG_F, ZIG_K, ZIG_W, normal_pair, seed_states, trajectory_keys
+    from phasetools.training._kernels import _fill_normals
+
+    st = seed_states(trajectory_keys(5, np.arange(1)))[0]
+    a, b = st.copy(), st.copy()
+    n = 20001  # odd: the last pair's second normal is drawn and discarded; rare paths included
+    buf = np.empty(n)
+    _fill_normals(a, buf, n, 2.0, ZIG_K, ZIG_W, ZIG_F)
+    ref = np.array([z for _ in range((n + 1) // 2) for z in normal_pair(b, ZIG_K, ZIG_W, ZIG_F)])
+    np.testing.assert_array_equal(buf, 2.0 * ref[:n])
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(ref).max() > 3.5  # the ziggurat's tail was used
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"temperature": -1.0}, "temperature"),
+    ({"temperature": np.nan}, "temperature"),
+    ({"label_noise": -0.1}, "label_noise"),
+    ({"label_noise": np.inf}, "label_noise"),
+])
+def test_bad_noise(data, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        paper_run(data, epochs=1, **kwargs)
+
+
+def test_label_noise_needs_samples(teacher):
+    with pytest.raises(ValueError, match="label_noise"):
+        tr.train(teacher.moments, n_layers=3, width=4, lr=0.1, beta=0.1, epochs=1, label_noise=0.1)
+
+
+# -- merging runs --------------------------------------------------------------------------
+def test_merge_runs_with_disjoint_seeds(tmp_path, data, teacher):
+    kw = dict(test=teacher.test_set(), epochs=6, log_every=2, record_steps=True, temperature=1e-4)
+    whole = paper_run(data, n_seeds=5, **kw)
+    a = paper_run(data, n_seeds=2, **kw)
+    b = paper_run(data, n_seeds=3, seed_offset=2, **kw)
+    for merged in (a + b, b + a):
+        assert merged.equal_values(whole)
+        assert merged.stats["steps_total"] == whole.stats["steps_total"]
+        assert merged.stats["wall_time"] == pytest.approx(a.stats["wall_time"] + b.stats["wall_time"])
+    gap = paper_run(data, n_seeds=1, seed_offset=4, **kw)
+    m = a + gap
+    np.testing.assert_array_equal(m.seed_index, [0, 1, 4])
+    np.testing.assert_array_equal(m.final_params[2], whole.final_params[4])
+    save(m, tmp_path / "merged.h5", name="m")
+    assert load(tmp_path / "merged.h5", "m") == m
+    with pytest.raises(ValueError, match="share seed"):
+        a + paper_run(data, n_seeds=2, seed_offset=1, **kw)
+    with pytest.raises(ValueError, match="lr"):
+        a + paper_run(data, n_seeds=2, seed_offset=2, **{**kw, "lr": 0.05})
+    with pytest.raises(ValueError, match="temperature"):
+        a + paper_run(data, n_seeds=2, seed_offset=2, **{**kw, "temperature": 0.0})
+    with pytest.raises(ValueError, match="rng"):
+        a + paper_run(data, n_seeds=2, seed_offset=2, **{**kw, "rng": 8})
+    with pytest.raises(TypeError):
+        a.merge(tr.gradient_covariance(a.weights(seed=0), teacher.moments))

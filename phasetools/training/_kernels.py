@@ -15,6 +15,13 @@ The gradient of ``kappa * E_batch ||y - M x||^2`` with respect to ``W_k`` is
 explicit loop over the small matrices, in the dtype of the weights (float32 runs compute in
 float32), and nothing is allocated inside the step loop. Logged quantities are computed in
 float64 from the current weights (allocating, but only at log points).
+
+Optional noise (off by default; the default path never touches the code below): label noise
+adds ``label_sd * z`` to each target of the batch, injected (Langevin/SGLD) noise adds
+``inj_sd * z`` to each weight after the SGD update. The normals ``z`` come from the run's own
+xoshiro256** stream in pairs (``normal_pair``; an odd count discards the last spare), are
+scaled in float64 and rounded to the weights' dtype into the buffer ``noise`` before they are
+added, so the arithmetic of the step stays in that dtype.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import math
 import numpy as np
 
 from .._numba import jit
-from ..langevin._rng import normal_pair, uniform
+from ..langevin._rng import _zig_slow, normal_pair, uniform
 
 __all__ = ["MODE_SHUFFLE", "MODE_REPLACE", "MODE_MOMENTS", "STATUS_OK", "STATUS_NONFINITE", "draw_normals",
            "batch_gradient_kernel", "train_kernel"]
@@ -117,6 +124,86 @@ def _residual_batch(pre, mo, X, Y, idx, start, count, scale, d_in, d_out, G):
 
 
 @jit
+def _fill_normals(st, buf, count, sd, kn, wn, fn):
+    """``buf[:count] = sd * z`` (rounded to the dtype of ``buf``), ``z`` standard normals from
+    the stream ``st`` drawn in pairs; an odd ``count`` discards the second of the last pair.
+
+    The same normals as successive ``normal_pair(st, ...)`` calls, with the xoshiro256**
+    step and the ziggurat's fast path inline on a register copy of the state (a call per
+    pair costs several times the draw); the rare path goes through ``_zig_slow``.
+    """
+    s0 = st[0]
+    s1 = st[1]
+    s2 = st[2]
+    s3 = st[3]
+    i = 0
+    while i < count:
+        x = s1 * np.uint64(5)
+        x = (x << np.uint64(7)) | (x >> np.uint64(57))
+        u = x * np.uint64(9)
+        t = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+        h1 = np.int64(np.int32(u >> np.uint64(32)))
+        h2 = np.int64(np.int32(u & np.uint64(0xFFFFFFFF)))
+        i1 = h1 & 127
+        i2 = h2 & 127
+        if abs(h1) < kn[i1]:
+            z1 = h1 * wn[i1]
+        else:
+            st[0] = s0
+            st[1] = s1
+            st[2] = s2
+            st[3] = s3
+            z1 = _zig_slow(h1, st, kn, wn, fn)
+            s0 = st[0]
+            s1 = st[1]
+            s2 = st[2]
+            s3 = st[3]
+        if abs(h2) < kn[i2]:
+            z2 = h2 * wn[i2]
+        else:
+            st[0] = s0
+            st[1] = s1
+            st[2] = s2
+            st[3] = s3
+            z2 = _zig_slow(h2, st, kn, wn, fn)
+            s0 = st[0]
+            s1 = st[1]
+            s2 = st[2]
+            s3 = st[3]
+        buf[i] = sd * z1
+        if i + 1 < count:
+            buf[i + 1] = sd * z2
+        i += 2
+    st[0] = s0
+    st[1] = s1
+    st[2] = s2
+    st[3] = s3
+
+
+@jit
+def _residual_batch_labels(pre, mo, X, Y, idx, start, count, scale, d_in, d_out, G, eps):
+    """``_residual_batch`` with noisy targets ``y_q + eps[q * d_out + a]`` (label noise)."""
+    for t in range(d_out * d_in):
+        G[t] = 0
+    for q in range(count):
+        i = idx[start + q]
+        for a in range(d_out):
+            r = -(Y[i, a] + eps[q * d_out + a])
+            for b in range(d_in):
+                r += pre[mo + a * d_in + b] * X[i, b]
+            for b in range(d_in):
+                G[a * d_in + b] += r * X[i, b]
+    for t in range(d_out * d_in):
+        G[t] = G[t] * scale
+
+
+@jit
 def _residual_moments(pre, mo, sxx, syx, scale, d_in, d_out, G):
     """``G = scale * (M S_xx - S_yx)``."""
     for a in range(d_out):
@@ -168,6 +255,20 @@ def _sgd_update(th, grad, lr, wd):
     for i in range(th.shape[0]):
         g = grad[i] + wd * th[i]
         v = th[i] - lr * g
+        th[i] = v
+        if not math.isfinite(v):
+            ok = False
+    return ok
+
+
+@jit
+def _sgd_update_noisy(th, grad, lr, wd, xi):
+    """``_sgd_update`` followed by the injected noise: ``th = (th - lr * g) + xi``."""
+    ok = True
+    for i in range(th.shape[0]):
+        g = grad[i] + wd * th[i]
+        v = th[i] - lr * g
+        v = v + xi[i]
         th[i] = v
         if not math.isfinite(v):
             ok = False
@@ -307,7 +408,8 @@ def _log_point(th, dims, offs, sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd
 def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, states, epochs, batch_size,
                  steps_per_epoch, n_samples, mxx, myx, log_epochs, layer_epochs, sxx, syx, syy, has_test, txx,
                  tyx, tyy, kappa, wd64, pre, suf, G, C, grad, perm, out_steps, out_status, out_train,
-                 out_test, out_loss, out_norm, out_sv, out_lsv, record, rec_idx, rec_params):
+                 out_test, out_loss, out_norm, out_sv, out_lsv, record, rec_idx, rec_params, inj_sd, label_sd,
+                 kn, wn, fn, noise):
     """Advance runs ``lo <= s < hi`` for ``epochs`` epochs, in place (serial, releases the GIL).
 
     ``consts`` (weights' dtype) = ``[lr, wd, scale of a full batch, scale of the last
@@ -315,6 +417,12 @@ def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, st
     drawn with replacement, 2 full-batch steps on the moments ``mxx``, ``myx``. ``perm[s]``
     holds the permutation (mode 0) or the drawn batch (mode 1). Run ``s``
     touches only row ``s`` of every per-run array, so disjoint ranges may run concurrently.
+
+    ``label_sd > 0`` (batch modes): fresh normals ``label_sd * z`` are added to the batch's
+    targets every step (drawn after the batch indices, sample by sample, output by output);
+    ``inj_sd > 0``: ``inj_sd * z`` is added to every weight after the update (drawn after the
+    label noise, in parameter order). ``noise[s]`` is the dtype buffer they go through
+    (length ``>= max(batch_size * d_out, n_params)``); ``kn, wn, fn``: the ziggurat tables.
     """
     n = dims.shape[0] - 1
     d_in = dims[0]
@@ -336,6 +444,7 @@ def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, st
         C_s = C[s]
         grad_s = grad[s]
         pm = perm[s]
+        nz = noise[s]
         status = 0
         step = 0
         li = lo - lo  # a plain int64 (a literal 0 would make numba compile a second _log_point)
@@ -380,13 +489,20 @@ def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, st
                         sc = scale_last
                 if mode == 2:
                     _residual_moments(pre_s, mo, mxx, myx, two_kappa, d_in, d_out, G_s)
+                elif label_sd > 0.0:
+                    _fill_normals(st, nz, count * d_out, label_sd, kn, wn, fn)
+                    _residual_batch_labels(pre_s, mo, X, Y, pm, start, count, sc, d_in, d_out, G_s, nz)
                 else:
                     _residual_batch(pre_s, mo, X, Y, pm, start, count, sc, d_in, d_out, G_s)
-                    if record:
-                        for q in range(count):
-                            rec_idx[s, step, q] = pm[start + q]
+                if record and mode != 2:
+                    for q in range(count):
+                        rec_idx[s, step, q] = pm[start + q]
                 _layer_grads(dims, offs, pre_s, poffs, suf_s, soffs, G_s, C_s, grad_s)
-                ok = _sgd_update(th, grad_s, lr, wd)
+                if inj_sd > 0.0:
+                    _fill_normals(st, nz, th.shape[0], inj_sd, kn, wn, fn)
+                    ok = _sgd_update_noisy(th, grad_s, lr, wd, nz)
+                else:
+                    ok = _sgd_update(th, grad_s, lr, wd)
                 step += 1
                 if record:
                     for i in range(th.shape[0]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class TrainingRun(Result):
     seed diverged are NaN. ``status`` is 0 (ran to the end) or 2 (stopped at step
     ``steps`` by a non-finite weight or end-to-end map). ``initial_params`` and
     ``final_params`` are the flat weights per seed (checkpoints; see :meth:`weights`).
+    ``temperature`` and ``label_noise`` record the optional injected (Langevin/SGLD) and
+    label noise (0: off). Runs of one configuration and ``rng`` with disjoint seed indices
+    merge with ``+`` (:meth:`merge`).
     """
 
     n_layers: int
@@ -95,11 +99,13 @@ class TrainingRun(Result):
     final_params: np.ndarray
     batch_indices: np.ndarray | None = None
     step_params: np.ndarray | None = None
+    temperature: float = 0.0
+    label_noise: float = 0.0
 
     _config_fields = ("n_layers", "width", "d_in", "d_out", "lr", "beta", "gamma", "convention", "batch_size",
                       "epochs", "n_samples", "sampling", "drop_last", "dtype", "init", "init_fan",
                       "log_every", "layer_log_every", "seed_offset", "record_steps", "train_moments",
-                      "test_moments")
+                      "test_moments", "temperature", "label_noise")
     _dims = {"seed_index": ("seed",), "log_epochs": ("log",), "train_mse": ("seed", "log"),
              "test_mse": ("seed", "log"), "loss": ("seed", "log"), "weight_norm": ("seed", "log"),
              "singular_values": ("seed", "log", "mode"), "layer_log_epochs": ("layer_log",),
@@ -113,7 +119,7 @@ class TrainingRun(Result):
               "test_mse": "mse",
               "loss": "loss[convention]", "weight_norm": "weight", "singular_values": "end_to_end",
               "layer_singular_values": "weight", "initial_params": "weight", "final_params": "weight",
-              "step_params": "weight"}
+              "step_params": "weight", "temperature": "temperature[convention]", "label_noise": "target"}
 
     # -- derived ------------------------------------------------------------------------
     @property
@@ -170,8 +176,51 @@ class TrainingRun(Result):
             k += r * c
         return [w[0] for w in out] if seed is not None else out
 
+    def merge(self, other: "TrainingRun") -> "TrainingRun":
+        """Pool two runs of one configuration and ``rng`` whose seed indices are disjoint.
+
+        ``run(n_seeds=a) + run(n_seeds=b, seed_offset=a)`` equals ``run(n_seeds=a + b)``
+        in every field except ``stats``: per-seed fields are concatenated and ordered by
+        ``seed_index``, ``seed_offset`` becomes the smallest index, and the timings and
+        counts in ``stats`` are added up.
+        """
+        if not isinstance(other, TrainingRun):
+            raise TypeError("can only merge with another TrainingRun")
+        from ..results import deep_equal
+
+        mine, theirs = self.config, other.config
+        diff = [k for k in mine if k != "seed_offset" and not deep_equal(mine[k], theirs[k])]
+        if diff:
+            raise ValueError(f"cannot merge training runs with different configurations (differ in {diff})")
+        if tuple(self.seeds or ()) != tuple(other.seeds or ()):
+            raise ValueError(f"cannot merge training runs with different rng entropies ({self.seeds} and "
+                             f"{other.seeds}): a seed is identified by (rng, seed index); run the parts with "
+                             f"the same rng and different seed_offset")
+        if np.intersect1d(self.seed_index, other.seed_index).size:
+            raise ValueError("cannot merge training runs that share seed indices (the runs would repeat); "
+                             "give the parts disjoint seed_offset ranges")
+        order = np.argsort(np.concatenate([self.seed_index, other.seed_index]), kind="stable")
+        per_seed = {}
+        for f in dataclasses.fields(self):
+            dims = self._dims.get(f.name, ())
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if not dims or dims[0] != "seed" or a is None:
+                continue
+            per_seed[f.name] = np.concatenate([a, b])[order]
+        st_a, st_b = self.stats, other.stats
+        stats = {k: st_a.get(k, 0) + st_b.get(k, 0)
+                 for k in ("wall_time", "compile_time", "steps_total", "n_nonfinite")}
+        stats["steps_per_second"] = (stats["steps_total"] / stats["wall_time"] if stats["wall_time"] > 0
+                                     else math.inf)
+        stats["n_threads"] = max(st_a.get("n_threads", 1), st_b.get("n_threads", 1))
+        return dataclasses.replace(self, seed_offset=int(per_seed["seed_index"][0]), stats=stats, **per_seed)
+
     def __repr__(self):
         coupling = f"beta={self.beta:g} (gamma={self.gamma:g})"
+        if self.temperature > 0:
+            coupling += f", temperature={self.temperature:g}"
+        if self.label_noise > 0:
+            coupling += f", label_noise={self.label_noise:g}"
         data = (f"n_samples={self.n_samples}, batch_size={self.batch_size}, sampling={self.sampling!r}"
                 if self.n_samples is not None else "population moments")
         return (f"TrainingRun(n_layers={self.n_layers}, width={self.width}, {self.d_in}->{self.d_out}, "
@@ -300,7 +349,7 @@ class _Layout:
 def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, convention="canonical",
           batch_size=None, sampling="shuffle", drop_last=True, test=None, dtype="float64", init=INIT_DEFAULT,
           init_fan="fan_in", n_seeds=None, seed_offset=0, log_every=1, layer_log_every=None,
-          record_steps=False, rng=None, n_threads=None) -> TrainingRun:
+          record_steps=False, temperature=0.0, label_noise=0.0, rng=None, n_threads=None) -> TrainingRun:
     """Train ``n_seeds`` independent copies of ``W_n ... W_1`` (no biases) with minibatch SGD.
 
     Each step, on a batch ``B`` (``kappa`` from ``convention``)::
@@ -311,6 +360,16 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
     which is ``torch.optim.SGD(params, lr, weight_decay=beta)`` on ``torch.nn.MSELoss()``
     for ``convention="paper"`` (``kappa = 1/d_out``) and gradient descent on the canonical
     ``U = E||y - Mx||^2 + gamma sum ||W_i||^2`` (``beta = 2 gamma``) for ``"canonical"``.
+    Optional noise (both off by default): ``label_noise = sigma`` replaces the batch's targets
+    by ``y_i + sigma z_i`` (fresh ``z_i ~ N(0, I)`` every step), and ``temperature = T``
+    makes the step SGLD::
+
+        W = W - lr * g + sqrt(2 * lr * T) * xi,    xi ~ N(0, 1) per weight and step
+
+    the Euler-Maruyama step of ``dW = -grad L dt + sqrt(2 T) dB`` in Langevin time
+    ``t = lr * steps``, ``L`` the objective in ``convention`` (``kappa * data + (beta/2)
+    sum ||W_i||^2``), so ``T`` is in that convention's loss units and the stationary law
+    (lr -> 0, no minibatch noise) is ``exp(-L / T)`` (canonical: ``T_canonical = T / kappa``).
 
     Parameters
     ----------
@@ -361,6 +420,14 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
     record_steps : bool
         Keep every step's batch indices (``batch_indices``, -1 padded) and weights
         (``step_params``, step 0 = initial) for small runs, e.g. to replay them in torch.
+    temperature : float >= 0
+        Injected isotropic Gaussian noise (SGLD): ``sqrt(2 lr T) * N(0, 1)`` added to every
+        weight after every update, ``T`` in the loss units of ``convention``. 0 (default): off.
+    label_noise : float >= 0
+        Standard deviation of fresh Gaussian noise added to every target of every batch,
+        each step (not for moments). 0 (default): off. The normals of both come from the
+        seed's own stream (each step: its batch, then the label noise, then the injected
+        noise), so results stay independent of the thread count.
     rng : None, int, SeedSequence or Generator
         Root of the streams; its entropy is recorded in ``seeds``.
     n_threads : int, optional
@@ -389,6 +456,8 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     dt = _DTYPES[dtype_name]
     record_steps = bool(record_steps)
+    temperature = _scalar(temperature, "temperature")
+    label_noise = _scalar(label_noise, "label_noise")
     if not isinstance(drop_last, (bool, np.bool_)):
         raise ValueError(f"drop_last must be True or False, got {drop_last!r}")
     drop_last = bool(drop_last)
@@ -397,6 +466,9 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
     if moments_mode:
         if batch_size is not None:
             raise ValueError("batch_size must be None for training on moments (every step is full-batch)")
+        if label_noise > 0:
+            raise ValueError("label_noise must be 0 for training on moments (there are no samples to perturb); "
+                             "train on a finite sample (X, Y) instead")
         sampling_name, N, B, spe = "moments", None, None, 1
         train_mom = d
         X = np.zeros((1, d_in), dtype=dt)
@@ -497,6 +569,9 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
 
     pre, suf, G, C, grad = lay.buffers(S, dt)
     perm = np.zeros((S, {K.MODE_SHUFFLE: N, K.MODE_REPLACE: B}.get(mode, 1)), dtype=np.int64)
+    inj_sd = math.sqrt(2.0 * lr * temperature)
+    noisy = temperature > 0 or label_noise > 0
+    noise = np.zeros((S, max(P, (B or 0) * d_out) if noisy else 1), dtype=dt)
     consts = np.array([lr, beta_v, scale_full, scale_last, 2.0 * conv.kappa], dtype=dt)
     sxx, syx, syy = (np.ascontiguousarray(a, dtype=np.float64)
                      for a in (train_mom.input_cov, train_mom.cross_cov, train_mom.output_cov))
@@ -508,9 +583,11 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
         txx, tyx, tyy = np.zeros_like(sxx), np.zeros_like(syx), np.zeros_like(syy)
 
     def call(lo, hi, theta_, states_, epochs_, logs_, bufs, outs, rec):
+        *bufs, noise_ = bufs
         K.train_kernel(lo, hi, theta_, X, Y, mode, lay.dims, lay.offs, lay.poffs, lay.soffs, consts, states_,
                        epochs_, B or 0, spe, N or 0, mxx, myx, *logs_, sxx, syx, syy, has_test, txx, tyx, tyy,
-                       float(conv.kappa), float(beta_v), *bufs, *outs, record_steps, *rec)
+                       float(conv.kappa), float(beta_v), *bufs, *outs, record_steps, *rec, inj_sd, label_noise,
+                       ZIG_K, ZIG_W, ZIG_F, noise_)
 
     threads = numba.get_num_threads() if n_threads is None else _int(n_threads, "n_threads", 1)
     threads = min(threads, S)
@@ -518,13 +595,13 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
         t0 = time.perf_counter()
         one = lambda a: a[:1].copy()  # noqa: E731
         call(0, 1, one(theta), one(states), 0, (log_epochs[:0], log_epochs[:0]),
-             [one(a) for a in (pre, suf, G, C, grad, perm)],
+             [one(a) for a in (pre, suf, G, C, grad, perm, noise)],
              [one(a) for a in (out_steps, out_status, out_train, out_test, out_loss, out_norm, out_sv,
                                out_lsv)],
              [one(rec_idx), one(rec_params)])
         compile_time += time.perf_counter() - t0
         _WARM.add(dtype_name)
-    bufs = [pre, suf, G, C, grad, perm]
+    bufs = [pre, suf, G, C, grad, perm, noise]
     outs = [out_steps, out_status, out_train, out_test, out_loss, out_norm, out_sv, out_lsv]
     t0 = time.perf_counter()
     if threads == 1:
@@ -551,7 +628,7 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
         loss=out_loss, weight_norm=out_norm, singular_values=out_sv, layer_singular_values=out_lsv,
         steps=out_steps, status=out_status, initial_params=initial, final_params=theta,
         batch_indices=rec_idx if record_steps else None, step_params=rec_params if record_steps else None,
-        seeds=(int(entropy),), stats=stats)
+        temperature=temperature, label_noise=label_noise, seeds=(int(entropy),), stats=stats)
 
 
 def _run_threads(work, n_items, n_threads):
