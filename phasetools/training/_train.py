@@ -281,7 +281,7 @@ def _flat_init(init, shapes, n_seeds):
     if isinstance(init, TrainingRun):
         if init.layer_shapes != shapes:
             raise ValueError(f"init: the run's layer shapes {init.layer_shapes} differ from {shapes}")
-        flat = np.asarray(init.final_params, dtype=np.float64)
+        flat = np.array(init.final_params, dtype=np.float64)  # a copy: training must never change the run
         if not np.all(np.isfinite(flat)):
             raise ValueError("init: the run has non-finite final weights (a diverged seed)")
     else:
