@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="Langevin simulations")
     ssub = simulate.add_subparsers(dest="simulate_command", metavar="SUBCOMMAND")
-    p = ssub.add_parser("escape", help="escape times over a barrier at one or more temperatures, against theory")
+    p = ssub.add_parser("escape", help="escape times over a barrier at one or more temperatures (or SGD "
+                                       "(lr, batch_size) points), against theory")
     p.add_argument("--model", choices=["chain", "network", "reduced", "double_well"], default="chain",
                    help="chain of n_layers scalar weights (default), scalar-in/out network of --width, the 1D "
                         "reduced potential, or the quartic double well")
@@ -104,10 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=None, help="coupling (the weight decay beta in the paper convention)")
     p.add_argument("--a", type=float, default=1.0, help="input variance (default 1)")
     p.add_argument("--width", type=int, default=1, help="hidden width for --model network (default 1)")
-    p.add_argument("--direction", choices=["fwd", "bwd"], default="fwd",
-                   help="fwd: trivial -> learned (default); bwd: learned -> trivial")
+    p.add_argument("--direction", choices=["fwd", "bwd"], default=None,
+                   help="fwd: trivial -> learned (default for additive noise); bwd: learned -> trivial (default and "
+                        "required for --noise sgd)")
     p.add_argument("--convention", choices=["canonical", "paper"], default="canonical")
-    p.add_argument("--temperature", required=True, help="temperature(s): a number, a list or START:STOP:NUM")
+    p.add_argument("--temperature", help="temperature(s) of additive noise: a number, a list or START:STOP:NUM")
+    p.add_argument("--noise", choices=["additive", "sgd"], default="additive", help=(
+        "additive: isotropic sqrt(2T) dW at --temperature (default); sgd: SGD-like multiplicative noise "
+        "(lr/batch_size) Sigma(theta) from the mode's data moments, for --model chain or network, backward escape"))
+    p.add_argument("--lr", help="learning rate(s) for --noise sgd: a number, a list or START:STOP:NUM")
+    p.add_argument("--batch-size", help="batch size(s) for --noise sgd: an integer or a list; one run per "
+                                        "(lr, batch_size) pair (equal lengths, or one of the two a single value)")
+    p.add_argument("--n-samples", type=int, default=None,
+                   help="training-set size N: multiplies the SGD noise by (N - B)/(N - 1) (default: no factor)")
+    p.add_argument("--output-var", type=float, default=1.0,
+                   help="E[y^2] of the mode for --noise sgd (default 1, the paper's unit output variances)")
     p.add_argument("--dt", type=float, default=0.01, help="time step (default 0.01)")
     p.add_argument("--n-traj", type=int, default=1000, help="trajectories per temperature (default 1000)")
     p.add_argument("--max-steps", type=int, default=10**6, help="step budget; later runs are censored")
@@ -119,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     p.set_defaults(handler=_simulate_escape)
 
+    from ._training import add_parser as _add_train
+    _add_train(sub)
+
     p = sub.add_parser("show", help="list the results in an HDF5 file with their provenance")
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--result", help="print one result in full")
@@ -127,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw a stored result")
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--result", help="name of the result (needed when the file holds several)")
-    p.add_argument("--kind", choices=["potential", "barriers", "phase", "cascade", "levels", "survival", "arrhenius"],
+    p.add_argument("--kind", choices=["potential", "barriers", "phase", "cascade", "levels", "survival", "arrhenius",
+                                             "sweep", "trapping", "escape-sweep", "grokking"],
                    help="figure kind (default: the natural one for the result type)")
     p.add_argument("-o", "--output", required=True, help="output image (.png or .pdf)")
     p.set_defaults(handler=_plot)
@@ -353,9 +369,17 @@ def _simulate_escape(args):
     from ..langevin import escape_problem, simulate
     from ..stats import arrhenius_fit, exponential_mle
 
+    if args.noise == "sgd":
+        return _simulate_escape_sgd(args)
+    for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size), ("--n-samples", args.n_samples)):
+        if value is not None:
+            raise ValueError(f"{flag} goes with --noise sgd (additive noise takes --temperature)")
+    if args.temperature is None:
+        raise ValueError("temperature is required for additive noise (--temperature), or give --noise sgd with "
+                         "--lr and --batch-size")
     temps = np.atleast_1d(np.asarray(_numbers(args.temperature, "temperature"), dtype=float))
     problem = escape_problem(args.model, n_layers=args.n_layers, c=args.c, gamma=args.gamma, a=args.a,
-                             width=args.width, direction=args.direction, convention=args.convention)
+                             width=args.width, direction=args.direction or "fwd", convention=args.convention)
     root = np.random.SeedSequence(args.seed)
     seeds = [int(s.generate_state(1, dtype=np.uint64)[0]) for s in root.spawn(len(temps))]
     ensembles, fits, theory = [], [], []
@@ -424,5 +448,127 @@ def _simulate_escape(args):
             written += arrhenius(arr, theory_T=temps, theory_tau=[t if t else np.nan for t in theory],
                                  barrier=problem.barrier, time_unit=problem.potential.convention).save(
                 f"{args.plot}_arrhenius.png")
+        if not args.json:
+            print("wrote " + ", ".join(str(w) for w in written))
+
+
+def _sgd_points(args):
+    """(lr, batch_size) pairs from --lr and --batch-size (lists paired, a single value broadcast)."""
+    if args.lr is None or args.batch_size is None:
+        raise ValueError("lr and batch_size are required for --noise sgd (--lr, --batch-size)")
+    lrs = np.atleast_1d(np.asarray(_numbers(args.lr, "lr"), dtype=float))
+    sizes = np.atleast_1d(np.asarray(_numbers(args.batch_size, "batch_size"), dtype=float))
+    if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
+        raise ValueError(f"batch_size must be integers >= 1, got {args.batch_size!r}")
+    if len(lrs) != len(sizes) and 1 not in (len(lrs), len(sizes)):
+        raise ValueError(f"lr and batch_size lists must have equal lengths (one run per pair) or one of them a "
+                         f"single value, got {len(lrs)} and {len(sizes)}")
+    n = max(len(lrs), len(sizes))
+    return [(float(lr), int(b)) for lr, b in zip(np.broadcast_to(lrs, n), np.broadcast_to(sizes, n))]
+
+
+def _simulate_escape_sgd(args):
+    """``simulate escape --noise sgd``: backward escape under SGD-like noise, one run per (lr, B) point."""
+    from .._progress import progress
+    from ..langevin import SGD_MODELS, escape_problem, simulate
+    from ..stats import arrhenius_fit, exponential_mle
+
+    if args.temperature is not None:
+        raise ValueError("temperature and --noise sgd are mutually exclusive: SGD-like noise has no temperature "
+                         "(give --lr and --batch-size)")
+    if args.model not in SGD_MODELS:
+        raise ValueError(f"model {args.model!r} does not support --noise sgd: SGD-like noise needs the network's "
+                         f"end-to-end map, which only --model chain and --model network have")
+    if args.direction == "fwd":
+        raise ValueError("direction fwd is refused with --noise sgd: the SGD noise is exactly zero at the trivial "
+                         "state (science brief 5.3), so pure SGD never leaves it; use --direction bwd")
+    points = _sgd_points(args)
+    problem = escape_problem(args.model, n_layers=args.n_layers, c=args.c, gamma=args.gamma, a=args.a,
+                             width=args.width, direction="bwd", convention=args.convention)
+    noises = [problem.sgd_noise(lr, b, n_samples=args.n_samples, output_var=args.output_var) for lr, b in points]
+    theory = problem.sgd_theory(output_var=args.output_var)
+    root = np.random.SeedSequence(args.seed)
+    seeds = [int(s.generate_state(1, dtype=np.uint64)[0]) for s in root.spawn(len(points))]
+    ensembles, fits, taus_theory, temps, names = [], [], [], [], []
+    for (lr, b), noise, seed in progress(list(zip(points, noises, seeds)), desc="(lr, batch_size) points",
+                                         quiet=args.quiet):
+        ens = simulate(problem.potential, problem.x0, noise=noise, dt=args.dt, n_traj=args.n_traj,
+                       max_steps=args.max_steps, stop=problem.stop, scheme=args.scheme, rng=seed,
+                       n_threads=args.threads)
+        ensembles.append(ens)
+        ok = ens.status != 2
+        fits.append(exponential_mle(ens.times[ok], ens.censored[ok]))
+        taus_theory.append(theory.tau(lr, b, args.n_samples))
+        temps.append(theory.temperature(lr, b, args.n_samples))
+        if args.out:
+            from ..io import save
+
+            names.append(save(ens, args.out, command=args.command_line))
+    x = np.array([b / lr for lr, b in points])
+    arr = None
+    good = [k for k, f in enumerate(fits) if f.tau is not None]
+    if len(good) >= 2 and np.ptp(x[good]) > 0:
+        arr = arrhenius_fit(x[good], [fits[k].tau for k in good], tau_stderr=[fits[k].tau_stderr for k in good],
+                            x_is="batch_size/lr", time_unit=problem.potential.convention)
+        if args.out:
+            from ..io import save
+
+            names.append(save(arr, args.out, command=args.command_line))
+    slopes = {"slope_path": theory.slope_path, "slope_start": theory.slope_start,
+              "slope_saddle": theory.slope_saddle}
+    if args.json:
+        import json
+
+        from ..results import to_jsonable
+
+        print(json.dumps(to_jsonable({
+            "problem": problem.config, "barrier": problem.barrier, "noise": "sgd", "output_var": theory.output_var,
+            "n_samples": args.n_samples,
+            "theory": {"n_params": theory.n_params, "trace_start": theory.trace_start,
+                       "trace_saddle": theory.trace_saddle, **slopes},
+            "points": [{"lr": lr, "batch_size": b, "batch_size/lr": b / lr, "temperature_eff": T, "n_traj": e.n_traj,
+                        "n_escaped": int(e.escaped.sum()), "n_censored": int(e.censored.sum()),
+                        "n_nonfinite": int(e.nonfinite.sum()), "tau": f.tau, "tau_stderr": f.tau_stderr,
+                        "tau_lower": f.tau_lower, "tau_theory": th}
+                       for (lr, b), T, e, f, th in zip(points, temps, ensembles, fits, taus_theory)],
+            "arrhenius": None if arr is None else {"slope": arr.slope, "slope_stderr": arr.slope_stderr,
+                                                  "intercept": arr.intercept},
+            "stored": names})))
+    else:
+        cfg = problem.config
+        head = ", ".join(f"{k}={v}" for k, v in cfg.items())
+        lines = [f"escape problem: {head}; barrier {problem.barrier:.6g} ({problem.potential.convention} units)",
+                 f"SGD-like noise: E[y^2] = {theory.output_var:g}, n_samples = {args.n_samples}; tr Sigma = "
+                 f"{theory.trace_start:.6g} at the start, {theory.trace_saddle:.6g} at the saddle; N_theta = "
+                 f"{theory.n_params}; theory = exact 1D mean first-passage time of the balanced coordinate",
+                 f"{'lr':>9}  {'B':>5}  {'B/lr':>9}  {'T_eff':>10}  {'escaped':>8}  {'censored':>8}  "
+                 f"{'tau (MLE)':>12}  {'+-':>9}  {'theory':>12}  {'sim/theory':>10}"]
+        for (lr, b), T, e, f, th in zip(points, temps, ensembles, fits, taus_theory):
+            tau = f"{f.tau:.6g}" if f.tau is not None else f"> {f.tau_lower:.4g}"
+            se = f"{f.tau_stderr:.3g}" if f.tau_stderr is not None else "-"
+            ratio = f"{f.tau / th:.4f}" if (f.tau is not None and th) else "-"
+            lines.append(f"{lr:>9.4g}  {b:>5d}  {b / lr:>9.5g}  {T:>10.4g}  {int(e.escaped.sum()):>8}  "
+                         f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {th:>12.6g}  {ratio:>10}")
+        lines.append("T_eff = lr tr(Sigma) / (2 B N_theta) at the start (science brief 5.2)")
+        if arr is not None:
+            lines.append(f"Arrhenius fit of ln tau against batch_size/lr: slope {arr.slope:.5g} +- "
+                         f"{arr.slope_stderr:.2g}; theory: quasi-potential along the path {theory.slope_path:.5g} "
+                         f"(ratio {arr.slope / theory.slope_path:.3f}), barrier / (T_eff lr/B) at the start "
+                         f"{theory.slope_start:.5g} (ratio {arr.slope / theory.slope_start:.3f})")
+        if names:
+            lines.append(f"stored {', '.join(names)} in {args.out}")
+        print("\n".join(lines))
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from ..plot import arrhenius, survival
+
+        labels = [f"lr = {lr:g}, B = {b}" for lr, b in points]
+        written = survival(ensembles, theory_tau=taus_theory, labels=labels).save(f"{args.plot}_survival.png")
+        if arr is not None:
+            # the theory line is drawn against 1/theory_T: pass lr/B so that it lands at B/lr
+            written += arrhenius(arr, theory_T=1.0 / x, theory_tau=taus_theory,
+                                 time_unit=problem.potential.convention).save(f"{args.plot}_arrhenius.png")
         if not args.json:
             print("wrote " + ", ".join(str(w) for w in written))

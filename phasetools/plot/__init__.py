@@ -11,10 +11,15 @@ Each function takes a result, draws on new axes (or the ``ax`` given) and return
     levels(modes)              energy levels of the metastable states and their saddles
     survival(ensembles)        Kaplan-Meier survival of escape ensembles, MLE and theory lines
     arrhenius(fit)             ln tau against 1/T with the fitted and the theory line
+    weight_decay_sweep(sweeps) E1: test MSE and rank against the weight decay, spinodal lines
+    trapping(release)          E2: test MSE after the release, levels and fresh-weight runs
+    escape_sweep(sweep)        E4: ln tau against batch_size/lr, censored points as bounds
+    grokking(sparse)           E5: MSE curves and escape epoch against the residual seed
     plot(result, kind=None)    dispatch by result type (used by ``phasetools plot``)
 """
 
 from ._figures import KINDS, Plot, arrhenius, barriers, cascade, levels, phase_diagram, plot, potential, survival
+from ._protocols import escape_sweep, grokking, trapping, weight_decay_sweep
 
 __all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels", "survival", "arrhenius", "plot",
-           "KINDS"]
+           "KINDS", "weight_decay_sweep", "trapping", "escape_sweep", "grokking"]

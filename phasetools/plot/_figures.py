@@ -297,6 +297,17 @@ _ACCEPTS = {"potential": "Landscape", "barriers": "Landscape", "phase": "Critica
             "arrhenius": "ArrheniusFit"}
 
 
+def _register_protocol_figures():
+    from . import _protocols as P
+    KINDS.update({"sweep": P.weight_decay_sweep, "trapping": P.trapping, "escape-sweep": P.escape_sweep,
+                  "grokking": P.grokking})
+    _ACCEPTS.update({"sweep": "WeightDecaySweep", "trapping": "TrapRelease", "escape-sweep": "ArrheniusSweep",
+                     "grokking": "SparseGrokking"})
+
+
+_register_protocol_figures()
+
+
 def plot(result, kind: str | None = None) -> Plot:
     """Draw a result with the figure kind given or the default for its type."""
     name = type(result).__name__

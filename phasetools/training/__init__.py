@@ -28,12 +28,12 @@ from ._data import TEST_ENTROPY, Dataset, GaussianTeacher, Moments
 from ._noise import GradientNoise, effective_temperature, gradient_covariance, jacobian, per_sample_gradients
 from ._protocols import (RANK_THRESHOLD, ArrheniusSweep, SparseGrokking, TrapRelease, WeightDecaySweep,
                          arrhenius_sweep, converge, escape_epochs, prepare_trap, sparse_grokking,
-                         trap_and_release, trap_weight_decay, weight_decay_sweep)
+                         trap_and_release, trap_weight_decay, mse_levels, weight_decay_sweep)
 from ._train import INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient, train
 
 __all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "train", "TrainingRun", "batch_gradient",
            "INIT_DEFAULT", "STATUS_OK", "STATUS_NONFINITE", "GradientNoise", "gradient_covariance",
            "per_sample_gradients", "effective_temperature", "jacobian",
-           "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease", "trap_weight_decay",
+           "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease", "trap_weight_decay", "mse_levels",
            "escape_epochs", "arrhenius_sweep", "ArrheniusSweep", "sparse_grokking", "SparseGrokking",
            "RANK_THRESHOLD"]

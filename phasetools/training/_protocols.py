@@ -25,7 +25,7 @@ from ._noise import gradient_covariance
 from ._train import TrainingRun, batch_gradient, train
 
 __all__ = ["WeightDecaySweep", "weight_decay_sweep", "converge", "prepare_trap", "TrapRelease",
-           "trap_and_release", "trap_weight_decay", "escape_epochs", "ArrheniusSweep", "arrhenius_sweep", "SparseGrokking",
+           "trap_and_release", "trap_weight_decay", "mse_levels", "escape_epochs", "ArrheniusSweep", "arrhenius_sweep", "SparseGrokking",
            "sparse_grokking", "RANK_THRESHOLD"]
 
 #: End-to-end singular values above this count towards the rank (the learned values of the
@@ -279,6 +279,37 @@ def _end_to_end(run: TrainingRun) -> np.ndarray:
 
 
 # -- E2 --------------------------------------------------------------------------------------
+def mse_levels(data, beta, *, n_layers=3, convention="paper", test=None) -> np.ndarray:
+    """Test MSE of the top-``r`` states at weight decay ``beta``, ``r = 0, 1, ...`` (NaN where the
+    state does not exist), from the per-mode theory of the training data's moments.
+
+    The end-to-end map of the top-``r`` state keeps the ``r`` strongest singular directions of
+    the cross-covariance with the learned values of ``theory.landscape``; its MSE
+    is measured on ``test`` (default: the training moments). For finite samples the aligned
+    per-mode picture is an approximation (``theory.empirical_modes`` quantifies it); it
+    fixes escape thresholds without a reference run.
+    """
+    from ..theory import landscape
+    d = as_data(data)
+    mom = d if isinstance(d, Moments) else d.moments()
+    tm = mom
+    if test is not None:
+        t = as_data(test, "test")
+        tm = t if isinstance(t, Moments) else t.moments()
+    U, _, Vt = np.linalg.svd(mom.cross_cov)
+    lam = np.asarray(landscape(n_layers, mom.spectrum, beta, mom.a, convention=convention).lam_min,
+                     dtype=object)
+    out = np.full(lam.size + 1, np.nan)
+    M = np.zeros_like(mom.cross_cov)
+    out[0] = tm.mse(M)
+    for r in range(lam.size):
+        if lam[r] is None or np.ma.is_masked(lam[r]):
+            break
+        M = M + float(lam[r]) * np.outer(U[:, r], Vt[r])     # the aligned theory's end-to-end map
+        out[r + 1] = tm.mse(M)
+    return out
+
+
 def trap_weight_decay(data, rank, *, n_layers=3, convention="paper") -> float:
     """A weight decay at which the network keeps only its ``rank`` strongest modes, from the
     data's own spectrum: midway between the spinodals of mode ``rank`` (1-based: the

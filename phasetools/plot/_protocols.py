@@ -1,0 +1,132 @@
+"""Figures of the training protocols (E1, E2, E4, E5)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._figures import Plot, _new
+
+__all__ = ["weight_decay_sweep", "trapping", "escape_sweep", "grokking"]
+
+
+def weight_decay_sweep(sweeps, *, axes=None, spinodals=None, labels=None) -> Plot:
+    """E1: test MSE (top) and rank (bottom) against the weight decay, one line per sweep and
+    seed; ``spinodals`` (values of the weight decay) are drawn as vertical lines."""
+    if not isinstance(sweeps, (list, tuple)):
+        sweeps = [sweeps]
+    if axes is None:
+        fig, axes = _new(nrows=2, figsize=(6.4, 5.6), sharex=True)
+    else:
+        fig = axes[0].figure
+    top, bottom = axes
+    for k, sw in enumerate(sweeps):
+        y = sw.test_mse if sw.test_mse is not None else sw.train_mse
+        name = labels[k] if labels else f"{sw.direction} sweep"
+        for s in range(sw.n_seeds):
+            marker = "o-" if sw.direction == "increasing" else "s--"
+            (line,) = top.plot(sw.betas, y[s], marker, ms=3, lw=1, label=name if s == 0 else None)
+            bottom.plot(sw.betas, sw.rank[s] + 0.04 * (k - (len(sweeps) - 1) / 2), marker, ms=3, lw=1,
+                        color=line.get_color())
+    for b in np.atleast_1d(spinodals if spinodals is not None else []):
+        for ax in axes:
+            ax.axvline(float(b), color="k", ls=":", lw=1)
+    if spinodals is not None:
+        top.plot([], [], "k:", lw=1, label="spinodals (theory)")
+    top.set_ylabel("test MSE" if sweeps[0].test_mse is not None else "train MSE")
+    bottom.set_ylabel("rank of the end-to-end map")
+    bottom.set_xlabel(rf"weight decay $\beta$ ({sweeps[0].convention.name} convention)")
+    bottom.set_yticks(range(0, int(max(int(s.rank.max()) for s in sweeps)) + 1))
+    top.set_title("E1: quasi-static weight-decay sweeps (hysteresis)", fontsize=10)
+    top.legend(fontsize=7)
+    return Plot(fig, tuple(axes))
+
+
+def trapping(release, *, ax=None, max_seeds=20, label=None) -> Plot:
+    """E2: test MSE against epochs after the release, per seed, with the plateau, target and
+    midpoint levels and the reference runs from fresh weights (grey)."""
+    fig, (axis,) = _new(ax)
+    ep = np.maximum(release.log_epochs, 0.5)
+    for s in range(min(release.reference_test_mse.shape[0], max_seeds)):
+        axis.plot(ep, release.reference_test_mse[s], color="0.7", lw=0.8,
+                  label="fresh weights (protocol i)" if s == 0 else None)
+    for s in range(min(release.n_seeds, max_seeds)):
+        axis.plot(ep, release.test_mse[s], lw=0.8, color="C0", alpha=0.7,
+                  label=(label or "released checkpoints") if s == 0 else None)
+    for level, name, style in ((release.plateau_level, "plateau", "--"), (release.target_level, "target", "-."),
+                               (release.midpoint, "midpoint (escape threshold)", ":")):
+        axis.axhline(level, color="k", ls=style, lw=1, label=f"{name} {level:.3f}")
+    axis.set_xscale("log")
+    axis.set_xlabel("epochs after the release (epoch 0 drawn at 0.5)")
+    axis.set_ylabel("test MSE")
+    trap = ", ".join(f"{b:.3g}" for b in release.trap_betas) if release.trap_betas else "given"
+    axis.set_title(f"E2: trap ({trap}) released at beta = {release.target_beta:g} "
+                   f"({int(release.escaped_mse[release.trapped].sum())}/{int(release.trapped.sum())} trapped "
+                   f"seeds escaped)", fontsize=9)
+    axis.legend(fontsize=7)
+    return Plot(fig, (axis,))
+
+
+def escape_sweep(sweep, *, ax=None, x="batch_size/lr") -> Plot:
+    """E4: ln tau (Langevin time) against ``batch_size/lr`` (or 1/T_eff), censored points as
+    lower bounds, with the Arrhenius fit when two points have escapes."""
+    fig, (axis,) = _new(ax)
+    xs = sweep.batch_size / sweep.lr if x == "batch_size/lr" else 1.0 / sweep.temperature
+    ok = np.isfinite(sweep.tau_time)
+    lo = np.log(sweep.tau_time[ok]) - np.log(sweep.tau_time_low[ok])
+    hi = np.log(sweep.tau_time_high[ok]) - np.log(sweep.tau_time[ok])
+    axis.errorbar(xs[ok], np.log(sweep.tau_time[ok]), yerr=[lo, np.where(np.isfinite(hi), hi, 0)], fmt="o",
+                  capsize=3, label="SGD (censoring-aware MLE, 95%)")
+    if (~ok).any():
+        axis.plot(xs[~ok], np.log(sweep.tau_time_low[~ok]), "^", color="C3",
+                  label="no escape: lower bound (95%)")
+    try:
+        fit = sweep.fit(x if x == "batch_size/lr" else "inverse_temperature")
+        xx = np.linspace(xs[ok].min(), xs[ok].max(), 50)
+        axis.plot(xx, fit.intercept + fit.slope * xx, "-", label=f"fit: slope {fit.slope:.3g} +- "
+                                                              f"{fit.slope_stderr:.2g}")
+    except ValueError:
+        pass
+    axis.set_xlabel("batch_size / lr" if x == "batch_size/lr" else "1 / T_eff")
+    axis.set_ylabel(f"ln tau (Langevin time lr x steps, {sweep.convention.name} units)")
+    axis.set_title(f"E4: escape times at beta = {sweep.target_beta:g}", fontsize=10)
+    axis.legend(fontsize=7)
+    return Plot(fig, (axis,))
+
+
+def grokking(result, *, axes=None) -> Plot:
+    """E5: train and test MSE against epochs for the releases (top) and the escape epoch
+    against the residual seed (bottom; censored runs at the budget as open markers)."""
+    if axes is None:
+        fig, axes = _new(nrows=2, figsize=(6.4, 6.0))
+    else:
+        fig = axes[0].figure
+    top, bottom = axes
+    ep = np.maximum(result.log_epochs, 0.5)
+    shown = 0
+    for i in np.argsort(result.seed_size)[::-1]:
+        if not result.trapped[i] or shown >= 6:
+            continue
+        shown += 1
+        (line,) = top.plot(ep, result.test_mse[i], lw=1,
+                           label=f"seed {result.seed_size[i]:.2g}, B = {result.batch_size[i]}")
+        top.plot(ep, result.train_mse[i], lw=0.8, ls="--", color=line.get_color())
+    top.set_xscale("log")
+    top.set_xlabel("epochs (solid: test MSE, dashed: train MSE)")
+    top.set_ylabel("MSE")
+    top.set_title(f"E5: {result.n_train} training samples, beta = {result.beta:g}, lr = {result.lr:g}",
+                  fontsize=10)
+    top.legend(fontsize=7)
+    for B in np.unique(result.batch_size):
+        sel = (result.batch_size == B) & result.trapped
+        fb = "full batch" if B >= result.n_train else "minibatch"
+        esc = sel & result.escaped
+        cen = sel & ~result.escaped
+        (pt,) = bottom.plot(result.seed_size[esc], result.escape_epoch[esc], "o", label=f"B = {B} ({fb})")
+        bottom.plot(result.seed_size[cen], np.full(cen.sum(), result.epochs), "o", mfc="none",
+                    color=pt.get_color())
+    bottom.set_xscale("log")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("residual seed (geometric mean of the layers' 2nd singular value)")
+    bottom.set_ylabel("escape epoch (open: none within the budget)")
+    bottom.legend(fontsize=7)
+    return Plot(fig, tuple(axes))
