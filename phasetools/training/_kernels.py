@@ -59,8 +59,8 @@ def draw_normals(states, scales, kn, wn, fn, out):
 def _products(th, dims, offs, pre, poffs, suf, soffs):
     """Prefix products P_1..P_n and suffix products A_{n-1}..A_1 of the weights ``th``.
 
-    Each output entry is summed in the natural order of its inner index; the loops run
-    that index outermost so that consecutive updates go to independent entries.
+    Each output entry is summed in a register, in the natural order of its inner index
+    (the same operations, in the same order, as accumulating in memory, so the same bits).
     """
     n = dims.shape[0] - 1
     d_in = dims[0]
@@ -76,14 +76,12 @@ def _products(th, dims, offs, pre, poffs, suf, soffs):
         pin = poffs[k - 1]
         pout = poffs[k]
         for i in range(rows):
-            w = th[ow + i * cols]
+            wr = ow + i * cols
             for b in range(d_in):
-                pre[pout + i * d_in + b] = w * pre[pin + b]
-        for j in range(1, cols):
-            for i in range(rows):
-                w = th[ow + i * cols + j]
-                for b in range(d_in):
-                    pre[pout + i * d_in + b] += w * pre[pin + j * d_in + b]
+                acc = th[wr] * pre[pin + b]
+                for j in range(1, cols):
+                    acc += th[wr + j] * pre[pin + j * d_in + b]
+                pre[pout + i * d_in + b] = acc
     if n >= 2:
         so = soffs[n - 1]
         o = offs[n - 1]
@@ -96,14 +94,12 @@ def _products(th, dims, offs, pre, poffs, suf, soffs):
         sin = soffs[k]
         sout = soffs[k - 1]
         for a in range(d_out):
-            v = suf[sin + a * rows]
+            sr = sin + a * rows
             for j in range(cols):
-                suf[sout + a * cols + j] = v * th[ow + j]
-        for i in range(1, rows):
-            for a in range(d_out):
-                v = suf[sin + a * rows + i]
-                for j in range(cols):
-                    suf[sout + a * cols + j] += v * th[ow + i * cols + j]
+                acc = suf[sr] * th[ow + j]
+                for i in range(1, rows):
+                    acc += suf[sr + i] * th[ow + i * cols + j]
+                suf[sout + a * cols + j] = acc
 
 
 @jit
