@@ -33,15 +33,15 @@ __all__ = ["reduced_potential", "closed_forms", "compiled_closed_forms", "compil
 def reduced_potential(n_layers=None) -> sp.Expr:
     """Sympy expression of the balanced per-mode potential ``U(b; a, c, gamma)``.
 
+    The symbols are ``b`` (per-layer balanced magnitude), ``a = E[x^2]``, ``c = |E[xy]|``
+    and ``gamma`` (canonical L2 coupling), all declared positive. The energy is measured
+    from the trivial state, ``U(0) = 0``.
+
     Parameters
     ----------
     n_layers : int or None
         Number of weight matrices ``n``. ``None`` returns the expression with the
         symbolic ``n`` (a positive integer symbol).
-
-    The symbols are ``b`` (per-layer balanced magnitude), ``a = E[x^2]``, ``c = |E[xy]|``
-    and ``gamma`` (canonical L2 coupling), all declared positive. The energy is measured
-    from the trivial state, ``U(0) = 0``.
     """
     nn = n if n_layers is None else sp.Integer(int(n_layers))
     return a * b ** (2 * nn) - 2 * c * b**nn + nn * gamma * b**2

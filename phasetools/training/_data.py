@@ -236,8 +236,11 @@ class GaussianTeacher:
         the identity). Otherwise Haar-random orthogonal ``U`` (d_out) and ``V`` (d_in)
         drawn from this seed.
 
-    A joint covariance that is not positive semi-definite is refused with a
-    ``ValueError`` naming ``output_cov`` (or ``eta`` when ``output_cov`` is the default).
+    Raises
+    ------
+    ValueError
+        A joint covariance that is not positive semi-definite is refused with a message
+        naming ``output_cov`` (or ``eta`` when ``output_cov`` is the default).
     """
 
     def __init__(self, eta, d_in=None, d_out=None, input_cov=None, output_cov=None, rotation=None):
