@@ -52,7 +52,8 @@ def site(tmp_path_factory):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{log}"
+    assert proc.returncode == 0, (f"mkdocs build --strict failed (a new page goes under nav: in mkdocs.yml; "
+                                  f"see docs/contributing.md):\n{log}")
     assert "WARNING" not in log, log
     return out
 
