@@ -44,7 +44,8 @@ def register(cls):
 
 
 # Modules whose import registers storable classes; imported before a file is read.
-_PROVIDERS = ("phasetools.theory", "phasetools.stats", "phasetools.langevin", "phasetools.training")
+_PROVIDERS = ("phasetools.theory", "phasetools.stats", "phasetools.langevin", "phasetools.training",
+              "phasetools.compare")
 
 
 def registry() -> dict[str, type]:

@@ -131,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     p.set_defaults(handler=_simulate_escape)
 
+    from ._reproduce import add_parser as _add_reproduce
     from ._training import add_parser as _add_train
     _add_train(sub)
+    _add_reproduce(sub)
 
     p = sub.add_parser("show", help="list the results in an HDF5 file with their provenance")
     p.add_argument("file", metavar="FILE.h5")
@@ -461,8 +463,8 @@ def _sgd_points(args):
     if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
         raise ValueError(f"batch_size must be integers >= 1, got {args.batch_size!r}")
     if len(lrs) != len(sizes) and 1 not in (len(lrs), len(sizes)):
-        raise ValueError(f"lr and batch_size lists must have equal lengths (one run per pair) or one of them a "
-                         f"single value, got {len(lrs)} and {len(sizes)}")
+        raise ValueError(f"lr and batch_size lists must have equal lengths (one run per pair) or one of "
+                         f"them a single value, got {len(lrs)} and {len(sizes)}")
     n = max(len(lrs), len(sizes))
     return [(float(lr), int(b)) for lr, b in zip(np.broadcast_to(lrs, n), np.broadcast_to(sizes, n))]
 
@@ -474,18 +476,20 @@ def _simulate_escape_sgd(args):
     from ..stats import arrhenius_fit, exponential_mle
 
     if args.temperature is not None:
-        raise ValueError("temperature and --noise sgd are mutually exclusive: SGD-like noise has no temperature "
-                         "(give --lr and --batch-size)")
+        raise ValueError("temperature and --noise sgd are mutually exclusive: SGD-like noise has no "
+                         "temperature (give --lr and --batch-size)")
     if args.model not in SGD_MODELS:
-        raise ValueError(f"model {args.model!r} does not support --noise sgd: SGD-like noise needs the network's "
-                         f"end-to-end map, which only --model chain and --model network have")
+        raise ValueError(f"model {args.model!r} does not support --noise sgd: SGD-like noise needs the "
+                         f"network's end-to-end map, which only --model chain and --model network have")
     if args.direction == "fwd":
-        raise ValueError("direction fwd is refused with --noise sgd: the SGD noise is exactly zero at the trivial "
-                         "state (science brief 5.3), so pure SGD never leaves it; use --direction bwd")
+        raise ValueError("direction fwd is refused with --noise sgd: the SGD noise is exactly zero at the "
+                         "trivial state (science brief 5.3), so pure SGD never leaves it; use --direction "
+                         "bwd")
     points = _sgd_points(args)
     problem = escape_problem(args.model, n_layers=args.n_layers, c=args.c, gamma=args.gamma, a=args.a,
                              width=args.width, direction="bwd", convention=args.convention)
-    noises = [problem.sgd_noise(lr, b, n_samples=args.n_samples, output_var=args.output_var) for lr, b in points]
+    noises = [problem.sgd_noise(lr, b, n_samples=args.n_samples, output_var=args.output_var)
+              for lr, b in points]
     theory = problem.sgd_theory(output_var=args.output_var)
     root = np.random.SeedSequence(args.seed)
     seeds = [int(s.generate_state(1, dtype=np.uint64)[0]) for s in root.spawn(len(points))]
@@ -508,8 +512,9 @@ def _simulate_escape_sgd(args):
     arr = None
     good = [k for k, f in enumerate(fits) if f.tau is not None]
     if len(good) >= 2 and np.ptp(x[good]) > 0:
-        arr = arrhenius_fit(x[good], [fits[k].tau for k in good], tau_stderr=[fits[k].tau_stderr for k in good],
-                            x_is="batch_size/lr", time_unit=problem.potential.convention)
+        arr = arrhenius_fit(x[good], [fits[k].tau for k in good],
+                            tau_stderr=[fits[k].tau_stderr for k in good], x_is="batch_size/lr",
+                            time_unit=problem.potential.convention)
         if args.out:
             from ..io import save
 
@@ -522,14 +527,14 @@ def _simulate_escape_sgd(args):
         from ..results import to_jsonable
 
         print(json.dumps(to_jsonable({
-            "problem": problem.config, "barrier": problem.barrier, "noise": "sgd", "output_var": theory.output_var,
-            "n_samples": args.n_samples,
+            "problem": problem.config, "barrier": problem.barrier, "noise": "sgd",
+            "output_var": theory.output_var, "n_samples": args.n_samples,
             "theory": {"n_params": theory.n_params, "trace_start": theory.trace_start,
                        "trace_saddle": theory.trace_saddle, **slopes},
-            "points": [{"lr": lr, "batch_size": b, "batch_size/lr": b / lr, "temperature_eff": T, "n_traj": e.n_traj,
-                        "n_escaped": int(e.escaped.sum()), "n_censored": int(e.censored.sum()),
-                        "n_nonfinite": int(e.nonfinite.sum()), "tau": f.tau, "tau_stderr": f.tau_stderr,
-                        "tau_lower": f.tau_lower, "tau_theory": th}
+            "points": [{"lr": lr, "batch_size": b, "batch_size/lr": b / lr, "temperature_eff": T,
+                        "n_traj": e.n_traj, "n_escaped": int(e.escaped.sum()),
+                        "n_censored": int(e.censored.sum()), "n_nonfinite": int(e.nonfinite.sum()),
+                        "tau": f.tau, "tau_stderr": f.tau_stderr, "tau_lower": f.tau_lower, "tau_theory": th}
                        for (lr, b), T, e, f, th in zip(points, temps, ensembles, fits, taus_theory)],
             "arrhenius": None if arr is None else {"slope": arr.slope, "slope_stderr": arr.slope_stderr,
                                                   "intercept": arr.intercept},
@@ -537,7 +542,8 @@ def _simulate_escape_sgd(args):
     else:
         cfg = problem.config
         head = ", ".join(f"{k}={v}" for k, v in cfg.items())
-        lines = [f"escape problem: {head}; barrier {problem.barrier:.6g} ({problem.potential.convention} units)",
+        unit = problem.potential.convention
+        lines = [f"escape problem: {head}; barrier {problem.barrier:.6g} ({unit} units)",
                  f"SGD-like noise: E[y^2] = {theory.output_var:g}, n_samples = {args.n_samples}; tr Sigma = "
                  f"{theory.trace_start:.6g} at the start, {theory.trace_saddle:.6g} at the saddle; N_theta = "
                  f"{theory.n_params}; theory = exact 1D mean first-passage time of the balanced coordinate",
@@ -552,9 +558,10 @@ def _simulate_escape_sgd(args):
         lines.append("T_eff = lr tr(Sigma) / (2 B N_theta) at the start (science brief 5.2)")
         if arr is not None:
             lines.append(f"Arrhenius fit of ln tau against batch_size/lr: slope {arr.slope:.5g} +- "
-                         f"{arr.slope_stderr:.2g}; theory: quasi-potential along the path {theory.slope_path:.5g} "
-                         f"(ratio {arr.slope / theory.slope_path:.3f}), barrier / (T_eff lr/B) at the start "
-                         f"{theory.slope_start:.5g} (ratio {arr.slope / theory.slope_start:.3f})")
+                         f"{arr.slope_stderr:.2g}; theory: quasi-potential along the path "
+                         f"{theory.slope_path:.5g} (ratio {arr.slope / theory.slope_path:.3f}), "
+                         f"barrier / (T_eff lr/B) at the start {theory.slope_start:.5g} "
+                         f"(ratio {arr.slope / theory.slope_start:.3f})")
         if names:
             lines.append(f"stored {', '.join(names)} in {args.out}")
         print("\n".join(lines))

@@ -266,7 +266,7 @@ def weight_decay_sweep(data, betas, *, n_layers=3, width=10, lr=0.08, convention
         test_mse=np.stack(cols["test"], axis=1) if test_mom is not None else None,
         loss=np.stack(cols["loss"], axis=1), grad_norm=np.stack(cols["g"], axis=1),
         converged=np.stack(cols["ok"], axis=1), epochs=np.stack(cols["ep"], axis=1).astype(np.int64),
-        final_params=np.asarray(state.final_params, dtype=np.float64), seeds=(int(seq.entropy),),
+        final_params=np.asarray(state.final_params, dtype=np.float64), seeds=(int(seq.entropy), *(int(k) for k in seq.spawn_key)),
         stats={})
 
 
@@ -629,7 +629,7 @@ def trap_and_release(data, *, target_beta=0.32, trap_betas=(0.0, 0.361), trap_ep
         escaped_mse=ok_mse, escape_epoch_sv=ep_sv, escaped_sv=ok_sv, reference_epoch=ref_ep,
         reference_escaped=ref_ok, reference_rank=ref_rank,
         target_rank=int(target_rank) if target_rank is not None else
-        (int(np.median(ref_rank)) if ref_rank.size else int(trap_sv.shape[1])), seeds=(int(seq.entropy),),
+        (int(np.median(ref_rank)) if ref_rank.size else int(trap_sv.shape[1])), seeds=(int(seq.entropy), *(int(k) for k in seq.spawn_key)),
         stats={"wall_time": release.stats["wall_time"] + (reference.stats["wall_time"] if reference else 0.0)})
 
 
@@ -767,7 +767,7 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lrs, batch_sizes=64, target_beta
         tau_epochs=np.array(cols[5], dtype=float), tau_epochs_low=np.array(cols[6], dtype=float),
         tau_epochs_high=np.array(cols[7], dtype=float), tau_time=np.array(cols[8], dtype=float),
         tau_time_low=np.array(cols[9], dtype=float), tau_time_high=np.array(cols[10], dtype=float),
-        seed_size=_layer_sv(ws, k), seeds=(int(seq.entropy),), stats={})
+        seed_size=_layer_sv(ws, k), seeds=(int(seq.entropy), *(int(k) for k in seq.spawn_key)), stats={})
 
 
 # -- E5 --------------------------------------------------------------------------------------
@@ -888,4 +888,4 @@ def sparse_grokking(teacher: GaussianTeacher, *, pool_size=5000, n_train=25, tes
         full_batch=np.array(c[2], dtype=bool), run_seed=np.array(c[3], dtype=np.int64),
         seed_size=np.array(c[4], dtype=float), escape_epoch=np.array(c[5], dtype=np.int64),
         escaped=np.array(c[6], dtype=bool), log_epochs=log_epochs, train_mse=np.stack(c[7]),
-        test_mse=np.stack(c[8]), singular_values=np.stack(c[9]), seeds=(int(seq.entropy),), stats={})
+        test_mse=np.stack(c[8]), singular_values=np.stack(c[9]), seeds=(int(seq.entropy), *(int(k) for k in seq.spawn_key)), stats={})

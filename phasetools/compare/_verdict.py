@@ -1,0 +1,141 @@
+"""Verdicts: does a measured number agree with a prediction, within its stated uncertainty?
+
+Each check returns a :class:`Verdict` that carries the rule it applied, in words, so a
+report can print the rule next to the outcome. Three outcomes:
+
+* ``"agrees"``: within the stated uncertainty;
+* ``"disagrees"``: outside it, with the size of the disagreement in ``detail``;
+* ``"not testable"``: the measurement cannot decide (e.g. no escape within the budget and
+  the censored lower bound is below the claim).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Verdict", "AGREES", "DISAGREES", "NOT_TESTABLE", "check_value", "check_interval", "check_exact",
+           "check_lower_bound", "check_censored_claim", "Z95"]
+
+AGREES, DISAGREES, NOT_TESTABLE = "agrees", "disagrees", "not testable"
+#: two-sided 95% normal quantile
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One comparison: ``measured`` against ``expected`` and the outcome under ``rule``."""
+
+    quantity: str
+    expected: object
+    measured: object
+    outcome: str
+    rule: str
+    detail: str = ""
+
+    def __post_init__(self):
+        if self.outcome not in (AGREES, DISAGREES, NOT_TESTABLE):
+            raise ValueError(f"outcome must be {AGREES!r}, {DISAGREES!r} or {NOT_TESTABLE!r}, got {self.outcome!r}")
+
+    @property
+    def agrees(self) -> bool:
+        return self.outcome == AGREES
+
+
+def _num(x, name):
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {x!r}") from None
+    return v
+
+
+def check_value(quantity, measured, expected, *, stderr=0.0, expected_stderr=0.0, tol=0.0, rel_tol=0.0,
+                z=Z95) -> Verdict:
+    """``|measured - expected| <= z * sqrt(stderr^2 + expected_stderr^2) + tol + rel_tol * |expected|``.
+
+    ``stderr``: standard error of the measurement (statistical); ``tol``/``rel_tol``: a
+    stated, non-statistical resolution (e.g. a grid step). A non-finite measurement is
+    not testable.
+    """
+    m, e = _num(measured, "measured"), _num(expected, "expected")
+    se = math.hypot(_num(stderr, "stderr"), _num(expected_stderr, "expected_stderr"))
+    allowed = z * se + float(tol) + float(rel_tol) * abs(e)
+    parts = []
+    if se > 0:
+        parts.append(f"{z:.3g} x combined standard error {se:.3g}")
+    if tol:
+        parts.append(f"resolution {tol:g}")
+    if rel_tol:
+        parts.append(f"{100 * rel_tol:g}% of the expected value")
+    rule = "agrees if |measured - expected| <= " + (" + ".join(parts) if parts else "0 (exact)")
+    if not (math.isfinite(m) and math.isfinite(e)):
+        return Verdict(quantity, e, m, NOT_TESTABLE, rule, "non-finite value")
+    diff = m - e
+    rel = f" ({100 * diff / e:+.3g}%)" if e != 0 else ""
+    detail = f"difference {diff:+.4g}{rel}; allowed {allowed:.3g}"
+    if se > 0:
+        detail += f"; {abs(diff) / se:.2f} standard errors"
+    return Verdict(quantity, e, m, AGREES if abs(diff) <= allowed else DISAGREES, rule, detail)
+
+
+def check_interval(quantity, value, low, high, *, expected=None) -> Verdict:
+    """``value`` (e.g. a theory number) lies in the measured interval ``[low, high]``."""
+    v, lo, hi = _num(value, "value"), _num(low, "low"), _num(high, "high")
+    rule = "agrees if the value lies in the measured interval [low, high]"
+    measured = f"[{lo:.4g}, {hi:.4g}]"
+    if not all(math.isfinite(x) for x in (v, lo, hi)):
+        return Verdict(quantity, v if expected is None else expected, measured, NOT_TESTABLE, rule,
+                       "interval not observed")
+    ok = lo <= v <= hi
+    gap = 0.0 if ok else (lo - v if v < lo else v - hi)
+    return Verdict(quantity, v if expected is None else expected, measured, AGREES if ok else DISAGREES, rule,
+                   "inside" if ok else f"outside by {gap:.4g}")
+
+
+def check_exact(quantity, measured, expected) -> Verdict:
+    """Equality of discrete values (counts, labels, ranks)."""
+    ok = np.array_equal(np.asarray(measured), np.asarray(expected))
+    return Verdict(quantity, expected, measured, AGREES if ok else DISAGREES, "agrees if equal (exact)",
+                   "" if ok else f"{measured!r} != {expected!r}")
+
+
+def check_lower_bound(quantity, tau, tau_ci, tau_lower, claim, *, rel_tol=0.0) -> Verdict:
+    """A mean escape time against a claimed value ``claim``, with censoring.
+
+    With escapes (``tau`` not None): agrees if ``claim`` lies in the confidence interval
+    ``tau_ci`` widened by ``rel_tol``. Without escapes only the lower bound ``tau_lower``
+    exists: disagrees if ``tau_lower > claim * (1 + rel_tol)`` (the claimed escapes should have
+    been seen), otherwise not testable (the budget was too short to decide).
+    """
+    c = _num(claim, "claim")
+    rule = ("with escapes: agrees if the claim lies in the 95% interval of the censoring-aware mean; "
+            "without: disagrees if the 95% lower bound exceeds the claim, else not testable")
+    if tau is None:
+        lb = _num(tau_lower, "tau_lower")
+        if lb > c * (1 + rel_tol):
+            return Verdict(quantity, c, f"> {lb:.4g} (no escape)", DISAGREES, rule,
+                           f"no escape; the 95% lower bound {lb:.4g} exceeds the claim by a factor {lb / c:.3g}")
+        return Verdict(quantity, c, f"> {lb:.4g} (no escape)", NOT_TESTABLE, rule,
+                       f"no escape, but the budget only bounds tau above {lb:.4g}")
+    lo, hi = (float(x) for x in tau_ci)
+    ok = lo * (1 - rel_tol) <= c <= hi * (1 + rel_tol)
+    return Verdict(quantity, c, f"{float(tau):.4g} [{lo:.4g}, {hi:.4g}]", AGREES if ok else DISAGREES, rule,
+                   "claim inside the interval" if ok else f"claim / measured = {c / float(tau):.3g}")
+
+
+def check_censored_claim(quantity, observed_min, claim_min, n_escaped, n) -> Verdict:
+    """A claim of the form "more than ``claim_min``": agrees if no run escaped before
+    ``claim_min`` and the budget reached it; disagrees if runs escaped earlier; not testable
+    if the budget ``observed_min`` ended before ``claim_min`` without escapes."""
+    rule = "agrees if no run escaped before the claimed time and the budget reached it"
+    om, cm = _num(observed_min, "observed_min"), _num(claim_min, "claim_min")
+    if n_escaped and om < cm:
+        return Verdict(quantity, f"> {cm:g}", f"{n_escaped}/{n} escaped, earliest {om:.4g}", DISAGREES, rule,
+                       f"earliest escape at {om:.4g} < {cm:g}")
+    if not n_escaped and om < cm:
+        return Verdict(quantity, f"> {cm:g}", f"none of {n} escaped within {om:.4g}", NOT_TESTABLE, rule,
+                       "budget shorter than the claim")
+    return Verdict(quantity, f"> {cm:g}", f"{n_escaped}/{n} escaped; none before {cm:g}", AGREES, rule, "")

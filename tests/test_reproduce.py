@@ -1,0 +1,56 @@
+"""`phasetools reproduce` at the smoke scale: every claim in the report, every figure a valid PNG."""
+
+import pytest
+
+from phasetools.cli import main
+from phasetools.compare import CLAIMS
+from phasetools.io import load
+from phasetools.reproduce import FIGURES, tasks
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep") / "run"
+    code = main(["reproduce", "--smoke", "--out", str(out), "--executor", "inline", "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_report_lists_every_claim_and_figure(smoke):
+    text = (smoke / "report.md").read_text()
+    for claim in CLAIMS:
+        assert f"**{claim.id}**" in text, claim.id
+    for name in FIGURES:
+        path = smoke / name
+        assert path.exists(), name
+        assert path.read_bytes()[:8] == PNG, name
+        assert f"]({name})" in text
+    claims = load(smoke / "verdicts.h5", "claims")
+    assert set(claims.claim_id) == {c.id for c in CLAIMS}
+    assert sum(claims.counts().values()) == len(CLAIMS)
+
+
+def test_existing_output_folder_is_refused_then_resumed(smoke, capsys):
+    code = main(["reproduce", "--smoke", "--out", str(smoke), "--executor", "inline", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--resume" in err and "Traceback" not in err
+    code = main(["reproduce", "--smoke", "--out", str(smoke), "--executor", "inline", "--quiet", "--resume"])
+    out = capsys.readouterr().out
+    assert code == 0 and "report:" in out
+
+
+def test_resume_with_another_scale_is_refused(smoke, capsys):
+    code = main(["reproduce", "--quick", "--out", str(smoke), "--executor", "inline", "--quiet", "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and "phasetools: error:" in err
+
+
+def test_task_grids():
+    for scale in ("smoke", "quick", "full"):
+        names = {t["experiment"] for t in tasks(scale)}
+        assert {"theory_critical", "e1_up", "e1_down", "e1_draw", "e2_rank1", "e2_rank0", "e4_paper",
+                "e4_corrected", "e5", "langevin_chain"} <= names
+    with pytest.raises(ValueError, match="scale"):
+        tasks("huge")
