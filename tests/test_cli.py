@@ -170,3 +170,65 @@ def test_simulate_escape_writes_results_and_figures(tmp_path, capsys):
 def test_simulate_bad_input(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+SGD_ARGS = ["simulate", "escape", "--model", "chain", "--n-layers", "3", "--c", "0.8", "--gamma", "0.32",
+            "--convention", "paper", "--noise", "sgd", "--lr", "0.08", "--batch-size", "2,3", "--n-traj", "200",
+            "--dt", "0.02", "--seed", "5", "--quiet"]
+
+
+def test_simulate_escape_sgd_noise_writes_results_and_figures(tmp_path, capsys):
+    from phasetools.io import list_results, load
+
+    h5 = tmp_path / "sgd.h5"
+    code, out, err = run(capsys, *SGD_ARGS, "--out", str(h5), "--plot", str(tmp_path / "sgd"))
+    assert code == 0, err
+    assert "direction=bwd" in out and "B/lr" in out and "T_eff" in out
+    assert "Arrhenius fit of ln tau against batch_size/lr" in out and "quasi-potential" in out
+    kinds = [i.kind for i in list_results(h5)]
+    assert kinds.count("EscapeEnsemble") == 2 and kinds.count("ArrheniusFit") == 1
+    ens = load(h5, "escapeensemble_0001")
+    assert ens.temperature is None and ens.noise["lr"] == 0.08 and ens.noise["batch_size"] == 2
+    assert ens.n_traj == 200 and ens.stop_direction == "down"
+    fit = load(h5, "arrheniusfit_0001")
+    assert fit.x_is == "batch_size/lr" and list(fit.x) == [25.0, 37.5]
+    for name in ("sgd_survival.png", "sgd_arrhenius.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same seed gives the same numbers; --json carries the theory's slopes and T_eff
+    code, out, _ = run(capsys, *SGD_ARGS, "--json")
+    data = json.loads(out)
+    assert data["noise"] == "sgd" and data["theory"]["n_params"] == 3
+    assert data["points"][0]["tau"] == pytest.approx(ens.times.mean(), rel=1e-12)
+    assert [p["batch_size/lr"] for p in data["points"]] == [25.0, 37.5]
+    assert data["theory"]["slope_start"] > data["theory"]["slope_path"] > 0
+
+
+def test_simulate_escape_sgd_lists_pair_and_broadcast(capsys):
+    base = SGD_ARGS[:SGD_ARGS.index("--lr")] + ["--n-traj", "8", "--max-steps", "50", "--quiet", "--json"]
+    code, out, err = run(capsys, *base, "--lr", "0.08,0.16", "--batch-size", "4", "--n-samples", "64")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [(p["lr"], p["batch_size"]) for p in data["points"]] == [(0.08, 4), (0.16, 4)]
+    assert data["n_samples"] == 64 and data["arrhenius"] is None     # everything censored: no fit
+    code, out, err = run(capsys, *base, "--lr", "0.08,0.16", "--batch-size", "4,8")
+    assert [(p["lr"], p["batch_size"]) for p in json.loads(out)["points"]] == [(0.08, 4), (0.16, 8)]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--noise", "sgd", "--model", "reduced", "--lr", "0.1", "--batch-size", "2"], "does not support"),
+    (["--noise", "sgd", "--model", "double_well", "--lr", "0.1", "--batch-size", "2"], "only --model chain"),
+    (["--noise", "sgd", "--temperature", "0.01", "--lr", "0.1", "--batch-size", "2"], "mutually exclusive"),
+    (["--noise", "sgd", "--direction", "fwd", "--lr", "0.1", "--batch-size", "2"], "exactly zero at the"),
+    (["--noise", "sgd", "--batch-size", "2"], "lr and batch_size are required"),
+    (["--noise", "sgd", "--lr", "0.1", "--batch-size", "2.5"], "batch_size must be integers >= 1"),
+    (["--noise", "sgd", "--lr", "0.1,0.2", "--batch-size", "2,3,4"], "equal lengths"),
+    (["--noise", "sgd", "--lr", "0", "--batch-size", "2"], "lr must be > 0"),
+    (["--noise", "sgd", "--lr", "0.1", "--batch-size", "8", "--n-samples", "4"], "n_samples must be an"),
+    (["--noise", "sgd", "--lr", "0.1", "--batch-size", "2", "--output-var", "0.5"], "output_var must be >="),
+    (["--temperature", "0.01", "--lr", "0.1"], "--lr goes with --noise sgd"),
+    ([], "temperature is required"),
+])
+def test_simulate_sgd_bad_input(capsys, extra, needle):
+    code, out, err = run(capsys, "simulate", "escape", "--c", "0.8", "--gamma", "0.32", "--convention",
+                         "paper", *extra)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err

@@ -9,16 +9,19 @@ Potentials (each from a sympy expression; gradients and kernels are generated):
     network(n_layers, width, input_cov, cross_cov, gamma), from_sympy(expr, variables)
 Standard experiments (potential + start + stop + theory prediction):
     escape_problem(model, n_layers=, c=, gamma=, direction="fwd"|"bwd", width=, convention=)
+    problem.sgd_noise(lr, batch_size, n_samples=, output_var=) -> SGDNoise (chain, network)
+    problem.sgd_theory(output_var=) -> SGDTheory (exact 1D MFPT under SGD-like noise, Arrhenius
+        slopes against batch_size/lr, T_eff = lr tr(Sigma) / (2 B N_theta))
 Stops and schemes:
     Threshold(level, direction="up"), EulerMaruyama (first passage O(sqrt dt)),
     BrownianBridge (first passage O(dt))
 """
 
 from ._potentials import Potential, chain, double_well, from_sympy, network, reduced
-from ._problems import MODELS, EscapeProblem, escape_problem
+from ._problems import MODELS, SGD_MODELS, EscapeProblem, SGDTheory, escape_problem
 from ._simulate import (BrownianBridge, EscapeEnsemble, EulerMaruyama, SGDNoise, Threshold, entropy_of, replay,
                         simulate)
 
-__all__ = ["simulate", "replay", "EscapeEnsemble", "Threshold", "SGDNoise", "EulerMaruyama", "BrownianBridge", "Potential",
-           "double_well", "reduced", "chain", "network", "from_sympy", "entropy_of", "EscapeProblem",
-           "escape_problem", "MODELS"]
+__all__ = ["simulate", "replay", "EscapeEnsemble", "Threshold", "SGDNoise", "EulerMaruyama", "BrownianBridge",
+           "Potential", "double_well", "reduced", "chain", "network", "from_sympy", "entropy_of", "EscapeProblem",
+           "escape_problem", "MODELS", "SGD_MODELS", "SGDTheory"]

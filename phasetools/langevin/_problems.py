@@ -13,22 +13,33 @@
 * ``model="reduced"``: the 1D reduced potential in ``b`` (reflected at 0), same levels
   on ``b^n``; theory: the exact 1D mean first-passage time to the level (and Kramers).
 * ``model="double_well"``: ``x^4/4 - x^2/2`` from -1 to +1; theory: the exact MFPT.
+
+SGD-like noise (:meth:`EscapeProblem.sgd_noise`, :meth:`EscapeProblem.sgd_theory`) needs
+the end-to-end map, so only ``chain`` and ``network`` support it. Its covariance is rank one
+along ``grad M`` and, at a balanced aligned start, points along the ray through ``x0``: the
+trajectory stays on that ray, and escape is the 1D Ito diffusion of the balanced magnitude
+``b``, ``db = -U'(b)/n dt + sqrt(2 D(b)) dW`` with ``D(b) = (lr f / B) 2 kappa^2 K(b^n) b^(2n-2)``,
+``K(P) = a E[r^2] + E[r x]^2`` the residual moment of science brief 5.3 and ``f`` the
+without-replacement factor. :class:`SGDTheory` gives its exact mean first-passage time,
+the quasi-potential slope of ``ln tau`` against ``batch_size/lr`` and the effective
+temperature ``T_eff = lr tr(Sigma) / (2 B N_theta)`` of the brief (5.2).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_choice, check_n_layers
+from .._validation import as_float_array, check_choice, check_n_layers
 from ..theory import eyring_kramers_time, kramers_time, landscape, mfpt_1d, resolve_convention
 from ._potentials import Potential, chain, double_well, network, reduced
-from ._simulate import Threshold
+from ._simulate import SGDNoise, Threshold
 
-__all__ = ["EscapeProblem", "escape_problem", "MODELS"]
+__all__ = ["EscapeProblem", "SGDTheory", "escape_problem", "MODELS", "SGD_MODELS"]
 
 MODELS = ("chain", "network", "reduced", "double_well")
+SGD_MODELS = ("chain", "network")   # the models with an end-to-end map (SGD-like noise)
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,43 @@ class EscapeProblem:
         while U(far) < U(b0) + 60 * temperature:
             far += 0.05 * b0
         return mfpt_1d(U, b0, b_level, far, temperature)
+
+    # -- SGD-like noise ------------------------------------------------------------------
+    def _check_sgd(self):
+        if self.model not in SGD_MODELS:
+            raise ValueError(f"SGD-like noise needs a model with an end-to-end map: model must be "
+                             f"'chain' or 'network', got {self.model!r} (the 1D reduced potential and the "
+                             f"double well have no per-sample gradients)")
+
+    def sgd_noise(self, lr, batch_size, *, n_samples=None, output_var=1.0) -> SGDNoise:
+        """:class:`SGDNoise` with this mode's data moments ``E[x^2] = a``, ``E[xy] = c``,
+        ``E[y^2] = output_var`` (default 1: the paper's unit output variances)."""
+        self._check_sgd()
+        a, c = self.config["a"], self.config["c"]
+        s = _output_var(output_var, a, c)
+        return SGDNoise(lr, batch_size, [[a]], [[c]], [[s]], n_samples)
+
+    def sgd_theory(self, *, output_var=1.0) -> "SGDTheory":
+        """The 1D reduction of escape under SGD-like noise (see :class:`SGDTheory`).
+
+        Backward escape only: the noise is exactly zero at the trivial state (science brief
+        5.3), so there is no forward escape rate to predict.
+        """
+        self._check_sgd()
+        if self.direction != "bwd":
+            raise ValueError("direction must be 'bwd' for SGD-like noise: the noise vanishes at the trivial "
+                             "state (science brief 5.3), so pure SGD never leaves it and forward escape has "
+                             "no rate; escape backward from the learned state instead")
+        cfg = self.config
+        s = _output_var(output_var, cfg["a"], cfg["c"])
+        conv = resolve_convention(cfg["convention"])
+        n = cfg["n_layers"]
+        L = landscape(n, cfg["c"], cfg["gamma"], cfg["a"], convention=conv)
+        red = reduced(n, cfg["c"], cfg["gamma"], cfg["a"], convention=conv)
+        return SGDTheory(n_layers=n, n_params=self.potential.dim, kappa=float(self.potential.kappa),
+                         a=cfg["a"], c=abs(cfg["c"]), output_var=s, barrier=self.barrier,
+                         b_start=float(L.b_min), b_saddle=float(L.b_saddle),
+                         b_target=float(abs(self.stop.level)) ** (1.0 / n), _potential=red)
 
     def kramers_tau(self, temperature):
         cfg = self.config
@@ -134,3 +182,160 @@ def escape_problem(model="chain", *, n_layers=3, c=1.0, gamma=None, a=1.0, width
         x0[0] *= sign
         stop = Threshold(signed_level, signed_how)
     return EscapeProblem(model, direction, pot, x0, stop, float(barrier), cfg)
+
+
+def _output_var(output_var, a, c):
+    s = float(as_float_array(output_var, "output_var"))
+    if s < c * c / a:
+        raise ValueError(f"output_var must be >= c^2/a = {c * c / a:.6g} (E[y^2] of a joint Gaussian with "
+                         f"E[x^2] = {a:g}, E[xy] = {c:g}), got {s:g}")
+    return s
+
+
+@dataclass(frozen=True)
+class SGDTheory:
+    """Backward escape under SGD-like noise, reduced to the balanced magnitude ``b``.
+
+    From a balanced start the noise ``(lr f / B) Sigma`` (rank one along ``grad M``) and the
+    drift both point along the ray through the start, so the dynamics is exactly the 1D Ito
+    diffusion ``db = -U'(b)/n dt + sqrt(2 eps Dt(b)) dW``, ``eps = lr f / B``,
+    ``Dt(b) = 2 kappa^2 K(b^n) b^(2n-2)``, ``K(P) = a (s - 2 P c + P^2 a) + (c - P a)^2``.
+
+    There is no Boltzmann temperature (science brief 5.2-5.3). The numbers here:
+
+    * ``trace(b)``: ``tr Sigma`` of the per-sample gradients at ``b`` (convention units),
+      ``4 kappa^2 K(b^n) n b^(2n-2)``; ``temperature(lr, B, at=...)`` the brief's
+      ``T_eff = lr f tr(Sigma) / (2 B N_theta)`` there.
+    * ``slope_start`` = ``barrier / (T_eff(start) B / lr)`` = ``barrier * C`` with the brief's
+      ``C = 2 N_theta / tr Sigma`` at the start: the Arrhenius slope if the noise were isotropic
+      at the start state's ``T_eff``. ``slope_saddle``: the same with the saddle's trace.
+    * ``slope_path``: the quasi-potential ``int_{b_saddle}^{b_start} -U'(b) / (n Dt(b)) db`` =
+      ``int |dU| / (N_theta T_eff(b) B / lr)`` along the path, the exact slope of ``ln tau``
+      against ``B / (lr f)`` as ``lr/B -> 0`` (the prefactor does not depend on ``lr/B``).
+      ``N_theta T_eff`` appears, not ``T_eff``: all the noise acts along the escape direction,
+      whereas the isotropic replacement spreads it over ``N_theta`` directions.
+    * ``tau(lr, B)``: the exact mean first-passage time of the 1D diffusion from
+      ``b_start`` down to ``b_target`` (quadrature), valid at any noise level.
+    """
+
+    n_layers: int
+    n_params: int
+    kappa: float
+    a: float
+    c: float
+    output_var: float
+    barrier: float
+    b_start: float
+    b_saddle: float
+    b_target: float
+    _potential: object = field(default=None, repr=False, compare=False)   # the reduced U(b)
+
+    def _K(self, P):
+        a, c, s = self.a, self.c, self.output_var
+        return a * (s - 2 * P * c + P * P * a) + (c - P * a) ** 2
+
+    def _dtilde(self, b):
+        n = self.n_layers
+        return 2 * self.kappa ** 2 * self._K(b ** n) * b ** (2 * n - 2)
+
+    def _drift_force(self, b):
+        """``U'(b) / n`` (minus the drift)."""
+        from ._codegen import numpy_functions
+
+        g = numpy_functions(self._potential).grad(np.asarray(b, dtype=float)[..., None])
+        return np.asarray(g[0] if isinstance(g, (list, tuple)) else g, dtype=float) / self.n_layers
+
+    def trace(self, b) -> float:
+        """``tr Sigma`` of the per-sample gradients at the balanced point of magnitude ``b``."""
+        n = self.n_layers
+        return float(4 * self.kappa ** 2 * self._K(b ** n) * n * b ** (2 * n - 2))
+
+    @property
+    def trace_start(self) -> float:
+        return self.trace(self.b_start)
+
+    @property
+    def trace_saddle(self) -> float:
+        return self.trace(self.b_saddle)
+
+    @property
+    def slope_start(self) -> float:
+        return self.barrier * 2 * self.n_params / self.trace_start
+
+    @property
+    def slope_saddle(self) -> float:
+        return self.barrier * 2 * self.n_params / self.trace_saddle
+
+    @property
+    def slope_path(self) -> float:
+        from scipy.integrate import quad
+
+        val, _ = quad(lambda b: -float(self._drift_force(b)) / self._dtilde(b), self.b_saddle, self.b_start,
+                      epsabs=0.0, epsrel=1e-10, limit=200)
+        return float(val)
+
+    @property
+    def prefactor(self) -> float:
+        """Weak-noise (Kramers) prefactor ``tau0`` of ``tau ~ tau0 exp(slope_path B / (lr f))``:
+        ``2 pi n sqrt(Dt(b_saddle) / Dt(b_start)) / sqrt(U''(b_start) |U''(b_saddle)|)``;
+        it does not depend on ``lr/B``, so ``ln tau`` is linear in ``B/(lr f)`` for small noise."""
+        from ._codegen import numpy_functions
+
+        hess = numpy_functions(self._potential).hessian
+        k_m, k_s = (float(np.asarray(hess(np.array([b])), dtype=float).ravel()[0])
+                    for b in (self.b_start, self.b_saddle))
+        ratio = self._dtilde(self.b_saddle) / self._dtilde(self.b_start)
+        return float(2 * np.pi * self.n_layers * np.sqrt(ratio) / np.sqrt(k_m * abs(k_s)))
+
+    def kramers_tau(self, lr, batch_size, n_samples=None) -> float:
+        """The weak-noise asymptote ``prefactor * exp(slope_path / eps)``, ``eps = lr f / B``
+        (the exact :meth:`tau` over this tends to 1 with an ``O(eps)`` correction)."""
+        with np.errstate(over="ignore"):
+            return float(self.prefactor * np.exp(self.slope_path / _eps(lr, batch_size, n_samples)))
+
+    def temperature(self, lr, batch_size, n_samples=None, *, at="start") -> float:
+        """The brief's ``T_eff = lr f tr(Sigma) / (2 B N_theta)`` at the start or the saddle."""
+        check_choice(at, "at", ("start", "saddle"))
+        b = self.b_start if at == "start" else self.b_saddle
+        return _eps(lr, batch_size, n_samples) * self.trace(b) / (2 * self.n_params)
+
+    def log_tau(self, lr, batch_size, n_samples=None, *, n_grid=40001) -> float:
+        """``ln`` of :meth:`tau` (never overflows)."""
+        from scipy.integrate import cumulative_simpson, simpson
+
+        eps = _eps(lr, batch_size, n_samples)
+        b0, bt = self.b_start, self.b_target
+        # reflecting wall far above the start, where the weight e^{-Phi}/D of the stationary
+        # density has dropped by e^{-50} (it decays at least like b^-(4n-2))
+        far = 2.0 * b0
+        lo, mid = np.log(bt), np.log(b0)
+        while True:
+            # grid uniform in ln b on both sides of the start, with the start on a node
+            n1 = int(n_grid * (mid - lo) / (np.log(far) - lo)) // 2 * 2 + 1
+            u = np.concatenate([np.linspace(lo, mid, n1), np.linspace(mid, np.log(far), n_grid - n1 + 1)[1:]])
+            b = np.exp(u)
+            f = self._drift_force(b) / (eps * self._dtilde(b))
+            phi = cumulative_simpson(f * b, x=u, initial=0.0)         # Phi(b) = int U'/(n D) db
+            log_w = -phi - np.log(eps * self._dtilde(b)) + u           # ln(e^{-Phi}/D db/du)
+            if log_w[-1] < np.max(log_w) - 50 or far > 1e3 * b0:
+                break
+            far *= 2.0
+        # inner(y) = int_y^far e^{-Phi}/D db;  tau = int_bt^b0 e^{Phi(y)} inner(y) dy
+        m = np.max(log_w)
+        rev = cumulative_simpson(np.exp(log_w - m)[::-1], x=-u[::-1], initial=0.0)[::-1]
+        with np.errstate(divide="ignore"):
+            log_outer = phi[:n1] + m + np.log(np.maximum(rev[:n1], 0.0)) + u[:n1]
+        top = np.max(log_outer)
+        integral = simpson(np.exp(log_outer - top), x=u[:n1])
+        return float(top + np.log(integral))
+
+    def tau(self, lr, batch_size, n_samples=None) -> float:
+        """Exact mean first-passage time (Langevin time, convention units) from the start to the stop."""
+        with np.errstate(over="ignore"):
+            return float(np.exp(self.log_tau(lr, batch_size, n_samples)))
+
+
+def _eps(lr, batch_size, n_samples):
+    """``lr f / B``, validated as :class:`SGDNoise` does."""
+    noise = SGDNoise(lr, batch_size, [[1.0]], [[0.0]], [[1.0]], n_samples)
+    return noise.lr * noise.factor / noise.batch_size

@@ -201,6 +201,7 @@ class EscapeEnsemble(Result):
         paths = None if self.paths is None or other.paths is None else np.concatenate([self.paths, other.paths])
         stats = {"wall_time": self.stats.get("wall_time", 0.0) + other.stats.get("wall_time", 0.0),
                  "compile_time": self.stats.get("compile_time", 0.0) + other.stats.get("compile_time", 0.0),
+                 "setup_time": self.stats.get("setup_time", 0.0) + other.stats.get("setup_time", 0.0),
                  "steps_total": self.stats.get("steps_total", 0) + other.stats.get("steps_total", 0),
                  "n_nonfinite": self.stats.get("n_nonfinite", 0) + other.stats.get("n_nonfinite", 0)}
         return dataclasses.replace(
@@ -314,8 +315,24 @@ def _check_count(value, name):
     return int(value)
 
 
+def _first_call_time(dispatcher, *args) -> float:
+    """Seconds spent compiling (or loading from numba's disk cache) ``dispatcher`` on a
+    throw-away call with ``args``; 0 when it is already loaded in this process.
+
+    The first jitted call of a process also pays numba's own start-up (about 0.3 s: the
+    LLVM target and the cache index); this puts all of it in ``compile_time``, none in
+    ``wall_time``. ``args`` must have the types of the real call.
+    """
+    if dispatcher.signatures:
+        return 0.0
+    t0 = time.perf_counter()
+    dispatcher(*args)
+    return time.perf_counter() - t0
+
+
 def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop, scheme, save_every, entropy,
               indices, n_threads):
+    t_start = time.perf_counter()
     if not isinstance(potential, Potential):
         raise ValueError(f"potential must be a phasetools.langevin Potential, got {type(potential).__name__}")
     if (temperature is None) == (noise is None):
@@ -363,7 +380,9 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
     else:
         n_save = 0
     idx = np.arange(n_traj, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
-    states = seed_states(trajectory_keys(entropy, idx))
+    keys = trajectory_keys(entropy, idx)
+    compile_time = _first_call_time(seed_states, keys[:1].copy())
+    states = seed_states(keys)
     module = kernel_module(potential, sgd=noise is not None)
     p = potential.param_values
     out_steps = np.empty(n_traj, dtype=np.int64)
@@ -387,19 +406,19 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
     if n_threads is not None:
         numba.set_num_threads(_check_count(n_threads, "n_threads"))
     try:
-        compile_time = 0.0
-        if not module.run.signatures:
-            t0 = time.perf_counter()  # compile or load from the on-disk cache, on a throw-away trajectory
-            module.run(x0[:1].copy(), *head, 1, *tail, states[:1].copy(), ZIG_K, ZIG_W, ZIG_F,
-                       np.empty(1, np.int64), np.empty(1, np.int8), np.empty((1, d)), np.empty((1, 0, d)))
-            compile_time = time.perf_counter() - t0
+        # compile or load from the on-disk cache, on a throw-away trajectory
+        compile_time += _first_call_time(
+            module.run, x0[:1].copy(), *head, 1, *tail, states[:1].copy(), ZIG_K, ZIG_W, ZIG_F,
+            np.empty(1, np.int64), np.empty(1, np.int8), np.empty((1, d)), np.empty((1, 0, d)))
+        setup_time = time.perf_counter() - t_start - compile_time
         t0 = time.perf_counter()
         module.run(x0, *head, max_steps, *tail, states, ZIG_K, ZIG_W, ZIG_F, out_steps, out_status, out_x, paths)
         wall = time.perf_counter() - t0
         threads = numba.get_num_threads()
     finally:
         numba.set_num_threads(old_threads)
-    stats = {"wall_time": wall, "compile_time": compile_time, "steps_total": int(out_steps.sum()),
+    stats = {"wall_time": wall, "compile_time": compile_time, "setup_time": setup_time,
+             "steps_total": int(out_steps.sum()),
              "n_nonfinite": int(np.sum(out_status == STATUS_NONFINITE)), "n_threads": threads}
     return EscapeEnsemble(
         potential=potential.name, potential_config=_jsonable(potential.config()), convention=potential.convention,
