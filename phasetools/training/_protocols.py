@@ -591,7 +591,10 @@ def trap_and_release(data, *, target_beta=0.32, trap_betas=(0.0, 0.361), trap_ep
     bar.update(1)
     reference = None
     if n_reference:
-        reference = train(d, init="std", n_seeds=n_reference, rng=s_ref, seed_offset=10_000, **kw)
+        # logged every epoch (the convergence epoch of fresh weights is a few epochs), stored
+        # at the release's log epochs
+        reference = train(d, init="std", n_seeds=n_reference, rng=s_ref, seed_offset=10_000,
+                          **{**kw, "log_every": 1})
     bar.update(1)
     bar.close()
     trap_sv = trap.singular_values[:, -1][np.all(np.isfinite(trap.final_params), axis=1)]
@@ -608,7 +611,7 @@ def trap_and_release(data, *, target_beta=0.32, trap_betas=(0.0, 0.361), trap_ep
     if reference is not None:
         rt = reference.test_mse if reference.test_mse is not None else reference.train_mse
         ref_ep, ref_ok = escape_epochs(reference.log_epochs, rt, mid, direction=direction)
-        ref_mse = rt
+        ref_mse = rt[:, np.searchsorted(reference.log_epochs, release.log_epochs)]
         ref_rank = _rank(reference.singular_values[:, -1], RANK_THRESHOLD).astype(np.int64)
     else:
         ref_rank = np.zeros(0, np.int64)
