@@ -6,11 +6,11 @@ import dataclasses
 import json
 import numbers
 import os
-import pickle
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
 import numpy as np
@@ -112,15 +112,13 @@ def _check_positive_float(value, name):
 
 
 def _check_picklable(fn, executor):
-    if executor == "dask":  # Dask sends functions with cloudpickle, which also takes lambdas and closures
-        try:
-            import cloudpickle
+    """Fail early, with advice, if the process pool could not send ``fn`` to its workers.
 
-            cloudpickle.dumps(fn)
-        except ImportError:
-            pass
-        except Exception as exc:  # noqa: BLE001 - pickle raises many types
-            raise ValueError(f"fn ({_function_name(fn)}) cannot be sent to Dask workers: {exc}") from None
+    Only the transport to worker processes is checked here (with the pickler the pool itself
+    uses); nothing is ever pickled into a file. Dask serialises functions by value when it
+    must (lambdas and closures too), so it is not checked.
+    """
+    if executor != "process":
         return
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if getattr(fn, "__module__", None) == "__main__" and not main_file:
@@ -128,8 +126,8 @@ def _check_picklable(fn, executor):
                          f"which worker processes cannot import; with executor={executor!r} define it in a "
                          "module (or a script file), or use executor='inline'")
     try:
-        pickle.dumps(fn)
-    except Exception as exc:  # noqa: BLE001 - pickle raises many types
+        ForkingPickler.dumps(fn)
+    except Exception as exc:  # noqa: BLE001 - the pickler raises many types
         raise ValueError(f"fn ({_function_name(fn)}) cannot be sent to worker processes ({exc}); with "
                          f"executor={executor!r} it must be a module-level function (no lambda, no function "
                          "defined inside another one), or use executor='inline'") from None
