@@ -285,7 +285,8 @@ def arrhenius(fit, *, ax=None, theory_T=None, theory_tau=None, barrier=None, tim
     axis.set_xlabel(xlabel)
     what = "ln tau" + (" - ln prefactor + p ln x" if adjusted else "")
     axis.set_ylabel(f"{what}{f' ({time_unit} time units)' if time_unit else ''}")
-    axis.set_title("Arrhenius plot: the slope is the barrier", fontsize=10)
+    axis.set_title("Arrhenius plot: for additive noise the slope is the barrier" if fit.x_is == "inverse_temperature"
+                   else "ln tau against batch_size/lr (multiplicative SGD noise)", fontsize=10)
     axis.legend(fontsize=8)
     return Plot(fig, (axis,))
 
