@@ -143,6 +143,8 @@ def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers
     figs = _figures(R, out)
     wall = time.perf_counter() - t0
     rpath = _write_report(out, R, report, figs, scale, wall, command, outcome)
+    for lock in (out / "results.h5.lock", out / "verdicts.h5.lock"):   # the writers are done
+        lock.unlink(missing_ok=True)
     return ReproduceOutcome(out=out, results=out / "results.h5", report=rpath, figures=tuple(figs), scale=scale,
                             wall_time=wall, counts=report.counts())
 
