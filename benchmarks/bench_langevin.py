@@ -157,14 +157,7 @@ class _Phasetools:
         r = self.simulate(self.pot, [X0], temperature=TEMPERATURE, dt=DT, n_traj=n_traj, max_steps=steps,
                           stop=stop, rng=seed, n_threads=threads)
         assert r.stats["n_threads"] == threads
-        # lane occupancy: a chunk of LANES trajectories is stepped until its last one stops
-        from phasetools.langevin._codegen import LANES
-
-        st = r.steps.astype(float)
-        pad = (-st.size) % LANES
-        chunks = np.concatenate([st, np.zeros(pad)]).reshape(-1, LANES)
-        occupancy = st.sum() / (LANES * chunks.max(axis=1)).sum()
-        return {"steps": r.stats["steps_total"], "n_escaped": int(r.escaped.sum()), "occupancy": float(occupancy),
+        return {"steps": r.stats["steps_total"], "n_escaped": int(r.escaped.sum()),
                 "final_std": float(r.final[:, 0].std()),
                 "steps_per_traj": r.steps.astype(float).mean(), "final_mean": float(r.final[:, 0].mean()),
                 "kernel_wall": r.stats["wall_time"]}
@@ -607,8 +600,7 @@ def main(argv=None):
             spt = np.mean([m["steps_per_traj"] for m in ms])
             print(f"\n{row}: escaped {esc:.0f} of {n} (mean over rounds), mean steps per trajectory {spt:.4g}",
                   end="")
-        occ = np.median([rd["pt1"]["occupancy"] for rd in abs_rounds])
-        print(f"\n\nphasetools lane occupancy (steps done / steps the lanes of 8 were held for): {occ:.2f}\n")
+        print("\n")
     n, st = sizes["free"]
     if free_rounds:
         print(f"### No absorbing boundary: {n} trajectories x {st} steps ({mode})\n")

@@ -23,6 +23,10 @@ from types import SimpleNamespace
 import numba
 import numpy as np
 import sympy as sp
+from llvmlite import ir as llvm_ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from sympy.printing.pycode import PythonCodePrinter
 
 from .. import __version__
@@ -76,7 +80,44 @@ def _helper(name, potential, body_exprs, targets, ret):
             f"{_block(body_exprs, targets, _subs(potential), ind)}\n{ind}return {ret}\n")
 
 
-LANES = 8  # trajectories advanced in turn by one thread: independent chains hide the step latency
+@intrinsic
+def _fetch_add(typingctx, counter, value):
+    """Atomically add ``value`` to ``counter[0]`` (an int64 array) and return the old value.
+
+    The shared work queue of the kernels' worker threads (numba has no atomics of its own).
+    """
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64
+            and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        val = context.cast(builder, args[1], signature.args[1], types.int64)
+        return builder.atomic_rmw("add", ary.data, val, "seq_cst")
+
+    return types.int64(counter, value), codegen
+
+
+@intrinsic
+def _num_threads(typingctx):
+    """``numba.get_num_threads()`` for cached kernels (numba's own version cannot be cached).
+
+    Calls the threading layer's ``get_num_threads`` by symbol name, as numba's parallel
+    loops do, instead of through a ctypes pointer.
+    """
+    from numba.np.ufunc.parallel import _launch_threads
+
+    _launch_threads()
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, llvm_ir.FunctionType(cgutils.intp_t, []),
+                                            "get_num_threads")
+        return builder.call(fn, [])
+
+    return types.intp(), codegen
+
+
+LANES = 128  # trajectories one thread advances together (structure of arrays, vectorised loops)
 
 
 def _xoshiro_lines(indent):
@@ -88,37 +129,6 @@ def _xoshiro_lines(indent):
         "s2 ^= s0", "s3 ^= s1", "s1 ^= s2", "s0 ^= s3", "s2 ^= _t",
         "s3 = (s3 << U45) | (s3 >> U19)",
     ])
-
-
-def _normal_pair_lines(z1, z2, indent):
-    """Two standard normals into ``z1``, ``z2`` (ziggurat fast path inline, rare path via S[j])."""
-    slow = ("S[j, 0] = s0\nS[j, 1] = s1\nS[j, 2] = s2\nS[j, 3] = s3\n{z} = _zig_slow({h}, S[j], kn, wn, fn)\n"
-            "s0 = S[j, 0]\ns1 = S[j, 1]\ns2 = S[j, 2]\ns3 = S[j, 3]")
-    lines = [_xoshiro_lines(indent),
-             f"{indent}_h1 = np.int64(np.int32(_u >> U32))",
-             f"{indent}_h2 = np.int64(np.int32(_u & M32))",
-             f"{indent}_i1 = _h1 & 127",
-             f"{indent}_i2 = _h2 & 127",
-             f"{indent}if abs(_h1) < kn[_i1]:",
-             f"{indent}    {z1} = _h1 * wn[_i1]",
-             f"{indent}else:"]
-    lines += [indent + "    " + ln for ln in slow.format(z=z1, h="_h1").splitlines()]
-    lines += [f"{indent}if abs(_h2) < kn[_i2]:", f"{indent}    {z2} = _h2 * wn[_i2]", f"{indent}else:"]
-    lines += [indent + "    " + ln for ln in slow.format(z=z2, h="_h2").splitlines()]
-    return "\n".join(lines)
-
-
-def _normals_lines(names, indent):
-    """Draw len(names) normals; an odd one out uses the lane's spare from the last pair."""
-    out = []
-    for j in range(0, len(names) - 1, 2):
-        out.append(_normal_pair_lines(names[j], names[j + 1], indent))
-    if len(names) % 2:
-        out.append(f"{indent}if have_spare:\n{indent}    {names[-1]} = spare\n{indent}    have_spare = False\n"
-                   f"{indent}else:")
-        out.append(_normal_pair_lines(names[-1], "spare", indent + "    "))
-        out.append(f"{indent}    have_spare = True")
-    return "\n".join(out)
 
 
 def _cholesky_lines(m, indent):
@@ -134,100 +144,177 @@ def _cholesky_lines(m, indent):
     return "\n".join(lines)
 
 
+def _sgd_lines(potential, X, I):
+    """SGD-like noise: ``y = x - g dt - scale J^T L z`` and the bridge variance ``var``."""
+    d = potential.dim
+    M = sp.Matrix(potential.end_to_end)
+    pp, dd = M.shape
+    mm = pp * dd
+    ents = [M[a, b] for a in range(pp) for b in range(dd)]
+    jac = [sp.diff(e, v) for e in ents for v in potential.variables]
+    names_m = [f"M_{a}_{b}" for a in range(pp) for b in range(dd)]
+    names_j = [f"J_{a}_{b}_{i}" for a in range(pp) for b in range(dd) for i in range(d)]
+    out = [_block(ents + jac, names_m + names_j, X, I, "tj_")]
+    # residual moments: S_rx = Syx - M Sxx, S_rr = Syy - M Syx^T - Syx M^T + M Sxx M^T
+    for a in range(pp):
+        for b in range(dd):
+            terms = " + ".join(f"M_{a}_{k} * sxx[{k}, {b}]" for k in range(dd))
+            out.append(f"{I}R_{a}_{b} = syx[{a}, {b}] - ({terms})")
+    for a in range(pp):
+        for c in range(pp):
+            msm = " + ".join(f"M_{a}_{k} * sxx[{k}, {l}] * M_{c}_{l}" for k in range(dd) for l in range(dd))
+            ms = " + ".join(f"M_{a}_{k} * syx[{c}, {k}] + syx[{a}, {k}] * M_{c}_{k}" for k in range(dd))
+            out.append(f"{I}Q_{a}_{c} = syy[{a}, {c}] - ({ms}) + ({msm})")
+    idx = [(a, b) for a in range(pp) for b in range(dd)]
+    for r, (a, b) in enumerate(idx):
+        for c_, (cc, dd_) in enumerate(idx):
+            if c_ <= r:
+                out.append(f"{I}K_{r}_{c_} = Q_{a}_{cc} * sxx[{b}, {dd_}] + R_{a}_{dd_} * R_{cc}_{b}")
+    out.append(_cholesky_lines(mm, I))
+    for r in range(mm):
+        terms = " + ".join(f"L_{r}_{c_} * Z[q0 + {c_}, j]" for c_ in range(r + 1))
+        out.append(f"{I}w_{r} = {terms}")
+    for i in range(d):
+        terms = " + ".join(f"J_{a}_{b}_{i} * w_{r}" for r, (a, b) in enumerate(idx))
+        out.append(f"{I}y_{i} = x_{i} - g_{i} * dt - scale * ({terms})")
+    # variance of the order parameter's increment, for the bridge: scale^2 v^T K v, v = J dphi
+    var = []
+    for r, (a, b) in enumerate(idx):
+        terms = " + ".join(f"J_{a}_{b}_{i} * dphi_{i}" for i in range(d))
+        var.append(f"v_{r} = {terms}")
+    quad = " + ".join(f"{'2.0 * ' if c_ < r else ''}v_{r} * K_{r}_{c_} * v_{c_}"
+                      for r in range(mm) for c_ in range(r + 1))
+    var.append(f"var = scale * scale * ({quad})")
+    return "\n".join(out), var, mm
+
+
+def _step_loop(potential, noise, var_lines, bridge, indent):
+    """One Euler-Maruyama step for every lane (normals ``Z[q0 + r, j]``), as a loop over lanes.
+
+    Branch-free apart from the bridge test, so that LLVM can vectorise it: a lane whose
+    trajectory stopped earlier in this pair of steps (``EV[j] != 0``) computes a step too,
+    but keeps its old values. Events: 1 escaped, 2 non-finite, 3 reached max_steps.
+    """
+    d = potential.dim
+    X = _subs(potential, "x_")
+    Y = _subs(potential, "y_")
+    I = indent + "    "
+    grads = [sp.diff(potential.expr, v) for v in potential.variables]
+    dphi = [sp.diff(potential.order, v) for v in potential.variables]
+    finite = " and ".join(["math.isfinite(phin)"] + [f"math.isfinite(y_{i})" for i in range(d)])
+    lines = [f"{indent}for j in range(width):"]
+    lines += [f"{I}x_{i} = X[{i}, j]" for i in range(d)]
+    lines += [f"{I}ev = EV[j]", f"{I}k = NST[j]", f"{I}phi = PHI[j]",
+              _block(grads, [f"g_{i}" for i in range(d)], X, I, "tg_"), noise]
+    lines += [f"{I}y_{i} = abs(y_{i})" for i in potential.reflect]
+    lines += [_block([potential.order], ["phin"], Y, I, "to_"),
+              f"{I}fin = {finite}",
+              f"{I}esc = has_stop and direction * (phin - level) >= 0.0"]
+    if bridge:
+        J = I + "    "
+        lines += [f"{I}if has_stop and ev == 0 and fin and not esc:",
+                  f"{J}va = direction * (level - phi)",
+                  f"{J}vb = direction * (level - phin)",
+                  _block(dphi, [f"dphi_{i}" for i in range(d)], X, J, "td_")]
+        lines += [J + ln for ln in var_lines]
+        lines += [f"{J}if var > 0.0:",
+                  f"{J}    s0 = S0[j]", f"{J}    s1 = S1[j]", f"{J}    s2 = S2[j]", f"{J}    s3 = S3[j]",
+                  _xoshiro_lines(J + "    "),
+                  f"{J}    S0[j] = s0", f"{J}    S1[j] = s1", f"{J}    S2[j] = s2", f"{J}    S3[j] = s3",
+                  f"{J}    _w = ((_u >> U11) + 0.5) * (1.0 / 9007199254740992.0)",
+                  f"{J}    esc = _w < math.exp(-2.0 * va * vb / var)"]
+    lines += [f"{I}e = 3 if k + 1 >= max_steps else 0",
+              f"{I}e = 1 if esc else e",
+              f"{I}e = e if fin else 2",
+              f"{I}act = ev == 0"]
+    lines += [f"{I}X[{i}, j] = y_{i} if act else x_{i}" for i in range(d)]
+    lines += [f"{I}PHI[j] = phin if act else phi",
+              f"{I}NST[j] = k + 1 if act else k",
+              f"{I}e = e if act else ev",
+              f"{I}EV[j] = e",
+              f"{I}nev += e"]
+    return "\n".join(lines)
+
+
 def kernel_source(potential, sgd: bool = False) -> str:
     """The full text of the kernel module for ``potential``.
 
-    ``run`` advances the trajectories of a chunk of ``LANES`` in turn, step by step: each
-    lane keeps its own state, generator and step counter, so results do not depend on the
-    chunking, but independent dependency chains keep the core busy. Inside a lane's step
-    the state lives in scalar locals and the gradient, order parameter, noise and normals
-    are computed inline (a call across a numba function boundary costs more than a step).
+    ``run`` splits the trajectories into blocks, handed out to the threads dynamically;
+    ``_block`` advances up to ``LANES`` trajectories of a block together, in a structure of
+    arrays (one array per state variable and per generator word, indexed by lane), two
+    steps per round:
 
-    Noise: ``noise_mode = 0`` additive, ``y = x - grad U dt + sigma z`` with
-    ``sigma = sqrt(2 T dt)``; ``noise_mode = 1`` SGD-like, available when the potential has
-    an end-to-end map ``M`` (p x d): ``y = x - grad U dt - scale * J^T L z`` with
-    ``J = dM/dx``, ``K = chol L L^T`` the covariance of ``vec(r x^T)`` under the Gaussian
-    data model (``r = y - M x``) and ``scale = 2 kappa sqrt(lr dt f / B)``.
+    1. every lane's xoshiro256** advances ``NN`` times (``NN`` normals per step), in one
+       loop over the lanes that LLVM vectorises; each 64-bit output gives two 32-bit
+       halves, i.e. the normals of both steps of the round;
+    2. the ziggurat fast path (about 98.8% of the draws) for all of them, table look-ups
+       in a scalar loop; lanes with a rare draw are listed;
+    3. the rare path (wedges, tail) for the listed lanes, consuming further draws of the
+       lane's own stream;
+    4. two Euler-Maruyama steps, each a branch-free (vectorisable) loop over the lanes
+       (the Brownian-bridge test, when asked for, draws its uniform from the lane's stream);
+    5. a lane whose trajectory stopped (escaped, non-finite, or max_steps reached) is
+       written out and takes the block's next trajectory; when there is none, the last
+       lane moves into its place so that the loops stay dense.
+
+    Each trajectory consumes its own stream in an order fixed by its own history alone
+    (per round of two steps: ``NN`` outputs, the rare-path draws of its normals in order,
+    then one uniform per bridge test), so results do not depend on the lane, the block,
+    the thread or the number of threads, and a trajectory can be replayed alone.
+
+    Noise: additive, ``y = x - grad U dt + sigma z`` with ``sigma = sqrt(2 T dt)``; or, for
+    the SGD kernel (``sgd=True``, potentials with an end-to-end map ``M`` (p x d)),
+    ``y = x - grad U dt - scale * J^T L z`` with ``J = dM/dx``, ``K = chol L L^T`` the
+    covariance of ``vec(r x^T)`` under the Gaussian data model (``r = y - M x``) and
+    ``scale = 2 kappa sqrt(lr dt f / B)``. ``noise_mode`` is accepted for the caller's
+    convenience; the kernel serves the one noise it was generated for.
     """
     d = potential.dim
     U = potential.expr
     phi = potential.order
     X = _subs(potential, "x_")
-    Y = _subs(potential, "y_")
-    I = " " * 16
-    grads = [sp.diff(U, v) for v in potential.variables]
-    dphi = [sp.diff(phi, v) for v in potential.variables]
-    params = "\n".join(f"        p_{j} = p[{j}]" for j in range(len(potential.param_symbols))) or "        pass"
-    load_x = "\n".join(f"{I}x_{i} = X[j, {i}]" for i in range(d))
-    store_y = "\n".join(f"{I}X[j, {i}] = y_{i}" for i in range(d))
-    grad_block = _block(grads, [f"g_{i}" for i in range(d)], X, I, "tg_")
-    add_noise = _normals_lines([f"z_{i}" for i in range(d)], I + "    ")
-    add_update = "\n".join(f"{I}    y_{i} = x_{i} - g_{i} * dt + sigma * z_{i}" for i in range(d))
-    M = getattr(potential, "end_to_end", None) if sgd else None
-    if M is not None:
-        M = sp.Matrix(M)
-        pp, dd = M.shape
-        mm = pp * dd
-        ents = [M[a, b] for a in range(pp) for b in range(dd)]
-        jac = [sp.diff(e, v) for e in ents for v in potential.variables]
-        names_m = [f"M_{a}_{b}" for a in range(pp) for b in range(dd)]
-        names_j = [f"J_{a}_{b}_{i}" for a in range(pp) for b in range(dd) for i in range(d)]
-        sgd = [_block(ents + jac, names_m + names_j, X, I + "    ", "tj_")]
-        # residual moments: S_rx = Syx - M Sxx, S_rr = Syy - M Syx^T - Syx M^T + M Sxx M^T
-        for a in range(pp):
-            for b in range(dd):
-                terms = " + ".join(f"M_{a}_{k} * sxx[{k}, {b}]" for k in range(dd))
-                sgd.append(f"{I}    R_{a}_{b} = syx[{a}, {b}] - ({terms})")
-        for a in range(pp):
-            for c in range(pp):
-                msm = " + ".join(f"M_{a}_{k} * sxx[{k}, {l}] * M_{c}_{l}" for k in range(dd) for l in range(dd))
-                ms = " + ".join(f"M_{a}_{k} * syx[{c}, {k}] + syx[{a}, {k}] * M_{c}_{k}" for k in range(dd))
-                sgd.append(f"{I}    Q_{a}_{c} = syy[{a}, {c}] - ({ms}) + ({msm})")
-        idx = [(a, b) for a in range(pp) for b in range(dd)]
-        for r, (a, b) in enumerate(idx):
-            for c_, (cc, dd_) in enumerate(idx):
-                if c_ > r:
-                    continue
-                sgd.append(f"{I}    K_{r}_{c_} = Q_{a}_{cc} * sxx[{b}, {dd_}] + R_{a}_{dd_} * R_{cc}_{b}")
-        sgd.append(_cholesky_lines(mm, I + "    "))
-        sgd.append(_normals_lines([f"z_{r}" for r in range(mm)], I + "    "))
-        for r in range(mm):
-            terms = " + ".join(f"L_{r}_{c_} * z_{c_}" for c_ in range(r + 1))
-            sgd.append(f"{I}    w_{r} = {terms}")
-        for i in range(d):
-            terms = " + ".join(f"J_{a}_{b}_{i} * w_{r}" for r, (a, b) in enumerate(idx))
-            sgd.append(f"{I}    y_{i} = x_{i} - g_{i} * dt - scale * ({terms})")
-        # variance of the order parameter's increment, for the bridge: scale^2 v^T K v, v = J dphi
-        vt = []
-        for r, (a, b) in enumerate(idx):
-            terms = " + ".join(f"J_{a}_{b}_{i} * dphi_{i}" for i in range(d))
-            vt.append(f"v_{r} = {terms}")
-        quad = " + ".join(f"{'2.0 * ' if c_ < r else ''}v_{r} * K_{r}_{c_} * v_{c_}"
-                          for r in range(mm) for c_ in range(r + 1))
-        sgd_var = ("\n".join(f"{I}            {ln}" for ln in vt)
-                   + f"\n{I}            var = scale * scale * ({quad})")
-        sgd_block = "\n".join(sgd)
+    I = " " * 20  # the body of the step loops
+    if sgd and getattr(potential, "end_to_end", None) is not None:
+        noise, var_lines, nn = _sgd_lines(potential, X, I)
     else:
-        # not generated for this kernel (additive-noise kernels stay small and compile fast);
-        # the wrapper never selects it. NaN would mark the trajectory non-finite. A raise
-        # inside the prange loop would stop numba from parallelising it.
-        sgd_block = "\n".join(f"{I}    y_{i} = math.nan" for i in range(d))
-        sgd_var = f"{I}            var = 0.0"
-    dphi_block = _block(dphi, [f"dphi_{i}" for i in range(d)], X, I + "            ", "td_")
-    gsq = " + ".join(f"dphi_{i} * dphi_{i}" for i in range(d))
-    reflect = "\n".join(f"{I}if y_{i} < 0.0:\n{I}    y_{i} = -y_{i}" for i in potential.reflect)
-    order_new = _block([phi], ["phin"], Y, I, "to_")
-    order_init = _block([phi], ["PHI[j]"], X, I, "ti_")
-    finite = " and ".join(["math.isfinite(phin)"] + [f"math.isfinite(y_{i})" for i in range(d)])
-    save = "\n".join(f"{I}        paths[lo + j, r, {i}] = y_{i}" for i in range(d))
+        noise = "\n".join(f"{I}y_{i} = x_{i} - g_{i} * dt + sigma * Z[q0 + {i}, j]" for i in range(d))
+        gsq = " + ".join(f"dphi_{i} * dphi_{i}" for i in range(d))
+        var_lines, nn = [f"var = sigma * sigma * ({gsq})"], d
+    params = "\n".join(f"    p_{j} = p[{j}]" for j in range(len(potential.param_symbols))) or "    pass"
+    xo = ["s0 = S0[j]", "s1 = S1[j]", "s2 = S2[j]", "s3 = S3[j]"]
+    for r in range(nn):
+        xo += _xoshiro_lines("").splitlines() + [f"UU[{r}, j] = _u"]
+    xo += ["S0[j] = s0", "S1[j] = s1", "S2[j] = s2", "S3[j] = s3"]
+    xo = "\n".join(" " * 12 + ln for ln in xo)
+    zig = []
+    for r in range(nn):
+        for half, h in ((0, "_v >> I32"), (1, "(_v << I32) >> I32")):
+            zig += ([f"_v = np.int64(UU[{r}, j])"] if half == 0 else []) + [
+                f"_h = {h}", "_i = _h & 127", "_z = _h * ZT[_i, 0]", f"Z[{2 * r + half}, j] = _z",
+                ("_b = " if r == half == 0 else "_b |= ") + "abs(_z) >= ZT[_i, 1]"]
+    zig = "\n".join(" " * 12 + ln for ln in zig)
+    def load(ind, j, t):  # lane j takes trajectory t
+        return "\n".join([f"{ind}X[{i}, {j}] = x0[{t}, {i}]" for i in range(d)]
+                         + [f"{ind}x_{i} = x0[{t}, {i}]" for i in range(d)]
+                         + [_block([phi], [f"PHI[{j}]"], X, ind, "ti_")]
+                         + [f"{ind}S{w}[{j}] = states[{t}, {w}]" for w in range(4)]
+                         + [f"{ind}NST[{j}] = 0", f"{ind}EV[{j}] = 0", f"{ind}TID[{j}] = {t}"])
+
+    move = "\n".join([f"{' ' * 24}X[{i}, j] = X[{i}, width]" for i in range(d)]
+                     + [f"{' ' * 24}{a}[j] = {a}[width]" for a in ("S0", "S1", "S2", "S3", "PHI", "NST", "EV", "TID")])
+    save = "\n".join(f"                        paths[TID[j], r, {i}] = X[{i}, j]" for i in range(d))
+    euler = _step_loop(potential, noise, var_lines, False, " " * 16)
+    bridge = _step_loop(potential, noise, var_lines, True, " " * 16)
     return f'''\
 """Generated by phasetools {__version__} for the potential {potential.name!r}. Do not edit."""
 import math
 import numpy as np
 from numba import njit, prange
-from phasetools.langevin._rng import _zig_slow
+from phasetools.langevin._codegen import _fetch_add, _num_threads
+from phasetools.langevin._rng import ZIG_WEDGE, _zig_slow_scalar
 
 DIM = {d}
+NN = {nn}
 LANES = {LANES}
 U5 = np.uint64(5)
 U7 = np.uint64(7)
@@ -235,15 +322,109 @@ U9 = np.uint64(9)
 U11 = np.uint64(11)
 U17 = np.uint64(17)
 U19 = np.uint64(19)
-U32 = np.uint64(32)
 U45 = np.uint64(45)
 U57 = np.uint64(57)
-M32 = np.uint64(0xFFFFFFFF)
+I32 = np.int64(32)
 
 
 {_helper("energy", potential, [U], ["e"], "e")}
 
 {_helper("order", potential, [phi], ["o"], "o")}
+
+@njit(cache=True, nogil=True)
+def _worker(queue, K, x0, p, dt, sigma, scale, sxx, syx, syy, max_steps, has_stop, level, direction, bridge,
+            save_every, states, kn, wn, fn, out_steps, out_status, out_x, paths):
+    """Advance up to K trajectories at a time, taken from the shared queue, until it is empty."""
+    n = x0.shape[0]
+    n_save = paths.shape[1]
+    X = np.empty((DIM, K))
+    S0 = np.empty(K, dtype=np.uint64)
+    S1 = np.empty(K, dtype=np.uint64)
+    S2 = np.empty(K, dtype=np.uint64)
+    S3 = np.empty(K, dtype=np.uint64)
+    UU = np.empty((NN, K), dtype=np.uint64)
+    Z = np.empty((2 * NN, K))
+    PHI = np.empty(K)
+    NST = np.empty(K, dtype=np.int64)
+    EV = np.empty(K, dtype=np.int64)
+    TID = np.empty(K, dtype=np.int64)
+    SLOW = np.empty(K, dtype=np.int64)
+    # ziggurat fast path as one interleaved float table: z = h * w_i is fast when |z| < kn_i w_i,
+    # which is |h| < kn_i exactly (h * w_i rounds monotonically and (kn_i - 1) w_i, kn_i w_i
+    # are far more than an ulp apart), with one float comparison instead of integer abs
+    WEDGE = ZIG_WEDGE.copy()  # see _rng._wedge_bounds
+    ZT = np.empty((128, 2))
+    for i in range(128):
+        ZT[i, 0] = wn[i]
+        ZT[i, 1] = kn[i] * wn[i]
+{params}
+    width = 0
+    for j in range(K):
+        t = _fetch_add(queue, 1)
+        if t >= n:
+            break
+{load(" " * 8, "j", "t")}
+        width += 1
+    while width > 0:
+        # 1. the generators of all lanes (vectorised)
+        for j in range(width):
+{xo}
+        # 2. ziggurat fast path; lanes with a rare draw go to SLOW
+        n_slow = 0
+        for j in range(width):
+{zig}
+            SLOW[n_slow] = j
+            n_slow += _b
+        # 3. the rare path, in the order of the lane's draws
+        for b in range(n_slow):
+            j = SLOW[b]
+            s0 = S0[j]
+            s1 = S1[j]
+            s2 = S2[j]
+            s3 = S3[j]
+            for q in range(2 * NN):
+                _v = np.int64(UU[q // 2, j])
+                _h = (_v >> I32) if q % 2 == 0 else ((_v << I32) >> I32)
+                if abs(_h) >= kn[_h & 127]:
+                    Z[q, j], s0, s1, s2, s3 = _zig_slow_scalar(_h, s0, s1, s2, s3, kn, wn, fn, WEDGE)
+            S0[j] = s0
+            S1[j] = s1
+            S2[j] = s2
+            S3[j] = s3
+        # 4. two steps
+        nev = 0
+        for q0 in range(0, 2 * NN, NN):
+            if bridge:
+{bridge}
+            else:
+{euler}
+            if save_every > 0:
+                for j in range(width):
+                    k = NST[j]
+                    r = k // save_every - 1
+                    if k % save_every == 0 and r < n_save:
+{save}
+        # 5. stopped trajectories: write out, refill the lane or close the gap
+        if nev > 0:
+            for j in range(width - 1, -1, -1):
+                ev = EV[j]
+                if ev != 0:
+                    t = TID[j]
+                    out_steps[t] = NST[j]
+                    out_status[t] = 0 if ev == 3 else ev
+                    for i in range(DIM):
+                        out_x[t, i] = X[i, j]
+                    states[t, 0] = S0[j]
+                    states[t, 1] = S1[j]
+                    states[t, 2] = S2[j]
+                    states[t, 3] = S3[j]
+                    t = _fetch_add(queue, 1)
+                    if t < n:
+{load(" " * 24, "j", "t")}
+                    else:
+                        width -= 1
+{move}
+
 
 @njit(cache=True, nogil=True, parallel=True)
 def run(x0, p, dt, sigma, noise_mode, scale, sxx, syx, syy, max_steps, has_stop, level, direction, bridge,
@@ -251,94 +432,17 @@ def run(x0, p, dt, sigma, noise_mode, scale, sxx, syx, syy, max_steps, has_stop,
     """Advance every trajectory until it stops or reaches max_steps.
 
     status: 0 censored (max_steps reached), 1 escaped, 2 stopped on a non-finite value.
+    One worker per thread; the workers take trajectories from one shared queue (an atomic
+    counter), so a thread that runs faster takes more of them. The results do not depend
+    on which worker ran a trajectory (every trajectory has its own stream).
     """
     n = x0.shape[0]
-    n_save = paths.shape[1]
-    n_chunks = (n + LANES - 1) // LANES
-    for c in prange(n_chunks):
-        lo = c * LANES
-        m = min(n, lo + LANES) - lo
-        X = x0[lo:lo + m].copy()
-        S = states[lo:lo + m].copy()
-        PHI = np.empty(m)
-        SPARE = np.zeros(m)
-        HAVE = np.zeros(m, dtype=np.bool_)
-        ACTIVE = np.ones(m, dtype=np.bool_)
-        STEPS = np.full(m, max_steps, dtype=np.int64)
-        STATUS = np.zeros(m, dtype=np.int8)
-{params}
-        for j in range(m):
-{load_x}
-{order_init}
-        n_active = m
-        for k in range(max_steps):
-            if n_active == 0:
-                break
-            for j in range(m):
-                if not ACTIVE[j]:
-                    continue
-{load_x}
-                s0 = S[j, 0]
-                s1 = S[j, 1]
-                s2 = S[j, 2]
-                s3 = S[j, 3]
-                have_spare = HAVE[j]
-                spare = SPARE[j]
-                phi = PHI[j]
-{grad_block}
-                if noise_mode == 0:
-{add_noise}
-{add_update}
-                else:
-{sgd_block}
-{reflect}
-{order_new}
-                done = False
-                if not ({finite}):
-                    STATUS[j] = 2
-                    done = True
-                elif has_stop:
-                    if direction * (phin - level) >= 0.0:
-                        STATUS[j] = 1
-                        done = True
-                    elif bridge:
-                        va = direction * (level - phi)
-                        vb = direction * (level - phin)
-                        if noise_mode == 0:
-{dphi_block}
-                            var = sigma * sigma * ({gsq})
-                        else:
-{dphi_block}
-{sgd_var}
-                        if var > 0.0:
-{_xoshiro_lines(I + "            ")}
-                            _v = ((_u >> U11) + 0.5) * (1.0 / 9007199254740992.0)
-                            if _v < math.exp(-2.0 * va * vb / var):
-                                STATUS[j] = 1
-                                done = True
-{store_y}
-                S[j, 0] = s0
-                S[j, 1] = s1
-                S[j, 2] = s2
-                S[j, 3] = s3
-                HAVE[j] = have_spare
-                SPARE[j] = spare
-                PHI[j] = phin
-                if save_every > 0 and (k + 1) % save_every == 0:
-                    r = (k + 1) // save_every - 1
-                    if r < n_save:
-{save}
-                if done:
-                    ACTIVE[j] = False
-                    STEPS[j] = k + 1
-                    n_active -= 1
-        for j in range(m):
-            out_steps[lo + j] = STEPS[j]
-            out_status[lo + j] = STATUS[j]
-            for i in range(DIM):
-                out_x[lo + j, i] = X[j, i]
-            for i in range(4):
-                states[lo + j, i] = S[j, i]
+    n_workers = min(_num_threads(), n)
+    lanes = min(LANES, (n + n_workers - 1) // n_workers)
+    queue = np.zeros(1, dtype=np.int64)  # index of the next trajectory to start
+    for w in prange(n_workers):
+        _worker(queue, lanes, x0, p, dt, sigma, scale, sxx, syx, syy, max_steps, has_stop, level, direction, bridge,
+                save_every, states, kn, wn, fn, out_steps, out_status, out_x, paths)
 '''
 
 

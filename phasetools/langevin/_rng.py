@@ -128,13 +128,101 @@ def _zig_slow(hz, s, kn, wn, fn):
         hz = np.int64(np.int32(next_u64(s) >> np.uint64(32)))
 
 
+@jit(inline="always")
+def _next_scalar(s0, s1, s2, s3):
+    """xoshiro256** on a state held in four scalars: (64 output bits, new state)."""
+    m = s1 * np.uint64(5)
+    u = ((m << np.uint64(7)) | (m >> np.uint64(57))) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+    return u, s0, s1, s2, s3
+
+
+def _wedge_bounds(wn, fn):
+    """Linear bounds on ``exp(-x^2/2)`` over each layer's wedge, to skip most ``exp`` calls.
+
+    Layer ``i >= 1`` draws ``x = h * wn[i]``; its wedge is ``|x|`` in ``[a, b)`` with
+    ``a = kn[i] wn[i]`` (the previous layer's edge; 0 for layer 1) and ``b = 2^31 wn[i]``.
+    There ``f(x) = exp(-x^2/2)`` is convex (``a >= 1``) or concave (``b <= 1``), so the
+    chord through ``(a, f(a))``, ``(b, f(b))`` and the tangent at the midpoint bracket it.
+    Row ``i``: ``(c0, c1, d0, d1)`` with ``c0 + c1 |x| <= f(x) <= d0 + d1 |x|`` on the wedge,
+    widened by 1e-12 (far above the rounding of these lines and of ``np.exp``), so the
+    squeeze decides exactly as the ``exp`` comparison would; the layer containing ``x = 1``,
+    and layer 0, get bounds that decide nothing.
+    """
+    out = np.empty((128, 4))
+    out[:] = (-1.0, 0.0, 2.0, 0.0)  # y is in [0, 1]: never accept, never reject
+    edge = 2147483648.0 * wn
+    for i in range(1, 128):
+        a = edge[i - 1] if i > 1 else 0.0
+        b = edge[i]
+        fa, fb = np.exp(-0.5 * a * a), np.exp(-0.5 * b * b)
+        slope = (fb - fa) / (b - a)
+        chord = (fa - slope * a, slope)
+        m = 0.5 * (a + b)
+        fm = np.exp(-0.5 * m * m)
+        tangent = (fm + m * fm * m, -m * fm)
+        if a >= 1.0:
+            lo, hi = tangent, chord
+        elif b <= 1.0:
+            lo, hi = chord, tangent
+        else:
+            continue
+        out[i] = (lo[0] - 1e-12, lo[1], hi[0] + 1e-12, hi[1])
+    return out
+
+
+ZIG_WEDGE = _wedge_bounds(ZIG_W, ZIG_F)
+
+
+@jit
+def _zig_slow_scalar(hz, s0, s1, s2, s3, kn, wn, fn, wedge):
+    """:func:`_zig_slow` on a state held in scalars: returns ``(z, s0, s1, s2, s3)``.
+
+    The same draws and the same normal as ``_zig_slow`` (the kernels keep each lane's
+    state in arrays of words, so the array round trip and the per-draw array loads and
+    stores of ``_zig_slow`` are avoided). ``wedge`` (:data:`ZIG_WEDGE`) brackets the
+    density on each wedge by two lines, so that ``exp`` is only evaluated when the point
+    falls between them; the accept/reject decisions are those of the ``exp`` test.
+    """
+    while True:
+        iz = hz & 127
+        if abs(hz) < kn[iz]:
+            return hz * wn[iz], s0, s1, s2, s3
+        if iz == 0:  # base strip: sample the tail beyond r
+            while True:
+                u, s0, s1, s2, s3 = _next_scalar(s0, s1, s2, s3)
+                x = -np.log(((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)) / _ZR
+                u, s0, s1, s2, s3 = _next_scalar(s0, s1, s2, s3)
+                y = -np.log(((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0))
+                if y + y >= x * x:
+                    break
+            return (_ZR + x if hz > 0 else -_ZR - x), s0, s1, s2, s3
+        x = hz * wn[iz]
+        u, s0, s1, s2, s3 = _next_scalar(s0, s1, s2, s3)
+        y = fn[iz] + ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0) * (fn[iz - 1] - fn[iz])
+        ax = abs(x)
+        if y < wedge[iz, 0] + wedge[iz, 1] * ax:
+            return x, s0, s1, s2, s3
+        if y <= wedge[iz, 2] + wedge[iz, 3] * ax and y < np.exp(-0.5 * x * x):
+            return x, s0, s1, s2, s3
+        u, s0, s1, s2, s3 = _next_scalar(s0, s1, s2, s3)
+        hz = np.int64(u) >> np.int64(32)
+
+
 @jit
 def normal_pair(s, kn, wn, fn):
     """Two independent standard normals from one 64-bit draw (for non-critical code).
 
-    The generated Langevin kernels inline the same algorithm on a register copy of the
-    state (``_codegen._normal_pair_lines``): a call across a numba function boundary costs
-    several times the draw itself (measured: about 35 ns against 5 ns per normal).
+    The generated Langevin kernels use the same algorithm (hi half, then lo half of one
+    output), batched over their lanes (``_codegen.kernel_source``): a call across a numba
+    function boundary costs several times the draw itself (measured: about 35 ns against
+    5 ns per normal).
     """
     u = next_u64(s)
     hz1 = np.int64(np.int32(u >> np.uint64(32)))
