@@ -29,8 +29,8 @@ Every repeat ("round") runs every contender once, in an order rotated from round
 that changes of machine load hit all contenders alike; the tables give medians over the rounds
 and the ratios as medians [min-max] of per-round ratios.
 
-    python benchmarks/bench_training.py            # full: about 3 minutes
-    python benchmarks/bench_training.py --quick    # shorter timings, about 1 minute
+    python benchmarks/bench_training.py            # full: about 4 minutes
+    python benchmarks/bench_training.py --quick    # shorter timings, about 2 minutes
 
 Options: ``--rounds N`` (interleaved repeats, default 5), ``--fresh N`` (fresh interpreters
 for the first-call times, default 2), ``--max-wait S`` (before each timing wait up to S

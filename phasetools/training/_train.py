@@ -608,8 +608,24 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
         call(0, S, theta, states, epochs, (log_epochs, layer_epochs), bufs, outs, [rec_idx, rec_params])
     else:
         logs = (log_epochs, layer_epochs)
-        _run_threads(lambda s: call(s, s + 1, theta, states, epochs, logs, bufs, outs, [rec_idx, rec_params]),
-                     S, threads)
+
+        def thread_local():
+            """Work buffers, weights and stream of the seed a thread is running, its own: rows of the
+            shared (seed, ...) arrays are shorter than a cache line (a stream is 32 bytes), and
+            two threads writing neighbouring rows would keep stealing the line from each other."""
+            return ([*lay.buffers(1, dt), np.zeros((1, perm.shape[1]), np.int64), np.zeros((1, noise.shape[1]), dt)],
+                    np.empty((1, P), dt), np.empty((1, states.shape[1]), states.dtype))
+
+        def work(s, local):
+            local_bufs, th1, st1 = local
+            th1[0] = theta[s]
+            st1[0] = states[s]
+            call(0, 1, th1, st1, epochs, logs, local_bufs, [o[s:s + 1] for o in outs],
+                 [rec_idx[s:s + 1], rec_params[s:s + 1]])
+            theta[s] = th1[0]
+            states[s] = st1[0]
+
+        _run_threads(work, S, threads, thread_local)
     wall = time.perf_counter() - t0
 
     steps_total = int(out_steps.sum())
@@ -631,22 +647,27 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
         temperature=temperature, label_noise=label_noise, seeds=(int(entropy),), stats=stats)
 
 
-def _run_threads(work, n_items, n_threads):
-    """Run ``work(i)`` for ``i < n_items`` on ``n_threads`` threads, each taking the next item
-    (the kernel releases the GIL; every run only touches its own rows, so the schedule
-    cannot change any result)."""
+def _run_threads(work, n_items, n_threads, thread_local=None):
+    """Run ``work(i, local)`` for ``i < n_items`` on ``n_threads`` threads, each taking the next
+    item, ``local = thread_local()`` made once per thread (or None). The kernel releases the
+    GIL; every run only touches its own rows, so the schedule cannot change any result."""
     lock = threading.Lock()
     counter = iter(range(n_items))
     errors = []
 
     def worker():
+        try:
+            local = thread_local() if thread_local is not None else None
+        except BaseException as exc:  # pragma: no cover - re-raised below
+            errors.append(exc)
+            return
         while True:
             with lock:
                 i = next(counter, None)
             if i is None or errors:
                 return
             try:
-                work(i)
+                work(i, local)
             except BaseException as exc:  # pragma: no cover - re-raised below
                 errors.append(exc)
                 return
