@@ -100,7 +100,7 @@ def _prepare_folder(out: Path, resume: bool, overwrite: bool):
         raise ValueError("give at most one of resume and overwrite")
     if out.exists() and not out.is_dir():
         raise ValueError(f"out: {out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+    if out.exists() and any(p.suffix != ".lock" for p in out.iterdir()) and not (resume or overwrite):
         raise ValueError(f"out: the folder {out} exists and is not empty; pass --resume to continue the "
                          f"reproduction stored there or --overwrite to replace it")
     try:
