@@ -148,6 +148,9 @@ def test_e4_sweep_points_and_temperature_scaling(sample):
     f = lambda lr, B: lr / B * (512 - B) / 511  # noqa: E731
     assert sw.temperature[1] / sw.temperature[0] == pytest.approx(f(0.1, 32) / f(0.05, 64), rel=1e-12)
     assert (sw.steps_per_epoch == [8, 16]).all()
+    ok = np.isfinite(sw.tau_epochs)                      # the three time units: epochs, steps, lr * steps
+    assert np.allclose(sw.tau_time[ok], (sw.lr * sw.tau_steps)[ok])
+    assert np.allclose(sw.tau_time_low, sw.lr * sw.steps_per_epoch * sw.tau_epochs_low)
     if (sw.n_escaped > 0).sum() < 2:
         with pytest.raises(ValueError, match="escapes"):
             sw.fit()

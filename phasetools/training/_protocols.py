@@ -691,6 +691,11 @@ class ArrheniusSweep(Result):
     def n_escaped(self) -> np.ndarray:
         return self.escaped.sum(axis=1)
 
+    @property
+    def tau_steps(self) -> np.ndarray:
+        """``tau`` in SGD steps per point (``tau_epochs * steps_per_epoch``)."""
+        return self.tau_epochs * self.steps_per_epoch
+
     def fit(self, x="inverse_temperature", confidence=0.95):
         """Arrhenius fit of ``ln tau_time`` against ``1/temperature`` (slope = barrier) or
         against ``batch_size/lr`` (slope = barrier * C); points without an escape are left out.
