@@ -2,8 +2,6 @@
 
 import json
 
-import numpy as np
-
 from phasetools.cli import main
 from phasetools.io import list_results, load
 
@@ -80,4 +78,4 @@ def test_plot_kinds_for_protocol_results(tmp_path, capsys):
     code, _, err = run(capsys, "plot", str(f), "-o", str(png))
     assert code == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert np.isfinite(png.stat().st_size)
+    assert png.stat().st_size > 10_000          # a drawn figure, not an empty canvas

@@ -86,11 +86,6 @@ CLAIMS = (
 )
 
 
-def _get(results, name):
-    r = results.get(name)
-    return r
-
-
 def _missing(claim, results):
     return [e for e in claim.experiments if e not in results]
 

@@ -100,8 +100,11 @@ def side_by_side(results) -> list:
         e4 = results.get("e4_paper")
         tr = "-"
         if e4 is not None:
-            tr = ("no escapes: not measurable" if (e4.n_escaped > 0).sum() < 2 else
-                  _pm(e4.fit().slope, e4.fit().slope_stderr))
+            if (e4.n_escaped > 0).sum() < 2:
+                tr = "no escapes: not measurable"
+            else:
+                f = e4.fit()
+                tr = _pm(f.slope, f.slope_stderr)
         rows.append(("barrier rank 1 -> 2 at beta = 0.32 (Arrhenius slope)", "loss (paper)", _pm(dE), lang, tr,
                      "Langevin: slope of ln tau against 1/T for the 3-weight chain; SGD: E4 as stated"))
     if ch is not None and getattr(ch, "stats", None):

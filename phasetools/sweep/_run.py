@@ -19,10 +19,11 @@ from .._progress import progress as _progress
 from .._validation import check_choice
 from ..io import CorruptFileError, StoreError
 from ..io._codec import read_object
+from ..io._store import _open_read
 from ..results import registry
 from ._executors import make_executor
 from ._grid import check_grid, check_seed
-from ._store import (SweepConfigError, SweepError, SweepFile, config_differences, open_for_reading,
+from ._store import (SweepConfigError, SweepError, SweepFile, config_differences,
                      read_config, task_name)
 
 __all__ = ["run_sweep", "SweepOutcome", "TaskFailure", "SweepInfo", "read_sweep", "load_results"]
@@ -261,7 +262,7 @@ def run_sweep(fn, grid, *, path, seed=None, executor=None, n_workers=None, sched
         complete = set()
         if exists and resume:
             try:
-                with _reading(path) as f:
+                with _open_read(path) as f:
                     stored = read_config(f, path)
             except CorruptFileError as exc:
                 advice = "use overwrite=True to start over"
@@ -369,19 +370,6 @@ def _execute(fn, tasks, todo, seed, store, ex, retries, write_interval, show, n_
     return completed, failed
 
 
-class _reading:
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        self.f = open_for_reading(self.path)
-        return self.f
-
-    def __exit__(self, *exc):
-        self.f.close()
-        return False
-
-
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepInfo:
@@ -411,7 +399,7 @@ def read_sweep(path) -> SweepInfo:
     reads the data and detects damaged bytes.
     """
     path = Path(path)
-    with _reading(path) as f:
+    with _open_read(path) as f:
         cfg = read_config(f, path)
         n = cfg["n_tasks"]
         params = tuple(json.loads(p) for p in cfg["params"])
@@ -451,7 +439,7 @@ def load_results(path, *, strict: bool = True) -> list:
         raise SweepError(f"{path}: the sweep is incomplete ({len(info.complete)} of {info.n_tasks} tasks); "
                          + "; ".join(parts) + ". Run it again with resume=True, or pass strict=False")
     out = [None] * info.n_tasks
-    with _reading(path) as f:
+    with _open_read(path) as f:
         root = f["results"] if info.complete else None
         for i in info.complete:
             name = task_name(i, info.n_tasks)

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..io import SCHEMA_VERSION, CorruptFileError, StoreError, provenance
 from ..io._codec import read_object
-from ..io._store import FORMAT, _check_header, _config_attr
+from ..io._store import FORMAT, _config_attr
 from ..results import Result, registry
 
 __all__ = ["SWEEP_SCHEMA_VERSION", "SweepError", "SweepConfigError", "SweepStorageError", "SweepFile",
@@ -350,21 +350,4 @@ def _fsync_dir(folder: Path):
         pass
     finally:
         os.close(fd)
-
-
-def open_for_reading(path):
-    """An open, header-checked h5py file of a sweep (raises StoreError/CorruptFileError)."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CorruptFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
-    try:
-        _check_header(f, path)
-    except BaseException:
-        f.close()
-        raise
-    return f
 

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .._numba import jit
-from ..langevin._rng import _zig_slow, normal_pair, uniform
+from ..langevin._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar, normal_pair, uniform
 
 __all__ = ["MODE_SHUFFLE", "MODE_REPLACE", "MODE_MOMENTS", "STATUS_OK", "STATUS_NONFINITE", "draw_normals",
            "batch_gradient_kernel", "train_kernel"]
@@ -125,8 +125,9 @@ def _fill_normals(st, buf, count, sd, kn, wn, fn):
     the stream ``st`` drawn in pairs; an odd ``count`` discards the second of the last pair.
 
     The same normals as successive ``normal_pair(st, ...)`` calls, with the xoshiro256**
-    step and the ziggurat's fast path inline on a register copy of the state (a call per
-    pair costs several times the draw); the rare path goes through ``_zig_slow``.
+    step (``_next_scalar``) and the ziggurat's fast path inline on a register copy of the
+    state (a call per pair costs several times the draw); the rare path is the Langevin
+    kernels' ``_zig_slow_scalar`` on the same copy.
     """
     s0 = st[0]
     s1 = st[1]
@@ -134,16 +135,7 @@ def _fill_normals(st, buf, count, sd, kn, wn, fn):
     s3 = st[3]
     i = 0
     while i < count:
-        x = s1 * np.uint64(5)
-        x = (x << np.uint64(7)) | (x >> np.uint64(57))
-        u = x * np.uint64(9)
-        t = s1 << np.uint64(17)
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+        u, s0, s1, s2, s3 = _next_scalar(s0, s1, s2, s3)
         h1 = np.int64(np.int32(u >> np.uint64(32)))
         h2 = np.int64(np.int32(u & np.uint64(0xFFFFFFFF)))
         i1 = h1 & 127
@@ -151,27 +143,11 @@ def _fill_normals(st, buf, count, sd, kn, wn, fn):
         if abs(h1) < kn[i1]:
             z1 = h1 * wn[i1]
         else:
-            st[0] = s0
-            st[1] = s1
-            st[2] = s2
-            st[3] = s3
-            z1 = _zig_slow(h1, st, kn, wn, fn)
-            s0 = st[0]
-            s1 = st[1]
-            s2 = st[2]
-            s3 = st[3]
+            z1, s0, s1, s2, s3 = _zig_slow_scalar(h1, s0, s1, s2, s3, kn, wn, fn, ZIG_WEDGE)
         if abs(h2) < kn[i2]:
             z2 = h2 * wn[i2]
         else:
-            st[0] = s0
-            st[1] = s1
-            st[2] = s2
-            st[3] = s3
-            z2 = _zig_slow(h2, st, kn, wn, fn)
-            s0 = st[0]
-            s1 = st[1]
-            s2 = st[2]
-            s3 = st[3]
+            z2, s0, s1, s2, s3 = _zig_slow_scalar(h2, s0, s1, s2, s3, kn, wn, fn, ZIG_WEDGE)
         buf[i] = sd * z1
         if i + 1 < count:
             buf[i + 1] = sd * z2

@@ -21,8 +21,8 @@ from .._validation import as_float_array, check_choice
 from ..results import Result, register
 from ..theory import Convention
 from ._data import Dataset, GaussianTeacher, Moments, as_data
-from ._noise import gradient_covariance
-from ._train import TrainingRun, batch_gradient, train
+from ._noise import effective_temperature, gradient_covariance
+from ._train import TrainingRun, _int, _scalar, batch_gradient, train
 
 __all__ = ["WeightDecaySweep", "weight_decay_sweep", "converge", "prepare_trap", "TrapRelease",
            "trap_and_release", "trap_weight_decay", "mse_levels", "escape_epochs", "ArrheniusSweep", "arrhenius_sweep", "SparseGrokking",
@@ -31,22 +31,6 @@ __all__ = ["WeightDecaySweep", "weight_decay_sweep", "converge", "prepare_trap",
 #: End-to-end singular values above this count towards the rank (the learned values of the
 #: paper's set-up are >= 0.2 up to the spinodal; a lost mode decays to ~0 under weight decay).
 RANK_THRESHOLD = 0.05
-
-
-def _posint(value, name, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _posfloat(value, name, *, allow_zero=False):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}")
-    return v
 
 
 def _grad_norms(run: TrainingRun, data, beta) -> np.ndarray:
@@ -73,9 +57,9 @@ def converge(data, init, *, beta, n_layers, width, lr, convention="paper", tol=1
     """
     d = as_data(data)
     mom = d if isinstance(d, Moments) else d.moments()
-    tol = _posfloat(tol, "tol")
-    chunk_epochs = _posint(chunk_epochs, "chunk_epochs")
-    max_epochs = _posint(max_epochs, "max_epochs")
+    tol = _scalar(tol, "tol", positive=True)
+    chunk_epochs = _int(chunk_epochs, "chunk_epochs", 1)
+    max_epochs = _int(max_epochs, "max_epochs", 1)
     done, run = 0, None
     state = init
     while True:
@@ -211,18 +195,18 @@ def weight_decay_sweep(data, betas, *, n_layers=3, width=10, lr=0.08, convention
     if test is not None:
         t = as_data(test, "test")
         test_mom = t if isinstance(t, Moments) else t.moments()
-    rank_threshold = _posfloat(rank_threshold, "rank_threshold")
+    rank_threshold = _scalar(rank_threshold, "rank_threshold", positive=True)
     sgd = batch_size is not None
     if sgd:
         if isinstance(d, Moments):
             raise ValueError("batch_size needs samples (X, Y) or a Dataset, not moments")
-        epochs_per_step = _posint(epochs_per_step if epochs_per_step is not None else 200, "epochs_per_step")
-        start_epochs = 10 * epochs_per_step if start_epochs is None else _posint(start_epochs, "start_epochs")
+        epochs_per_step = _int(epochs_per_step if epochs_per_step is not None else 200, "epochs_per_step", 1)
+        start_epochs = 10 * epochs_per_step if start_epochs is None else _int(start_epochs, "start_epochs", 1)
     else:
         if epochs_per_step is not None:
             raise ValueError("epochs_per_step applies to minibatch sweeps (batch_size=...); full-batch sweeps "
                              "converge to tol")
-        start_epochs = 0 if start_epochs is None else _posint(start_epochs, "start_epochs", 0)
+        start_epochs = 0 if start_epochs is None else _int(start_epochs, "start_epochs", 0)
     seq = np.random.SeedSequence(rng) if not isinstance(rng, np.random.SeedSequence) else rng
     S = b.size
     cols = {k: [] for k in ("sv", "train", "test", "loss", "g", "ok", "ep")}
@@ -323,7 +307,7 @@ def trap_weight_decay(data, rank, *, n_layers=3, convention="paper") -> float:
     sp = np.sort(np.asarray(critical_points(n_layers, mom.spectrum, mom.a, convention=convention).gamma_sp,
                             dtype=float))[::-1]
     sp = sp[np.isfinite(sp)]
-    rank = _posint(rank, "rank", 0)
+    rank = _int(rank, "rank", 0)
     if rank >= sp.size:
         raise ValueError(f"rank must be < {sp.size}, the number of learnable modes of the data, got {rank}")
     if rank == 0:
@@ -341,8 +325,8 @@ def prepare_trap(data, *, trap_betas=(0.0, 0.361), trap_epochs=(2000, 2000), n_l
     Seeds that diverge in a stage are not carried into the next one
     (``stats["diverged_in_preparation"]`` counts them; a last-stage divergence stays in the
     run with ``status`` 2)."""
-    tb = [float(_posfloat(x, "trap_betas", allow_zero=True)) for x in np.atleast_1d(trap_betas)]
-    te = [_posint(int(x) if float(x).is_integer() else x, "trap_epochs") for x in np.atleast_1d(trap_epochs)]
+    tb = [_scalar(x, "trap_betas") for x in np.atleast_1d(trap_betas)]
+    te = [_int(x, "trap_epochs", 1) for x in np.atleast_1d(trap_epochs)]
     if len(tb) != len(te) or not tb:
         raise ValueError("trap_betas and trap_epochs must have the same, non-zero length")
     seq = np.random.SeedSequence(rng) if not isinstance(rng, np.random.SeedSequence) else rng
@@ -483,9 +467,9 @@ class TrapRelease(Result):
         from ..stats import exponential_mle
         t, c = self.escape_times(criterion, unit)
         if t.size == 0:
-            raise ValueError("no seed was trapped (trap_rank >= reference rank): no escape time to fit")
-        return exponential_mle(np.maximum(t, 1e-300 if unit == "time" else 0.5), c, confidence=confidence,
-                               time_unit=unit)
+            raise ValueError("no seed was trapped (every checkpoint already has target_rank): no escape time "
+                             "to fit")
+        return exponential_mle(t, c, confidence=confidence, time_unit=unit)
 
     def __repr__(self):
         return (f"TrapRelease(target_beta={self.target_beta:g}, trap_betas={self.trap_betas}, lr={self.lr:g}, "
@@ -564,11 +548,11 @@ def trap_and_release(data, *, target_beta=0.32, trap_betas=(0.0, 0.361), trap_ep
     0.361 (rank 1) and 0.43 (rank 0), 2*10^4 epochs, 50 seeds.
     """
     d = as_data(data)
-    epochs = _posint(epochs, "epochs")
-    relax_epochs = min(50, epochs // 10) if relax_epochs is None else _posint(relax_epochs, "relax_epochs", 0)
-    n_seeds = _posint(n_seeds, "n_seeds")
-    n_reference = n_seeds if n_reference is None else _posint(n_reference, "n_reference", 0)
-    target_beta = _posfloat(target_beta, "target_beta", allow_zero=True)
+    epochs = _int(epochs, "epochs", 1)
+    relax_epochs = min(50, epochs // 10) if relax_epochs is None else _int(relax_epochs, "relax_epochs", 0)
+    n_seeds = _int(n_seeds, "n_seeds", 1)
+    n_reference = n_seeds if n_reference is None else _int(n_reference, "n_reference", 0)
+    target_beta = _scalar(target_beta, "target_beta")
     seq = np.random.SeedSequence(rng) if not isinstance(rng, np.random.SeedSequence) else rng
     s_trap, s_rel, s_ref = seq.spawn(3)
     bar = progress(total=3, desc="E2 trap and release", quiet=quiet)
@@ -734,8 +718,8 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lrs, batch_sizes=64, target_beta
     lr_a, b_a = np.broadcast_arrays(np.atleast_1d(np.asarray(lrs, dtype=float)),
                                     np.atleast_1d(np.asarray(batch_sizes)))
     for v in lr_a:
-        _posfloat(v, "lrs")
-    b_a = np.array([_posint(int(v), "batch_sizes") for v in b_a], dtype=np.int64)
+        _scalar(v, "lrs", positive=True)
+    b_a = np.array([_int(v, "batch_sizes", 1) for v in b_a], dtype=np.int64)
     plateau, target = (float(x) for x in levels)
     mid = 0.5 * (plateau + target)
     direction = "down" if target < plateau else "up"
@@ -749,7 +733,6 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lrs, batch_sizes=64, target_beta
     k = min(k, trap.singular_values.shape[-1] - 1)
     traces = [gradient_covariance([w[s] for w in ws], d, convention=convention).trace for s in range(ws[0].shape[0])]
     tr = float(np.median(traces))
-    noise = gradient_covariance([w[0] for w in ws], d, convention=convention)
     rows = []
     N = d.n_samples
     for i in progress(range(lr_a.size), desc="E4 Arrhenius sweep", quiet=quiet):
@@ -759,8 +742,8 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lrs, batch_sizes=64, target_beta
                     layer_log_every=epochs, rng=streams[i])
         series = run.test_mse if run.test_mse is not None else run.train_mse
         ep, ok = escape_epochs(run.log_epochs, series, mid, direction=direction)
-        temp = noise.temperature(lr, B, N) * tr / noise.trace
-        fit = exponential_mle(np.maximum(ep, 0.5).astype(float), ~ok, time_unit="epochs")
+        temp = effective_temperature(tr, trap.n_params, lr, B, N)
+        fit = exponential_mle(ep.astype(float), ~ok, time_unit="epochs")
         tscale = lr * run.steps_per_epoch
         lo, hi = fit.tau_ci if fit.tau_ci is not None else (fit.tau_lower, np.inf)
         tau = fit.tau if fit.tau is not None else np.nan
@@ -859,16 +842,16 @@ def sparse_grokking(teacher: GaussianTeacher, *, pool_size=5000, n_train=25, tes
     seq = np.random.SeedSequence(rng) if not isinstance(rng, np.random.SeedSequence) else rng
     s_data, s_test, s_runs = seq.spawn(3)
     data = teacher.subsample(pool_size, n_train, rng=s_data)
-    test = teacher.sample(_posint(test_size, "test_size"), rng=s_test)
+    test = teacher.sample(_int(test_size, "test_size", 1), rng=s_test)
     mom = data.moments()
     if trap_beta is None:
         sp = critical_points(n_layers, mom.spectrum, mom.a, convention=convention).gamma_sp
         if sp.size < 2 or not np.all(np.isfinite(sp[:2])):
             raise ValueError("the training sample has fewer than two learnable modes; pass trap_beta")
         trap_beta = 0.5 * (sp[0] + sp[1])
-    trap_beta = _posfloat(trap_beta, "trap_beta")
-    te = [int(_posint(int(x), "trap_epochs")) for x in np.atleast_1d(trap_epochs)]
-    bs = [int(_posint(int(x), "batch_sizes")) for x in np.atleast_1d(batch_sizes)]
+    trap_beta = _scalar(trap_beta, "trap_beta", positive=True)
+    te = [_int(x, "trap_epochs", 1) for x in np.atleast_1d(trap_epochs)]
+    bs = [_int(x, "batch_sizes", 1) for x in np.atleast_1d(batch_sizes)]
     rows = []
     streams = iter(s_runs.spawn(len(te) * (1 + len(bs))))
     for e in progress(te, desc="E5 sparse grokking", quiet=quiet):
