@@ -499,7 +499,7 @@ def test_noise_is_per_seed_and_off_by_default(data, teacher):
 
 
 def test_kernel_normals_are_the_streams_normal_pairs():
-    from phasetools.langevin._rng import ZIG_F, ZIG_K, ZIG_W, normal_pair, seed_states, trajectory_keys
+    from phasetools._rng import ZIG_F, ZIG_K, ZIG_W, normal_pair, seed_states, trajectory_keys
     from phasetools.training._kernels import _fill_normals
 
     st = seed_states(trajectory_keys(5, np.arange(1)))[0]

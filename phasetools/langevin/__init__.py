@@ -17,10 +17,10 @@ Stops and schemes:
     BrownianBridge (first passage O(dt))
 """
 
+from .._rng import entropy_of
 from ._potentials import Potential, chain, double_well, from_sympy, network, reduced
 from ._problems import MODELS, SGD_MODELS, EscapeProblem, SGDTheory, escape_problem
-from ._simulate import (BrownianBridge, EscapeEnsemble, EulerMaruyama, SGDNoise, Threshold, entropy_of, replay,
-                        simulate)
+from ._simulate import (BrownianBridge, EscapeEnsemble, EulerMaruyama, SGDNoise, Threshold, replay, simulate)
 
 __all__ = ["simulate", "replay", "EscapeEnsemble", "Threshold", "SGDNoise", "EulerMaruyama", "BrownianBridge",
            "Potential", "double_well", "reduced", "chain", "network", "from_sympy", "entropy_of", "EscapeProblem",

@@ -311,7 +311,7 @@ import math
 import numpy as np
 from numba import njit, prange
 from phasetools.langevin._codegen import _fetch_add, _num_threads
-from phasetools.langevin._rng import ZIG_WEDGE, _zig_slow_scalar
+from phasetools._rng import ZIG_WEDGE, _zig_slow_scalar
 
 DIM = {d}
 NN = {nn}

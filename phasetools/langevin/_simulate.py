@@ -14,10 +14,9 @@ from .._validation import as_float_array, check_choice, check_positive
 from ..results import Result, register
 from ._codegen import kernel_module, numpy_functions
 from ._potentials import Potential
-from ._rng import ZIG_F, ZIG_K, ZIG_W, seed_states, trajectory_keys
+from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
 
-__all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "SGDNoise", "EscapeEnsemble", "simulate", "replay",
-           "entropy_of"]
+__all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "SGDNoise", "EscapeEnsemble", "simulate", "replay"]
 
 STATUS_CENSORED, STATUS_ESCAPED, STATUS_NONFINITE = 0, 1, 2
 _MAX_PATH_VALUES = 200_000_000
@@ -218,23 +217,6 @@ class EscapeEnsemble(Result):
         return (f"EscapeEnsemble(potential={self.potential!r}, {noise}, dt={self.dt:g}, "
                 f"scheme={self.scheme!r}, n_traj={self.n_traj}, escaped={int(self.escaped.sum())}, "
                 f"censored={int(self.censored.sum())}, nonfinite={int(self.nonfinite.sum())})")
-
-
-def entropy_of(rng) -> int:
-    """Normalise ``rng`` (None, int, SeedSequence or Generator) to one recorded entropy integer."""
-    if rng is None:
-        return int(np.random.SeedSequence().entropy)
-    if isinstance(rng, (bool, np.bool_)):
-        raise ValueError(f"rng must be None, an int >= 0, a SeedSequence or a Generator, got {rng!r}")
-    if isinstance(rng, (int, np.integer)):
-        if rng < 0:
-            raise ValueError(f"rng must be an int >= 0, got {rng}")
-        return int(rng)
-    if isinstance(rng, np.random.SeedSequence):
-        return int.from_bytes(rng.generate_state(4, dtype=np.uint32).tobytes(), "little")
-    if isinstance(rng, np.random.Generator):
-        return int(rng.integers(0, 2**63))
-    raise ValueError(f"rng must be None, an int >= 0, a SeedSequence or a Generator, got {type(rng).__name__}")
 
 
 def _largest_stable_dt(potential, x0):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._rng import generator
 from .._validation import as_float_array, check_data_matrices
 from ..results import deep_equal, register
 
@@ -201,13 +202,7 @@ def as_data(data, name="data"):
 
 
 def _generator(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, np.random.SeedSequence):
-        return np.random.default_rng(rng)
-    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral) or rng < 0:
-        raise ValueError(f"rng must be None, an int >= 0, a SeedSequence or a Generator, got {rng!r}")
-    return np.random.default_rng(int(rng))
+    return generator(rng)
 
 
 def _haar_orthogonal(n, gen):

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .._numba import jit
-from ..langevin._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar, normal_pair, uniform
+from .._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar, normal_pair, uniform
 
 __all__ = ["MODE_SHUFFLE", "MODE_REPLACE", "MODE_MOMENTS", "STATUS_OK", "STATUS_NONFINITE", "draw_normals",
            "batch_gradient_kernel", "train_kernel"]

@@ -20,8 +20,7 @@ import numba
 import numpy as np
 
 from .._validation import as_float_array, check_choice, check_n_layers, check_width
-from ..langevin._rng import ZIG_F, ZIG_K, ZIG_W, seed_states, trajectory_keys
-from ..langevin._simulate import entropy_of
+from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
 from ..results import Result, register
 from ..theory._convention import Convention, resolve_convention
 from ..theory._network import layer_shapes

@@ -1,4 +1,12 @@
-"""Per-trajectory random streams inside numba kernels: xoshiro256** with a ziggurat normal.
+"""Randomness of phasetools: seed handling and the per-trajectory streams of the kernels.
+
+The ``rng=`` argument of every public function (None, an int >= 0, a
+``numpy.random.SeedSequence`` or a ``numpy.random.Generator``) is normalised here:
+:func:`entropy_of` gives the one recorded entropy integer, :func:`seed_sequence` the
+``SeedSequence`` a protocol spawns from, :func:`generator` a numpy ``Generator`` and
+:func:`seeds_record` the one encoding of ``seeds`` in results and files.
+
+Per-trajectory random streams inside numba kernels: xoshiro256** with a ziggurat normal.
 
 Each trajectory carries its own 4-word xoshiro256** state (Blackman & Vigna), seeded by
 splitmix64 from a 64-bit key derived with ``numpy.random.SeedSequence`` from the run's
@@ -10,13 +18,109 @@ alone. Normals use the Marsaglia-Tsang ziggurat (128 layers) on 32-bit halves of
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from .._numba import jit
+from ._numba import jit
 
-__all__ = ["trajectory_keys", "seed_states", "ZIG_K", "ZIG_W", "ZIG_F", "next_u64", "uniform", "normal_pair"]
+__all__ = ["entropy_of", "seed_sequence", "generator", "seeds_record", "trajectory_keys", "seed_states", "ZIG_K", "ZIG_W", "ZIG_F", "next_u64", "uniform", "normal_pair"]
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_RNG_KINDS = "rng must be None, an int >= 0, a SeedSequence or a Generator"
+
+
+def _check_int(rng):
+    """``rng`` as a Python int >= 0 (ValueError for bool and negative ints)."""
+    if isinstance(rng, (bool, np.bool_)):
+        raise ValueError(f"{_RNG_KINDS}, got {rng!r}")
+    if rng < 0:
+        raise ValueError(f"rng must be an int >= 0, got {rng}")
+    return int(rng)
+
+
+def entropy_of(rng) -> int:
+    """Normalise ``rng`` to the one entropy integer a result records.
+
+    Parameters
+    ----------
+    rng : None, int >= 0, numpy.random.SeedSequence or numpy.random.Generator
+        None draws fresh entropy from the OS; an int is its own entropy; a
+        ``SeedSequence`` gives 128 bits of its state; a ``Generator`` one draw below 2**63.
+
+    Returns
+    -------
+    int
+        The entropy (>= 0) from which the run's streams are derived.
+    """
+    if rng is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(rng, (numbers.Integral, np.bool_)):
+        return _check_int(rng)
+    if isinstance(rng, np.random.SeedSequence):
+        return int.from_bytes(rng.generate_state(4, dtype=np.uint32).tobytes(), "little")
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63))
+    raise ValueError(f"{_RNG_KINDS}, got {type(rng).__name__}")
+
+
+def seed_sequence(rng) -> np.random.SeedSequence:
+    """``rng`` as a ``SeedSequence`` to spawn independent streams from.
+
+    Parameters
+    ----------
+    rng : None, int >= 0, numpy.random.SeedSequence or numpy.random.Generator
+        A ``SeedSequence`` passes through unchanged (its spawn key is kept); otherwise the
+        result is ``SeedSequence(entropy_of(rng))`` (so None and an int give
+        ``SeedSequence()`` and ``SeedSequence(rng)``).
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+    """
+    if isinstance(rng, np.random.SeedSequence):
+        return rng
+    return np.random.SeedSequence(entropy_of(rng))
+
+
+def generator(rng) -> np.random.Generator:
+    """``rng`` as a numpy ``Generator``.
+
+    Parameters
+    ----------
+    rng : None, int >= 0, numpy.random.SeedSequence or numpy.random.Generator
+        A ``Generator`` passes through unchanged; anything else gives
+        ``numpy.random.default_rng(rng)``.
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng)
+    if not isinstance(rng, (numbers.Integral, np.bool_)):
+        raise ValueError(f"{_RNG_KINDS}, got {type(rng).__name__}")
+    return np.random.default_rng(_check_int(rng))
+
+
+def seeds_record(seq: np.random.SeedSequence) -> tuple[int, ...]:
+    """The ``seeds`` a result stores for a run spawned from ``seq``.
+
+    Parameters
+    ----------
+    seq : numpy.random.SeedSequence
+        The run's root sequence (from :func:`seed_sequence`).
+
+    Returns
+    -------
+    tuple of int
+        ``(entropy, *spawn_key)``: ``SeedSequence(entropy, spawn_key=spawn_key)`` rebuilds it.
+    """
+    if not isinstance(seq, np.random.SeedSequence):
+        raise ValueError(f"seq must be a numpy.random.SeedSequence, got {type(seq).__name__}")
+    return (int(seq.entropy), *(int(k) for k in seq.spawn_key))
 
 
 def trajectory_keys(entropy: int, indices) -> np.ndarray:
