@@ -78,7 +78,7 @@ def _label_lines(ax, positions, labels, colors, min_gap=0.02):
 
 def plot(out: Path):
     betas = np.linspace(0.0, 0.5, 1001)
-    pd = phase_diagram(SPECTRUM, N_LAYERS, betas, convention=CONVENTION)
+    pd = phase_diagram(N_LAYERS, SPECTRUM, betas, convention=CONVENTION)
     c = pd.spectrum                                            # sorted descending
     L = landscape(N_LAYERS, c[None, :], betas[:, None], convention=CONVENTION)  # (n_beta, n_modes)
     gamma_c, gamma_sp = pd.gamma_c, pd.gamma_sp

@@ -33,7 +33,7 @@ def main():
         "potential": th.landscape(3, 0.8, [0.25, 0.32, 0.345, 0.38], convention="paper"),
         "barriers": th.landscape(3, 0.8, np.linspace(0.005, 0.36, 300), convention="paper"),
         "phase": th.critical_points(3, np.linspace(0.02, 1.2, 300), convention="paper"),
-        "cascade": th.phase_diagram([0.9, 0.8], 3, np.linspace(0.25, 0.45, 801), convention="paper"),
+        "cascade": th.phase_diagram(3, [0.9, 0.8], np.linspace(0.25, 0.45, 801), convention="paper"),
         "levels": th.modes(3, [0.9, 0.8], gamma=0.32, convention="paper"),
     }
     save_many(results.values(), h5, names=list(results), command="examples/theory_figures.py")

@@ -137,6 +137,7 @@ class Result:
     _dims: ClassVar[dict] = {}       # field -> dimension names of its axes
     _coords: ClassVar[dict] = {}     # dimension name -> field holding its coordinate values
     _units: ClassVar[dict] = {}      # field -> unit (see docs/schema.md)
+    _former_names: ClassVar[dict] = {}  # field -> the name it was stored under before a rename
 
     @property
     def kind(self) -> str:

@@ -12,15 +12,15 @@ RTOL_TABLE = 5e-7    # table values printed with 7 significant digits
 
 @pytest.mark.parametrize("n", sorted(CRITICAL))
 def test_scalar_mode_table(n):
-    gc, gsp, ratio, b_c, b_sp, P_c, latent = CRITICAL[n]
+    gc, gsp, ratio, b_c, b_sp, lam_c, latent = CRITICAL[n]
     cp = critical_points(n, 1.0)
     assert cp.gamma_c == pytest.approx(gc, rel=RTOL_CLOSED)
     assert cp.gamma_sp == pytest.approx(gsp, rel=RTOL_CLOSED)
     assert cp.gamma_sp / cp.gamma_c == pytest.approx(ratio, rel=RTOL_TABLE)
     assert cp.b_c == pytest.approx(b_c, rel=RTOL_TABLE, abs=1e-15)
     assert cp.b_sp == pytest.approx(b_sp, rel=RTOL_TABLE, abs=1e-15)
-    assert cp.P_c == pytest.approx(P_c, rel=RTOL_CLOSED, abs=1e-15)
-    assert cp.P_sp == pytest.approx(P_c / 2, rel=RTOL_CLOSED, abs=1e-15)
+    assert cp.lam_c == pytest.approx(lam_c, rel=RTOL_CLOSED, abs=1e-15)
+    assert cp.lam_sp == pytest.approx(lam_c / 2, rel=RTOL_CLOSED, abs=1e-15)
     assert cp.latent_heat == pytest.approx(latent, rel=RTOL_TABLE, abs=1e-15)
     assert cp.order == ("second" if n == 2 else "first")
 
@@ -49,7 +49,7 @@ def test_paper_convention_values():
         # brief 2.3: beta_c = 3 (eta/4)^(4/3), beta* = (eta/2)^(4/3), lambda_c = eta/4
         assert cp.gamma_sp == pytest.approx(3 * (eta / 4) ** (4 / 3), rel=RTOL_CLOSED)
         assert cp.gamma_c == pytest.approx((eta / 2) ** (4 / 3), rel=RTOL_CLOSED)
-        assert cp.P_sp == pytest.approx(eta / 4, rel=RTOL_CLOSED)
+        assert cp.lam_sp == pytest.approx(eta / 4, rel=RTOL_CLOSED)
 
 
 def test_vectorised_shapes_and_values():

@@ -27,7 +27,7 @@ def test_exactly_aligned_sample_reproduces_population_modes():
     X, Y = aligned_data(c, a, 64, rng)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        e = empirical_modes(X, Y, 3, gamma=0.32, convention="paper")
+        e = empirical_modes(3, X, Y, gamma=0.32, convention="paper")
     assert e.aligned and e.misalignment < 1e-12 and e.relaxed is None
     np.testing.assert_allclose(e.c, c, rtol=1e-12)
     np.testing.assert_allclose(e.a, a, rtol=1e-12)
@@ -39,7 +39,7 @@ def test_anisotropic_aligned_sample():
     rng = np.random.default_rng(1)
     c, a = [1.5, 0.4], [2.0, 0.5]
     X, Y = aligned_data(c, a, 200, rng)
-    e = empirical_modes(X, Y, 4)
+    e = empirical_modes(4, X, Y)
     np.testing.assert_allclose(e.modes.gamma_c, critical_points(4, np.array(c), np.array(a)).gamma_c, rtol=1e-10)
 
 
@@ -49,7 +49,7 @@ def test_random_sample_warns_and_relaxes():
     X = rng.normal(size=(N, 2))
     Y = X * np.array([0.9, 0.8]) + rng.normal(size=(N, 2)) * np.sqrt([0.19, 0.36])
     with pytest.warns(MisalignmentWarning, match="not aligned"):
-        e = empirical_modes(X, Y, 3, gamma=0.32, convention="paper")
+        e = empirical_modes(3, X, Y, gamma=0.32, convention="paper")
     assert not e.aligned and e.misalignment > 1e-3
     assert e.n_samples == N
     assert len(e.relaxed) == len(e.modes.states)
@@ -63,4 +63,4 @@ def test_random_sample_warns_and_relaxes():
 def test_convention_output_count_mismatch():
     X = np.random.default_rng(3).normal(size=(10, 3))
     with pytest.raises(ValueError, match="averages over 2 outputs"):
-        empirical_modes(X, X, 3, convention="paper")
+        empirical_modes(3, X, X, convention="paper")

@@ -21,7 +21,7 @@ def every_theory_result():
     X = rng.normal(size=(64, 2))
     Y = X * [0.9, 0.8] + 0.5 * rng.normal(size=(64, 2))
     with pytest.warns(th.MisalignmentWarning):
-        emp = th.empirical_modes(X, Y, 3, gamma=0.32, convention="paper")
+        emp = th.empirical_modes(3, X, Y, gamma=0.32, convention="paper")
     return {
         "critical_scalar": th.critical_points(3, 1.0),
         "critical_array": th.critical_points(4, np.linspace(0.1, 2, 7), a=2.0, convention="paper"),
@@ -32,7 +32,7 @@ def every_theory_result():
         "modes_no_gamma": th.modes(3, [3, 2, 1, 0.5]),
         "modes_gamma": th.modes(3, [3, 2, 1, 0.5], gamma=0.15),
         "modes_n2": th.modes(2, [3.0, 1.0], gamma=1.5),
-        "phase_diagram": th.phase_diagram([0.9, 0.8], 3, np.linspace(0, 0.5, 51), convention="paper"),
+        "phase_diagram": th.phase_diagram(3, [0.9, 0.8], np.linspace(0, 0.5, 51), convention="paper"),
         "nonaligned": th.nonaligned_critical_points(3, np.diag([1.0, 3.0]), [1.0, 1.0]),
         "empirical": emp,
     }

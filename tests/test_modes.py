@@ -94,7 +94,7 @@ def test_n2_has_a_single_minimum():
 
 def test_phase_diagram_paper_spectrum():
     gammas = np.linspace(0.0, 0.5, 501)
-    pd = phase_diagram([0.8, 0.9], 3, gammas, convention="paper")
+    pd = phase_diagram(3, [0.8, 0.9], gammas, convention="paper")
     np.testing.assert_allclose(pd.spectrum, [0.9, 0.8])
     gsp = pd.gamma_sp
     # increasing sweep: drops at the spinodals 0.3509 and 0.4105 (brief E1)
@@ -114,7 +114,7 @@ def test_phase_diagram_paper_spectrum():
 
 
 def test_phase_diagram_n2():
-    pd = phase_diagram([2.0, 1.0], 2, [0.5, 1.5, 2.5])
+    pd = phase_diagram(2, [2.0, 1.0], [0.5, 1.5, 2.5])
     assert list(pd.global_m) == [2, 1, 0]
     assert list(pd.m_decreasing) == [2, 1, 0]   # continuous: no hysteresis
     assert pd.exists.sum(axis=1).tolist() == [1, 1, 1]
@@ -128,6 +128,6 @@ def test_modes_bad_input():
     with pytest.raises(ValueError, match="gamma"):
         modes(3, [1.0], gamma=-0.1)
     with pytest.raises(ValueError, match="scalar"):
-        phase_diagram([1.0, 2.0], 3, [0.1], a=[1.0, 2.0])
+        phase_diagram(3, [1.0, 2.0], [0.1], a=[1.0, 2.0])
     with pytest.raises(ValueError, match="gammas"):
-        phase_diagram([1.0], 3, [])
+        phase_diagram(3, [1.0], [])

@@ -25,7 +25,7 @@ CASES = {
                  "weight decay", "barrier height"),
     "phase": (lambda: th.critical_points(3, np.linspace(0.05, 1.2, 60), convention="paper"),
               "feature strength", "weight decay"),
-    "cascade": (lambda: th.phase_diagram([0.9, 0.8], 3, np.linspace(0, 0.5, 201), convention="paper"),
+    "cascade": (lambda: th.phase_diagram(3, [0.9, 0.8], np.linspace(0, 0.5, 201), convention="paper"),
                 "weight decay", "state energy"),
     "levels": (lambda: th.modes(3, [0.9, 0.8], gamma=0.32, convention="paper"), "state", "energy"),
     "survival": (lambda: _ensemble(), "time t", "survival"),

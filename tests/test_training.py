@@ -62,7 +62,7 @@ def test_teacher_samples_and_sets(teacher):
     pool = teacher.sample(5000, np.random.default_rng(4))
     np.testing.assert_array_equal(pool.X[sub.indices], sub.X)
     with pytest.warns(th.MisalignmentWarning):
-        th.empirical_modes(*teacher.sample(64, rng=2), 3, convention="paper")
+        th.empirical_modes(3, *teacher.sample(64, rng=2), convention="paper")
 
 
 def test_teacher_rotation_and_general_covariances():

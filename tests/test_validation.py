@@ -46,4 +46,4 @@ def test_nonaligned_inputs():
 
 def test_empirical_inputs():
     with pytest.raises(ValueError, match="same number of rows"):
-        empirical_modes(np.ones((5, 2)), np.ones((4, 2)), 3)
+        empirical_modes(3, np.ones((5, 2)), np.ones((4, 2)))

@@ -155,12 +155,14 @@ def read_object(group: h5py.Group):
         raise ValueError(f"group {group.name}: unknown result kind {kind!r}")
     types = json.loads(group.attrs["__types__"])
     values = {}
+    former = getattr(cls, "_former_names", {})
     for f in dataclasses.fields(cls):
-        if f.name not in types:
+        name = f.name if f.name in types else former.get(f.name, f.name)  # files written before a rename
+        if name not in types:
             if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
                 continue  # a field added after the file was written keeps its default
             raise ValueError(f"group {group.name}: field {f.name!r} is missing")
-        values[f.name] = _read_value(group, f.name, types[f.name])
+        values[f.name] = _read_value(group, name, types[name])
     return cls(**values)
 
 

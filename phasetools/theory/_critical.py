@@ -32,18 +32,19 @@ class CriticalPoints(Result):
     gamma_c: object
     gamma_sp: object
     b_c: object
-    P_c: object
+    lam_c: object
     b_sp: object
-    P_sp: object
+    lam_sp: object
     order: str
     latent_heat: object
 
     _config_fields = ("n_layers", "a", "c", "convention")
-    _dims = {k: ("mode",) for k in ("a", "c", "gamma_c", "gamma_sp", "b_c", "P_c", "b_sp", "P_sp", "latent_heat")}
+    _dims = {k: ("mode",) for k in ("a", "c", "gamma_c", "gamma_sp", "b_c", "lam_c", "b_sp", "lam_sp", "latent_heat")}
     _coords = {"mode": "c"}
+    _former_names = {"lam_c": "P_c", "lam_sp": "P_sp"}
     _units = {"a": "input_variance", "c": "cross_covariance", "gamma_c": "coupling[convention]",
-              "gamma_sp": "coupling[convention]", "b_c": "weight", "b_sp": "weight", "P_c": "end_to_end",
-              "P_sp": "end_to_end", "latent_heat": "energy[convention]/coupling[convention]"}
+              "gamma_sp": "coupling[convention]", "b_c": "weight", "b_sp": "weight", "lam_c": "end_to_end",
+              "lam_sp": "end_to_end", "latent_heat": "energy[convention]/coupling[convention]"}
 
     def __repr__(self):
         def fmt(v):
@@ -52,7 +53,7 @@ class CriticalPoints(Result):
         return (
             f"CriticalPoints(n_layers={self.n_layers}, convention={self.convention.name!r}, order={self.order!r}, "
             f"gamma_c={fmt(self.gamma_c)}, gamma_sp={fmt(self.gamma_sp)}, b_c={fmt(self.b_c)}, "
-            f"b_sp={fmt(self.b_sp)}, P_c={fmt(self.P_c)}, latent_heat={fmt(self.latent_heat)})"
+            f"b_sp={fmt(self.b_sp)}, lam_c={fmt(self.lam_c)}, latent_heat={fmt(self.latent_heat)})"
         )
 
 
@@ -99,9 +100,9 @@ def critical_points(n_layers, c, a=1.0, *, convention="canonical") -> CriticalPo
         gamma_c=scalar_or_array(conv.gamma_from_canonical(out["gamma_c"])),
         gamma_sp=scalar_or_array(conv.gamma_from_canonical(out["gamma_sp"])),
         b_c=scalar_or_array(out["b_c"]),
-        P_c=scalar_or_array(out["lam_c"]),
+        lam_c=scalar_or_array(out["lam_c"]),
         b_sp=scalar_or_array(out["b_sp"]),
-        P_sp=scalar_or_array(out["lam_sp"]),
+        lam_sp=scalar_or_array(out["lam_sp"]),
         order="second" if n == 2 else "first",
         latent_heat=scalar_or_array(conv.latent_heat_scale * out["latent_heat"]),
     )

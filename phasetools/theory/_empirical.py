@@ -84,7 +84,7 @@ def empirical_moments(X, Y):
 
 
 @timed
-def empirical_modes(X, Y, n_layers, gamma=None, *, convention="canonical", align_tol=1e-6) -> EmpiricalModes:
+def empirical_modes(n_layers, X, Y, gamma=None, *, convention="canonical", align_tol=1e-6) -> EmpiricalModes:
     """Per-mode predictions for a finite data set ``(X, Y)`` (samples in rows).
 
     Returns the empirical moments, the per-mode ``a_k`` and ``c_k``, the

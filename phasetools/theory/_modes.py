@@ -226,7 +226,7 @@ class PhaseDiagram(Result):
 
 
 @timed
-def phase_diagram(spectrum, n_layers, gammas, a=1.0, *, convention="canonical") -> PhaseDiagram:
+def phase_diagram(n_layers, spectrum, gammas, a=1.0, *, convention="canonical") -> PhaseDiagram:
     """For each coupling in ``gammas``: which top-m states exist and which is global.
 
     Requires isotropic inputs (scalar ``a``), where the local minima are exactly the
