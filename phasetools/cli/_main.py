@@ -242,7 +242,7 @@ def _theory_critical(args):
     from ..theory import critical_points
 
     r = critical_points(args.n_layers, _numbers(args.c, "c"), args.a, convention=args.convention)
-    keys = ("n_layers", "a", "c", "order", "gamma_c", "gamma_sp", "b_c", "P_c", "b_sp", "P_sp", "latent_heat")
+    keys = ("n_layers", "a", "c", "order", "gamma_c", "gamma_sp", "b_c", "lam_c", "b_sp", "lam_sp", "latent_heat")
     _emit(r, args, _convention_line(r.convention) + "\n" + _table(r, keys))
 
 
@@ -305,7 +305,7 @@ def _theory_phase_diagram(args):
         gammas = np.linspace(0.0, top, 601)
     else:
         gammas = np.atleast_1d(_numbers(args.gammas, "gammas"))
-    r = phase_diagram(spectrum, args.n_layers, gammas, args.a, convention=args.convention)
+    r = phase_diagram(args.n_layers, spectrum, gammas, args.a, convention=args.convention)
     lines = [_convention_line(r.convention), f"n_layers {r.n_layers}, {r.gammas.size} couplings from "
              f"{r.gammas[0]:.6g} to {r.gammas[-1]:.6g}", "",
              f"{'mode':>4}  {'c':>10}  {'gamma_c':>12}  {'gamma_sp':>12}"]

@@ -165,7 +165,7 @@ def _figures(R, out: Path) -> list:
         plt.close(plot.figure)
 
     gammas = np.linspace(0.0, 0.5, 201)
-    save(pp.cascade(th.phase_diagram(list(ETA), 3, gammas, convention="paper")), "phase_diagram.png")
+    save(pp.cascade(th.phase_diagram(3, list(ETA), gammas, convention="paper")), "phase_diagram.png")
     sp = R["theory_critical"].gamma_sp if "theory_critical" in R else None
     if "e1_up" in R and "e1_down" in R:
         save(pp.weight_decay_sweep([R["e1_up"], R["e1_down"]], spinodals=sp), "e1_sweeps.png")
