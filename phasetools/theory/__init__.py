@@ -1,7 +1,11 @@
 """Exact theory of L2-regularised deep linear networks.
 
 Symbolic model
-    reduced_potential, closed_forms
+    reduced_potential, closed_forms, compiled_potential (numeric U, U', U'' of the reduced
+    potential), chain_potential, network_potential (sympy losses of the chain and the full
+    network), SYMBOLS (the model's sympy symbols a, b, c, gamma, lam, n)
+Networks
+    layer_shapes, end_to_end (the end-to-end map of a list of weight matrices)
 Conventions
     Convention, CANONICAL, PAPER, resolve_convention, gamma_from_weight_decay,
     weight_decay_from_gamma
@@ -29,10 +33,13 @@ from ._escape import eyring_kramers_time, kramers_time, mean_first_passage_time,
 from ._landscape import HessianSpectrum, Landscape, landscape
 from ._modes import ModeState, ModeTransition, Modes, PhaseDiagram, modes, phase_diagram
 from ._nonaligned import NonalignedCriticalPoints, nonaligned_critical_points
-from ._symbolic import closed_forms, reduced_potential
+from ._network import end_to_end, layer_shapes
+from ._symbolic import (SYMBOLS, chain_potential, closed_forms, compiled_potential, network_potential,
+                        reduced_potential)
 
 __all__ = [
-    "reduced_potential", "closed_forms",
+    "reduced_potential", "closed_forms", "compiled_potential", "chain_potential", "network_potential", "SYMBOLS",
+    "layer_shapes", "end_to_end",
     "Convention", "CANONICAL", "PAPER", "resolve_convention", "gamma_from_weight_decay",
     "weight_decay_from_gamma",
     "CriticalPoints", "critical_points",

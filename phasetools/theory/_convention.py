@@ -169,7 +169,17 @@ PAPER = Convention.paper()
 
 
 def resolve_convention(convention) -> Convention:
-    """Accept a :class:`Convention` or one of the names ``"canonical"`` and ``"paper"``."""
+    """The :class:`Convention` named by ``convention``.
+
+    Parameters
+    ----------
+    convention : {"canonical", "paper"}, Convention or None
+        A Convention passes through; ``None`` means canonical.
+
+    Returns
+    -------
+    Convention
+    """
     if isinstance(convention, Convention):
         return convention
     if convention is None or convention == "canonical":
@@ -183,6 +193,27 @@ def gamma_from_weight_decay(weight_decay, n_outputs: int = 1, reduction: str = "
                             n_samples: int | None = None, half: bool = False):
     """Canonical ``gamma`` of SGD weight decay on a loss with the given reduction.
 
+    Parameters
+    ----------
+    weight_decay : float or array, >= 0
+        The optimiser's coupled weight-decay coefficient (the paper's beta).
+    n_outputs : int
+        Output dimension ``p``.
+    reduction : {"mean", "mean_samples", "sum"}
+        How the MSE is reduced: element-wise mean (``torch.nn.MSELoss()``), mean over
+        samples and sum over outputs, or sum over ``n_samples`` samples and outputs.
+    n_samples : int, optional
+        Needed for ``reduction="sum"``.
+    half : bool
+        The loss carries a factor 1/2.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``gamma`` in canonical units.
+
+    Examples
+    --------
     >>> gamma_from_weight_decay(0.32, n_outputs=2, reduction="mean")  # the paper's beta
     0.32
     """
@@ -194,7 +225,20 @@ def gamma_from_weight_decay(weight_decay, n_outputs: int = 1, reduction: str = "
 
 def weight_decay_from_gamma(gamma, n_outputs: int = 1, reduction: str = "mean", *,
                             n_samples: int | None = None, half: bool = False):
-    """Inverse of :func:`gamma_from_weight_decay`."""
+    """Inverse of :func:`gamma_from_weight_decay`.
+
+    Parameters
+    ----------
+    gamma : float or array, >= 0
+        Canonical coupling.
+    n_outputs, reduction, n_samples, half
+        As in :func:`gamma_from_weight_decay`.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The SGD weight-decay coefficient.
+    """
     g = check_nonnegative(gamma, "gamma")
     conv = Convention.from_training(reduction, n_outputs=n_outputs, n_samples=n_samples, half=half)
     out = conv.gamma_from_canonical(g)

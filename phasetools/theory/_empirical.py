@@ -77,7 +77,20 @@ class EmpiricalModes(Result):
 
 
 def empirical_moments(X, Y):
-    """``S_xx = X^T X / N`` and ``S_yx = Y^T X / N`` of data matrices (samples in rows)."""
+    """Second moments ``S_xx = X^T X / N`` and ``S_yx = Y^T X / N`` of a data set.
+
+    Parameters
+    ----------
+    X : array (N, d_in)
+        Inputs, samples in rows.
+    Y : array (N, d_out)
+        Outputs, samples in rows.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(S_xx, S_yx)``.
+    """
     X, Y = check_data_matrices(X, Y)
     N = X.shape[0]
     return X.T @ X / N, Y.T @ X / N
@@ -90,7 +103,24 @@ def empirical_modes(n_layers, X, Y, gamma=None, *, convention="canonical", align
     Returns the empirical moments, the per-mode ``a_k`` and ``c_k``, the
     :class:`~phasetools.theory.Modes` prediction and, when the data are not aligned
     and ``gamma`` is given, the predicted states relaxed in the full network loss.
-    ``convention`` sets the units of ``gamma`` and of the reported energies.
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    X, Y : arrays (N, d_in) and (N, d_out)
+        The data set, samples in rows.
+    gamma : float, optional
+        Coupling (units of ``convention``); needed for the states and the relaxation.
+    convention : {"canonical", "paper"} or Convention
+        Units of ``gamma`` and of the reported energies.
+    align_tol : float >= 0
+        Largest relative misalignment of ``S_xx`` with the singular vectors of ``S_yx``
+        treated as aligned (above it a :class:`MisalignmentWarning` is issued).
+
+    Returns
+    -------
+    EmpiricalModes
     """
     n = check_n_layers(n_layers)
     conv = resolve_convention(convention)

@@ -231,6 +231,25 @@ def phase_diagram(n_layers, spectrum, gammas, a=1.0, *, convention="canonical") 
 
     Requires isotropic inputs (scalar ``a``), where the local minima are exactly the
     top-m states. Vectorised over ``gammas``.
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    spectrum : sequence of float
+        Feature strengths ``c_k`` (the paper's ``eta_k``).
+    gammas : 1-D array, >= 0
+        Couplings (units of ``convention``).
+    a : float > 0
+        Input variance of every mode.
+    convention : {"canonical", "paper"} or Convention
+        Units of ``gammas``.
+
+    Returns
+    -------
+    PhaseDiagram
+        Per coupling: which top-m states exist, which is global, and the quasi-static
+        increasing and decreasing sweeps.
     """
     n = check_n_layers(n_layers)
     conv = resolve_convention(convention)

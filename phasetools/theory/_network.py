@@ -17,7 +17,22 @@ __all__ = ["layer_shapes", "unpack", "pack", "end_to_end", "network_loss", "netw
 
 
 def layer_shapes(d_in: int, d_out: int, n_layers: int, width: int):
-    """Shapes of ``W_1 ... W_n``: (width, d_in), (width, width)..., (d_out, width)."""
+    """Shapes of the weight matrices ``W_1 ... W_n`` of a deep linear network.
+
+    Parameters
+    ----------
+    d_in, d_out : int
+        Input and output dimensions.
+    n_layers : int
+        Number of weight matrices.
+    width : int
+        Hidden width.
+
+    Returns
+    -------
+    list of tuple
+        ``(width, d_in), (width, width), ..., (d_out, width)``.
+    """
     dims = [d_in] + [width] * (n_layers - 1) + [d_out]
     return [(dims[i + 1], dims[i]) for i in range(n_layers)]
 
@@ -35,6 +50,18 @@ def pack(weights):
 
 
 def end_to_end(weights):
+    """The end-to-end map ``M = W_n ... W_1``.
+
+    Parameters
+    ----------
+    weights : sequence of arrays
+        ``W_1 ... W_n`` in the order they act on the input (``W_1`` first).
+
+    Returns
+    -------
+    numpy.ndarray
+        The product, shape ``(d_out, d_in)``.
+    """
     m = weights[0]
     for w in weights[1:]:
         m = w @ m

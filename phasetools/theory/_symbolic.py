@@ -27,7 +27,11 @@ b, lam = sp.symbols("b lam", positive=True)
 a, c, gamma = sp.symbols("a c gamma", positive=True)
 n = sp.Symbol("n", positive=True, integer=True)
 
-__all__ = ["reduced_potential", "closed_forms", "compiled_closed_forms", "compiled_potential"]
+#: The model's symbols by name, for code that builds on the theory's expressions.
+SYMBOLS = SimpleNamespace(a=a, b=b, c=c, gamma=gamma, lam=lam, n=n)
+
+__all__ = ["reduced_potential", "closed_forms", "compiled_closed_forms", "compiled_potential", "chain_potential",
+           "network_potential", "SYMBOLS"]
 
 
 def reduced_potential(n_layers=None) -> sp.Expr:
@@ -107,6 +111,19 @@ def compiled_closed_forms() -> SimpleNamespace:
 def compiled_potential(n_layers: int) -> SimpleNamespace:
     """numpy functions of ``(b, a, c, gamma)`` for one integer ``n_layers``.
 
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+
+    Returns
+    -------
+    SimpleNamespace
+        The compiled functions described below (cached per ``n_layers``).
+
+    Notes
+    -----
+
     ``U, dU, d2U``: the potential and its first two derivatives in ``b``;
     ``stationary``: ``h(b) = U'(b) / (2 n b)``, whose positive roots are the non-trivial
     stationary points; ``dstationary``: ``h'(b)``.
@@ -135,8 +152,19 @@ def chain_potential(n_layers: int):
     """Canonical loss of a width-1 chain of ``n_layers`` scalar weights, from the trivial state.
 
     ``U(w) = a P^2 - 2 c P + gamma sum_i w_i^2`` with ``P = w_1 ... w_n`` (the constant
-    ``E[y^2]`` dropped). Returns ``(expr, weights, P)``; the data symbols are the module's
-    ``a, c, gamma`` (here ``c`` is the signed ``E[xy]``).
+    ``E[y^2]`` dropped). The data symbols are :data:`SYMBOLS` ``a, gamma`` and a real
+    ``c`` (here the signed ``E[xy]``).
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of scalar weights in the chain.
+
+    Returns
+    -------
+    tuple
+        ``(expr, weights, P)``: the sympy loss, the weight symbols ``w1 ... wn`` and the
+        end-to-end product ``P``.
     """
     w = sp.symbols(f"w1:{int(n_layers) + 1}", real=True)
     c_signed = sp.Symbol("c", real=True)
@@ -150,9 +178,22 @@ def network_potential(n_layers: int, width: int, d_in: int, d_out: int):
 
     ``U = tr(M A M^T) - 2 tr(M C^T) + gamma sum_i ||W_i||_F^2`` with ``M = W_n ... W_1``,
     ``A = E[x x^T]`` (d_in x d_in, symbols ``A_ij``) and ``C = E[y x^T]`` (d_out x d_in,
-    symbols ``C_ij``). Returns ``(expr, weights, M, A, C)`` with ``weights`` the flat list
-    of weight symbols, layer by layer, row-major (the order of
-    :func:`phasetools.theory._network.pack`).
+    symbols ``C_ij``).
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    width : int >= 1
+        Hidden width.
+    d_in, d_out : int >= 1
+        Input and output dimensions.
+
+    Returns
+    -------
+    tuple
+        ``(expr, weights, M, A, C)`` with ``weights`` the flat list of weight symbols, layer
+        by layer, row-major (the order in which the Langevin engine stores a network state).
     """
     dims = [d_in] + [width] * (n_layers - 1) + [d_out]
     layers = [sp.Matrix(dims[i + 1], dims[i], lambda r, q, i=i: sp.Symbol(f"W{i + 1}_{r}_{q}", real=True))
