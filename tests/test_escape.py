@@ -134,3 +134,77 @@ def test_temperature_must_be_positive():
         kramers_time(3, 1.0, 0.3, 0.0)
     with pytest.raises(ValueError, match="direction"):
         kramers_time(3, 1.0, 0.3, 0.1, direction="up")
+
+
+# --- deep target wells: the MFPT accumulated in log space (no underflow) -------------------------
+def _log_mfpt_reference(U, x0, x_target, x_ref, T, n=400001):
+    """Independent log-space double integral (trapezoid, logaddexp) of
+    tau = (1/T) int_{x0}^{x_target} dy e^{U(y)/T} int_{x_ref}^{y} dz e^{-U(z)/T}, on a grid
+    from the reflecting wall to the target (either orientation)."""
+    n_in = int(n * abs(x0 - x_ref) / abs(x_target - x_ref)) + 2 if x0 != x_ref else 1
+    x = np.concatenate([np.linspace(x_ref, x0, n_in)[:-1], np.linspace(x0, x_target, n - n_in + 1)])
+    u = U(x) / T
+    log_h = np.log(np.abs(np.diff(x)) / 2)
+    pieces = log_h + np.logaddexp(-u[:-1], -u[1:])
+    log_inner = np.concatenate([[-np.inf], np.logaddexp.accumulate(pieces)])
+    f = (u + log_inner)[n_in - 1:]
+    outer = np.logaddexp.reduce(log_h[n_in - 1:] + np.logaddexp(f[:-1], f[1:]))
+    return float(outer - np.log(T))
+
+
+def _reduced_U3(gamma):
+    # n_layers = 3, a = c = 1, canonical: U(b) = b^6 - 2 b^3 + 3 gamma b^2
+    return lambda b: b**6 - 2 * b**3 + 3 * gamma * b**2
+
+
+@pytest.mark.parametrize("side", [0.8, 1.15])
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+@pytest.mark.parametrize("x", [50.0, 700.0, 2000.0])
+def test_mfpt_deep_target_well_matches_a_log_space_quadrature(side, direction, x, gamma_c3):
+    """Both sides of gamma_c and both directions, dU/T up to 2000: one of the two wells lies
+    thousands of T below the other, where the old inner integral (shifted by the global
+    minimum) underflowed near the start and gave log tau ~ 0-1 instead of ~ x."""
+    g = side * gamma_c3
+    L = landscape(3, 1.0, g)
+    dU = L.barrier_fwd if direction == "fwd" else L.barrier_bwd
+    T = dU / x
+    U = _reduced_U3(g)
+    if direction == "fwd":
+        ref = _log_mfpt_reference(U, 0.0, L.b_min, 0.0, T)
+    else:
+        far = L.b_min
+        while U(far) < U(L.b_min) + 60 * T:
+            far += 0.05 * L.b_min
+        ref = _log_mfpt_reference(U, L.b_min, 0.0, far, T)
+    got = mean_first_passage_time(3, 1.0, g, T, direction=direction, return_log=True)
+    assert got == pytest.approx(ref, abs=1e-6 * x)
+    assert got > x        # the Arrhenius factor alone is exp(dU/T)
+    if x < 700:          # tau itself is finite: the same number
+        assert math.log(mean_first_passage_time(3, 1.0, g, T, direction=direction)) == pytest.approx(got, rel=1e-12)
+
+
+def test_mfpt_1d_deep_target_well_both_orientations():
+    """A start well 1000 T above the target well: forward and the mirror image agree with
+    the log-space reference (the old code returned log tau ~ 0)."""
+    T = 5e-4
+
+    def U(x):  # tilted double well: start well near -1, the target well near +1 about 0.6 deeper
+        return 0.5 * (1 - x**2) ** 2 - 0.3 * x
+    ref = _log_mfpt_reference(U, -1.0, 1.0, -2.0, T)
+    fwd = mfpt_1d(U, -1.0, 1.0, -2.0, T, return_log=True)
+    mirror = mfpt_1d(lambda x: U(-x), 1.0, -1.0, 2.0, T, return_log=True)
+    assert (U(-1.0) - U(1.0)) / T > 1000
+    assert fwd == pytest.approx(ref, abs=1e-4) and mirror == pytest.approx(ref, abs=1e-4)
+    assert fwd > 300
+
+
+def test_mean_first_passage_time_return_log_in_both_conventions(gamma_c3):
+    g = 0.9 * gamma_c3
+    T = landscape(3, 1.0, g).barrier_fwd / 30
+    for conv in ("canonical", "paper"):
+        tau = mean_first_passage_time(3, 1.0, g, T, convention=conv)
+        log_tau = mean_first_passage_time(3, 1.0, g, T, convention=conv, return_log=True)
+        assert log_tau == pytest.approx(math.log(tau), rel=1e-12)
+    arr = mean_first_passage_time(3, 1.0, np.array([g, 0.6]), T, return_log=True)
+    assert np.ma.is_masked(arr) and not arr.mask[0] and arr.mask[1]
+    assert arr[0] == pytest.approx(mean_first_passage_time(3, 1.0, g, T, return_log=True), rel=1e-12)

@@ -9,7 +9,7 @@ convention); temperatures are in the convention's energy units.
 from __future__ import annotations
 
 import numpy as np
-from scipy.integrate import cumulative_simpson, simpson
+from scipy.integrate import simpson
 
 from .._validation import as_float_array, check_choice, check_positive
 from ._common import present
@@ -32,6 +32,28 @@ def kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fwd", con
     ``direction="fwd"`` because the trivial minimum ``b = 0`` sits on a reflecting wall.
     Absent (``None`` / masked) where there is no barrier (``gamma >= gamma_sp`` or
     ``n_layers = 2``); ``inf`` where the time exceeds the float range (``dU/T > ~700``).
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    c : float or array
+        Feature strength ``E[xy]`` of the mode (``eta`` in the paper convention).
+    gamma : float or array
+        Coupling (the weight decay in the paper convention).
+    temperature : float > 0 or array
+        Temperature in the convention's energy units.
+    a : float > 0 or array, default 1
+        Input variance ``E[x^2]`` of the mode.
+    direction : {"fwd", "bwd"}
+        ``"fwd"``: from the trivial state to the learned minimum; ``"bwd"``: back.
+    convention : {"canonical", "paper"} or Convention
+        Units of the inputs and of the result.
+
+    Returns
+    -------
+    float, None or masked array
+        The mean escape time in the convention's time unit.
     """
     check_choice(direction, "direction", _DIRECTIONS)
     L = landscape(n_layers, c, gamma, a, convention=convention)
@@ -61,6 +83,30 @@ def eyring_kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fw
     saddle multiplicity, the mobility factor ``n`` of the balanced coordinate, the
     entropic factor of the unbalancing directions and, for width ``h > 1``, the
     ``T^(k/2)`` orbit factor of forward escape (leading order in ``T / (gamma b_s^2)``).
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    c : float or array
+        Feature strength ``E[xy]`` of the mode (``eta`` in the paper convention).
+    gamma : float or array
+        Coupling (the weight decay in the paper convention).
+    temperature : float > 0 or array
+        Temperature in the convention's energy units.
+    a : float > 0 or array, default 1
+        Input variance ``E[x^2]`` of the mode.
+    direction : {"fwd", "bwd"}
+        ``"fwd"``: from the trivial state to the learned minimum; ``"bwd"``: back.
+    width : int >= 1, default 1
+        Hidden width ``h`` of the network.
+    convention : {"canonical", "paper"} or Convention
+        Units of the inputs and of the result.
+
+    Returns
+    -------
+    float, None or masked array
+        The mean escape time in the convention's time unit; absent where there is no barrier.
     """
     check_choice(direction, "direction", _DIRECTIONS)
     L = landscape(n_layers, c, gamma, a, width=width, convention=convention)
@@ -123,6 +169,50 @@ def _canonical(L):
 # ---------------------------------------------------------------------------------------
 # Exact one-dimensional mean first-passage time
 # ---------------------------------------------------------------------------------------
+def _log_cumulative_simpson(log_f, x):
+    """``log int_{x[0]}^{x[k]} exp(log_f)`` for every node ``k`` (``-inf`` at ``k = 0``).
+
+    The sub-interval integrals of :func:`scipy.integrate.cumulative_simpson` (the parabola
+    through ``x[2i], x[2i+1], x[2i+2]`` integrated over each of its two intervals), each
+    scaled by the largest of its three values, summed with a running shift
+    (``logaddexp.accumulate``): nothing underflows however far ``log_f`` varies. Negative
+    pieces (steep data) are summed apart; a cumulative value that is not positive gives
+    ``-inf``, as ``log(max(inner, 0))`` would.
+    """
+    n = len(x)
+    dx = np.diff(x)
+    pairs = np.arange(0, n - 2, 2)               # triples whose two intervals are both used
+    i = pairs if n % 2 else np.append(pairs, n - 3)   # even node count: the last interval from the last triple
+    f = np.stack([log_f[i], log_f[i + 1], log_f[i + 2]])
+    top = np.max(f, axis=0)
+    y1, y2, y3 = np.exp(f - top)
+    lo = _parabola_piece(dx[i], dx[i + 1], y1, y2, y3)        # [x_i, x_{i+1}]
+    hi = _parabola_piece(dx[i + 1], dx[i], y3, y2, y1)        # [x_{i+1}, x_{i+2}]
+    k = len(pairs)
+    scaled, shift = np.empty(n - 1), np.empty(n - 1)
+    scaled[0:2 * k:2], scaled[1:2 * k:2] = lo[:k], hi[:k]
+    shift[0:2 * k:2], shift[1:2 * k:2] = top[:k], top[:k]
+    if n % 2 == 0:
+        scaled[-1], shift[-1] = hi[-1], top[-1]
+    with np.errstate(divide="ignore"):
+        log_pos = np.log(np.where(scaled > 0, scaled, 0.0)) + shift
+        log_neg = np.log(np.where(scaled < 0, -scaled, 0.0)) + shift
+    cum_pos = np.logaddexp.accumulate(log_pos)
+    cum_neg = np.logaddexp.accumulate(log_neg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = cum_pos + np.log1p(-np.exp(cum_neg - cum_pos))
+    out = np.where(cum_neg < cum_pos, out, -np.inf)
+    return np.concatenate([[-np.inf], out])
+
+
+def _parabola_piece(x21, x32, f1, f2, f3):
+    """Integral over ``[x1, x2]`` of the parabola through ``(x1, f1), (x2, f2), (x3, f3)``
+    (formula (8) of Cartwright, as in :func:`scipy.integrate.cumulative_simpson`)."""
+    x21_x31 = x21 / (x21 + x32)
+    q = x21_x31 * (x21 / x32)
+    return x21 / 6 * ((3 - x21_x31) * f1 + (3 + q + x21_x31) * f2 - q * f3)
+
+
 def mfpt_1d(potential, x0, x_target, x_ref, temperature, *, n_grid=20001, return_log=False):
     """Exact mean first-passage time of ``dx = -U'(x) dt + sqrt(2T) dW`` from ``x0`` to ``x_target``.
 
@@ -132,9 +222,28 @@ def mfpt_1d(potential, x0, x_target, x_ref, temperature, *, n_grid=20001, return
         tau = (1/T) int_{x0}^{x_target} dy e^{U(y)/T} int_{x_ref}^{y} dz e^{-U(z)/T}
 
     Both integrals are evaluated on one grid with Simpson's rule, the inner one
-    cumulatively, in log space (shifted exponents), so the result stays accurate for
-    barriers of many tens of ``T``. ``potential`` is a vectorised callable ``U(x)``.
+    cumulatively and entirely in log space (each piece scaled by its own largest value and
+    summed with a running shift), so nothing underflows however far the target lies below
+    the start: the result stays accurate for barriers and well depths of thousands of ``T``.
     ``return_log=True`` returns ``log(tau)``, which never overflows.
+
+    Parameters
+    ----------
+    potential : callable
+        Vectorised ``U(x)`` (array in, array out).
+    x0, x_target, x_ref : float
+        Start, absorbing target and reflecting boundary.
+    temperature : float > 0
+        Temperature ``T``.
+    n_grid : int >= 101, default 20001
+        Grid points (made odd) from ``x_ref`` to ``x_target``.
+    return_log : bool, default False
+        Return ``log(tau)`` instead of ``tau``.
+
+    Returns
+    -------
+    float
+        ``tau`` (``inf`` beyond the float range) or ``log(tau)``.
     """
     T = float(check_positive(temperature, "temperature"))
     x0, x_target, x_ref = (float(as_float_array(v, name)) for v, name in
@@ -159,12 +268,9 @@ def mfpt_1d(potential, x0, x_target, x_ref, temperature, *, n_grid=20001, return
     y = np.linspace(x0, x_target, n_outer)
     grid = np.concatenate([z_in[:-1], y])
     u = np.asarray(potential(grid) if U is potential else U(grid), dtype=np.float64) / T
-    # inner: log int_{x_ref}^{x} e^{-u}
-    shift_in = np.min(u)
-    w = np.exp(-(u - shift_in))
-    inner = cumulative_simpson(w, x=grid, initial=0.0)
-    with np.errstate(divide="ignore"):
-        log_inner = np.log(np.maximum(inner, 0.0)) - shift_in
+    # inner: log int_{x_ref}^{x} e^{-u}, accumulated in log space (no global shift that could
+    # underflow where u lies far above its minimum)
+    log_inner = _log_cumulative_simpson(-u, grid)
     j0 = len(z_in) - 1
     log_outer = u[j0:] + log_inner[j0:]
     m = np.max(log_outer)
@@ -177,7 +283,7 @@ def mfpt_1d(potential, x0, x_target, x_ref, temperature, *, n_grid=20001, return
 
 
 def mean_first_passage_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fwd",
-                            convention="canonical", n_grid=20001):
+                            convention="canonical", n_grid=20001, return_log=False):
     """Exact 1D mean first-passage time on the reduced potential ``U(b)``.
 
     ``direction="fwd"``: from the trivial state ``b = 0`` (a reflecting wall, since
@@ -187,6 +293,32 @@ def mean_first_passage_time(n_layers, c, gamma, temperature, a=1.0, *, direction
     ``T -> 0``: backward with an ``O(T / dU)`` correction; forward the trivial minimum
     sits on the wall, where the ``-2|c| b^n`` term adds an ``O((T/dU)^(n/2 - 1))``
     correction (``O(sqrt(T/dU))`` for ``n_layers = 3``; see docs/theory.md).
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    c : float or array
+        Feature strength ``E[xy]`` of the mode (``eta`` in the paper convention).
+    gamma : float or array
+        Coupling (the weight decay in the paper convention).
+    temperature : float > 0 or array
+        Temperature in the convention's energy units.
+    a : float > 0 or array, default 1
+        Input variance ``E[x^2]`` of the mode.
+    direction : {"fwd", "bwd"}
+        ``"fwd"``: from the trivial state to the learned minimum; ``"bwd"``: back.
+    convention : {"canonical", "paper"} or Convention
+        Units of the inputs and of the result.
+    n_grid : int >= 101, default 20001
+        Quadrature grid of :func:`mfpt_1d`.
+    return_log : bool, default False
+        Return ``log(tau)`` (accurate where ``tau`` overflows, ``dU/T > ~700``).
+
+    Returns
+    -------
+    float, None or masked array
+        ``tau`` or ``log(tau)`` in the convention's time unit; absent where there is no barrier.
     """
     check_choice(direction, "direction", _DIRECTIONS)
     L = landscape(n_layers, c, gamma, a, convention=convention)
@@ -202,22 +334,29 @@ def mean_first_passage_time(n_layers, c, gamma, temperature, a=1.0, *, direction
     b_s = np.broadcast_to(Lc["b_saddle"], shape)
     b_m = np.broadcast_to(Lc["b_min"], shape)
     T_b = np.broadcast_to(T_all, shape)
-    tau = np.full(shape, np.nan)
+    log_tau = np.full(shape, np.nan)
     for idx in np.ndindex(shape):
-        if not np.isfinite(b_s[idx]):
-            continue
-        args = (a_arr[idx], c_abs[idx], g[idx])
+        if np.isfinite(b_s[idx]):
+            log_tau[idx] = _reduced_log_mfpt(pot, (a_arr[idx], c_abs[idx], g[idx]), b_m[idx], T_b[idx],
+                                             direction, n_grid)
+    exists = np.isfinite(b_s)
+    if return_log:
+        return present(log_tau + np.log(conv.time_from_canonical(1.0)), exists)
+    with np.errstate(over="ignore"):
+        tau = np.exp(log_tau)
+    return present(conv.time_from_canonical(tau), exists)
 
-        def U(x, args=args):
-            return pot.U(x, *args)
 
-        if direction == "fwd":
-            tau[idx] = mfpt_1d(U, 0.0, b_m[idx], 0.0, T_b[idx], n_grid=n_grid)
-        else:
-            level = U(b_m[idx]) + 60.0 * T_b[idx]
-            x_ref = b_m[idx]
-            step = max(b_m[idx], 1e-3) * 0.05
-            while U(x_ref) < level:
-                x_ref += step
-            tau[idx] = mfpt_1d(U, b_m[idx], 0.0, x_ref, T_b[idx], n_grid=n_grid)
-    return present(conv.time_from_canonical(tau), np.isfinite(b_s))
+def _reduced_log_mfpt(pot, args, b_min, T, direction, n_grid):
+    """``log`` of the exact MFPT on the reduced potential ``pot.U(b, *args)`` (canonical units)."""
+    def U(x):
+        return pot.U(x, *args)
+
+    if direction == "fwd":
+        return mfpt_1d(U, 0.0, b_min, 0.0, T, n_grid=n_grid, return_log=True)
+    level = U(b_min) + 60.0 * T
+    x_ref = b_min
+    step = max(b_min, 1e-3) * 0.05
+    while U(x_ref) < level:
+        x_ref += step
+    return mfpt_1d(U, b_min, 0.0, x_ref, T, n_grid=n_grid, return_log=True)
