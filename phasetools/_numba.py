@@ -4,26 +4,150 @@
 cache instead of recompiling), ``nogil`` and ``fastmath=False`` (results must not depend
 on reassociation). Kernels are pure functions over arrays: they never touch global RNG
 state; randomness comes from per-trajectory generator states passed in as arrays.
+
+Cache keys. numba's disk cache checks only the source file of the function it caches: a
+kernel that calls a jitted function of another module (the generator of ``_rng.py``) is
+compiled together with that callee, and after an edit of the callee numba would still
+load the old machine code. So every module a kernel calls across a module boundary is
+listed in :data:`KERNEL_DEPENDENCIES`, and the cache of every ``jit(cache=True)`` kernel
+lives in a subfolder named by :func:`dependency_hash` of those files; the generated
+Langevin kernels put the same hash into their module name.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+from pathlib import Path
 
 import numba
+from numba.core import caching
 
-__all__ = ["jit", "pjit", "numba"]
+__all__ = ["jit", "pjit", "numba", "KERNEL_DEPENDENCIES", "dependency_hash"]
+
+#: Modules (relative to the package folder) whose jitted functions are called by kernels
+#: of other modules, or whose settings shape every kernel: ``_numba.py`` (the options of
+#: ``jit``) and ``_rng.py`` (the generator). Add a module here when a kernel starts to call
+#: a jitted function defined in it.
+KERNEL_DEPENDENCIES = ("_numba.py", "_rng.py")
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def dependency_hash(paths=None) -> str:
+    """A short hash of the source of the modules kernels depend on.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path, optional
+        Files relative to the package folder (absolute paths are taken as they are);
+        default :data:`KERNEL_DEPENDENCIES`.
+
+    Returns
+    -------
+    str
+        16 hex digits of the SHA-256 of the files' names and contents; it changes whenever
+        one of the files does.
+    """
+    h = hashlib.sha256()
+    for rel in KERNEL_DEPENDENCIES if paths is None else paths:
+        path = _PACKAGE / rel
+        h.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+# How the dependency hash reaches numba's cache (numba 0.5x-0.6x, numba/core/caching.py):
+# a dispatcher's ``FunctionCache`` asks a *locator* for its folder and for a "source stamp"
+# (the SHA-256 of the function's own file); the index file in that folder is discarded when
+# the stamp differs. Neither covers the callees, and the index key (signature, CPU, the
+# function's bytecode) does not either. Of the two hooks numba offers, changing
+# ``NUMBA_CACHE_DIR`` would move every numba user's cache of the process, and
+# ``NUMBA_CACHE_LOCATOR_CLASSES`` must be set before numba is imported. Instead, the
+# kernels made by ``jit`` get their own cache object whose locator wraps numba's usual
+# choice (``NUMBA_CACHE_DIR``, else the module's ``__pycache__``, else the user-wide numba
+# cache) and appends a subfolder ``deps-<dependency_hash()>``: after an edit of a dependency
+# the kernels look in a new, empty folder and compile afresh, while two checkouts with
+# different sources never overwrite each other's caches. Old folders are left in place
+# (delete ``__pycache__`` to reclaim them).
+class _DependencyLocator(caching._CacheLocator):
+    """numba's own cache folder for a function plus a ``deps-<hash>`` subfolder."""
+
+    def __init__(self, inner, tag):
+        self._inner = inner
+        self._cache_path = os.path.join(inner.get_cache_path(), f"deps-{tag}")
+
+    def get_cache_path(self):
+        return self._cache_path
+
+    def get_source_stamp(self):
+        return self._inner.get_source_stamp()
+
+    def get_disambiguator(self):
+        return self._inner.get_disambiguator()
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        tag = dependency_hash()
+        for inner_cls in caching.CacheImpl._locator_classes:
+            inner = inner_cls.from_function(py_func, py_file)
+            if inner is None:
+                continue
+            self = cls(inner, tag)
+            try:
+                self.ensure_cache_path()
+            except OSError:
+                continue
+            return self
+        return None
+
+
+class _DependencyCacheImpl(caching.CompileResultCacheImpl):
+    _locator_classes = [_DependencyLocator]
+
+
+class _DependencyCache(caching.FunctionCache):
+    _impl_class = _DependencyCacheImpl
 
 
 def jit(func=None, **options):
-    """``numba.njit`` with the project defaults (cache, nogil)."""
+    """``numba.njit`` with the project defaults (cache keyed by the dependencies, nogil).
+
+    Parameters
+    ----------
+    func : callable, optional
+        The function to compile; omitted when used as ``@jit(...)`` with options.
+    **options
+        numba options overriding the defaults ``cache=True, nogil=True, fastmath=False,
+        error_model="numpy"``.
+
+    Returns
+    -------
+    numba dispatcher, or a decorator when ``func`` is None
+    """
     opts = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
     opts.update(options)
     if func is None:
         return functools.partial(jit, **opts)
-    return numba.njit(**opts)(func)
+    cache = opts.pop("cache")
+    dispatcher = numba.njit(**opts)(func)
+    if cache:  # what numba's enable_caching does, with the dependency-keyed locator
+        dispatcher._cache = _DependencyCache(dispatcher.py_func)
+    return dispatcher
 
 
 def pjit(func=None, **options):
-    """Parallel variant (``prange`` loops); thread count from numba.set_num_threads."""
+    """Parallel variant of :func:`jit` (``prange`` loops; threads from ``numba.set_num_threads``).
+
+    Parameters
+    ----------
+    func : callable, optional
+        The function to compile.
+    **options
+        numba options, as for :func:`jit`.
+
+    Returns
+    -------
+    numba dispatcher, or a decorator when ``func`` is None
+    """
     return jit(func, parallel=True, **options)

@@ -3,11 +3,13 @@
 The gradient of the energy and of the order parameter are derived by sympy,
 common-subexpression-eliminated, printed as scalar Python (``math`` functions) and
 pasted into a kernel template together with the inline normal generator. The source is
-written to a module file named by the hash of its text in the kernel cache folder
-(``$PHASETOOLS_CACHE_DIR`` or ``~/.cache/phasetools/kernels``) and imported from there,
-so numba's ``cache=True`` stores the machine code beside it and a second process, or a
-second run, loads it without compiling. Parameters are runtime arguments: one kernel
-serves every parameter value of a model.
+written to a module file named by the hash of its text, of the numba version and of the
+source of every module the kernel calls (:data:`GENERATED_DEPENDENCIES`) in the kernel
+cache folder (:func:`cache_dir`) and imported from there, so numba's ``cache=True`` stores
+the machine code beside it and a second process, or a second run, loads it without
+compiling; an edit of the generator (``phasetools/_rng.py``) or of this module gives new
+names, never a stale kernel. Parameters are runtime arguments: one kernel serves every
+parameter value of a model.
 """
 
 from __future__ import annotations
@@ -30,16 +32,62 @@ from numba.extending import intrinsic
 from sympy.printing.pycode import PythonCodePrinter
 
 from .. import __version__
+from .._numba import KERNEL_DEPENDENCIES, dependency_hash
 
-__all__ = ["kernel_module", "numpy_functions", "cache_dir"]
+__all__ = ["kernel_module", "module_name", "numpy_functions", "cache_dir", "GENERATED_DEPENDENCIES"]
+
+#: Modules (relative to the package folder) whose code the generated kernels call: the
+#: shared kernel dependencies (the generator) and this module (the intrinsics
+#: ``_fetch_add`` and ``_num_threads``). Their source hash is part of a kernel's name.
+GENERATED_DEPENDENCIES = (*KERNEL_DEPENDENCIES, "langevin/_codegen.py")
 
 
 def cache_dir() -> Path:
+    """The folder of the generated kernels, created owner-only and checked on every use.
+
+    ``$PHASETOOLS_CACHE_DIR/kernels``, else ``$XDG_CACHE_HOME/phasetools/kernels``, else
+    ``~/.cache/phasetools/kernels``. numba loads (and unpickles) compiled code from it, so
+    whoever can write there can run code as the user: the folder and its parent are created
+    with mode ``0o700``, and a folder writable by group or others, or owned by another
+    user, is refused.
+
+    Returns
+    -------
+    Path
+        The kernel folder.
+
+    Raises
+    ------
+    RuntimeError
+        When the folder or its parent is writable by group/others or owned by another user.
+    """
     root = os.environ.get("PHASETOOLS_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "phasetools"
+    if root:
+        base = Path(root)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "phasetools"
     path = base / "kernels"
-    path.mkdir(parents=True, exist_ok=True)
+    for folder in (base, path):
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _check_private(folder)
     return path
+
+
+def _check_private(folder: Path):
+    """RuntimeError unless ``folder`` is owned by this user and writable by no one else."""
+    st = folder.stat()
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if uid is not None and st.st_uid != uid:
+        raise RuntimeError(f"the kernel cache folder {folder} is owned by another user (uid {st.st_uid}); "
+                           f"compiled kernels are loaded from it, so it must be your own: set "
+                           f"PHASETOOLS_CACHE_DIR to a folder of yours")
+    if st.st_mode & 0o022:
+        raise RuntimeError(f"the kernel cache folder {folder} is writable by group or others "
+                           f"(mode {st.st_mode & 0o777:o}); compiled kernels are loaded from it, so anyone who "
+                           f"can write there can run code as you: chmod go-w it or set PHASETOOLS_CACHE_DIR "
+                           f"to a private folder")
 
 
 class _Printer(PythonCodePrinter):
@@ -446,10 +494,26 @@ def run(x0, p, dt, sigma, noise_mode, scale, sxx, syx, syy, max_steps, has_stop,
 '''
 
 
+def module_name(source: str) -> str:
+    """The module (and file) name of the kernel generated as ``source``.
+
+    Parameters
+    ----------
+    source : str
+        The kernel's source (:func:`kernel_source`).
+
+    Returns
+    -------
+    str
+        ``pt_kernel_<digest>``, the digest covering ``source``, the numba version and the
+        source of :data:`GENERATED_DEPENDENCIES`.
+    """
+    key = source + numba.__version__ + dependency_hash(GENERATED_DEPENDENCIES)
+    return f"pt_kernel_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
 @functools.lru_cache(maxsize=64)
-def _load(source: str):
-    digest = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:20]
-    name = f"pt_kernel_{digest}"
+def _load(name: str, source: str):
     if name in sys.modules:
         return sys.modules[name]
     path = cache_dir() / f"{name}.py"
@@ -467,9 +531,20 @@ def _load(source: str):
 def kernel_module(potential, sgd: bool = False):
     """The imported kernel module of ``potential`` (generated and cached on first use).
 
-    ``sgd=True`` includes the SGD-like noise branch (larger, slower to compile).
+    Parameters
+    ----------
+    potential : Potential
+        The potential whose kernel is wanted.
+    sgd : bool, default False
+        Include the SGD-like noise branch (larger, slower to compile).
+
+    Returns
+    -------
+    module
+        The kernel module (``run``, ``energy``, ``order``), named by :func:`module_name`.
     """
-    return _load(kernel_source(potential, sgd))
+    source = kernel_source(potential, sgd)
+    return _load(module_name(source), source)
 
 
 @functools.lru_cache(maxsize=64)
