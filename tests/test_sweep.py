@@ -141,14 +141,16 @@ def test_file_is_a_phasetools_results_file(tmp_path, reference):
     path = tmp_path / "s.h5"
     sw.run_sweep(probe, GRID, path=path, seed=3, executor="inline", progress=False)
     infos = list_results(path)
-    assert [i.name for i in infos] == [f"task-{i:05d}" for i in range(len(GRID))]
-    assert all(i.complete and i.kind == "SweepProbe" for i in infos)
-    assert load(path, "task-00004") == reference["grid"][4]
+    assert [i.name for i in infos] == ["0000-k=2-x=0", "0001-k=3-x=0", "0002-k=2-x=1", "0003-k=3-x=1",
+                                       "0004-k=2-x=2", "0005-k=3-x=2"]  # index, then what the task holds
+    assert all(i.complete and i.verified and i.kind == "SweepProbe" for i in infos)
+    assert load(path, "0004-k=2-x=2") == reference["grid"][4]
+    assert not sw.parts_dir(path).exists()  # the batch files were folded into the file
     info = sw.read_sweep(path)
     assert info.function == "test_sweep:probe" and info.seed == 3
     assert info.params == tuple(GRID) and info.complete == tuple(range(6)) and not info.failed
     with h5py.File(path, "r") as f:
-        g = f["results/task-00004"]
+        g = f["results/0004-k=2-x=2"]
         assert g.attrs["sweep_task"] == 4 and g.attrs["seed_entropy"] == "3"
         assert g.attrs["params"] == '{"k":2,"x":2.0}' and g.attrs["seed_spawn_key"] == "[4]"
 
@@ -214,10 +216,10 @@ def _flip_bytes_of(path, dataset):
 def test_damaged_task_and_missing_marker_are_redone(tmp_path, reference):
     path = tmp_path / "s.h5"
     sw.run_sweep(probe, GRID, path=path, seed=3, executor="inline", progress=False)
-    last = f"task-{len(GRID) - 1:05d}"
+    last = "0005-k=3-x=2"
     _flip_bytes_of(path, f"results/{last}/draws")  # the last task's data damaged
     with h5py.File(path, "r+") as f:
-        f["results/task-00002"].attrs["complete"] = False  # a marker never written
+        f["results/0002-k=2-x=1"].attrs["complete"] = False  # a marker never written
     with pytest.raises(CorruptFileError, match=last):
         sw.load_results(path, strict=False)
     out = sw.run_sweep(probe, GRID, path=path, seed=3, resume=True, progress=False)
@@ -239,27 +241,32 @@ def test_truncated_file_is_refused_with_advice(tmp_path):
 
 
 def test_full_disk_keeps_the_file_consistent(tmp_path, monkeypatch, reference):
+    import contextlib
+
     import phasetools.sweep._store as store
 
     path = tmp_path / "s.h5"
-    real_copy = shutil.copy2
+    real_update = store.atomic_update
     calls = []
 
-    def copy_then_full(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        return real_copy(src, dst)
+    @contextlib.contextmanager
+    def full_on_second_batch(target, **kwargs):
+        if sw.parts_dir(path) in Path(target).parents:
+            calls.append(target)
+            if len(calls) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        with real_update(target, **kwargs) as tmp:
+            yield tmp
 
-    monkeypatch.setattr(store.shutil, "copy2", copy_then_full)
+    monkeypatch.setattr(store, "atomic_update", full_on_second_batch)
     monkeypatch.setenv("PHASETOOLS_TEST_SWEEP_SLEEP", "0.03")  # several batches
     with pytest.raises(sw.SweepStorageError, match="disk is full") as exc:
         sw.run_sweep(probe, GRID, path=path, seed=3, executor="inline", write_interval=1e-3, progress=False)
     assert "resume=True" in str(exc.value)
-    assert not list(tmp_path.glob(".*.tmp"))
-    info = sw.read_sweep(path)  # the version written by the first batch
+    assert not list(tmp_path.glob(".*.tmp")) and not list(sw.parts_dir(path).glob(".*.tmp"))
+    info = sw.read_sweep(path)  # the batches written before the failed one
     assert 1 <= len(info.complete) < len(GRID) and not info.failed
-    monkeypatch.setattr(store.shutil, "copy2", real_copy)
+    monkeypatch.setattr(store, "atomic_update", real_update)
     monkeypatch.delenv("PHASETOOLS_TEST_SWEEP_SLEEP")
     out = sw.run_sweep(probe, GRID, path=path, seed=3, resume=True, executor="inline", progress=False)
     assert out.skipped == info.complete and out.done

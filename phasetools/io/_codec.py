@@ -32,6 +32,8 @@ import h5py
 import numpy as np
 
 from ..results import registry
+from ._errors import CorruptFileError, where
+from ._verify import check_dataset
 
 __all__ = ["write_result", "read_result", "write_object", "read_object"]
 
@@ -149,41 +151,166 @@ def _annotate(group, cls):
 
 
 def read_object(group: h5py.Group):
+    """Read and validate a registered dataclass written by :func:`write_object`.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        The object's group.
+
+    Returns
+    -------
+    object
+        The dataclass instance.
+
+    Raises
+    ------
+    CorruptFileError
+        The group does not follow the schema: unknown kind or storage tag, a value of the
+        wrong type, dtype or number of dimensions, an out-of-range value, a missing field;
+        the message names the file, the group and the field.
+    """
+    if not isinstance(group, h5py.Group):
+        raise CorruptFileError(f"{where(group.parent)}: {group.name} is a {type(group).__name__}, not a group")
     kind = group.attrs.get("kind")
-    cls = registry().get(kind)
+    cls = registry().get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"group {group.name}: unknown result kind {kind!r}")
-    types = json.loads(group.attrs["__types__"])
+        raise CorruptFileError(f"{where(group)}: unknown result kind {kind!r}")
+    try:
+        types = json.loads(group.attrs["__types__"])
+    except (KeyError, TypeError, ValueError):
+        raise CorruptFileError(f"{where(group)}: the attribute __types__ is missing or not JSON") from None
+    if not isinstance(types, dict):
+        raise CorruptFileError(f"{where(group)}: the attribute __types__ is not a JSON object")
     values = {}
-    former = getattr(cls, "_former_names", {})
     for f in dataclasses.fields(cls):
-        name = f.name if f.name in types else former.get(f.name, f.name)  # files written before a rename
-        if name not in types:
+        if f.name not in types:
             if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
                 continue  # a field added after the file was written keeps its default
-            raise ValueError(f"group {group.name}: field {f.name!r} is missing")
-        values[f.name] = _read_value(group, name, types[name])
-    return cls(**values)
+            raise CorruptFileError(f"{where(group, f.name)}: the field is missing")
+        tag = types[f.name]
+        try:
+            values[f.name] = _read_value(group, f.name, tag)
+        except CorruptFileError:
+            raise
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+            raise CorruptFileError(f"{where(group, f.name)}: unreadable as {tag!r}: {exc}") from None
+        _check_range(group, f.name, values[f.name])
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{where(group)}: the stored values do not make a {kind}: {exc}") from None
+
+
+# Values that no phasetools computation produces: stored values outside them are damage.
+_RANGES = {
+    "n_layers": (1, None, "an integer >= 1"), "width": (1, None, "an integer >= 1"),
+    "batch_size": (1, None, "an integer >= 1"), "n_seeds": (1, None, "an integer >= 1"),
+    "n_resamples": (1, None, "an integer >= 1"), "max_steps": (1, None, "an integer >= 1"),
+    "dt": (0, None, "> 0"), "lr": (0, None, "> 0"), "temperature": (0, None, ">= 0"),
+    "confidence": (0, 1, "in (0, 1)"),
+}
+
+
+def _check_range(group, name, value):
+    rule = _RANGES.get(name)
+    if rule is None or isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return
+    low, high, text = rule
+    v = float(value)
+    if np.isnan(v):
+        return
+    bad = (v < low if text.startswith(">=") or text.startswith("an integer") else v <= low)
+    bad = bad or (high is not None and v >= high)
+    if name in ("n_layers", "width", "batch_size", "n_seeds", "n_resamples", "max_steps"):
+        bad = bad or v != int(v)
+    if bad:
+        raise CorruptFileError(f"{where(group, name)}: the stored value {value!r} is out of range (must be {text})")
+
+
+def _bad(group, name, text):
+    return CorruptFileError(f"{where(group, name)}: {text}")
+
+
+def _attr(group, name, kinds, tag):
+    """An attribute holding a scalar of one of the numpy ``kinds`` (or a str for kinds 'U')."""
+    value = group.attrs[name]
+    if kinds == "U":
+        if not isinstance(value, str):
+            raise _bad(group, name, f"stored as {type(value).__name__}, but its tag {tag!r} says str")
+        return value
+    arr = np.asarray(value)
+    if arr.ndim != 0 or arr.dtype.kind not in kinds:
+        raise _bad(group, name, f"stored as {arr.dtype} with shape {arr.shape}, but its tag {tag!r} says a "
+                                f"scalar of kind {kinds!r}")
+    return arr
+
+
+def _numeric_dtype(group, name, text, tag):
+    try:
+        dtype = np.dtype(text)
+    except TypeError:
+        raise _bad(group, name, f"unknown storage tag {tag!r}") from None
+    if dtype.kind not in "biufc":
+        raise _bad(group, name, f"unknown storage tag {tag!r} (only numeric dtypes are stored)")
+    return dtype
+
+
+def _dataset_of(group, name, tag, kinds, ndim=None):
+    ds = group.get(name)
+    if not isinstance(ds, h5py.Dataset):
+        raise _bad(group, name, f"a dataset is expected for tag {tag!r}")
+    check_dataset(ds, name)
+    string = h5py.check_string_dtype(ds.dtype) is not None
+    if (kinds == "S") != string or (kinds != "S" and ds.dtype.kind not in kinds):
+        raise _bad(group, name, f"dataset of dtype {ds.dtype}, which tag {tag!r} does not allow")
+    if (ndim is not None and ds.ndim != ndim) or ds.ndim == 0 or ds.ndim > 32:
+        raise _bad(group, name, f"dataset with {ds.ndim} dimension(s), which tag {tag!r} does not allow")
+    return ds
+
+
+_SEQ_KINDS = {"int": "iu", "float": "f", "bool": "b", "str": "S", "bigint": "S"}
+_ATTR_KINDS = {"bool": "b", "int": "iu", "float": "fiu", "str": "U"}
 
 
 def _read_value(group, name, tag):
+    if not isinstance(tag, str):
+        raise _bad(group, name, f"unknown storage tag {tag!r}")
     if tag == "none":
         return None
     if tag in _FROM_TAG:
-        return _FROM_TAG[tag](group.attrs[name])
+        value = _attr(group, name, _ATTR_KINDS[tag], tag)
+        return _FROM_TAG[tag](value if tag == "str" else value.item())
     if tag.startswith("np:"):
-        return np.dtype(tag[3:]).type(group.attrs[name])
+        dtype = _numeric_dtype(group, name, tag[3:], tag)
+        value = _attr(group, name, "biufc", tag)
+        if value.dtype != dtype:
+            raise _bad(group, name, f"stored as {value.dtype}, but its tag {tag!r} says {dtype}")
+        return dtype.type(value[()])
     if tag.startswith("np0:"):
-        return np.asarray(group.attrs[name], dtype=np.dtype(tag[4:]))
+        dtype = _numeric_dtype(group, name, tag[4:], tag)
+        value = _attr(group, name, "biufc", tag)
+        if value.dtype != dtype:
+            raise _bad(group, name, f"stored as {value.dtype}, but its tag {tag!r} says {dtype}")
+        return np.asarray(value, dtype=dtype)
     if tag == "masked":
-        return np.ma.MaskedArray(group[name][()], mask=group[f"{name}__mask"][()])
+        data = _dataset_of(group, name, tag, "biufc")
+        mask = _dataset_of(group, f"{name}__mask", tag, "b")
+        if mask.shape != data.shape:
+            raise _bad(group, name, f"mask of shape {mask.shape} for data of shape {data.shape}")
+        return np.ma.MaskedArray(data[()], mask=mask[()])
     if tag == "ndarray":
-        return group[name][()]
+        return _dataset_of(group, name, tag, "biufc")[()]
     if tag.startswith("ndarray:str:"):
-        return group[name].asstr()[()].astype(np.dtype(tag[len("ndarray:str:"):]))
+        dtype = np.dtype(tag[len("ndarray:str:"):]) if tag[len("ndarray:str:"):][1:2] == "U" else None
+        if dtype is None:
+            raise _bad(group, name, f"unknown storage tag {tag!r}")
+        return _dataset_of(group, name, tag, "S").asstr()[()].astype(dtype)
     if tag.startswith(("tuple:", "list:")):
-        seq, t = tag.split(":")
-        ds = group[name]
+        seq, _, t = tag.partition(":")
+        if t not in _SEQ_KINDS:
+            raise _bad(group, name, f"unknown storage tag {tag!r}")
+        ds = _dataset_of(group, name, tag, _SEQ_KINDS[t], ndim=1)
         if t == "str":
             items = ds.asstr()[()].tolist()
         elif t == "bigint":
@@ -191,12 +318,20 @@ def _read_value(group, name, tag):
         else:
             items = [_FROM_TAG[t](v) for v in ds[()]]
         return tuple(items) if seq == "tuple" else list(items)
-    if tag.startswith("seq:"):
-        sub = group[name]
-        items = [read_object(sub[str(i)]) for i in range(int(sub.attrs["length"]))]
+    if tag in ("seq:tuple", "seq:list"):
+        sub = group.get(name)
+        if not isinstance(sub, h5py.Group):
+            raise _bad(group, name, f"a group is expected for tag {tag!r}")
+        length = _attr(sub, "length", "iu", "int").item()
+        if not 0 <= length <= len(sub):
+            raise _bad(group, name, f"declares {length} items but holds {len(sub)}")
+        items = [read_object(sub[str(i)]) for i in range(length)]
         return tuple(items) if tag == "seq:tuple" else items
     if tag == "json":
-        return json.loads(group.attrs[name])
+        return json.loads(_attr(group, name, "U", tag))
     if tag == "object":
-        return read_object(group[name])
-    raise ValueError(f"group {group.name}: field {name!r} has an unknown storage tag {tag!r}")
+        sub = group.get(name)
+        if not isinstance(sub, h5py.Group):
+            raise _bad(group, name, f"a group is expected for tag {tag!r}")
+        return read_object(sub)
+    raise _bad(group, name, f"unknown storage tag {tag!r}")

@@ -17,21 +17,19 @@ import numpy as np
 
 from .._progress import progress as _progress
 from .._validation import check_choice
-from ..io import CorruptFileError, StoreError
-from ..io._codec import read_object
-from ..io._store import _open_read
+from ..io import CorruptFileError, StoreError, marker_set, open_results, read_result_group
 from ..results import registry
 from ._executors import make_executor
 from ._grid import check_grid, check_seed
-from ._store import (SweepConfigError, SweepError, SweepFile, config_differences,
-                     read_config, task_name)
+from ._store import SweepConfigError, SweepError, SweepFile, config_differences, open_sweep, read_config
 
 __all__ = ["run_sweep", "SweepOutcome", "TaskFailure", "SweepInfo", "read_sweep", "load_results"]
 
 EXECUTORS = ("inline", "process", "dask")
-# A write copies the file; waiting at least this many times the last write's duration
-# between writes keeps the time spent copying below ~1/_WRITE_RATIO of the sweep.
-_WRITE_RATIO = 20.0
+# A write is one new batch file (its cost does not grow with the sweep); waiting at least
+# this many times the last write's duration between writes bounds the time the
+# coordinating process spends writing to about 1/(1 + _WRITE_RATIO) of the sweep.
+_WRITE_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -262,7 +260,7 @@ def run_sweep(fn, grid, *, path, seed=None, executor=None, n_workers=None, sched
         complete = set()
         if exists and resume:
             try:
-                with _open_read(path) as f:
+                with open_results(path) as f:
                     stored = read_config(f, path)
             except CorruptFileError as exc:
                 advice = "use overwrite=True to start over"
@@ -274,7 +272,7 @@ def run_sweep(fn, grid, *, path, seed=None, executor=None, n_workers=None, sched
                 raise SweepConfigError(f"{path} holds a sweep of a different configuration; refusing to "
                                        f"resume it: {listing}. Use overwrite=True to start over, or another "
                                        "path")
-            config["seed"] = stored["seed"]
+            config.update(seed=stored["seed"], version=stored["version"], sweep_id=stored["sweep_id"])
             complete, _ = store.scan()
         elif config["seed"] is None:
             config["seed"] = int(np.random.SeedSequence().entropy)
@@ -291,6 +289,7 @@ def run_sweep(fn, grid, *, path, seed=None, executor=None, n_workers=None, sched
                 store.create()
             completed, failed = _execute(fn, tasks, todo, config["seed"], store, ex, retries, write_interval,
                                          progress, len(complete))
+            store.consolidate()  # fold the batch files into the main file (one copy per run)
         except BaseException:
             if ex is not None:
                 ex.close(abort=True)
@@ -309,7 +308,6 @@ def _execute(fn, tasks, todo, seed, store, ex, retries, write_interval, show, n_
     completed: set[int] = set()
     failed: dict[int, tuple] = {}
     if not todo:
-        store.write([], [])  # drop damaged groups, if any
         return completed, failed
     results_buf, failures_buf = [], []
     queue = deque(todo)
@@ -395,30 +393,37 @@ class SweepInfo:
 def read_sweep(path) -> SweepInfo:
     """Configuration and status of the sweep stored in ``path`` (completion markers only).
 
-    A task is complete when its group's ``complete`` marker is set; :func:`load_results`
-    reads the data and detects damaged bytes.
+    A task is complete when its latest record is a result group whose ``complete`` marker
+    is set; :func:`load_results` reads the data and detects damaged bytes. Batch files of
+    a running or interrupted sweep (``<file>.parts``) are included.
+
+    Parameters
+    ----------
+    path : str or Path
+        The sweep file.
+
+    Returns
+    -------
+    SweepInfo
     """
     path = Path(path)
-    with _open_read(path) as f:
-        cfg = read_config(f, path)
+    with open_sweep(path) as view:
+        cfg = view.config
         n = cfg["n_tasks"]
         params = tuple(json.loads(p) for p in cfg["params"])
-        root = f.get("results")
-        complete = []
-        for i in range(n):
-            name = task_name(i, n)
-            if root is not None and name in root and bool(root[name].attrs.get("complete", False)):
-                complete.append(i)
-        failed = []
-        fg = f.get("sweep/failed")
-        done = set(complete)
-        for name in (sorted(fg) if fg is not None else []):
-            a = fg[name].attrs
-            i = int(a["task"])
-            if i not in done:
+        complete, failed = [], []
+        for i, rec in sorted(view.records.items()):
+            try:
+                if not rec.failed:
+                    if marker_set(rec.group):
+                        complete.append(i)
+                    continue
+                a = rec.group.attrs
                 failed.append(TaskFailure(i, params[i], str(a["error"]), str(a.get("traceback", "")),
                                           int(a.get("attempts", 1))))
-        bad = done | {x.index for x in failed}
+            except (StoreError, OSError, KeyError, RuntimeError, ValueError, TypeError):
+                continue  # a damaged record: the task counts as missing
+        bad = set(complete) | {x.index for x in failed}
         missing = tuple(i for i in range(n) if i not in bad)
     return SweepInfo(path, cfg["function"], cfg["seed"], params, tuple(complete), tuple(failed), missing)
 
@@ -426,9 +431,23 @@ def read_sweep(path) -> SweepInfo:
 def load_results(path, *, strict: bool = True) -> list:
     """The results of every task of the sweep in ``path``, in task order.
 
-    ``strict=True`` raises a SweepError naming the tasks that are failed or missing;
-    ``strict=False`` puts None in their place. A damaged task group raises
-    :class:`phasetools.io.CorruptFileError` naming it.
+    Parameters
+    ----------
+    path : str or Path
+        The sweep file.
+    strict : bool, optional
+        True raises a SweepError naming the tasks that are failed or missing; False puts
+        None in their place.
+
+    Returns
+    -------
+    list
+        One result (or None) per task.
+
+    Raises
+    ------
+    CorruptFileError
+        A damaged task group, named.
     """
     path = Path(path)
     info = read_sweep(path)
@@ -439,13 +458,13 @@ def load_results(path, *, strict: bool = True) -> list:
         raise SweepError(f"{path}: the sweep is incomplete ({len(info.complete)} of {info.n_tasks} tasks); "
                          + "; ".join(parts) + ". Run it again with resume=True, or pass strict=False")
     out = [None] * info.n_tasks
-    with _open_read(path) as f:
-        root = f["results"] if info.complete else None
+    with open_sweep(path) as view:
         for i in info.complete:
-            name = task_name(i, info.n_tasks)
+            rec = view.records.get(i)
             try:
-                out[i] = read_object(root[name])
-            except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
-                raise CorruptFileError(f"{path}: group /results/{name} is corrupt: {exc}. Run the sweep "
-                                       "again with resume=True to redo that task") from None
+                if rec is None or rec.failed:
+                    raise CorruptFileError(f"{path}: task {i} changed while it was read")
+                out[i] = read_result_group(rec.group)
+            except StoreError as exc:
+                raise CorruptFileError(f"{exc}. Run the sweep again with resume=True to redo that task") from None
     return out
