@@ -108,7 +108,7 @@ class _Phasetools:
         self.info = {"warmup_compile_time_" + k: v for k, v in ct.items()}
 
     def run(self, seeds, epochs, threads, dtype, seed):
-        r = self.train(self.data, n_layers=N_LAYERS, width=WIDTH, lr=LR, beta=BETA, convention="paper",
+        r = self.train(self.data, n_layers=N_LAYERS, width=WIDTH, lr=LR, weight_decay=BETA, convention="paper",
                        batch_size=BATCH, epochs=epochs, n_seeds=seeds, dtype=dtype, log_every=epochs, rng=seed,
                        n_threads=threads)
         assert r.stats["n_threads"] == min(threads, seeds) and not r.diverged.any()
@@ -226,7 +226,7 @@ def _first_call_child():
     from phasetools.training import train
     t_import = time.perf_counter() - t0
     d = _data()
-    kw = dict(n_layers=N_LAYERS, width=WIDTH, lr=LR, beta=BETA, convention="paper", batch_size=BATCH, epochs=100,
+    kw = dict(n_layers=N_LAYERS, width=WIDTH, lr=LR, weight_decay=BETA, convention="paper", batch_size=BATCH, epochs=100,
               log_every=100, n_threads=1)
     t0 = time.perf_counter()
     r = train(d, rng=0, **kw)

@@ -13,9 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
-from phasetools.compare import evaluate_claims, side_by_side  # noqa: E402
-from phasetools.reproduce import collect, run_experiment  # noqa: E402
-from phasetools.reproduce._run import _scatter_figure  # noqa: E402
+from phasetools.reproduce import collect, evaluate_claims, run_experiment, side_by_side  # noqa: E402
+from phasetools.reproduce._figures import _scatter_figure  # noqa: E402
 
 out = Path(__file__).parent / "output"
 grid = [dict(experiment="theory_critical"), dict(experiment="theory_landscape"),

@@ -51,6 +51,54 @@ def check_nonnegative(value, name: str) -> np.ndarray:
     return arr
 
 
+def check_int(value, name: str, minimum: int = 0) -> int:
+    """``value`` as a Python int, or raise if it is not an integer >= ``minimum``.
+
+    Parameters
+    ----------
+    value : int
+        The value to check (bool is refused).
+    name : str
+        The parameter's name, for the message.
+    minimum : int
+        The smallest allowed value.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_scalar(value, name: str, *, positive: bool = False) -> float:
+    """``value`` as a finite Python float, ``> 0`` if ``positive`` else ``>= 0``.
+
+    Parameters
+    ----------
+    value : float
+        The value to check (a 0-d array is accepted; a longer one is refused).
+    name : str
+        The parameter's name, for the message.
+    positive : bool
+        Require ``> 0`` (default: ``>= 0``).
+
+    Returns
+    -------
+    float
+    """
+    arr = as_float_array(value, name)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a number, got shape {arr.shape}")
+    v = float(arr)
+    if positive and v <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if not positive and v < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return v
+
+
 def check_width(width, name: str = "width") -> int:
     if isinstance(width, bool) or not isinstance(width, numbers.Integral) or int(width) < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {width!r}")

@@ -16,6 +16,12 @@ from phasetools.training import (ArrheniusSweep, GaussianTeacher, SparseGrokking
                                  trap_weight_decay, weight_decay_sweep)
 
 TEACHER = GaussianTeacher([0.9, 0.8])
+#: The paper's network and learning rate (the library functions have no paper defaults).
+NET = dict(n_layers=3, width=10, lr=0.08)
+#: The paper's E5: 25 of 5000 samples, weight decay 0.0025, lr 0.1.
+E5 = dict(weight_decay=0.0025, lr=0.1, n_layers=3, width=10)
+#: The paper's E2/E4 release: lr 0.08, batch size 64.
+PAPER = dict(NET, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +31,8 @@ def sample():
 
 @pytest.fixture(scope="module")
 def up_sweep():
-    betas = np.round(np.arange(0.33, 0.4301, 0.01), 2)
-    return weight_decay_sweep(TEACHER.moments, betas, n_seeds=2, test=TEACHER, rng=3, quiet=True)
+    wds = np.round(np.arange(0.33, 0.4301, 0.01), 2)
+    return weight_decay_sweep(TEACHER.moments, wds, **NET, n_seeds=2, test=TEACHER, rng=3, quiet=True)
 
 
 def test_e1_increasing_population_drops_at_the_spinodals(up_sweep):
@@ -34,12 +40,12 @@ def test_e1_increasing_population_drops_at_the_spinodals(up_sweep):
     assert up_sweep.direction == "increasing"
     assert up_sweep.converged.all()
     assert (up_sweep.rank[:, 0] == 2).all() and (up_sweep.rank[:, -1] == 0).all()
-    drops = up_sweep.drop_positions()          # first beta without the mode
+    drops = up_sweep.drop_positions()          # first weight decay without the mode
     for s in range(up_sweep.n_seeds):
         for k in range(2):
             b = drops[s, k]
-            j = int(np.nonzero(up_sweep.betas == b)[0][0])
-            assert up_sweep.betas[j - 1] < sp[k] <= b      # the spinodal lies in the step where the rank drops
+            j = int(np.nonzero(up_sweep.weight_decays == b)[0][0])
+            assert up_sweep.weight_decays[j - 1] < sp[k] <= b      # the spinodal lies in the step where the rank drops
             assert b - sp[k] <= 0.01                       # the 0.01
     assert [d[2:] for d in up_sweep.drops(0)] == [(2, 1), (1, 0)]
     # test MSE: rank 0 is the output variance per output (1.0) exactly
@@ -47,8 +53,8 @@ def test_e1_increasing_population_drops_at_the_spinodals(up_sweep):
 
 
 def test_e1_decreasing_sweep_from_rank_zero_stays_at_rank_zero():
-    betas = np.round(np.arange(0.45, -0.001, -0.05), 2)
-    down = weight_decay_sweep(TEACHER.moments, betas, n_seeds=2, rng=4, quiet=True)
+    wds = np.round(np.arange(0.45, -0.001, -0.05), 2)
+    down = weight_decay_sweep(TEACHER.moments, wds, **NET, n_seeds=2, rng=4, quiet=True)
     assert down.direction == "decreasing"
     assert (down.rank == 0).all()                  # no lower spinodal for n_layers = 3
     assert np.nanmax(down.singular_values) < 1e-12
@@ -57,8 +63,8 @@ def test_e1_decreasing_sweep_from_rank_zero_stays_at_rank_zero():
 def test_e1_finite_sample_drops_follow_the_sample_spectrum(sample):
     m = sample.moments()
     sp = np.sort(th.critical_points(3, m.spectrum, m.a, convention="paper").gamma_sp)
-    betas = np.round(np.arange(0.30, 0.4601, 0.01), 2)
-    res = weight_decay_sweep(sample, betas, n_seeds=1, rng=5, quiet=True)
+    wds = np.round(np.arange(0.30, 0.4601, 0.01), 2)
+    res = weight_decay_sweep(sample, wds, **NET, n_seeds=1, rng=5, quiet=True)
     drops = res.drop_positions()[0]
     # the sample's moments are not exactly aligned: the brief's 0.01-0.02 between the drops
     # and the spinodals of the raw empirical singular values
@@ -66,7 +72,7 @@ def test_e1_finite_sample_drops_follow_the_sample_spectrum(sample):
 
 
 def test_e1_minibatch_sweep_runs_and_records_sgd(sample):
-    res = weight_decay_sweep(sample, [0.0, 0.2, 0.45], batch_size=64, epochs_per_step=50, n_seeds=2, rng=6,
+    res = weight_decay_sweep(sample, [0.0, 0.2, 0.45], **NET, batch_size=64, epochs_per_step=50, n_seeds=2, rng=6,
                              quiet=True)
     assert res.batch_size == 64 and res.epochs_per_step == 50
     assert (res.epochs[:, 0] == 550).all() and (res.epochs[:, 1] == 50).all()
@@ -86,9 +92,9 @@ def test_escape_epochs_first_crossing_and_censoring():
 
 @pytest.fixture(scope="module")
 def rank1_release(sample):
-    tb = trap_weight_decay(sample, 1)
-    return trap_and_release(sample, target_beta=0.32, trap_betas=(0.0, tb), trap_epochs=(300, 600), epochs=300,
-                            n_seeds=4, test=TEACHER.test_set(), rng=7, quiet=True)
+    tb = trap_weight_decay(sample, 1, n_layers=3)
+    return trap_and_release(sample, target_weight_decay=0.32, trap_weight_decays=(0.0, tb), trap_epochs=(300, 600),
+                            epochs=300, **PAPER, n_seeds=4, test=TEACHER.test_set(), rng=7, quiet=True)
 
 
 def test_e2_float64_rank1_trap_does_not_escape(rank1_release):
@@ -111,8 +117,8 @@ def test_e2_float64_rank1_trap_does_not_escape(rank1_release):
 
 def test_e2_untrapped_checkpoint_is_flagged(sample):
     # the paper's fixed 0.361 lies below this draw's weak spinodal (0.3619): no trap (brief E2(c))
-    r = trap_and_release(sample, trap_betas=(0.0, 0.361), trap_epochs=(200, 200), epochs=100, n_seeds=2,
-                         n_reference=2, rng=8, quiet=True)
+    r = trap_and_release(sample, target_weight_decay=0.32, trap_weight_decays=(0.0, 0.361), trap_epochs=(200, 200),
+                         epochs=100, **PAPER, n_seeds=2, n_reference=2, rng=8, quiet=True)
     assert (r.trap_rank == 2).all() and not r.trapped.any()
     with pytest.raises(ValueError, match="trapped"):
         r.fit()
@@ -120,7 +126,7 @@ def test_e2_untrapped_checkpoint_is_flagged(sample):
 
 def test_e5_escape_delay_is_set_by_the_residual_seed():
     res = sparse_grokking(TEACHER, pool_size=500, n_train=25, test_size=1000, trap_epochs=(60, 125, 150, 400),
-                          batch_sizes=(64,), n_seeds=1, epochs=3000, log_every=5, rng=9, quiet=True)
+                          batch_size=(64,), n_seeds=1, epochs=3000, log_every=5, rng=9, quiet=True, **E5)
     assert res.full_batch.all()
     order = np.argsort(res.trap_epochs)
     assert np.all(np.diff(res.seed_size[order]) < 0)      # longer preparation = smaller seed
@@ -131,15 +137,15 @@ def test_e5_escape_delay_is_set_by_the_residual_seed():
 
 
 def test_e5_full_batch_is_deterministic():
-    kw = dict(pool_size=300, n_train=25, test_size=500, trap_epochs=(60,), batch_sizes=(64,), n_seeds=1,
-              epochs=400, rng=10, quiet=True)
+    kw = dict(pool_size=300, n_train=25, test_size=500, trap_epochs=(60,), batch_size=(64,), n_seeds=1,
+              epochs=400, log_every=5, rng=10, quiet=True, **E5)
     a, b = sparse_grokking(TEACHER, **kw), sparse_grokking(TEACHER, **kw)
     assert a.equal_values(b)
 
 
 def test_e4_sweep_points_and_temperature_scaling(sample):
-    trap = prepare_trap(sample, trap_betas=(0.0, 0.35), trap_epochs=(100, 100), n_seeds=3, rng=11)
-    sw = arrhenius_sweep(sample, trap, lrs=[0.05, 0.1], batch_sizes=[64, 32], target_beta=0.35, epochs=40,
+    trap = prepare_trap(sample, trap_weight_decays=(0.0, 0.35), trap_epochs=(100, 100), **PAPER, n_seeds=3, rng=11)
+    sw = arrhenius_sweep(sample, trap, lr=[0.05, 0.1], batch_size=[64, 32], target_weight_decay=0.35, epochs=40,
                          levels=(0.46, 0.70), rng=12, quiet=True)
     n_ok = int(np.all(np.isfinite(trap.final_params), axis=1).sum())    # diverged seeds are not released
     assert trap.stats["diverged_in_preparation"] + trap.n_seeds == 3
@@ -166,25 +172,26 @@ def test_protocol_results_roundtrip_hdf5(tmp_path, make, up_sweep, rank1_release
 
 
 def test_bad_input(sample):
-    with pytest.raises(ValueError, match="betas"):
-        weight_decay_sweep(TEACHER.moments, [0.1, 0.3, 0.2])
+    with pytest.raises(ValueError, match="weight_decays"):
+        weight_decay_sweep(TEACHER.moments, [0.1, 0.3, 0.2], **NET)
     with pytest.raises(ValueError, match="batch_size"):
-        weight_decay_sweep(TEACHER.moments, [0.1, 0.2], batch_size=8)
+        weight_decay_sweep(TEACHER.moments, [0.1, 0.2], **NET, batch_size=8)
     with pytest.raises(ValueError, match="epochs_per_step"):
-        weight_decay_sweep(TEACHER.moments, [0.1, 0.2], epochs_per_step=8)
+        weight_decay_sweep(TEACHER.moments, [0.1, 0.2], **NET, epochs_per_step=8)
     with pytest.raises(ValueError, match="rank_threshold"):
-        weight_decay_sweep(TEACHER.moments, [0.1, 0.2], rank_threshold=-1)
+        weight_decay_sweep(TEACHER.moments, [0.1, 0.2], **NET, rank_threshold=-1)
     with pytest.raises(ValueError, match="trap"):
-        trap_and_release(sample, trap="nope")
+        trap_and_release(sample, target_weight_decay=0.32, epochs=10, **PAPER, trap="nope")
     with pytest.raises(ValueError, match="rank"):
-        trap_weight_decay(sample, 2)
+        trap_weight_decay(sample, 2, n_layers=3)
     with pytest.raises(ValueError, match="epochs"):
-        trap_and_release(sample, epochs=0)
+        trap_and_release(sample, target_weight_decay=0.32, epochs=0, **PAPER)
     with pytest.raises(ValueError, match="TrainingRun"):
-        arrhenius_sweep(sample, None, lrs=[0.1], levels=(0.4, 0.7))
-    with pytest.raises(ValueError, match="lrs"):
-        trap = prepare_trap(sample, trap_betas=(0.0,), trap_epochs=(5,), rng=1)
-        arrhenius_sweep(sample, trap, lrs=[-0.1], levels=(0.4, 0.7))
+        arrhenius_sweep(sample, None, lr=[0.1], batch_size=64, target_weight_decay=0.32, epochs=5, levels=(0.4, 0.7))
+    with pytest.raises(ValueError, match="lr"):
+        trap = prepare_trap(sample, trap_weight_decays=(0.0,), trap_epochs=(5,), **PAPER, rng=1)
+        arrhenius_sweep(sample, trap, lr=[-0.1], batch_size=64, target_weight_decay=0.32, epochs=5,
+                        levels=(0.4, 0.7))
 
 
 def test_result_kinds_are_registered():
@@ -195,9 +202,9 @@ def test_result_kinds_are_registered():
 
 
 def test_training_from_a_checkpoint_leaves_it_unchanged(sample):
-    trap = prepare_trap(sample, trap_betas=(0.0,), trap_epochs=(3,), n_seeds=2, rng=13)
+    trap = prepare_trap(sample, trap_weight_decays=(0.0,), trap_epochs=(3,), **PAPER, n_seeds=2, rng=13)
     before = trap.final_params.copy()
     from phasetools.training import train
-    train(sample, n_layers=3, width=10, lr=0.08, beta=0.3, convention="paper", batch_size=64, epochs=3,
+    train(sample, n_layers=3, width=10, lr=0.08, weight_decay=0.3, convention="paper", batch_size=64, epochs=3,
           init=trap, rng=14)
     assert np.array_equal(trap.final_params, before)

@@ -109,7 +109,7 @@ def test_kernel_gradient_finite_differences_and_per_sample(data):
     W = random_weights(SHAPES, 0)
     idx = np.array([3, 17, 17, 200, 511, 42, 8])
     beta = 0.32
-    g = tr.batch_gradient(W, data, convention="paper", beta=beta, indices=idx)
+    g = tr.batch_gradient(W, data, convention="paper", weight_decay=beta, indices=idx)
     X, Y = data.X[idx], data.Y[idx]
     theta = pack(W)
     fd = np.empty_like(theta)
@@ -125,7 +125,7 @@ def test_kernel_gradient_finite_differences_and_per_sample(data):
     np.testing.assert_allclose(pack(g), ps.mean(axis=0) + beta * theta, rtol=1e-12, atol=1e-14)
     # on moments: the canonical gradient of the theory module (beta = 2 gamma)
     m = tr.Moments(np.diag([1.0, 2.0]), np.array([[0.9, 0.1], [0.0, 0.8]]), np.eye(2))
-    gm = tr.batch_gradient(W, m, convention="canonical", beta=2 * 0.3)
+    gm = tr.batch_gradient(W, m, convention="canonical", weight_decay=2 * 0.3)
     ref = network_grad(theta, SHAPES, m.input_cov, m.cross_cov, 0.3)
     np.testing.assert_allclose(pack(gm), ref, rtol=1e-12)
 
@@ -140,7 +140,7 @@ def _unpack(theta, shapes=SHAPES):
 
 # -- the trainer -----------------------------------------------------------------------
 def paper_run(data, **kw):
-    args = dict(n_layers=3, width=10, lr=0.08, beta=0.32, convention="paper", batch_size=64, epochs=30,
+    args = dict(n_layers=3, width=10, lr=0.08, weight_decay=0.32, convention="paper", batch_size=64, epochs=30,
                 n_seeds=5, rng=7, log_every=5)
     args.update(kw)
     return tr.train(data, **args)
@@ -201,7 +201,7 @@ def test_gradient_descent_on_moments_follows_gradient_flow(teacher):
     flow = solve_ivp(rhs, (0, 2.0), theta0, method="DOP853", rtol=1e-12, atol=1e-14).y[:, -1]
     errs = []
     for lr in (0.02, 0.01):
-        run = tr.train(m, n_layers=3, width=4, lr=lr, beta=0.2, convention="paper", epochs=round(2.0 / lr),
+        run = tr.train(m, n_layers=3, width=4, lr=lr, weight_decay=0.2, convention="paper", epochs=round(2.0 / lr),
                        init=W0, log_every=100)
         assert run.sampling == "moments" and run.steps[0] == round(2.0 / lr)
         errs.append(np.linalg.norm(run.final_params[0] - flow) / np.linalg.norm(flow))
@@ -210,7 +210,7 @@ def test_gradient_descent_on_moments_follows_gradient_flow(teacher):
 
 
 def test_converges_to_the_landscape_minimum(teacher):
-    run = tr.train(teacher.moments, n_layers=3, width=10, lr=0.1, beta=0.2, convention="paper", epochs=6000,
+    run = tr.train(teacher.moments, n_layers=3, width=10, lr=0.1, weight_decay=0.2, convention="paper", epochs=6000,
                    n_seeds=2, rng=1, log_every=1000, test=teacher)
     L = th.landscape(3, np.array(ETA), 0.2, convention="paper")
     for s in range(2):
@@ -262,11 +262,11 @@ def test_batches_epochs_and_sampling(data):
     rep = paper_run(data, n_seeds=2, epochs=3, record_steps=True, sampling="replacement")
     assert rep.steps_per_epoch == 8 and rep.batch_indices.min() >= 0 and rep.batch_indices.max() < 512
     small = tr.GaussianTeacher(ETA).sample(25, rng=2)  # paper E5: B = 64 > N = 25
-    e5 = tr.train(small, n_layers=3, width=10, lr=0.1, beta=0.0025, convention="paper", batch_size=64,
+    e5 = tr.train(small, n_layers=3, width=10, lr=0.1, weight_decay=0.0025, convention="paper", batch_size=64,
                   drop_last=False, epochs=4, record_steps=True, rng=1)
     assert e5.steps_per_epoch == 1 and e5.batch_size == 25
     # one full-batch step per epoch: the same as gradient descent on the data's moments
-    gd = tr.train(small.moments(), n_layers=3, width=10, lr=0.1, beta=0.0025, convention="paper", epochs=4,
+    gd = tr.train(small.moments(), n_layers=3, width=10, lr=0.1, weight_decay=0.0025, convention="paper", epochs=4,
                   init=e5.weights("initial"))
     np.testing.assert_allclose(gd.final_params, e5.final_params, rtol=1e-12)
 
@@ -289,14 +289,14 @@ def test_canonical_convention_is_the_explicit_penalty(data):
     W = random_weights([(10, 2), (10, 10), (2, 10)], 5, scale=0.3)
     a = tr.train(data, n_layers=3, width=10, lr=0.01, gamma=0.3, convention="canonical", batch_size=64,
                  epochs=2, init=W, rng=1)
-    assert a.beta == pytest.approx(0.6) and a.kappa == 1.0
-    b = tr.train(data, n_layers=3, width=10, lr=0.01, beta=0.6, convention="canonical", batch_size=64,
+    assert a.weight_decay == pytest.approx(0.6) and a.kappa == 1.0
+    b = tr.train(data, n_layers=3, width=10, lr=0.01, weight_decay=0.6, convention="canonical", batch_size=64,
                  epochs=2, init=W, rng=1)
     assert a.equal_values(b)  # beta = 2 kappa gamma: the same run
     # paper convention, gamma given: beta = 2 kappa gamma = gamma for p = 2
     c = tr.train(data, n_layers=3, width=10, lr=0.01, gamma=0.3, convention="paper", batch_size=64, epochs=1,
                  init=W, rng=1)
-    assert c.beta == pytest.approx(0.3) and c.gamma == pytest.approx(0.3)
+    assert c.weight_decay == pytest.approx(0.3) and c.gamma == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -305,9 +305,9 @@ def test_canonical_convention_is_the_explicit_penalty(data):
     ({"batch_size": 0}, "batch_size"),
     ({"batch_size": 513}, "batch_size"),
     ({"width": 1}, "width"),
-    ({"beta": None}, "beta"),
-    ({"gamma": 0.1}, "beta"),
-    ({"beta": -0.1}, "beta"),
+    ({"weight_decay": None}, "weight_decay"),
+    ({"gamma": 0.1}, "weight_decay"),
+    ({"weight_decay": -0.1}, "weight_decay"),
     ({"epochs": -1}, "epochs"),
     ({"sampling": "sobol"}, "sampling"),
     ({"init": "xavier"}, "init"),
@@ -316,7 +316,7 @@ def test_canonical_convention_is_the_explicit_penalty(data):
     ({"n_seeds": 0}, "n_seeds"),
 ])
 def test_bad_input(data, kwargs, name):
-    args = dict(n_layers=3, width=10, lr=0.08, beta=0.32, convention="paper", batch_size=64, epochs=1)
+    args = dict(n_layers=3, width=10, lr=0.08, weight_decay=0.32, convention="paper", batch_size=64, epochs=1)
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         tr.train(data, **args)
@@ -327,12 +327,12 @@ def test_bad_data():
     Y = X.copy()
     X[3, 1] = np.nan
     with pytest.raises(ValueError, match="X"):
-        tr.train((X, Y), n_layers=3, width=4, lr=0.1, beta=0.1, epochs=1)
+        tr.train((X, Y), n_layers=3, width=4, lr=0.1, weight_decay=0.1, epochs=1)
     with pytest.raises(ValueError, match="output_cov"):
-        tr.train(tr.Moments(np.eye(2), np.eye(2), 0.5 * np.eye(2)), n_layers=3, width=4, lr=0.1, beta=0.1,
+        tr.train(tr.Moments(np.eye(2), np.eye(2), 0.5 * np.eye(2)), n_layers=3, width=4, lr=0.1, weight_decay=0.1,
                  epochs=1)
     with pytest.raises(ValueError, match="batch_size"):
-        tr.train(tr.GaussianTeacher(ETA), n_layers=3, width=4, lr=0.1, beta=0.1, epochs=1, batch_size=4)
+        tr.train(tr.GaussianTeacher(ETA), n_layers=3, width=4, lr=0.1, weight_decay=0.1, epochs=1, batch_size=4)
 
 
 def test_hdf5_round_trip(tmp_path, data, teacher):
@@ -389,7 +389,7 @@ def test_matches_torch_sgd_step_by_step(n_samples, batch_size, drop_last):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0, CPU)")
     d = tr.GaussianTeacher(ETA).sample(n_samples, rng=5)
     lr, beta = 0.08, 0.32
-    run = tr.train(d, n_layers=3, width=10, lr=lr, beta=beta, convention="paper", batch_size=batch_size,
+    run = tr.train(d, n_layers=3, width=10, lr=lr, weight_decay=beta, convention="paper", batch_size=batch_size,
                    drop_last=drop_last, epochs=3, record_steps=True, rng=21)
     layers = [torch.nn.Linear(c, r, bias=False, dtype=torch.float64) for r, c in run.layer_shapes]
     with torch.no_grad():
@@ -442,7 +442,7 @@ def test_sgld_stationary_covariance_is_exact_for_a_quadratic_loss():
     for convention, kappa, lr, epochs, S in (("paper", 0.5, 0.5, 100, 4000), ("canonical", 1.0, 0.01, 600, 3000)):
         H = 2 * kappa * m.input_cov + beta * np.eye(2)
         Wstar = np.linalg.solve(H, 2 * kappa * m.cross_cov.T).T
-        run = tr.train(m, n_layers=1, width=2, lr=lr, beta=beta, convention=convention, epochs=epochs,
+        run = tr.train(m, n_layers=1, width=2, lr=lr, weight_decay=beta, convention=convention, epochs=epochs,
                        init=[Wstar], n_seeds=S, temperature=T, rng=3, log_every=epochs)
         assert run.temperature == T and run.label_noise == 0.0 and np.all(run.status == 0)
         exact = T * np.linalg.inv(H) @ np.linalg.inv(np.eye(2) - lr * H / 2)
@@ -466,7 +466,7 @@ def test_label_noise_stationary_covariance_is_exact():
     syx = Y.T @ X / 4
     lr, beta, sigma, S = 0.1, 0.2, 0.5, 4000
     Wstar = syx / (1 + beta / 2)
-    run = tr.train((X, Y), n_layers=1, width=2, lr=lr, beta=beta, epochs=100, init=[Wstar], n_seeds=S,
+    run = tr.train((X, Y), n_layers=1, width=2, lr=lr, weight_decay=beta, epochs=100, init=[Wstar], n_seeds=S,
                    label_noise=sigma, rng=4, log_every=100)
     rho = 1 - lr * (2 + beta)
     var = (2 * lr * sigma) ** 2 / 4 / (1 - rho**2)
@@ -526,7 +526,7 @@ def test_bad_noise(data, kwargs, name):
 
 def test_label_noise_needs_samples(teacher):
     with pytest.raises(ValueError, match="label_noise"):
-        tr.train(teacher.moments, n_layers=3, width=4, lr=0.1, beta=0.1, epochs=1, label_noise=0.1)
+        tr.train(teacher.moments, n_layers=3, width=4, lr=0.1, weight_decay=0.1, epochs=1, label_noise=0.1)
 
 
 # -- merging runs --------------------------------------------------------------------------

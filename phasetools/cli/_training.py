@@ -2,115 +2,143 @@
 
 Every command builds the data from the paper's Gaussian teacher (``--eta``), runs the
 protocol of :mod:`phasetools.training`, prints a summary table (or ``--json``) and appends
-the result(s) to ``--out FILE.h5`` with the command line as provenance.
+the result(s) to ``--out FILE.h5`` with the command line as provenance. The documented
+defaults are the paper's values (the library functions have none): lr 0.08, batch size 64,
+weight decay 0.32, the rank-1 trap (0, 0.361). Flags that take several values take one
+value, a list ``a,b`` or a range ``START:STOP:NUM`` (``--weight-decay 0:0.46:47``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._args import one_value, values
 
-def _floats(text, name):
-    from ._main import _floats as f
-    return f(text, name)
-
-
-def _ints(text, name):
-    vals = _floats(text, name)
-    if any(v != int(v) for v in vals):
-        raise ValueError(f"{name} must be a comma-separated list of integers, got {text!r}")
-    return [int(v) for v in vals]
-
-
-def _betas(text, name):
-    from ._main import _numbers
-    return np.atleast_1d(np.asarray(_numbers(text, name), dtype=float))
+#: The paper's network and optimiser (E1, E2, E4).
+PAPER = dict(n_layers=3, width=10, lr=0.08, batch_size=64, target_weight_decay=0.32,
+             trap_weight_decays="0,0.361", trap_epochs="2000,2000")
 
 
 def add_parser(sub):
+    """Add ``train`` and its subcommands (sweep, trap, arrhenius, sparse) to ``sub``.
+
+    Parameters
+    ----------
+    sub : argparse subparsers
+        The top-level subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``train`` parser.
+    """
     train = sub.add_parser("train", help="real SGD on deep linear networks: the paper's protocols E1, E2, E4, E5")
     tsub = train.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
+    _sweep_parser(tsub)
+    _trap_parser(tsub)
+    _arrhenius_parser(tsub)
+    _sparse_parser(tsub)
+    return train
 
-    def common(p, *, samples=512):
-        p.add_argument("--eta", default="0.9,0.8", help="feature strengths (singular values of the teacher's "
-                                                         "cross-covariance; default 0.9,0.8)")
-        p.add_argument("--n-samples", type=int, default=samples,
-                       help=f"training samples drawn from the teacher (default {samples}; 0 = population moments)")
-        p.add_argument("--data-seed", type=int, default=1, help="seed of the training draw (default 1)")
-        p.add_argument("--n-layers", type=int, default=3, help="number of weight matrices (default 3)")
-        p.add_argument("--width", type=int, default=10, help="hidden width (default 10)")
-        p.add_argument("--lr", type=float, default=0.08, help="learning rate (default 0.08)")
-        p.add_argument("--n-seeds", type=int, default=8, help="independent runs (default 8)")
-        p.add_argument("--seed", type=int, default=None, help="root seed of the runs (default: fresh, recorded)")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
-        p.add_argument("--json", action="store_true", help="print a JSON summary")
-        p.add_argument("--out", metavar="FILE.h5", help="append the result(s) to this HDF5 file")
 
-    p = tsub.add_parser("sweep", help="E1: quasi-static weight-decay sweep, re-converged at every value")
-    common(p, samples=0)
-    p.add_argument("--betas", default="0:0.46:47",
-                   help="weight decays in sweep order: list or START:STOP:NUM (default 0:0.46:47, increasing; "
-                        "reverse it for a decreasing sweep)")
-    p.add_argument("--draws", type=int, default=1, help="finite-sample draws (data seeds data-seed, +1, ...)")
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch SGD instead of full-batch GD")
-    p.add_argument("--epochs-per-step", type=int, default=None, help="SGD epochs per weight decay")
-    p.add_argument("--tol", type=float, default=1e-8, help="full-batch convergence: gradient norm (default 1e-8)")
-    p.set_defaults(handler=_sweep)
+def _common(p, *, samples=512, lr=True):
+    p.add_argument("--eta", default="0.9,0.8", help="feature strengths (singular values of the teacher's "
+                                                     "cross-covariance; default 0.9,0.8)")
+    p.add_argument("--n-samples", type=int, default=samples,
+                   help=f"training samples drawn from the teacher (default {samples}; 0 = population moments)")
+    p.add_argument("--data-seed", type=int, default=1, help="seed of the training draw (default 1)")
+    p.add_argument("--n-layers", type=int, default=PAPER["n_layers"], help="number of weight matrices (default 3)")
+    p.add_argument("--width", type=int, default=PAPER["width"], help="hidden width (default 10)")
+    if lr:
+        p.add_argument("--lr", default=str(PAPER["lr"]), help="learning rate (default 0.08, the paper's)")
+    p.add_argument("--n-seeds", type=int, default=8, help="independent runs (default 8)")
+    _output(p)
 
-    p = tsub.add_parser("trap", help="E2: prepare a trapped checkpoint, release it at the target weight decay")
-    common(p)
-    p.add_argument("--target-beta", type=float, default=0.32, help="weight decay after the release (default 0.32)")
+
+def _output(p):
+    p.add_argument("--seed", type=int, default=None, help="root seed of the runs (default: fresh, recorded)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--out", metavar="FILE.h5", help="append the result(s) to this HDF5 file")
+
+
+def _trap_flags(p):
+    p.add_argument("--target-weight-decay", default=str(PAPER["target_weight_decay"]),
+                   help="weight decay after the release (default 0.32, the paper's)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--trap-betas", default=None,
-                   help="weight decays of the preparation stages (the paper's rank-1 trap: 0,0.361; rank 0: 0,0.43)")
+    g.add_argument("--trap-weight-decay", default=None,
+                   help="weight decays of the preparation stages (default 0,0.361: the paper's rank-1 trap; "
+                        "rank 0: 0,0.43)")
     g.add_argument("--trap-rank", type=int, default=None,
                    help="corrected trap: converge at 0, then midway between the draw's own spinodals so that "
                         "exactly this many modes stay learned")
-    p.add_argument("--trap-epochs", default="2000,2000", help="epochs of each preparation stage (default 2000,2000)")
-    p.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
+    p.add_argument("--trap-epochs", default=PAPER["trap_epochs"],
+                   help="epochs of each preparation stage (default 2000,2000)")
+
+
+def _sweep_parser(tsub):
+    p = tsub.add_parser("sweep", help="E1: quasi-static weight-decay sweep, re-converged at every value")
+    _common(p, samples=0)
+    p.add_argument("--weight-decay", default="0:0.46:47",
+                   help="weight decays in sweep order: list or START:STOP:NUM (default 0:0.46:47, increasing; "
+                        "reverse it for a decreasing sweep)")
+    p.add_argument("--n-draws", type=int, default=1, help="finite-sample draws (data seeds data-seed, +1, ...)")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch SGD instead of full-batch GD")
+    p.add_argument("--epochs-per-step", type=int, default=200,
+                   help="SGD epochs per weight decay with --batch-size (default 200)")
+    p.add_argument("--tol", type=float, default=1e-8, help="full-batch convergence: gradient norm (default 1e-8)")
+    p.set_defaults(handler=_sweep)
+
+
+def _trap_parser(tsub):
+    p = tsub.add_parser("trap", help="E2: prepare a trapped checkpoint, release it at the target weight decay")
+    _common(p)
+    _trap_flags(p)
+    p.add_argument("--batch-size", default=str(PAPER["batch_size"]), help="minibatch size (default 64)")
     p.add_argument("--epochs", type=int, default=20000, help="release epochs (default 20000)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.set_defaults(handler=_trap)
 
+
+def _arrhenius_parser(tsub):
     p = tsub.add_parser("arrhenius", help="E4: escape times from one checkpoint over a grid of lr and batch size")
-    common(p)
-    p.add_argument("--target-beta", type=float, default=0.32)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--trap-betas", default=None, help="preparation stages (default 0,0.361: the paper's rank-1 trap)")
-    g.add_argument("--trap-rank", type=int, default=None, help="corrected trap (see `train trap --help`)")
-    p.add_argument("--trap-epochs", default="2000,2000")
-    p.add_argument("--lrs", default="0.0005,0.001,0.002,0.003,0.005", help="learning rates (default: the paper's)")
-    p.add_argument("--batch-sizes", default="64", help="batch sizes (broadcast against --lrs)")
+    _common(p, lr=False)
+    _trap_flags(p)
+    p.add_argument("--trap-lr", default=str(PAPER["lr"]), help="learning rate of the preparation (default 0.08)")
+    p.add_argument("--lr", default="0.0005,0.001,0.002,0.003,0.005",
+                   help="learning rates of the release (default: the paper's 0.0005,0.001,0.002,0.003,0.005)")
+    p.add_argument("--batch-size", default=str(PAPER["batch_size"]),
+                   help="batch sizes of the release (default 64; broadcast against --lr)")
     p.add_argument("--epochs", type=int, default=20000)
     p.add_argument("--escape-to-rank", type=int, default=None,
                    help="rank the escape leads to (default: one more than the checkpoint's)")
     p.set_defaults(handler=_arrhenius)
 
-    p = tsub.add_parser("sparse", help="E5: 25 of 5000 samples, beta 0.0025: escape against the residual seed")
+
+def _sparse_parser(tsub):
+    p = tsub.add_parser("sparse", help="E5: 25 of 5000 samples, weight decay 0.0025: escape against the residual "
+                                       "seed")
     p.add_argument("--eta", default="0.9,0.8")
     p.add_argument("--pool-size", type=int, default=5000)
     p.add_argument("--n-train", type=int, default=25)
     p.add_argument("--test-size", type=int, default=10000)
-    p.add_argument("--beta", type=float, default=0.0025)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--batch-sizes", default="64,5", help="64 (> n_train: full batch, the paper) and a B < N variant")
+    p.add_argument("--weight-decay", default="0.0025", help="weight decay of the release (default 0.0025)")
+    p.add_argument("--lr", default="0.1", help="learning rate (default 0.1)")
+    p.add_argument("--batch-size", default="64,5", help="64 (> n_train: full batch, the paper) and a B < N variant")
     p.add_argument("--trap-epochs", default="100,125,150,175,200,300",
                    help="preparation epochs (longer = smaller residual seed)")
     p.add_argument("--n-seeds", type=int, default=4)
     p.add_argument("--epochs", type=int, default=5000)
+    p.add_argument("--log-every", type=int, default=5)
     p.add_argument("--n-layers", type=int, default=3)
     p.add_argument("--width", type=int, default=10)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--out", metavar="FILE.h5")
+    _output(p)
     p.set_defaults(handler=_sparse)
-    return train
 
 
 def _teacher(args):
     from ..training import GaussianTeacher
-    return GaussianTeacher(_floats(args.eta, "eta"))
+    return GaussianTeacher(values(args.eta, name="eta"))
 
 
 def _data(args, teacher, offset=0):
@@ -139,20 +167,20 @@ def _print(obj_or_lines, args):
 def _sweep(args):
     import phasetools.theory as th
 
-    from ..training import weight_decay_sweep
+    from ..training import as_moments, weight_decay_sweep
     teacher = _teacher(args)
-    betas = _betas(args.betas, "betas")
-    if args.draws < 1:
-        raise ValueError(f"draws must be >= 1, got {args.draws}")
+    wds = np.asarray(values(args.weight_decay, name="weight_decay"))
+    if args.n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1, got {args.n_draws}")
     root = np.random.SeedSequence(args.seed)
     results, rows = [], []
-    for k, seq in enumerate(root.spawn(args.draws)):
+    for k, seq in enumerate(root.spawn(args.n_draws)):
         data = _data(args, teacher, k)
-        mom = data if args.n_samples == 0 else data.moments()
-        res = weight_decay_sweep(data, betas, n_layers=args.n_layers, width=args.width, lr=args.lr,
-                                 n_seeds=args.n_seeds, batch_size=args.batch_size,
-                                 epochs_per_step=args.epochs_per_step, tol=args.tol, test=teacher, rng=seq,
-                                 quiet=args.quiet)
+        mom = as_moments(data)
+        res = weight_decay_sweep(data, wds, n_layers=args.n_layers, width=args.width,
+                                 lr=one_value(args.lr, name="lr"), n_seeds=args.n_seeds, batch_size=args.batch_size,
+                                 epochs_per_step=args.epochs_per_step if args.batch_size is not None else None,
+                                 tol=args.tol, test=teacher, rng=seq, quiet=args.quiet)
         sp = np.sort(th.critical_points(args.n_layers, mom.spectrum, mom.a, convention="paper").gamma_sp)
         results.append(res)
         rows.append({"draw": k, "spectrum": mom.spectrum, "spinodals": sp, "drops": res.drop_positions(),
@@ -160,9 +188,9 @@ def _sweep(args):
                      "converged": bool(res.converged.all()) if res.batch_size is None else None})
     names = _store(results, args)
     if args.json:
-        _print({"direction": results[0].direction, "betas": betas, "draws": rows, "stored": names}, args)
+        _print({"direction": results[0].direction, "weight_decays": wds, "draws": rows, "stored": names}, args)
         return
-    lines = [f"E1 {results[0].direction} sweep, {betas.size} weight decays {betas[0]:g} .. {betas[-1]:g}, "
+    lines = [f"E1 {results[0].direction} sweep, {wds.size} weight decays {wds[0]:g} .. {wds[-1]:g}, "
              f"{args.n_seeds} seeds, " + ("population moments" if args.n_samples == 0 else
                                           f"N = {args.n_samples}")]
     for r in rows:
@@ -178,14 +206,14 @@ def _sweep(args):
 
 def _trap_stages(args, data):
     from ..training import trap_weight_decay
-    stages = _floats(args.trap_epochs, "trap_epochs")
+    stages = values(args.trap_epochs, kind=int, name="trap_epochs")
     if args.trap_rank is not None:
         tb = (0.0, trap_weight_decay(data, args.trap_rank, n_layers=args.n_layers))
     else:
-        tb = tuple(_floats(args.trap_betas or "0,0.361", "trap_betas"))
+        tb = tuple(values(args.trap_weight_decay or PAPER["trap_weight_decays"], name="trap_weight_decay"))
     if len(stages) != len(tb):
         raise ValueError(f"trap_epochs needs one value per preparation stage ({len(tb)}), got {args.trap_epochs!r}")
-    return tb, tuple(int(e) for e in stages)
+    return tb, tuple(stages)
 
 
 def _trap(args):
@@ -195,12 +223,15 @@ def _trap(args):
         raise ValueError("n_samples must be >= 1 for minibatch training")
     data = _data(args, teacher)
     tb, te = _trap_stages(args, data)
-    res = trap_and_release(data, target_beta=args.target_beta, trap_betas=tb, trap_epochs=te, epochs=args.epochs,
-                           n_layers=args.n_layers, width=args.width, lr=args.lr, batch_size=args.batch_size,
+    target = one_value(args.target_weight_decay, name="target_weight_decay")
+    res = trap_and_release(data, target_weight_decay=target, trap_weight_decays=tb, trap_epochs=te,
+                           epochs=args.epochs, n_layers=args.n_layers, width=args.width,
+                           lr=one_value(args.lr, name="lr"), batch_size=one_value(args.batch_size, kind=int,
+                                                                                 name="batch_size"),
                            n_seeds=args.n_seeds, test=teacher.test_set(), dtype=args.dtype, rng=args.seed,
                            quiet=args.quiet)
     names = _store([res], args)
-    summary = {"trap_betas": tb, "trap_epochs": te, "trap_rank": res.trap_rank, "trapped": res.trapped,
+    summary = {"trap_weight_decays": tb, "trap_epochs": te, "trap_rank": res.trap_rank, "trapped": res.trapped,
                "plateau_level": res.plateau_level, "target_level": res.target_level, "midpoint": res.midpoint,
                "escape_epoch_mse": res.escape_epoch_mse, "escaped_mse": res.escaped_mse,
                "escape_epoch_sv": res.escape_epoch_sv, "escaped_sv": res.escaped_sv,
@@ -208,6 +239,10 @@ def _trap(args):
     if args.json:
         _print(summary, args)
         return
+    _print(_trap_lines(res, tb, te) + ([f"stored {', '.join(names)} in {args.out}"] if names else []), args)
+
+
+def _trap_lines(res, tb, te):
     lines = [repr(res),
              f"trap: {' -> '.join(f'{b:g} ({e} epochs)' for b, e in zip(tb, te))}; rank {res.trap_rank.tolist()}; "
              f"trapped {int(res.trapped.sum())} of {res.n_seeds}; residual seed (per-layer singular value "
@@ -220,10 +255,8 @@ def _trap(args):
         tau = f"{fit.tau:.4g} epochs" if fit.tau is not None else f"> {fit.tau_lower:.4g} epochs (all censored)"
         lines.append(f"escape (test-MSE midpoint): {fit.n_escaped} of {fit.n} escaped; tau {tau}")
     else:
-        lines.append("no seed was trapped: the checkpoint already has the target rank (see science brief E2(c))")
-    if names:
-        lines.append(f"stored {', '.join(names)} in {args.out}")
-    _print(lines, args)
+        lines.append("no seed was trapped: the checkpoint already has the target rank")
+    return lines
 
 
 def _arrhenius(args):
@@ -233,19 +266,22 @@ def _arrhenius(args):
         raise ValueError("n_samples must be >= 1 for minibatch training")
     data = _data(args, teacher)
     tb, te = _trap_stages(args, data)
-    lrs = _floats(args.lrs, "lrs")
-    bs = _ints(args.batch_sizes, "batch_sizes")
+    target = one_value(args.target_weight_decay, name="target_weight_decay")
+    lrs = values(args.lr, name="lr")
+    bs = values(args.batch_size, kind=int, name="batch_size")
     root = np.random.SeedSequence(args.seed)
     s_trap, s_sweep = root.spawn(2)
-    trap = prepare_trap(data, trap_betas=tb, trap_epochs=te, n_layers=args.n_layers, width=args.width, lr=args.lr,
-                        batch_size=64, n_seeds=args.n_seeds, rng=s_trap)
+    trap = prepare_trap(data, trap_weight_decays=tb, trap_epochs=te, n_layers=args.n_layers, width=args.width,
+                        lr=one_value(args.trap_lr, name="trap_lr"), batch_size=PAPER["batch_size"],
+                        n_seeds=args.n_seeds, rng=s_trap)
     rank = int(np.median(np.sum(np.nan_to_num(trap.singular_values[:, -1]) > RANK_THRESHOLD, axis=1)))
     to = rank + 1 if args.escape_to_rank is None else args.escape_to_rank
-    levels = mse_levels(data, args.target_beta, n_layers=args.n_layers, test=teacher.test_set())
+    levels = mse_levels(data, target, n_layers=args.n_layers, test=teacher.test_set())
     if not (0 <= to < levels.size) or to == rank or not np.isfinite(levels[[rank, to]]).all():
         raise ValueError(f"escape_to_rank: no state of rank {to} to escape to from rank {rank} at "
-                         f"target_beta {args.target_beta:g} (test-MSE levels by rank: {np.round(levels, 4).tolist()})")
-    sw = arrhenius_sweep(data, trap, lrs=lrs, batch_sizes=bs, target_beta=args.target_beta, epochs=args.epochs,
+                         f"target_weight_decay {target:g} (test-MSE levels by rank: "
+                         f"{np.round(levels, 4).tolist()})")
+    sw = arrhenius_sweep(data, trap, lr=lrs, batch_size=bs, target_weight_decay=target, epochs=args.epochs,
                          levels=(levels[rank], levels[to]), test=teacher.test_set(), rng=s_sweep, quiet=args.quiet)
     names = _store([trap, sw], args)
     fit = None
@@ -259,9 +295,15 @@ def _arrhenius(args):
                 "tau_time": sw.tau_time, "slope_batch_size_over_lr": None if fit is None else fit.slope,
                 "stored": names}, args)
         return
-    lines = [f"E4 from a rank-{rank} checkpoint (trap {tb}), escape to rank {to} at beta {args.target_beta:g}; "
-             f"test-MSE levels {levels[rank]:.4f} -> {levels[to]:.4f}",
-             f"{'lr':>8} {'B':>4} {'T_eff':>10} {'escaped':>8} {'tau (epochs)':>14} {'tau (lr*steps)':>15}"]
+    lines = [f"E4 from a rank-{rank} checkpoint (trap {tb}), escape to rank {to} at weight decay {target:g}; "
+             f"test-MSE levels {levels[rank]:.4f} -> {levels[to]:.4f}"] + _arrhenius_table(sw, fit)
+    if names:
+        lines.append(f"stored {', '.join(names)} in {args.out}")
+    _print(lines, args)
+
+
+def _arrhenius_table(sw, fit):
+    lines = [f"{'lr':>8} {'B':>4} {'T_eff':>10} {'escaped':>8} {'tau (epochs)':>14} {'tau (lr*steps)':>15}"]
     for i in range(sw.lr.size):
         tau = (f"{sw.tau_epochs[i]:.4g}" if np.isfinite(sw.tau_epochs[i]) else f"> {sw.tau_epochs_low[i]:.4g}")
         tt = (f"{sw.tau_time[i]:.4g}" if np.isfinite(sw.tau_time[i]) else f"> {sw.tau_time_low[i]:.4g}")
@@ -270,26 +312,26 @@ def _arrhenius(args):
     lines.append("Arrhenius fit over batch_size/lr: " + ("fewer than two points with escapes (not testable)"
                                                           if fit is None else
                                                           f"slope {fit.slope:.4g} +- {fit.slope_stderr:.2g}"))
-    if names:
-        lines.append(f"stored {', '.join(names)} in {args.out}")
-    _print(lines, args)
+    return lines
 
 
 def _sparse(args):
     from ..training import sparse_grokking
     teacher = _teacher(args)
     res = sparse_grokking(teacher, pool_size=args.pool_size, n_train=args.n_train, test_size=args.test_size,
-                          beta=args.beta, lr=args.lr, batch_sizes=_ints(args.batch_sizes, "batch_sizes"),
-                          trap_epochs=_ints(args.trap_epochs, "trap_epochs"), n_seeds=args.n_seeds,
-                          epochs=args.epochs, n_layers=args.n_layers, width=args.width, rng=args.seed,
-                          quiet=args.quiet)
+                          weight_decay=one_value(args.weight_decay, name="weight_decay"),
+                          lr=one_value(args.lr, name="lr"), batch_size=values(args.batch_size, kind=int,
+                                                                              name="batch_size"),
+                          trap_epochs=values(args.trap_epochs, kind=int, name="trap_epochs"), n_seeds=args.n_seeds,
+                          epochs=args.epochs, n_layers=args.n_layers, width=args.width, log_every=args.log_every,
+                          rng=args.seed, quiet=args.quiet)
     names = _store([res], args)
     if args.json:
         _print({"trap_epochs": res.trap_epochs, "batch_size": res.batch_size, "seed_size": res.seed_size,
                 "trapped": res.trapped, "escape_epoch": res.escape_epoch, "escaped": res.escaped,
                 "stored": names}, args)
         return
-    lines = [repr(res) + f"; trap at beta {res.trap_beta:.4g}",
+    lines = [repr(res) + f"; trap at weight decay {res.trap_weight_decay:.4g}",
              f"{'trap epochs':>11} {'B':>4} {'full batch':>10} {'seed':>10} {'escape epoch':>13}"]
     for i in np.lexsort((res.run_seed, res.batch_size, res.trap_epochs)):
         ep = ("not trapped" if not res.trapped[i] else

@@ -24,8 +24,8 @@ def weight_decay_sweep(sweeps, *, axes=None, spinodals=None, labels=None) -> Plo
         name = labels[k] if labels else f"{sw.direction} sweep"
         for s in range(sw.n_seeds):
             marker = "o-" if sw.direction == "increasing" else "s--"
-            (line,) = top.plot(sw.betas, y[s], marker, ms=3, lw=1, label=name if s == 0 else None)
-            bottom.plot(sw.betas, sw.rank[s] + 0.04 * (k - (len(sweeps) - 1) / 2), marker, ms=3, lw=1,
+            (line,) = top.plot(sw.weight_decays, y[s], marker, ms=3, lw=1, label=name if s == 0 else None)
+            bottom.plot(sw.weight_decays, sw.rank[s] + 0.04 * (k - (len(sweeps) - 1) / 2), marker, ms=3, lw=1,
                         color=line.get_color())
     for b in np.atleast_1d(spinodals if spinodals is not None else []):
         for ax in axes:
@@ -58,8 +58,8 @@ def trapping(release, *, ax=None, max_seeds=20, label=None) -> Plot:
     axis.set_xscale("log")
     axis.set_xlabel("epochs after the release (epoch 0 drawn at 0.5)")
     axis.set_ylabel("test MSE")
-    trap = ", ".join(f"{b:.3g}" for b in release.trap_betas) if release.trap_betas else "given"
-    axis.set_title(f"E2: trap ({trap}) released at beta = {release.target_beta:g} "
+    trap = ", ".join(f"{b:.3g}" for b in release.trap_weight_decays) if release.trap_weight_decays else "given"
+    axis.set_title(f"E2: trap ({trap}) released at weight decay {release.target_weight_decay:g} "
                    f"({int(release.escaped_mse[release.trapped].sum())}/{int(release.trapped.sum())} trapped "
                    f"seeds escaped)", fontsize=9)
     axis.legend(fontsize=7)
@@ -88,7 +88,7 @@ def escape_sweep(sweep, *, ax=None, x="batch_size/lr") -> Plot:
         pass
     axis.set_xlabel("batch_size / lr" if x == "batch_size/lr" else "1 / T_eff")
     axis.set_ylabel(f"ln tau (Langevin time lr x steps, {sweep.convention.name} units)")
-    axis.set_title(f"E4: escape times at beta = {sweep.target_beta:g}", fontsize=10)
+    axis.set_title(f"E4: escape times at weight decay {sweep.target_weight_decay:g}", fontsize=10)
     axis.legend(fontsize=7)
     return Plot(fig, (axis,))
 
@@ -113,7 +113,7 @@ def grokking(result, *, axes=None) -> Plot:
     top.set_xscale("log")
     top.set_xlabel("epochs (solid: test MSE, dashed: train MSE)")
     top.set_ylabel("MSE")
-    top.set_title(f"E5: {result.n_train} training samples, beta = {result.beta:g}, lr = {result.lr:g}",
+    top.set_title(f"E5: {result.n_train} training samples, weight decay {result.weight_decay:g}, lr = {result.lr:g}",
                   fontsize=10)
     top.legend(fontsize=7)
     for B in np.unique(result.batch_size):

@@ -20,17 +20,17 @@ CHAIN_TEMPERATURES = (0.0075, 0.0065, 0.0057, 0.005)   # dU/T = 3.8 ... 5.7 (doc
 #: Per scale: seeds, epoch budgets and walkers. "full" is the paper's scale (50 seeds,
 #: 2*10^4 epochs, 2000 + 2000 trap epochs); "smoke" is for the test suite.
 SCALES = {
-    "smoke": dict(n_seeds=2, epochs=60, trap_epochs=(40, 80), e1_draws=2, e1_step=0.02, e4_epochs=40,
-                  e4_batch_sizes=(8, 12), e5_trap_epochs=(110, 300), e5_epochs=300, e5_seeds=1, e5_pool=500,
-                  e5_test=1000, chain_walkers=40, chain_temps=(0.012, 0.0085), e4_seeds=2),
-    "quick": dict(n_seeds=8, epochs=8000, trap_epochs=(300, 600), e1_draws=10, e1_step=0.01, e4_epochs=1000,
+    "smoke": dict(n_seeds=2, epochs=60, trap_epochs=(40, 80), n_e1_draws=2, e1_step=0.02, e4_epochs=40,
+                  e4_batch_sizes=(8, 12), e5_trap_epochs=(110, 300), e5_epochs=300, n_e5_seeds=1, e5_pool=500,
+                  e5_test=1000, n_chain_walkers=40, chain_temps=(0.012, 0.0085), n_e4_seeds=2),
+    "quick": dict(n_seeds=8, epochs=8000, trap_epochs=(300, 600), n_e1_draws=10, e1_step=0.01, e4_epochs=1000,
                   e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300), e5_epochs=4000,
-                  e5_seeds=2, e5_pool=5000, e5_test=10_000, chain_walkers=400, chain_temps=CHAIN_TEMPERATURES,
-                  e4_seeds=16),
-    "full": dict(n_seeds=50, epochs=20_000, trap_epochs=(2000, 2000), e1_draws=20, e1_step=0.01, e4_epochs=5000,
+                  n_e5_seeds=2, e5_pool=5000, e5_test=10_000, n_chain_walkers=400, chain_temps=CHAIN_TEMPERATURES,
+                  n_e4_seeds=16),
+    "full": dict(n_seeds=50, epochs=20_000, trap_epochs=(2000, 2000), n_e1_draws=20, e1_step=0.01, e4_epochs=5000,
                  e4_batch_sizes=(8, 10, 12, 14, 16), e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300),
-                 e5_epochs=20_000, e5_seeds=8, e5_pool=5000, e5_test=10_000, chain_walkers=4000,
-                 chain_temps=CHAIN_TEMPERATURES, e4_seeds=50),
+                 e5_epochs=20_000, n_e5_seeds=8, e5_pool=5000, e5_test=10_000, n_chain_walkers=4000,
+                 chain_temps=CHAIN_TEMPERATURES, n_e4_seeds=50),
 }
 
 
@@ -43,18 +43,19 @@ def tasks(scale: str) -> list:
     grid = [dict(experiment="theory_critical"), dict(experiment="theory_modes"),
             dict(experiment="theory_landscape"), dict(experiment="theory_corrected")]
     n_up = int(round(0.46 / step)) + 1
-    grid += [dict(experiment="e1_up", n_betas=n_up, step=step), dict(experiment="e1_down", n_betas=n_up, step=step)]
-    grid += [dict(experiment="e1_draw", draw=k, n_betas=n_up, step=step) for k in range(s["e1_draws"])]
+    grid += [dict(experiment="e1_up", n_weight_decays=n_up, step=step),
+             dict(experiment="e1_down", n_weight_decays=n_up, step=step)]
+    grid += [dict(experiment="e1_draw", draw=k, n_weight_decays=n_up, step=step) for k in range(s["n_e1_draws"])]
     e2 = dict(n_seeds=s["n_seeds"], epochs=s["epochs"], trap_epochs=list(s["trap_epochs"]))
     grid += [dict(experiment="e2_paper_rank1", **e2), dict(experiment="e2_rank1", dtype="float64", **e2),
              dict(experiment="e2_rank1_float32", dtype="float32", **e2), dict(experiment="e2_rank0", **e2)]
     grid += [dict(experiment="e4_paper", n_seeds=s["n_seeds"], epochs=s["epochs"],
                   trap_epochs=list(s["trap_epochs"]))]
-    grid += [dict(experiment="e4_corrected", batch_size=int(b), n_seeds=s["e4_seeds"], epochs=s["e4_epochs"])
+    grid += [dict(experiment="e4_corrected", batch_size=int(b), n_seeds=s["n_e4_seeds"], epochs=s["e4_epochs"])
              for b in s["e4_batch_sizes"]]
     grid += [dict(experiment="e5", trap_epochs=list(s["e5_trap_epochs"]), epochs=s["e5_epochs"],
-                  n_seeds=s["e5_seeds"], pool_size=s["e5_pool"], test_size=s["e5_test"])]
-    grid += [dict(experiment="langevin_chain", temperature=float(T), n_traj=s["chain_walkers"])
+                  n_seeds=s["n_e5_seeds"], pool_size=s["e5_pool"], test_size=s["e5_test"])]
+    grid += [dict(experiment="langevin_chain", temperature=float(T), n_traj=s["n_chain_walkers"])
              for T in s["chain_temps"]]
     return grid
 
@@ -64,13 +65,35 @@ def _teacher():
     return GaussianTeacher(list(ETA))
 
 
-def corrected_beta(data) -> float:
+#: The paper's network and SGD (E1, E2, E4): 3 weight matrices of width 10, lr 0.08, batch size 64,
+#: weight decay 0.32 after the release; the library functions take these explicitly.
+PAPER_NET = dict(n_layers=3, width=10)
+PAPER_LR, PAPER_BATCH_SIZE, PAPER_WEIGHT_DECAY = 0.08, 64, 0.32
+#: E5: 25 of 5000 samples released at weight decay 0.0025 with lr 0.1.
+PAPER_E5 = dict(n_train=25, weight_decay=0.0025, lr=0.1, n_layers=3, width=10, log_every=5)
+
+
+def corrected_weight_decay(data) -> float:
     """E4 corrected: 0.012 below the draw's weak-mode spinodal (0.35 for the default draw),
-    where rank 2 is metastable with a small barrier down to rank 1 and SGD noise is not zero."""
+    where rank 2 is metastable with a small barrier down to rank 1 and SGD noise is not zero.
+
+    Parameters
+    ----------
+    data : Dataset
+        The training draw.
+
+    Returns
+    -------
+    float
+    """
     from ..theory import critical_points
     m = data.moments()
     sp = np.sort(np.asarray(critical_points(3, m.spectrum, m.a, convention="paper").gamma_sp, dtype=float))
     return float(np.round(sp[0] - 0.012, 3))
+
+
+def _weight_decays(p):
+    return np.round(np.arange(p["n_weight_decays"]) * p["step"], 4)
 
 
 def run_experiment(*, experiment, rng, **p):
@@ -89,47 +112,51 @@ def run_experiment(*, experiment, rng, **p):
         return th.landscape(3, ETA[1], 0.32, convention="paper")
     if experiment == "theory_corrected":
         m = data.moments()
-        return th.landscape(3, m.spectrum, corrected_beta(data), m.a, convention="paper")
+        return th.landscape(3, m.spectrum, corrected_weight_decay(data), m.a, convention="paper")
     if experiment in ("e1_up", "e1_down"):
-        betas = np.round(np.arange(p["n_betas"]) * p["step"], 4)
+        wds = _weight_decays(p)
         if experiment == "e1_down":
-            betas = betas[::-1]
-        return tr.weight_decay_sweep(teacher.moments, betas, test=teacher, rng=rng, quiet=True)
+            wds = wds[::-1]
+        return tr.weight_decay_sweep(teacher.moments, wds, **PAPER_NET, lr=PAPER_LR, test=teacher, rng=rng,
+                                     quiet=True)
     if experiment == "e1_draw":
-        betas = np.round(np.arange(p["n_betas"]) * p["step"], 4)
         sample = teacher.sample(512, rng=100 + int(p["draw"]))
-        return tr.weight_decay_sweep(sample, betas, test=teacher, rng=rng, quiet=True)
+        return tr.weight_decay_sweep(sample, _weight_decays(p), **PAPER_NET, lr=PAPER_LR, test=teacher, rng=rng,
+                                     quiet=True)
     if experiment.startswith("e2_"):
         if experiment == "e2_paper_rank1":
             tb = (0.0, 0.361)
         elif experiment == "e2_rank0":
             tb = (0.0, 0.43)
         else:
-            tb = (0.0, tr.trap_weight_decay(data, 1))
-        return tr.trap_and_release(data, target_beta=0.32, trap_betas=tb, trap_epochs=tuple(p["trap_epochs"]),
-                                   epochs=p["epochs"], n_seeds=p["n_seeds"], test=test,
+            tb = (0.0, tr.trap_weight_decay(data, 1, n_layers=3))
+        return tr.trap_and_release(data, target_weight_decay=PAPER_WEIGHT_DECAY, trap_weight_decays=tb,
+                                   trap_epochs=tuple(p["trap_epochs"]), epochs=p["epochs"], **PAPER_NET,
+                                   lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE, n_seeds=p["n_seeds"], test=test,
                                    dtype=p.get("dtype", "float64"), log_every=max(1, p["epochs"] // 2000),
                                    rng=rng, quiet=True)
     if experiment == "e4_paper":
         s_trap, s_sweep = rng.spawn(2)
-        trap = tr.prepare_trap(data, trap_betas=(0.0, tr.trap_weight_decay(data, 1)),
-                               trap_epochs=tuple(p["trap_epochs"]), n_seeds=p["n_seeds"], rng=s_trap)
-        lev = tr.mse_levels(data, 0.32, test=test)
-        return tr.arrhenius_sweep(data, trap, lrs=[5e-4, 1e-3, 2e-3, 3e-3, 5e-3], batch_sizes=64, target_beta=0.32,
-                                  epochs=p["epochs"], levels=(lev[1], lev[2]), test=test,
+        trap = tr.prepare_trap(data, trap_weight_decays=(0.0, tr.trap_weight_decay(data, 1, n_layers=3)),
+                               trap_epochs=tuple(p["trap_epochs"]), **PAPER_NET, lr=PAPER_LR,
+                               batch_size=PAPER_BATCH_SIZE, n_seeds=p["n_seeds"], rng=s_trap)
+        lev = tr.mse_levels(data, PAPER_WEIGHT_DECAY, n_layers=3, test=test)
+        return tr.arrhenius_sweep(data, trap, lr=[5e-4, 1e-3, 2e-3, 3e-3, 5e-3], batch_size=PAPER_BATCH_SIZE,
+                                  target_weight_decay=PAPER_WEIGHT_DECAY, epochs=p["epochs"], levels=(lev[1], lev[2]), test=test,
                                   log_every=max(1, p["epochs"] // 2000), rng=s_sweep, quiet=True)
     if experiment == "e4_corrected":
-        beta = corrected_beta(data)
+        wd = corrected_weight_decay(data)
         # the same checkpoint for every batch size: its seed does not depend on the task
-        trap = tr.prepare_trap(data, trap_betas=(0.0, beta), trap_epochs=(300, 300), n_seeds=p["n_seeds"],
+        trap = tr.prepare_trap(data, trap_weight_decays=(0.0, wd), trap_epochs=(300, 300), **PAPER_NET,
+                               lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE, n_seeds=p["n_seeds"],
                                rng=np.random.SeedSequence(4242))
-        lev = tr.mse_levels(data, beta, test=test)
-        return tr.arrhenius_sweep(data, trap, lrs=0.1, batch_sizes=[p["batch_size"]], target_beta=beta,
+        lev = tr.mse_levels(data, wd, n_layers=3, test=test)
+        return tr.arrhenius_sweep(data, trap, lr=0.1, batch_size=[p["batch_size"]], target_weight_decay=wd,
                                   epochs=p["epochs"], levels=(lev[2], lev[1]), test=test, rng=rng, quiet=True)
     if experiment == "e5":
-        return tr.sparse_grokking(teacher, pool_size=p["pool_size"], n_train=25, test_size=p["test_size"],
-                                  trap_epochs=tuple(p["trap_epochs"]), batch_sizes=(64, 5), n_seeds=p["n_seeds"],
-                                  epochs=p["epochs"], log_every=5, rng=rng, quiet=True)
+        return tr.sparse_grokking(teacher, pool_size=p["pool_size"], test_size=p["test_size"],
+                                  trap_epochs=tuple(p["trap_epochs"]), batch_size=(64, 5), n_seeds=p["n_seeds"],
+                                  epochs=p["epochs"], **PAPER_E5, rng=rng, quiet=True)
     if experiment == "langevin_chain":
         from ..langevin import Threshold, chain, simulate
         L = th.landscape(3, ETA[1], 0.32, convention="paper")

@@ -3,37 +3,45 @@
 Data
     GaussianTeacher(eta, d_in=None, d_out=None, input_cov=None, output_cov=None, rotation=None)
         .moments, .sample(n, rng), .test_set(n=512), .subsample(pool_size, n_train, rng)
-    Moments (input_cov, cross_cov, output_cov; .spectrum, .a for theory.modes), Dataset (X, Y)
+    Moments (input_cov, cross_cov, output_cov; .spectrum, .a for theory.modes), Dataset (X, Y),
+    as_moments(data)
 Training
-    train(data, *, n_layers, width, lr, epochs, beta= | gamma=, convention=, batch_size=,
+    train(data, *, n_layers, width, epochs, lr=, weight_decay= | gamma=, convention=, batch_size=,
           sampling="shuffle"|"replacement", drop_last=True, test=, dtype="float64"|"float32",
-          init="std"|"variance"|weights|TrainingRun, n_seeds=, log_every=, record_steps=, rng=)
+          init="std"|"variance"|weights|TrainingRun, n_seeds=, log_every=, record_steps=, rng=,
+          n_threads=)  or with option objects  train(data, ..., sgd=SGD(lr, batch_size, weight_decay),
+          noise=Noise(temperature, label_noise), logging=Logging(log_every, ..., test))
         -> TrainingRun (registered result: logs, checkpoints, stats)
     batch_gradient(weights, data, ...): the kernel's gradient
-Protocols (the paper's experiments, science brief section 6)
-    weight_decay_sweep (E1) -> WeightDecaySweep; converge; prepare_trap
-    trap_and_release (E2) -> TrapRelease; escape_epochs
+Protocols (the paper's experiments; the paper's values are passed by phasetools.reproduce)
+    weight_decay_sweep (E1) -> WeightDecaySweep; converge
+    prepare_trap, trap_and_release (E2) -> TrapRelease; escape_epochs
     arrhenius_sweep (E4) -> ArrheniusSweep
     sparse_grokking (E5) -> SparseGrokking
+    mse_levels, trap_weight_decay: levels from the per-mode theory of the data
 Gradient noise
     gradient_covariance(weights, moments or (X, Y), convention=) -> GradientNoise
     per_sample_gradients, effective_temperature, jacobian
 
-One update is ``W -= lr * (grad[kappa * mean_batch ||y - Mx||^2] + beta * W)``:
-``torch.optim.SGD(weight_decay=beta)`` on ``torch.nn.MSELoss()`` for ``convention="paper"``.
-See docs/training.md.
+One update is ``W -= lr * (grad[kappa * mean_batch ||y - Mx||^2] + weight_decay * W)``:
+``torch.optim.SGD(weight_decay=weight_decay)`` on ``torch.nn.MSELoss()`` for ``convention="paper"``
+(``weight_decay`` is the paper's beta). See docs/training.md.
 """
 
-from ._data import TEST_ENTROPY, Dataset, GaussianTeacher, Moments
+from ._arrhenius import ArrheniusSweep, arrhenius_sweep
+from ._converge import RANK_THRESHOLD, converge, escape_epochs
+from ._data import TEST_ENTROPY, Dataset, GaussianTeacher, Moments, as_moments
+from ._levels import mse_levels, trap_weight_decay
 from ._noise import GradientNoise, effective_temperature, gradient_covariance, jacobian, per_sample_gradients
-from ._protocols import (RANK_THRESHOLD, ArrheniusSweep, SparseGrokking, TrapRelease, WeightDecaySweep,
-                         arrhenius_sweep, converge, escape_epochs, prepare_trap, sparse_grokking,
-                         trap_and_release, trap_weight_decay, mse_levels, weight_decay_sweep)
+from ._options import SGD, Logging, Noise
+from ._sparse import SparseGrokking, sparse_grokking
 from ._train import INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient, train
+from ._trap import TrapRelease, prepare_trap, trap_and_release
+from ._weight_decay_sweep import WeightDecaySweep, weight_decay_sweep
 
-__all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "train", "TrainingRun", "batch_gradient",
-           "INIT_DEFAULT", "STATUS_OK", "STATUS_NONFINITE", "GradientNoise", "gradient_covariance",
-           "per_sample_gradients", "effective_temperature", "jacobian",
-           "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease", "trap_weight_decay", "mse_levels",
-           "escape_epochs", "arrhenius_sweep", "ArrheniusSweep", "sparse_grokking", "SparseGrokking",
-           "RANK_THRESHOLD"]
+__all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "as_moments", "train", "TrainingRun",
+           "batch_gradient", "SGD", "Noise", "Logging", "INIT_DEFAULT", "STATUS_OK", "STATUS_NONFINITE",
+           "GradientNoise", "gradient_covariance", "per_sample_gradients", "effective_temperature", "jacobian",
+           "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease",
+           "trap_weight_decay", "mse_levels", "escape_epochs", "arrhenius_sweep", "ArrheniusSweep",
+           "sparse_grokking", "SparseGrokking", "RANK_THRESHOLD"]

@@ -25,7 +25,7 @@ from .._rng import generator
 from .._validation import as_float_array, check_data_matrices
 from ..results import deep_equal, register
 
-__all__ = ["Moments", "Dataset", "GaussianTeacher", "as_data", "TEST_ENTROPY"]
+__all__ = ["Moments", "Dataset", "GaussianTeacher", "as_data", "as_moments", "TEST_ENTROPY"]
 
 # Root of the default fixed test set: a SeedSequence with a spawn key, so it differs from
 # every stream made from a plain integer seed.
@@ -199,6 +199,24 @@ def as_data(data, name="data"):
             raise ValueError(f"{name}: {exc}") from None
     raise ValueError(f"{name} must be a (X, Y) pair, a Dataset, Moments or a GaussianTeacher, "
                      f"got {type(data).__name__}")
+
+
+def as_moments(data, name="data") -> Moments:
+    """The second moments of ``data``: Moments pass through, samples give their own moments.
+
+    Parameters
+    ----------
+    data : (X, Y), Dataset, Moments or GaussianTeacher
+        A teacher gives its population moments.
+    name : str
+        The parameter's name, for the message of bad input.
+
+    Returns
+    -------
+    Moments
+    """
+    d = as_data(data, name)
+    return d if isinstance(d, Moments) else d.moments()
 
 
 def _generator(rng):

@@ -314,11 +314,13 @@ def _singular_values(A, out):
 
 
 @jit
-def _log_point(th, dims, offs, sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd, s, li, lj, basic, layers,
-               out_train, out_test, out_loss, out_norm, out_sv, out_lsv):
+def _log_point(th, dims, offs, monitor, s, li, lj, basic, layers, outs):
     """In float64: if ``basic``, train/test MSE, loss, weight norm and end-to-end singular
     values at log point ``li``; if ``layers``, per-layer singular values at layer log point
-    ``lj``. Returns False if the end-to-end map is not finite."""
+    ``lj``. ``monitor`` and ``outs`` are the tuples of :func:`train_kernel`. Returns False if
+    the end-to-end map is not finite."""
+    sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd = monitor
+    out_train, out_test, out_loss, out_norm, out_sv, out_lsv = outs[2], outs[3], outs[4], outs[5], outs[6], outs[7]
     n = dims.shape[0] - 1
     d_in = dims[0]
     d_out = dims[n]
@@ -377,25 +379,94 @@ def _log_point(th, dims, offs, sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd
 
 
 @jit
-def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, states, epochs, batch_size,
-                 steps_per_epoch, n_samples, mxx, myx, log_epochs, layer_epochs, sxx, syx, syy, has_test, txx,
-                 tyx, tyy, kappa, wd64, pre, suf, G, C, grad, perm, out_steps, out_status, out_train,
-                 out_test, out_loss, out_norm, out_sv, out_lsv, record, rec_idx, rec_params, inj_sd, label_sd,
-                 kn, wn, fn, noise):
+def _shuffle(pm, st, n_samples):
+    """Fisher-Yates: a fresh uniform permutation of ``pm[:n_samples]`` in place."""
+    for i in range(n_samples - 1, 0, -1):
+        j = min(np.int64(uniform(st) * (i + 1)), i)
+        tmp = pm[i]
+        pm[i] = pm[j]
+        pm[j] = tmp
+
+
+@jit
+def _batch(mode, pm, st, b, batch_size, n_samples, scale_full, scale_last):
+    """The rows of step ``b``: ``(start, count, scale)`` into ``pm`` (mode 1 draws them into ``pm``)."""
+    start = 0
+    count = batch_size
+    sc = scale_full
+    if mode == 1:
+        for q in range(batch_size):
+            pm[q] = min(np.int64(uniform(st) * n_samples), n_samples - 1)
+    elif mode == 0:
+        start = b * batch_size
+        if n_samples - start < batch_size:
+            count = n_samples - start
+            sc = scale_last
+    return start, count, sc
+
+
+@jit
+def _update(th, grad_s, lr, wd, inj_sd, st, nz, kn, wn, fn):
+    """The SGD update of one seed, with the injected noise when ``inj_sd > 0``; False if not finite."""
+    if inj_sd > 0.0:
+        _fill_normals(st, nz, th.shape[0], inj_sd, kn, wn, fn)
+        return _sgd_update_noisy(th, grad_s, lr, wd, nz)
+    return _sgd_update(th, grad_s, lr, wd)
+
+
+@jit
+def _log_due(th, dims, offs, monitor, schedule, s, li, lj, e, status, outs):
+    """Write the log points due at epoch ``e``; returns ``(li, lj, status)`` advanced."""
+    log_epochs = schedule[1]
+    layer_epochs = schedule[2]
+    basic = status == 0 and li < log_epochs.shape[0] and log_epochs[li] == e
+    layers = status == 0 and lj < layer_epochs.shape[0] and layer_epochs[lj] == e
+    if basic or layers:
+        if not _log_point(th, dims, offs, monitor, s, li, lj, basic, layers, outs):
+            status = 2
+        if basic:
+            li += 1
+        if layers:
+            lj += 1
+    return li, lj, status
+
+
+@jit
+def train_kernel(lo, hi, run, data, layout, sgd, schedule, monitor, bufs, outs, record, noise):
     """Advance runs ``lo <= s < hi`` for ``epochs`` epochs, in place (serial, releases the GIL).
 
-    ``consts`` (weights' dtype) = ``[lr, wd, scale of a full batch, scale of the last
-    partial batch, 2 kappa]``; ``mode``: 0 shuffled epochs without replacement, 1 batches
-    drawn with replacement, 2 full-batch steps on the moments ``mxx``, ``myx``. ``perm[s]``
-    holds the permutation (mode 0) or the drawn batch (mode 1). Run ``s``
-    touches only row ``s`` of every per-run array, so disjoint ranges may run concurrently.
+    The arguments are tuples of arrays (run ``s`` touches only row ``s`` of every per-run
+    array, so disjoint ranges may run concurrently):
 
-    ``label_sd > 0`` (batch modes): fresh normals ``label_sd * z`` are added to the batch's
-    targets every step (drawn after the batch indices, sample by sample, output by output);
-    ``inj_sd > 0``: ``inj_sd * z`` is added to every weight after the update (drawn after the
-    label noise, in parameter order). ``noise[s]`` is the dtype buffer they go through
-    (length ``>= max(batch_size * d_out, n_params)``); ``kn, wn, fn``: the ziggurat tables.
+    * ``run = (theta, states)``: flat weights and xoshiro256** states per run;
+    * ``data = (mode, X, Y, mxx, myx)``: ``mode`` 0 shuffled epochs without replacement, 1
+      batches drawn with replacement, 2 full-batch steps on the moments ``mxx``, ``myx``;
+    * ``layout = (dims, offs, poffs, soffs)`` (module docstring);
+    * ``sgd = (consts, batch_size, steps_per_epoch, n_samples)``, ``consts`` (weights' dtype) =
+      ``[lr, wd, scale of a full batch, scale of the last partial batch, 2 kappa]``;
+    * ``schedule = (epochs, log_epochs, layer_epochs)``;
+    * ``monitor = (sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd)``: float64 moments and
+      constants of the logged quantities;
+    * ``bufs = (pre, suf, G, C, grad, perm, noise)``: ``perm[s]`` holds the permutation (mode
+      0) or the drawn batch (mode 1), ``noise[s]`` the dtype buffer of the normals (length
+      ``>= max(batch_size * d_out, n_params)``);
+    * ``outs = (steps, status, train_mse, test_mse, loss, weight_norm, sv, layer_sv)``;
+    * ``record = (record_steps, batch_indices, step_params)``;
+    * ``noise = (inj_sd, label_sd, kn, wn, fn)``: ``label_sd > 0`` (batch modes) adds fresh
+      normals ``label_sd * z`` to the batch's targets every step (drawn after the batch
+      indices, sample by sample, output by output); ``inj_sd > 0`` adds ``inj_sd * z`` to
+      every weight after the update (drawn after the label noise, in parameter order);
+      ``kn, wn, fn`` are the ziggurat tables.
     """
+    theta, states = run
+    mode, X, Y, mxx, myx = data
+    dims, offs, poffs, soffs = layout
+    consts, batch_size, steps_per_epoch, n_samples = sgd
+    epochs = schedule[0]
+    pre, suf, G, C, grad, perm, noise_buf = bufs
+    out_steps, out_status = outs[0], outs[1]
+    rec_on, rec_idx, rec_params = record
+    inj_sd, label_sd, kn, wn, fn = noise
     n = dims.shape[0] - 1
     d_in = dims[0]
     d_out = dims[n]
@@ -405,8 +476,6 @@ def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, st
     scale_full = consts[2]
     scale_last = consts[3]
     two_kappa = consts[4]
-    n_logs = log_epochs.shape[0]
-    n_llogs = layer_epochs.shape[0]
     for s in range(lo, hi):
         th = theta[s]
         st = states[s]
@@ -416,49 +485,25 @@ def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, st
         C_s = C[s]
         grad_s = grad[s]
         pm = perm[s]
-        nz = noise[s]
+        nz = noise_buf[s]
         status = 0
         step = 0
-        li = lo - lo  # a plain int64 (a literal 0 would make numba compile a second _log_point)
+        li = lo - lo  # a plain int64 (a literal 0 would make numba compile a second _log_due)
         lj = lo - lo
         e = 0
         if mode == 0:
             for i in range(n_samples):
                 pm[i] = i
         while True:
-            basic = status == 0 and li < n_logs and log_epochs[li] == e
-            layers = status == 0 and lj < n_llogs and layer_epochs[lj] == e
-            if basic or layers:
-                if not _log_point(th, dims, offs, sxx, syx, syy, has_test, txx, tyx, tyy, kappa, wd64, s, li,
-                                  lj, basic, layers, out_train, out_test, out_loss, out_norm, out_sv,
-                                  out_lsv):
-                    status = 2
-                if basic:
-                    li += 1
-                if layers:
-                    lj += 1
+            li, lj, status = _log_due(th, dims, offs, monitor, schedule, s, li, lj, e, status, outs)
             if status != 0 or e >= epochs:
                 break
             e += 1
-            if mode == 0:  # Fisher-Yates: a fresh uniform permutation each epoch
-                for i in range(n_samples - 1, 0, -1):
-                    j = min(np.int64(uniform(st) * (i + 1)), i)
-                    tmp = pm[i]
-                    pm[i] = pm[j]
-                    pm[j] = tmp
+            if mode == 0:
+                _shuffle(pm, st, n_samples)
             for b in range(steps_per_epoch):
                 _products(th, dims, offs, pre_s, poffs, suf_s, soffs)
-                start = 0
-                count = batch_size
-                sc = scale_full
-                if mode == 1:
-                    for q in range(batch_size):
-                        pm[q] = min(np.int64(uniform(st) * n_samples), n_samples - 1)
-                elif mode == 0:
-                    start = b * batch_size
-                    if n_samples - start < batch_size:
-                        count = n_samples - start
-                        sc = scale_last
+                start, count, sc = _batch(mode, pm, st, b, batch_size, n_samples, scale_full, scale_last)
                 if mode == 2:
                     _residual_moments(pre_s, mo, mxx, myx, two_kappa, d_in, d_out, G_s)
                 elif label_sd > 0.0:
@@ -466,17 +511,13 @@ def train_kernel(lo, hi, theta, X, Y, mode, dims, offs, poffs, soffs, consts, st
                     _residual_batch_labels(pre_s, mo, X, Y, pm, start, count, sc, d_in, d_out, G_s, nz)
                 else:
                     _residual_batch(pre_s, mo, X, Y, pm, start, count, sc, d_in, d_out, G_s)
-                if record and mode != 2:
+                if rec_on and mode != 2:
                     for q in range(count):
                         rec_idx[s, step, q] = pm[start + q]
                 _layer_grads(dims, offs, pre_s, poffs, suf_s, soffs, G_s, C_s, grad_s)
-                if inj_sd > 0.0:
-                    _fill_normals(st, nz, th.shape[0], inj_sd, kn, wn, fn)
-                    ok = _sgd_update_noisy(th, grad_s, lr, wd, nz)
-                else:
-                    ok = _sgd_update(th, grad_s, lr, wd)
+                ok = _update(th, grad_s, lr, wd, inj_sd, st, nz, kn, wn, fn)
                 step += 1
-                if record:
+                if rec_on:
                     for i in range(th.shape[0]):
                         rec_params[s, step, i] = th[i]
                 if not ok:

@@ -5,13 +5,16 @@ weights and its batches from its own xoshiro256** stream keyed by ``(entropy, i)
 result does not depend on the thread count and any seed can be re-run alone
 (``n_seeds=1, seed_offset=i``). See ``docs/training.md`` for the update rule, the
 conventions and the logged quantities.
+
+The trainer is a few small steps: the options (:mod:`._options`) and the data plan
+(:func:`_plan_data`), the initial weights (:func:`_initial_weights`), the output arrays
+(:class:`_Outputs`), the kernel call on one or more threads (:func:`_run_kernel`) and the
+result (:class:`TrainingRun`, :mod:`._run`).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -19,236 +22,40 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .._validation import as_float_array, check_choice, check_n_layers, check_width
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
-from ..results import Result, register
-from ..theory._convention import Convention, resolve_convention
-from ..theory._network import layer_shapes
+from .._validation import as_float_array, check_choice, check_int, check_n_layers, check_scalar, check_width
+from ..theory import Convention, layer_shapes, resolve_convention
 from . import _kernels as K
-from ._data import Dataset, Moments, as_data
+from ._data import Dataset, Moments, as_data, as_moments
+from ._options import SGD, Logging, Noise, resolve
+from ._run import STATUS_NONFINITE, STATUS_OK, TrainingRun
 
 __all__ = ["TrainingRun", "train", "batch_gradient", "resolve_training_convention", "STATUS_OK",
-           "STATUS_NONFINITE", "INIT_DEFAULT"]
+           "STATUS_NONFINITE", "INIT_DEFAULT", "SGD", "Noise", "Logging"]
 
-STATUS_OK, STATUS_NONFINITE = K.STATUS_OK, K.STATUS_NONFINITE
 INIT_DEFAULT = "std"
 _INITS = ("std", "variance")
 _INIT_FANS = ("fan_in", "width")
-_SAMPLINGS = ("shuffle", "replacement")
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _MAX_RECORD_VALUES = 20_000_000
 _WARM: set = set()
 
 
-@register
-@dataclass(frozen=True, eq=False, repr=False)
-class TrainingRun(Result):
-    """An ensemble of SGD runs of one configuration (one entry per seed).
-
-    Logged every ``log_every`` epochs (``log_epochs``; epoch 0 is the initial state, the
-    last epoch is always logged), per seed: ``train_mse`` and ``test_mse`` (element-wise
-    mean over samples and outputs, as ``torch.nn.MSELoss()``), ``loss`` (the training
-    objective in ``convention``: ``kappa E||y - Mx||^2 + (beta/2) sum ||W_i||^2``,
-    absolute, ``E||y||^2`` included), ``weight_norm`` (``sqrt(sum_i ||W_i||_F^2)``),
-    ``singular_values`` of the end-to-end map (descending) and ``layer_singular_values``
-    (seed, log, layer, k; NaN-padded to the largest ``min(rows, cols)``). Entries after a
-    seed diverged are NaN. ``status`` is 0 (ran to the end) or 2 (stopped at step
-    ``steps`` by a non-finite weight or end-to-end map). ``initial_params`` and
-    ``final_params`` are the flat weights per seed (checkpoints; see :meth:`weights`).
-    ``temperature`` and ``label_noise`` record the optional injected (Langevin/SGLD) and
-    label noise (0: off). Runs of one configuration and ``rng`` with disjoint seed indices
-    merge with ``+`` (:meth:`merge`).
-    """
-
-    n_layers: int
-    width: int
-    d_in: int
-    d_out: int
-    lr: float
-    beta: float
-    gamma: float
-    convention: Convention
-    batch_size: int | None
-    epochs: int
-    n_samples: int | None
-    sampling: str
-    drop_last: bool
-    dtype: str
-    init: str
-    init_fan: str
-    log_every: int
-    layer_log_every: int
-    seed_offset: int
-    record_steps: bool
-    train_moments: Moments
-    test_moments: Moments | None
-    steps_per_epoch: int
-    seed_index: np.ndarray
-    log_epochs: np.ndarray
-    layer_log_epochs: np.ndarray
-    train_mse: np.ndarray
-    test_mse: np.ndarray | None
-    loss: np.ndarray
-    weight_norm: np.ndarray
-    singular_values: np.ndarray
-    layer_singular_values: np.ndarray
-    steps: np.ndarray
-    status: np.ndarray
-    initial_params: np.ndarray
-    final_params: np.ndarray
-    batch_indices: np.ndarray | None = None
-    step_params: np.ndarray | None = None
-    temperature: float = 0.0
-    label_noise: float = 0.0
-
-    _config_fields = ("n_layers", "width", "d_in", "d_out", "lr", "beta", "gamma", "convention", "batch_size",
-                      "epochs", "n_samples", "sampling", "drop_last", "dtype", "init", "init_fan",
-                      "log_every", "layer_log_every", "seed_offset", "record_steps", "train_moments",
-                      "test_moments", "temperature", "label_noise")
-    _dims = {"seed_index": ("seed",), "log_epochs": ("log",), "train_mse": ("seed", "log"),
-             "test_mse": ("seed", "log"), "loss": ("seed", "log"), "weight_norm": ("seed", "log"),
-             "singular_values": ("seed", "log", "mode"), "layer_log_epochs": ("layer_log",),
-             "layer_singular_values": ("seed", "layer_log", "layer", "mode"),
-             "steps": ("seed",), "status": ("seed",), "initial_params": ("seed", "param"),
-             "final_params": ("seed", "param"), "batch_indices": ("seed", "step", "sample"),
-             "step_params": ("seed", "step", "param")}
-    _coords = {"seed": "seed_index", "log": "log_epochs", "layer_log": "layer_log_epochs"}
-    _units = {"lr": "time[convention]/step", "beta": "weight_decay", "gamma": "coupling[canonical]",
-              "log_epochs": "epochs", "layer_log_epochs": "epochs", "steps": "steps", "train_mse": "mse",
-              "test_mse": "mse",
-              "loss": "loss[convention]", "weight_norm": "weight", "singular_values": "end_to_end",
-              "layer_singular_values": "weight", "initial_params": "weight", "final_params": "weight",
-              "step_params": "weight", "temperature": "temperature[convention]", "label_noise": "target"}
-
-    # -- derived ------------------------------------------------------------------------
-    @property
-    def n_seeds(self) -> int:
-        return int(self.seed_index.size)
-
-    @property
-    def layer_shapes(self) -> list:
-        return layer_shapes(self.d_in, self.d_out, self.n_layers, self.width)
-
-    @property
-    def n_params(self) -> int:
-        return int(sum(r * c for r, c in self.layer_shapes))
-
-    @property
-    def n_hidden(self) -> int:
-        return self.n_layers - 1
-
-    @property
-    def kappa(self) -> float:
-        return float(self.convention.kappa)
-
-    @property
-    def diverged(self) -> np.ndarray:
-        return self.status == STATUS_NONFINITE
-
-    @property
-    def time(self) -> np.ndarray:
-        """Langevin time ``lr * steps`` per seed, in the convention's units (canonical: ``kappa *`` this)."""
-        return self.lr * self.steps
-
-    @property
-    def log_time(self) -> np.ndarray:
-        """Langevin time ``lr * steps`` of each log point (convention units)."""
-        return self.lr * self.steps_per_epoch * self.log_epochs
-
-    @property
-    def energy(self) -> np.ndarray:
-        """``loss`` measured from the trivial state (``- kappa tr S_yy``), as the theory reports energies."""
-        return self.loss - self.kappa * float(np.trace(self.train_moments.output_cov))
-
-    def weights(self, which: str = "final", seed=None) -> list:
-        """Per-layer weights ``[W_1, ..., W_n]``: arrays (seed, rows, cols), or (rows, cols) for one ``seed``.
-
-        ``which`` is ``"final"`` or ``"initial"``.
-        """
-        check_choice(which, "which", ("final", "initial"))
-        flat = self.final_params if which == "final" else self.initial_params
-        if seed is not None:
-            flat = flat[int(seed)][None]
-        out, k = [], 0
-        for r, c in self.layer_shapes:
-            out.append(flat[:, k:k + r * c].reshape(-1, r, c))
-            k += r * c
-        return [w[0] for w in out] if seed is not None else out
-
-    def merge(self, other: "TrainingRun") -> "TrainingRun":
-        """Pool two runs of one configuration and ``rng`` whose seed indices are disjoint.
-
-        ``run(n_seeds=a) + run(n_seeds=b, seed_offset=a)`` equals ``run(n_seeds=a + b)``
-        in every field except ``stats``: per-seed fields are concatenated and ordered by
-        ``seed_index``, ``seed_offset`` becomes the smallest index, and the timings and
-        counts in ``stats`` are added up.
-        """
-        if not isinstance(other, TrainingRun):
-            raise TypeError("can only merge with another TrainingRun")
-        from ..results import deep_equal
-
-        mine, theirs = self.config, other.config
-        diff = [k for k in mine if k != "seed_offset" and not deep_equal(mine[k], theirs[k])]
-        if diff:
-            raise ValueError(f"cannot merge training runs with different configurations (differ in {diff})")
-        if tuple(self.seeds or ()) != tuple(other.seeds or ()):
-            raise ValueError(f"cannot merge training runs with different rng entropies ({self.seeds} and "
-                             f"{other.seeds}): a seed is identified by (rng, seed index); run the parts with "
-                             f"the same rng and different seed_offset")
-        if np.intersect1d(self.seed_index, other.seed_index).size:
-            raise ValueError("cannot merge training runs that share seed indices (the runs would repeat); "
-                             "give the parts disjoint seed_offset ranges")
-        order = np.argsort(np.concatenate([self.seed_index, other.seed_index]), kind="stable")
-        per_seed = {}
-        for f in dataclasses.fields(self):
-            dims = self._dims.get(f.name, ())
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if not dims or dims[0] != "seed" or a is None:
-                continue
-            per_seed[f.name] = np.concatenate([a, b])[order]
-        st_a, st_b = self.stats, other.stats
-        stats = {k: st_a.get(k, 0) + st_b.get(k, 0)
-                 for k in ("wall_time", "compile_time", "steps_total", "n_nonfinite")}
-        stats["steps_per_second"] = (stats["steps_total"] / stats["wall_time"] if stats["wall_time"] > 0
-                                     else math.inf)
-        stats["n_threads"] = max(st_a.get("n_threads", 1), st_b.get("n_threads", 1))
-        return dataclasses.replace(self, seed_offset=int(per_seed["seed_index"][0]), stats=stats, **per_seed)
-
-    def __repr__(self):
-        coupling = f"beta={self.beta:g} (gamma={self.gamma:g})"
-        if self.temperature > 0:
-            coupling += f", temperature={self.temperature:g}"
-        if self.label_noise > 0:
-            coupling += f", label_noise={self.label_noise:g}"
-        data = (f"n_samples={self.n_samples}, batch_size={self.batch_size}, sampling={self.sampling!r}"
-                if self.n_samples is not None else "population moments")
-        return (f"TrainingRun(n_layers={self.n_layers}, width={self.width}, {self.d_in}->{self.d_out}, "
-                f"lr={self.lr:g}, {coupling}, convention={self.convention.name!r}, {data}, "
-                f"epochs={self.epochs}, dtype={self.dtype!r}, n_seeds={self.n_seeds}, "
-                f"diverged={int(self.diverged.sum())})")
-
-
 # -- helpers ---------------------------------------------------------------------------
-def _int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _scalar(value, name, *, positive=False):
-    arr = as_float_array(value, name)
-    if arr.ndim != 0:
-        raise ValueError(f"{name} must be a number, got shape {arr.shape}")
-    v = float(arr)
-    if positive and v <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not positive and v < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return v
-
-
 def resolve_training_convention(convention, d_out: int) -> Convention:
-    """``"paper"`` means MSE averaged over the ``d_out`` outputs (``kappa = 1/d_out``)."""
+    """The convention of a training run; ``"paper"`` means MSE averaged over the ``d_out`` outputs.
+
+    Parameters
+    ----------
+    convention : str or Convention
+        ``"paper"`` (``kappa = 1/d_out``), ``"canonical"`` or a Convention.
+    d_out : int
+        Output dimension of the data.
+
+    Returns
+    -------
+    Convention
+    """
     if isinstance(convention, str) and convention == "paper":
         return Convention.paper(n_outputs=d_out)
     conv = resolve_convention(convention)
@@ -258,16 +65,25 @@ def resolve_training_convention(convention, d_out: int) -> Convention:
     return conv
 
 
-def _couplings(beta, gamma, conv):
-    """(beta, gamma): the coupled weight decay applied in the update and the canonical coupling."""
-    if (beta is None) == (gamma is None):
-        raise ValueError("give exactly one of beta (the weight decay added to the gradient, as torch's "
+def _couplings(weight_decay, gamma, conv):
+    """(weight_decay, gamma): the coupled weight decay applied in the update and the canonical coupling."""
+    if (weight_decay is None) == (gamma is None):
+        raise ValueError("give exactly one of weight_decay (the weight decay added to the gradient, as torch's "
                          "weight_decay) and gamma (the canonical coupling)")
-    if beta is not None:
-        b = _scalar(beta, "beta")
+    if weight_decay is not None:
+        b = check_scalar(weight_decay, "weight_decay")
         return b, b / (2.0 * conv.kappa)
-    g = _scalar(gamma, "gamma")
+    g = check_scalar(gamma, "gamma")
     return 2.0 * conv.kappa * g, g
+
+
+def _dtype_name(dtype) -> str:
+    if isinstance(dtype, str):
+        return check_choice(dtype, "dtype", tuple(_DTYPES))
+    name = np.dtype(dtype).name if dtype in (np.float32, np.float64) else None
+    if name is None:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return name
 
 
 def _numerical_rank(m) -> int:
@@ -344,21 +160,220 @@ class _Layout:
         return pre, suf, G, C, grad
 
 
+@dataclass(frozen=True)
+class _DataPlan:
+    """The data as the kernel sees them (one of three modes) and the batch arithmetic."""
+
+    sampling: str
+    n_samples: int | None
+    batch_size: int | None
+    steps_per_epoch: int
+    moments: Moments
+    X: np.ndarray
+    Y: np.ndarray
+    mxx: np.ndarray
+    myx: np.ndarray
+    mode: int
+    scale_full: float
+    scale_last: float
+
+
+def _plan_moments(d: Moments, sgd: SGD, noise: Noise, conv, dt) -> _DataPlan:
+    if sgd.batch_size is not None:
+        raise ValueError("batch_size must be None for training on moments (every step is full-batch)")
+    if noise.label_noise > 0:
+        raise ValueError("label_noise must be 0 for training on moments (there are no samples to perturb); "
+                         "train on a finite sample (X, Y) instead")
+    scale = 2.0 * conv.kappa
+    return _DataPlan("moments", None, None, 1, d, np.zeros((1, d.d_in), dtype=dt), np.zeros((1, d.d_out), dtype=dt),
+                     np.ascontiguousarray(d.input_cov, dtype=dt), np.ascontiguousarray(d.cross_cov, dtype=dt),
+                     K.MODE_MOMENTS, scale, scale)
+
+
+def _plan_samples(d: Dataset, sgd: SGD, conv, dt) -> _DataPlan:
+    X = np.ascontiguousarray(d.X, dtype=dt)
+    Y = np.ascontiguousarray(d.Y, dtype=dt)
+    N = X.shape[0]
+    B = N if sgd.batch_size is None else sgd.batch_size
+    if B > N and sgd.drop_last:
+        raise ValueError(f"batch_size must be <= the number of samples N = {N} with drop_last=True "
+                         f"(an epoch would have no step), got {B}; use drop_last=False for one "
+                         f"full-batch step per epoch")
+    spe = N // B if sgd.drop_last else -(-N // B)
+    if sgd.sampling == "shuffle":
+        B = min(B, N)
+        last = N - (spe - 1) * B
+    else:
+        last = B
+    mom = Moments.from_data(X.astype(np.float64), Y.astype(np.float64))
+    mode = K.MODE_SHUFFLE if sgd.sampling == "shuffle" else K.MODE_REPLACE
+    return _DataPlan(sgd.sampling, N, B, spe, mom, X, Y, np.zeros((X.shape[1], X.shape[1]), dtype=dt),
+                     np.zeros((Y.shape[1], X.shape[1]), dtype=dt), mode, 2.0 * conv.kappa / B,
+                     2.0 * conv.kappa / last)
+
+
+def _plan_data(d, sgd, noise, conv, dt, n_layers, width) -> _DataPlan:
+    """The data plan, after checking that the network can represent the data's cross-covariance."""
+    plan = _plan_moments(d, sgd, noise, conv, dt) if isinstance(d, Moments) else _plan_samples(d, sgd, conv, dt)
+    rank = _numerical_rank(plan.moments.cross_cov)
+    if n_layers >= 2 and width < rank:
+        raise ValueError(f"width must be >= {rank}, the rank of the data's cross-covariance that the network "
+                         f"must represent, got {width}")
+    return plan
+
+
+def _test_moments(test, d_in, d_out):
+    if test is None:
+        return None
+    m = as_moments(test, "test")
+    if (m.d_in, m.d_out) != (d_in, d_out):
+        raise ValueError(f"test has dimensions {m.d_in} -> {m.d_out}, the training data {d_in} -> {d_out}")
+    return m
+
+
+def _initial_weights(init, lay, n_seeds, init_fan, width, entropy, seed_offset):
+    """``(theta0 float64 (S, P), init_name, seed_index, states, compile_time)``: weights drawn from
+    each seed's stream (``init`` a name) or given; the streams are advanced past the draw."""
+    if isinstance(init, str):
+        check_choice(init, "init", _INITS)
+        S = 1 if n_seeds is None else check_int(n_seeds, "n_seeds", 1)
+        theta0 = None
+    else:
+        theta0 = _flat_init(init, lay.shapes, None if n_seeds is None else check_int(n_seeds, "n_seeds", 1))
+        S = theta0.shape[0]
+    seed_index = np.arange(seed_offset, seed_offset + S, dtype=np.int64)
+    states = seed_states(trajectory_keys(entropy, seed_index))
+    compile_time = 0.0
+    if theta0 is None:
+        if "draw" not in _WARM:
+            t0 = time.perf_counter()
+            K.draw_normals(states[:1].copy(), np.ones(2), ZIG_K, ZIG_W, ZIG_F, np.empty((1, 2)))
+            compile_time += time.perf_counter() - t0
+            _WARM.add("draw")
+        theta0 = np.empty((S, lay.n_params))
+        K.draw_normals(states, _init_scales(lay.shapes, init, init_fan, width), ZIG_K, ZIG_W, ZIG_F, theta0)
+    return theta0, (init if isinstance(init, str) else "given"), seed_index, states, compile_time
+
+
+def _log_epochs(epochs, every):
+    return np.array(sorted(set(range(0, epochs + 1, every)) | {epochs}), dtype=np.int64)
+
+
+class _Outputs:
+    """The kernel's output arrays of ``S`` seeds: logs (``arrays``) and the recorded steps."""
+
+    def __init__(self, S, lay, log_epochs, layer_epochs, total_steps, batch_width, record, theta):
+        kmax = max(min(r, c) for r, c in lay.shapes)
+        L = log_epochs.size
+        self.arrays = (np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int8), np.full((S, L), np.nan),
+                       np.full((S, L), np.nan), np.full((S, L), np.nan), np.full((S, L), np.nan),
+                       np.full((S, L, min(lay.d_in, lay.d_out)), np.nan),
+                       np.full((S, layer_epochs.size, lay.n, kmax), np.nan))
+        P = lay.n_params
+        if record:
+            if S * (total_steps * (batch_width + P) + P) > _MAX_RECORD_VALUES:
+                raise ValueError(f"record_steps would keep {S * (total_steps * (batch_width + P) + P)} values "
+                                 f"(more than {_MAX_RECORD_VALUES}); record fewer seeds or epochs")
+            rec_idx = np.full((S, total_steps, batch_width), -1, dtype=np.int64)
+            rec_params = np.empty((S, total_steps + 1, P), dtype=theta.dtype)
+            rec_params[:, 0] = theta
+        else:
+            rec_idx = np.full((S, 0, 1), -1, dtype=np.int64)
+            rec_params = np.empty((S, 0, P), dtype=theta.dtype)
+        self.record = (bool(record), rec_idx, rec_params)
+
+    def rows(self, s):
+        """The outputs and records of seed ``s`` alone (views)."""
+        return tuple(o[s:s + 1] for o in self.arrays), (self.record[0], *(r[s:s + 1] for r in self.record[1:]))
+
+
+def _monitor(train_mom, test_mom, conv, weight_decay):
+    """The float64 moments and constants of the logged quantities (the kernel's ``monitor``)."""
+    f64 = [np.ascontiguousarray(a, dtype=np.float64)
+           for a in (train_mom.input_cov, train_mom.cross_cov, train_mom.output_cov)]
+    if test_mom is not None:
+        t64 = [np.ascontiguousarray(a, dtype=np.float64)
+               for a in (test_mom.input_cov, test_mom.cross_cov, test_mom.output_cov)]
+    else:
+        t64 = [np.zeros_like(a) for a in f64]
+    return (*f64, test_mom is not None, *t64, float(conv.kappa), float(weight_decay))
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """The arguments of :func:`._kernels.train_kernel` that every seed shares; calling it runs
+    seeds ``lo <= s < hi`` of ``run = (theta, states)``."""
+
+    data: tuple
+    layout: tuple
+    sgd: tuple
+    schedule: tuple
+    monitor: tuple
+    noise: tuple
+
+    def __call__(self, lo, hi, run, bufs, outs, record, schedule=None):
+        K.train_kernel(lo, hi, run, self.data, self.layout, self.sgd, self.schedule if schedule is None else schedule,
+                       self.monitor, bufs, outs, record, self.noise)
+
+
+def _warm_up(kernel, theta, states, bufs, outputs, dtype_name) -> float:
+    """Compile (or load from the on-disk cache) on a throw-away run of no epochs; the seconds it took."""
+    if dtype_name in _WARM:
+        return 0.0
+    t0 = time.perf_counter()
+    one = lambda a: a[:1].copy()  # noqa: E731
+    empty = kernel.schedule[1][:0]
+    rec = outputs.record
+    kernel(0, 1, (one(theta), one(states)), tuple(one(a) for a in bufs), tuple(one(a) for a in outputs.arrays),
+           (rec[0], one(rec[1]), one(rec[2])), schedule=(0, empty, empty))
+    _WARM.add(dtype_name)
+    return time.perf_counter() - t0
+
+
+def _run_kernel(kernel, theta, states, bufs, outputs, n_threads, lay):
+    """Run every seed, on one thread or ``n_threads`` (each taking the next seed). Returns the wall time."""
+    S = theta.shape[0]
+    t0 = time.perf_counter()
+    if n_threads == 1:
+        kernel(0, S, (theta, states), bufs, outputs.arrays, outputs.record)
+        return time.perf_counter() - t0
+    dt = theta.dtype
+
+    def thread_local():
+        """Work buffers, weights and stream of the seed a thread is running, its own: rows of the
+        shared (seed, ...) arrays are shorter than a cache line (a stream is 32 bytes), and
+        two threads writing neighbouring rows would keep stealing the line from each other."""
+        return ((*lay.buffers(1, dt), np.zeros((1, bufs[5].shape[1]), np.int64), np.zeros((1, bufs[6].shape[1]), dt)),
+                np.empty((1, theta.shape[1]), dt), np.empty((1, states.shape[1]), states.dtype))
+
+    def work(s, local):
+        local_bufs, th1, st1 = local
+        th1[0] = theta[s]
+        st1[0] = states[s]
+        kernel(0, 1, (th1, st1), local_bufs, *outputs.rows(s))
+        theta[s] = th1[0]
+        states[s] = st1[0]
+
+    _run_threads(work, S, n_threads, thread_local)
+    return time.perf_counter() - t0
+
+
 # -- the trainer -------------------------------------------------------------------------
-def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, convention="canonical",
+def train(data, *, n_layers, width, epochs, lr=None, weight_decay=None, gamma=None, convention="canonical",
           batch_size=None, sampling="shuffle", drop_last=True, test=None, dtype="float64", init=INIT_DEFAULT,
           init_fan="fan_in", n_seeds=None, seed_offset=0, log_every=1, layer_log_every=None,
-          record_steps=False, temperature=0.0, label_noise=0.0, rng=None, n_threads=None) -> TrainingRun:
+          record_steps=False, temperature=0.0, label_noise=0.0, rng=None, n_threads=None, sgd=None, noise=None,
+          logging=None) -> TrainingRun:
     """Train ``n_seeds`` independent copies of ``W_n ... W_1`` (no biases) with minibatch SGD.
 
     Each step, on a batch ``B`` (``kappa`` from ``convention``)::
 
-        g = grad_W [kappa * mean_{i in B} ||y_i - W_n...W_1 x_i||^2] + beta * W
+        g = grad_W [kappa * mean_{i in B} ||y_i - W_n...W_1 x_i||^2] + weight_decay * W
         W = W - lr * g
 
-    which is ``torch.optim.SGD(params, lr, weight_decay=beta)`` on ``torch.nn.MSELoss()``
+    which is ``torch.optim.SGD(params, lr, weight_decay=weight_decay)`` on ``torch.nn.MSELoss()``
     for ``convention="paper"`` (``kappa = 1/d_out``) and gradient descent on the canonical
-    ``U = E||y - Mx||^2 + gamma sum ||W_i||^2`` (``beta = 2 gamma``) for ``"canonical"``.
+    ``U = E||y - Mx||^2 + gamma sum ||W_i||^2`` (``weight_decay = 2 gamma``) for ``"canonical"``.
     Optional noise (both off by default): ``label_noise = sigma`` replaces the batch's targets
     by ``y_i + sigma z_i`` (fresh ``z_i ~ N(0, I)`` every step), and ``temperature = T``
     makes the step SGLD::
@@ -366,7 +381,7 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
         W = W - lr * g + sqrt(2 * lr * T) * xi,    xi ~ N(0, 1) per weight and step
 
     the Euler-Maruyama step of ``dW = -grad L dt + sqrt(2 T) dB`` in Langevin time
-    ``t = lr * steps``, ``L`` the objective in ``convention`` (``kappa * data + (beta/2)
+    ``t = lr * steps``, ``L`` the objective in ``convention`` (``kappa * data + (weight_decay/2)
     sum ||W_i||^2``), so ``T`` is in that convention's loss units and the stationary law
     (lr -> 0, no minibatch noise) is ``exp(-L / T)`` (canonical: ``T_canonical = T / kappa``).
 
@@ -380,9 +395,10 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
     lr : float > 0
     epochs : int >= 0
         An epoch is ``floor(N / batch_size)`` steps (``ceil`` with ``drop_last=False``).
-    beta, gamma : float >= 0 (exactly one)
-        ``beta``: the coupled weight decay added to the gradient (torch's ``weight_decay``;
-        the paper's beta). ``gamma``: the canonical coupling, ``beta = 2 kappa gamma``.
+    weight_decay, gamma : float >= 0 (exactly one)
+        ``weight_decay``: the coupled weight decay added to the gradient (torch's
+        ``weight_decay``; the paper's beta). ``gamma``: the canonical coupling,
+        ``weight_decay = 2 kappa gamma``.
     convention : "canonical" (default), "paper" or a Convention
         Fixes ``kappa`` of the data term and the units of ``loss``. ``"paper"``: MSE mean
         over samples and ``d_out`` outputs.
@@ -432,218 +448,93 @@ def train(data, *, n_layers, width, lr, epochs, beta=None, gamma=None, conventio
     n_threads : int, optional
         Threads for this call (default ``numba.get_num_threads()``), each taking the next
         seed; the result does not depend on it.
+    sgd : SGD, optional
+        ``lr``, ``batch_size``, ``weight_decay`` / ``gamma``, ``sampling`` and ``drop_last``
+        as one object (then leave those keywords out).
+    noise : Noise, optional
+        ``temperature`` and ``label_noise`` as one object.
+    logging : Logging, optional
+        ``log_every``, ``layer_log_every``, ``record_steps`` and ``test`` as one object.
+
+    Returns
+    -------
+    TrainingRun
+        Logs, checkpoints and ``stats`` (``wall_time``, ``compile_time``, ``steps_total``,
+        ``steps_per_second``, ``n_nonfinite``, ``n_threads``).
     """
+    sgd = resolve(SGD, sgd, dict(lr=lr, batch_size=batch_size, weight_decay=weight_decay, gamma=gamma,
+                                 sampling=sampling, drop_last=drop_last), "sgd")
+    noise = resolve(Noise, noise, dict(temperature=temperature, label_noise=label_noise), "noise")
+    logging = resolve(Logging, logging, dict(log_every=log_every, layer_log_every=layer_log_every,
+                                             record_steps=record_steps, test=test), "logging")
+    return _train(data, n_layers=n_layers, width=width, epochs=epochs, sgd=sgd, noise=noise, logging=logging,
+                  convention=convention, dtype=dtype, init=init, init_fan=init_fan, n_seeds=n_seeds,
+                  seed_offset=seed_offset, rng=rng, n_threads=n_threads)
+
+
+def _train(data, *, n_layers, width, epochs, sgd, noise, logging, convention, dtype, init, init_fan, n_seeds,
+           seed_offset, rng, n_threads) -> TrainingRun:
+    """:func:`train` on resolved option objects."""
     n = check_n_layers(n_layers, minimum=1)
     width = check_width(width)
     d = as_data(data)
-    moments_mode = isinstance(d, Moments)
-    d_in, d_out = (d.d_in, d.d_out) if moments_mode else (d.X.shape[1], d.Y.shape[1])
+    d_in, d_out = (d.d_in, d.d_out) if isinstance(d, Moments) else (d.X.shape[1], d.Y.shape[1])
     conv = resolve_training_convention(convention, d_out)
-    beta_v, gamma_v = _couplings(beta, gamma, conv)
-    lr = _scalar(lr, "lr", positive=True)
-    epochs = _int(epochs, "epochs", 0)
-    log_every = _int(log_every, "log_every", 1)
-    layer_log_every = log_every if layer_log_every is None else _int(layer_log_every, "layer_log_every", 1)
-    seed_offset = _int(seed_offset, "seed_offset", 0)
+    wd, gamma = _couplings(sgd.weight_decay, sgd.gamma, conv)
+    epochs = check_int(epochs, "epochs", 0)
+    seed_offset = check_int(seed_offset, "seed_offset", 0)
     check_choice(init_fan, "init_fan", _INIT_FANS)
-    if isinstance(dtype, str):
-        check_choice(dtype, "dtype", tuple(_DTYPES))
-        dtype_name = dtype
-    else:
-        dtype_name = np.dtype(dtype).name if dtype in (np.float32, np.float64) else None
-        if dtype_name is None:
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    dtype_name = _dtype_name(dtype)
     dt = _DTYPES[dtype_name]
-    record_steps = bool(record_steps)
-    temperature = _scalar(temperature, "temperature")
-    label_noise = _scalar(label_noise, "label_noise")
-    if not isinstance(drop_last, (bool, np.bool_)):
-        raise ValueError(f"drop_last must be True or False, got {drop_last!r}")
-    drop_last = bool(drop_last)
-
-    # data
-    if moments_mode:
-        if batch_size is not None:
-            raise ValueError("batch_size must be None for training on moments (every step is full-batch)")
-        if label_noise > 0:
-            raise ValueError("label_noise must be 0 for training on moments (there are no samples to perturb); "
-                             "train on a finite sample (X, Y) instead")
-        sampling_name, N, B, spe = "moments", None, None, 1
-        train_mom = d
-        X = np.zeros((1, d_in), dtype=dt)
-        Y = np.zeros((1, d_out), dtype=dt)
-        mxx = np.ascontiguousarray(d.input_cov, dtype=dt)
-        myx = np.ascontiguousarray(d.cross_cov, dtype=dt)
-        mode = K.MODE_MOMENTS
-        scale_full = scale_last = 2.0 * conv.kappa
-    else:
-        check_choice(sampling, "sampling", _SAMPLINGS)
-        sampling_name = sampling
-        X = np.ascontiguousarray(d.X, dtype=dt)
-        Y = np.ascontiguousarray(d.Y, dtype=dt)
-        N = X.shape[0]
-        B = N if batch_size is None else _int(batch_size, "batch_size", 1)
-        if B > N and drop_last:
-            raise ValueError(f"batch_size must be <= the number of samples N = {N} with drop_last=True "
-                             f"(an epoch would have no step), got {B}; use drop_last=False for one "
-                             f"full-batch step per epoch")
-        if sampling == "shuffle":
-            spe = N // B if drop_last else -(-N // B)
-            B = min(B, N)
-            last = N - (spe - 1) * B
-        else:
-            spe = N // B if drop_last else -(-N // B)
-            last = B
-        train_mom = Moments.from_data(X.astype(np.float64), Y.astype(np.float64))
-        mxx = np.zeros((d_in, d_in), dtype=dt)
-        myx = np.zeros((d_out, d_in), dtype=dt)
-        mode = K.MODE_SHUFFLE if sampling == "shuffle" else K.MODE_REPLACE
-        scale_full = 2.0 * conv.kappa / B
-        scale_last = 2.0 * conv.kappa / last
-    rank = _numerical_rank(train_mom.cross_cov)
-    if n >= 2 and width < rank:
-        raise ValueError(f"width must be >= {rank}, the rank of the data's cross-covariance that the network "
-                         f"must represent, got {width}")
-    test_mom = None
-    if test is not None:
-        t = as_data(test, "test")
-        test_mom = t if isinstance(t, Moments) else t.moments()
-        if (test_mom.d_in, test_mom.d_out) != (d_in, d_out):
-            raise ValueError(f"test has dimensions {test_mom.d_in} -> {test_mom.d_out}, the training data "
-                             f"{d_in} -> {d_out}")
-
-    # weights
+    plan = _plan_data(d, sgd, noise, conv, dt, n, width)
+    test_mom = _test_moments(logging.test, d_in, d_out)
     lay = _Layout(d_in, d_out, n, width)
-    P = lay.n_params
-    if isinstance(init, str):
-        check_choice(init, "init", _INITS)
-        init_name = init
-        S = 1 if n_seeds is None else _int(n_seeds, "n_seeds", 1)
-        theta0 = None
-    else:
-        init_name = "given"
-        S_req = None if n_seeds is None else _int(n_seeds, "n_seeds", 1)
-        theta0 = _flat_init(init, lay.shapes, S_req)
-        S = theta0.shape[0]
     entropy = entropy_of(rng)
-    seed_index = np.arange(seed_offset, seed_offset + S, dtype=np.int64)
-    states = seed_states(trajectory_keys(entropy, seed_index))
-    compile_time = 0.0
-    if theta0 is None:
-        if "draw" not in _WARM:
-            t0 = time.perf_counter()
-            K.draw_normals(states[:1].copy(), np.ones(2), ZIG_K, ZIG_W, ZIG_F, np.empty((1, 2)))
-            compile_time += time.perf_counter() - t0
-            _WARM.add("draw")
-        theta0 = np.empty((S, P))
-        K.draw_normals(states, _init_scales(lay.shapes, init, init_fan, width), ZIG_K, ZIG_W, ZIG_F, theta0)
+    theta0, init_name, seed_index, states, compile_time = _initial_weights(init, lay, n_seeds, init_fan, width,
+                                                                           entropy, seed_offset)
     theta = np.ascontiguousarray(theta0, dtype=dt)
     initial = theta.copy()
-
-    # logs and outputs
-    log_epochs = np.array(sorted(set(range(0, epochs + 1, log_every)) | {epochs}), dtype=np.int64)
-    L = log_epochs.size
-    layer_epochs = np.array(sorted(set(range(0, epochs + 1, layer_log_every)) | {epochs}), dtype=np.int64)
-    kmax = max(min(r, c) for r, c in lay.shapes)
-    out_train = np.full((S, L), np.nan)
-    out_test = np.full((S, L), np.nan)
-    out_loss = np.full((S, L), np.nan)
-    out_norm = np.full((S, L), np.nan)
-    out_sv = np.full((S, L, min(d_in, d_out)), np.nan)
-    out_lsv = np.full((S, layer_epochs.size, n, kmax), np.nan)
-    out_steps = np.zeros(S, dtype=np.int64)
-    out_status = np.zeros(S, dtype=np.int8)
-    total_steps = epochs * spe
-    if record_steps:
-        bw = B if B is not None else 0
-        if S * (total_steps * (bw + P) + P) > _MAX_RECORD_VALUES:
-            raise ValueError(f"record_steps would keep {S * (total_steps * (bw + P) + P)} values (more than "
-                             f"{_MAX_RECORD_VALUES}); record fewer seeds or epochs")
-        rec_idx = np.full((S, total_steps, bw), -1, dtype=np.int64)
-        rec_params = np.empty((S, total_steps + 1, P), dtype=dt)
-        rec_params[:, 0] = theta
-    else:
-        rec_idx = np.full((S, 0, 1), -1, dtype=np.int64)
-        rec_params = np.empty((S, 0, P), dtype=dt)
-
-    pre, suf, G, C, grad = lay.buffers(S, dt)
-    perm = np.zeros((S, {K.MODE_SHUFFLE: N, K.MODE_REPLACE: B}.get(mode, 1)), dtype=np.int64)
-    inj_sd = math.sqrt(2.0 * lr * temperature)
-    noisy = temperature > 0 or label_noise > 0
-    noise = np.zeros((S, max(P, (B or 0) * d_out) if noisy else 1), dtype=dt)
-    consts = np.array([lr, beta_v, scale_full, scale_last, 2.0 * conv.kappa], dtype=dt)
-    sxx, syx, syy = (np.ascontiguousarray(a, dtype=np.float64)
-                     for a in (train_mom.input_cov, train_mom.cross_cov, train_mom.output_cov))
-    has_test = test_mom is not None
-    if has_test:
-        txx, tyx, tyy = (np.ascontiguousarray(a, dtype=np.float64)
-                         for a in (test_mom.input_cov, test_mom.cross_cov, test_mom.output_cov))
-    else:
-        txx, tyx, tyy = np.zeros_like(sxx), np.zeros_like(syx), np.zeros_like(syy)
-
-    def call(lo, hi, theta_, states_, epochs_, logs_, bufs, outs, rec):
-        *bufs, noise_ = bufs
-        K.train_kernel(lo, hi, theta_, X, Y, mode, lay.dims, lay.offs, lay.poffs, lay.soffs, consts, states_,
-                       epochs_, B or 0, spe, N or 0, mxx, myx, *logs_, sxx, syx, syy, has_test, txx, tyx, tyy,
-                       float(conv.kappa), float(beta_v), *bufs, *outs, record_steps, *rec, inj_sd, label_noise,
-                       ZIG_K, ZIG_W, ZIG_F, noise_)
-
-    threads = numba.get_num_threads() if n_threads is None else _int(n_threads, "n_threads", 1)
-    threads = min(threads, S)
-    if dtype_name not in _WARM:  # compile (or load from the on-disk cache) on a throw-away run
-        t0 = time.perf_counter()
-        one = lambda a: a[:1].copy()  # noqa: E731
-        call(0, 1, one(theta), one(states), 0, (log_epochs[:0], log_epochs[:0]),
-             [one(a) for a in (pre, suf, G, C, grad, perm, noise)],
-             [one(a) for a in (out_steps, out_status, out_train, out_test, out_loss, out_norm, out_sv,
-                               out_lsv)],
-             [one(rec_idx), one(rec_params)])
-        compile_time += time.perf_counter() - t0
-        _WARM.add(dtype_name)
-    bufs = [pre, suf, G, C, grad, perm, noise]
-    outs = [out_steps, out_status, out_train, out_test, out_loss, out_norm, out_sv, out_lsv]
-    t0 = time.perf_counter()
-    if threads == 1:
-        call(0, S, theta, states, epochs, (log_epochs, layer_epochs), bufs, outs, [rec_idx, rec_params])
-    else:
-        logs = (log_epochs, layer_epochs)
-
-        def thread_local():
-            """Work buffers, weights and stream of the seed a thread is running, its own: rows of the
-            shared (seed, ...) arrays are shorter than a cache line (a stream is 32 bytes), and
-            two threads writing neighbouring rows would keep stealing the line from each other."""
-            return ([*lay.buffers(1, dt), np.zeros((1, perm.shape[1]), np.int64), np.zeros((1, noise.shape[1]), dt)],
-                    np.empty((1, P), dt), np.empty((1, states.shape[1]), states.dtype))
-
-        def work(s, local):
-            local_bufs, th1, st1 = local
-            th1[0] = theta[s]
-            st1[0] = states[s]
-            call(0, 1, th1, st1, epochs, logs, local_bufs, [o[s:s + 1] for o in outs],
-                 [rec_idx[s:s + 1], rec_params[s:s + 1]])
-            theta[s] = th1[0]
-            states[s] = st1[0]
-
-        _run_threads(work, S, threads, thread_local)
-    wall = time.perf_counter() - t0
-
+    S = theta.shape[0]
+    layer_every = logging.log_every if logging.layer_log_every is None else logging.layer_log_every
+    log_epochs, layer_epochs = _log_epochs(epochs, logging.log_every), _log_epochs(epochs, layer_every)
+    outputs = _Outputs(S, lay, log_epochs, layer_epochs, epochs * plan.steps_per_epoch, plan.batch_size or 0,
+                       logging.record_steps, theta)
+    kernel = _Kernel(
+        data=(plan.mode, plan.X, plan.Y, plan.mxx, plan.myx), layout=(lay.dims, lay.offs, lay.poffs, lay.soffs),
+        sgd=(np.array([sgd.lr, wd, plan.scale_full, plan.scale_last, 2.0 * conv.kappa], dtype=dt),
+             plan.batch_size or 0, plan.steps_per_epoch, plan.n_samples or 0),
+        schedule=(epochs, log_epochs, layer_epochs), monitor=_monitor(plan.moments, test_mom, conv, wd),
+        noise=(math.sqrt(2.0 * sgd.lr * noise.temperature), noise.label_noise, ZIG_K, ZIG_W, ZIG_F))
+    bufs = _buffers(lay, S, dt, plan, noise)
+    threads = min(numba.get_num_threads() if n_threads is None else check_int(n_threads, "n_threads", 1), S)
+    compile_time += _warm_up(kernel, theta, states, bufs, outputs, dtype_name)
+    wall = _run_kernel(kernel, theta, states, bufs, outputs, threads, lay)
+    out_steps, out_status, out_train, out_test, out_loss, out_norm, out_sv, out_lsv = outputs.arrays
+    record, rec_idx, rec_params = outputs.record
     steps_total = int(out_steps.sum())
     stats = {"wall_time": wall, "compile_time": compile_time, "steps_total": steps_total,
              "steps_per_second": steps_total / wall if wall > 0 else math.inf,
              "n_nonfinite": int(np.sum(out_status == K.STATUS_NONFINITE)), "n_threads": threads}
     return TrainingRun(
-        n_layers=n, width=width, d_in=int(d_in), d_out=int(d_out), lr=lr, beta=beta_v, gamma=gamma_v,
-        convention=conv, batch_size=B, epochs=epochs, n_samples=N, sampling=sampling_name,
-        drop_last=drop_last, dtype=dtype_name, init=init_name, init_fan=init_fan, log_every=log_every,
-        layer_log_every=layer_log_every,
-        seed_offset=seed_offset,
-        record_steps=record_steps, train_moments=train_mom, test_moments=test_mom, steps_per_epoch=int(spe),
+        n_layers=n, width=width, d_in=int(d_in), d_out=int(d_out), lr=sgd.lr, weight_decay=wd, gamma=gamma,
+        convention=conv, batch_size=plan.batch_size, epochs=epochs, n_samples=plan.n_samples,
+        sampling=plan.sampling, drop_last=sgd.drop_last, dtype=dtype_name, init=init_name, init_fan=init_fan,
+        log_every=logging.log_every, layer_log_every=layer_every, seed_offset=seed_offset, record_steps=record,
+        train_moments=plan.moments, test_moments=test_mom, steps_per_epoch=int(plan.steps_per_epoch),
         seed_index=seed_index, log_epochs=log_epochs, layer_log_epochs=layer_epochs, train_mse=out_train,
-        test_mse=out_test if has_test else None,
-        loss=out_loss, weight_norm=out_norm, singular_values=out_sv, layer_singular_values=out_lsv,
-        steps=out_steps, status=out_status, initial_params=initial, final_params=theta,
-        batch_indices=rec_idx if record_steps else None, step_params=rec_params if record_steps else None,
-        temperature=temperature, label_noise=label_noise, seeds=(int(entropy),), stats=stats)
+        test_mse=out_test if test_mom is not None else None, loss=out_loss, weight_norm=out_norm,
+        singular_values=out_sv, layer_singular_values=out_lsv, steps=out_steps, status=out_status,
+        initial_params=initial, final_params=theta, batch_indices=rec_idx if record else None,
+        step_params=rec_params if record else None, temperature=noise.temperature,
+        label_noise=noise.label_noise, seeds=(int(entropy),), stats=stats)
+
+
+def _buffers(lay, S, dt, plan, noise):
+    """The kernel's work buffers ``(pre, suf, G, C, grad, perm, noise)`` of ``S`` seeds."""
+    width = {K.MODE_SHUFFLE: plan.n_samples, K.MODE_REPLACE: plan.batch_size}.get(plan.mode, 1)
+    noisy = noise.temperature > 0 or noise.label_noise > 0
+    n_noise = max(lay.n_params, (plan.batch_size or 0) * lay.d_out) if noisy else 1
+    return (*lay.buffers(S, dt), np.zeros((S, width), dtype=np.int64), np.zeros((S, n_noise), dtype=dt))
 
 
 def _run_threads(work, n_items, n_threads, thread_local=None):
@@ -680,12 +571,32 @@ def _run_threads(work, n_items, n_threads, thread_local=None):
         raise errors[0]
 
 
-def batch_gradient(weights, data, *, convention="canonical", beta=0.0, indices=None, dtype="float64") -> list:
-    """The training kernel's gradient of ``kappa * mean_batch ||y - Mx||^2 + (beta/2) sum ||W_i||^2``.
+def batch_gradient(weights, data, *, convention="canonical", weight_decay=0.0, indices=None,
+                   dtype="float64") -> list:
+    """The training kernel's gradient of ``kappa * mean_batch ||y - Mx||^2 + (weight_decay/2) sum ||W_i||^2``.
 
-    ``data``: ``(X, Y)``/Dataset (the batch is ``indices``, default all rows) or Moments
-    (the exact loss of those moments). Returns one array per layer (the kernel's own
-    routines, so tests can check them against finite differences and per-sample formulas).
+    The kernel's own routines, so tests can check them against finite differences and
+    per-sample formulas.
+
+    Parameters
+    ----------
+    weights : list of 2-D arrays
+        ``[W_1, ..., W_n]``.
+    data : (X, Y), Dataset, Moments or GaussianTeacher
+        Samples (the batch is ``indices``) or moments (the exact loss of those moments).
+    convention : "canonical", "paper" or Convention
+        Fixes ``kappa``.
+    weight_decay : float >= 0
+        The weight decay added to the gradient (0: the data term alone).
+    indices : array of int, optional
+        Rows of the batch (default all rows; samples only).
+    dtype : "float64" | "float32"
+        Precision of the computation.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One gradient per layer (float64), shaped like ``weights``.
     """
     mats = [as_float_array(w, f"weights[{k}]") for k, w in enumerate(weights)]
     if not mats or any(m.ndim != 2 for m in mats):
@@ -698,7 +609,7 @@ def batch_gradient(weights, data, *, convention="canonical", beta=0.0, indices=N
     if [m.shape for m in mats] != lay.shapes:
         raise ValueError(f"weights have shapes {[m.shape for m in mats]}, expected {lay.shapes}")
     conv = resolve_training_convention(convention, d_out)
-    wd = _scalar(beta, "beta")
+    wd = check_scalar(weight_decay, "weight_decay")
     dt = _DTYPES[check_choice(dtype, "dtype", tuple(_DTYPES))]
     th = np.concatenate([m.ravel() for m in mats]).astype(dt)
     pre, suf, G, C, grad = (a[0] for a in lay.buffers(1, dt))
