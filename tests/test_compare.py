@@ -1,10 +1,11 @@
-"""Verdict logic on constructed cases, and the claim walk with missing experiments."""
+"""Verdict logic on constructed cases, claims with missing results or a buggy check, and the
+paper's claim walk (phasetools.reproduce) with missing experiments."""
 
 import pytest
 
-from phasetools.compare import (AGREES, CLAIMS, DISAGREES, NOT_TESTABLE, Verdict, check_censored_claim,
-                                check_exact, check_interval, check_lower_bound, check_value, claim_report,
-                                evaluate_claims)
+from phasetools.compare import (AGREES, DISAGREES, NOT_TESTABLE, Claim, ClaimReport, Verdict, check_censored_claim,
+                                check_exact, check_interval, check_lower_bound, check_value, not_testable)
+from phasetools.reproduce import CLAIMS, claim_report, evaluate_claims
 
 
 def test_check_value_uses_the_combined_standard_error():
@@ -74,3 +75,61 @@ def test_theory_only_claims():
     assert out["barrier"].outcome == DISAGREES                 # 0.02845, not 0.003
     assert out["factor_50"].verdicts[0].measured == "5.27"
     assert out["metastable_states"].verdicts[0].outcome == AGREES
+
+
+def _check_levels(R):
+    levels = {"plateau": 1.0}
+    return [check_value("level", R["sweep"], levels["target"])]      # a bug: "target" is not a key
+
+
+def test_a_bug_in_a_check_raises_and_a_missing_result_is_not_testable():
+    claim = Claim("bug", "a claim whose check has a bug", "1.0", "test", ("sweep",), _check_levels)
+    # the needed result is there: the check runs and its KeyError propagates
+    with pytest.raises(KeyError, match="target"):
+        claim.evaluate({"sweep": 1.0})
+    # the needed result is missing: not testable, naming it, and the check is not called
+    cv = claim.evaluate({"other": 1.0})
+    assert cv.outcome == NOT_TESTABLE and cv.verdicts[0].detail == "not run: sweep"
+    assert claim.missing({"other": 1.0}) == ["sweep"]
+
+
+class _Inconsistent(dict):
+    """Says it holds every experiment but has none: any lookup inside a check fails."""
+
+    def __contains__(self, key):
+        return True
+
+
+def test_paper_claims_propagate_errors_of_their_checks():
+    # every needed experiment passes the up-front check, so a KeyError inside a check is a bug
+    # and propagates (it used to make every claim "not testable")
+    with pytest.raises(KeyError):
+        evaluate_claims(_Inconsistent())
+    # a result of the wrong type under a needed name is a bug in the caller, not a missing experiment
+    with pytest.raises(AttributeError):
+        evaluate_claims({"theory_modes": object()})
+
+
+def test_optional_results_and_empty_checks():
+    def check(R):
+        return [check_exact("x", R[k], 1) for k in ("a", "b") if k in R]
+
+    claim = Claim("opt", "optional results", "1", "test", (), check, optional=("a", "b"))
+    assert claim.evaluate({"a": 1}).outcome == AGREES
+    cv = claim.evaluate({})
+    assert cv.outcome == NOT_TESTABLE and cv.verdicts[0].detail == "not run: a, b"
+    with pytest.raises(ValueError, match="check"):
+        Claim("c", "s", "p", "src", (), None)
+    with pytest.raises(ValueError, match="experiments"):
+        Claim("c", "s", "p", "src", ("",), check)
+
+
+def test_claim_report_from_verdicts():
+    c1 = Claim("one", "first", "1", "s1", (), lambda R: [check_exact("n", 2, 1), check_exact("m", 1, 1)])
+    c2 = Claim("two", "second", "2.0", "s2", ("x",), lambda R: [not_testable("q", 2.0, "no escape")])
+    report = ClaimReport.from_verdicts([c1.evaluate({}), c2.evaluate({"x": 0})])
+    assert report.claim_id == ("one", "one", "two")
+    assert report.claim_outcome == (DISAGREES, DISAGREES, NOT_TESTABLE)
+    assert report.expected == ("1", "1", "2")
+    assert report.detail[2] == "no escape"
+    assert report.counts() == {AGREES: 0, DISAGREES: 1, NOT_TESTABLE: 1}

@@ -1,11 +1,14 @@
 """`phasetools reproduce` at the smoke scale: every claim in the report, every figure a valid PNG."""
 
+import copy
+
 import pytest
 
 from phasetools.cli import main
-from phasetools.compare import CLAIMS
 from phasetools.io import load
-from phasetools.reproduce import FIGURES, tasks
+from phasetools.reproduce import CLAIMS, FIGURES, claim_report, collect, side_by_side, tasks
+from phasetools.results import deep_equal
+from phasetools.sweep import load_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -30,6 +33,23 @@ def test_report_lists_every_claim_and_figure(smoke):
     claims = load(smoke / "verdicts.h5", "claims")
     assert set(claims.claim_id) == {c.id for c in CLAIMS}
     assert sum(claims.counts().values()) == len(CLAIMS)
+    # every experiment a claim needs is part of the reproduction (none is "not run")
+    assert not [d for d in claims.detail if d.startswith("not run")]
+    assert "not run:" not in text
+
+
+def _stats(R):
+    return {k: [copy.deepcopy(r.stats) for r in (v if isinstance(v, list) else [v])] for k, v in R.items()}
+
+
+def test_the_report_changes_no_result(smoke):
+    R = collect(tasks("smoke"), load_results(smoke / "results.h5"))
+    before = _stats(R)
+    claim_report(R)
+    side_by_side(R)
+    assert deep_equal(_stats(R), before)
+    # derived values (per-temperature escape times, theory) are not written into a result
+    assert not {"temperatures", "tau", "theory_tau"} & set(R["langevin_chain"].stats)
 
 
 def test_existing_output_folder_is_refused_then_resumed(smoke, capsys):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Verdict", "AGREES", "DISAGREES", "NOT_TESTABLE", "check_value", "check_interval", "check_exact",
-           "check_lower_bound", "check_censored_claim", "Z95"]
+           "check_lower_bound", "check_censored_claim", "not_testable", "Z95"]
 
 AGREES, DISAGREES, NOT_TESTABLE = "agrees", "disagrees", "not testable"
 #: two-sided 95% normal quantile
@@ -26,7 +26,24 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class Verdict:
-    """One comparison: ``measured`` against ``expected`` and the outcome under ``rule``."""
+    """One comparison: ``measured`` against ``expected`` and the outcome under ``rule``.
+
+    Parameters
+    ----------
+    quantity : str
+        What was compared, in words.
+    expected : object
+        The prediction or claimed value (a number, a label or text such as ``"~10 epochs"``).
+    measured : object
+        What phasetools measured or computed.
+    outcome : str
+        :data:`AGREES`, :data:`DISAGREES` or :data:`NOT_TESTABLE`; anything else is a
+        ``ValueError``.
+    rule : str
+        The rule that decided the outcome, in words.
+    detail : str, optional
+        The size of a disagreement, or why the check cannot decide.
+    """
 
     quantity: str
     expected: object
@@ -41,6 +58,7 @@ class Verdict:
 
     @property
     def agrees(self) -> bool:
+        """``True`` if the outcome is :data:`AGREES`."""
         return self.outcome == AGREES
 
 
@@ -54,11 +72,30 @@ def _num(x, name):
 
 def check_value(quantity, measured, expected, *, stderr=0.0, expected_stderr=0.0, tol=0.0, rel_tol=0.0,
                 z=Z95) -> Verdict:
-    """``|measured - expected| <= z * sqrt(stderr^2 + expected_stderr^2) + tol + rel_tol * |expected|``.
+    """A number against a prediction: agrees if
+    ``|measured - expected| <= z * sqrt(stderr^2 + expected_stderr^2) + tol + rel_tol * |expected|``.
 
-    ``stderr``: standard error of the measurement (statistical); ``tol``/``rel_tol``: a
-    stated, non-statistical resolution (e.g. a grid step). A non-finite measurement is
-    not testable.
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    measured, expected : float
+        The measured number and the prediction (``ValueError`` if not numbers).
+    stderr : float, optional
+        Standard error of the measurement (statistical).
+    expected_stderr : float, optional
+        Standard error of the prediction.
+    tol : float, optional
+        A stated, non-statistical resolution (e.g. a grid step), added to the allowance.
+    rel_tol : float, optional
+        A relative resolution: ``rel_tol * |expected|`` is added to the allowance.
+    z : float, optional
+        Normal quantile applied to the combined standard error (default :data:`Z95`).
+
+    Returns
+    -------
+    Verdict
+        Not testable if either number is not finite.
     """
     m, e = _num(measured, "measured"), _num(expected, "expected")
     se = math.hypot(_num(stderr, "stderr"), _num(expected_stderr, "expected_stderr"))
@@ -82,7 +119,24 @@ def check_value(quantity, measured, expected, *, stderr=0.0, expected_stderr=0.0
 
 
 def check_interval(quantity, value, low, high, *, expected=None) -> Verdict:
-    """``value`` (e.g. a theory number) lies in the measured interval ``[low, high]``."""
+    """A value (e.g. a theory number) against a measured interval ``[low, high]``.
+
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    value : float
+        The value that should lie in the interval.
+    low, high : float
+        The measured interval; a non-finite end makes the verdict not testable.
+    expected : object, optional
+        What the verdict shows as expected (default ``value``).
+
+    Returns
+    -------
+    Verdict
+        Agrees if ``low <= value <= high``; otherwise ``detail`` gives the distance.
+    """
     v, lo, hi = _num(value, "value"), _num(low, "low"), _num(high, "high")
     rule = "agrees if the value lies in the measured interval [low, high]"
     measured = f"[{lo:.4g}, {hi:.4g}]"
@@ -96,7 +150,20 @@ def check_interval(quantity, value, low, high, *, expected=None) -> Verdict:
 
 
 def check_exact(quantity, measured, expected) -> Verdict:
-    """Equality of discrete values (counts, labels, ranks)."""
+    """Equality of discrete values (counts, labels, ranks).
+
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    measured, expected : object
+        Compared with ``numpy.array_equal`` (scalars, lists or arrays).
+
+    Returns
+    -------
+    Verdict
+        Agrees if equal.
+    """
     ok = np.array_equal(np.asarray(measured), np.asarray(expected))
     return Verdict(quantity, expected, measured, AGREES if ok else DISAGREES, "agrees if equal (exact)",
                    "" if ok else f"{measured!r} != {expected!r}")
@@ -109,6 +176,26 @@ def check_lower_bound(quantity, tau, tau_ci, tau_lower, claim, *, rel_tol=0.0) -
     ``tau_ci`` widened by ``rel_tol``. Without escapes only the lower bound ``tau_lower``
     exists: disagrees if ``tau_lower > claim * (1 + rel_tol)`` (the claimed escapes should have
     been seen), otherwise not testable (the budget was too short to decide).
+
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    tau : float or None
+        Censoring-aware mean escape time (``None`` without escapes), e.g. from
+        :func:`phasetools.stats.exponential_mle`.
+    tau_ci : tuple of float or None
+        Its 95% confidence interval (used when ``tau`` is not None).
+    tau_lower : float
+        One-sided 95% lower bound on the mean (used when ``tau`` is None).
+    claim : float
+        The claimed mean escape time.
+    rel_tol : float, optional
+        Relative widening of the interval (or of the claim, for the lower bound).
+
+    Returns
+    -------
+    Verdict
     """
     c = _num(claim, "claim")
     rule = ("with escapes: agrees if the claim lies in the 95% interval of the censoring-aware mean; "
@@ -127,9 +214,29 @@ def check_lower_bound(quantity, tau, tau_ci, tau_lower, claim, *, rel_tol=0.0) -
 
 
 def check_censored_claim(quantity, observed_min, claim_min, n_escaped, n) -> Verdict:
-    """A claim of the form "more than ``claim_min``": agrees if no run escaped before
-    ``claim_min`` and the budget reached it; disagrees if runs escaped earlier; not testable
-    if the budget ``observed_min`` ended before ``claim_min`` without escapes."""
+    """A claim of the form "more than ``claim_min``".
+
+    Agrees if no run escaped before ``claim_min`` and the budget reached it; disagrees if runs
+    escaped earlier; not testable if the budget ended before ``claim_min`` without escapes.
+
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    observed_min : float
+        The earliest escape time if any run escaped, else the budget (the time every run
+        was observed for).
+    claim_min : float
+        The claimed minimum time.
+    n_escaped : int
+        Runs that escaped.
+    n : int
+        Runs in all.
+
+    Returns
+    -------
+    Verdict
+    """
     rule = "agrees if no run escaped before the claimed time and the budget reached it"
     om, cm = _num(observed_min, "observed_min"), _num(claim_min, "claim_min")
     if n_escaped and om < cm:
@@ -139,3 +246,25 @@ def check_censored_claim(quantity, observed_min, claim_min, n_escaped, n) -> Ver
         return Verdict(quantity, f"> {cm:g}", f"none of {n} escaped within {om:.4g}", NOT_TESTABLE, rule,
                        "budget shorter than the claim")
     return Verdict(quantity, f"> {cm:g}", f"{n_escaped}/{n} escaped; none before {cm:g}", AGREES, rule, "")
+
+
+def not_testable(quantity, expected, why, *, rule="needs the experiment's results") -> Verdict:
+    """A verdict that cannot be decided: nothing was measured.
+
+    Parameters
+    ----------
+    quantity : str
+        What would have been compared, in words.
+    expected : object
+        The prediction or claimed value.
+    why : str
+        Why nothing was measured (goes to ``detail``).
+    rule : str, optional
+        The rule shown next to the outcome.
+
+    Returns
+    -------
+    Verdict
+        Outcome :data:`NOT_TESTABLE`, measured ``"-"``.
+    """
+    return Verdict(quantity, expected, "-", NOT_TESTABLE, rule, why)

@@ -1,19 +1,30 @@
-"""One-command reproduction of arXiv:2606.17120: every experiment, figures and a verdict report.
+"""One-command reproduction of arXiv:2606.17120: every experiment, its claims, figures and a verdict report.
 
+Running it
     reproduce(out, scale="quick"|"full"|"smoke", executor=, n_workers=, scheduler=,
               dask_workers=, resume=, overwrite=) -> ReproduceOutcome
     tasks(scale)            the task grid (one dict per experiment run)
     run_experiment(...)     one task (what the sweep executors call)
-    SCALES, FIGURES
+    collect(params, results) -> results by experiment name
+    SCALES, FIGURES, DEFAULT_SEED
+The paper's claims
+    CLAIMS (phasetools.compare.Claim objects), N_PARAMS_PAPER
+    evaluate_claims(results) -> [ClaimVerdict]
+    claim_report(results) -> ClaimReport (a stored result: one row per check)
+    side_by_side(results) -> rows (quantity, unit, theory, langevin, training, note)
 
 ``phasetools reproduce --quick`` on the command line. The experiments run as one resumable
-sweep (:mod:`phasetools.sweep`) into ``out/results.h5``; the claim verdicts
-(:mod:`phasetools.compare`) go to ``out/verdicts.h5`` and ``out/report.md`` with the
-figures. See docs/reproduce.md.
+sweep (:mod:`phasetools.sweep`) into ``out/results.h5``; the claim verdicts (built on
+:mod:`phasetools.compare`) go to ``out/verdicts.h5`` and ``out/report.md`` with the
+figures. ``results`` maps experiment names to results (``theory_critical``, ``e1_up``,
+``e2_rank1``, ``langevin_chain``, ...). See docs/reproduce.md.
 """
 
+from ._claims import CLAIMS, N_PARAMS_PAPER, claim_report, evaluate_claims
 from ._experiments import SCALES, run_experiment, tasks
-from ._run import DEFAULT_SEED, FIGURES, ReproduceOutcome, collect, reproduce
+from ._figures import FIGURES
+from ._report import side_by_side
+from ._run import DEFAULT_SEED, ReproduceOutcome, collect, reproduce
 
 __all__ = ["reproduce", "ReproduceOutcome", "tasks", "run_experiment", "collect", "SCALES", "FIGURES",
-           "DEFAULT_SEED"]
+           "DEFAULT_SEED", "CLAIMS", "N_PARAMS_PAPER", "evaluate_claims", "claim_report", "side_by_side"]
