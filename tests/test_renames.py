@@ -3,8 +3,6 @@
 import json
 
 import h5py
-import pytest
-
 from phasetools import io
 from phasetools.theory import critical_points
 
@@ -20,6 +18,10 @@ def _rename_stored_field(path, name, old, new):
             del g.attrs[new]
         if new in g:
             g.move(new, old)
+        # re-seal: the file stays valid, only written as an older version would have named it
+        from phasetools.io._verify import DIGEST_ATTR, attrs_digest
+        if DIGEST_ATTR in g.attrs:
+            g.attrs[DIGEST_ATTR] = attrs_digest(g)
 
 
 def test_critical_points_written_with_P_names_load_as_lam(tmp_path):
@@ -28,8 +30,5 @@ def test_critical_points_written_with_P_names_load_as_lam(tmp_path):
     name = io.save(cp, path)
     for new, old in (("lam_c", "P_c"), ("lam_sp", "P_sp")):
         _rename_stored_field(path, name, old, new)
-    try:
-        back = io.load(path, name)
-    except io.CorruptFileError:
-        pytest.skip("this store checksums attributes; the rename path is covered by the reader unit below")
+    back = io.load(path, name)
     assert back.lam_c == cp.lam_c and back.lam_sp == cp.lam_sp
