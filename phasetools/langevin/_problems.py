@@ -19,10 +19,10 @@ the end-to-end map, so only ``chain`` and ``network`` support it. Its covariance
 along ``grad M`` and, at a balanced aligned start, points along the ray through ``x0``: the
 trajectory stays on that ray, and escape is the 1D Ito diffusion of the balanced magnitude
 ``b``, ``db = -U'(b)/n dt + sqrt(2 D(b)) dW`` with ``D(b) = (lr f / B) 2 kappa^2 K(b^n) b^(2n-2)``,
-``K(P) = a E[r^2] + E[r x]^2`` the residual moment of science brief 5.3 and ``f`` the
-without-replacement factor. :class:`SGDTheory` gives its exact mean first-passage time,
-the quasi-potential slope of ``ln tau`` against ``batch_size/lr`` and the effective
-temperature ``T_eff = lr tr(Sigma) / (2 B N_theta)`` of the brief (5.2).
+``K(P) = a E[r^2] + E[r x]^2`` the residual moment (:func:`phasetools.theory.gradient_noise_kernel`)
+and ``f`` the without-replacement factor. :class:`SGDTheory` gives its exact mean first-passage
+time, the quasi-potential slope of ``ln tau`` against ``batch_size/lr`` and the effective
+temperature ``T_eff = lr f tr(Sigma) / (2 B N_theta)`` (:func:`phasetools.theory.effective_temperature`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import as_float_array, check_choice, check_n_layers
-from ..theory import eyring_kramers_time, kramers_time, landscape, mfpt_1d, resolve_convention
+from ..theory import (effective_temperature, eyring_kramers_time, gradient_covariance_from_K, gradient_noise_kernel,
+                      kramers_time, landscape, mfpt_1d, noise_strength, resolve_convention)
 from ._potentials import Potential, chain, double_well, network, reduced
 from ._simulate import SGDNoise, Threshold
 
@@ -93,8 +94,23 @@ class EscapeProblem:
                              f"double well have no per-sample gradients)")
 
     def sgd_noise(self, lr, batch_size, *, n_samples=None, output_var=1.0) -> SGDNoise:
-        """:class:`SGDNoise` with this mode's data moments ``E[x^2] = a``, ``E[xy] = c``,
-        ``E[y^2] = output_var`` (default 1: the paper's unit output variances)."""
+        """:class:`SGDNoise` with this mode's data moments ``E[x^2] = a``, ``E[xy] = c``, ``E[y^2] = output_var``.
+
+        Parameters
+        ----------
+        lr : float > 0
+            Learning rate.
+        batch_size : int >= 1
+            Batch size.
+        n_samples : int or None
+            Data-set size for the without-replacement factor ``(N - B)/(N - 1)``.
+        output_var : float >= c^2/a, default 1
+            ``E[y^2]`` (1: the paper's unit output variances).
+
+        Returns
+        -------
+        SGDNoise
+        """
         self._check_sgd()
         a, c = self.config["a"], self.config["c"]
         s = _output_var(output_var, a, c)
@@ -103,14 +119,23 @@ class EscapeProblem:
     def sgd_theory(self, *, output_var=1.0) -> "SGDTheory":
         """The 1D reduction of escape under SGD-like noise (see :class:`SGDTheory`).
 
-        Backward escape only: the noise is exactly zero at the trivial state (science brief
-        5.3), so there is no forward escape rate to predict.
+        Backward escape only: the noise is exactly zero at the trivial state, so there is no
+        forward escape rate to predict.
+
+        Parameters
+        ----------
+        output_var : float >= c^2/a, default 1
+            ``E[y^2]`` of the mode.
+
+        Returns
+        -------
+        SGDTheory
         """
         self._check_sgd()
         if self.direction != "bwd":
             raise ValueError("direction must be 'bwd' for SGD-like noise: the noise vanishes at the trivial "
-                             "state (science brief 5.3), so pure SGD never leaves it and forward escape has "
-                             "no rate; escape backward from the learned state instead")
+                             "state (the per-sample gradients are all zero there), so pure SGD never leaves it "
+                             "and forward escape has no rate; escape backward from the learned state instead")
         cfg = self.config
         s = _output_var(output_var, cfg["a"], cfg["c"])
         conv = resolve_convention(cfg["convention"])
@@ -198,15 +223,17 @@ class SGDTheory:
 
     From a balanced start the noise ``(lr f / B) Sigma`` (rank one along ``grad M``) and the
     drift both point along the ray through the start, so the dynamics is exactly the 1D Ito
-    diffusion ``db = -U'(b)/n dt + sqrt(2 eps Dt(b)) dW``, ``eps = lr f / B``,
-    ``Dt(b) = 2 kappa^2 K(b^n) b^(2n-2)``, ``K(P) = a (s - 2 P c + P^2 a) + (c - P a)^2``.
+    diffusion ``db = -U'(b)/n dt + sqrt(2 eps Dt(b)) dW``, ``eps = lr f / B``
+    (:func:`phasetools.theory.noise_strength`), ``Dt(b) = tr Sigma(b) / (2n)
+    = 2 kappa^2 K(b^n) b^(2n-2)``, ``K(P) = a (s - 2 P c + P^2 a) + (c - P a)^2``
+    (:func:`phasetools.theory.gradient_noise_kernel` of the scalar mode).
 
-    There is no Boltzmann temperature (science brief 5.2-5.3). The numbers here:
+    SGD noise has no Boltzmann temperature. The numbers here:
 
     * ``trace(b)``: ``tr Sigma`` of the per-sample gradients at ``b`` (convention units),
-      ``4 kappa^2 K(b^n) n b^(2n-2)``; ``temperature(lr, B, at=...)`` the brief's
-      ``T_eff = lr f tr(Sigma) / (2 B N_theta)`` there.
-    * ``slope_start`` = ``barrier / (T_eff(start) B / lr)`` = ``barrier * C`` with the brief's
+      ``4 kappa^2 K(b^n) n b^(2n-2)``; ``temperature(lr, B, at=...)`` the effective
+      temperature ``T_eff = lr f tr(Sigma) / (2 B N_theta)`` there.
+    * ``slope_start`` = ``barrier / (T_eff(start) B / lr)`` = ``barrier * C`` with
       ``C = 2 N_theta / tr Sigma`` at the start: the Arrhenius slope if the noise were isotropic
       at the start state's ``T_eff``. ``slope_saddle``: the same with the saddle's trace.
     * ``slope_path``: the quasi-potential ``int_{b_saddle}^{b_start} -U'(b) / (n Dt(b)) db`` =
@@ -216,6 +243,25 @@ class SGDTheory:
       whereas the isotropic replacement spreads it over ``N_theta`` directions.
     * ``tau(lr, B)``: the exact mean first-passage time of the 1D diffusion from
       ``b_start`` down to ``b_target`` (quadrature), valid at any noise level.
+
+    Made by :meth:`EscapeProblem.sgd_theory`.
+
+    Parameters
+    ----------
+    n_layers : int
+        Number of weight matrices ``n``.
+    n_params : int
+        ``N_theta`` of the simulated model (chain: ``n``; width-h network: more).
+    kappa : float
+        Loss scale of the convention (the data term is ``kappa ||y - M x||^2``).
+    a, c, output_var : float
+        The mode's ``E[x^2]``, ``|E[xy]|`` and ``E[y^2]``.
+    barrier : float
+        Backward barrier (convention energy units).
+    b_start, b_saddle, b_target : float
+        Balanced magnitudes of the start (learned minimum), the saddle and the stop level.
+    _potential : Potential
+        The reduced potential ``U(b)`` (drift and curvatures).
     """
 
     n_layers: int
@@ -230,13 +276,19 @@ class SGDTheory:
     b_target: float
     _potential: object = field(default=None, repr=False, compare=False)   # the reduced U(b)
 
-    def _K(self, P):
-        a, c, s = self.a, self.c, self.output_var
-        return a * (s - 2 * P * c + P * P * a) + (c - P * a) ** 2
+    def _sigma_trace(self, b):
+        """``tr Sigma`` at the balanced points of magnitudes ``b`` (any shape): ``M = b^n`` and
+        ``J = dM/dw = b^(n-1) (1, ..., 1)`` (the other parameters of a wider network do not move M)."""
+        n = self.n_layers
+        b = np.asarray(b, dtype=float)
+        K = gradient_noise_kernel((b ** n)[..., None, None], np.array([[self.a]]), np.array([[self.c]]),
+                                  np.array([[self.output_var]]))
+        J = np.broadcast_to((b ** (n - 1))[..., None, None], b.shape + (1, n))
+        return np.trace(gradient_covariance_from_K(J, K, self.kappa), axis1=-2, axis2=-1)
 
     def _dtilde(self, b):
-        n = self.n_layers
-        return 2 * self.kappa ** 2 * self._K(b ** n) * b ** (2 * n - 2)
+        """``Dt(b) = tr Sigma(b) / (2n)``: the diffusion coefficient of ``b`` per unit ``eps``."""
+        return self._sigma_trace(b) / (2 * self.n_layers)
 
     def _drift_force(self, b):
         """``U'(b) / n`` (minus the drift)."""
@@ -246,9 +298,19 @@ class SGDTheory:
         return np.asarray(g[0] if isinstance(g, (list, tuple)) else g, dtype=float) / self.n_layers
 
     def trace(self, b) -> float:
-        """``tr Sigma`` of the per-sample gradients at the balanced point of magnitude ``b``."""
-        n = self.n_layers
-        return float(4 * self.kappa ** 2 * self._K(b ** n) * n * b ** (2 * n - 2))
+        """``tr Sigma`` of the per-sample gradients at the balanced point of magnitude ``b``.
+
+        Parameters
+        ----------
+        b : float
+            Balanced magnitude (each weight ``b``).
+
+        Returns
+        -------
+        float
+            ``4 kappa^2 K(b^n) n b^(2n-2)`` (convention units).
+        """
+        return float(self._sigma_trace(b))
 
     @property
     def trace_start(self) -> float:
@@ -288,22 +350,71 @@ class SGDTheory:
         return float(2 * np.pi * self.n_layers * np.sqrt(ratio) / np.sqrt(k_m * abs(k_s)))
 
     def kramers_tau(self, lr, batch_size, n_samples=None) -> float:
-        """The weak-noise asymptote ``prefactor * exp(slope_path / eps)``, ``eps = lr f / B``
-        (the exact :meth:`tau` over this tends to 1 with an ``O(eps)`` correction)."""
+        """The weak-noise asymptote ``prefactor * exp(slope_path / eps)``, ``eps = lr f / B``.
+
+        The exact :meth:`tau` over this tends to 1 with an ``O(eps)`` correction.
+
+        Parameters
+        ----------
+        lr : float > 0
+            Learning rate.
+        batch_size : int >= 1
+            Batch size.
+        n_samples : int or None
+            Data-set size for the without-replacement factor ``f``.
+
+        Returns
+        -------
+        float
+            Langevin time (convention units); ``inf`` beyond the float range.
+        """
         with np.errstate(over="ignore"):
-            return float(self.prefactor * np.exp(self.slope_path / _eps(lr, batch_size, n_samples)))
+            return float(self.prefactor * np.exp(self.slope_path / noise_strength(lr, batch_size, n_samples)))
 
     def temperature(self, lr, batch_size, n_samples=None, *, at="start") -> float:
-        """The brief's ``T_eff = lr f tr(Sigma) / (2 B N_theta)`` at the start or the saddle."""
+        """The effective temperature ``T_eff = lr f tr(Sigma) / (2 B N_theta)`` at the start or the saddle.
+
+        Parameters
+        ----------
+        lr : float > 0
+            Learning rate.
+        batch_size : int >= 1
+            Batch size.
+        n_samples : int or None
+            Data-set size for the without-replacement factor ``f``.
+        at : {"start", "saddle"}
+            Where ``tr Sigma`` is taken.
+
+        Returns
+        -------
+        float
+            :func:`phasetools.theory.effective_temperature` (convention energy units).
+        """
         check_choice(at, "at", ("start", "saddle"))
         b = self.b_start if at == "start" else self.b_saddle
-        return _eps(lr, batch_size, n_samples) * self.trace(b) / (2 * self.n_params)
+        return effective_temperature(self.trace(b), self.n_params, lr, batch_size, n_samples)
 
     def log_tau(self, lr, batch_size, n_samples=None, *, n_grid=40001) -> float:
-        """``ln`` of :meth:`tau` (never overflows)."""
+        """``ln`` of :meth:`tau` (never overflows).
+
+        Parameters
+        ----------
+        lr : float > 0
+            Learning rate.
+        batch_size : int >= 1
+            Batch size.
+        n_samples : int or None
+            Data-set size for the without-replacement factor ``f``.
+        n_grid : int, default 40001
+            Quadrature grid points.
+
+        Returns
+        -------
+        float
+        """
         from scipy.integrate import cumulative_simpson, simpson
 
-        eps = _eps(lr, batch_size, n_samples)
+        eps = noise_strength(lr, batch_size, n_samples)
         b0, bt = self.b_start, self.b_target
         # reflecting wall far above the start, where the weight e^{-Phi}/D of the stationary
         # density has dropped by e^{-50} (it decays at least like b^-(4n-2))
@@ -330,12 +441,22 @@ class SGDTheory:
         return float(top + np.log(integral))
 
     def tau(self, lr, batch_size, n_samples=None) -> float:
-        """Exact mean first-passage time (Langevin time, convention units) from the start to the stop."""
+        """Exact mean first-passage time (Langevin time, convention units) from the start to the stop.
+
+        Parameters
+        ----------
+        lr : float > 0
+            Learning rate.
+        batch_size : int >= 1
+            Batch size.
+        n_samples : int or None
+            Data-set size for the without-replacement factor ``f``.
+
+        Returns
+        -------
+        float
+            ``exp`` of :meth:`log_tau` (``inf`` beyond the float range).
+        """
         with np.errstate(over="ignore"):
             return float(np.exp(self.log_tau(lr, batch_size, n_samples)))
 
-
-def _eps(lr, batch_size, n_samples):
-    """``lr f / B``, validated as :class:`SGDNoise` does."""
-    noise = SGDNoise(lr, batch_size, [[1.0]], [[0.0]], [[1.0]], n_samples)
-    return noise.lr * noise.factor / noise.batch_size

@@ -12,6 +12,7 @@ import sympy as sp
 
 from .._validation import as_float_array, check_choice, check_positive
 from ..results import Result, register
+from ..theory import without_replacement_factor
 from ._codegen import kernel_module, numpy_functions
 from ._potentials import Potential
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
@@ -81,12 +82,27 @@ class SGDNoise:
     """SGD-like multiplicative noise: covariance ``(lr / batch_size) Sigma(theta)`` per unit time.
 
     ``Sigma`` is the exact per-sample gradient covariance of the linear-network loss under
-    the Gaussian data model (science brief 5.1-5.3): with ``r = y - M x``,
-    ``Sigma = 4 kappa^2 J^T K J``, ``J = dM/dtheta`` and
-    ``K[(a,b),(c,d)] = E[r_a r_c] E[x_b x_d] + E[r_a x_d] E[r_c x_b]``. It vanishes where
-    ``J`` does, e.g. at the trivial state. ``n_samples`` switches on the
-    without-replacement factor ``(N - B)/(N - 1)``. Time is Langevin time ``t = lr * steps``
-    of the potential's convention.
+    the Gaussian data model: with ``r = y - M x``, ``Sigma = 4 kappa^2 J^T K J``,
+    ``J = dM/dtheta`` and ``K[(a,b),(c,d)] = E[r_a r_c] E[x_b x_d] + E[r_a x_d] E[r_c x_b]``
+    (:func:`phasetools.theory.gradient_noise_kernel`; the generated kernel evaluates it at
+    every step). It vanishes where ``J`` does, e.g. at the trivial state. Time is Langevin
+    time ``t = lr * steps`` of the potential's convention.
+
+    Parameters
+    ----------
+    lr : float > 0
+        Learning rate.
+    batch_size : int >= 1
+        Batch size ``B``.
+    input_cov : array (d, d)
+        ``S_xx = E[x x^T]``.
+    cross_cov : array (p, d)
+        ``S_yx = E[y x^T]``.
+    output_cov : array (p, p)
+        ``S_yy = E[y y^T]``.
+    n_samples : int >= max(2, batch_size) or None
+        Switches on the without-replacement factor ``(N - B)/(N - 1)``
+        (:func:`phasetools.theory.without_replacement_factor`).
     """
 
     lr: float
@@ -98,9 +114,7 @@ class SGDNoise:
 
     def __post_init__(self):
         object.__setattr__(self, "lr", float(check_positive(self.lr, "lr")))
-        b = self.batch_size
-        if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, np.integer)) or b < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {b!r}")
+        without_replacement_factor(self.batch_size, self.n_samples)   # validates batch_size and n_samples
         sxx = np.atleast_2d(as_float_array(self.input_cov, "input_cov"))
         syx = np.atleast_2d(as_float_array(self.cross_cov, "cross_cov"))
         syy = np.atleast_2d(as_float_array(self.output_cov, "output_cov"))
@@ -110,17 +124,11 @@ class SGDNoise:
         object.__setattr__(self, "input_cov", sxx)
         object.__setattr__(self, "cross_cov", syx)
         object.__setattr__(self, "output_cov", syy)
-        if self.n_samples is not None:
-            N = self.n_samples
-            if isinstance(N, (bool, np.bool_)) or not isinstance(N, (int, np.integer)) or N < 2 or N < b:
-                raise ValueError(f"n_samples must be an integer >= max(2, batch_size), got {N!r}")
 
     @property
     def factor(self) -> float:
         """The without-replacement factor (N - B)/(N - 1), or 1."""
-        if self.n_samples is None:
-            return 1.0
-        return (self.n_samples - self.batch_size) / (self.n_samples - 1)
+        return without_replacement_factor(self.batch_size, self.n_samples)
 
     def config(self) -> dict:
         return {"lr": self.lr, "batch_size": int(self.batch_size), "n_samples": self.n_samples,

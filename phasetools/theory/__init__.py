@@ -19,6 +19,9 @@ Finite samples
     empirical_modes -> EmpiricalModes, empirical_moments, MisalignmentWarning
 Escape times
     kramers_time, mean_first_passage_time, mfpt_1d, eyring_kramers_time
+SGD noise (per-sample gradient covariance of the linear network)
+    residual_moments, gradient_noise_kernel, gradient_covariance_from_K,
+    without_replacement_factor, noise_strength, effective_temperature
 
 Every function takes ``convention=`` ("canonical" by default, or "paper"); in the paper
 convention ``c`` is the feature strength ``eta`` and the coupling is the weight decay
@@ -33,6 +36,8 @@ from ._escape import eyring_kramers_time, kramers_time, mean_first_passage_time,
 from ._landscape import HessianSpectrum, Landscape, landscape
 from ._modes import ModeState, ModeTransition, Modes, PhaseDiagram, modes, phase_diagram
 from ._nonaligned import NonalignedCriticalPoints, nonaligned_critical_points
+from ._sgd import (effective_temperature, gradient_covariance_from_K, gradient_noise_kernel, noise_strength,
+                   residual_moments, without_replacement_factor)
 from ._network import end_to_end, layer_shapes
 from ._symbolic import (SYMBOLS, chain_potential, closed_forms, compiled_potential, network_potential,
                         reduced_potential)
@@ -48,4 +53,6 @@ __all__ = [
     "NonalignedCriticalPoints", "nonaligned_critical_points",
     "EmpiricalModes", "RelaxedState", "MisalignmentWarning", "empirical_modes", "empirical_moments",
     "kramers_time", "mean_first_passage_time", "mfpt_1d", "eyring_kramers_time",
+    "residual_moments", "gradient_noise_kernel", "gradient_covariance_from_K", "without_replacement_factor",
+    "noise_strength", "effective_temperature",
 ]

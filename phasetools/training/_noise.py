@@ -1,32 +1,25 @@
-"""Per-sample gradient covariance of the linear network and the SGD temperature.
+"""Per-sample gradient covariance of a trained linear network, and its SGD temperature.
 
 The per-sample data-term gradient of ``kappa ||y - M x||^2`` for layer ``k`` is
 ``-2 kappa A_k^T r x^T B_k^T`` with ``r = y - M x``, ``A_k`` the product of the layers above
-and ``B_k`` of those below; with ``J = dM/dtheta`` (``d_out d_in x n_params``) it is
-``g = -2 kappa J^T vec(r x^T)``. For zero-mean jointly Gaussian ``(x, y)`` Isserlis' theorem
-gives the covariance in closed form (science brief 5.1-5.3)::
-
-    Sigma = 4 kappa^2 J^T K J,
-    K[(a,b),(c,d)] = E[r_a r_c] E[x_b x_d] + E[r_a x_d] E[r_c x_b],
-    E[r r^T] = S_yy - M S_xy - S_yx M^T + M S_xx M^T,   E[r x^T] = S_yx - M S_xx.
-
-Weight decay adds no noise. The temperature of the isotropic replacement
-``Sigma -> (tr Sigma / n_params) I`` is ``T = lr tr(Sigma) / (2 B n_params)``, times
-``(N - B)/(N - 1)`` for batches drawn without replacement from ``N`` samples, in the units of
-the convention (Langevin time ``lr * steps``).
+and ``B_k`` of those below; with ``J = dM/dtheta`` (``d_out d_in x n_params``, :func:`jacobian`)
+it is ``g = -2 kappa J^T vec(r x^T)``. The closed form of its covariance under the Gaussian
+model, ``Sigma = 4 kappa^2 J^T K J``, and the temperature ``T_eff = lr f tr(Sigma) / (2 B N_theta)``
+are the theory's (:mod:`phasetools.theory`: ``gradient_noise_kernel``,
+``gradient_covariance_from_K``, ``effective_temperature``, ``without_replacement_factor``);
+this module evaluates them at a network's weights, or estimates ``Sigma`` from samples.
 """
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._validation import as_float_array
 from ..results import Result, register, timed
-from ..theory._convention import Convention
-from ..theory._network import end_to_end
+from ..theory import (Convention, effective_temperature, end_to_end, gradient_covariance_from_K,
+                      gradient_noise_kernel, residual_moments)
 from ._data import Dataset, Moments, as_data
 from ._train import resolve_training_convention
 
@@ -46,7 +39,18 @@ def _weights(weights):
 
 
 def jacobian(weights) -> np.ndarray:
-    """``J[(a, b), theta] = dM_ab / dtheta`` of ``M = W_n ... W_1``, shape (d_out d_in, n_params)."""
+    """``J[(a, b), theta] = dM_ab / dtheta`` of ``M = W_n ... W_1``.
+
+    Parameters
+    ----------
+    weights : sequence of 2-D arrays
+        ``W_1 ... W_n`` (``W_1`` acts first).
+
+    Returns
+    -------
+    array (d_out d_in, n_params)
+        Rows in the row-major order of ``M``, columns the flattened weights in layer order.
+    """
     W = _weights(weights)
     d_in, d_out = W[0].shape[1], W[-1].shape[0]
     blocks = []
@@ -59,7 +63,21 @@ def jacobian(weights) -> np.ndarray:
 
 
 def per_sample_gradients(weights, X, Y, *, convention="canonical") -> np.ndarray:
-    """Per-sample gradients of ``kappa ||y_i - M x_i||^2`` (N, n_params), flat in layer order."""
+    """Per-sample gradients of ``kappa ||y_i - M x_i||^2``, flat in layer order.
+
+    Parameters
+    ----------
+    weights : sequence of 2-D arrays
+        ``W_1 ... W_n``.
+    X, Y : arrays (N, d_in), (N, d_out)
+        Samples in rows.
+    convention : {"canonical", "paper"} or Convention
+        Sets ``kappa``.
+
+    Returns
+    -------
+    array (N, n_params)
+    """
     W = _weights(weights)
     d = Dataset(X, Y)
     conv = resolve_training_convention(convention, d.Y.shape[1])
@@ -77,9 +95,30 @@ def per_sample_gradients(weights, X, Y, *, convention="canonical") -> np.ndarray
 class GradientNoise(Result):
     """Per-sample gradient covariance ``covariance`` (and mean ``mean``) of the data term at ``params``.
 
-    ``source``: ``"gaussian"`` (closed form from moments, Isserlis) or ``"empirical"``
-    (over the ``n_samples`` samples of a data set, normalised by ``N``). In the units of
-    ``convention`` (the data term is ``kappa ||y - Mx||^2``).
+    Made by :func:`gradient_covariance`. In the units of ``convention`` (the data term is
+    ``kappa ||y - Mx||^2``).
+
+    Parameters
+    ----------
+    layer_shapes : array (n_layers, 2)
+        Shapes of ``W_1 ... W_n``.
+    convention : Convention
+        Units.
+    source : {"gaussian", "empirical"}
+        Closed form from moments (Isserlis), or over the ``n_samples`` samples of a data set
+        (normalised by ``N``).
+    n_samples : int or None
+        Size of the data set (``"empirical"``), else None.
+    params : array (n_params,)
+        The flattened weights.
+    mean : array (n_params,)
+        Mean per-sample gradient.
+    covariance : array (n_params, n_params)
+        ``Sigma``.
+    trace : float
+        ``tr Sigma``.
+    n_params : int
+        ``N_theta``.
     """
 
     layer_shapes: np.ndarray
@@ -98,7 +137,22 @@ class GradientNoise(Result):
     _units = {"params": "weight"}
 
     def temperature(self, lr, batch_size, n_samples=None) -> float:
-        """``lr tr(Sigma) / (2 batch_size n_params)``, times ``(N - B)/(N - 1)`` if ``n_samples`` is given."""
+        """``T_eff = lr tr(Sigma) / (2 batch_size n_params)``, times ``(N - B)/(N - 1)`` if ``n_samples`` is given.
+
+        Parameters
+        ----------
+        lr : float > 0
+            Learning rate.
+        batch_size : int >= 1
+            Batch size.
+        n_samples : int or None
+            Data-set size for the without-replacement factor.
+
+        Returns
+        -------
+        float
+            :func:`phasetools.theory.effective_temperature` of this ``trace`` and ``n_params``.
+        """
         return effective_temperature(self.trace, self.n_params, lr, batch_size, n_samples)
 
     def __repr__(self):
@@ -106,34 +160,24 @@ class GradientNoise(Result):
                 f"convention={self.convention.name!r})")
 
 
-def effective_temperature(trace, n_params, lr, batch_size, n_samples=None) -> float:
-    """``T = lr * trace / (2 * batch_size * n_params)`` (science brief 5.2), with the
-    without-replacement factor ``(N - B)/(N - 1)`` when ``n_samples = N`` is given."""
-    tr = float(as_float_array(trace, "trace"))
-    if tr < 0:
-        raise ValueError(f"trace must be >= 0, got {trace!r}")
-    lr = float(as_float_array(lr, "lr"))
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    for name, v in (("n_params", n_params), ("batch_size", batch_size)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    factor = 1.0
-    if n_samples is not None:
-        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral) \
-                or n_samples < max(2, batch_size):
-            raise ValueError(f"n_samples must be an integer >= max(2, batch_size), got {n_samples!r}")
-        factor = (n_samples - batch_size) / (n_samples - 1)
-    return lr * tr / (2.0 * batch_size * n_params) * factor
-
-
 @timed
 def gradient_covariance(weights, data, *, convention="canonical") -> GradientNoise:
     """Covariance of the per-sample gradients of ``kappa ||y - Mx||^2`` at ``weights``.
 
-    ``data``: Moments or a GaussianTeacher (closed form under the Gaussian model), or
-    ``(X, Y)``/Dataset (the empirical covariance over those samples, normalised by ``N``:
-    the noise of batches drawn from that finite set).
+    Parameters
+    ----------
+    weights : sequence of 2-D arrays
+        ``W_1 ... W_n``.
+    data : Moments, GaussianTeacher, Dataset or (X, Y)
+        Moments or a teacher: the closed form under the Gaussian model
+        (:func:`phasetools.theory.gradient_noise_kernel`); samples: the empirical covariance over
+        them, normalised by ``N`` (the noise of batches drawn from that finite set).
+    convention : {"canonical", "paper"} or Convention
+        Sets ``kappa``.
+
+    Returns
+    -------
+    GradientNoise
     """
     W = _weights(weights)
     d = as_data(data)
@@ -144,13 +188,10 @@ def gradient_covariance(weights, data, *, convention="canonical") -> GradientNoi
     if isinstance(d, Moments):
         if (d.d_out, d.d_in) != (d_out, d_in):
             raise ValueError(f"the weights map {d_in} -> {d_out} but the data are {d.d_in} -> {d.d_out}")
-        sxx, syx, syy = d.input_cov, d.cross_cov, d.output_cov
-        Q = syy - M @ syx.T - syx @ M.T + M @ sxx @ M.T
-        R = syx - M @ sxx
-        Kmat = (np.einsum("ac,bd->abcd", Q, sxx) + np.einsum("ad,cb->abcd", R, R)).reshape(d_out * d_in, -1)
+        moments = (d.input_cov, d.cross_cov, d.output_cov)
         J = jacobian(W)
-        cov = 4.0 * conv.kappa ** 2 * J.T @ Kmat @ J
-        mean = -2.0 * conv.kappa * J.T @ R.ravel()
+        cov = gradient_covariance_from_K(J, gradient_noise_kernel(M, *moments), conv.kappa)
+        mean = -2.0 * conv.kappa * J.T @ residual_moments(M, *moments)[1].ravel()
         source, n_samples = "gaussian", None
     else:
         g = per_sample_gradients(W, d.X, d.Y, convention=conv)
