@@ -2,13 +2,14 @@
 
     python examples/escape_times.py [--out examples/output] [--n-traj 2000]
 
-The chain w1 w2 w3 with eta = 0.8 and weight decay beta = 0.32 (paper units) starts at
+The chain w1 w2 w3 with eta = 0.8 and weight decay 0.32 (paper units) starts at
 the trivial state; a trajectory escapes when P = w1 w2 w3 first exceeds the midpoint of
 saddle and learned minimum. At four temperatures the censoring-aware mean escape time is
 compared with the weight-space Eyring-Kramers prediction (4 saddles), and ln tau is fitted
 against 1/T: the slope is the barrier 0.02845. The SGD-like noise of the same chain
 vanishes at the trivial state: started exactly there, SGD never escapes.
-Writes escape.h5, escape_survival.png and escape_arrhenius.png; takes about a minute.
+Writes escape.h5 (the EscapeSweep, its Arrhenius fit and the SGD run), escape_survival.png and
+escape_arrhenius.png; takes about a minute.
 """
 
 import argparse
@@ -17,12 +18,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np  # noqa: E402
 
 from phasetools.io import save_many  # noqa: E402
-from phasetools.langevin import SGDNoise, escape_problem, simulate  # noqa: E402
+from phasetools.langevin import SGDNoise, escape_problem, escape_sweep, simulate  # noqa: E402
 from phasetools.plot import arrhenius, survival  # noqa: E402
-from phasetools.stats import arrhenius_fit, exponential_mle  # noqa: E402
 
 
 def main():
@@ -34,22 +33,16 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     problem = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
-    temps = np.array([0.012, 0.010, 0.0085, 0.0075])
-    runs, fits, theory = [], [], []
+    temps = [0.012, 0.010, 0.0085, 0.0075]
     print(f"barrier {problem.barrier:.5f} (paper units), stop when P > {problem.stop.level:.4f}")
+    # one ensemble per temperature, each fitted over its finite trajectories (censoring-aware MLE)
+    sweep = escape_sweep(problem, temperatures=temps, dt=0.01, n_traj=args.n_traj, max_steps=2_000_000,
+                         rng=[1000 + k for k in range(len(temps))])
     print(f"{'T':>8} {'dU/T':>6} {'tau (sim)':>14} {'tau (theory)':>13} {'ratio':>7}")
-    for k, T in enumerate(temps):
-        r = simulate(problem.potential, problem.x0, temperature=T, dt=0.01, n_traj=args.n_traj,
-                     max_steps=2_000_000, stop=problem.stop, rng=1000 + k)
-        fit = exponential_mle(r.times, r.censored)
-        pred = problem.theory_tau(T)
-        runs.append(r)
-        fits.append(fit)
-        theory.append(pred)
+    for T, fit, pred in zip(sweep.temperature, sweep.fits, sweep.theory_tau):
         print(f"{T:>8.4g} {problem.barrier / T:>6.2f} {fit.tau:>8.1f} +- {fit.tau_stderr:<4.1f} {pred:>13.1f} "
               f"{fit.tau / pred:>7.3f}")
-    arr = arrhenius_fit(1 / temps, [f.tau for f in fits], tau_stderr=[f.tau_stderr for f in fits],
-                        time_unit="paper")
+    arr = sweep.arrhenius()
     print(f"Arrhenius slope {arr.slope:.5f} +- {arr.slope_stderr:.5f} (barrier {problem.barrier:.5f})")
 
     # SGD-like noise (lr 0.08, batch 64, unit output variance): zero at the trivial state
@@ -59,10 +52,9 @@ def main():
     print(f"SGD-like noise from the exact trivial state: {int(stuck.escaped.sum())} of {stuck.n_traj} escaped "
           f"in {stuck.max_steps} steps (the noise covariance vanishes there)")
 
-    save_many(runs + [arr, stuck], out / "escape.h5", command="examples/escape_times.py")
-    written = survival(runs, theory_tau=theory).save(out / "escape_survival.png")
-    written += arrhenius(arr, theory_T=temps, theory_tau=theory, barrier=problem.barrier,
-                         time_unit="paper").save(out / "escape_arrhenius.png")
+    save_many([sweep, arr, stuck], out / "escape.h5", command="examples/escape_times.py")
+    written = survival(sweep).save(out / "escape_survival.png")
+    written += arrhenius(sweep).save(out / "escape_arrhenius.png")
     print("wrote", ", ".join(str(w) for w in written), "and", out / "escape.h5")
 
 

@@ -2,7 +2,7 @@
 
     python examples/sgd_escape.py [--out examples/output] [--n-traj 2000]
 
-The paper's three-weight chain (eta = 0.8, weight decay beta = 0.32, paper units) starts at
+The paper's three-weight chain (eta = 0.8, weight decay 0.32, paper units) starts at
 its learned minimum and escapes backward (P drops below half the saddle value) under the
 SGD-like multiplicative noise (lr / B) Sigma(theta), Sigma the exact per-sample gradient
 covariance (unit output variance). Forward escape is not used: the noise is exactly zero at
@@ -25,18 +25,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np  # noqa: E402
 
 from phasetools.io import save_many  # noqa: E402
-from phasetools.langevin import escape_problem, simulate  # noqa: E402
+from phasetools.langevin import escape_problem, escape_sweep  # noqa: E402
 from phasetools.plot import arrhenius, survival  # noqa: E402
-from phasetools.stats import arrhenius_fit, exponential_mle  # noqa: E402
+from phasetools.stats import arrhenius_fit  # noqa: E402
 
-
-def run(problem, lr, batch_size, n_traj, seed):
-    r = simulate(problem.potential, problem.x0, noise=problem.sgd_noise(lr, batch_size), dt=0.01,
-                 n_traj=n_traj, max_steps=10**7, stop=problem.stop, scheme="bridge", rng=seed)
-    return r, exponential_mle(r.times, r.censored)
+SIM = dict(dt=0.01, max_steps=10**7, scheme="bridge")
 
 
 def main():
@@ -52,22 +47,18 @@ def main():
     print(f"barrier_bwd {th.barrier:.5f} (paper units); tr Sigma {th.trace_start:.4f} at the start, "
           f"{th.trace_saddle:.4f} at the saddle; N_theta = {th.n_params}")
     points = [(0.08, 3), (0.08, 4), (0.04, 2), (0.08, 5), (0.08, 6), (0.08, 7)]
-    runs, fits, exact = [], [], []
+    sweep = escape_sweep(problem, points=points, n_traj=args.n_traj, rng=[2000 + k for k in range(len(points))],
+                         **SIM)
     print(f"{'lr':>6} {'B':>3} {'B/lr':>6} {'T_eff':>9} {'tau (sim)':>16} {'tau (exact)':>11} {'ratio':>6} "
           f"{'z':>6}")
-    for k, (lr, b) in enumerate(points):
-        r, fit = run(problem, lr, b, args.n_traj, 2000 + k)
-        ex = th.tau(lr, b)
-        runs.append(r)
-        fits.append(fit)
-        exact.append(ex)
-        print(f"{lr:>6.3g} {b:>3d} {b / lr:>6.1f} {th.temperature(lr, b):>9.3g} {fit.tau:>8.1f} +- "
+    for (lr, b), T, fit, ex in zip(points, sweep.temperature, sweep.fits, sweep.theory_tau):
+        print(f"{lr:>6.3g} {b:>3d} {b / lr:>6.1f} {T:>9.3g} {fit.tau:>8.1f} +- "
               f"{fit.tau_stderr:<5.1f} {ex:>11.1f} {fit.tau / ex:>6.3f} "
               f"{(fit.tau - ex) / fit.tau_stderr:>6.2f}")
-    x = np.array([b / lr for lr, b in points])
-    tau, se = np.array([f.tau for f in fits]), np.array([f.tau_stderr for f in fits])
-    arr = arrhenius_fit(x, tau, tau_stderr=se, x_is="batch_size/lr", time_unit="paper")
-    ref = arrhenius_fit(x, exact, tau_stderr=se, x_is="batch_size/lr", time_unit="paper")
+    arr = sweep.arrhenius()
+    # the same fit of the exact 1D times, weighted like the simulated ones
+    ref = arrhenius_fit(sweep.x, sweep.theory_tau, tau_stderr=sweep.tau_stderr, x_is="batch_size/lr",
+                        time_unit="paper")
     print(f"Arrhenius slope against B/lr: {arr.slope:.5f} +- {arr.slope_stderr:.5f} "
           f"(chi2 {arr.chi2:.2f} for {arr.dof} dof)")
     print(f"  the same fit of the exact times          {ref.slope:.5f}  (ratio {arr.slope / ref.slope:.3f})")
@@ -83,17 +74,16 @@ def main():
     net = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd",
                          convention="paper")
     net_th = net.sgd_theory()
-    r_net, fit_net = run(net, 0.08, 4, args.n_traj, 3000)
+    net_sweep = escape_sweep(net, points=[(0.08, 4)], n_traj=args.n_traj, rng=[3000], **SIM)
+    fit_net = net_sweep.fits[0]
     print(f"width-2 network (N_theta = {net_th.n_params}) at lr 0.08, B 4: tau {fit_net.tau:.1f} +- "
           f"{fit_net.tau_stderr:.1f} against the chain's exact {th.tau(0.08, 4):.1f}; its T_eff "
           f"{net_th.temperature(0.08, 4):.3g} (chain {th.temperature(0.08, 4):.3g}), barrier / T_eff "
           f"{net_th.slope_start:.4f}")
 
-    save_many(runs + [arr, r_net], out / "sgd_escape.h5", command="examples/sgd_escape.py")
-    labels = [f"lr = {lr:g}, B = {b}" for lr, b in points]
-    written = survival(runs, theory_tau=exact, labels=labels).save(out / "sgd_survival.png")
-    written += arrhenius(arr, theory_T=1 / x, theory_tau=exact, time_unit="paper").save(
-        out / "sgd_arrhenius.png")
+    save_many([sweep, arr, net_sweep], out / "sgd_escape.h5", command="examples/sgd_escape.py")
+    written = survival(sweep).save(out / "sgd_survival.png")
+    written += arrhenius(sweep).save(out / "sgd_arrhenius.png")
     print("wrote", ", ".join(str(w) for w in written), "and", out / "sgd_escape.h5")
 
 

@@ -25,7 +25,7 @@ def test_version(capsys):
 
 
 def test_readme_main_job(capsys):
-    code, out, err = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "0.9,0.8",
+    code, out, err = run(capsys, "theory", "modes", "--n-layers", "3", "--c", "0.9,0.8",
                          "--convention", "paper")
     assert code == 0 and err == ""
     assert "0.344839" in out and "0.410549" in out and "0.294723" in out and "0.350882" in out
@@ -59,9 +59,9 @@ def test_landscape_absent_states_are_null(capsys):
 
 
 def test_modes_table_and_json(capsys):
-    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "3,2,1,0.5", "--gamma", "0.15")
+    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--c", "3,2,1,0.5", "--gamma", "0.15")
     assert code == 0 and "5 states, 4 metastable" in out
-    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "3,2,1,0.5", "--gamma", "0.15",
+    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--c", "3,2,1,0.5", "--gamma", "0.15",
                        "--json")
     data = json.loads(out)
     ref = modes(3, [3, 2, 1, 0.5], gamma=0.15)
@@ -76,8 +76,11 @@ def test_modes_table_and_json(capsys):
     (["theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "-0.1"], "gamma must be >= 0"),
     (["theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "inf"], "gamma must be finite"),
     (["theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "0.1", "--width", "0"], "width"),
-    (["theory", "modes", "--n-layers", "3", "--spectrum", ""], "spectrum must be a non-empty"),
-    (["theory", "modes", "--n-layers", "3", "--spectrum", "1,x"], "spectrum must be a comma-separated"),
+    (["theory", "modes", "--n-layers", "3", "--c", ""], "c must be a non-empty"),
+    (["theory", "modes", "--n-layers", "3", "--c", "1,x"], "c must be a number, a comma-separated list"),
+    (["theory", "modes", "--n-layers", "3"], "c is required (--c)"),
+    (["theory", "critical", "--n-layers", "3", "--c", "0:1:1"], "c range must be START:STOP:NUM with NUM >= 2"),
+    (["theory", "landscape", "--n-layers", "3", "--c", "1", "--gamma", "0.1:0.2"], "gamma range must be"),
 ])
 def test_bad_input_one_line_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -101,13 +104,13 @@ def test_out_show_plot_round_trip(tmp_path, capsys):
     code, out, _ = run(capsys, "theory", "landscape", "--n-layers", "3", "--c", "0.8", "--gamma", "0.01:0.4:50",
                        "--convention", "paper", "--out", str(h5), "--name", "barriers")
     assert code == 0 and "absent" in out
-    code, out, _ = run(capsys, "theory", "phase-diagram", "--n-layers", "3", "--spectrum", "0.9,0.8",
+    code, out, _ = run(capsys, "theory", "phase-diagram", "--n-layers", "3", "--c", "0.9,0.8",
                        "--convention", "paper", "--out", str(h5), "--json")
     assert code == 0 and json.loads(out)["n_layers"] == 3   # --json output stays pure JSON
-    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "0.9,0.8", "--gamma", "0.32",
+    code, out, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--c", "0.9,0.8", "--gamma", "0.32",
                        "--convention", "paper", "--out", str(h5))
     code, out, _ = run(capsys, "show", str(h5))
-    assert code == 0 and "4 result(s)" in out and "schema_version 1" in out
+    assert code == 0 and "4 result(s)" in out and "schema_version 2" in out
     for name in ("barriers", "criticalpoints_0001", "phasediagram_0001", "modes_0001"):
         assert name in out
     assert "phasetools theory landscape" in out  # the command line is the provenance
@@ -232,3 +235,96 @@ def test_simulate_sgd_bad_input(capsys, extra, needle):
     code, out, err = run(capsys, "simulate", "escape", "--c", "0.8", "--gamma", "0.32", "--convention",
                          "paper", *extra)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+# -- one flag per concept: one value, a list or a range ----------------------------------------
+def test_values_parses_one_value_a_list_and_a_range():
+    import argparse
+
+    import numpy as np
+
+    from phasetools.cli._args import ValuesError, one_or_many, one_value, values
+
+    assert values("0.1") == [0.1] and values("0.1,0.05") == [0.1, 0.05]
+    # START:STOP:NUM: NUM evenly spaced values, both ends included (the meaning of --betas 0:0.46:47)
+    assert values("0:0.46:47") == np.linspace(0, 0.46, 47).tolist() and values("0:0.46:47")[-1] == 0.46
+    assert values("8:16:5", kind=int, name="batch_size") == [8, 10, 12, 14, 16]
+    assert one_or_many("0.3") == 0.3 and list(one_or_many("1:2:3")) == [1.0, 1.5, 2.0]
+    assert one_value("7", kind=int, name="n") == 7
+    for text, kind, needle in (("8:15:5", int, "batch_size must be integers"), ("2.5", int, "must be integers"),
+                               ("1:2", float, "range must be START:STOP:NUM"), ("a", float, "a number, a comma"),
+                               (",", float, "non-empty")):
+        with pytest.raises(ValuesError, match=needle) as e:
+            values(text, kind=kind, name="batch_size")
+        assert isinstance(e.value, ValueError) and isinstance(e.value, argparse.ArgumentTypeError)
+    with pytest.raises(ValuesError, match="c takes one value here"):
+        one_value("0.8,0.9", name="c")
+
+
+def test_values_type_is_a_clean_argparse_error(capsys):
+    import argparse
+
+    from phasetools.cli._args import values_type
+
+    p = argparse.ArgumentParser(prog="x")
+    p.add_argument("--weight-decay", type=values_type(name="weight_decay"))
+    assert p.parse_args(["--weight-decay", "0:0.4:3"]).weight_decay == [0.0, 0.2, 0.4]
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--weight-decay", "0:x:3"])
+    assert e.value.code == 2
+    assert "argument --weight-decay: weight_decay range must be START:STOP:NUM" in capsys.readouterr().err
+
+
+def test_c_takes_one_value_or_a_list_in_every_theory_command(capsys):
+    import numpy as np
+
+    code, out, _ = run(capsys, "theory", "landscape", "--n-layers", "3", "--c", "0.8,0.9", "--gamma", "0.32",
+                       "--convention", "paper", "--json")
+    assert code == 0
+    ref = landscape(3, [0.8, 0.9], 0.32, convention="paper")
+    assert np.allclose(json.loads(out)["barrier_fwd"], ref.barrier_fwd)
+    # the retired spellings still parse (hidden from --help)
+    code, out_old, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--spectrum", "0.9,0.8", "--convention",
+                           "paper", "--json")
+    code, out_new, _ = run(capsys, "theory", "modes", "--n-layers", "3", "--c", "0.9,0.8", "--convention", "paper",
+                           "--json")
+    assert code == 0 and _no_stats(out_old) == _no_stats(out_new)
+    code, out_old, _ = run(capsys, "theory", "phase-diagram", "--n-layers", "3", "--c", "0.9,0.8", "--gammas",
+                           "0:0.5:11", "--json")
+    code, out_new, _ = run(capsys, "theory", "phase-diagram", "--n-layers", "3", "--c", "0.9,0.8", "--gamma",
+                           "0:0.5:11", "--json")
+    assert code == 0 and _no_stats(out_old) == _no_stats(out_new) and len(json.loads(out_new)["gammas"]) == 11
+
+
+def _no_stats(text):
+    data = json.loads(text)
+    data.pop("stats")
+    return data
+
+
+def test_help_names_one_flag_per_concept_and_stays_instant():
+    code = ("import sys\nfrom phasetools.cli import main\n"
+            "for argv in (['simulate', 'escape', '--help'], ['theory', 'modes', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('HEAVY', [m for m in ('sympy', 'numba', 'scipy', 'matplotlib', 'h5py') if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "HEAVY []" in out
+    for flag in ("--n-threads", "--temperature", "--lr", "--batch-size", "--n-traj", "--c"):
+        assert flag in out
+    for retired in ("--threads", "--spectrum", "--lrs", "--batch-sizes", "--temperatures"):
+        assert retired + " " not in out and retired + "\n" not in out
+
+
+def test_simulate_escape_ranges_and_n_threads(capsys):
+    base = SGD_ARGS[:SGD_ARGS.index("--lr")] + ["--n-traj", "8", "--max-steps", "50", "--quiet", "--json"]
+    code, out, err = run(capsys, *base, "--lr", "0.08", "--batch-size", "2:4:3", "--n-threads", "1")
+    assert code == 0, err
+    assert [(p["lr"], p["batch_size"]) for p in json.loads(out)["points"]] == [(0.08, 2), (0.08, 3), (0.08, 4)]
+    code, out_old, err = run(capsys, *base, "--lr", "0.08", "--batch-size", "2:4:3", "--threads", "1")
+    assert code == 0 and out_old == out
+    code, out, err = run(capsys, *base, "--lr", "0.08", "--batch-size", "2:5:3")
+    assert code == 2 and "batch_size must be integers" in err
+    code, out, err = run(capsys, "simulate", "escape", "--c", "0.8,0.9", "--gamma", "0.32", "--temperature", "0.01")
+    assert code == 2 and "c takes one value here" in err

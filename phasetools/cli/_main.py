@@ -7,33 +7,17 @@ import sys
 import numpy as np
 
 from .. import __version__
+from ._args import one_or_many, one_value, values
 
 
 def _floats(text: str, name: str):
-    try:
-        values = [float(t) for t in text.split(",") if t.strip() != ""]
-    except ValueError:
-        raise ValueError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
-    if not values:
-        raise ValueError(f"{name} must be a non-empty comma-separated list of numbers, got {text!r}")
-    return values
+    """A list of numbers (kept for callers not yet on :func:`._args.values`)."""
+    return values(text, name=name)
 
 
 def _numbers(text: str, name: str):
-    """A number, a comma-separated list, or START:STOP:NUM (evenly spaced, both ends included)."""
-    if ":" in text:
-        parts = text.split(":")
-        try:
-            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-            if len(parts) != 3 or num < 2:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise ValueError(f"{name} range must be START:STOP:NUM with NUM >= 2, got {text!r}") from None
-        import numpy as np
-
-        return np.linspace(start, stop, num)
-    values = _floats(text, name)
-    return values[0] if len(values) == 1 else values
+    """One number, or an array for a list or a range (see :mod:`._args`)."""
+    return one_or_many(text, name=name)
 
 
 def _add_output(p):
@@ -54,6 +38,18 @@ def _add_common(p, *, gamma: bool):
     _add_output(p)
 
 
+def _add_c(p, what):
+    p.add_argument("--c", default=None, help=f"{what}: a number, a list 0.9,0.8 or a range START:STOP:NUM")
+    p.add_argument("--spectrum", dest="c", help=argparse.SUPPRESS)   # deprecated spelling of --c
+
+
+def _c(args, *, many=True):
+    """``--c`` (or its deprecated spelling ``--spectrum``) as a scalar or an array."""
+    if args.c is None:
+        raise ValueError("c is required (--c): one value, a list 0.9,0.8 or a range START:STOP:NUM")
+    return one_or_many(args.c, name="c") if many else one_value(args.c, name="c")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phasetools", description=(
         "Phase transitions, metastability and escape in L2-regularised deep linear networks."))
@@ -64,19 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = tsub.add_parser("critical", help="coexistence and spinodal couplings of one mode")
     _add_common(p, gamma=False)
-    p.add_argument("--c", required=True, help="mode signal E[xy] (the paper's eta): a number, a list or "
-                                              "a range START:STOP:NUM")
+    _add_c(p, "mode signal E[xy] (the paper's eta)")
     p.set_defaults(handler=_theory_critical)
 
     p = tsub.add_parser("landscape", help="stationary points, barriers and Hessians of one mode")
     _add_common(p, gamma=True)
-    p.add_argument("--c", type=float, required=True, help="mode signal E[xy] (the paper's eta)")
+    _add_c(p, "mode signal E[xy] (the paper's eta)")
     p.add_argument("--width", type=int, default=1, help="hidden width h for the Hessian spectra (default 1)")
     p.set_defaults(handler=_theory_landscape)
 
     p = tsub.add_parser("modes", help="per-mode transitions and metastable states of aligned data")
     p.add_argument("--n-layers", type=int, required=True, help="number of weight matrices n (>= 2)")
-    p.add_argument("--spectrum", required=True, help="comma-separated feature strengths, e.g. 0.9,0.8")
+    _add_c(p, "feature strengths E[xy] of the modes (the paper's eta), e.g. 0.9,0.8")
     p.add_argument("--a", type=float, default=1.0, help="input variance of every mode (default 1)")
     p.add_argument("--gamma", type=float, default=None, help="coupling at which to list the states")
     p.add_argument("--convention", choices=["canonical", "paper"], default="canonical")
@@ -85,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = tsub.add_parser("phase-diagram", help="which top-m states exist and which is global, over a coupling range")
     p.add_argument("--n-layers", type=int, required=True, help="number of weight matrices n (>= 2)")
-    p.add_argument("--spectrum", required=True, help="comma-separated feature strengths, e.g. 0.9,0.8")
-    p.add_argument("--gammas", default=None, help="couplings START:STOP:NUM (default 0 to 1.2 x the largest "
-                                                  "spinodal, 601 points)")
+    _add_c(p, "feature strengths E[xy] of the modes (the paper's eta), e.g. 0.9,0.8")
+    p.add_argument("--gamma", default=None, help="couplings: a list or a range START:STOP:NUM (default 0 to 1.2 x "
+                                                 "the largest spinodal, 601 points)")
+    p.add_argument("--gammas", dest="gamma", help=argparse.SUPPRESS)   # deprecated spelling
     p.add_argument("--a", type=float, default=1.0, help="input variance of every mode (default 1)")
     p.add_argument("--convention", choices=["canonical", "paper"], default="canonical")
     _add_output(p)
@@ -101,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chain of n_layers scalar weights (default), scalar-in/out network of --width, the 1D "
                         "reduced potential, or the quartic double well")
     p.add_argument("--n-layers", type=int, default=3, help="number of weight matrices n (default 3)")
-    p.add_argument("--c", type=float, default=1.0, help="mode signal E[xy] (the paper's eta)")
+    p.add_argument("--c", default="1", help="mode signal E[xy] (the paper's eta), one value (default 1)")
     p.add_argument("--gamma", type=float, default=None, help="coupling (the weight decay beta in the paper convention)")
     p.add_argument("--a", type=float, default=1.0, help="input variance (default 1)")
     p.add_argument("--width", type=int, default=1, help="hidden width for --model network (default 1)")
@@ -114,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         "additive: isotropic sqrt(2T) dW at --temperature (default); sgd: SGD-like multiplicative noise "
         "(lr/batch_size) Sigma(theta) from the mode's data moments, for --model chain or network, backward escape"))
     p.add_argument("--lr", help="learning rate(s) for --noise sgd: a number, a list or START:STOP:NUM")
-    p.add_argument("--batch-size", help="batch size(s) for --noise sgd: an integer or a list; one run per "
-                                        "(lr, batch_size) pair (equal lengths, or one of the two a single value)")
+    p.add_argument("--batch-size", help="batch size(s) for --noise sgd: an integer, a list or START:STOP:NUM; one "
+                                        "run per (lr, batch_size) pair (equal lengths, or one of the two a single "
+                                        "value)")
     p.add_argument("--n-samples", type=int, default=None,
                    help="training-set size N: multiplies the SGD noise by (N - B)/(N - 1) (default: no factor)")
     p.add_argument("--output-var", type=float, default=1.0,
@@ -125,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=10**6, help="step budget; later runs are censored")
     p.add_argument("--scheme", choices=["euler", "bridge"], default="euler")
     p.add_argument("--seed", type=int, default=None, help="root seed (default: fresh entropy, recorded)")
-    p.add_argument("--threads", type=int, default=None, help="numba threads")
+    p.add_argument("--n-threads", type=int, default=None, help="numba threads")
+    p.add_argument("--threads", dest="n_threads", type=int, help=argparse.SUPPRESS)   # deprecated spelling
     p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_survival.png and PREFIX_arrhenius.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_output(p)
@@ -241,7 +239,7 @@ def _convention_line(conv):
 def _theory_critical(args):
     from ..theory import critical_points
 
-    r = critical_points(args.n_layers, _numbers(args.c, "c"), args.a, convention=args.convention)
+    r = critical_points(args.n_layers, _c(args), args.a, convention=args.convention)
     keys = ("n_layers", "a", "c", "order", "gamma_c", "gamma_sp", "b_c", "lam_c", "b_sp", "lam_sp", "latent_heat")
     _emit(r, args, _convention_line(r.convention) + "\n" + _table(r, keys))
 
@@ -256,12 +254,12 @@ def _spectrum_text(spec):
 def _theory_landscape(args):
     from ..theory import landscape
 
-    r = landscape(args.n_layers, args.c, _numbers(args.gamma, "gamma"), args.a, width=args.width,
+    r = landscape(args.n_layers, _c(args), one_or_many(args.gamma, name="gamma"), args.a, width=args.width,
                   convention=args.convention)
     keys = ("n_layers", "a", "c", "gamma", "width", "phase", "global_state", "b_saddle", "b_min", "lam_saddle",
             "lam_min", "U_min", "barrier_fwd", "barrier_bwd", "curvature_trivial", "curvature_saddle",
             "curvature_min", "n_params", "orbit_dim")
-    if np.ndim(r.gamma) == 0:
+    if np.ndim(r.gamma) == 0 and np.ndim(r.c) == 0:
         rows = [(k, getattr(r, k)) for k in keys]
         rows += [(k, _spectrum_text(getattr(r, k))) for k in ("hessian_trivial", "hessian_saddle", "hessian_min")]
         table = _kv_table(rows)
@@ -273,7 +271,7 @@ def _theory_landscape(args):
 def _theory_modes(args):
     from ..theory import modes
 
-    spectrum = _floats(args.spectrum, "spectrum")
+    spectrum = np.atleast_1d(_c(args)).tolist()
     r = modes(args.n_layers, spectrum, args.gamma, args.a, convention=args.convention)
     lines = [_convention_line(r.convention), f"n_layers {r.n_layers}", "",
              f"{'mode':>4}  {'c':>10}  {'a':>8}  {'gamma_c':>12}  {'gamma_sp':>12}"]
@@ -299,12 +297,12 @@ def _theory_modes(args):
 def _theory_phase_diagram(args):
     from ..theory import critical_points, phase_diagram
 
-    spectrum = _floats(args.spectrum, "spectrum")
-    if args.gammas is None:
+    spectrum = np.atleast_1d(_c(args)).tolist()
+    if args.gamma is None:
         top = 1.2 * float(np.max(critical_points(args.n_layers, spectrum, args.a, convention=args.convention).gamma_sp))
         gammas = np.linspace(0.0, top, 601)
     else:
-        gammas = np.atleast_1d(_numbers(args.gammas, "gammas"))
+        gammas = np.atleast_1d(one_or_many(args.gamma, name="gamma"))
     r = phase_diagram(args.n_layers, spectrum, gammas, args.a, convention=args.convention)
     lines = [_convention_line(r.convention), f"n_layers {r.n_layers}, {r.gammas.size} couplings from "
              f"{r.gammas[0]:.6g} to {r.gammas[-1]:.6g}", "",
@@ -338,20 +336,11 @@ def _show(args):
     infos = list_results(args.file)
     print(f"{len(infos)} result(s):")
     for info in infos:
-        status = "" if info.complete else "  INCOMPLETE (writer interrupted; not loadable)"
-        cfg = ", ".join(f"{k}={_short(v)}" for k, v in sorted(info.config.items()))
-        print(f"  {info.name:<32} {info.kind:<26} {info.created_utc}  {cfg}{status}")
-        print(f"  {'':<32} command: {info.command}")
-
-
-def _short(v):
-    if isinstance(v, dict) and "name" in v:
-        return v["name"]
-    if isinstance(v, list):
-        flat = np.ravel(np.asarray(v, dtype=object))
-        if flat.size > 4:
-            return f"[{flat[0]}, ..., {flat[-1]}] ({flat.size})"
-    return str(v)
+        status = ("  DAMAGED (not loadable): " + info.damage[:200] if info.damage else
+                  "" if info.complete else "  INCOMPLETE (writer interrupted; not loadable)")
+        print(f"  {info.name:<32} {info.kind:<26} {info.created_utc}{status}")
+        print(f"  {'':<32} {info.config_summary(width=110)}")
+        print(f"  {'':<32} command: {info.command[:110]}")
 
 
 def _plot(args):
@@ -367,99 +356,64 @@ def _plot(args):
 
 
 def _simulate_escape(args):
-    from .._progress import progress
-    from ..langevin import escape_problem, simulate
-    from ..stats import arrhenius_fit, exponential_mle
+    """``simulate escape``: one ensemble per temperature (or SGD point), fitted, against theory."""
+    from ..langevin import SGD_MODELS, escape_problem, escape_sweep
 
-    if args.noise == "sgd":
-        return _simulate_escape_sgd(args)
-    for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size), ("--n-samples", args.n_samples)):
-        if value is not None:
-            raise ValueError(f"{flag} goes with --noise sgd (additive noise takes --temperature)")
-    if args.temperature is None:
-        raise ValueError("temperature is required for additive noise (--temperature), or give --noise sgd with "
-                         "--lr and --batch-size")
-    temps = np.atleast_1d(np.asarray(_numbers(args.temperature, "temperature"), dtype=float))
-    problem = escape_problem(args.model, n_layers=args.n_layers, c=args.c, gamma=args.gamma, a=args.a,
-                             width=args.width, direction=args.direction or "fwd", convention=args.convention)
-    root = np.random.SeedSequence(args.seed)
-    seeds = [int(s.generate_state(1, dtype=np.uint64)[0]) for s in root.spawn(len(temps))]
-    ensembles, fits, theory = [], [], []
+    sgd = args.noise == "sgd"
+    if sgd:
+        if args.temperature is not None:
+            raise ValueError("temperature and --noise sgd are mutually exclusive: SGD-like noise has no "
+                             "temperature (give --lr and --batch-size)")
+        if args.model not in SGD_MODELS:
+            raise ValueError(f"model {args.model!r} does not support --noise sgd: SGD-like noise needs the "
+                             f"network's end-to-end map, which only --model chain and --model network have")
+        if args.direction == "fwd":
+            raise ValueError("direction fwd is refused with --noise sgd: the SGD noise is exactly zero at the "
+                             "trivial state (science brief 5.3), so pure SGD never leaves it; use --direction "
+                             "bwd")
+        grid = {"points": _sgd_points(args), "n_samples": args.n_samples, "output_var": args.output_var}
+    else:
+        for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size), ("--n-samples", args.n_samples)):
+            if value is not None:
+                raise ValueError(f"{flag} goes with --noise sgd (additive noise takes --temperature)")
+        if args.temperature is None:
+            raise ValueError("temperature is required for additive noise (--temperature), or give --noise sgd with "
+                             "--lr and --batch-size")
+        grid = {"temperatures": values(args.temperature, name="temperature")}
+    problem = escape_problem(args.model, n_layers=args.n_layers, c=_c(args, many=False), gamma=args.gamma,
+                             a=args.a, width=args.width, direction="bwd" if sgd else (args.direction or "fwd"),
+                             convention=args.convention)
+    sweep = escape_sweep(problem, **grid, dt=args.dt, n_traj=args.n_traj, max_steps=args.max_steps,
+                         scheme=args.scheme, rng=args.seed, n_threads=args.n_threads, progress=not args.quiet)
+    arr = sweep.arrhenius()
     names = []
-    for T, seed in progress(list(zip(temps, seeds)), desc="temperatures", quiet=args.quiet):
-        ens = simulate(problem.potential, problem.x0, temperature=float(T), dt=args.dt, n_traj=args.n_traj,
-                       max_steps=args.max_steps, stop=problem.stop, scheme=args.scheme, rng=seed,
-                       n_threads=args.threads)
-        ensembles.append(ens)
-        ok = ens.status != 2
-        fits.append(exponential_mle(ens.times[ok], ens.censored[ok]))
-        theory.append(problem.theory_tau(float(T)))
-        if args.out:
-            from ..io import save
+    if args.out:
+        from ..io import save
 
-            names.append(save(ens, args.out, command=args.command_line))
-    arr = None
-    good = [k for k, f in enumerate(fits) if f.tau is not None]
-    if len(good) >= 2:
-        arr = arrhenius_fit(1 / temps[good], [fits[k].tau for k in good],
-                            tau_stderr=[fits[k].tau_stderr for k in good], time_unit=problem.potential.convention)
-        if args.out:
-            from ..io import save
-
-            names.append(save(arr, args.out, command=args.command_line))
+        for r in [*sweep.ensembles, *([] if arr is None else [arr])]:
+            names.append(save(r, args.out, command=args.command_line))
+    theory = problem.sgd_theory(output_var=args.output_var) if sgd else None
     if args.json:
         import json
 
         from ..results import to_jsonable
 
-        print(json.dumps(to_jsonable({
-            "problem": problem.config, "barrier": problem.barrier,
-            "points": [{"temperature": float(T), "n_traj": e.n_traj, "n_escaped": int(e.escaped.sum()),
-                        "n_censored": int(e.censored.sum()), "n_nonfinite": int(e.nonfinite.sum()),
-                        "tau": f.tau, "tau_stderr": f.tau_stderr, "tau_lower": f.tau_lower, "tau_theory": th}
-                       for T, e, f, th in zip(temps, ensembles, fits, theory)],
-            "arrhenius": None if arr is None else {"slope": arr.slope, "slope_stderr": arr.slope_stderr,
-                                                  "intercept": arr.intercept},
-            "stored": names})))
+        print(json.dumps(to_jsonable(_escape_json(problem, sweep, arr, theory, names))))
     else:
-        cfg = problem.config
-        head = ", ".join(f"{k}={v}" for k, v in cfg.items())
-        lines = [f"escape problem: {head}; barrier {problem.barrier:.6g} ({problem.potential.convention} units)",
-                 f"{'T':>10}  {'dU/T':>7}  {'escaped':>9}  {'censored':>8}  {'tau (MLE)':>12}  {'+-':>9}  "
-                 f"{'theory':>12}  {'sim/theory':>10}"]
-        for T, e, f, th in zip(temps, ensembles, fits, theory):
-            tau = f"{f.tau:.6g}" if f.tau is not None else f"> {f.tau_lower:.4g}"
-            se = f"{f.tau_stderr:.3g}" if f.tau_stderr is not None else "-"
-            ratio = f"{f.tau / th:.4f}" if (f.tau is not None and th) else "-"
-            lines.append(f"{T:>10.5g}  {problem.barrier / T:>7.3f}  {int(e.escaped.sum()):>9}  "
-                         f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {(th or float('nan')):>12.6g}  {ratio:>10}")
-        if arr is not None:
-            lines.append(f"Arrhenius fit: slope {arr.slope:.6g} +- {arr.slope_stderr:.2g} against barrier "
-                         f"{problem.barrier:.6g} (ratio {arr.slope / problem.barrier:.4f})")
+        lines = _escape_table(problem, sweep, arr, theory)
         if names:
             lines.append(f"stored {', '.join(names)} in {args.out}")
         print("\n".join(lines))
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from ..plot import arrhenius, survival
-
-        written = survival(ensembles, theory_tau=theory).save(f"{args.plot}_survival.png")
-        if arr is not None:
-            written += arrhenius(arr, theory_T=temps, theory_tau=[t if t else np.nan for t in theory],
-                                 barrier=problem.barrier, time_unit=problem.potential.convention).save(
-                f"{args.plot}_arrhenius.png")
-        if not args.json:
-            print("wrote " + ", ".join(str(w) for w in written))
+        _escape_plots(sweep, arr, args)
 
 
 def _sgd_points(args):
     """(lr, batch_size) pairs from --lr and --batch-size (lists paired, a single value broadcast)."""
     if args.lr is None or args.batch_size is None:
         raise ValueError("lr and batch_size are required for --noise sgd (--lr, --batch-size)")
-    lrs = np.atleast_1d(np.asarray(_numbers(args.lr, "lr"), dtype=float))
-    sizes = np.atleast_1d(np.asarray(_numbers(args.batch_size, "batch_size"), dtype=float))
+    lrs = np.asarray(values(args.lr, name="lr"))
+    sizes = np.asarray(values(args.batch_size, name="batch_size"))
     if np.any(sizes != np.round(sizes)) or np.any(sizes < 1):
         raise ValueError(f"batch_size must be integers >= 1, got {args.batch_size!r}")
     if len(lrs) != len(sizes) and 1 not in (len(lrs), len(sizes)):
@@ -469,113 +423,87 @@ def _sgd_points(args):
     return [(float(lr), int(b)) for lr, b in zip(np.broadcast_to(lrs, n), np.broadcast_to(sizes, n))]
 
 
-def _simulate_escape_sgd(args):
-    """``simulate escape --noise sgd``: backward escape under SGD-like noise, one run per (lr, B) point."""
-    from .._progress import progress
-    from ..langevin import SGD_MODELS, escape_problem, simulate
-    from ..stats import arrhenius_fit, exponential_mle
+def _theory_or_none(value):
+    return None if value is None or not np.isfinite(value) else float(value)
 
-    if args.temperature is not None:
-        raise ValueError("temperature and --noise sgd are mutually exclusive: SGD-like noise has no "
-                         "temperature (give --lr and --batch-size)")
-    if args.model not in SGD_MODELS:
-        raise ValueError(f"model {args.model!r} does not support --noise sgd: SGD-like noise needs the "
-                         f"network's end-to-end map, which only --model chain and --model network have")
-    if args.direction == "fwd":
-        raise ValueError("direction fwd is refused with --noise sgd: the SGD noise is exactly zero at the "
-                         "trivial state (science brief 5.3), so pure SGD never leaves it; use --direction "
-                         "bwd")
-    points = _sgd_points(args)
-    problem = escape_problem(args.model, n_layers=args.n_layers, c=args.c, gamma=args.gamma, a=args.a,
-                             width=args.width, direction="bwd", convention=args.convention)
-    noises = [problem.sgd_noise(lr, b, n_samples=args.n_samples, output_var=args.output_var)
-              for lr, b in points]
-    theory = problem.sgd_theory(output_var=args.output_var)
-    root = np.random.SeedSequence(args.seed)
-    seeds = [int(s.generate_state(1, dtype=np.uint64)[0]) for s in root.spawn(len(points))]
-    ensembles, fits, taus_theory, temps, names = [], [], [], [], []
-    for (lr, b), noise, seed in progress(list(zip(points, noises, seeds)), desc="(lr, batch_size) points",
-                                         quiet=args.quiet):
-        ens = simulate(problem.potential, problem.x0, noise=noise, dt=args.dt, n_traj=args.n_traj,
-                       max_steps=args.max_steps, stop=problem.stop, scheme=args.scheme, rng=seed,
-                       n_threads=args.threads)
-        ensembles.append(ens)
-        ok = ens.status != 2
-        fits.append(exponential_mle(ens.times[ok], ens.censored[ok]))
-        taus_theory.append(theory.tau(lr, b, args.n_samples))
-        temps.append(theory.temperature(lr, b, args.n_samples))
-        if args.out:
-            from ..io import save
 
-            names.append(save(ens, args.out, command=args.command_line))
-    x = np.array([b / lr for lr, b in points])
-    arr = None
-    good = [k for k, f in enumerate(fits) if f.tau is not None]
-    if len(good) >= 2 and np.ptp(x[good]) > 0:
-        arr = arrhenius_fit(x[good], [fits[k].tau for k in good],
-                            tau_stderr=[fits[k].tau_stderr for k in good], x_is="batch_size/lr",
-                            time_unit=problem.potential.convention)
-        if args.out:
-            from ..io import save
+def _escape_json(problem, sweep, arr, theory, names) -> dict:
+    """The ``--json`` object of ``simulate escape``."""
+    points = []
+    for k, (e, f) in enumerate(zip(sweep.ensembles, sweep.fits)):
+        pt = ({"temperature": float(sweep.temperature[k])} if theory is None else
+              {"lr": float(sweep.lr[k]), "batch_size": int(sweep.batch_size[k]), "batch_size/lr": float(sweep.x[k]),
+               "temperature_eff": float(sweep.temperature[k])})
+        pt.update({"n_traj": e.n_traj, "n_escaped": int(e.escaped.sum()), "n_censored": int(e.censored.sum()),
+                   "n_nonfinite": int(e.nonfinite.sum()), "tau": f.tau, "tau_stderr": f.tau_stderr,
+                   "tau_lower": f.tau_lower, "tau_theory": _theory_or_none(sweep.theory_tau[k])})
+        points.append(pt)
+    out = {"problem": problem.config, "barrier": problem.barrier}
+    if theory is not None:
+        out.update({"noise": "sgd", "output_var": theory.output_var, "n_samples": sweep.n_samples,
+                    "theory": {"n_params": theory.n_params, "trace_start": theory.trace_start,
+                               "trace_saddle": theory.trace_saddle, "slope_path": theory.slope_path,
+                               "slope_start": theory.slope_start, "slope_saddle": theory.slope_saddle}})
+    out.update({"points": points,
+                "arrhenius": None if arr is None else {"slope": arr.slope, "slope_stderr": arr.slope_stderr,
+                                                       "intercept": arr.intercept},
+                "stored": names})
+    return out
 
-            names.append(save(arr, args.out, command=args.command_line))
-    slopes = {"slope_path": theory.slope_path, "slope_start": theory.slope_start,
-              "slope_saddle": theory.slope_saddle}
-    if args.json:
-        import json
 
-        from ..results import to_jsonable
+def _tau_cells(f, th):
+    tau = f"{f.tau:.6g}" if f.tau is not None else f"> {f.tau_lower:.4g}"
+    se = f"{f.tau_stderr:.3g}" if f.tau_stderr is not None else "-"
+    ratio = f"{f.tau / th:.4f}" if (f.tau is not None and th) else "-"
+    return tau, se, ratio
 
-        print(json.dumps(to_jsonable({
-            "problem": problem.config, "barrier": problem.barrier, "noise": "sgd",
-            "output_var": theory.output_var, "n_samples": args.n_samples,
-            "theory": {"n_params": theory.n_params, "trace_start": theory.trace_start,
-                       "trace_saddle": theory.trace_saddle, **slopes},
-            "points": [{"lr": lr, "batch_size": b, "batch_size/lr": b / lr, "temperature_eff": T,
-                        "n_traj": e.n_traj, "n_escaped": int(e.escaped.sum()),
-                        "n_censored": int(e.censored.sum()), "n_nonfinite": int(e.nonfinite.sum()),
-                        "tau": f.tau, "tau_stderr": f.tau_stderr, "tau_lower": f.tau_lower, "tau_theory": th}
-                       for (lr, b), T, e, f, th in zip(points, temps, ensembles, fits, taus_theory)],
-            "arrhenius": None if arr is None else {"slope": arr.slope, "slope_stderr": arr.slope_stderr,
-                                                  "intercept": arr.intercept},
-            "stored": names})))
-    else:
-        cfg = problem.config
-        head = ", ".join(f"{k}={v}" for k, v in cfg.items())
-        unit = problem.potential.convention
-        lines = [f"escape problem: {head}; barrier {problem.barrier:.6g} ({unit} units)",
-                 f"SGD-like noise: E[y^2] = {theory.output_var:g}, n_samples = {args.n_samples}; tr Sigma = "
-                 f"{theory.trace_start:.6g} at the start, {theory.trace_saddle:.6g} at the saddle; N_theta = "
-                 f"{theory.n_params}; theory = exact 1D mean first-passage time of the balanced coordinate",
-                 f"{'lr':>9}  {'B':>5}  {'B/lr':>9}  {'T_eff':>10}  {'escaped':>8}  {'censored':>8}  "
-                 f"{'tau (MLE)':>12}  {'+-':>9}  {'theory':>12}  {'sim/theory':>10}"]
-        for (lr, b), T, e, f, th in zip(points, temps, ensembles, fits, taus_theory):
-            tau = f"{f.tau:.6g}" if f.tau is not None else f"> {f.tau_lower:.4g}"
-            se = f"{f.tau_stderr:.3g}" if f.tau_stderr is not None else "-"
-            ratio = f"{f.tau / th:.4f}" if (f.tau is not None and th) else "-"
-            lines.append(f"{lr:>9.4g}  {b:>5d}  {b / lr:>9.5g}  {T:>10.4g}  {int(e.escaped.sum()):>8}  "
-                         f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {th:>12.6g}  {ratio:>10}")
-        lines.append("T_eff = lr tr(Sigma) / (2 B N_theta) at the start (science brief 5.2)")
+
+def _escape_table(problem, sweep, arr, theory) -> list:
+    """The printed table of ``simulate escape`` (one row per point, then the Arrhenius fit)."""
+    head = ", ".join(f"{k}={v}" for k, v in problem.config.items())
+    unit = problem.potential.convention
+    lines = [f"escape problem: {head}; barrier {problem.barrier:.6g} ({unit} units)"]
+    if theory is None:
+        lines.append(f"{'T':>10}  {'dU/T':>7}  {'escaped':>9}  {'censored':>8}  {'tau (MLE)':>12}  {'+-':>9}  "
+                     f"{'theory':>12}  {'sim/theory':>10}")
+        for T, e, f, th in zip(sweep.temperature, sweep.ensembles, sweep.fits, sweep.theory_tau):
+            th = _theory_or_none(th)
+            tau, se, ratio = _tau_cells(f, th)
+            lines.append(f"{T:>10.5g}  {problem.barrier / T:>7.3f}  {int(e.escaped.sum()):>9}  "
+                         f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {(th or float('nan')):>12.6g}  "
+                         f"{ratio:>10}")
         if arr is not None:
-            lines.append(f"Arrhenius fit of ln tau against batch_size/lr: slope {arr.slope:.5g} +- "
-                         f"{arr.slope_stderr:.2g}; theory: quasi-potential along the path "
-                         f"{theory.slope_path:.5g} (ratio {arr.slope / theory.slope_path:.3f}), "
-                         f"barrier / (T_eff lr/B) at the start {theory.slope_start:.5g} "
-                         f"(ratio {arr.slope / theory.slope_start:.3f})")
-        if names:
-            lines.append(f"stored {', '.join(names)} in {args.out}")
-        print("\n".join(lines))
-    if args.plot:
-        import matplotlib
+            lines.append(f"Arrhenius fit: slope {arr.slope:.6g} +- {arr.slope_stderr:.2g} against barrier "
+                         f"{problem.barrier:.6g} (ratio {arr.slope / problem.barrier:.4f})")
+        return lines
+    lines += [f"SGD-like noise: E[y^2] = {theory.output_var:g}, n_samples = {sweep.n_samples}; tr Sigma = "
+              f"{theory.trace_start:.6g} at the start, {theory.trace_saddle:.6g} at the saddle; N_theta = "
+              f"{theory.n_params}; theory = exact 1D mean first-passage time of the balanced coordinate",
+              f"{'lr':>9}  {'B':>5}  {'B/lr':>9}  {'T_eff':>10}  {'escaped':>8}  {'censored':>8}  "
+              f"{'tau (MLE)':>12}  {'+-':>9}  {'theory':>12}  {'sim/theory':>10}"]
+    for lr, b, x, T, e, f, th in zip(sweep.lr, sweep.batch_size, sweep.x, sweep.temperature, sweep.ensembles,
+                                     sweep.fits, sweep.theory_tau):
+        tau, se, ratio = _tau_cells(f, float(th))
+        lines.append(f"{lr:>9.4g}  {int(b):>5d}  {x:>9.5g}  {T:>10.4g}  {int(e.escaped.sum()):>8}  "
+                     f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {th:>12.6g}  {ratio:>10}")
+    lines.append("T_eff = lr tr(Sigma) / (2 B N_theta) at the start (science brief 5.2)")
+    if arr is not None:
+        lines.append(f"Arrhenius fit of ln tau against batch_size/lr: slope {arr.slope:.5g} +- "
+                     f"{arr.slope_stderr:.2g}; theory: quasi-potential along the path "
+                     f"{theory.slope_path:.5g} (ratio {arr.slope / theory.slope_path:.3f}), "
+                     f"barrier / (T_eff lr/B) at the start {theory.slope_start:.5g} "
+                     f"(ratio {arr.slope / theory.slope_start:.3f})")
+    return lines
 
-        matplotlib.use("Agg")
-        from ..plot import arrhenius, survival
 
-        labels = [f"lr = {lr:g}, B = {b}" for lr, b in points]
-        written = survival(ensembles, theory_tau=taus_theory, labels=labels).save(f"{args.plot}_survival.png")
-        if arr is not None:
-            # the theory line is drawn against 1/theory_T: pass lr/B so that it lands at B/lr
-            written += arrhenius(arr, theory_T=1.0 / x, theory_tau=taus_theory,
-                                 time_unit=problem.potential.convention).save(f"{args.plot}_arrhenius.png")
-        if not args.json:
-            print("wrote " + ", ".join(str(w) for w in written))
+def _escape_plots(sweep, arr, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..plot import arrhenius, survival
+
+    written = survival(sweep).save(f"{args.plot}_survival.png")
+    if arr is not None:
+        written += arrhenius(sweep).save(f"{args.plot}_arrhenius.png")
+    if not args.json:
+        print("wrote " + ", ".join(str(w) for w in written))

@@ -17,8 +17,11 @@ from ._codegen import kernel_module, numpy_functions
 from ._potentials import Potential
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
 
-__all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "SGDNoise", "EscapeEnsemble", "simulate", "replay"]
+__all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "SGDNoise", "EscapeEnsemble", "simulate", "replay",
+           "STATUS_CENSORED", "STATUS_ESCAPED", "STATUS_NONFINITE"]
 
+#: ``EscapeEnsemble.status`` codes: still running at ``max_steps`` (right-censored), passed the
+#: stop level (escaped), stopped by a non-finite value (left out of escape statistics).
 STATUS_CENSORED, STATUS_ESCAPED, STATUS_NONFINITE = 0, 1, 2
 _MAX_PATH_VALUES = 200_000_000
 
@@ -141,12 +144,54 @@ class SGDNoise:
 class EscapeEnsemble(Result):
     """An ensemble of Langevin trajectories and their first-passage (escape) times.
 
-    ``times`` are in the potential's convention time units (``steps * dt``); a trajectory
-    that reached ``max_steps`` without escaping is right-censored (``status == 0``,
-    ``times`` is then the observation time, a lower bound); ``status == 2`` marks a
-    trajectory stopped by a non-finite value (excluded from escape statistics, counted in
-    ``stats``). ``run`` and ``index`` identify each trajectory's random stream: entropy
-    ``seeds[run]``, trajectory ``index`` (see :func:`replay`).
+    Made by :func:`simulate` (and :func:`replay`, :meth:`merge`); never changed afterwards.
+
+    Parameters
+    ----------
+    potential : str
+        Name of the potential (``"chain"``, ``"network"``, ...).
+    potential_config : dict
+        The potential's parameters (JSON types).
+    convention : str
+        Energy convention of the potential; energies, temperatures and times are in its units.
+    temperature : float or None
+        Temperature of additive noise; None for SGD-like noise (then ``noise`` is set).
+    dt : float
+        Time step.
+    max_steps : int
+        Step budget; a trajectory still running after it is right-censored.
+    scheme : str
+        ``"euler"`` or ``"bridge"``.
+    stop_order, stop_level, stop_direction : str, float, str or None
+        The stop condition (the order parameter as text, its level, ``"up"``/``"down"``);
+        None without a stop.
+    x0 : ndarray (n_traj, dim)
+        Starting points.
+    times : ndarray (n_traj,)
+        Escape time (``steps * dt``, convention time units) of an escaped trajectory, the
+        observation time (a lower bound) of a censored one.
+    steps : ndarray (n_traj,)
+        Steps taken.
+    status : ndarray (n_traj,) of int8
+        :data:`STATUS_CENSORED` (0), :data:`STATUS_ESCAPED` (1) or :data:`STATUS_NONFINITE`
+        (2, stopped by a non-finite value; left out of escape statistics). Prefer the masks
+        :attr:`escaped`, :attr:`censored`, :attr:`nonfinite` and :attr:`finite`.
+    final : ndarray (n_traj, dim)
+        State at the stop (or at ``max_steps``).
+    run, index : ndarray (n_traj,) of int64
+        Each trajectory's random stream: entropy ``seeds[run]``, trajectory ``index``
+        (see :func:`replay`).
+    paths : ndarray (n_traj, n_save, dim) or None
+        States every ``save_every`` steps (NaN after the stop), when asked for.
+    save_every : int or None
+        Spacing of ``paths`` in steps.
+    noise : dict or None
+        The :class:`SGDNoise` configuration for SGD-like noise; None for additive noise.
+    seeds : tuple of int
+        The entropy of each pooled run.
+    stats : dict
+        ``wall_time``, ``compile_time``, ``setup_time``, ``steps_total``, ``n_nonfinite``,
+        ``n_threads``.
     """
 
     potential: str
@@ -179,22 +224,66 @@ class EscapeEnsemble(Result):
 
     @property
     def n_traj(self) -> int:
+        """Number of trajectories."""
         return int(self.times.size)
 
     @property
     def escaped(self) -> np.ndarray:
+        """Boolean mask: the trajectory passed the stop level (``status == STATUS_ESCAPED``)."""
         return self.status == STATUS_ESCAPED
 
     @property
     def censored(self) -> np.ndarray:
+        """Boolean mask: still running at ``max_steps`` (``status == STATUS_CENSORED``)."""
         return self.status == STATUS_CENSORED
 
     @property
     def nonfinite(self) -> np.ndarray:
+        """Boolean mask: stopped by a non-finite value (``status == STATUS_NONFINITE``)."""
         return self.status == STATUS_NONFINITE
 
+    @property
+    def finite(self) -> np.ndarray:
+        """Boolean mask: escaped or censored, i.e. usable in escape statistics (``~nonfinite``)."""
+        return self.status != STATUS_NONFINITE
+
+    def fit(self, *, confidence=0.95, interval="gamma"):
+        """Censoring-aware exponential MLE of the mean escape time over the finite trajectories.
+
+        Trajectories stopped by a non-finite value are dropped (they neither escaped nor
+        ran to the budget); censored ones are kept (their time enters the total time).
+
+        Parameters
+        ----------
+        confidence : float in (0, 1)
+            Level of the fit's intervals (see :func:`phasetools.stats.exponential_mle`).
+        interval : {"gamma", "poisson"}
+            Construction of the two-sided interval.
+
+        Returns
+        -------
+        phasetools.stats.ExponentialFit
+            ``tau`` in the convention's time units (``time_unit`` is the convention's name).
+        """
+        from ..stats import exponential_mle
+
+        ok = self.finite
+        return exponential_mle(self.times[ok], self.censored[ok], confidence=confidence, interval=interval,
+                               time_unit=self.convention)
+
     def merge(self, other: "EscapeEnsemble") -> "EscapeEnsemble":
-        """Pool two runs of the same configuration (different seeds) into one ensemble."""
+        """Pool two runs of the same configuration (different seeds) into one ensemble.
+
+        Parameters
+        ----------
+        other : EscapeEnsemble
+            A run of the same configuration with other seeds.
+
+        Returns
+        -------
+        EscapeEnsemble
+            The trajectories of ``self`` then ``other``; ``seeds`` concatenated, ``stats`` summed.
+        """
         if not isinstance(other, EscapeEnsemble):
             raise TypeError("can only merge with another EscapeEnsemble")
         from ..results import deep_equal

@@ -57,7 +57,7 @@ def _filled(x):
 # ---------------------------------------------------------------------------------------
 def potential(landscape, *, ax=None, b_max=None, n_points=600) -> Plot:
     """The reduced potential ``U(b)`` for every point of a Landscape, stationary points marked."""
-    from ..theory._symbolic import compiled_potential
+    from ..theory import compiled_potential
 
     L = landscape
     conv = L.convention
@@ -223,21 +223,47 @@ def levels(modes_result, *, ax=None) -> Plot:
     return Plot(fig, (axis,))
 
 
+def _sweep_parts(sweep):
+    """(ensembles, theory_tau with None where absent, labels) of an EscapeSweep."""
+    theory = [None if not np.isfinite(t) else float(t) for t in sweep.theory_tau]
+    return list(sweep.ensembles), theory, sweep.labels()
+
+
 def survival(ensembles, *, ax=None, theory_tau=None, labels=None) -> Plot:
-    """Kaplan-Meier survival of one or more EscapeEnsembles, with the exponential MLE fit.
+    """Kaplan-Meier survival of escape ensembles, with the exponential MLE fit and the theory.
 
-    ``theory_tau`` (one value per ensemble, or None) adds the predicted ``exp(-t/tau)``.
+    Parameters
+    ----------
+    ensembles : EscapeEnsemble, list of EscapeEnsemble, or EscapeSweep
+        The runs to draw. An ``EscapeSweep`` brings its own theory times and labels.
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    theory_tau : sequence of float or None, optional
+        One predicted mean escape time per ensemble (None: no prediction); adds the line
+        ``exp(-t/tau)``. Default: the sweep's, or none.
+    labels : sequence of str, optional
+        One legend label per ensemble (default: the sweep's, or ``"T = ..."``).
+
+    Returns
+    -------
+    Plot
+        The survival ``S(t)`` (log scale) of the finite trajectories (non-finite ones are
+        left out, as in :meth:`EscapeEnsemble.fit`) against time.
     """
-    from ..stats import exponential_mle, kaplan_meier
+    from ..stats import kaplan_meier
 
+    if type(ensembles).__name__ == "EscapeSweep":
+        ensembles, sweep_theory, sweep_labels = _sweep_parts(ensembles)
+        theory_tau = sweep_theory if theory_tau is None else theory_tau
+        labels = sweep_labels if labels is None else labels
     if not isinstance(ensembles, (list, tuple)):
         ensembles = [ensembles]
     theory_tau = list(theory_tau) if theory_tau is not None else [None] * len(ensembles)
     fig, (axis,) = _new(ax)
     for k, ens in enumerate(ensembles):
-        ok = ens.status != 2
+        ok = ens.finite
         km = kaplan_meier(ens.times[ok], ens.censored[ok])
-        fit = exponential_mle(ens.times[ok], ens.censored[ok])
+        fit = ens.fit()
         noise = f"T = {ens.temperature:g}" if ens.temperature is not None else "SGD noise"
         label = labels[k] if labels else noise
         t = np.concatenate([[0.0], km.event_times])
@@ -260,8 +286,45 @@ def survival(ensembles, *, ax=None, theory_tau=None, labels=None) -> Plot:
     return Plot(fig, (axis,))
 
 
+def _arrhenius_from_sweep(sweep):
+    """(fit, theory_T, theory_tau, barrier, time_unit) of an EscapeSweep's Arrhenius figure."""
+    fit = sweep.arrhenius()
+    if fit is None:
+        raise ValueError("the sweep has no Arrhenius fit: fewer than two points with escapes at distinct x")
+    theory = np.asarray(sweep.theory_tau, dtype=float)
+    if sweep.noise == "sgd":
+        # the theory line is drawn against 1/theory_T: pass lr/B so that it lands at B/lr
+        return fit, 1.0 / sweep.x, theory, None, sweep.convention
+    return fit, sweep.temperature, theory, sweep.barrier, sweep.convention
+
+
 def arrhenius(fit, *, ax=None, theory_T=None, theory_tau=None, barrier=None, time_unit="") -> Plot:
-    """ln tau against 1/T: the data with error bars, the fitted line and the theory."""
+    """ln tau against 1/T (or batch_size/lr): the data with error bars, the fitted line and the theory.
+
+    Parameters
+    ----------
+    fit : phasetools.stats.ArrheniusFit or EscapeSweep
+        The fit to draw; an ``EscapeSweep`` is drawn with its own :meth:`EscapeSweep.arrhenius`
+        fit, theory times, barrier (additive noise) and time unit.
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    theory_T : sequence of float, optional
+        Temperatures of the theory line (it is drawn at ``1/theory_T``).
+    theory_tau : sequence of float, optional
+        The theory's mean escape times at ``theory_T`` (NaN: no prediction).
+    barrier : float, optional
+        Named in the theory line's label.
+    time_unit : str
+        Named in the y label.
+
+    Returns
+    -------
+    Plot
+        The fitted quantity (``ln tau``, less the prefactor and ``p ln x`` when the fit removed
+        them) against ``x``; the theory line is drawn only when nothing was removed.
+    """
+    if type(fit).__name__ == "EscapeSweep":
+        fit, theory_T, theory_tau, barrier, time_unit = _arrhenius_from_sweep(fit)
     x = np.asarray(fit.x, dtype=float)
     tau = np.asarray(fit.tau, dtype=float)
     fig, (axis,) = _new(ax)
@@ -294,8 +357,10 @@ def arrhenius(fit, *, ax=None, theory_T=None, theory_tau=None, barrier=None, tim
 KINDS = {"potential": potential, "barriers": barriers, "phase": phase_diagram, "cascade": cascade,
          "levels": levels, "survival": survival, "arrhenius": arrhenius}
 _ACCEPTS = {"potential": "Landscape", "barriers": "Landscape", "phase": "CriticalPoints",
-            "cascade": "PhaseDiagram", "levels": "Modes", "survival": "EscapeEnsemble",
-            "arrhenius": "ArrheniusFit"}
+            "cascade": "PhaseDiagram", "levels": "Modes", "survival": ("EscapeEnsemble", "EscapeSweep"),
+            "arrhenius": ("ArrheniusFit", "EscapeSweep")}
+#: The default figure of a result type drawn by more than one kind.
+_DEFAULT = {"Landscape": "potential", "EscapeSweep": "survival"}
 
 
 def _register_protocol_figures():
@@ -309,18 +374,37 @@ def _register_protocol_figures():
 _register_protocol_figures()
 
 
+def _accepts(kind) -> tuple:
+    names = _ACCEPTS[kind]
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
 def plot(result, kind: str | None = None) -> Plot:
-    """Draw a result with the figure kind given or the default for its type."""
+    """Draw a result with the figure kind given or the default for its type.
+
+    Parameters
+    ----------
+    result : Result
+        A stored or computed result (Landscape, CriticalPoints, PhaseDiagram, Modes,
+        EscapeEnsemble, EscapeSweep, ArrheniusFit, or a training protocol's result).
+    kind : str, optional
+        One of :data:`KINDS`; default: the natural figure of the result's type (a Landscape
+        over a 1-D array of gamma draws its barriers, an EscapeSweep its survival curves).
+
+    Returns
+    -------
+    Plot
+    """
     name = type(result).__name__
     if kind is None:
         if name == "Landscape":
             kind = "barriers" if np.ndim(result.gamma) == 1 and np.size(result.gamma) > 1 else "potential"
         else:
-            kind = {v: k for k, v in _ACCEPTS.items() if k != "potential"}.get(name)
+            kind = _DEFAULT.get(name) or next((k for k in KINDS if name in _accepts(k)), None)
         if kind is None:
             raise ValueError(f"no figure for a {name} result")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if _ACCEPTS[kind] != name:
-        raise ValueError(f"kind {kind!r} draws a {_ACCEPTS[kind]} result, not a {name}")
+    if name not in _accepts(kind):
+        raise ValueError(f"kind {kind!r} draws a {' or '.join(_accepts(kind))} result, not a {name}")
     return KINDS[kind](result)
