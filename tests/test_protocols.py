@@ -208,3 +208,22 @@ def test_training_from_a_checkpoint_leaves_it_unchanged(sample):
     train(sample, n_layers=3, width=10, lr=0.08, weight_decay=0.3, convention="paper", batch_size=64, epochs=3,
           init=trap, rng=14)
     assert np.array_equal(trap.final_params, before)
+
+
+def test_prepare_trap_returns_a_new_run_with_the_preparation_count(sample, monkeypatch):
+    """The last stage's run is not written into: prepare_trap returns a new result."""
+    import phasetools.training._trap as trap_module
+    made = []
+    real = trap_module.train
+
+    def spy(*a, **k):
+        made.append(real(*a, **k))
+        return made[-1]
+
+    monkeypatch.setattr(trap_module, "train", spy)
+    before = None
+    trap = prepare_trap(sample, trap_weight_decays=(0.0, 0.3), trap_epochs=(3, 3), **PAPER, n_seeds=2, rng=15)
+    last = made[-1]
+    assert trap is not last and "diverged_in_preparation" not in last.stats
+    assert trap.stats["diverged_in_preparation"] == 0 and trap.equal_values(last)
+    assert before is None

@@ -555,3 +555,97 @@ def test_merge_runs_with_disjoint_seeds(tmp_path, data, teacher):
         a + paper_run(data, n_seeds=2, seed_offset=2, **{**kw, "rng": 8})
     with pytest.raises(TypeError):
         a.merge(tr.gradient_covariance(a.weights(seed=0), teacher.moments))
+
+
+# -- option objects, renamed keys, shared helpers ---------------------------------------------
+def test_option_objects_give_the_flat_keyword_run(data, teacher):
+    flat = paper_run(data, n_seeds=3, epochs=6, log_every=2, test=teacher.test_set(), label_noise=0.05,
+                     temperature=1e-4, sampling="replacement")
+    grouped = tr.train(data, n_layers=3, width=10, epochs=6, convention="paper", n_seeds=3, rng=7,
+                       sgd=tr.SGD(lr=0.08, batch_size=64, weight_decay=0.32, sampling="replacement"),
+                       noise=tr.Noise(temperature=1e-4, label_noise=0.05),
+                       logging=tr.Logging(log_every=2, test=teacher.test_set()))
+    assert grouped.equal_values(flat)
+    with pytest.raises(ValueError, match="lr"):     # a keyword beside the object that holds it
+        tr.train(data, n_layers=3, width=10, epochs=1, lr=0.1, sgd=tr.SGD(lr=0.08, weight_decay=0.3))
+    with pytest.raises(ValueError, match="batch_size"):
+        tr.SGD(lr=0.1, batch_size=0)
+    with pytest.raises(ValueError, match="temperature"):
+        tr.Noise(temperature=-1)
+    with pytest.raises(ValueError, match="sgd"):
+        tr.train(data, n_layers=3, width=10, epochs=1, sgd={"lr": 0.1})
+
+
+def test_files_with_the_former_key_beta_load(tmp_path, data):
+    """A TrainingRun written before the rename (config key "beta") loads with weight_decay."""
+    import json
+
+    import h5py
+
+    from phasetools.io._verify import DIGEST_ATTR, attrs_digest
+
+    run = paper_run(data, n_seeds=1, epochs=2)
+    path = tmp_path / "old.h5"
+    name = save(run, path)
+    with h5py.File(path, "r+") as f:
+        g = f["results"][name]
+        types = json.loads(g.attrs["__types__"])
+        types["beta"] = types.pop("weight_decay")
+        g.attrs["__types__"] = json.dumps(types)
+        g.attrs["beta"] = g.attrs["weight_decay"]
+        del g.attrs["weight_decay"]
+        if DIGEST_ATTR in g.attrs:     # the file as written by the former code: a valid digest
+            g.attrs[DIGEST_ATTR] = attrs_digest(g)
+    back = load(path, name)
+    assert back.weight_decay == run.weight_decay == 0.32
+    assert back.equal_values(run)
+
+
+def test_former_names_map_every_renamed_field():
+    """Every renamed result field names the key files written before the rename used."""
+    assert tr.TrainingRun._former_names == {"weight_decay": "beta"}
+    assert tr.WeightDecaySweep._former_names == {"weight_decays": "betas"}
+    assert tr.TrapRelease._former_names == {"target_weight_decay": "target_beta", "trap_weight_decays": "trap_betas"}
+    assert tr.ArrheniusSweep._former_names == {"target_weight_decay": "target_beta"}
+    assert tr.SparseGrokking._former_names == {"weight_decay": "beta", "trap_weight_decay": "trap_beta"}
+    import dataclasses
+    for cls in (tr.TrainingRun, tr.WeightDecaySweep, tr.TrapRelease, tr.ArrheniusSweep, tr.SparseGrokking):
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert set(cls._former_names) <= names and not names & set(cls._former_names.values())
+        assert not any("beta" in n for n in names)
+
+
+def test_as_moments_and_shared_validators(data, teacher):
+    from phasetools._validation import check_int, check_scalar
+    assert tr.as_moments(teacher) is teacher.moments
+    assert tr.as_moments(teacher.moments) is teacher.moments
+    np.testing.assert_array_equal(tr.as_moments(data).cross_cov, data.moments().cross_cov)
+    np.testing.assert_array_equal(tr.as_moments((data.X, data.Y)).input_cov, data.moments().input_cov)
+    with pytest.raises(ValueError, match="test"):
+        tr.as_moments("nope", "test")
+    assert check_int(np.int64(3), "n", 1) == 3 and type(check_int(np.int64(3), "n", 1)) is int
+    for bad in (True, 0, 1.5):
+        with pytest.raises(ValueError, match="n must be an integer >= 1"):
+            check_int(bad, "n", 1)
+    assert check_scalar(0, "x") == 0.0
+    with pytest.raises(ValueError, match="x must be > 0"):
+        check_scalar(0, "x", positive=True)
+    with pytest.raises(ValueError, match="x must be a number"):
+        check_scalar([1.0, 2.0], "x")
+
+
+def test_library_functions_have_no_paper_defaults():
+    """The paper's lr, weight decay, network and seed counts are passed by the reproduction, not defaults."""
+    import inspect
+    req = lambda f: {k for k, p in inspect.signature(f).parameters.items()  # noqa: E731
+                     if p.default is inspect.Parameter.empty}
+    assert {"lr", "n_layers", "width"} <= req(tr.weight_decay_sweep)
+    assert {"weight_decay", "lr", "n_layers", "width"} <= req(tr.converge)
+    assert {"trap_weight_decays", "trap_epochs", "lr", "n_layers", "width"} <= req(tr.prepare_trap)
+    assert {"target_weight_decay", "epochs", "lr", "n_layers", "width"} <= req(tr.trap_and_release)
+    assert {"lr", "batch_size", "target_weight_decay", "epochs", "levels"} <= req(tr.arrhenius_sweep)
+    assert {"weight_decay", "lr", "batch_size", "trap_epochs", "epochs", "n_layers", "width", "pool_size",
+            "n_train", "test_size"} <= req(tr.sparse_grokking)
+    assert {"n_layers"} <= req(tr.mse_levels) and {"n_layers"} <= req(tr.trap_weight_decay)
+    assert inspect.signature(tr.trap_and_release).parameters["n_seeds"].default == 1
+    assert inspect.signature(tr.sparse_grokking).parameters["n_seeds"].default == 1

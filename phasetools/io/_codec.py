@@ -183,14 +183,16 @@ def read_object(group: h5py.Group):
     if not isinstance(types, dict):
         raise CorruptFileError(f"{where(group)}: the attribute __types__ is not a JSON object")
     values = {}
+    former = getattr(cls, "_former_names", {})
     for f in dataclasses.fields(cls):
-        if f.name not in types:
+        name = f.name if f.name in types else former.get(f.name, f.name)  # files written before a rename
+        if name not in types:
             if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
                 continue  # a field added after the file was written keeps its default
             raise CorruptFileError(f"{where(group, f.name)}: the field is missing")
-        tag = types[f.name]
+        tag = types[name]
         try:
-            values[f.name] = _read_value(group, f.name, tag)
+            values[f.name] = _read_value(group, name, tag)
         except CorruptFileError:
             raise
         except (KeyError, OSError, RuntimeError, ValueError, TypeError, OverflowError, AttributeError) as exc:
