@@ -372,9 +372,9 @@ def _inspect(root, name) -> StoredResult:
         if complete:
             verified = verify_digest(g, required=_file_version(g.file) >= 2)
     except StoreError as exc:
-        damage = str(exc)
+        damage = str(exc).replace(f"{root.file.filename}: ", "", 1)  # listed per file: say it once
     except _READ_ERRORS as exc:
-        damage = f"{where(root)}/{name}: unreadable: {exc}"
+        damage = f"group {root.name}/{name} is unreadable: {exc}"
     try:
         cfg = json.loads(attrs.get("config") or "{}")
         cfg = cfg if isinstance(cfg, dict) else {}
