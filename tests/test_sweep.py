@@ -459,3 +459,65 @@ def test_sweep_layer_does_not_import_the_physics_layers():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------
+# names and layout versions
+def test_task_names_say_what_they_hold():
+    assert sw.task_name(4, 6, '{"k":2,"x":2.0}') == "0004-k=2-x=2"
+    assert sw.task_name(12, 100_000, '{"lr":0.1,"batch_size":8,"mode":"a/b"}') == "00012-batch_size=8-lr=0.1-mode=a_b"
+    assert sw.task_name(3, 10, '{"x":[1,2,3],"flag":true,"none":null}') == "0003-flag=true-none=none-x=list3"
+    assert len(sw.task_name(1, 10, json_params := '{"' + "k" * 100 + '":' + "1" * 100 + "}")) < 80, json_params
+    assert sw.task_name(3, 10, '{"x":1}', version=1) == "task-00003"  # files of sweep schema version 1
+    names = [sw.task_name(i, 12, f'{{"x":{12 - i}}}') for i in range(12)]
+    assert sorted(names) == names and len(set(names)) == 12  # name order is task order
+
+
+def _as_sweep_v1(path):
+    """Rewrite a finished sweep file the way sweep schema version 1 stored it (task-NNNNN names)."""
+    with h5py.File(path, "a") as f:
+        n = int(f["sweep"].attrs["n_tasks"])
+        params = f["sweep/params"].asstr()[()].tolist()
+        f.attrs["schema_version"] = 1
+        f["sweep"].attrs["sweep_schema_version"] = 1
+        del f["sweep"].attrs["sweep_id"]
+        for i in range(n):
+            new = sw.task_name(i, n, params[i])
+            f.move(f"results/{new}", f"results/{sw.task_name(i, n, version=1)}")
+            del f[f"results/{sw.task_name(i, n, version=1)}"].attrs["attrs_sha256"]
+
+
+def test_sweep_schema_v1_files_are_read_and_resumed(tmp_path, reference):
+    path = tmp_path / "old.h5"
+    sw.run_sweep(probe, GRID, path=path, seed=3, executor="inline", progress=False)
+    _as_sweep_v1(path)
+    assert sw.read_sweep(path).complete == tuple(range(len(GRID)))
+    assert [i.name for i in list_results(path)][:2] == ["task-00000", "task-00001"]
+    with h5py.File(path, "r+") as f:
+        f["results/task-00002"].attrs["complete"] = False
+    out = sw.run_sweep(probe, GRID, path=path, seed=3, resume=True, executor="inline", progress=False)
+    assert out.completed == (2,)
+    assert [i.name for i in list_results(path)] == [f"task-{i:05d}" for i in range(len(GRID))]
+    assert all(a == b for a, b in zip(sw.load_results(path), reference["grid"]))
+
+
+def test_appends_write_batch_files_that_are_folded_in_at_the_end(tmp_path, monkeypatch, reference):
+    """An append writes only its own batch (no copy of the growing file); the end folds them in."""
+    import phasetools.sweep._store as store
+
+    path = tmp_path / "s.h5"
+    sizes = []
+    real_write = store.SweepFile.write
+
+    def spy(self, results, failures):
+        out = real_write(self, results, failures)
+        parts = sorted(sw.parts_dir(path).glob("*.h5"))
+        sizes.append((path.stat().st_size, parts[-1].stat().st_size if parts else 0))
+        return out
+
+    monkeypatch.setattr(store.SweepFile, "write", spy)
+    monkeypatch.setenv("PHASETOOLS_TEST_SWEEP_SLEEP", "0.02")
+    sw.run_sweep(probe, GRID, path=path, seed=3, executor="inline", write_interval=1e-3, progress=False)
+    assert len(sizes) >= 2 and len({main for main, _ in sizes}) == 1  # the main file untouched while running
+    assert not sw.parts_dir(path).exists()
+    assert all(a == b for a, b in zip(sw.load_results(path), reference["grid"]))
