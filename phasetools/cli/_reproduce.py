@@ -16,7 +16,7 @@ def add_parser(sub):
     p.add_argument("--out", default="reproduction", help="output folder (default ./reproduction)")
     p.add_argument("--executor", choices=["inline", "process", "dask"], default=None,
                    help="where the experiments run (default: a local process pool)")
-    p.add_argument("--workers", type=int, default=None, help="processes of the pool (default: CPU count)")
+    p.add_argument("--n-workers", type=int, default=None, help="processes of the pool (default: CPU count)")
     p.add_argument("--scheduler", default=None, help="address tcp://HOST:PORT of a running Dask scheduler")
     p.add_argument("--dask-workers", type=int, default=None, help="start a local Dask cluster with N workers")
     m = p.add_mutually_exclusive_group()
@@ -31,7 +31,7 @@ def add_parser(sub):
 def _reproduce(args):
     from ..reproduce import DEFAULT_SEED, reproduce
     o = reproduce(args.out, scale=args.scale, seed=DEFAULT_SEED if args.seed is None else args.seed,
-                  executor=args.executor, n_workers=args.workers, scheduler=args.scheduler,
+                  executor=args.executor, n_workers=args.n_workers, scheduler=args.scheduler,
                   dask_workers=args.dask_workers, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
                   command=args.command_line)
     c = o.counts

@@ -35,7 +35,19 @@ SCALES = {
 
 
 def tasks(scale: str) -> list:
-    """The task grid of a scale: a list of parameter dicts, each with its ``experiment``."""
+    """The task grid of a scale: one parameter dict per experiment run.
+
+    Parameters
+    ----------
+    scale : {"smoke", "quick", "full"}
+        Seeds and budgets of :data:`SCALES`.
+
+    Returns
+    -------
+    list of dict
+        Each with its ``experiment`` name and the keyword arguments of
+        :func:`run_experiment` (without ``rng``).
+    """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     s = SCALES[scale]
@@ -97,7 +109,24 @@ def _weight_decays(p):
 
 
 def run_experiment(*, experiment, rng, **p):
-    """Run one experiment of the reproduction (a sweep task)."""
+    """Run one experiment of the reproduction (a sweep task).
+
+    Parameters
+    ----------
+    experiment : str
+        The experiment's name (``"theory_critical"``, ``"e1_up"``, ``"e2_rank1"``,
+        ``"langevin_chain"``, ...; see :func:`tasks`).
+    rng : numpy.random.SeedSequence
+        The task's stream (the sweep spawns one per task).
+    **p
+        The experiment's parameters, as :func:`tasks` lists them.
+
+    Returns
+    -------
+    Result
+        One registered result (a theory result, a training protocol's result or an
+        escape ensemble).
+    """
     import phasetools.theory as th
     from .. import training as tr
 

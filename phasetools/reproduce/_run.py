@@ -67,9 +67,24 @@ def _merge_points(sweeps):
 
 
 def collect(task_params, task_results) -> dict:
-    """Experiment name -> result (lists for the E1 draws and the chain ensembles; the E4
-    corrected points merged into one ArrheniusSweep; the chain's Arrhenius fit added as
-    ``langevin_chain`` with the per-temperature ``langevin_ensembles``)."""
+    """The results of a reproduction by experiment name, as the claims and the report read them.
+
+    Parameters
+    ----------
+    task_params : list of dict
+        The task grid (:func:`tasks`).
+    task_results : list
+        One result per task, in the same order (None for a task without result, which is
+        left out).
+
+    Returns
+    -------
+    dict
+        Experiment name -> result: a list for the E1 draws (``e1_draws``) and the chain's
+        ensembles (``langevin_ensembles``), the E4 corrected points merged into one
+        ``ArrheniusSweep``, and the chain's Arrhenius fit as ``langevin_chain`` (when at
+        least two temperatures saw escapes). The task results are not changed.
+    """
     from ..langevin import EscapeSweep
     R, draws, e4c, ens = {}, [], [], []
     for p, r in zip(task_params, task_results):
