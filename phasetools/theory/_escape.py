@@ -1,6 +1,6 @@
 """Escape-time theory: 1D Kramers, the exact 1D mean first-passage time, and the
 weight-space Eyring-Kramers (Langer) time with saddle multiplicity, mobility, entropic
-and orbit factors (science brief section 4).
+and orbit factors (see docs/theory.md, "Escape times").
 
 Times are in the convention's time unit (canonical Langevin time ``t`` for the canonical
 convention); temperatures are in the convention's energy units.
