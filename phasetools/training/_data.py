@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._rng import generator
-from .._validation import as_float_array, check_data_matrices
+from .._validation import as_float_array, check_data_matrices, check_int
 from ..results import deep_equal, register
 
 __all__ = ["Moments", "Dataset", "GaussianTeacher", "as_data", "as_moments", "TEST_ENTROPY"]
@@ -49,12 +49,6 @@ def _psd_deficit(mat) -> float:
     return float(-ev[0] / scale) if ev.size else 0.0
 
 
-def _count(value, name, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 @register
 @dataclass(frozen=True, eq=False)
 class Moments:
@@ -62,6 +56,17 @@ class Moments:
 
     The joint covariance ``[[input_cov, cross_cov^T], [cross_cov, output_cov]]`` must be
     positive semi-definite (a ``ValueError`` names the offending parameter otherwise).
+
+    Parameters
+    ----------
+    input_cov : (d_in, d_in) array
+        ``E[x x^T]`` (symmetric, positive semi-definite).
+    cross_cov : (d_out, d_in) array
+        ``E[y x^T]``.
+    output_cov : (d_out, d_out) array
+        ``E[y y^T]`` (symmetric, positive semi-definite).
+    n_samples : int >= 1, optional
+        The number of samples the moments were taken over (None: population).
     """
 
     input_cov: np.ndarray
@@ -92,7 +97,7 @@ class Moments:
             raise ValueError("output_cov is too small for cross_cov and input_cov: the joint covariance "
                              f"is not positive semi-definite (smallest eigenvalue {low:.3g})")
         if self.n_samples is not None:
-            object.__setattr__(self, "n_samples", _count(self.n_samples, "n_samples"))
+            object.__setattr__(self, "n_samples", check_int(self.n_samples, "n_samples", 1))
         object.__setattr__(self, "input_cov", sxx)
         object.__setattr__(self, "cross_cov", syx)
         object.__setattr__(self, "output_cov", syy)
@@ -108,7 +113,17 @@ class Moments:
 
     @classmethod
     def from_data(cls, X, Y) -> "Moments":
-        """Second moments ``X^T X / N``, ``Y^T X / N``, ``Y^T Y / N`` (no centring, as the loss)."""
+        """Second moments ``X^T X / N``, ``Y^T X / N``, ``Y^T Y / N`` (no centring, as the loss).
+
+        Parameters
+        ----------
+        X, Y : arrays (N, d_in), (N, d_out)
+            Samples in rows (1-D arrays are one column).
+
+        Returns
+        -------
+        Moments
+        """
         X, Y = _check_xy(X, Y)
         N = X.shape[0]
         sxx, syx, syy = X.T @ X / N, Y.T @ X / N, Y.T @ Y / N
@@ -139,13 +154,37 @@ class Moments:
         return np.einsum("kd,de,ke->k", vt, self.input_cov, vt)
 
     def mse(self, M) -> float:
-        """``E||y - M x||^2 / d_out`` (the element-wise mean squared error) of an end-to-end map ``M``."""
+        """``E||y - M x||^2 / d_out`` (the element-wise mean squared error) of an end-to-end map ``M``.
+
+        Parameters
+        ----------
+        M : (d_out, d_in) array
+            The end-to-end map.
+
+        Returns
+        -------
+        float
+        """
         M = np.asarray(M, dtype=np.float64)
         return float((np.trace(self.output_cov) - 2.0 * np.sum(M * self.cross_cov)
                       + np.sum((M @ self.input_cov) * M)) / self.d_out)
 
     def modes(self, n_layers, gamma=None, *, convention="canonical"):
-        """:func:`phasetools.theory.modes` of these moments (per-mode ``c`` and ``a``)."""
+        """:func:`phasetools.theory.modes` of these moments (per-mode ``c`` and ``a``).
+
+        Parameters
+        ----------
+        n_layers : int
+            Weight matrices of the network.
+        gamma : float or array, optional
+            The coupling(s) at which the states are taken.
+        convention : "canonical" (default), "paper" or Convention
+            The units of ``gamma``.
+
+        Returns
+        -------
+        phasetools.theory.Modes
+        """
         from ..theory import modes
 
         return modes(n_layers, self.spectrum, gamma, self.a, convention=convention)
@@ -161,7 +200,17 @@ _check_xy = check_data_matrices
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A finite data set, samples in rows. ``indices``: positions in the pool it was drawn from."""
+    """A finite data set, samples in rows; unpacks as ``X, Y = ds``.
+
+    Parameters
+    ----------
+    X : (N, d_in) array
+        Inputs (a 1-D array is one column).
+    Y : (N, d_out) array
+        Targets, as many rows as ``X``.
+    indices : array of int, optional
+        Positions in the pool the samples were drawn from (:meth:`GaussianTeacher.subsample`).
+    """
 
     X: np.ndarray
     Y: np.ndarray
@@ -265,8 +314,8 @@ class GaussianTeacher:
         if np.any(np.diff(eta) > 0):
             raise ValueError(f"eta must be sorted descending (mode 1 strongest), got {eta.tolist()}")
         k = eta.size
-        d_in = k if d_in is None else _count(d_in, "d_in")
-        d_out = k if d_out is None else _count(d_out, "d_out")
+        d_in = k if d_in is None else check_int(d_in, "d_in", 1)
+        d_out = k if d_out is None else check_int(d_out, "d_out", 1)
         if d_in < k:
             raise ValueError(f"d_in must be >= len(eta) = {k}, got {d_in}")
         if d_out < k:
@@ -334,24 +383,64 @@ class GaussianTeacher:
 
     # -- samples --------------------------------------------------------------------
     def sample(self, n, rng=None) -> Dataset:
-        """``n`` samples ``(x, y) = L z``, ``z ~ N(0, I)``; ``X`` (n, d_in), ``Y`` (n, d_out)."""
-        n = _count(n, "n")
+        """``n`` samples ``(x, y) = L z``, ``z ~ N(0, I)``.
+
+        Parameters
+        ----------
+        n : int >= 1
+            Number of samples.
+        rng : None, int, SeedSequence or Generator
+            Source of the normals.
+
+        Returns
+        -------
+        Dataset
+            ``X`` (n, d_in), ``Y`` (n, d_out).
+        """
+        n = check_int(n, "n", 1)
         z = _generator(rng).standard_normal((n, self.d_in + self.d_out))
         joint = z @ self._factor.T
         return Dataset(joint[:, :self.d_in], joint[:, self.d_in:])
 
     def test_set(self, n=512, rng=None) -> Dataset:
         """A fixed test set: with ``rng=None`` always the same ``n`` samples, drawn from a
-        stream (``TEST_ENTROPY`` with a spawn key) that no integer-seeded training draw uses."""
+        stream (``TEST_ENTROPY`` with a spawn key) that no integer-seeded training draw uses.
+
+        Parameters
+        ----------
+        n : int >= 1
+            Number of samples (default 512).
+        rng : None, int, SeedSequence or Generator
+            None: the fixed stream.
+
+        Returns
+        -------
+        Dataset
+        """
         if rng is None:
             rng = np.random.SeedSequence(TEST_ENTROPY, spawn_key=_TEST_SPAWN_KEY)
         return self.sample(n, rng)
 
     def subsample(self, pool_size, n_train, rng=None) -> Dataset:
         """Draw a pool of ``pool_size`` samples, then ``n_train`` of them without replacement
-        (paper E5: 25 of 5000). ``indices`` are their positions in the pool."""
-        pool_size = _count(pool_size, "pool_size")
-        n_train = _count(n_train, "n_train")
+        (paper E5: 25 of 5000).
+
+        Parameters
+        ----------
+        pool_size : int >= 1
+            Samples in the pool.
+        n_train : int, 1 <= n_train <= pool_size
+            Samples kept.
+        rng : None, int, SeedSequence or Generator
+            Source of the pool and of the choice.
+
+        Returns
+        -------
+        Dataset
+            ``indices`` are the kept samples' positions in the pool.
+        """
+        pool_size = check_int(pool_size, "pool_size", 1)
+        n_train = check_int(n_train, "n_train", 1)
         if n_train > pool_size:
             raise ValueError(f"n_train must be <= pool_size = {pool_size}, got {n_train}")
         gen = _generator(rng)
