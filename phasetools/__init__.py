@@ -13,6 +13,10 @@ langevin
 training
     Minibatch SGD with weight decay on deep linear networks (numba, many seeds at once),
     data models, gradient noise and the paper's protocols.
+nonlinear
+    Grokking in nonlinear networks (modular addition with a quadratic or ReLU MLP, an
+    image set): a numba many-seed SGD/AdamW trainer, the exact Fourier solution,
+    weight-decay sweeps up and down, trapping and escape, and their verdicts.
 stats
     Censored escape-time statistics: exponential MLE, Kaplan-Meier, bootstrap,
     Arrhenius fits.
@@ -39,7 +43,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("theory", "langevin", "training", "stats", "compare", "io", "plot", "sweep", "reproduce", "cli")
+_SUBPACKAGES = ("theory", "langevin", "training", "nonlinear", "stats", "compare", "io", "plot", "sweep", "reproduce", "cli")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -29,12 +29,13 @@ ALLOWED = {
     "stats": set(),
     "langevin": {"theory", "stats"},
     "training": {"theory", "stats"},
+    "nonlinear": {"theory", "stats", "io", "compare"},
     "io": set(),
     "sweep": {"io"},
     "plot": {"theory", "stats", "langevin", "training"},
     "compare": {"theory", "stats"},
     "reproduce": {"theory", "stats", "langevin", "training", "compare", "io", "plot", "sweep"},
-    "cli": {"theory", "stats", "langevin", "training", "compare", "io", "plot", "sweep", "reproduce"},
+    "cli": {"theory", "stats", "langevin", "training", "nonlinear", "compare", "io", "plot", "sweep", "reproduce"},
 }
 
 

@@ -1,0 +1,333 @@
+"""numba kernels of the nonlinear trainer: forward, backward and optimiser steps of an MLP.
+
+Layout. Layer ``k`` (0-based) has weights ``W_k`` of shape ``dims[k+1] x dims[k]`` (out x in,
+PyTorch's layout), row-major at ``offs[k]`` of a run's flat vector ``th``; ``tht`` holds each
+layer transposed (in x out) at the same offset, refreshed after every update, so that the
+forward pass (``z += x_j * W^T[j, :]``), the backward pass (``d += delta_i * W[i, :]``) and the
+gradient (``g[i, :] += delta_i * a``) are all axpy loops over contiguous rows (vectorised
+without reassociation; sums keep their order, so results do not depend on the machine's
+thread count). No biases.
+
+Inputs are either sparse one-hot sums (``Xi``: the active input columns of each sample, value
+1; modular addition uses columns ``a`` and ``p + b``) or dense rows ``Xd``. Hidden layers
+apply ``activation`` (0: quadratic ``z^2``, 1: ReLU); the output is linear. Losses: 0: MSE
+against one-hot targets, mean over samples and classes (``torch.nn.MSELoss``); 1:
+cross-entropy, mean over samples.
+
+Determinism across threads. A batch of ``B`` samples is cut into ``n_chunks`` fixed chunks
+of ``chunk`` samples (fixed by the configuration, not by the threads). Work unit ``u = s *
+n_chunks + c`` computes the gradient of seed ``s`` over chunk ``c`` into its own row of ``G``
+(samples in order); the update sums a seed's rows in chunk order. Any thread may run any
+unit, so the bits are those of a serial run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .._numba import jit, pjit
+from .._rng import normal_pair, uniform
+
+__all__ = ["ACT_QUADRATIC", "ACT_RELU", "LOSS_MSE", "LOSS_CE", "OPT_SGD", "OPT_ADAMW", "chunk_gradients",
+           "apply_update", "draw_batches", "shuffle_rows", "evaluate_chunks", "init_normals", "transpose_layers"]
+
+ACT_QUADRATIC, ACT_RELU = 0, 1
+LOSS_MSE, LOSS_CE = 0, 1
+OPT_SGD, OPT_ADAMW = 0, 1
+
+
+@jit
+def _forward(th, tht, dims, offs, hoffs, act, Xi, Xd, sparse, i, z, a, out):
+    """Forward pass of sample ``i``: hidden pre-activations ``z``, activations ``a``, logits ``out``."""
+    L = dims.shape[0] - 1
+    h = dims[1]
+    o = offs[0]
+    dst = z if L > 1 else out
+    base = hoffs[1] if L > 1 else 0
+    for j in range(h):
+        dst[base + j] = 0
+    if sparse:
+        for t in range(Xi.shape[1]):
+            r = o + Xi[i, t] * h
+            for j in range(h):
+                dst[base + j] += tht[r + j]
+    else:
+        for c in range(dims[0]):
+            x = Xd[i, c]
+            if x != 0:
+                r = o + c * h
+                for j in range(h):
+                    dst[base + j] += x * tht[r + j]
+    for k in range(1, L):
+        hb = hoffs[k]
+        n_in = dims[k]
+        for j in range(n_in):
+            v = z[hb + j]
+            if act == 0:
+                a[hb + j] = v * v
+            else:
+                a[hb + j] = v if v > 0 else 0 * v
+        n_out = dims[k + 1]
+        last = k == L - 1
+        ob = 0 if last else hoffs[k + 1]
+        for j in range(n_out):
+            if last:
+                out[j] = 0
+            else:
+                z[ob + j] = 0
+        o = offs[k]
+        for j in range(n_in):
+            x = a[hb + j]
+            r = o + j * n_out
+            if last:
+                for q in range(n_out):
+                    out[q] += x * tht[r + q]
+            else:
+                for q in range(n_out):
+                    z[ob + q] += x * tht[r + q]
+
+
+@jit
+def _loss_grad(out, label, loss, scale, dout):
+    """Loss of one sample (float64) and ``dout`` = ``scale`` times its gradient wrt the logits."""
+    C = out.shape[0]
+    if loss == 0:
+        total = 0.0
+        for q in range(C):
+            r = out[q] - (1 if q == label else 0)
+            total += float(r) * float(r)
+            dout[q] = 2 * r * scale
+        return total
+    m = out[0]
+    for q in range(1, C):
+        if out[q] > m:
+            m = out[q]
+    s = 0.0
+    for q in range(C):
+        s += math.exp(float(out[q] - m))
+    lse = float(m) + math.log(s)
+    for q in range(C):
+        pq = math.exp(float(out[q]) - lse)
+        dout[q] = (pq - (1.0 if q == label else 0.0)) * scale
+    return lse - float(out[label])
+
+
+@pjit
+def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, idx, start, B, chunk, n_chunks,
+                    G, losses, Z, A, OUT, D1, D2):
+    """Per-unit gradients of the mean loss over the batch ``idx[s, start:start+B]``.
+
+    Unit ``u = s * n_chunks + c`` writes the gradient over samples ``c*chunk ..`` of the batch
+    into ``G[u]`` and their summed loss (float64, already divided like the gradient) into
+    ``losses[u]``; ``Z, A, OUT, D1, D2`` are per-unit work rows.
+    """
+    S = th.shape[0]
+    L = dims.shape[0] - 1
+    C = dims[L]
+    scale = (1.0 / (B * C)) if loss == 0 else (1.0 / B)
+    for u in prange(S * n_chunks):
+        s = u // n_chunks
+        c = u - s * n_chunks
+        g = G[u]
+        for t in range(g.shape[0]):
+            g[t] = 0
+        lo = c * chunk
+        hi = min(B, lo + chunk)
+        total = 0.0
+        for q in range(lo, hi):
+            i = idx[s, start + q]
+            _forward(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, i, Z[u], A[u], OUT[u])
+            total += _loss_grad(OUT[u], y[i], loss, scale, D1[u])
+            _backward(th[s], dims, offs, hoffs, act, Xi, Xd, sparse, i, Z[u], A[u], D1[u], D2[u], g)
+        losses[u] = total * scale
+
+
+@jit
+def _backward(th, dims, offs, hoffs, act, Xi, Xd, sparse, i, z, a, d1, d2, g):
+    """Add the gradient of sample ``i`` to ``g``; ``d1`` holds the gradient at the logits on entry
+    (overwritten: it carries the deltas down the layers), ``d2`` is work space."""
+    L = dims.shape[0] - 1
+    for k in range(L - 1, 0, -1):
+        n_in = dims[k]
+        n_out = dims[k + 1]
+        o = offs[k]
+        hb = hoffs[k]
+        for j in range(n_in):
+            d2[j] = 0
+        for q in range(n_out):
+            dq = d1[q]
+            r = o + q * n_in
+            for j in range(n_in):
+                g[r + j] += dq * a[hb + j]
+            for j in range(n_in):
+                d2[j] += dq * th[r + j]
+        for j in range(n_in):
+            v = z[hb + j]
+            if act == 0:
+                d1[j] = 2 * v * d2[j]
+            else:
+                d1[j] = d2[j] if v > 0 else 0 * d2[j]
+    h = dims[1]
+    d_in = dims[0]
+    o = offs[0]
+    if sparse:
+        for t in range(Xi.shape[1]):
+            col = Xi[i, t]
+            for q in range(h):
+                g[o + q * d_in + col] += d1[q]
+    else:
+        for q in range(h):
+            dq = d1[q]
+            r = o + q * d_in
+            for c in range(d_in):
+                g[r + c] += dq * Xd[i, c]
+
+
+@jit
+def _transpose_one(th, tht, dims, offs):
+    for k in range(dims.shape[0] - 1):
+        n_in = dims[k]
+        n_out = dims[k + 1]
+        o = offs[k]
+        for q in range(n_out):
+            for j in range(n_in):
+                tht[o + j * n_out + q] = th[o + q * n_in + j]
+
+
+@pjit
+def transpose_layers(th, tht, dims, offs):
+    """Write every run's layers transposed (in x out) into ``tht``."""
+    for s in prange(th.shape[0]):
+        _transpose_one(th[s], tht[s], dims, offs)
+
+
+@pjit
+def apply_update(th, tht, m, v, G, n_chunks, dims, offs, opt, hp, step):
+    """One optimiser step of every run from its chunk gradients (summed in chunk order).
+
+    ``hp`` (in the weights' dtype): ``lr, weight_decay, b1, b2, eps``. SGD with coupled weight
+    decay: ``th -= lr * (g + weight_decay * th)`` (``torch.optim.SGD(weight_decay=...)``).
+    AdamW (``torch.optim.AdamW``): ``th *= 1 - lr * weight_decay``, then the Adam step with
+    bias corrections at step ``step`` (1-based).
+    """
+    S, P = th.shape
+    lr = hp[0]
+    wd = hp[1]
+    b1 = hp[2]
+    b2 = hp[3]
+    eps = hp[4]
+    one = hp[0] * 0 + 1
+    bc1 = one - b1 ** step
+    bc2 = one - b2 ** step
+    step_size = lr / bc1
+    sq2 = math.sqrt(bc2)
+    decay = one - lr * wd
+    for s in prange(S):
+        w = th[s]
+        r0 = s * n_chunks
+        for t in range(P):
+            acc = G[r0, t]
+            for c in range(1, n_chunks):
+                acc += G[r0 + c, t]
+            if opt == 0:
+                w[t] = w[t] - lr * (acc + wd * w[t])
+            else:
+                w[t] = w[t] * decay
+                mt = m[s, t] + (one - b1) * (acc - m[s, t])
+                vt = v[s, t] * b2 + (one - b2) * acc * acc
+                m[s, t] = mt
+                v[s, t] = vt
+                w[t] = w[t] - step_size * (mt / (np.sqrt(vt) / sq2 + eps))
+        _transpose_one(w, tht[s], dims, offs)
+
+
+@pjit
+def draw_batches(states, idx, n, B):
+    """``idx[s, :B]``: ``B`` indices drawn uniformly with replacement from ``0..n-1`` (stream ``s``)."""
+    for s in prange(idx.shape[0]):
+        st = states[s]
+        for q in range(B):
+            j = int(uniform(st) * n)
+            idx[s, q] = j if j < n else n - 1
+
+
+@pjit
+def shuffle_rows(states, idx):
+    """Fisher-Yates shuffle of every row of ``idx`` with its own stream."""
+    n = idx.shape[1]
+    for s in prange(idx.shape[0]):
+        st = states[s]
+        for i in range(n - 1, 0, -1):
+            j = int(uniform(st) * (i + 1))
+            if j > i:
+                j = i
+            tmp = idx[s, i]
+            idx[s, i] = idx[s, j]
+            idx[s, j] = tmp
+
+
+@pjit
+def evaluate_chunks(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, chunk, n_chunks, sums, Z, A, OUT):
+    """Per-unit loss sums and correct counts of every run over a whole data set (forward only).
+
+    ``sums[u] = (summed per-sample loss, number correct)`` for unit ``u = s * n_chunks + c``;
+    the per-sample loss is MSE summed over classes divided by their number, or cross-entropy.
+    """
+    S = th.shape[0]
+    n = y.shape[0]
+    L = dims.shape[0] - 1
+    C = dims[L]
+    for u in prange(S * n_chunks):
+        s = u // n_chunks
+        c = u - s * n_chunks
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        total = 0.0
+        correct = 0.0
+        out = OUT[u]
+        for i in range(lo, hi):
+            _forward(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, i, Z[u], A[u], out)
+            best = 0
+            for q in range(1, C):
+                if out[q] > out[best]:
+                    best = q
+            if best == y[i]:
+                correct += 1.0
+            if loss == 0:
+                e = 0.0
+                for q in range(C):
+                    r = float(out[q]) - (1.0 if q == y[i] else 0.0)
+                    e += r * r
+                total += e / C
+            else:
+                m = float(out[0])
+                for q in range(1, C):
+                    m = max(m, float(out[q]))
+                ssum = 0.0
+                for q in range(C):
+                    ssum += math.exp(float(out[q]) - m)
+                total += m + math.log(ssum) - float(out[y[i]])
+        sums[u, 0] = total
+        sums[u, 1] = correct
+
+
+@jit
+def init_normals(states, stds, offs, kn, wn, fn, out):
+    """``out[s]``: layer ``k``'s weights ``stds[k] * z``, normals from stream ``s`` in pairs
+    (``offs`` has ``n_layers + 1`` entries; a layer of odd size discards its last spare)."""
+    S = out.shape[0]
+    n_layers = offs.shape[0] - 1
+    for s in range(S):
+        st = states[s]
+        for k in range(n_layers):
+            i = offs[k]
+            end = offs[k + 1]
+            while i < end:
+                z1, z2 = normal_pair(st, kn, wn, fn)
+                out[s, i] = stds[k] * z1
+                if i + 1 < end:
+                    out[s, i + 1] = stds[k] * z2
+                i += 2

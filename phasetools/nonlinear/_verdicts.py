@@ -1,0 +1,147 @@
+"""The verdict table for nonlinear networks, computed from stored results.
+
+Four statements of the metastability picture, each decided by a rule written out in the
+verdict (``phasetools.compare.Verdict``): first-order transitions in weight decay,
+hysteresis, a metastable memorising state, and Arrhenius escape in ``batch_size / lr``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..compare import AGREES, DISAGREES, NOT_TESTABLE, Verdict, not_testable
+from ._protocols import NonlinearEscape, NonlinearSweep
+
+__all__ = ["verdicts", "JUMP", "JUMP_RATIO", "P_VALUE"]
+
+#: a change of seed-mean test accuracy between adjacent weight decays that counts as a jump
+JUMP = 0.5
+#: a jump must exceed every other adjacent change in that sweep by this factor
+JUMP_RATIO = 3.0
+#: significance level of the law tests
+P_VALUE = 0.05
+
+
+def _jump(sweep: NonlinearSweep) -> Verdict:
+    q = "first-order transitions in weight decay"
+    rule = (f"per sweep direction, the seed-mean test accuracy at adjacent weight decays: agrees if one change is "
+            f">= {JUMP} and >= {JUMP_RATIO:g}x every other change (a jump); disagrees if the accuracy changes by "
+            f">= {JUMP} overall but no single change is >= half of that (a continuous crossover); "
+            f"not testable if it changes by < {JUMP} over the range")
+    acc = sweep.test_acc.mean(-1)
+    seen, measured = [], []
+    for d, name in enumerate(("up", "down")):
+        steps = np.abs(np.diff(acc[d]))
+        total = float(acc[d].max() - acc[d].min())
+        if total < JUMP:
+            seen.append("none")
+            measured.append(f"{name}: range {total:.2f}")
+            continue
+        i = int(np.argmax(steps))
+        others = np.delete(steps, i)
+        big = steps[i] >= JUMP and (others.size == 0 or steps[i] >= JUMP_RATIO * others.max())
+        at = 0.5 * (sweep.weight_decays[i] + sweep.weight_decays[i + 1])
+        measured.append(f"{name}: largest change {steps[i]:.2f} near weight_decay {at:.4g}")
+        seen.append("jump" if big else ("smooth" if steps[i] < 0.5 * total else "unclear"))
+    text = "; ".join(measured)
+    if "jump" in seen:
+        return Verdict(q, "a jump in test accuracy", text, AGREES, rule)
+    if "smooth" in seen:
+        return Verdict(q, "a jump in test accuracy", text, DISAGREES, rule, "gradual change")
+    return Verdict(q, "a jump in test accuracy", text, NOT_TESTABLE, rule, "no transition in the swept range")
+
+
+def _hysteresis(sweep: NonlinearSweep) -> Verdict:
+    q = "hysteresis"
+    rule = ("at each weight decay, seed-mean test accuracy of the up and down sweeps: agrees if they differ somewhere "
+            "by more than max(0.1, 3 x the standard error of the difference across seeds); disagrees if they agree "
+            f"within that everywhere while the accuracy changes by >= {JUMP} over the range; else not testable")
+    acc = sweep.test_acc
+    S = acc.shape[-1]
+    diff = acc[0].mean(-1) - acc[1].mean(-1)
+    se = np.sqrt(acc[0].var(-1, ddof=1) / S + acc[1].var(-1, ddof=1) / S) if S > 1 else np.zeros_like(diff)
+    allowed = np.maximum(0.1, 3 * se)
+    i = int(np.argmax(np.abs(diff) - allowed))
+    measured = f"largest |up - down| {abs(diff[i]):.2f} at weight_decay {sweep.weight_decays[i]:.4g} (allowed {allowed[i]:.2f})"
+    if np.abs(diff[i]) > allowed[i]:
+        return Verdict(q, "up and down sweeps differ", measured, AGREES, rule)
+    if np.ptp(acc.mean(-1)) >= JUMP:
+        return Verdict(q, "up and down sweeps differ", measured, DISAGREES, rule, "the sweeps coincide")
+    return Verdict(q, "up and down sweeps differ", measured, NOT_TESTABLE, rule, "no transition in the swept range")
+
+
+def _metastable(esc: NonlinearEscape) -> Verdict:
+    q = "metastable memorising state"
+    rule = ("the prepared state must fit (train accuracy >= threshold) and not generalise (test accuracy < threshold) "
+            "in every seed; at the point with most escapes: agrees if >= 3 seeds escape and the escape epochs are "
+            "broadly spread (coefficient of variation >= 0.5, as for memoryless waiting times, or some seeds "
+            "censored while others escaped), disagrees if >= 3 escape and all escape within a narrow window "
+            "(coefficient of variation < 0.25, deterministic drift); else not testable")
+    prepared = bool(np.all(esc.prepared_train_acc >= esc.threshold) and np.all(esc.prepared_test_acc < esc.threshold))
+    if not prepared:
+        return not_testable(q, "random, long-lived trapping", "the preparation did not give a memorising state in "
+                            "every seed", rule=rule)
+    i = int(np.argmax(esc.n_escaped))
+    t = esc.escape_epochs[i][~esc.censored[i]]
+    if t.size < 3:
+        return Verdict(q, "random, long-lived trapping", f"{t.size}/{esc.n_seeds} escaped", NOT_TESTABLE, rule,
+                       "fewer than 3 escapes")
+    cv = float(t.std(ddof=1) / t.mean()) if t.mean() > 0 else 0.0
+    mixed = esc.censored[i].any()
+    measured = (f"batch_size {esc.batch_sizes[i]}, lr {esc.lrs[i]:g}: {t.size}/{esc.n_seeds} escaped, "
+                f"CV {cv:.2f}{', others censored' if mixed else ''}")
+    if cv >= 0.5 or mixed:
+        return Verdict(q, "random, long-lived trapping", measured, AGREES, rule)
+    if cv < 0.25:
+        return Verdict(q, "random, long-lived trapping", measured, DISAGREES, rule, "escape times nearly equal")
+    return Verdict(q, "random, long-lived trapping", measured, NOT_TESTABLE, rule, "CV between 0.25 and 0.5")
+
+
+def _arrhenius(esc: NonlinearEscape) -> Verdict:
+    q = "Arrhenius escape in B/lr"
+    rule = (f"fits to ln(mean escape time in lr*steps) over points with escapes: agrees if the Arrhenius law "
+            f"(linear in batch_size/lr) passes its chi-square test (p >= {P_VALUE}) with a slope > 0 by 2 standard "
+            f"errors while the deterministic law (constant) fails (p < {P_VALUE}); disagrees if the Arrhenius law "
+            f"fails while the power law or the deterministic law passes; else not testable (too few points, or the "
+            f"data cannot tell them apart)")
+    if esc.arrhenius_dof < 1:
+        return Verdict(q, "ln tau linear in B/lr", f"{int(np.sum(esc.n_escaped > 0))} points with escapes",
+                       NOT_TESTABLE, rule, "fewer than 3 points with escapes")
+    measured = (f"Arrhenius slope {esc.arrhenius_slope:.3g} +- {esc.arrhenius_slope_stderr:.2g}, "
+                f"p = {esc.arrhenius_pvalue:.3g}; power exponent {esc.power_exponent:.3g}, p = {esc.power_pvalue:.3g}; "
+                f"deterministic p = {esc.deterministic_pvalue:.3g}")
+    arr_ok = esc.arrhenius_pvalue >= P_VALUE and esc.arrhenius_slope > 2 * esc.arrhenius_slope_stderr
+    if arr_ok and esc.deterministic_pvalue < P_VALUE:
+        return Verdict(q, "ln tau linear in B/lr", measured, AGREES, rule)
+    if esc.arrhenius_pvalue < P_VALUE and (esc.power_pvalue >= P_VALUE or esc.deterministic_pvalue >= P_VALUE):
+        return Verdict(q, "ln tau linear in B/lr", measured, DISAGREES, rule, "another law fits, Arrhenius does not")
+    return Verdict(q, "ln tau linear in B/lr", measured, NOT_TESTABLE, rule, "the laws are not told apart")
+
+
+def verdicts(sweep: NonlinearSweep | None = None, escape: NonlinearEscape | None = None) -> list:
+    """The four verdicts of the metastability picture for a nonlinear network.
+
+    Parameters
+    ----------
+    sweep : NonlinearSweep, optional
+        Decides "first-order transitions in weight decay" and "hysteresis".
+    escape : NonlinearEscape, optional
+        Decides "metastable memorising state" and "Arrhenius escape in B/lr".
+
+    Returns
+    -------
+    list of phasetools.compare.Verdict
+        Four verdicts; a missing result gives "not testable" for its two.
+    """
+    out = []
+    if sweep is None:
+        out += [not_testable(q, "-", "no weight-decay sweep given") for q in
+                ("first-order transitions in weight decay", "hysteresis")]
+    else:
+        out += [_jump(sweep), _hysteresis(sweep)]
+    if escape is None:
+        out += [not_testable(q, "-", "no escape measurement given") for q in
+                ("metastable memorising state", "Arrhenius escape in B/lr")]
+    else:
+        out += [_metastable(escape), _arrhenius(escape)]
+    return out
