@@ -123,7 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", choices=["euler", "bridge"], default="euler")
     p.add_argument("--seed", type=int, default=None, help="root seed (default: fresh entropy, recorded)")
     p.add_argument("--n-threads", type=int, default=None, help="numba threads")
-    p.add_argument("--threads", dest="n_threads", type=int, help=argparse.SUPPRESS)   # deprecated spelling
     p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_survival.png and PREFIX_arrhenius.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_output(p)
@@ -132,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ._reproduce import add_parser as _add_reproduce
     from ._training import add_parser as _add_train
     _add_train(sub)
+    from ._nonlinear import add_parser as _add_nonlinear
+    _add_nonlinear(sub)
     _add_reproduce(sub)
 
     p = sub.add_parser("show", help="list the results in an HDF5 file with their provenance")
