@@ -11,13 +11,34 @@ __all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels"
 
 @dataclass
 class Plot:
-    """A figure and its axes; ``save(path)`` writes PNG and/or PDF."""
+    """A figure and its axes; ``save(path)`` writes PNG and/or PDF.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure (restyle it freely before saving).
+    axes : tuple of matplotlib Axes
+        Its axes, top to bottom.
+    """
 
     figure: object
     axes: tuple
 
     def save(self, path, *, dpi=150) -> list[Path]:
-        """Write ``path`` (.png or .pdf); without a suffix write both. Returns the paths written."""
+        """Write the figure to ``path`` (.png or .pdf); without a suffix write both.
+
+        Parameters
+        ----------
+        path : str or Path
+            Output file; its folder is created if needed.
+        dpi : int
+            Resolution of the PNG (default 150).
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
         path = Path(path)
         if path.suffix.lower() in (".png", ".pdf"):
             targets = [path]
@@ -56,7 +77,25 @@ def _filled(x):
 
 # ---------------------------------------------------------------------------------------
 def potential(landscape, *, ax=None, b_max=None, n_points=600) -> Plot:
-    """The reduced potential ``U(b)`` for every point of a Landscape, stationary points marked."""
+    """The reduced potential ``U(b)`` for every point of a Landscape, stationary points marked.
+
+    Parameters
+    ----------
+    landscape : phasetools.theory.Landscape
+        One or more points (arrays of gamma or c); one curve per point.
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    b_max : float, optional
+        Right end of the ``b`` axis (default 1.15 x the largest ``(c/a)^(1/n)``).
+    n_points : int
+        Points per curve.
+
+    Returns
+    -------
+    Plot
+        ``U(b)`` in the convention's energy units; open circles mark saddles, filled ones the
+        learned minima.
+    """
     from ..theory import compiled_potential
 
     L = landscape
@@ -99,7 +138,20 @@ def potential(landscape, *, ax=None, b_max=None, n_points=600) -> Plot:
 
 
 def barriers(landscape, *, ax=None) -> Plot:
-    """Forward and backward barrier heights against the coupling (a Landscape over gamma)."""
+    """Forward and backward barrier heights against the coupling (a Landscape over gamma).
+
+    Parameters
+    ----------
+    landscape : phasetools.theory.Landscape
+        Computed over a 1-D array of gamma at fixed c and a (else ValueError).
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+
+    Returns
+    -------
+    Plot
+        Both barriers with the coexistence and spinodal couplings marked.
+    """
     L = landscape
     g = np.atleast_1d(np.asarray(L.gamma, dtype=float))
     if g.ndim != 1 or g.size < 2 or np.ndim(L.c) > 0 and np.ptp(np.asarray(L.c, dtype=float)) > 0:
@@ -126,7 +178,22 @@ def barriers(landscape, *, ax=None) -> Plot:
 
 
 def phase_diagram(critical, *, ax=None, gamma_max=None) -> Plot:
-    """Phases of one mode over (feature strength, coupling) from CriticalPoints over an array of c."""
+    """Phases of one mode over (feature strength, coupling) from CriticalPoints over an array of c.
+
+    Parameters
+    ----------
+    critical : phasetools.theory.CriticalPoints
+        Computed over a 1-D array of c (else ValueError).
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    gamma_max : float, optional
+        Top of the coupling axis (default 1.15 x the largest spinodal).
+
+    Returns
+    -------
+    Plot
+        The three phases shaded between the coexistence and spinodal lines.
+    """
     cp = critical
     c = np.abs(np.atleast_1d(np.asarray(cp.c, dtype=float)))
     if c.ndim != 1 or c.size < 2:
@@ -155,7 +222,21 @@ def phase_diagram(critical, *, ax=None, gamma_max=None) -> Plot:
 
 
 def cascade(diagram, *, axes=None) -> Plot:
-    """Energies of the top-m states against the coupling, and the hysteresis loop of sweeps."""
+    """Energies of the top-m states against the coupling, and the hysteresis loop of sweeps.
+
+    Parameters
+    ----------
+    diagram : phasetools.theory.PhaseDiagram
+        The states of several modes over a coupling range.
+    axes : pair of matplotlib Axes, optional
+        Draw the energies and the sweeps here instead of on a new figure.
+
+    Returns
+    -------
+    Plot
+        Two panels: state energies (the global one thick) and the number of learned modes
+        followed by increasing and decreasing quasi-static sweeps.
+    """
     pd = diagram
     conv = pd.convention
     g = pd.gammas
@@ -193,7 +274,21 @@ def cascade(diagram, *, axes=None) -> Plot:
 
 
 def levels(modes_result, *, ax=None) -> Plot:
-    """Energy levels of the metastable states of Modes at one gamma, with the saddles between them."""
+    """Energy levels of the metastable states of Modes at one gamma, with the saddles between them.
+
+    Parameters
+    ----------
+    modes_result : phasetools.theory.Modes
+        Computed at a gamma (``modes(..., gamma=...)``; else ValueError).
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+
+    Returns
+    -------
+    Plot
+        One level per state (the global one red), saddles labelled with their forward and
+        backward barriers.
+    """
     m = modes_result
     if m.states is None:
         raise ValueError("levels needs Modes computed at a gamma (modes(..., gamma=...))")

@@ -10,8 +10,23 @@ __all__ = ["weight_decay_sweep", "trapping", "escape_sweep", "grokking"]
 
 
 def weight_decay_sweep(sweeps, *, axes=None, spinodals=None, labels=None) -> Plot:
-    """E1: test MSE (top) and rank (bottom) against the weight decay, one line per sweep and
-    seed; ``spinodals`` (values of the weight decay) are drawn as vertical lines."""
+    """E1: test MSE (top) and rank (bottom) against the weight decay, one line per sweep and seed.
+
+    Parameters
+    ----------
+    sweeps : WeightDecaySweep or list of WeightDecaySweep
+        From :func:`phasetools.training.weight_decay_sweep`.
+    axes : pair of matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    spinodals : sequence of float, optional
+        Weight decays drawn as vertical lines (the theory's spinodals).
+    labels : sequence of str, optional
+        One legend label per sweep.
+
+    Returns
+    -------
+    Plot
+    """
     if not isinstance(sweeps, (list, tuple)):
         sweeps = [sweeps]
     if axes is None:
@@ -43,7 +58,23 @@ def weight_decay_sweep(sweeps, *, axes=None, spinodals=None, labels=None) -> Plo
 
 def trapping(release, *, ax=None, max_seeds=20, label=None) -> Plot:
     """E2: test MSE against epochs after the release, per seed, with the plateau, target and
-    midpoint levels and the reference runs from fresh weights (grey)."""
+    midpoint levels and the reference runs from fresh weights (grey).
+
+    Parameters
+    ----------
+    release : TrapRelease
+        From :func:`phasetools.training.trap_and_release`.
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    max_seeds : int
+        Draw at most this many seeds.
+    label : str, optional
+        Accepted for call compatibility; not drawn.
+
+    Returns
+    -------
+    Plot
+    """
     fig, (axis,) = _new(ax)
     ep = np.maximum(release.log_epochs, 0.5)
     for s in range(min(release.reference_test_mse.shape[0], max_seeds)):
@@ -68,7 +99,22 @@ def trapping(release, *, ax=None, max_seeds=20, label=None) -> Plot:
 
 def escape_sweep(sweep, *, ax=None, x="batch_size/lr") -> Plot:
     """E4: ln tau (Langevin time) against ``batch_size/lr`` (or 1/T_eff), censored points as
-    lower bounds, with the Arrhenius fit when two points have escapes."""
+    lower bounds, with the Arrhenius fit when two points have escapes.
+
+    Parameters
+    ----------
+    sweep : ArrheniusSweep
+        From :func:`phasetools.training.arrhenius_sweep` (SGD training, not the Langevin
+        :class:`phasetools.langevin.EscapeSweep`, which :func:`arrhenius` draws).
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    x : {"batch_size/lr", "inverse_temperature"}
+        The abscissa.
+
+    Returns
+    -------
+    Plot
+    """
     fig, (axis,) = _new(ax)
     xs = sweep.batch_size / sweep.lr if x == "batch_size/lr" else 1.0 / sweep.temperature
     ok = np.isfinite(sweep.tau_time)
@@ -95,7 +141,19 @@ def escape_sweep(sweep, *, ax=None, x="batch_size/lr") -> Plot:
 
 def grokking(result, *, axes=None) -> Plot:
     """E5: train and test MSE against epochs for the releases (top) and the escape epoch
-    against the residual seed (bottom; censored runs at the budget as open markers)."""
+    against the residual seed (bottom; censored runs at the budget as open markers).
+
+    Parameters
+    ----------
+    result : SparseGrokking
+        From :func:`phasetools.training.sparse_grokking`.
+    axes : pair of matplotlib Axes, optional
+        Draw here instead of on a new figure.
+
+    Returns
+    -------
+    Plot
+    """
     if axes is None:
         fig, axes = _new(nrows=2, figsize=(6.4, 6.0))
     else:

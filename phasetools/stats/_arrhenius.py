@@ -32,7 +32,41 @@ class ArrheniusFit(Result):
     larger ``chi2`` under the model) test the straight line when ``ci_method="normal"``;
     they are None otherwise. ``r_squared`` is weighted (None when ln tau is constant).
     ``covariance`` is the 2x2 covariance of ``(intercept, slope)``, ``residuals`` the
-    residuals in ln tau (after removing the prefactor and temperature power).
+    residuals in ln tau (after removing the prefactor and temperature power). Made by
+    :func:`arrhenius_fit`.
+
+    Parameters
+    ----------
+    x, tau : ndarray (n_points,)
+        Abscissa (``1/T`` or ``batch_size/lr``) and mean escape times.
+    tau_stderr, prefactor : ndarray (n_points,) or None
+        Standard errors of ``tau`` (the weights) and the theory prefactor removed.
+    temperature_power : float
+        ``p`` removed as ``p ln T``.
+    x_is : {"inverse_temperature", "batch_size/lr"}
+        What ``x`` is.
+    confidence : float
+        Level of the intervals.
+    absolute_sigma : bool
+        Whether ``tau_stderr`` was taken as exact.
+    time_unit : str or None
+        Unit of ``tau``.
+    n_points : int
+        Points fitted.
+    slope, slope_stderr, slope_ci : float, float, tuple
+        The slope (the barrier against ``1/T``), its standard error and interval.
+    intercept, intercept_stderr, intercept_ci : float, float, tuple
+        ``ln tau0``, its standard error and interval.
+    covariance : ndarray (2, 2)
+        Covariance of ``(intercept, slope)``.
+    ci_method : {"normal", "t"}
+        How the intervals were made.
+    dof : int
+        ``n_points - 2``.
+    r_squared, chi2, chi2_pvalue : float or None
+        Goodness of fit (see above).
+    residuals : ndarray (n_points,)
+        Residuals in ``ln tau``.
     """
 
     x: np.ndarray

@@ -74,6 +74,28 @@ class BootstrapCI(Result):
     replicates, and ``standard_error`` is None when there are any. ``statistic`` is the
     name of a built-in statistic or the qualified name of the callable used.
     ``seeds[0]`` reproduces the resamples: ``bootstrap_ci(..., rng=fit.seeds[0])``.
+    Made by :func:`bootstrap_ci`.
+
+    Parameters
+    ----------
+    times, censored : ndarray (n,)
+        The data: observed times and right-censoring flags.
+    statistic : str
+        The statistic's name.
+    n_resamples : int
+        Bootstrap replicates.
+    confidence : float
+        Level of the interval.
+    estimate : float or None
+        The statistic on the data.
+    low, high : float or None
+        The percentile interval.
+    standard_error : float or None
+        Standard deviation of the replicates (None when any is infinite).
+    n_infinite : int
+        Infinite replicates (e.g. resamples without an escape).
+    distribution : ndarray (n_resamples,)
+        The replicates.
     """
 
     times: np.ndarray

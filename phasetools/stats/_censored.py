@@ -33,6 +33,30 @@ class ExponentialFit(Result):
     :func:`exponential_mle`) and ``tau_lower`` the one-sided lower bound at that level.
     With no escapes only the lower bound exists: ``tau``, ``tau_stderr`` and ``tau_ci``
     are None and ``rate`` is 0. Times are in ``time_unit`` (free text, None = unstated).
+    Made by :func:`exponential_mle`.
+
+    Parameters
+    ----------
+    times, censored : ndarray (n,)
+        The data: observed times and right-censoring flags.
+    confidence : float
+        Level of ``tau_ci`` and ``tau_lower``.
+    interval : {"gamma", "poisson"}
+        Construction of ``tau_ci``.
+    time_unit : str or None
+        Unit of the times.
+    n, n_escaped, n_censored : int
+        Trajectories, escapes, censored ones.
+    total_time : float
+        Sum of the observed times.
+    rate : float
+        Escapes per unit time, ``n_escaped / total_time``.
+    tau, tau_stderr : float or None
+        Mean escape time and its standard error (None without escapes).
+    tau_ci : tuple of float or None
+        Two-sided interval of ``tau``.
+    tau_lower : float
+        One-sided lower bound of ``tau`` (defined without escapes too).
     """
 
     times: np.ndarray
@@ -161,7 +185,26 @@ class SurvivalCurve(Result):
     ``confidence`` (``ci_high`` is masked where ``S = 0``). ``median`` is the first
     escape time with ``S <= 1/2`` (None if ``S`` stays above 1/2), ``median_ci_low`` and
     ``median_ci_high`` where the lower and upper bands reach 1/2 (None: not reached).
-    Use :meth:`at` to evaluate the step function.
+    Use :meth:`at` to evaluate the step function. Made by :func:`kaplan_meier`.
+
+    Parameters
+    ----------
+    times, censored : ndarray (n,)
+        The data: observed times and right-censoring flags.
+    confidence : float
+        Level of the bands and of the median's interval.
+    time_unit : str or None
+        Unit of the times.
+    n, n_escaped, n_censored : int
+        Trajectories, escapes, censored ones.
+    event_times, n_at_risk, n_events : ndarray (n_events,)
+        Distinct escape times, trajectories at risk and escapes at each.
+    survival, stderr, ci_low : ndarray (n_events,)
+        ``S`` just after each escape time, its Greenwood standard error, the lower band.
+    ci_high : numpy.ma.MaskedArray (n_events,)
+        The upper band (masked where ``S = 0``).
+    median, median_ci_low, median_ci_high : float or None
+        Median escape time and its interval (None: not reached).
     """
 
     times: np.ndarray
@@ -193,7 +236,16 @@ class SurvivalCurve(Result):
         """``S(t)``: the right-continuous step function (1 before the first escape).
 
         Beyond the largest observed time the data say nothing; the last value is returned.
-        A scalar ``t`` gives a float, an array an array of the same shape.
+
+        Parameters
+        ----------
+        t : float or array
+            Times (in ``time_unit``).
+
+        Returns
+        -------
+        float or ndarray
+            A float for a scalar ``t``, an array of ``t``'s shape otherwise.
         """
         t_arr = np.asarray(t, dtype=np.float64)
         idx = np.searchsorted(self.event_times, t_arr, side="right")
