@@ -313,6 +313,23 @@ def _sv_index(sv_index, trap_rank, n_modes) -> int:
     return k
 
 
+def _release(d, start, n_reference, kw, batch_size, s_rel, s_ref, bar):
+    """The release of the checkpoint ``start`` and the ``n_reference`` fresh runs (or None) at the target."""
+    if isinstance(d, Dataset):
+        kw.update(batch_size=batch_size, drop_last=not _full_batch(d, batch_size))
+    release = train(d, init=start, rng=s_rel, **kw)
+    bar.update(1)
+    reference = None
+    if n_reference:
+        # logged every epoch (the convergence epoch of fresh weights is a few epochs), stored
+        # at the release's log epochs
+        reference = train(d, init="std", n_seeds=n_reference, rng=s_ref, seed_offset=10_000,
+                          **{**kw, "log_every": 1})
+    bar.update(1)
+    bar.close()
+    return release, reference
+
+
 def trap_and_release(data, *, target_weight_decay, epochs, n_layers, width, lr, batch_size=None,
                      trap_weight_decays=None, trap_epochs=None, convention="paper", n_seeds=1, n_reference=None,
                      test=None, trap=None, levels=None, sv_index=None, sv_threshold=None, relax_epochs=None,
@@ -396,21 +413,10 @@ def trap_and_release(data, *, target_weight_decay, epochs, n_layers, width, lr, 
     else:
         trap_weight_decays, trap_epochs = (), ()  # a given checkpoint: its own record holds its history
     bar.update(1)
-    kw = dict(n_layers=n_layers, width=width, lr=lr, weight_decay=target_weight_decay, convention=convention,
-              epochs=epochs, test=test, log_every=log_every, layer_log_every=epochs, dtype=dtype)
-    if isinstance(d, Dataset):
-        kw.update(batch_size=batch_size, drop_last=not _full_batch(d, batch_size))
     start, n_diverged = finite_init(trap)
-    release = train(d, init=start, rng=s_rel, **kw)
-    bar.update(1)
-    reference = None
-    if n_reference:
-        # logged every epoch (the convergence epoch of fresh weights is a few epochs), stored
-        # at the release's log epochs
-        reference = train(d, init="std", n_seeds=n_reference, rng=s_ref, seed_offset=10_000,
-                          **{**kw, "log_every": 1})
-    bar.update(1)
-    bar.close()
+    release, reference = _release(d, start, n_reference, dict(
+        n_layers=n_layers, width=width, lr=lr, weight_decay=target_weight_decay, convention=convention, epochs=epochs,
+        test=test, log_every=log_every, layer_log_every=epochs, dtype=dtype), batch_size, s_rel, s_ref, bar)
     trap_sv = trap.singular_values[:, -1][np.all(np.isfinite(trap.final_params), axis=1)]
     trap_rank = rank(trap_sv, RANK_THRESHOLD)
     k = _sv_index(sv_index, trap_rank, trap_sv.shape[1])
