@@ -28,12 +28,17 @@ __all__ = ["Potential", "double_well", "reduced", "chain", "network", "from_symp
 class Potential:
     """A potential ``U(x)`` given by a sympy expression.
 
-    Attributes
+    Build one with :func:`double_well`, :func:`reduced`, :func:`chain`, :func:`network` or
+    :func:`from_sympy`; gradients, Hessians and the simulation kernel are generated from it.
+
+    Parameters
     ----------
     name : str
+        Name recorded with results.
     expr : sympy.Expr
         Energy in the convention's units (parameters still symbolic).
     variables : tuple of sympy.Symbol
+        The coordinates.
     params : dict
         Parameter symbol -> value; every free symbol of ``expr`` that is not a variable.
     order : sympy.Expr
@@ -41,6 +46,7 @@ class Potential:
     reflect : tuple of int
         Indices of variables reflected at zero (e.g. ``b = |w| >= 0``).
     convention : str
+        Name of the energy convention.
     description : dict
         Plain values describing the potential (stored with results).
     end_to_end : sympy.Matrix or None
@@ -100,25 +106,70 @@ class Potential:
         return np.array([self.params[s] for s in self.param_symbols], dtype=np.float64)
 
     def energy(self, x) -> np.ndarray:
-        """Vectorised energy at points ``x`` (..., dim)."""
+        """Vectorised energy at points ``x``.
+
+        Parameters
+        ----------
+        x : array (..., dim)
+            Points.
+
+        Returns
+        -------
+        ndarray (...)
+            ``U(x)`` in the convention's energy units.
+        """
         from ._codegen import numpy_functions
 
         return numpy_functions(self).energy(np.asarray(x, dtype=float))
 
     def config(self) -> dict:
+        """The plain values that describe the potential (stored with results).
+
+        Returns
+        -------
+        dict
+            ``name``, ``convention``, ``dim``, ``params`` (by symbol name) and the
+            description's entries.
+        """
         return {"name": self.name, "convention": self.convention, "dim": self.dim,
                 "params": {str(k): v for k, v in sorted(self.params.items(), key=lambda kv: str(kv[0]))},
                 **self.description}
 
 
 def double_well() -> Potential:
-    """The quartic double well ``U = x^4/4 - x^2/2`` (minima at -1 and +1, barrier 1/4)."""
+    """The quartic double well ``U = x^4/4 - x^2/2`` (minima at -1 and +1, barrier 1/4).
+
+    Returns
+    -------
+    Potential
+        One variable ``x``, order parameter ``x``.
+    """
     x = sp.Symbol("x", real=True)
     return Potential("double_well", x**4 / 4 - x**2 / 2, (x,), order=x)
 
 
 def reduced(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
-    """The balanced reduced potential ``U(b)`` of one mode, ``b >= 0`` (reflected at 0)."""
+    """The balanced reduced potential ``U(b)`` of one mode, ``b >= 0`` (reflected at 0).
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    c : float
+        The mode's signal ``E[xy]`` (its sign does not matter for ``b >= 0``).
+    gamma : float >= 0
+        Coupling (the weight decay in ``convention="paper"``).
+    a : float > 0
+        Input variance ``E[x^2]``.
+    convention : {"canonical", "paper"} or Convention
+        Energy convention: the potential is ``kappa x`` the canonical one and ``gamma`` is the
+        convention's coupling (the SGD weight decay in ``"paper"``).
+
+    Returns
+    -------
+    Potential
+        One variable ``b`` (the common magnitude of the balanced weights), order parameter ``b``.
+    """
     n = check_n_layers(n_layers)
     conv = resolve_convention(convention)
     g = conv.gamma_to_canonical(float(check_nonnegative(gamma, "gamma")))
@@ -129,7 +180,27 @@ def reduced(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
 
 
 def chain(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
-    """The chain of ``n_layers`` scalar weights of one mode; order parameter ``P = w_1...w_n``."""
+    """The chain of ``n_layers`` scalar weights of one mode; order parameter ``P = w_1...w_n``.
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices (here scalars ``w_1 ... w_n``).
+    c : float
+        The mode's signal ``E[xy]``.
+    gamma : float >= 0
+        Coupling (the weight decay in ``convention="paper"``).
+    a : float > 0
+        Input variance ``E[x^2]``.
+    convention : {"canonical", "paper"} or Convention
+        Energy convention: the potential is ``kappa x`` the canonical one and ``gamma`` is the
+        convention's coupling (the SGD weight decay in ``"paper"``).
+
+    Returns
+    -------
+    Potential
+        Variables ``w1 ... wn``, with the end-to-end map ``P`` (SGD-like noise works on it).
+    """
     n = check_n_layers(n_layers)
     conv = resolve_convention(convention)
     g = conv.gamma_to_canonical(float(check_nonnegative(gamma, "gamma")))
@@ -149,6 +220,29 @@ def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonic
     ``cross_cov`` (the learned coefficient of the strongest mode). ``order`` may instead be
     ``"sv1"`` or ``"sv2"`` (the first or second singular value of ``M``, in closed form when
     ``min(d_in, d_out) <= 2``) or a function of the end-to-end sympy matrix ``M``.
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+        Number of weight matrices.
+    width : int >= 1
+        Hidden width ``h`` of every hidden layer.
+    input_cov : array (d_in, d_in)
+        ``E[x x^T]``.
+    cross_cov : array (d_out, d_in)
+        ``E[y x^T]``.
+    gamma : float >= 0
+        Coupling (the weight decay in ``convention="paper"``).
+    convention : {"canonical", "paper"} or Convention
+        Energy convention: the potential is ``kappa x`` the canonical one and ``gamma`` is the
+        convention's coupling (the SGD weight decay in ``"paper"``).
+    order : None, "sv1", "sv2" or callable
+        The order parameter (see above).
+
+    Returns
+    -------
+    Potential
+        All weights as variables, with the end-to-end map ``M``.
     """
     n = check_n_layers(n_layers)
     h = check_width(width)

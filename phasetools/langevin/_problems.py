@@ -45,7 +45,26 @@ SGD_MODELS = ("chain", "network")   # the models with an end-to-end map (SGD-lik
 
 @dataclass(frozen=True)
 class EscapeProblem:
-    """What to simulate and what the theory predicts for it."""
+    """What to simulate and what the theory predicts for it (made by :func:`escape_problem`).
+
+    Parameters
+    ----------
+    model : {"chain", "network", "reduced", "double_well"}
+        The model (see the module docstring).
+    direction : {"fwd", "bwd"}
+        Forward (trivial -> learned) or backward (learned -> trivial) escape.
+    potential : Potential
+        The potential to simulate.
+    x0 : ndarray (dim,)
+        The start.
+    stop : Threshold
+        The escape condition.
+    barrier : float
+        The barrier crossed, in the convention's energy units.
+    config : dict
+        The inputs (``model``, ``n_layers``, ``c``, ``gamma``, ``a``, ``convention``,
+        ``direction``, ``width``), recorded with sweeps.
+    """
 
     model: str
     direction: str
@@ -56,7 +75,21 @@ class EscapeProblem:
     config: dict
 
     def theory_tau(self, temperature):
-        """Predicted mean escape time at ``temperature`` (convention units), or None."""
+        """Predicted mean escape time at ``temperature`` (convention time units).
+
+        Weight-space Eyring-Kramers for ``chain`` and ``network``, the exact 1D mean
+        first-passage time to the stop level for ``reduced`` and ``double_well``.
+
+        Parameters
+        ----------
+        temperature : float > 0
+            Temperature of additive noise (convention energy units).
+
+        Returns
+        -------
+        float or None
+            None where the theory has no prediction (e.g. no barrier).
+        """
         cfg = self.config
         if self.model in ("chain", "network"):
             out = eyring_kramers_time(cfg["n_layers"], cfg["c"], cfg["gamma"], temperature, cfg["a"],
@@ -66,7 +99,18 @@ class EscapeProblem:
         return self.exact_mfpt(temperature)
 
     def exact_mfpt(self, temperature):
-        """Exact 1D mean first-passage time to the stop level (1D models only)."""
+        """Exact 1D mean first-passage time to the stop level (1D models only).
+
+        Parameters
+        ----------
+        temperature : float > 0
+            Temperature of additive noise (convention energy units).
+
+        Returns
+        -------
+        float or None
+            None for the models with more than one variable.
+        """
         if self.model == "double_well":
             return mfpt_1d(lambda x: x**4 / 4 - x**2 / 2, -1.0, 1.0, -3.0, temperature)
         if self.model != "reduced":
@@ -148,6 +192,18 @@ class EscapeProblem:
                          b_target=float(abs(self.stop.level)) ** (1.0 / n), _potential=red)
 
     def kramers_tau(self, temperature):
+        """Kramers' one-dimensional weak-noise escape time (no weight-space orbit factors).
+
+        Parameters
+        ----------
+        temperature : float > 0
+            Temperature of additive noise (convention energy units).
+
+        Returns
+        -------
+        float or None
+            None where there is no barrier.
+        """
         cfg = self.config
         if self.model == "double_well":
             return float(2 * np.pi * np.exp(0.25 / temperature) / np.sqrt(2.0 * 1.0))
@@ -158,7 +214,33 @@ class EscapeProblem:
 
 def escape_problem(model="chain", *, n_layers=3, c=1.0, gamma=None, a=1.0, width=1, direction="fwd",
                    convention="canonical") -> EscapeProblem:
-    """Build an :class:`EscapeProblem` (see the module docstring for the definitions)."""
+    """Build an :class:`EscapeProblem` (see the module docstring for the definitions).
+
+    Parameters
+    ----------
+    model : {"chain", "network", "reduced", "double_well"}
+        The model to simulate.
+    n_layers : int >= 2
+        Number of weight matrices (a barrier needs ``n_layers >= 3``).
+    c : float
+        The mode's signal ``E[xy]`` (negative: the learned states have ``P < 0``).
+    gamma : float >= 0
+        Coupling (the weight decay in ``convention="paper"``); required except for
+        ``double_well``, and below the spinodal.
+    a : float > 0
+        Input variance ``E[x^2]``.
+    width : int >= 1
+        Hidden width of ``model="network"``.
+    direction : {"fwd", "bwd"}
+        Forward: from the trivial state to the midpoint of saddle and learned minimum;
+        backward: from the learned minimum to half the saddle value.
+    convention : {"canonical", "paper"} or Convention
+        Energy convention.
+
+    Returns
+    -------
+    EscapeProblem
+    """
     check_choice(model, "model", MODELS)
     check_choice(direction, "direction", ("fwd", "bwd"))
     if model == "double_well":

@@ -32,6 +32,17 @@ class EulerMaruyama:
 
     First passage is tested at the grid points only, so escape times are biased late by
     O(sqrt(dt)) (paths that cross and come back within a step are missed).
+
+    Parameters
+    ----------
+    name : str
+        The scheme's name in results (``"euler"``).
+    strong_order, weak_order : float
+        Orders of convergence of paths and of expectations.
+    first_passage_order : float
+        Order of the first-passage (escape-time) bias in ``dt``.
+    bridge : bool
+        Whether the Brownian-bridge crossing test runs between grid points.
     """
 
     name: str = "euler"
@@ -49,6 +60,17 @@ class BrownianBridge:
     counted as having crossed with probability ``exp(-2 a b / v)``, ``v = 2 T dt
     |grad phi|^2`` the variance of the order parameter's increment; this lowers the
     first-passage bias from O(sqrt(dt)) to O(dt) (Gobet 2000; Mannella 1999).
+
+    Parameters
+    ----------
+    name : str
+        The scheme's name in results (``"bridge"``).
+    strong_order, weak_order : float
+        Orders of convergence of paths and of expectations.
+    first_passage_order : float
+        Order of the first-passage (escape-time) bias in ``dt``.
+    bridge : bool
+        Whether the Brownian-bridge crossing test runs between grid points.
     """
 
     name: str = "bridge"
@@ -65,9 +87,14 @@ _SCHEMES = {"euler": EulerMaruyama(), "bridge": BrownianBridge()}
 class Threshold:
     """Stop a trajectory when the order parameter first passes ``level``.
 
-    ``direction="up"``: stop when ``phi >= level``; ``"down"``: when ``phi <= level``.
-    ``order`` (a sympy expression in the potential's variables) replaces the potential's
-    default order parameter.
+    Parameters
+    ----------
+    level : float
+        The level of the order parameter ``phi``.
+    direction : {"up", "down"}
+        ``"up"``: stop when ``phi >= level``; ``"down"``: when ``phi <= level``.
+    order : sympy.Expr, optional
+        An order parameter in the potential's variables, replacing the potential's default.
     """
 
     level: float
@@ -134,6 +161,13 @@ class SGDNoise:
         return without_replacement_factor(self.batch_size, self.n_samples)
 
     def config(self) -> dict:
+        """The noise's configuration as plain values (stored in ``EscapeEnsemble.noise``).
+
+        Returns
+        -------
+        dict
+            ``lr``, ``batch_size``, ``n_samples`` and the three moment matrices as lists.
+        """
         return {"lr": self.lr, "batch_size": int(self.batch_size), "n_samples": self.n_samples,
                 "input_cov": self.input_cov.tolist(), "cross_cov": self.cross_cov.tolist(),
                 "output_cov": self.output_cov.tolist()}
@@ -360,6 +394,12 @@ def simulate(potential: Potential, x0, *, temperature=None, noise=None, dt, n_tr
         replayed one trajectory at a time with :func:`replay`.
     n_threads : int, optional
         numba threads for this call (default: numba's current setting).
+
+    Returns
+    -------
+    EscapeEnsemble
+        Escape (or censoring) time, steps, status and final state of every trajectory, the
+        configuration, ``seeds`` (the entropy) and ``stats`` (timings).
     """
     return _simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=n_traj,
                      max_steps=max_steps, stop=stop, scheme=scheme, save_every=save_every, entropy=entropy_of(rng),
@@ -367,7 +407,24 @@ def simulate(potential: Potential, x0, *, temperature=None, noise=None, dt, n_tr
 
 
 def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, save_every=None) -> EscapeEnsemble:
-    """Re-run trajectory ``trajectory`` of ``ensemble`` alone (bit-identical), e.g. to save its path."""
+    """Re-run trajectory ``trajectory`` of ``ensemble`` alone (bit-identical), e.g. to save its path.
+
+    Parameters
+    ----------
+    potential : Potential
+        The potential the ensemble was simulated with.
+    ensemble : EscapeEnsemble
+        The run that holds the trajectory.
+    trajectory : int
+        Its position in ``ensemble`` (``0 <= trajectory < n_traj``).
+    save_every : int, optional
+        Keep the state every ``save_every`` steps in ``paths``.
+
+    Returns
+    -------
+    EscapeEnsemble
+        One trajectory with the same time, status and final state as in ``ensemble``.
+    """
     i = int(trajectory)
     if not 0 <= i < ensemble.n_traj:
         raise ValueError(f"trajectory must be in [0, {ensemble.n_traj}), got {trajectory}")
