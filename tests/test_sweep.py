@@ -521,3 +521,40 @@ def test_appends_write_batch_files_that_are_folded_in_at_the_end(tmp_path, monke
     assert len(sizes) >= 2 and len({main for main, _ in sizes}) == 1  # the main file untouched while running
     assert not sw.parts_dir(path).exists()
     assert all(a == b for a, b in zip(sw.load_results(path), reference["grid"]))
+
+
+def _killed_with_batches(path):
+    """A sweep stopped after its batches were written but before they were folded in."""
+    import phasetools.sweep._store as store
+
+    real = store.SweepFile.consolidate
+    store.SweepFile.consolidate = lambda self: None
+    try:
+        sw.run_sweep(probe, GRID, path=path, seed=3, executor="inline", write_interval=1e-3, progress=False)
+    finally:
+        store.SweepFile.consolidate = real
+
+
+def test_a_damaged_batch_file_only_costs_its_tasks(tmp_path, reference):
+    path = tmp_path / "s.h5"
+    _killed_with_batches(path)
+    parts = sorted(sw.parts_dir(path).glob("*.h5"))
+    assert parts and len(sw.read_sweep(path).complete) == len(GRID)
+    parts[0].write_bytes(parts[0].read_bytes()[:100])  # truncated by something outside the sweep
+    info = sw.read_sweep(path)
+    assert 0 < len(info.complete) < len(GRID)
+    out = sw.run_sweep(probe, GRID, path=path, seed=3, resume=True, executor="inline", progress=False)
+    assert set(out.completed) == set(info.missing) and out.done
+    assert not sw.parts_dir(path).exists()
+    assert all(a == b for a, b in zip(sw.load_results(path), reference["grid"]))
+
+
+def test_a_read_only_sweep_file_is_refused_before_any_task_runs(tmp_path):
+    path = tmp_path / "s.h5"
+    sw.run_sweep(probe, GRID[:2], path=path, seed=3, executor="inline", progress=False)
+    path.chmod(0o444)
+    try:
+        with pytest.raises(sw.SweepStorageError, match="read-only"):
+            sw.run_sweep(probe, GRID[:2], path=path, seed=3, resume=True, executor="inline", progress=False)
+    finally:
+        path.chmod(0o644)

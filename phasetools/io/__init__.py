@@ -11,6 +11,7 @@ Building blocks for other writers of phasetools files (the sweep uses them):
 
     atomic_update(path)                context manager: write a copy, fsync, rename it over the file
     fsync_dir(folder)                  flush a folder's entries
+    resolve_target(path)               the file a write replaces (links followed, read-only refused)
     open_results(path)                 open a file for reading, header checked
     results_group(f)                   its /results group (checked to be a group)
     init_file(f, prov)                 write the header of a new file
@@ -24,7 +25,7 @@ Errors are :class:`StoreError` (a ``ValueError``) and its subclasses
 The layout is specified in ``docs/schema.md``.
 """
 
-from ._atomic import atomic_update, fsync_dir
+from ._atomic import atomic_update, fsync_dir, resolve_target
 from ._provenance import git_commit, provenance
 from ._verify import marker_set
 from ._store import (SCHEMA_VERSION, CorruptFileError, IncompleteResultError, SchemaVersionError, StoredResult,
@@ -33,5 +34,5 @@ from ._store import (SCHEMA_VERSION, CorruptFileError, IncompleteResultError, Sc
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "CorruptFileError", "IncompleteResultError", "SchemaVersionError",
            "StoredResult", "save", "save_many", "load", "list_results", "find", "file_provenance", "provenance",
-           "git_commit", "atomic_update", "fsync_dir", "open_results", "results_group", "init_file",
+           "git_commit", "atomic_update", "fsync_dir", "resolve_target", "open_results", "results_group", "init_file",
            "write_result_group", "read_result_group", "config_json", "summarize_value", "marker_set"]

@@ -437,7 +437,7 @@ def save_many(results, path, *, names=None, command: str | None = None) -> list[
     try:
         target = resolve_target(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-    except PermissionError as exc:
+    except (PermissionError, IsADirectoryError) as exc:
         raise StoreError(str(exc)) from None
     prov = provenance(command)
     with _lock(target):

@@ -45,8 +45,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..io import (CorruptFileError, StoreError, atomic_update, init_file, open_results, provenance,
-                  read_result_group, results_group, write_result_group)
+from ..io import (CorruptFileError, StoreError, atomic_update, init_file, open_results, provenance, read_result_group,
+                  resolve_target, results_group, write_result_group)
 from ..results import Result, registry
 
 __all__ = ["SWEEP_SCHEMA_VERSION", "SweepError", "SweepConfigError", "SweepStorageError", "SweepFile",
@@ -262,6 +262,26 @@ def _add_records(records, f, cfg):
                 records[i] = Record(i, failed, root[name])
 
 
+def _open_part(part: Path, sweep_id: str):
+    """An open batch file of this sweep, or None (another sweep's, or damaged: its tasks are redone)."""
+    try:
+        pf = h5py.File(part, "r")
+    except FileNotFoundError:
+        raise
+    except OSError:
+        if not part.exists():
+            raise FileNotFoundError(part) from None
+        return None
+    try:
+        g = pf.get("sweep")
+        if isinstance(g, h5py.Group) and g.attrs.get("sweep_id") == sweep_id:
+            return pf
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError):
+        pass
+    pf.close()
+    return None
+
+
 @contextlib.contextmanager
 def open_sweep(path):
     """Open a sweep file and its parts for reading.
@@ -278,7 +298,7 @@ def open_sweep(path):
         the latest record of each task that has one); the groups stay readable until exit.
     """
     path = Path(path)
-    for attempt in range(5):
+    for _ in range(5):
         with contextlib.ExitStack() as stack:
             f = stack.enter_context(open_results(path))
             cfg = read_config(f, path)
@@ -287,16 +307,12 @@ def open_sweep(path):
             parts = _list_parts(path)
             try:
                 for _, part in parts:
-                    pf = stack.enter_context(h5py.File(part, "r"))
-                    if pf.get("sweep") is not None and pf["sweep"].attrs.get("sweep_id") == cfg["sweep_id"]:
+                    pf = _open_part(part, cfg["sweep_id"])
+                    if pf is not None:
+                        stack.enter_context(pf)
                         _add_records(records, pf, cfg)
             except FileNotFoundError:
                 continue  # the parts were being folded into the main file: read again
-            except OSError:
-                if attempt < 4:
-                    continue
-                raise CorruptFileError(f"{path}: a batch file in {parts_dir(path)} is unreadable; run the "
-                                       "sweep again with resume=True to redo its tasks") from None
             yield SweepView(path, cfg, records, len(parts))
             return
     raise SweepError(f"{path}: its batch files kept changing while being read; try again")
@@ -343,6 +359,12 @@ class SweepFile:
             raise SweepError(f"{path} is being written by another process (its lock {path.name}.lock is "
                              "held); wait for that sweep to finish or choose another path") from None
         self._lock_fh = fh
+        if path.exists():
+            try:
+                resolve_target(path)  # a read-only file is refused now, not after the tasks ran
+            except OSError as exc:
+                self.release()
+                raise _storage_error(path, exc, None) from None
         # stale copies of writers that were killed (no other writer can be active now)
         for folder, pattern in ((path.parent, f".{path.name}.*.tmp"), (parts_dir(path), ".*.tmp")):
             for stale in folder.glob(pattern):
@@ -469,8 +491,9 @@ class SweepFile:
                 root = results_group(f) or f.create_group("results")
                 failed = f.require_group("sweep/failed")
                 for _, part in parts:
-                    with h5py.File(part, "r") as pf:
-                        if pf["sweep"].attrs.get("sweep_id") == self.config["sweep_id"]:
+                    pf = _open_part(part, self.config["sweep_id"])
+                    if pf is not None:  # a damaged batch file: its tasks were run again
+                        with pf:
                             self._fold(pf, root, failed)
                 f.flush()
         except OSError as exc:
