@@ -11,19 +11,8 @@ import numpy as np
 import pytest
 
 import phasetools.theory as th
-from phasetools.io import (
-    SCHEMA_VERSION,
-    CorruptFileError,
-    IncompleteResultError,
-    SchemaVersionError,
-    StoreError,
-    file_provenance,
-    find,
-    list_results,
-    load,
-    save,
-    save_many,
-)
+from phasetools.io import (SCHEMA_VERSION, CorruptFileError, IncompleteResultError, SchemaVersionError, StoreError,
+                           file_provenance, find, list_results, load, save, save_many)
 from phasetools.results import deep_equal
 
 

@@ -15,17 +15,8 @@ import pytest
 
 import phasetools.theory as th
 from phasetools.cli import main
-from phasetools.io import (
-    CorruptFileError,
-    IncompleteResultError,
-    StoreError,
-    atomic_update,
-    file_provenance,
-    find,
-    list_results,
-    load,
-    save,
-)
+from phasetools.io import (CorruptFileError, IncompleteResultError, StoreError, atomic_update, file_provenance, find,
+                           list_results, load, save)
 from phasetools.results import Result, register
 
 

@@ -27,27 +27,9 @@ The layout is specified in ``docs/schema.md``.
 
 from ._atomic import atomic_update, fsync_dir, resolve_target
 from ._provenance import git_commit, provenance
-from ._store import (
-                     SCHEMA_VERSION,
-                     CorruptFileError,
-                     IncompleteResultError,
-                     SchemaVersionError,
-                     StoredResult,
-                     StoreError,
-                     config_json,
-                     file_provenance,
-                     find,
-                     init_file,
-                     list_results,
-                     load,
-                     open_results,
-                     read_result_group,
-                     results_group,
-                     save,
-                     save_many,
-                     summarize_value,
-                     write_result_group,
-)
+from ._store import (SCHEMA_VERSION, CorruptFileError, IncompleteResultError, SchemaVersionError, StoredResult,
+                     StoreError, config_json, file_provenance, find, init_file, list_results, load, open_results,
+                     read_result_group, results_group, save, save_many, summarize_value, write_result_group)
 from ._verify import marker_set
 
 __all__ = ["SCHEMA_VERSION", "StoreError", "CorruptFileError", "IncompleteResultError", "SchemaVersionError",

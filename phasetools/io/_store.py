@@ -31,13 +31,7 @@ import numpy as np
 from ..results import Result, deep_equal, to_jsonable
 from ._atomic import atomic_update, resolve_target
 from ._codec import read_object
-from ._errors import (
-    CorruptFileError,
-    IncompleteResultError,
-    SchemaVersionError,
-    StoreError,
-    where,
-)
+from ._errors import CorruptFileError, IncompleteResultError, SchemaVersionError, StoreError, where
 from ._provenance import provenance
 from ._verify import DIGEST_ATTR, attrs_digest, marker_set, verify_digest
 

@@ -27,22 +27,8 @@ and :class:`SweepStorageError`.
 """
 
 from ._grid import product, task_seed
-from ._run import (
-           SweepInfo,
-           SweepOutcome,
-           TaskFailure,
-           load_results,
-           read_sweep,
-           run_sweep,
-)
-from ._store import (
-           SWEEP_SCHEMA_VERSION,
-           SweepConfigError,
-           SweepError,
-           SweepStorageError,
-           parts_dir,
-           task_name,
-)
+from ._run import SweepInfo, SweepOutcome, TaskFailure, load_results, read_sweep, run_sweep
+from ._store import SWEEP_SCHEMA_VERSION, SweepConfigError, SweepError, SweepStorageError, parts_dir, task_name
 
 __all__ = ["run_sweep", "product", "task_seed", "read_sweep", "load_results", "SweepOutcome", "SweepInfo",
            "TaskFailure", "SweepError", "SweepConfigError", "SweepStorageError", "SWEEP_SCHEMA_VERSION", "task_name",

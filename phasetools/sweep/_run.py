@@ -17,24 +17,11 @@ import numpy as np
 
 from .._progress import progress as _progress
 from .._validation import check_choice
-from ..io import (
-    CorruptFileError,
-    StoreError,
-    marker_set,
-    open_results,
-    read_result_group,
-)
+from ..io import CorruptFileError, StoreError, marker_set, open_results, read_result_group
 from ..results import registry
 from ._executors import make_executor
 from ._grid import check_grid, check_seed
-from ._store import (
-    SweepConfigError,
-    SweepError,
-    SweepFile,
-    config_differences,
-    open_sweep,
-    read_config,
-)
+from ._store import SweepConfigError, SweepError, SweepFile, config_differences, open_sweep, read_config
 
 __all__ = ["run_sweep", "SweepOutcome", "TaskFailure", "SweepInfo", "read_sweep", "load_results"]
 

@@ -45,18 +45,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..io import (
-    CorruptFileError,
-    StoreError,
-    atomic_update,
-    init_file,
-    open_results,
-    provenance,
-    read_result_group,
-    resolve_target,
-    results_group,
-    write_result_group,
-)
+from ..io import (CorruptFileError, StoreError, atomic_update, init_file, open_results, provenance, read_result_group,
+                  resolve_target, results_group, write_result_group)
 from ..results import Result, registry
 
 __all__ = ["SWEEP_SCHEMA_VERSION", "SweepError", "SweepConfigError", "SweepStorageError", "SweepFile",
