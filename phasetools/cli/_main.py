@@ -10,16 +10,6 @@ from .. import __version__
 from ._args import one_or_many, one_value, values
 
 
-def _floats(text: str, name: str):
-    """A list of numbers (kept for callers not yet on :func:`._args.values`)."""
-    return values(text, name=name)
-
-
-def _numbers(text: str, name: str):
-    """One number, or an array for a list or a range (see :mod:`._args`)."""
-    return one_or_many(text, name=name)
-
-
 def _add_output(p):
     p.add_argument("--json", action="store_true", help="print one JSON object with the result's fields")
     p.add_argument("--out", metavar="FILE.h5", help="also append the result to this HDF5 file")
@@ -118,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-var", type=float, default=1.0,
                    help="E[y^2] of the mode for --noise sgd (default 1, the paper's unit output variances)")
     p.add_argument("--dt", type=float, default=0.01, help="time step (default 0.01)")
-    p.add_argument("--n-traj", type=int, default=1000, help="trajectories per temperature (default 1000)")
+    p.add_argument("--n-traj", type=int, default=1000, help="trajectories per point (default 1000)")
     p.add_argument("--max-steps", type=int, default=10**6, help="step budget; later runs are censored")
     p.add_argument("--scheme", choices=["euler", "bridge"], default="euler")
     p.add_argument("--seed", type=int, default=None, help="root seed (default: fresh entropy, recorded)")
