@@ -219,7 +219,17 @@ def config_differences(stored: dict, asked: dict) -> list[str]:
 
 @dataclass(frozen=True)
 class Record:
-    """The latest stored record of one task: a result or a failure group, in the main file or a part."""
+    """The latest stored record of one task: a result or a failure group, in the main file or a part.
+
+    Parameters
+    ----------
+    index : int
+        The task index.
+    failed : bool
+        True for a failure record (``/sweep/failed/<name>``), False for a result group.
+    group : h5py.Group
+        The record's group (open while the :func:`open_sweep` context lasts).
+    """
 
     index: int
     failed: bool
@@ -227,7 +237,19 @@ class Record:
 
 
 class SweepView:
-    """A sweep file read with its parts overlaid: configuration and the latest record of each task."""
+    """A sweep file read with its parts overlaid: configuration and the latest record of each task.
+
+    Parameters
+    ----------
+    path : Path
+        The sweep's main file.
+    config : dict
+        Its configuration (:func:`read_config`).
+    records : dict
+        Task index -> :class:`Record`.
+    n_parts : int
+        Number of batch files found.
+    """
 
     def __init__(self, path: Path, config: dict, records: dict, n_parts: int):
         self.path = path
