@@ -102,6 +102,8 @@ def test_per_point_rngs_match_single_simulations(reduced):
     ens = simulate(reduced.potential, reduced.x0, temperature=0.012, dt=0.01, n_traj=50, max_steps=10**5,
                    stop=reduced.stop, rng=1000)
     assert sw.ensembles[0].equal_values(ens)
+    arr = escape_sweep(reduced, temperatures=[0.012], rng=np.array([1000]), dt=0.01, n_traj=50, max_steps=10**5)
+    assert arr.ensembles[0].equal_values(ens) and arr.seeds is None
 
 
 def test_arrhenius_is_none_without_two_points_with_escapes(reduced):

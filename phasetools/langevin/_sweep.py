@@ -335,7 +335,7 @@ def escape_sweep(problem: EscapeProblem, *, temperatures=None, points=None, dt, 
 # ---------------------------------------------------------------------------------------
 def _point_rngs(rng, n):
     """(recorded root seeds or None, one rng per point)."""
-    if isinstance(rng, (list, tuple)):
+    if isinstance(rng, (list, tuple, np.ndarray)):
         if len(rng) != n:
             raise ValueError(f"rng must be one root or a sequence with one entry per point ({n}), got {len(rng)}")
         return None, list(rng)
