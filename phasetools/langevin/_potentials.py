@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 from .._validation import as_float_array, check_n_layers, check_nonnegative, check_positive, check_width
+from ._structured import network_structure
 from ..theory import resolve_convention
 from ..theory._symbolic import a as _a, b as _b, c as _c, chain_potential, gamma as _g, network_potential
 from ..theory._symbolic import reduced_potential
@@ -54,6 +55,10 @@ class Potential:
         noise, whose covariance follows from ``M`` and the data moments.
     kappa : float
         The convention's data-term factor (energy = kappa x canonical).
+    structure : NetworkStructure or None
+        Set by :func:`network`: the layer sizes, data moments and order parameter as arrays,
+        which ``simulate`` runs on the structured network kernel (compiled once for every
+        shape) instead of a kernel generated from ``expr``.
     """
 
     name: str
@@ -66,6 +71,7 @@ class Potential:
     description: dict = field(default_factory=dict)
     end_to_end: object = None
     kappa: float = 1.0
+    structure: object = None
 
     def __post_init__(self):
         expr = sp.sympify(self.expr)
@@ -212,7 +218,8 @@ def chain(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
                      end_to_end=sp.Matrix([[P]]), kappa=conv.kappa)
 
 
-def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonical", order=None) -> Potential:
+def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonical", order=None,
+            kernel=None) -> Potential:
     """A deep linear network with hidden width ``width`` (all weights are variables).
 
     ``input_cov`` is ``E[x x^T]`` (d_in x d_in), ``cross_cov`` is ``E[y x^T]`` (d_out x d_in).
@@ -238,11 +245,18 @@ def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonic
         convention's coupling (the SGD weight decay in ``"paper"``).
     order : None, "sv1", "sv2" or callable
         The order parameter (see above).
+    kernel : None, "structured" or "sympy"
+        How ``simulate`` runs it: ``"structured"``, the network kernel compiled once for every
+        width, depth and data set (layer products and back-propagation); ``"sympy"``, a kernel
+        generated from the expanded loss (slow to compile beyond width 2; kept to compare the
+        two). None: structured unless ``order`` is a callable (which only the generated
+        kernel evaluates).
 
     Returns
     -------
     Potential
-        All weights as variables, with the end-to-end map ``M``.
+        All weights as variables, with the end-to-end map ``M`` (and the ``structure`` the
+        structured kernel runs on).
     """
     n = check_n_layers(n_layers)
     h = check_width(width)
@@ -274,10 +288,11 @@ def network(n_layers, width, input_cov, cross_cov, gamma, *, convention="canonic
         order_expr = sum(float(u[r]) * M[r, q] * float(v[q]) for r in range(d_out) for q in range(d_in))
     else:
         order_expr = order(M)
+    structure = network_structure(n, h, A, C, g, conv.kappa, order, kernel)
     return Potential("network", conv.kappa * expr, tuple(weights), params, order=order_expr,
                      convention=conv.name,
                      description={"n_layers": n, "width": h, "d_in": d_in, "d_out": d_out, "coupling": float(gamma)},
-                     end_to_end=M, kappa=conv.kappa)
+                     end_to_end=M, kappa=conv.kappa, structure=structure)
 
 
 def singular_value(M, k: int):

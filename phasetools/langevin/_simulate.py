@@ -15,6 +15,7 @@ from ..results import Result, register
 from ..theory import without_replacement_factor
 from ._codegen import kernel_module, numpy_functions
 from ._potentials import Potential
+from ._structured import structured_kernel
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
 
 __all__ = ["EulerMaruyama", "BrownianBridge", "Threshold", "SGDNoise", "EscapeEnsemble", "simulate", "replay",
@@ -494,6 +495,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
         raise ValueError(f"scheme must be 'euler', 'bridge' or a scheme object, got {scheme!r}")
     if stop is not None and not isinstance(stop, Threshold):
         raise ValueError(f"stop must be a Threshold or None, got {type(stop).__name__}")
+    structured = structured_kernel(potential, stop)  # network potentials: the kernel compiled once per structure
     if stop is not None and stop.order is not None:
         potential = dataclasses.replace(potential, order=stop.order)
     x0 = as_float_array(x0, "x0")
@@ -503,7 +505,8 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
     elif x0.shape != (n_traj, d):
         raise ValueError(f"x0 must have shape ({d},) or ({n_traj}, {d}) for this potential, got {x0.shape}")
     x0 = np.ascontiguousarray(x0)
-    dt_max, lam = _largest_stable_dt(potential, np.unique(x0, axis=0))
+    dt_max, lam = (structured.largest_stable_dt(x0) if structured else
+                   _largest_stable_dt(potential, np.unique(x0, axis=0)))
     if dt >= dt_max:
         raise ValueError(f"dt = {dt:g} is too large: the explicit scheme is unstable at x0 (largest Hessian "
                          f"eigenvalue {lam:.4g}); the largest stable dt there is {dt_max:.4g}; use dt well below it")
@@ -519,7 +522,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
     keys = trajectory_keys(entropy, idx)
     compile_time = _first_call_time(seed_states, keys[:1].copy())
     states = seed_states(keys)
-    module = kernel_module(potential, sgd=noise is not None)
+    module = structured or kernel_module(potential, sgd=noise is not None)
     p = potential.param_values
     out_steps = np.empty(n_traj, dtype=np.int64)
     out_status = np.empty(n_traj, dtype=np.int8)

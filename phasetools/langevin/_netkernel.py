@@ -1,0 +1,789 @@
+"""The structured Langevin kernel of deep linear networks: one compiled kernel for every shape.
+
+The generated kernels (:mod:`._codegen`) expand the loss weight by weight, which is right
+for small models but compiles for minutes at the paper's width. This kernel instead takes
+the network's shape and data moments as arrays and computes, per trajectory and step,
+
+* the prefix products ``P_k = W_k ... W_1`` (``P_n = M``) and the suffix products
+  ``A_k = W_n ... W_{k+1}`` (as the training kernel does);
+* the drift ``-grad U = -(J^T vec(2 kappa (M S_xx - S_yx)) + 2 kappa gamma theta)`` by one
+  back-propagation ``grad_k = A_k^T E P_{k-1}^T`` of ``E = 2 kappa (M S_xx - S_yx)``;
+* SGD-like noise ``scale J^T L z`` (``L L^T = K``, the small ``(p d) x (p d)`` covariance of
+  ``vec(r x^T)``) folded into the same back-propagation: ``E = dt 2 kappa (M S_xx - S_yx) +
+  scale L z``, so a noise sample costs no more than the drift;
+* the order parameter from ``M``: a linear functional ``sum E_ab M_ab`` (``u^T M v``) or a
+  singular value of ``M`` (closed form for ``min(p, d) <= 2``), and, for the Brownian-bridge
+  test, the variance of its increment, ``noise^2 e.v`` or ``noise^2 v^T K v`` with
+  ``v = J J^T e``, ``J J^T = sum_k (A_k A_k^T) (x) (P_{k-1}^T P_{k-1})``, ``e = dphi/dM``.
+
+Everything else is the generated kernel's: lanes in a structure of arrays (one row per
+weight or product entry, one column per trajectory), the same xoshiro256** streams and
+ziggurat normals consumed in the same order (per round of two steps: ``NN`` outputs, the rare
+path of the normals in order, one uniform per bridge test), the same stop codes, the shared
+work queue and lane compaction; so a trajectory does not depend on the lane, thread or
+thread count, and the same streams give the same trajectories as the generated kernel up
+to rounding.
+
+Compilation. Shapes are runtime values, so the kernel compiles once (``cache=True``) for any
+width, depth, input/output dimension, data set, noise, scheme and stop. numba's cost is per
+compiled function and grows with the code each one holds, so the kernel is a few small
+functions: every lane-parallel product is one of four row primitives (:func:`_dot`,
+:func:`_dot_add`, :func:`_comb`, :func:`_affine`) over one float work array whose rows are
+the buffers (offsets in :func:`layout`), and the threads are Python threads running the
+GIL-free :func:`_worker` (no parallel region to compile). Calls between kernel functions
+never pass literal constants (a literal would compile a second specialisation).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numba
+import numpy as np
+
+from .._numba import jit
+from .._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar
+from ._codegen import _fetch_add
+
+__all__ = ["run", "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
+
+ORDER_LINEAR, ORDER_SV1, ORDER_SV2 = 0, 1, 2
+LANES = 64  # trajectories one thread advances together
+
+#: kernel functions called only from other kernel functions: no Python or C wrappers to build
+_inner = jit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+# float constants (fc) and integer flags (ic) of the kernel, by position
+FC_TWO_KAPPA, FC_DECAY, FC_DT, FC_SIGMA, FC_SCALE, FC_LEVEL, FC_DIRECTION = range(7)
+IC_SGD, IC_BRIDGE, IC_HAS_STOP, IC_ORDER, IC_SAVE_EVERY, IC_MAX_STEPS = range(6)
+
+# rows of the float work array: ro[R_*] is the first row of each buffer, ro[R_TOTAL] their number
+(R_X, R_Y, R_PRE, R_SUF, R_E, R_CB, R_GR, R_K, R_L, R_R, R_Q, R_EG, R_VB, R_TB, R_GA, R_GP, R_Z, R_VAR,
+ R_PHN, R_FIN, R_ACT, R_PHI, R_TOTAL) = range(23)
+
+
+def layout(dims):
+    """Offsets of the weights, of the products and of the work buffers of a network.
+
+    Parameters
+    ----------
+    dims : sequence of int
+        ``(d_in, h_1, ..., h_{n-1}, d_out)``.
+
+    Returns
+    -------
+    tuple of five int64 arrays
+        ``dims``; ``offs[k-1]``: start of ``W_k`` (``dims[k] x dims[k-1]``, row-major) in the
+        flat weights; ``poffs[k]``: start of ``P_k`` (``dims[k] x d_in``) among the prefix
+        rows (``k >= 1``); ``soffs[k]``: start of ``A_k`` (``d_out x dims[k]``) among the
+        suffix rows (``1 <= k <= n-1``); ``ro``: first row of each buffer in the work array
+        (indexed by the ``R_*`` constants).
+    """
+    dims = np.asarray(dims, dtype=np.int64)
+    n = dims.size - 1
+    d_in, d_out = int(dims[0]), int(dims[n])
+    offs = np.zeros(n + 1, dtype=np.int64)
+    poffs = np.zeros(n + 2, dtype=np.int64)
+    soffs = np.zeros(n + 2, dtype=np.int64)
+    for k in range(1, n + 1):
+        offs[k] = offs[k - 1] + dims[k] * dims[k - 1]
+        poffs[k + 1] = poffs[k] + dims[k] * d_in
+        soffs[k + 1] = soffs[k] + (d_out * dims[k] if k < n else 0)
+    P, mm = int(offs[n]), d_in * d_out
+    sizes = [P, P, int(poffs[n + 1]), int(soffs[n + 1]), mm, d_out * int(dims.max()), P, mm * mm, mm * mm, mm,
+             d_out * d_out, mm, mm, mm, d_out * d_out, d_in * d_in, 2 * max(P, mm), 1, 1, 1, 1, 1]
+    ro = np.zeros(R_TOTAL + 1, dtype=np.int64)
+    for i, s in enumerate(sizes):
+        ro[i + 1] = ro[i] + s
+    return dims, offs, poffs, soffs, ro
+
+
+# --- row primitives: every lane j in [lo, hi) at once (the loops over j vectorise) -----------------
+@_inner
+def _dot(W, d, a, sa, b, sb, cnt, lo, hi):
+    """``W[d] = sum_{c < cnt} W[a + c sa] * W[b + c sb]``, first term first (``cnt >= 1``)."""
+    dst = W[d]
+    x = W[a]
+    y = W[b]
+    for j in range(lo, hi):
+        dst[j] = x[j] * y[j]
+    for c in range(1, cnt):
+        x = W[a + c * sa]
+        y = W[b + c * sb]
+        for j in range(lo, hi):
+            dst[j] += x[j] * y[j]
+
+
+@_inner
+def _dot_add(W, d, a, sa, b, sb, cnt, lo, hi):
+    """``W[d] += sum_{c < cnt} W[a + c sa] * W[b + c sb]``."""
+    dst = W[d]
+    for c in range(cnt):
+        x = W[a + c * sa]
+        y = W[b + c * sb]
+        for j in range(lo, hi):
+            dst[j] += x[j] * y[j]
+
+
+@_inner
+def _comb(W, d, init, coef, ci, cs, a, sa, cnt, lo, hi):
+    """``W[d] = init + sum_{c < cnt} coef[ci + c cs] * W[a + c sa]`` (``init`` first)."""
+    dst = W[d]
+    for j in range(lo, hi):
+        dst[j] = init
+    for c in range(cnt):
+        x = W[a + c * sa]
+        f = coef[ci + c * cs]
+        for j in range(lo, hi):
+            dst[j] += f * x[j]
+
+
+@_inner
+def _affine(W, d, cnt, alpha, beta, lo, hi):
+    """``W[d + t] = alpha + beta * W[d + t]`` for ``t < cnt``."""
+    for t in range(cnt):
+        dst = W[d + t]
+        for j in range(lo, hi):
+            dst[j] = alpha + beta * dst[j]
+
+
+@_inner
+def _copy(W, d, a, cnt, lo, hi):
+    """``W[d + t] = W[a + t]`` for ``t < cnt``."""
+    for t in range(cnt):
+        dst = W[d + t]
+        src = W[a + t]
+        for j in range(lo, hi):
+            dst[j] = src[j]
+
+
+# --- products ---------------------------------------------------------------------------------------
+@_inner
+def _forward(W, lay, src, lo, hi):
+    """Prefix products ``P_1 = W_1``, ``P_k = W_k P_{k-1}`` of the weights at rows ``src`` (the
+    state ``X`` or the proposal ``Y``); each entry summed in the training kernel's order."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    pre = ro[R_PRE]
+    one = d_in - d_in + 1
+    _copy(W, pre + poffs[1], src + offs[0], dims[1] * d_in, lo, hi)
+    for k in range(2, n + 1):
+        cols = dims[k - 1]
+        for i in range(dims[k]):
+            for b in range(d_in):
+                _dot(W, pre + poffs[k] + i * d_in + b, src + offs[k - 1] + i * cols, one, pre + poffs[k - 1] + b,
+                     d_in, cols, lo, hi)
+
+
+@_inner
+def _suffix(W, lay, lo, hi):
+    """Suffix products ``A_{n-1} = W_n``, ``A_{k-1} = A_k W_k`` of the state ``X``."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    d_out = dims[n]
+    suf = ro[R_SUF]
+    x = ro[R_X]
+    one = d_out - d_out + 1
+    if n < 2:
+        return
+    _copy(W, suf + soffs[n - 1], x + offs[n - 1], d_out * dims[n - 1], lo, hi)
+    for k in range(n - 1, 1, -1):
+        rows = dims[k]
+        cols = dims[k - 1]
+        for a in range(d_out):
+            for c in range(cols):
+                _dot(W, suf + soffs[k - 1] + a * cols + c, suf + soffs[k] + a * rows, one, x + offs[k - 1] + c, cols,
+                     rows, lo, hi)
+
+
+@_inner
+def _backprop(W, lay, lo, hi):
+    """``GR = J^T vec(E)``: layer ``k`` gets ``A_k^T E P_{k-1}^T`` (``P_0 = I``, ``A_n = I``), in
+    the order of the training kernel's ``_layer_grads``."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    one = d_in - d_in + 1
+    for k in range(1, n + 1):
+        rows = dims[k]
+        cols = dims[k - 1]
+        src = ro[R_E]
+        if k > 1:  # C = E P_{k-1}^T (d_out x cols)
+            src = ro[R_CB]
+            for a in range(d_out):
+                for c in range(cols):
+                    _dot(W, src + a * cols + c, ro[R_E] + a * d_in, one, ro[R_PRE] + poffs[k - 1] + c * d_in, one,
+                         d_in, lo, hi)
+        og = ro[R_GR] + offs[k - 1]
+        if k == n:
+            _copy(W, og, src, rows * cols, lo, hi)
+        else:
+            for i in range(rows):
+                for c in range(cols):
+                    _dot(W, og + i * cols + c, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, lo, hi)
+
+
+@_inner
+def _residual(W, lay, mom, factor, lo, hi):
+    """``E = factor * (M S_xx - S_yx)`` (``-syx`` first, then the terms; as the training kernel)."""
+    dims, offs, poffs, soffs, ro = lay
+    sxx, syx = mom[0], mom[1]
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    mo = ro[R_PRE] + poffs[n]
+    one = d_in - d_in + 1
+    for a in range(dims[n]):
+        for b in range(d_in):
+            _comb(W, ro[R_E] + a * d_in + b, -syx[a * d_in + b], sxx, b, d_in, mo + a * d_in, one, d_in, lo, hi)
+    _affine(W, ro[R_E], dims[n] * d_in, 0.0 * factor, factor, lo, hi)
+
+
+# --- order parameter --------------------------------------------------------------------------------
+@_inner
+def _singular(W, m0, d_in, d_out, kind, j):
+    """Singular value ``kind`` (1 or 2) of ``M`` (rows from ``m0``) of lane ``j``, in the closed
+    form of ``_potentials.singular_value``, with the Gram matrix of the smaller side:
+    ``(s, lam, disc, g00, g01, g11, m)``."""
+    g00 = 0.0
+    g01 = 0.0
+    g11 = 0.0
+    if d_out <= d_in:
+        m = d_out
+        for b in range(d_in):
+            x0 = W[m0 + b, j]
+            g00 += x0 * x0
+            if m == 2:
+                x1 = W[m0 + d_in + b, j]
+                g01 += x0 * x1
+                g11 += x1 * x1
+    else:
+        m = d_in
+        for a in range(d_out):
+            x0 = W[m0 + a * d_in, j]
+            g00 += x0 * x0
+            if m == 2:
+                x1 = W[m0 + a * d_in + 1, j]
+                g01 += x0 * x1
+                g11 += x1 * x1
+    if m == 1:
+        return math.sqrt(g00), g00, 0.0, g00, g01, g11, m
+    tr = g00 + g11
+    disc = math.sqrt((g00 - g11) * (g00 - g11) / 4.0 + g01 * g01)
+    lam = tr / 2.0 + disc if kind == ORDER_SV1 else tr / 2.0 - disc
+    return math.sqrt(max(lam, 0.0)), lam, disc, g00, g01, g11, m
+
+
+@_inner
+def _order(W, lay, emat, kind, dst, lo, hi):
+    """The order parameter of the lanes into row ``dst``: ``sum E_ab M_ab`` or a singular value."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    mo = ro[R_PRE] + poffs[n]
+    one = d_in - d_in + 1
+    zero = d_in - d_in
+    if kind == ORDER_LINEAR:
+        _comb(W, dst, 0.0, emat, zero, one, mo, one, d_in * d_out, lo, hi)
+    else:
+        for j in range(lo, hi):
+            W[dst, j] = _singular(W, mo, d_in, d_out, kind, j)[0]
+
+
+@_inner
+def _order_gradient(W, lay, emat, kind, lo, hi):
+    """``EG = dphi/dM`` per lane: ``emat`` for a linear order; for a singular value ``s`` with
+    unit Gram eigenvector ``q``, ``q q^T M / s`` (``q`` on the output side) or ``M q q^T / s``;
+    zero where ``s`` or the eigenvalue gap is 0 (the bridge test is then skipped, as the
+    generated kernels skip a non-finite variance)."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    mo = ro[R_PRE] + poffs[n]
+    eg = ro[R_EG]
+    for j in range(lo, hi):
+        if kind == ORDER_LINEAR:
+            for r in range(d_in * d_out):
+                W[eg + r, j] = emat[r]
+            continue
+        s, lam, disc, g00, g01, g11, m = _singular(W, mo, d_in, d_out, kind, j)
+        q0 = 1.0
+        q1 = 0.0
+        ok = s > 0.0
+        if m == 2:
+            a0, a1 = g01, lam - g00
+            b0, b1 = lam - g11, g01
+            na = a0 * a0 + a1 * a1
+            nb = b0 * b0 + b1 * b1
+            if nb > na:
+                a0, a1, na = b0, b1, nb
+            ok = ok and disc > 0.0 and na > 0.0
+            if ok:
+                q0 = a0 / math.sqrt(na)
+                q1 = a1 / math.sqrt(na)
+        inv = 1.0 / s if ok else 0.0
+        if d_out <= d_in:
+            for b in range(d_in):
+                qm = q0 * W[mo + b, j] + (q1 * W[mo + d_in + b, j] if m == 2 else 0.0)
+                W[eg + b, j] = q0 * qm * inv
+                if m == 2:
+                    W[eg + d_in + b, j] = q1 * qm * inv
+        else:
+            for a in range(d_out):
+                mq = W[mo + a * d_in, j] * q0 + (W[mo + a * d_in + 1, j] * q1 if m == 2 else 0.0)
+                W[eg + a * d_in, j] = mq * q0 * inv
+                if m == 2:
+                    W[eg + a * d_in + 1, j] = mq * q1 * inv
+
+
+# --- SGD noise and the bridge variance ---------------------------------------------------------
+@_inner
+def _noise_cov(W, lay, mom, lo, hi):
+    """The lower triangle of ``K`` (``(p d) x (p d)``, row ``r * pd + c``) of every lane:
+    ``K[(a,b),(c,d)] = E[r_a r_c] E[x_b x_d] + E[r_a x_d] E[r_c x_b]`` with
+    ``E[r x^T] = S_yx - M S_xx`` and ``E[r r^T] = S_yy - (M S_yx^T + S_yx M^T) + M S_xx M^T``
+    (``mom[2:5]``, flat)."""
+    dims, offs, poffs, soffs, ro = lay
+    sxx, syx, syy = mom[2], mom[3], mom[4]
+    n = dims.shape[0] - 1
+    d = dims[0]
+    p = dims[n]
+    mm = p * d
+    mo = ro[R_PRE] + poffs[n]
+    rr = ro[R_R]
+    qq = ro[R_Q]
+    kk = ro[R_K]
+    for j in range(lo, hi):
+        for a in range(p):
+            for b in range(d):
+                acc = 0.0
+                for k in range(d):
+                    acc += W[mo + a * d + k, j] * sxx[k * d + b]
+                W[rr + a * d + b, j] = syx[a * d + b] - acc
+            for c in range(p):
+                ms = 0.0
+                msm = 0.0
+                for k in range(d):
+                    ms += W[mo + a * d + k, j] * syx[c * d + k] + syx[a * d + k] * W[mo + c * d + k, j]
+                    for l in range(d):
+                        msm += W[mo + a * d + k, j] * sxx[k * d + l] * W[mo + c * d + l, j]
+                W[qq + a * p + c, j] = syy[a * p + c] - ms + msm
+        for r in range(mm):
+            a = r // d
+            b = r % d
+            for c_ in range(r + 1):
+                cc = c_ // d
+                dd = c_ % d
+                W[kk + r * mm + c_, j] = (W[qq + a * p + cc, j] * sxx[b * d + dd]
+                                          + W[rr + a * d + dd, j] * W[rr + cc * d + b, j])
+
+
+@_inner
+def _cholesky_apply(W, ro, q0, mm, scale, lo, hi):
+    """``E += scale * L z`` with ``L L^T = K`` (semi-definite Cholesky: a non-positive pivot gives
+    a zero column, as in the generated kernels), ``z`` the normals at row ``q0``."""
+    kk = ro[R_K]
+    ll = ro[R_L]
+    for j in range(lo, hi):
+        for c in range(mm):
+            v = W[kk + c * mm + c, j]
+            for k in range(c):
+                v -= W[ll + c * mm + k, j] * W[ll + c * mm + k, j]
+            piv = math.sqrt(v) if v > 0.0 else 0.0
+            W[ll + c * mm + c, j] = piv
+            for r in range(c + 1, mm):
+                v = W[kk + r * mm + c, j]
+                for k in range(c):
+                    v -= W[ll + r * mm + k, j] * W[ll + c * mm + k, j]
+                W[ll + r * mm + c, j] = v / piv if piv > 0.0 else 0.0
+        for r in range(mm):
+            w = W[ll + r * mm, j] * W[q0, j]
+            for c in range(1, r + 1):
+                w += W[ll + r * mm + c, j] * W[q0 + c, j]
+            W[ro[R_E] + r, j] += scale * w
+
+
+@_inner
+def _bridge_variance(W, lay, sgd, noise, lo, hi):
+    """Variance of the order parameter's increment over a step, per lane, into ``VAR``:
+    ``v = sum_k (A_k A_k^T) e (P_{k-1}^T P_{k-1})`` (``= J J^T e``; ``A_n = I``, ``P_0 = I``),
+    then ``noise^2 e.v`` (additive) or ``noise^2 v^T K v`` (SGD-like)."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    d = dims[0]
+    p = dims[n]
+    mm = p * d
+    one = d - d + 1
+    eg, vb, tb, ga, gp = ro[R_EG], ro[R_VB], ro[R_TB], ro[R_GA], ro[R_GP]
+    for k in range(1, n + 1):
+        if k == n:  # TB = e
+            _copy(W, tb, eg, mm, lo, hi)
+        else:  # TB = (A_k A_k^T) e
+            hk = dims[k]
+            sk = ro[R_SUF] + soffs[k]
+            for a in range(p):
+                for c in range(p):
+                    _dot(W, ga + a * p + c, sk + a * hk, one, sk + c * hk, one, hk, lo, hi)
+            for a in range(p):
+                for b in range(d):
+                    _dot(W, tb + a * d + b, ga + a * p, one, eg + b, d, p, lo, hi)
+        if k == 1:  # VB = TB
+            _copy(W, vb, tb, mm, lo, hi)
+        else:  # VB += TB (P_{k-1}^T P_{k-1})
+            hp = dims[k - 1]
+            pk = ro[R_PRE] + poffs[k - 1]
+            for b in range(d):
+                for c in range(d):
+                    _dot(W, gp + b * d + c, pk + b, d, pk + c, d, hp, lo, hi)
+            for a in range(p):
+                for b in range(d):
+                    _dot_add(W, vb + a * d + b, tb + a * d, one, gp + b, d, d, lo, hi)
+    kk = ro[R_K]
+    for j in range(lo, hi):
+        acc = 0.0
+        if sgd:
+            for r in range(mm):
+                for c in range(r + 1):
+                    t = W[vb + r, j] * W[kk + r * mm + c, j] * W[vb + c, j]
+                    acc += 2.0 * t if c < r else t
+        else:
+            for r in range(mm):
+                acc += W[eg + r, j] * W[vb + r, j]
+        W[ro[R_VAR], j] = noise * noise * acc
+
+
+# --- random numbers ------------------------------------------------------------------------------
+@_inner
+def _draw(W, U, I, z0, nn, width, zig):
+    """Steps 1-3 of a round: ``nn`` xoshiro outputs per lane (rows 4.. of ``U``; the state is in
+    rows 0-3), the ziggurat fast path for their ``2 nn`` halves (hi half -> normal ``2 r``, lo
+    half -> ``2 r + 1``, rows from ``z0`` of ``W``), then the rare path of the lanes that need
+    it, consuming further draws of the lane's own stream in order (``I[3]`` lists them)."""
+    kn, wn, fn = zig
+    s0a = U[0]
+    s1a = U[1]
+    s2a = U[2]
+    s3a = U[3]
+    for r in range(nn):
+        ur = U[4 + r]
+        for j in range(width):
+            u, s0, s1, s2, s3 = _next_scalar(s0a[j], s1a[j], s2a[j], s3a[j])
+            s0a[j] = s0
+            s1a[j] = s1
+            s2a[j] = s2
+            s3a[j] = s3
+            ur[j] = u
+    n_slow = 0
+    for j in range(width):
+        slow = False
+        for r in range(nn):
+            v = np.int64(U[4 + r, j])
+            for half in range(2):
+                h = (v >> np.int64(32)) if half == 0 else ((v << np.int64(32)) >> np.int64(32))
+                i = h & 127
+                W[z0 + 2 * r + half, j] = h * wn[i]
+                slow = slow or abs(h) >= kn[i]
+        I[3, n_slow] = j
+        n_slow += 1 if slow else 0
+    for b in range(n_slow):
+        j = I[3, b]
+        s0, s1, s2, s3 = U[0, j], U[1, j], U[2, j], U[3, j]
+        for q in range(2 * nn):
+            v = np.int64(U[4 + q // 2, j])
+            h = (v >> np.int64(32)) if q % 2 == 0 else ((v << np.int64(32)) >> np.int64(32))
+            if abs(h) >= kn[h & 127]:
+                W[z0 + q, j], s0, s1, s2, s3 = _zig_slow_scalar(h, s0, s1, s2, s3, kn, wn, fn, ZIG_WEDGE)
+        U[0, j] = s0
+        U[1, j] = s1
+        U[2, j] = s2
+        U[3, j] = s3
+
+
+# --- one step and the worker -----------------------------------------------------------------------
+@_inner
+def _step(W, U, I, q0, width, lay, mom, fc, ic):
+    """One step of every lane (normals from row ``q0``); returns the number of new events.
+
+    Events (``I[1]``): 1 escaped, 2 non-finite, 3 reached max_steps. A lane whose trajectory
+    stopped earlier in the round computes a step too but keeps its values.
+    """
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    mm = dims[0] * dims[n]
+    P = offs[n]
+    zero = width - width
+    sgd = ic[IC_SGD] != 0
+    bridge = ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0
+    has_stop = ic[IC_HAS_STOP] != 0
+    kind = ic[IC_ORDER]
+    dt = fc[FC_DT]
+    sigma = fc[FC_SIGMA]
+    level = fc[FC_LEVEL]
+    direction = fc[FC_DIRECTION]
+    # the prefix rows hold the products at X (from the previous step or the load)
+    _suffix(W, lay, zero, width)
+    _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
+    if sgd:
+        _noise_cov(W, lay, mom, zero, width)
+    if bridge:
+        _order_gradient(W, lay, mom[5], kind, zero, width)
+        _bridge_variance(W, lay, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
+    if sgd:
+        _cholesky_apply(W, ro, q0, mm, fc[FC_SCALE], zero, width)
+    _backprop(W, lay, zero, width)
+    decay = fc[FC_DECAY] * dt
+    fin = W[ro[R_FIN]]
+    for j in range(width):
+        fin[j] = 0.0
+    noise = 0.0 if sgd else sigma
+    for i in range(P):
+        x = W[ro[R_X] + i]
+        y = W[ro[R_Y] + i]
+        g = W[ro[R_GR] + i]
+        z = W[q0 + i] if not sgd else W[q0]
+        for j in range(width):
+            v = x[j] - (g[j] + decay * x[j]) + noise * z[j]
+            y[j] = v
+            fin[j] += v * 0.0
+    _forward(W, lay, ro[R_Y], zero, width)
+    _order(W, lay, mom[5], kind, ro[R_PHN], zero, width)
+    nev = 0
+    act = W[ro[R_ACT]]
+    for j in range(width):
+        phin = W[ro[R_PHN], j]
+        ok = fin[j] == 0.0 and math.isfinite(phin)
+        esc = has_stop and direction * (phin - level) >= 0.0
+        ev = I[1, j]
+        if bridge and ev == 0 and ok and not esc:
+            var = W[ro[R_VAR], j]
+            if var > 0.0:
+                va = direction * (level - W[ro[R_PHI], j])
+                vb = direction * (level - phin)
+                u, s0, s1, s2, s3 = _next_scalar(U[0, j], U[1, j], U[2, j], U[3, j])
+                U[0, j] = s0
+                U[1, j] = s1
+                U[2, j] = s2
+                U[3, j] = s3
+                w = ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+                esc = w < math.exp(-2.0 * va * vb / var)
+        k = I[0, j]
+        e = 3 if k + 1 >= ic[IC_MAX_STEPS] else 0
+        e = 1 if esc else e
+        e = e if ok else 2
+        live = ev == 0
+        act[j] = 1.0 if live else 0.0
+        W[ro[R_PHI], j] = phin if live else W[ro[R_PHI], j]
+        I[0, j] = k + 1 if live else k
+        I[1, j] = e if live else ev
+        nev += e if live else 0
+    for i in range(P):
+        x = W[ro[R_X] + i]
+        y = W[ro[R_Y] + i]
+        for j in range(width):
+            x[j] = y[j] if act[j] != 0.0 else x[j]
+    return nev
+
+
+@_inner
+def _lane_out(W, U, I, j, t, P, x0, states, lay, outs, mode):
+    """Lane ``j``: ``mode`` 0 loads trajectory ``t``; 1 writes its trajectory out; 2 takes the
+    values of lane ``t`` (compaction)."""
+    ro = lay[4]
+    if mode == 0:
+        for i in range(P):
+            W[ro[R_X] + i, j] = x0[t, i]
+        for w in range(4):
+            U[w, j] = states[t, w]
+        I[0, j] = 0
+        I[1, j] = 0
+        I[2, j] = t
+    elif mode == 1:
+        out_steps, out_status, out_x, paths = outs
+        tid = I[2, j]
+        ev = I[1, j]
+        out_steps[tid] = I[0, j]
+        out_status[tid] = 0 if ev == 3 else ev
+        for i in range(P):
+            out_x[tid, i] = W[ro[R_X] + i, j]
+        for w in range(4):
+            states[tid, w] = U[w, j]
+    else:
+        for i in range(W.shape[0]):
+            W[i, j] = W[i, t]
+        for w in range(4):
+            U[w, j] = U[w, t]
+        for w in range(3):
+            I[w, j] = I[w, t]
+
+
+@jit
+def _worker(queue, K, x0, states, lay, mom, fc, ic, zig, outs):
+    """Advance up to ``K`` trajectories at a time, taken from the shared queue, until it is empty.
+
+    Runs without the GIL; several threads may run it on the same arguments (they share only
+    the queue, and each trajectory's outputs are written by the thread that ran it).
+    """
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    n_traj = x0.shape[0]
+    P = offs[n]
+    paths = outs[3]
+    n_save = paths.shape[1]
+    save_every = ic[IC_SAVE_EVERY]
+    kind = ic[IC_ORDER]
+    nn = dims[0] * dims[n] if ic[IC_SGD] != 0 else P
+    W = np.zeros((ro[R_TOTAL], K))
+    U = np.zeros((4 + nn, K), dtype=np.uint64)
+    I = np.zeros((4, K), dtype=np.int64)
+    zero = K - K
+    load, write, move = zero, zero + 1, zero + 2
+    width = zero
+    for j in range(K):
+        t = _fetch_add(queue, 1)
+        if t >= n_traj:
+            break
+        _lane_out(W, U, I, j, t, P, x0, states, lay, outs, load)
+        width += 1
+    _forward(W, lay, ro[R_X], zero, width)
+    _order(W, lay, mom[5], kind, ro[R_PHI], zero, width)
+    while width > 0:
+        _draw(W, U, I, ro[R_Z], nn, width, zig)
+        nev = 0
+        for q0 in range(ro[R_Z], ro[R_Z] + 2 * nn, nn):
+            nev += _step(W, U, I, q0, width, lay, mom, fc, ic)
+            if save_every > 0:
+                for j in range(width):
+                    k = I[0, j]
+                    r = k // save_every - 1
+                    if k % save_every == 0 and r < n_save:
+                        for i in range(P):
+                            paths[I[2, j], r, i] = W[ro[R_X] + i, j]
+        if nev > 0:  # stopped trajectories: write out, refill the lane or close the gap
+            for j in range(width - 1, -1, -1):
+                if I[1, j] == 0:
+                    continue
+                _lane_out(W, U, I, j, j, P, x0, states, lay, outs, write)
+                t = _fetch_add(queue, 1)
+                if t < n_traj:
+                    _lane_out(W, U, I, j, t, P, x0, states, lay, outs, load)
+                    _forward(W, lay, ro[R_X], j, j + 1)
+                    _order(W, lay, mom[5], kind, ro[R_PHI], j, j + 1)
+                else:
+                    width -= 1
+                    if j != width:  # the last lane moves into the gap
+                        _lane_out(W, U, I, j, width, P, x0, states, lay, outs, move)
+
+
+def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=LANES):
+    """Advance every trajectory of ``x0`` until it stops or reaches ``max_steps``.
+
+    Parameters
+    ----------
+    x0 : float64 array (n_traj, n_params)
+        Starting weights (layer by layer, row-major).
+    states : uint64 array (n_traj, 4)
+        xoshiro256** state of each trajectory (overwritten with the state at its stop).
+    lay : tuple of five int64 arrays
+        :func:`layout` of the network.
+    mom : tuple of six flat float64 arrays
+        ``S_xx``, ``S_yx`` of the loss, ``S_xx``, ``S_yx``, ``S_yy`` of the SGD-like noise
+        (anything when it is off), and ``E``, the coefficients of a linear order parameter.
+    fc : float64 array (7,)
+        ``2 kappa``, ``2 kappa gamma``, ``dt``, ``sigma = sqrt(2 T dt)``, ``scale = 2 kappa
+        sqrt(lr dt f / B)``, stop level, stop direction (+1 up, -1 down).
+    ic : int64 array (6,)
+        SGD-like noise (0/1), bridge (0/1), has a stop (0/1), order kind
+        (:data:`ORDER_LINEAR`, :data:`ORDER_SV1`, :data:`ORDER_SV2`), save_every (0: none),
+        max_steps.
+    zig : tuple
+        The ziggurat tables ``(ZIG_K, ZIG_W, ZIG_F)``.
+    outs : tuple
+        ``(out_steps int64 (n_traj,), out_status int8 (n_traj,), out_x (n_traj, n_params),
+        paths (n_traj, n_save, n_params))``, written in place; status 0 censored, 1 escaped,
+        2 non-finite.
+    n_threads : int, optional
+        Threads (default ``numba.get_num_threads()``), at most one per trajectory.
+    lanes : int
+        Trajectories a thread advances together.
+    """
+    n = x0.shape[0]
+    n_workers = max(1, min(numba.get_num_threads() if n_threads is None else int(n_threads), n))
+    K = int(min(lanes, -(-n // n_workers)))
+    queue = np.zeros(1, dtype=np.int64)
+    args = (queue, K, x0, states, lay, mom, fc, ic, zig, outs)
+    if n_workers == 1:
+        _worker(*args)
+        return
+    threads = [threading.Thread(target=_worker, args=args) for _ in range(n_workers - 1)]
+    for t in threads:
+        t.start()
+    try:
+        _worker(*args)
+    finally:
+        for t in threads:
+            t.join()
+
+
+@jit
+def gradient(thetas, lay, mom, two_kappa, decay, out):
+    """``grad U`` at each row of ``thetas`` by the kernel's own products and back-propagation.
+
+    Parameters
+    ----------
+    thetas : float64 array (m, n_params)
+        Weights.
+    lay, mom : tuples
+        As for :func:`run`.
+    two_kappa, decay : float
+        ``2 kappa`` and ``2 kappa gamma``.
+    out : float64 array (m, n_params)
+        Receives the gradients.
+    """
+    m, P = thetas.shape
+    ro = lay[4]
+    W = np.zeros((ro[R_TOTAL], m))
+    zero = m - m
+    for i in range(P):
+        for j in range(m):
+            W[ro[R_X] + i, j] = thetas[j, i]
+    _forward(W, lay, ro[R_X], zero, m)
+    _suffix(W, lay, zero, m)
+    _residual(W, lay, mom, two_kappa, zero, m)
+    _backprop(W, lay, zero, m)
+    for i in range(P):
+        for j in range(m):
+            out[j, i] = W[ro[R_GR] + i, j] + decay * W[ro[R_X] + i, j]
+
+
+@jit
+def order_values(thetas, lay, emat, kind, out):
+    """The order parameter at each row of ``thetas``, as the kernel computes it.
+
+    Parameters
+    ----------
+    thetas : float64 array (m, n_params)
+        Weights.
+    lay : tuple
+        :func:`layout` of the network.
+    emat : float64 array (p * d,)
+        Coefficients of a linear order parameter (row-major).
+    kind : int
+        :data:`ORDER_LINEAR`, :data:`ORDER_SV1` or :data:`ORDER_SV2`.
+    out : float64 array (m,)
+        Receives the values.
+    """
+    m, P = thetas.shape
+    ro = lay[4]
+    W = np.zeros((ro[R_TOTAL], m))
+    zero = m - m
+    for i in range(P):
+        for j in range(m):
+            W[ro[R_X] + i, j] = thetas[j, i]
+    _forward(W, lay, ro[R_X], zero, m)
+    _order(W, lay, emat, kind, ro[R_PHN], zero, m)
+    for j in range(m):
+        out[j] = W[ro[R_PHN], j]

@@ -1,0 +1,226 @@
+"""The structured network kernel (langevin/_netkernel.py): drift, noise, order parameters and
+stops against independent references and against the generated (sympy) kernel on the same
+random streams; one compilation for every shape; threads and replay.
+
+The generated kernel of a network is only affordable at width <= 2, so the two kernels are
+compared there (``network(..., kernel="sympy")``); wider networks are checked against numpy.
+"""
+
+import numpy as np
+import pytest
+
+from phasetools.langevin import SGDNoise, Threshold, escape_problem, network, replay, simulate
+from phasetools.langevin import _netkernel as nk
+from phasetools.langevin._codegen import numpy_functions
+from phasetools.langevin._structured import NetworkStructure, structured_kernel
+
+
+def _case(d_in=2, d_out=2, seed=31):
+    rng = np.random.default_rng(seed)
+    B = rng.normal(size=(d_in + d_out,) * 2)
+    joint = B @ B.T + (d_in + d_out) * np.eye(d_in + d_out)   # joint covariance of (x, y)
+    return joint, joint[:d_in, :d_in], joint[d_in:, :d_in], joint[d_in:, d_in:]
+
+
+def _weights(st, theta):
+    return [np.array(w) for w in st.weights(theta)]
+
+
+# --- drift and order parameters ---------------------------------------------------------------
+@pytest.mark.parametrize("n_layers,width,d_in,d_out", [(2, 3, 2, 2), (3, 4, 3, 2), (4, 2, 1, 3), (3, 1, 1, 1)])
+def test_drift_equals_the_training_kernels_gradient(n_layers, width, d_in, d_out):
+    """The kernel's products and back-propagation give the training kernel's gradient of the same
+    population loss to rounding (and the numpy reference and the sympy gradient agree)."""
+    from phasetools.training import Moments, batch_gradient
+
+    _, sxx, syx, syy = _case(d_in, d_out)
+    pot = network(n_layers, width, sxx, syx, 0.0)
+    st = pot.structure
+    theta = np.random.default_rng(2).normal(scale=0.7, size=(3, pot.dim))
+    mine = st.gradient(theta)
+    for row, g in zip(theta, mine):
+        ref = np.concatenate([w.ravel() for w in batch_gradient(_weights(st, row), Moments(sxx, syx, syy))])
+        np.testing.assert_allclose(g, ref, rtol=1e-13, atol=1e-13 * np.abs(ref).max())
+    np.testing.assert_allclose(mine, st.gradient_numpy(theta), rtol=1e-12, atol=1e-12 * np.abs(mine).max())
+    if pot.dim <= 12:
+        sym = np.array([numpy_functions(pot).grad(row) for row in theta], dtype=float)
+        np.testing.assert_allclose(mine, sym, rtol=1e-12, atol=1e-12 * np.abs(mine).max())
+
+
+def test_weight_decay_and_convention_enter_the_drift():
+    _, sxx, syx, _ = _case()
+    pot = network(3, 2, sxx, syx, 0.3, convention="paper")
+    theta = np.random.default_rng(3).normal(size=pot.dim)
+    sym = np.asarray(numpy_functions(pot).grad(theta), dtype=float)
+    np.testing.assert_allclose(pot.structure.gradient(theta), sym, rtol=1e-12, atol=1e-13)
+
+
+def test_order_parameters_are_u_M_v_and_the_singular_values():
+    _, sxx, syx, _ = _case()
+    theta = np.random.default_rng(4).normal(size=(5, 12))
+    st = network(3, 2, sxx, syx, 0.1).structure
+    M = [np.linalg.multi_dot(_weights(st, row)[::-1]) for row in theta]
+    U, _, Vt = np.linalg.svd(syx)
+    sign = np.sign(U[0, 0])
+    np.testing.assert_allclose(st.order(theta), [sign * U[:, 0] @ m @ Vt[0] * sign for m in M], rtol=1e-12)
+    for k in (1, 2):
+        pot = network(3, 2, sxx, syx, 0.1, order=f"sv{k}")
+        np.testing.assert_allclose(pot.structure.order(theta), [np.linalg.svd(m, compute_uv=False)[k - 1] for m in M],
+                                   rtol=1e-10)
+        sym = np.array([float(numpy_functions(pot).order(row)) for row in theta])
+        np.testing.assert_allclose(pot.structure.order(theta), sym, rtol=1e-12)
+
+
+def test_kernel_choice_and_bad_input():
+    _, sxx, syx, _ = _case()
+    assert network(3, 2, sxx, syx, 0.1).structure is not None
+    assert network(3, 2, sxx, syx, 0.1, kernel="sympy").structure is None
+    assert network(3, 2, sxx, syx, 0.1, order=lambda M: M[0, 0]).structure is None
+    with pytest.raises(ValueError, match="kernel must be"):
+        network(3, 2, sxx, syx, 0.1, kernel="fast")
+    with pytest.raises(ValueError, match="callable order needs kernel='sympy'"):
+        network(3, 2, sxx, syx, 0.1, order=lambda M: M[0, 0], kernel="structured")
+    pot = network(3, 2, sxx, syx, 0.1)
+    assert structured_kernel(pot, Threshold(0.1, order=pot.order)) is not None
+    assert structured_kernel(pot, Threshold(0.1, order=pot.variables[0])) is None   # another order: generated
+
+
+# --- the same streams as the generated kernel ---------------------------------------------------
+def _pair(pot_s, pot_g, x0, **kw):
+    a = simulate(pot_s, x0, **kw)
+    b = simulate(pot_g, x0, **kw)
+    return a, b
+
+
+@pytest.mark.parametrize("scheme", ["euler", "bridge"])
+@pytest.mark.parametrize("noise", ["additive", "sgd"])
+def test_same_streams_same_trajectories_as_the_generated_kernel(scheme, noise):
+    """Width-1 network of the paper's chain (3 weights), backward escape: identical stops (steps,
+    status) and finals to 1e-10 on the same streams; with additive and SGD-like noise, Euler and
+    bridge. The two kernels differ only in the order of floating-point sums."""
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=1, direction="bwd", convention="paper")
+    pot_g = network(3, 1, [[1.0]], [[0.8]], 0.32, convention="paper", kernel="sympy")
+    kw = dict(dt=0.02, n_traj=64, max_steps=3000, stop=pr.stop, scheme=scheme, rng=5, save_every=100)
+    kw.update(temperature=0.004) if noise == "additive" else kw.update(noise=pr.sgd_noise(0.08, 2))
+    a, b = _pair(pr.potential, pot_g, pr.x0, **kw)
+    assert pr.potential.structure is not None and pot_g.structure is None
+    assert 10 < a.escaped.sum() < 64                          # some escape, some are censored
+    np.testing.assert_array_equal(a.steps, b.steps)
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_allclose(a.final, b.final, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.paths, b.paths, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("noise", ["additive", "sgd"])
+def test_width_2_network_of_two_features_agrees_with_the_generated_kernel(noise):
+    """2 -> 2 -> 2 -> 2 (12 weights), random data moments, a random start, 300 steps, the
+    singular-value stop with the bridge: same stops, finals to 1e-10."""
+    joint, sxx, syx, syy = _case()
+    theta = np.random.default_rng(7).normal(scale=0.6, size=12)
+    pot_s = network(3, 2, sxx, syx, 0.1, order="sv1")
+    pot_g = network(3, 2, sxx, syx, 0.1, order="sv1", kernel="sympy")
+    level = float(pot_s.structure.order(theta)) * 1.02
+    kw = dict(dt=0.002, n_traj=48, max_steps=300, stop=Threshold(level, "up"), scheme="bridge", rng=6)
+    kw.update(temperature=0.05) if noise == "additive" else kw.update(noise=SGDNoise(0.05, 2, sxx, syx, syy))
+    a, b = _pair(pot_s, pot_g, theta, **kw)
+    assert 5 < a.escaped.sum() < 48
+    np.testing.assert_array_equal(a.steps, b.steps)
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_allclose(a.final, b.final, rtol=1e-10, atol=1e-12)
+
+
+# --- SGD-like noise --------------------------------------------------------------------------------
+def test_sgd_noise_covariance_matches_per_sample_gradients_at_width_3():
+    """One step of the structured kernel from a random 2 -> 3 -> 3 -> 2 state: the covariance of
+    the increment equals (lr dt / B) times the covariance of per-sample gradients of 400k
+    Gaussian samples (independent of K), along random directions, within 3 combined SEs."""
+    joint, sxx, syx, syy = _case()
+    pot = network(3, 3, sxx, syx, 0.1)
+    st = pot.structure
+    theta = np.random.default_rng(8).normal(scale=0.6, size=pot.dim)
+    lr, B, dt, n = 0.05, 8, 0.01, 200_000
+    r = simulate(pot, theta, noise=SGDNoise(lr, B, sxx, syx, syy), dt=dt, n_traj=n, max_steps=1, rng=4)
+    inc = r.final - theta + dt * st.gradient(theta)
+    m = 400_000
+    xy = np.random.default_rng(5).multivariate_normal(np.zeros(4), joint, size=m)
+    x, y = xy[:, :2], xy[:, 2:]
+    W = _weights(st, theta)
+    M = W[2] @ W[1] @ W[0]
+    resid = x @ M.T - y
+    above = [W[2] @ W[1], W[2], np.eye(2)]
+    below = [np.eye(2), W[0], W[1] @ W[0]]
+    G = np.concatenate([2 * np.einsum("mi,mj->mij", resid @ above[k], x @ below[k].T).reshape(m, -1)
+                        for k in range(3)], axis=1)
+    expected = lr * dt / B * np.cov(G, rowvar=False)
+    dirs = np.random.default_rng(6).normal(size=(6, pot.dim))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    for u in dirs:
+        v_sim, v_exp = np.var(inc @ u, ddof=1), u @ expected @ u
+        se = np.hypot(v_sim * np.sqrt(2 / (n - 1)), v_exp * np.sqrt(2 / (m - 1)) * 1.5)
+        assert abs(v_sim - v_exp) < 3 * se, (v_sim, v_exp, se)
+    assert abs(np.mean(inc @ dirs[0])) < 3 * np.sqrt(dirs[0] @ expected @ dirs[0] / n)
+
+
+def test_sgd_noise_vanishes_at_the_trivial_state():
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=3, direction="bwd", convention="paper")
+    r = simulate(pr.potential, np.zeros(pr.potential.dim), noise=pr.sgd_noise(0.08, 4), dt=0.05, n_traj=8,
+                 max_steps=500, rng=1)
+    assert np.all(r.final == 0.0)
+
+
+# --- compile once, threads, replay ----------------------------------------------------------------
+def test_one_compilation_for_every_width_depth_data_noise_scheme_and_stop():
+    """The worker's signature count stays 1 across widths, depths, input/output dimensions, data
+    sets, additive/SGD noise, Euler/bridge and every order parameter."""
+    cases = [(3, 1, 1, 1, None), (3, 2, 2, 2, "sv1"), (2, 5, 2, 3, "sv2"), (4, 3, 3, 1, None), (3, 10, 2, 2, None)]
+    for k, (n, h, d_in, d_out, order) in enumerate(cases):
+        _, sxx, syx, syy = _case(d_in, d_out, seed=k)
+        pot = network(n, h, sxx, syx, 0.1, order=order)
+        theta = np.random.default_rng(k).normal(scale=0.5, size=pot.dim)
+        stop = Threshold(float(pot.structure.order(theta)) * 1.01)
+        for noise in (dict(temperature=0.01), dict(noise=SGDNoise(0.05, 4, sxx, syx, syy))):
+            for scheme in ("euler", "bridge"):
+                simulate(pot, theta, dt=0.001, n_traj=3, max_steps=20, stop=stop, scheme=scheme, rng=k, **noise)
+                assert len(nk._worker.signatures) == 1
+
+
+def test_same_bits_for_1_and_2_threads_and_replay():
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=4, direction="bwd", convention="paper")
+    kw = dict(noise=pr.sgd_noise(0.08, 3), dt=0.02, n_traj=40, max_steps=4000, stop=pr.stop, scheme="bridge", rng=9)
+    r1 = simulate(pr.potential, pr.x0, n_threads=1, **kw)
+    r2 = simulate(pr.potential, pr.x0, n_threads=2, **kw)
+    assert r1.equal_values(r2) and r2.stats["n_threads"] == 2
+    assert 0 < r1.escaped.sum() < 40
+    for i in (0, 17, 39):
+        one = replay(pr.potential, r1, i)
+        assert one.steps[0] == r1.steps[i] and np.array_equal(one.final[0], r1.final[i])
+
+
+# --- physics on the structured kernel (slow) -------------------------------------------------------
+@pytest.mark.slow
+def test_width_2_escape_times_agree_with_the_generated_kernel_and_eyring_kramers():
+    """Backward escape of the width-2 network (the slow check of test_langevin_physics), on both
+    kernels with the same streams: the two MLE times agree within their statistical error (in
+    fact trajectory by trajectory), and the structured one is within 15% of the width-2
+    Eyring-Kramers time."""
+    from phasetools.stats import exponential_mle
+    from phasetools.theory import critical_points, eyring_kramers_time, landscape
+
+    n, c = 3, 1.0
+    g = 1.1 * critical_points(n, c).gamma_c
+    L = landscape(n, c, g, width=2)
+    T = L.barrier_bwd / 4.0
+    pred = eyring_kramers_time(n, c, g, T, direction="bwd", width=2)
+    r0 = np.array([1.0, 0.0])
+    b = L.b_min
+    w0 = np.concatenate([b * r0, (b * np.outer(r0, r0)).ravel(), b * r0])
+    kw = dict(temperature=T, dt=0.02, n_traj=1200, max_steps=2_000_000, stop=Threshold(L.lam_saddle / 2, "down"),
+              rng=9)
+    a = simulate(network(n, 2, [[1.0]], [[c]], g), w0, **kw)
+    fa = exponential_mle(a.times, a.censored)
+    assert 3 * fa.tau_stderr / fa.tau < 0.15
+    assert abs(fa.tau / pred - 1) < 0.15, (fa.tau, pred)
+    b_ = simulate(network(n, 2, [[1.0]], [[c]], g, kernel="sympy"), w0, **kw)
+    fb = exponential_mle(b_.times, b_.censored)
+    assert abs(fa.tau - fb.tau) < 3 * np.hypot(fa.tau_stderr, fb.tau_stderr) * 0.1
+    assert np.mean(a.steps == b_.steps) > 0.95
