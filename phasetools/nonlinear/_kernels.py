@@ -41,53 +41,51 @@ OPT_SGD, OPT_ADAMW = 0, 1
 
 @jit
 def _forward(th, tht, dims, offs, hoffs, act, Xi, Xd, sparse, i, z, a, out):
-    """Forward pass of sample ``i``: hidden pre-activations ``z``, activations ``a``, logits ``out``."""
+    """Forward pass of sample ``i``: hidden pre-activations ``z``, activations ``a``, logits ``out``.
+
+    Inner loops index slices with the loop variable only: an offset index (``w[r + j]``)
+    costs numba a negative-index check that blocks vectorisation (measured 6x slower).
+    """
     L = dims.shape[0] - 1
     h = dims[1]
     o = offs[0]
-    dst = z if L > 1 else out
-    base = hoffs[1] if L > 1 else 0
+    z1 = z[hoffs[1]:hoffs[1] + h]
     for j in range(h):
-        dst[base + j] = 0
+        z1[j] = 0
     if sparse:
         for t in range(Xi.shape[1]):
             r = o + Xi[i, t] * h
+            row = tht[r:r + h]
             for j in range(h):
-                dst[base + j] += tht[r + j]
+                z1[j] += row[j]
     else:
         for c in range(dims[0]):
             x = Xd[i, c]
             if x != 0:
                 r = o + c * h
+                row = tht[r:r + h]
                 for j in range(h):
-                    dst[base + j] += x * tht[r + j]
+                    z1[j] += x * row[j]
     for k in range(1, L):
-        hb = hoffs[k]
         n_in = dims[k]
-        for j in range(n_in):
-            v = z[hb + j]
-            if act == 0:
-                a[hb + j] = v * v
-            else:
-                a[hb + j] = v if v > 0 else 0 * v
         n_out = dims[k + 1]
-        last = k == L - 1
-        ob = 0 if last else hoffs[k + 1]
-        for j in range(n_out):
-            if last:
-                out[j] = 0
-            else:
-                z[ob + j] = 0
+        zk = z[hoffs[k]:hoffs[k] + n_in]
+        ak = a[hoffs[k]:hoffs[k] + n_in]
+        if act == 0:
+            for j in range(n_in):
+                ak[j] = zk[j] * zk[j]
+        else:
+            for j in range(n_in):
+                ak[j] = zk[j] if zk[j] > 0 else 0 * zk[j]
+        dst = out if k == L - 1 else z[hoffs[k + 1]:hoffs[k + 1] + n_out]
+        for q in range(n_out):
+            dst[q] = 0
         o = offs[k]
         for j in range(n_in):
-            x = a[hb + j]
-            r = o + j * n_out
-            if last:
-                for q in range(n_out):
-                    out[q] += x * tht[r + q]
-            else:
-                for q in range(n_out):
-                    z[ob + q] += x * tht[r + q]
+            x = ak[j]
+            row = tht[o + j * n_out:o + (j + 1) * n_out]
+            for q in range(n_out):
+                dst[q] += x * row[q]
 
 
 @jit
@@ -154,36 +152,40 @@ def _backward(th, dims, offs, hoffs, act, Xi, Xd, sparse, i, z, a, d1, d2, g):
         n_in = dims[k]
         n_out = dims[k + 1]
         o = offs[k]
-        hb = hoffs[k]
+        ak = a[hoffs[k]:hoffs[k] + n_in]
+        zk = z[hoffs[k]:hoffs[k] + n_in]
+        dd = d2[:n_in]
         for j in range(n_in):
-            d2[j] = 0
+            dd[j] = 0
         for q in range(n_out):
             dq = d1[q]
-            r = o + q * n_in
+            grow = g[o + q * n_in:o + (q + 1) * n_in]
+            wrow = th[o + q * n_in:o + (q + 1) * n_in]
             for j in range(n_in):
-                g[r + j] += dq * a[hb + j]
+                grow[j] += dq * ak[j]
             for j in range(n_in):
-                d2[j] += dq * th[r + j]
-        for j in range(n_in):
-            v = z[hb + j]
-            if act == 0:
-                d1[j] = 2 * v * d2[j]
-            else:
-                d1[j] = d2[j] if v > 0 else 0 * d2[j]
+                dd[j] += dq * wrow[j]
+        if act == 0:
+            for j in range(n_in):
+                d1[j] = 2 * zk[j] * dd[j]
+        else:
+            for j in range(n_in):
+                d1[j] = dd[j] if zk[j] > 0 else 0 * dd[j]
     h = dims[1]
     d_in = dims[0]
     o = offs[0]
     if sparse:
         for t in range(Xi.shape[1]):
-            col = Xi[i, t]
+            col = o + Xi[i, t]
             for q in range(h):
-                g[o + q * d_in + col] += d1[q]
+                g[col + q * d_in] += d1[q]
     else:
+        x = Xd[i]
         for q in range(h):
             dq = d1[q]
-            r = o + q * d_in
+            grow = g[o + q * d_in:o + (q + 1) * d_in]
             for c in range(d_in):
-                g[r + c] += dq * Xd[i, c]
+                grow[c] += dq * x[c]
 
 
 @jit

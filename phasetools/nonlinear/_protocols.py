@@ -164,8 +164,8 @@ class NonlinearEscape(Result):
     release_weight_decay: float
     release_epochs: int
     sampling: str
-    batch_sizes: np.ndarray
-    lrs: np.ndarray
+    batch_size: np.ndarray
+    lr: np.ndarray
     n_seeds: int
     dtype: str
     threshold: float
@@ -195,8 +195,8 @@ class NonlinearEscape(Result):
 
     _config_fields = ("task", "task_config", "dims", "activation", "loss", "prepare_optimizer", "prepare_lr",
                       "prepare_weight_decay", "prepare_epochs", "release_weight_decay", "release_epochs", "sampling",
-                      "batch_sizes", "lrs", "n_seeds", "dtype", "threshold", "log_every")
-    _dims = {"batch_sizes": ("point",), "lrs": ("point",), "escape_epochs": ("point", "seed"),
+                      "batch_size", "lr", "n_seeds", "dtype", "threshold", "log_every")
+    _dims = {"batch_size": ("point",), "lr": ("point",), "escape_epochs": ("point", "seed"),
              "censored": ("point", "seed"), "n_escaped": ("point",), "tau": ("point",), "tau_stderr": ("point",),
              "tau_lower": ("point",), "tau_time": ("point",), "tau_time_stderr": ("point",),
              "prepared_train_acc": ("seed",), "prepared_test_acc": ("seed",)}
@@ -206,11 +206,11 @@ class NonlinearEscape(Result):
     @property
     def x(self) -> np.ndarray:
         """``batch_size / lr`` of each point (the inverse SGD temperature up to a constant)."""
-        return self.batch_sizes / self.lrs
+        return self.batch_size / self.lr
 
     def __repr__(self):
         return (f"NonlinearEscape(release_weight_decay={self.release_weight_decay:g}, points="
-                f"{list(zip(self.batch_sizes.tolist(), self.lrs.tolist()))}, n_escaped={self.n_escaped.tolist()}, "
+                f"{list(zip(self.batch_size.tolist(), self.lr.tolist()))}, n_escaped={self.n_escaped.tolist()}, "
                 f"tau={np.round(self.tau, 1).tolist()}, arrhenius_pvalue={self.arrhenius_pvalue:.3g}, "
                 f"power_pvalue={self.power_pvalue:.3g}, deterministic_pvalue={self.deterministic_pvalue:.3g})")
 
@@ -268,24 +268,24 @@ def fit_escape_laws(x, tau_time, tau_time_stderr) -> dict:
     return out
 
 
-def _points(batch_sizes, lrs):
-    B = np.atleast_1d(np.asarray(batch_sizes))
-    L = as_float_array(lrs, "lrs").ravel()
+def _points(batch_size, lr):
+    B = np.atleast_1d(np.asarray(batch_size))
+    L = as_float_array(lr, "lr").ravel()
     if B.size == 1 and L.size > 1:
         B = np.repeat(B, L.size)
     if L.size == 1 and B.size > 1:
         L = np.repeat(L, B.size)
     if B.size != L.size or B.size < 1:
-        raise ValueError(f"batch_sizes and lrs must have one value each per point (or one in all), got {B.size} and "
+        raise ValueError(f"batch_size and lr must have one value each per point (or one in all), got {B.size} and "
                          f"{L.size}")
-    B = np.asarray([check_int(int(b) if float(b).is_integer() else b, "batch_sizes", 1) for b in B], dtype=np.int64)
+    B = np.asarray([check_int(int(b) if float(b).is_integer() else b, "batch_size", 1) for b in B], dtype=np.int64)
     if np.any(L <= 0):
-        raise ValueError(f"lrs must be > 0, got {lrs!r}")
+        raise ValueError(f"lr must be > 0, got {lr!r}")
     return B, L
 
 
 def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: int, release_weight_decay: float,
-                 batch_sizes, lrs, release_epochs: int, sampling: str = "replacement", n_seeds: int = 8,
+                 batch_size, lr, release_epochs: int, sampling: str = "replacement", n_seeds: int = 8,
                  dtype: str = "float64", threshold: float = 0.9, log_every: int = 10, init_scale: float = 1.0,
                  rng=None, n_threads: int | None = None, progress=None) -> NonlinearEscape:
     """Trap in a memorising state, release with SGD at each ``(batch_size, lr)``, time the escapes.
@@ -303,7 +303,7 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
         Preparation epochs.
     release_weight_decay : float >= 0
         Coupled weight decay of the release (SGD), where the generalising state is better.
-    batch_sizes, lrs : int / float or arrays
+    batch_size, lr : int / float or arrays
         The release points (one value is repeated to the length of the other).
     release_epochs : int >= 1
         The release budget; runs that have not escaped by then are censored.
@@ -326,7 +326,7 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
     -------
     NonlinearEscape
     """
-    B, L = _points(batch_sizes, lrs)
+    B, L = _points(batch_size, lr)
     release_epochs = check_int(release_epochs, "release_epochs", 1)
     lam = check_scalar(release_weight_decay, "release_weight_decay")
     entropy = entropy_of(rng)

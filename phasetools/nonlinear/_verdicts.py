@@ -88,7 +88,7 @@ def _metastable(esc: NonlinearEscape) -> Verdict:
                        "fewer than 3 escapes")
     cv = float(t.std(ddof=1) / t.mean()) if t.mean() > 0 else 0.0
     mixed = esc.censored[i].any()
-    measured = (f"batch_size {esc.batch_sizes[i]}, lr {esc.lrs[i]:g}: {t.size}/{esc.n_seeds} escaped, "
+    measured = (f"batch_size {esc.batch_size[i]}, lr {esc.lr[i]:g}: {t.size}/{esc.n_seeds} escaped, "
                 f"CV {cv:.2f}{', others censored' if mixed else ''}")
     if cv >= 0.5 or mixed:
         return Verdict(q, "random, long-lived trapping", measured, AGREES, rule)

@@ -1,0 +1,169 @@
+"""phasetools.nonlinear measurements: weight-decay sweeps, escape sweeps, the escape laws and the verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from phasetools import nonlinear as nl
+from phasetools.compare import AGREES, DISAGREES, NOT_TESTABLE
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return nl.modular_addition(11, 0.5), nl.quadratic_mlp(11, 24)
+
+
+@pytest.fixture(scope="module")
+def sweep(setup):
+    t, m = setup
+    return nl.weight_decay_sweep(t, m, nl.adamw(1e-2), [0.0, 1.0, 3.0], epochs_per_step=4, n_seeds=2, rng=3)
+
+
+@pytest.fixture(scope="module")
+def escape(setup):
+    t, m = setup
+    return nl.escape_sweep(t, m, prepare=nl.adamw(1e-2, 0.0), prepare_epochs=5, release_weight_decay=1e-3,
+                           batch_size=[4, 8, 16], lr=1.0, release_epochs=4, n_seeds=3, log_every=2, rng=4)
+
+
+def test_sweep_warm_starts_up_then_down(setup, sweep):
+    t, m = setup
+    assert sweep.test_acc.shape == (2, 3, 2)
+    assert sweep.weight_decays.tolist() == [0.0, 1.0, 3.0]
+    # the up sweep's first step is a plain run from fresh weights (same stream: step 0)
+    first = nl.train(t, m, nl.adamw(1e-2, 0.0), epochs=4, n_seeds=2, log_every=4,
+                     rng=np.random.SeedSequence(3, spawn_key=(0,)))
+    assert np.array_equal(sweep.test_acc[0, 0], first.test_acc[:, -1])
+    # the down sweep's top step continues from the up sweep's top step: it differs from it
+    assert not np.array_equal(sweep.weight_norm[0, 2], sweep.weight_norm[1, 2])
+
+
+def test_sweep_and_escape_store_and_load(tmp_path, sweep, escape):
+    from phasetools.io import load, save
+
+    path = tmp_path / "x.h5"
+    a = save(sweep, path)
+    b = save(escape, path)
+    assert load(path, a).equal_values(sweep)
+    assert load(path, b).equal_values(escape)
+
+
+def test_escape_records_censoring(escape):
+    assert escape.escape_epochs.shape == (3, 3) and escape.censored.shape == (3, 3)
+    assert np.all(escape.escape_epochs[escape.censored] == escape.release_epochs)
+    assert np.all(escape.n_escaped == (~escape.censored).sum(1))
+    assert np.all(np.isnan(escape.tau[escape.n_escaped == 0]))
+    assert np.all(escape.tau_lower > 0)
+    assert np.allclose(escape.x, escape.batch_size / escape.lr)
+
+
+def test_escape_rejects_mismatched_points(setup):
+    t, m = setup
+    with pytest.raises(ValueError, match="batch_size and lr"):
+        nl.escape_sweep(t, m, prepare=nl.adamw(), prepare_epochs=1, release_weight_decay=0.0, batch_size=[4, 8],
+                        lr=[1.0, 2.0, 3.0], release_epochs=1)
+
+
+# ---------------------------------------------------------------------------- the escape laws
+def _synthetic(law, x, rng=0, rel=0.05):
+    g = np.random.default_rng(rng)
+    if law == "arrhenius":
+        tau = 3.0 * np.exp(0.4 * x)
+    elif law == "power":
+        tau = 2.0 * x ** 1.5
+    else:
+        tau = 50.0 * np.ones_like(x)
+    tau = tau * np.exp(rel * g.standard_normal(x.size))
+    return tau, rel * tau
+
+
+@pytest.mark.parametrize("law", ["arrhenius", "power", "deterministic"])
+def test_fit_escape_laws_accepts_the_true_law_and_rejects_the_others(law):
+    x = np.linspace(2.0, 16.0, 8)
+    tau, se = _synthetic(law, x)
+    fit = nl.fit_escape_laws(x, tau, se)
+    assert fit[f"{law}_pvalue"] > 0.01
+    others = [k for k in ("arrhenius", "power", "deterministic") if k != law and not (law == "deterministic")]
+    for k in others:
+        assert fit[f"{k}_pvalue"] < 0.01, (k, fit)
+    if law == "arrhenius":
+        assert abs(fit["arrhenius_slope"] - 0.4) < 4 * fit["arrhenius_slope_stderr"]
+    if law == "deterministic":  # nested in both others: they fit too, with slope / exponent near 0
+        assert abs(fit["arrhenius_slope"]) < 4 * fit["arrhenius_slope_stderr"]
+
+
+def test_fit_escape_laws_without_enough_points_gives_nan():
+    fit = nl.fit_escape_laws([1.0, 2.0], [3.0, 4.0], [0.3, 0.4])
+    assert np.isnan(fit["arrhenius_pvalue"]) and fit["arrhenius_dof"] == 0
+    assert fit["deterministic_dof"] == 1
+
+
+# ---------------------------------------------------------------------------- verdicts
+def _sweep_with(sweep, up, down, spread=0.0):
+    up, down = np.asarray(up, float), np.asarray(down, float)
+    acc = np.stack([up, down])[:, :, None] + spread * np.array([-1.0, 1.0])
+    return dataclasses.replace(sweep, weight_decays=np.arange(up.size, dtype=float), test_acc=acc)
+
+
+def _outcomes(sweep=None, escape=None):
+    return {v.quantity: v.outcome for v in nl.verdicts(sweep, escape)}
+
+
+def test_jump_and_hysteresis_verdicts(sweep):
+    jump = _sweep_with(sweep, [0.1, 0.1, 0.12, 0.95, 0.97], [0.1, 0.95, 0.96, 0.96, 0.97])
+    out = _outcomes(jump)
+    assert out["first-order transitions in weight decay"] == AGREES
+    assert out["hysteresis"] == AGREES
+    smooth = _sweep_with(sweep, [0.1, 0.3, 0.5, 0.7, 0.9], [0.1, 0.3, 0.5, 0.7, 0.9])
+    out = _outcomes(smooth)
+    assert out["first-order transitions in weight decay"] == DISAGREES
+    assert out["hysteresis"] == DISAGREES
+    flat = _sweep_with(sweep, [0.1, 0.12, 0.1, 0.11, 0.1], [0.1, 0.1, 0.1, 0.1, 0.1])
+    out = _outcomes(flat)
+    assert out["first-order transitions in weight decay"] == NOT_TESTABLE
+    assert out["hysteresis"] == NOT_TESTABLE
+    # a difference within three standard errors across seeds is not hysteresis
+    noisy = _sweep_with(sweep, [0.1, 0.1, 0.9, 0.9, 0.9], [0.1, 0.3, 0.9, 0.9, 0.9], spread=0.4)
+    assert _outcomes(noisy)["hysteresis"] == DISAGREES
+
+
+def _escape_with(escape, epochs, censored, laws=None, prepared=(1.0, 0.1)):
+    epochs = np.atleast_2d(np.asarray(epochs, float))
+    censored = np.atleast_2d(np.asarray(censored, bool))
+    n_points, n_seeds = epochs.shape
+    fields = dict(escape_epochs=epochs, censored=censored, n_escaped=(~censored).sum(1), n_seeds=n_seeds,
+                  batch_size=np.full(n_points, 8), lr=np.ones(n_points),
+                  prepared_train_acc=np.full(n_seeds, prepared[0]), prepared_test_acc=np.full(n_seeds, prepared[1]))
+    return dataclasses.replace(escape, **fields, **(laws or {}))
+
+
+def test_metastable_verdict(escape):
+    q = "metastable memorising state"
+    spread = _escape_with(escape, [[10, 80, 200, 30, 400]], [False] * 5)
+    assert _outcomes(escape=spread)[q] == AGREES
+    narrow = _escape_with(escape, [[100, 102, 98, 101, 99]], [False] * 5)
+    assert _outcomes(escape=narrow)[q] == DISAGREES
+    few = _escape_with(escape, [[100, 500, 500, 500, 500]], [False, True, True, True, True])
+    assert _outcomes(escape=few)[q] == NOT_TESTABLE
+    not_memorised = _escape_with(escape, [[10, 80, 200, 30, 400]], [False] * 5, prepared=(1.0, 0.99))
+    assert _outcomes(escape=not_memorised)[q] == NOT_TESTABLE
+
+
+def test_arrhenius_verdict(escape):
+    q = "Arrhenius escape in B/lr"
+    base = _escape_with(escape, [[10, 20, 30]] * 4, [[False] * 3] * 4)
+    x = np.linspace(2.0, 16.0, 4)
+    for law, expected in (("arrhenius", AGREES), ("power", DISAGREES), ("deterministic", NOT_TESTABLE)):
+        tau, se = _synthetic(law, x)
+        res = dataclasses.replace(base, **nl.fit_escape_laws(x, tau, se))
+        assert _outcomes(escape=res)[q] == expected, law
+    two = dataclasses.replace(base, **nl.fit_escape_laws(x[:2], *_synthetic("arrhenius", x[:2])))
+    assert _outcomes(escape=two)[q] == NOT_TESTABLE
+
+
+def test_verdicts_without_results_are_not_testable():
+    assert set(_outcomes().values()) == {NOT_TESTABLE}
+    assert len(nl.verdicts()) == 4
