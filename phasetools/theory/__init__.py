@@ -22,6 +22,10 @@ Escape times
 SGD noise (per-sample gradient covariance of the linear network)
     residual_moments, gradient_noise_kernel, gradient_covariance_from_K,
     without_replacement_factor, noise_strength, effective_temperature
+Predictions for trained networks (docs/predict.md)
+    data_mode_noise, mode_noise -> ModeNoise; data_cross_noise -> CrossModeNoise;
+    predict_sgd_escape -> EscapePrediction;
+    plateau_time -> PlateauPrediction
 
 Every function takes ``convention=`` ("canonical" by default, or "paper"); in the paper
 convention ``c`` is the feature strength ``eta`` and the coupling is the weight decay
@@ -39,6 +43,8 @@ from ._nonaligned import NonalignedCriticalPoints, nonaligned_critical_points
 from ._sgd import (effective_temperature, gradient_covariance_from_K, gradient_noise_kernel, noise_strength,
                    residual_moments, without_replacement_factor)
 from ._network import end_to_end, layer_shapes
+from ._predict import (CrossModeNoise, EscapePrediction, ModeNoise, PlateauPrediction, data_cross_noise,
+                       data_mode_noise, mode_noise, plateau_time, predict_sgd_escape)
 from ._symbolic import (SYMBOLS, chain_potential, closed_forms, compiled_potential, network_potential,
                         reduced_potential)
 
@@ -55,4 +61,6 @@ __all__ = [
     "kramers_time", "mean_first_passage_time", "mfpt_1d", "eyring_kramers_time",
     "residual_moments", "gradient_noise_kernel", "gradient_covariance_from_K", "without_replacement_factor",
     "noise_strength", "effective_temperature",
+    "ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape", "PlateauPrediction",
+    "plateau_time",
 ]

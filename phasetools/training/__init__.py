@@ -7,7 +7,7 @@ Data
     as_moments(data)
 Training
     train(data, *, n_layers, width, epochs, lr=, weight_decay= | gamma=, convention=, batch_size=,
-          sampling="shuffle"|"replacement", drop_last=True, test=, dtype="float64"|"float32",
+          sampling="shuffle"|"replacement"|"full", drop_last=True, test=, dtype="float64"|"float32",
           init="std"|"variance"|weights|TrainingRun, n_seeds=, log_every=, record_steps=, rng=,
           n_threads=)  or with option objects  train(data, ..., sgd=SGD(lr, batch_size, weight_decay),
           noise=Noise(temperature, label_noise), logging=Logging(log_every, ..., test))
@@ -22,6 +22,9 @@ Protocols (the paper's experiments; the paper's values are passed by phasetools.
 Gradient noise
     gradient_covariance(weights, moments or (X, Y), convention=) -> GradientNoise
     per_sample_gradients, effective_temperature, jacobian
+Predictions (docs/predict.md)
+    predict_escape(data, n_layers=, width=, weight_decay=, lr=, batch_size=, sampling=, moments=)
+        -> theory.EscapePrediction; predict_plateau(data, seed, ...) -> theory.PlateauPrediction
 
 One update is ``W -= lr * (grad[kappa * mean_batch ||y - Mx||^2] + weight_decay * W)``:
 ``torch.optim.SGD(weight_decay=weight_decay)`` on ``torch.nn.MSELoss()`` for ``convention="paper"``
@@ -34,6 +37,7 @@ from ._data import TEST_ENTROPY, Dataset, GaussianTeacher, Moments, as_moments
 from ._levels import mse_levels, trap_weight_decay
 from ._noise import GradientNoise, effective_temperature, gradient_covariance, jacobian, per_sample_gradients
 from ._options import SGD, Logging, Noise
+from ._predict import aligned_weights, predict_escape, predict_plateau
 from ._sparse import SparseGrokking, sparse_grokking
 from ._train import INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient, train
 from ._trap import TrapRelease, prepare_trap, trap_and_release
@@ -44,4 +48,5 @@ __all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "as_moments"
            "GradientNoise", "gradient_covariance", "per_sample_gradients", "effective_temperature", "jacobian",
            "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease",
            "trap_weight_decay", "mse_levels", "escape_epochs", "arrhenius_sweep", "ArrheniusSweep",
-           "sparse_grokking", "SparseGrokking", "RANK_THRESHOLD"]
+           "sparse_grokking", "SparseGrokking", "RANK_THRESHOLD", "predict_escape", "predict_plateau",
+           "aligned_weights"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import as_float_array, check_choice
 from ..results import Result, register, timed
 from ..theory import (Convention, effective_temperature, end_to_end, gradient_covariance_from_K,
                       gradient_noise_kernel, residual_moments)
@@ -105,10 +105,11 @@ class GradientNoise(Result):
     convention : Convention
         Units.
     source : {"gaussian", "empirical"}
-        Closed form from moments (Isserlis), or over the ``n_samples`` samples of a data set
-        (normalised by ``N``).
+        Closed form from second moments (Isserlis: ``moments="gaussian"``), or over the
+        ``n_samples`` samples of a data set (their own fourth moments, ``moments="data"``;
+        normalised by ``N``).
     n_samples : int or None
-        Size of the data set (``"empirical"``), else None.
+        Size of the data set the moments come from, else None (population moments).
     params : array (n_params,)
         The flattened weights.
     mean : array (n_params,)
@@ -160,8 +161,11 @@ class GradientNoise(Result):
                 f"convention={self.convention.name!r})")
 
 
+MOMENTS = ("data", "gaussian")
+
+
 @timed
-def gradient_covariance(weights, data, *, convention="canonical") -> GradientNoise:
+def gradient_covariance(weights, data, *, convention="canonical", moments=None) -> GradientNoise:
     """Covariance of the per-sample gradients of ``kappa ||y - Mx||^2`` at ``weights``.
 
     Parameters
@@ -170,10 +174,15 @@ def gradient_covariance(weights, data, *, convention="canonical") -> GradientNoi
         ``W_1 ... W_n``.
     data : Moments, GaussianTeacher, Dataset or (X, Y)
         Moments or a teacher: the closed form under the Gaussian model
-        (:func:`phasetools.theory.gradient_noise_kernel`); samples: the empirical covariance over
-        them, normalised by ``N`` (the noise of batches drawn from that finite set).
+        (:func:`phasetools.theory.gradient_noise_kernel`); samples: see ``moments``.
     convention : {"canonical", "paper"} or Convention
         Sets ``kappa``.
+    moments : {"data", "gaussian"}, optional
+        For samples: ``"data"`` (default) is the empirical covariance over them, normalised by
+        ``N`` (their own fourth moments: the noise of batches drawn from that finite set);
+        ``"gaussian"`` is the Isserlis closed form of their second moments (what a Gaussian
+        data set with the same covariance would give). Moments and teachers allow only
+        ``"gaussian"``. Recorded in ``source`` (``"empirical"`` for ``"data"``).
 
     Returns
     -------
@@ -181,6 +190,14 @@ def gradient_covariance(weights, data, *, convention="canonical") -> GradientNoi
     """
     W = _weights(weights)
     d = as_data(data)
+    if moments is not None:
+        check_choice(moments, "moments", MOMENTS)
+        if moments == "data" and isinstance(d, Moments):
+            raise ValueError("moments='data' needs samples (X, Y) or a Dataset: moments and teachers carry no "
+                             "fourth moments; use moments='gaussian'")
+    n_from = d.n_samples if (moments == "gaussian" and isinstance(d, Dataset)) else None
+    if n_from is not None:
+        d = d.moments()
     M = end_to_end(W)
     d_out, d_in = M.shape
     conv = resolve_training_convention(convention, d_out)
@@ -192,7 +209,7 @@ def gradient_covariance(weights, data, *, convention="canonical") -> GradientNoi
         J = jacobian(W)
         cov = gradient_covariance_from_K(J, gradient_noise_kernel(M, *moments), conv.kappa)
         mean = -2.0 * conv.kappa * J.T @ residual_moments(M, *moments)[1].ravel()
-        source, n_samples = "gaussian", None
+        source, n_samples = "gaussian", n_from
     else:
         g = per_sample_gradients(W, d.X, d.Y, convention=conv)
         mean = g.mean(axis=0)

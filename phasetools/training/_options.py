@@ -17,7 +17,7 @@ from .._validation import check_choice, check_int, check_scalar
 
 __all__ = ["SGD", "Noise", "Logging", "SAMPLINGS"]
 
-SAMPLINGS = ("shuffle", "replacement")
+SAMPLINGS = ("shuffle", "replacement", "full")
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,10 @@ class SGD:
     gamma : float >= 0, optional
         The canonical coupling instead (``weight_decay = 2 kappa gamma``); give exactly one of
         ``weight_decay`` and ``gamma`` (checked by :func:`train`, which knows ``kappa``).
-    sampling : "shuffle" | "replacement"
-        A fresh permutation per epoch sliced into batches, or batches drawn with replacement.
+    sampling : "shuffle" | "replacement" | "full"
+        A fresh permutation per epoch sliced into batches (random reshuffling), batches drawn
+        with replacement, or full batch (one step per epoch on all ``N`` samples;
+        ``batch_size`` must be None or ``N``).
     drop_last : bool
         Drop the remainder ``N mod batch_size`` of each permutation (default True).
     """

@@ -194,19 +194,22 @@ def _plan_samples(d: Dataset, sgd: SGD, conv, dt) -> _DataPlan:
     X = np.ascontiguousarray(d.X, dtype=dt)
     Y = np.ascontiguousarray(d.Y, dtype=dt)
     N = X.shape[0]
+    if sgd.sampling == "full" and sgd.batch_size not in (None, N):
+        raise ValueError(f"batch_size must be None or N = {N} with sampling='full' (one full-batch step per "
+                         f"epoch), got {sgd.batch_size}")
     B = N if sgd.batch_size is None else sgd.batch_size
     if B > N and sgd.drop_last:
         raise ValueError(f"batch_size must be <= the number of samples N = {N} with drop_last=True "
                          f"(an epoch would have no step), got {B}; use drop_last=False for one "
                          f"full-batch step per epoch")
     spe = N // B if sgd.drop_last else -(-N // B)
-    if sgd.sampling == "shuffle":
+    if sgd.sampling in ("shuffle", "full"):
         B = min(B, N)
         last = N - (spe - 1) * B
     else:
         last = B
     mom = Moments.from_data(X.astype(np.float64), Y.astype(np.float64))
-    mode = K.MODE_SHUFFLE if sgd.sampling == "shuffle" else K.MODE_REPLACE
+    mode = K.MODE_REPLACE if sgd.sampling == "replacement" else K.MODE_SHUFFLE
     return _DataPlan(sgd.sampling, N, B, spe, mom, X, Y, np.zeros((X.shape[1], X.shape[1]), dtype=dt),
                      np.zeros((Y.shape[1], X.shape[1]), dtype=dt), mode, 2.0 * conv.kappa / B,
                      2.0 * conv.kappa / last)
@@ -404,10 +407,12 @@ def train(data, *, n_layers, width, epochs, lr=None, weight_decay=None, gamma=No
         over samples and ``d_out`` outputs.
     batch_size : int, optional
         Default: all ``N`` samples (full batch). Must be ``<= N`` unless ``drop_last=False``.
-    sampling : "shuffle" | "replacement"
+    sampling : "shuffle" | "replacement" | "full"
         ``"shuffle"``: a fresh uniform permutation each epoch, batches are its consecutive
-        slices (torch ``DataLoader(shuffle=True)``); ``"replacement"``: every batch draws
-        ``batch_size`` indices uniformly with replacement.
+        slices (random reshuffling, torch ``DataLoader(shuffle=True)``); ``"replacement"``:
+        every batch draws ``batch_size`` indices uniformly with replacement; ``"full"``: one
+        full-batch step per epoch (``batch_size`` None or ``N``). Recorded in the run's
+        ``sampling`` (``"moments"`` for training on moments).
     drop_last : bool
         ``True`` (default): the remainder ``N mod batch_size`` of each permutation is not
         used (``DataLoader(drop_last=True)``). ``False``: the last, smaller batch is a step

@@ -1,0 +1,176 @@
+"""Predictions for trained networks: data-moment noise, the samplers, prediction (a) with replacement,
+prediction (d) plateaus, and the predicted-vs-measured comparison."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from phasetools.theory import (CrossModeNoise, ModeNoise, data_cross_noise, data_mode_noise, mode_noise,
+                               plateau_time, predict_sgd_escape)
+from phasetools.training import GaussianTeacher, gradient_covariance, predict_escape, predict_plateau, train
+
+
+@pytest.fixture(scope="module")
+def draw1():
+    return GaussianTeacher([0.9, 0.8]).sample(512, rng=1)
+
+
+# -- (1) per-sample noise from the data's fourth moments ----------------------------------------
+
+def test_gaussian_mode_noise_is_the_isserlis_kernel():
+    from phasetools.theory import gradient_noise_kernel
+    m = mode_noise(0.9, 0.7, 1.1)
+    P = np.linspace(0, 1, 5)
+    K = gradient_noise_kernel(P[:, None, None], np.array([[0.9]]), np.array([[0.7]]), np.array([[1.1]]))[:, 0, 0]
+    assert np.allclose(m.kernel(P), K)
+
+
+def test_data_mode_noise_matches_the_empirical_gradient_variance(draw1):
+    """K(P) from the samples' fourth moments is the variance of r x over the samples."""
+    m = data_mode_noise(draw1.X, draw1.Y)[1]
+    U, _, Vt = np.linalg.svd(draw1.Y.T @ draw1.X / 512)
+    x, y = draw1.X @ Vt[1], draw1.Y @ U[:, 1]
+    for P in (0.0, 0.3, 0.7):
+        assert m.kernel(P) == pytest.approx(np.var((y - P * x) * x), rel=1e-10)
+    g = m.gaussian()
+    assert g.moments == "gaussian" and m.moments == "data"
+    # draw 1 is noisier than Gaussian along its weak mode at the learned value
+    assert m.kernel(0.6) / g.kernel(0.6) > 1.05
+
+
+def test_gaussian_moments_of_a_large_gaussian_sample_agree_with_data_moments():
+    d = GaussianTeacher([0.9, 0.8]).sample(200_000, rng=3)
+    md, mg = data_mode_noise(d.X, d.Y, moments="data")[0], data_mode_noise(d.X, d.Y, moments="gaussian")[0]
+    assert md.kernel(0.5) == pytest.approx(mg.kernel(0.5), rel=0.03)
+
+
+def test_gradient_covariance_moments_option(draw1):
+    rng = np.random.default_rng(0)
+    W = [rng.normal(size=(4, 2)) * 0.5, rng.normal(size=(2, 4)) * 0.5]
+    default = gradient_covariance(W, draw1)
+    data = gradient_covariance(W, draw1, moments="data")
+    gauss = gradient_covariance(W, draw1, moments="gaussian")
+    assert default.source == data.source == "empirical" and np.array_equal(default.covariance, data.covariance)
+    assert gauss.source == "gaussian" and gauss.n_samples == 512
+    from_moments = gradient_covariance(W, draw1.moments())
+    assert np.allclose(gauss.covariance, from_moments.covariance)
+    assert not np.allclose(gauss.covariance, data.covariance, rtol=1e-3)
+    with pytest.raises(ValueError, match="moments"):
+        gradient_covariance(W, draw1.moments(), moments="data")
+    with pytest.raises(ValueError, match="moments"):
+        gradient_covariance(W, draw1, moments="fourth")
+
+
+# -- samplers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sampling", ["shuffle", "replacement", "full"])
+def test_every_sampler_runs_and_is_recorded(sampling):
+    d = GaussianTeacher([0.9, 0.8]).sample(32, rng=2)
+    B = None if sampling == "full" else 8
+    run = train(d, n_layers=2, width=3, epochs=2, lr=0.05, weight_decay=0.0, batch_size=B, sampling=sampling, rng=1)
+    assert run.sampling == sampling
+    assert run.steps_per_epoch == (1 if sampling == "full" else 4)
+
+
+def test_full_sampler_is_full_batch_gradient_descent():
+    d = GaussianTeacher([0.9, 0.8]).sample(32, rng=2)
+    a = train(d, n_layers=2, width=3, epochs=3, lr=0.05, weight_decay=0.0, sampling="full", rng=1)
+    b = train(d.moments(), n_layers=2, width=3, epochs=3, lr=0.05, weight_decay=0.0, rng=1)
+    assert np.allclose(a.final_params, b.final_params, rtol=1e-10, atol=1e-12)
+
+
+def test_full_sampler_refuses_a_minibatch():
+    d = GaussianTeacher([0.9, 0.8]).sample(32, rng=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        train(d, n_layers=2, width=3, epochs=1, lr=0.05, weight_decay=0.0, batch_size=8, sampling="full")
+    with pytest.raises(ValueError, match="sampling"):
+        train(d, n_layers=2, width=3, epochs=1, lr=0.05, weight_decay=0.0, batch_size=8, sampling="epoch")
+
+
+# -- (a) with-replacement escape ------------------------------------------------------------------
+
+def test_prediction_a_units_and_record(draw1):
+    p = predict_escape(draw1, n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=16)
+    assert p.sampling == "replacement" and p.moments == "data" and p.coupled
+    assert p.steps_per_epoch == 32
+    assert p.tau_time == pytest.approx(0.1 * p.tau_steps) and p.tau_steps == pytest.approx(32 * p.tau_epochs)
+    assert p.barrier == pytest.approx(0.00218, rel=0.01)          # docs/training.md, E4 corrected
+    assert p.tau_isotropic_time > 1e6 * p.tau_time                 # the isotropic T_eff is hopeless
+    assert "replacement" in p.assumptions
+
+
+def test_prediction_a_matches_the_1d_sgd_theory_of_langevin():
+    """Gaussian moments, no coupling: the same diffusion as langevin.SGDTheory (an independent quadrature)."""
+    from phasetools.langevin import escape_problem
+    from phasetools.theory import landscape
+    L = landscape(3, 0.8, 0.32, convention="paper")
+    prob = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", convention="paper")
+    th = prob.sgd_theory(output_var=1.0)
+    m = mode_noise(1.0, 0.8, 1.0)
+    p = predict_sgd_escape(3, m, 0.32, lr=0.1, batch_size=64, n_samples=512, target=th.b_target ** 3)
+    assert p.b_start == pytest.approx(float(L.b_min))
+    assert p.tau_time == pytest.approx(th.tau(0.1, 64), rel=1e-4)
+
+
+def test_prediction_a_data_moments_and_coupling_both_shorten_tau(draw1):
+    kw = dict(n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=24)
+    m = data_mode_noise(draw1.X, draw1.Y)
+    g = data_mode_noise(draw1.X, draw1.Y, moments="gaussian")
+    base = predict_sgd_escape(3, g[1], 0.35, lr=0.1, batch_size=24, n_samples=512).tau_time
+    data = predict_sgd_escape(3, m[1], 0.35, lr=0.1, batch_size=24, n_samples=512).tau_time
+    both = predict_escape(draw1, **kw).tau_time
+    assert both < data < base
+
+
+def test_cross_noise_variances_match_the_samples(draw1):
+    cp = data_cross_noise(draw1.X, draw1.Y, 1, 0)
+    U, _, Vt = np.linalg.svd(draw1.Y.T @ draw1.X / 512)
+    xs, xo, ys, yo = draw1.X @ Vt[1], draw1.X @ Vt[0], draw1.Y @ U[:, 1], draw1.Y @ U[:, 0]
+    Ps, Po = 0.5, 0.7
+    v_so, v_os, c = cp.variances(Ps, Po)
+    a, b = (ys - Ps * xs) * xo, (yo - Po * xo) * xs
+    assert v_so == pytest.approx(np.var(a), rel=1e-10)
+    assert v_os == pytest.approx(np.var(b), rel=1e-10)
+    assert c == pytest.approx(np.mean(a * b) - a.mean() * b.mean(), rel=1e-10)
+    assert isinstance(cp, CrossModeNoise) and cp == data_cross_noise(draw1.X, draw1.Y, 1, 0)
+
+
+#: Measured on the corrected E4 set-up and a second draw (16 seeds each, examples/predict_escape.py):
+#: (draw, weight_decay, B) -> tau in epochs, lr 0.1, width 10, sampling "replacement".
+MEASURED_A = {(1, 0.35, 8): 4.56, (1, 0.35, 16): 14.75, (1, 0.35, 24): 48.6, (1, 0.35, 32): 105.7,
+              (1, 0.35, 40): 382.2, (2, 0.286, 8): 7.56, (2, 0.286, 16): 62.75, (2, 0.286, 24): 221.8,
+              (2, 0.286, 32): 1146.0}
+
+
+def test_prediction_a_is_within_a_factor_2_of_the_recorded_measurements():
+    t = GaussianTeacher([0.9, 0.8])
+    draws = {k: t.sample(512, rng=k) for k in (1, 2)}
+    for (draw, wd, B), tau in MEASURED_A.items():
+        p = predict_escape(draws[draw], n_layers=3, width=10, weight_decay=wd, lr=0.1, batch_size=B)
+        assert 0.5 <= tau / p.tau_epochs <= 2.0, (draw, wd, B, tau, p.tau_epochs)
+
+
+def test_prediction_a_is_fast(draw1):
+    predict_escape(draw1, n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=16)
+    t0 = time.perf_counter()
+    predict_escape(draw1, n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=24)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_prediction_a_bad_input(draw1):
+    m = data_mode_noise(draw1.X, draw1.Y)
+    with pytest.raises(ValueError, match="sampling"):
+        predict_sgd_escape(3, m[1], 0.35, lr=0.1, batch_size=8, n_samples=512, sampling="shuffle")
+    with pytest.raises(ValueError, match="weight_decay"):
+        predict_sgd_escape(3, m[1], 0.5, lr=0.1, batch_size=8, n_samples=512)
+    with pytest.raises(ValueError, match="noise"):
+        predict_sgd_escape(3, 0.8, 0.35, lr=0.1, batch_size=8, n_samples=512)
+    with pytest.raises(ValueError, match="shuffle"):
+        predict_escape(draw1, n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=8, sampling="shuffle")
+    full = predict_escape(draw1, n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=512, sampling="full")
+    assert np.isinf(full.tau_time) and full.regime == "full_batch"
+    with pytest.raises(ValueError, match="moments"):
+        ModeNoise(1.0, 0.5, 1.0, 3.0, 1.5, 1.5, "isserlis")
