@@ -31,6 +31,9 @@ sweep
 reproduce
     The reproduction of arXiv:2606.17120: every experiment, its figures and a verdict
     per claim of the paper.
+rare
+    Rare events: escape times far beyond brute force by adaptive multilevel splitting
+    over the Langevin engine.
 cli
     The ``phasetools`` command line over all of the above.
 
@@ -43,7 +46,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("theory", "langevin", "training", "nonlinear", "stats", "compare", "io", "plot", "sweep", "reproduce", "cli")
+_SUBPACKAGES = ("theory", "langevin", "training", "nonlinear", "stats", "compare", "io", "plot", "sweep", "reproduce", "rare", "cli")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -45,7 +45,7 @@ def register(cls):
 
 # Modules whose import registers storable classes; imported before a file is read.
 _PROVIDERS = ("phasetools.theory", "phasetools.stats", "phasetools.langevin", "phasetools.training",
-              "phasetools.nonlinear",
+              "phasetools.nonlinear", "phasetools.rare",
               "phasetools.compare")
 
 

@@ -35,7 +35,9 @@ ALLOWED = {
     "plot": {"theory", "stats", "langevin", "training"},
     "compare": {"theory", "stats"},
     "reproduce": {"theory", "stats", "langevin", "training", "compare", "io", "plot", "sweep"},
-    "cli": {"theory", "stats", "langevin", "training", "nonlinear", "compare", "io", "plot", "sweep", "reproduce"},
+    "cli": {"theory", "stats", "langevin", "training", "nonlinear", "compare", "io", "plot", "sweep", "reproduce",
+            "rare"},
+    "rare": {"theory", "stats", "langevin", "training"},
 }
 
 

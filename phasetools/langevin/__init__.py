@@ -34,3 +34,8 @@ __all__ = ["simulate", "replay", "EscapeEnsemble", "Threshold", "SGDNoise", "Eul
            "Potential", "double_well", "reduced", "chain", "network", "from_sympy", "entropy_of", "EscapeProblem",
            "escape_problem", "MODELS", "SGD_MODELS", "SGDTheory", "EscapeSweep", "escape_sweep", "STATUS_CENSORED",
            "STATUS_ESCAPED", "STATUS_NONFINITE"]
+
+# piecewise advance of given states with given streams (the engine of phasetools.rare)
+from ._advance import Advanced, advance, new_streams, order_values  # noqa: E402
+
+__all__ += ["advance", "Advanced", "new_streams", "order_values"]

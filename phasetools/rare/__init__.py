@@ -1,0 +1,19 @@
+"""Rare events: escape times far beyond brute force, by adaptive multilevel splitting (AMS).
+
+    escape_time(problem, temperature=, dt=, options=AMSOptions(...), rng=) -> AMSEscape
+    ams_escape(potential, x0, target=, direction="up"|"down", start=, level=, temperature= | noise=,
+               dt=, options=, rng=) -> AMSEscape
+    AMSOptions(n_replicas=100, n_kill=1, n_runs=20, n_walkers=100, n_rounds=10, ...)
+    AMSEscape: p (P(B before A | entering Sigma)), tau (mean escape time) with tau_stderr,
+        tau_lower, tau_upper (from the spread of independent runs), t_first, t_loop,
+        t_reactive, n_iterations, cost (trajectory-steps)
+
+It sits on top of ``langevin`` (and may use ``theory``/``stats``), as its own layer: the
+splitting algorithm is independent of the engine that moves the replicas (any object with
+``advance``/``coordinate``/``streams``, see ``phasetools.rare._engine``), so it belongs to
+neither the Langevin engine nor the estimators of ``stats``.
+"""
+
+from ._escape import AMSEscape, AMSOptions, ams_escape, escape_time
+
+__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time"]

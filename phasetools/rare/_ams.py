@@ -1,0 +1,241 @@
+"""Adaptive multilevel splitting (AMS) over a splitting engine, and the mean escape time.
+
+Three stages, each seeded from its own child of the run's root ``SeedSequence``:
+
+1. **levels** (only when not given): walkers equilibrate in the start well; the start set
+   ``A`` is the coordinate's median there and the intermediate level ``Sigma`` its
+   ``level_quantile`` quantile.
+2. **loops** (brute force, cheap): walkers go from the start up to ``Sigma``, then down to
+   ``A`` (or up to the target ``B``), and again; this gives the mean time of the first
+   leg ``T_first`` (start to ``Sigma``), of a loop ``T_loop`` (``Sigma`` to ``A`` on a failed
+   excursion plus ``A`` back to ``Sigma``) and the states where ``Sigma`` is entered.
+3. **AMS** (Cerou & Guyader 2007, with the tie handling of Brehier et al. 2016): ``n_runs``
+   independent runs, each of ``n_replicas`` excursions started from entrance states and
+   run until ``A`` or ``B``; each iteration kills the replicas whose maximum is at or below
+   the ``n_kill``-th lowest maximum ``z`` and clones survivors at their first passage above
+   ``z`` (a clone copies the state and time there and gets a fresh stream). The estimate of
+   ``p = P(B before A | entering Sigma)`` is ``prod_j (1 - K_j / N) * (fraction at B)``,
+   unbiased for any ``N``; the reactive time ``T_reac`` (``Sigma`` to ``B`` given success)
+   is the mean duration of the replicas that end at ``B``.
+
+Mean escape time (Cerou, Guyader, Lelievre & Pommier 2011, with the first leg apart):
+``tau = T_first + (1/p - 1) T_loop + T_reac``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._engine import excursions
+
+__all__ = ["choose_levels", "loops", "ams_batch"]
+
+
+def choose_levels(engine, x0, *, n_walkers, n_steps, quantile, entropy, target):
+    """The start level (median) and ``Sigma`` (``quantile``) of the coordinate in the start well.
+
+    Parameters
+    ----------
+    engine : splitting engine
+    x0 : ndarray (dim,)
+        The start.
+    n_walkers, n_steps : int
+        Walkers, and steps of each (the second half is sampled).
+    quantile : float in (0.5, 1)
+        Quantile of the coordinate for ``Sigma``.
+    entropy : int
+        Entropy of the walkers' streams.
+    target : float
+        The target level (both levels must lie below it).
+
+    Returns
+    -------
+    (float, float, int)
+        ``start``, ``level`` and the steps spent.
+    """
+    x = np.repeat(np.asarray(x0, dtype=float)[None, :], n_walkers, axis=0)
+    streams = engine.streams(entropy, np.arange(n_walkers))
+    _, steps, _, xi, _ = engine.advance(x, streams, int(n_steps), -np.inf)
+    sample = xi[:, int(n_steps) // 2:]
+    sample = sample[np.isfinite(sample)]
+    start, level = np.quantile(sample, [0.5, quantile])
+    if not start < level < target:
+        raise ValueError(f"the start well's coordinate quantiles ({start:.4g}, {level:.4g}) do not lie below the "
+                         f"target {target:.4g}: give start= and level= explicitly")
+    return float(start), float(level), int(steps.sum())
+
+
+def loops(engine, x0, *, start, level, target, n_walkers, n_rounds, max_steps, entropy):
+    """Brute-force loops between the start set and ``Sigma`` (stage 2 of the module docstring).
+
+    Parameters
+    ----------
+    engine : splitting engine
+    x0 : ndarray (dim,)
+        The start state.
+    start, level, target : float
+        Levels of ``A``, ``Sigma`` and ``B`` of the oriented coordinate.
+    n_walkers, n_rounds : int
+        Walkers and rounds (one round: up to ``Sigma``, then down to ``A`` or ``B``).
+    max_steps : int
+        Step budget of one leg.
+    entropy : int
+        Entropy of the walkers' streams.
+
+    Returns
+    -------
+    dict
+        ``first`` (steps of the legs from ``x0`` to ``Sigma``), ``up`` (``A`` to ``Sigma``),
+        ``down`` (failed ``Sigma`` to ``A``), ``entrance`` (states entering ``Sigma``),
+        ``n_success`` (excursions reaching ``B`` first), ``cost`` (steps integrated).
+    """
+    x = np.repeat(np.asarray(x0, dtype=float)[None, :], n_walkers, axis=0)
+    streams = engine.streams(entropy, np.arange(n_walkers))
+    fresh = np.ones(n_walkers, dtype=bool)
+    out = {"first": [], "up": [], "down": [], "entrance": [], "n_success": 0, "cost": 0}
+    for _ in range(n_rounds):
+        up = excursions(engine, x, streams, low=-np.inf, high=level, max_steps=max_steps)
+        if np.any(up.outcome != 2):
+            raise ValueError(f"the intermediate level {level:.4g} was not reached within {max_steps} steps: "
+                             "lower it or raise max_steps")
+        out["first"].append(up.steps[fresh])
+        out["up"].append(up.steps[~fresh])
+        out["entrance"].append(up.x)
+        down = excursions(engine, up.x, streams, low=start, high=target, max_steps=max_steps)
+        if np.any(down.outcome == 0):
+            raise ValueError(f"an excursion from the intermediate level stayed between the start level {start:.4g} "
+                             f"and the target for {max_steps} steps: raise max_steps")
+        out["cost"] += up.cost + down.cost
+        ok = down.outcome == 1
+        out["down"].append(down.steps[ok])
+        out["n_success"] += int(np.sum(~ok))
+        x = np.where(ok[:, None], down.x, np.asarray(x0, dtype=float)[None, :])
+        fresh = ~ok
+    return {k: (np.concatenate(v) if isinstance(v, list) else v) for k, v in out.items()}
+
+
+class _Run:
+    """One AMS run's replicas: scores, running-maximum records, ends at ``B``."""
+
+    def __init__(self, n, rng, entropy):
+        self.rng, self.entropy, self.n_clones = rng, entropy, 0
+        self.score = np.empty(n)
+        self.records = [None] * n
+        self.t_end = np.full(n, np.nan)   # steps from the entrance to B (NaN: not at B)
+        self.log_weight, self.n_iter, self.done, self.n_censored = 0.0, 0, False, 0
+
+    def new_keys(self, k):
+        keys = np.arange(self.n_clones, self.n_clones + k)
+        self.n_clones += k
+        return keys
+
+
+def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, max_steps, chunk, run_seeds,
+              progress=None):
+    """``n_runs`` independent AMS runs, advanced together (stage 3 of the module docstring).
+
+    Parameters
+    ----------
+    engine : splitting engine
+    entrance : ndarray (m, dim)
+        States entering ``Sigma``, from which the replicas start (drawn with replacement).
+    start, target : float
+        Levels of ``A`` and ``B``.
+    n_replicas, n_kill, n_runs : int
+        Replicas per run ``N``, replicas killed per iteration ``k`` (at least; ties are
+        killed together) and independent runs.
+    max_steps : int
+        Step budget of one excursion (a censored one keeps its maximum as its score).
+    chunk : int
+        First chunk of steps of an excursion.
+    run_seeds : list of numpy.random.SeedSequence
+        One per run: its parent choices and its replicas' streams.
+    progress : callable, optional
+        Called with the number of runs finished after every iteration.
+
+    Returns
+    -------
+    dict
+        Per run: ``p`` (estimate), ``t_reactive`` (mean steps from ``Sigma`` to ``B`` given
+        success), ``n_iterations``, ``n_censored``, ``final_fraction``, ``extinct``; and
+        ``cost`` (steps integrated).
+    """
+    runs, starts = [], []
+    for r, seq in enumerate(run_seeds):
+        rng = np.random.Generator(np.random.PCG64(seq))
+        entropy = int.from_bytes(seq.generate_state(4, dtype=np.uint32).tobytes(), "little")
+        runs.append(_Run(n_replicas, rng, entropy))
+        pick = rng.integers(entrance.shape[0], size=n_replicas)
+        starts += [(r, i, entrance[pick[i]], 0, None) for i in range(n_replicas)]
+    cost = _launch(engine, runs, starts, start=start, target=target, max_steps=max_steps, chunk=chunk)
+    while True:
+        clones = []
+        for r, run in enumerate(runs):
+            if not run.done:
+                clones += _iterate(run, r, n_kill, target)
+        if progress is not None:
+            progress(sum(run.done for run in runs))
+        if not clones:
+            break
+        cost += _launch(engine, runs, clones, start=start, target=target, max_steps=max_steps, chunk=chunk)
+    out = {"p": [], "t_reactive": [], "n_iterations": [], "n_censored": [], "final_fraction": [], "extinct": []}
+    for run in runs:
+        at_b = np.isfinite(run.t_end)
+        frac = float(np.mean(at_b))
+        out["p"].append(np.exp(run.log_weight) * frac)
+        out["t_reactive"].append(float(np.mean(run.t_end[at_b])) if at_b.any() else np.nan)
+        out["n_iterations"].append(run.n_iter)
+        out["n_censored"].append(run.n_censored)
+        out["final_fraction"].append(frac)
+        out["extinct"].append(not at_b.any())
+    out = {k: np.asarray(v) for k, v in out.items()}
+    out["cost"] = cost
+    return out
+
+
+def _iterate(run, r, n_kill, target):
+    """One AMS iteration of ``run``: the level, the kills and the clones to launch."""
+    z = np.partition(run.score, n_kill - 1)[n_kill - 1]
+    if z >= target:
+        run.done = True
+        return []
+    killed = np.nonzero(run.score <= z)[0]
+    survivors = np.nonzero(run.score > z)[0]
+    n = run.score.size
+    if survivors.size == 0:       # extinction: every replica at the same maximum
+        run.log_weight, run.done = -np.inf, True
+        return []
+    run.log_weight += np.log1p(-killed.size / n)
+    run.n_iter += 1
+    parents = survivors[run.rng.integers(survivors.size, size=killed.size)]
+    clones = []
+    for i, p in zip(killed, parents):
+        values, times, states = run.records[p]
+        j = int(np.searchsorted(values, z, side="right"))
+        clones.append((r, int(i), states[j], int(times[j]), float(values[j])))
+    return clones
+
+
+def _launch(engine, runs, items, *, start, target, max_steps, chunk):
+    """Run the excursions ``items = [(run, replica, state, t0, max0)]`` and store them in their runs."""
+    x = np.array([it[2] for it in items], dtype=float)
+    streams = np.empty((len(items), 4), dtype=np.uint64)
+    by_run = {}
+    for k, it in enumerate(items):
+        by_run.setdefault(it[0], []).append(k)
+    for r, ks in by_run.items():
+        streams[ks] = engine.streams(runs[r].entropy, runs[r].new_keys(len(ks)))
+    x_val = engine.coordinate(x)
+    start_max = np.array([x_val[k] if it[4] is None else it[4] for k, it in enumerate(items)])
+    ex = excursions(engine, x, streams, low=start, high=target, max_steps=max_steps, chunk=chunk, track=True,
+                    start_max=start_max)
+    for k, (r, i, state, t0, _) in enumerate(items):
+        run = runs[r]
+        values, times, states = ex.records[k]
+        run.records[i] = (np.concatenate([[start_max[k]], values]), t0 + np.concatenate([[0], times]),
+                          np.concatenate([np.asarray(state, dtype=float)[None, :], states.reshape(-1, x.shape[1])]))
+        at_b = ex.outcome[k] == 2
+        run.score[i] = np.inf if at_b else run.records[i][0][-1]
+        run.t_end[i] = t0 + ex.steps[k] if at_b else np.nan
+        run.n_censored += int(ex.outcome[k] == 0)
+    return ex.cost

@@ -1,0 +1,363 @@
+"""``ams_escape``: the mean escape time of a Langevin problem by adaptive multilevel splitting."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+from .._progress import progress as _progress
+from .._rng import seed_sequence, seeds_record
+from .._validation import as_float_array, check_choice, check_int, check_positive
+from ..langevin import EscapeProblem, Potential, simulate
+from ..results import Result, register, to_jsonable
+from ._ams import ams_batch, choose_levels, loops
+from ._engine import LangevinEngine
+
+__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time"]
+
+
+@dataclass(frozen=True)
+class AMSOptions:
+    """Options of adaptive multilevel splitting (see :func:`ams_escape`).
+
+    Parameters
+    ----------
+    n_replicas : int >= 2, default 100
+        Replicas ``N`` of one AMS run. The estimate of ``p`` is unbiased for any ``N``; its
+        relative variance is about ``-ln(p) / N`` per run (``n_kill = 1``), and ``1/p`` of a
+        single run is biased up by ``p**(-1/(N-1)) - 1`` (see docs/rare.md).
+    n_kill : int in [1, n_replicas), default 1
+        Replicas killed per iteration (at least; ties at the level are killed together).
+    n_runs : int >= 2, default 20
+        Independent AMS runs; ``p`` is their mean, its interval their spread.
+    n_walkers : int >= 1, default 100
+        Brute-force walkers of the loop stage (and of the level choice).
+    n_rounds : int >= 2, default 10
+        Loops per walker (so ``n_walkers * n_rounds`` loops in all).
+    level_quantile : float in (0.5, 1), default 0.9
+        Quantile of the coordinate in the start well used as ``Sigma`` when ``level`` is
+        not given (the start level is then the median).
+    n_equilibrate : int >= 2, default 2000
+        Steps of each walker in the level choice (the second half is sampled).
+    max_steps : int >= 1, default 10**7
+        Step budget of one excursion.
+    chunk : int >= 1, default 256
+        First chunk of steps of an excursion (doubles while it runs on).
+    confidence : float in (0, 1), default 0.95
+        Level of the interval of ``tau``.
+    """
+
+    n_replicas: int = 100
+    n_kill: int = 1
+    n_runs: int = 20
+    n_walkers: int = 100
+    n_rounds: int = 10
+    level_quantile: float = 0.9
+    n_equilibrate: int = 2000
+    max_steps: int = 10**7
+    chunk: int = 256
+    confidence: float = 0.95
+
+    def __post_init__(self):
+        check_int(self.n_replicas, "n_replicas", minimum=2)
+        check_int(self.n_kill, "n_kill", minimum=1)
+        if self.n_kill >= self.n_replicas:
+            raise ValueError(f"n_kill must be in [1, n_replicas) = [1, {self.n_replicas}), got {self.n_kill}")
+        check_int(self.n_runs, "n_runs", minimum=2)
+        check_int(self.n_walkers, "n_walkers", minimum=1)
+        check_int(self.n_rounds, "n_rounds", minimum=2)
+        check_int(self.n_equilibrate, "n_equilibrate", minimum=2)
+        check_int(self.max_steps, "max_steps", minimum=1)
+        check_int(self.chunk, "chunk", minimum=1)
+        for name, lo, hi in (("level_quantile", 0.5, 1.0), ("confidence", 0.0, 1.0)):
+            v = float(getattr(self, name))
+            if not lo < v < hi:
+                raise ValueError(f"{name} must be in ({lo}, {hi}), got {v}")
+
+
+@register
+@dataclass(frozen=True, eq=False, repr=False)
+class AMSEscape(Result):
+    """A mean escape time estimated by adaptive multilevel splitting (made by :func:`ams_escape`).
+
+    Times are in the potential's convention (``steps * dt``); levels are of the oriented
+    coordinate ``sign * order`` (``sign = +1`` for ``direction="up"``, -1 for ``"down"``).
+
+    Parameters
+    ----------
+    potential, potential_config, convention : str, dict, str
+        The potential.
+    order : str
+        The reaction coordinate (the potential's order parameter), as text (not read back).
+    direction : {"up", "down"}
+        Whether the target lies above or below the start in ``order``.
+    temperature : float or None
+        Additive noise; None under SGD-like noise (then ``noise``).
+    noise : dict or None
+        The SGD-like noise's configuration.
+    dt : float
+        Time step.
+    start, level, target : float
+        Levels of the start set ``A``, the intermediate level ``Sigma`` and the target ``B``
+        (oriented coordinate).
+    options : dict
+        The :class:`AMSOptions`.
+    p : float
+        Estimate of ``P(B before A | entering Sigma)``: the mean over the runs.
+    p_stderr : float
+        Its standard error: the spread of the runs, but at least the idealised AMS value
+        ``p sqrt((p**(-1/N) - 1) / n_runs)`` (a lower bound of AMS's variance).
+    p_runs : ndarray (n_runs,)
+        Each run's estimate.
+    tau : float
+        Mean escape time ``t_first + (1/p - 1) t_loop + t_reactive``.
+    tau_stderr, tau_lower, tau_upper : float
+        Its standard error (delta method over ``p``, the loop, first-leg and reactive
+        times) and the interval ``tau * exp(+-q se / tau)``, ``q`` Student's quantile with
+        ``n_runs - 1`` degrees of freedom.
+    t_first, t_loop, t_reactive : float
+        Mean time from the start to ``Sigma``, of a failed loop (``Sigma`` to ``A`` and back
+        to ``Sigma``), and from ``Sigma`` to ``B`` given success.
+    t_loop_stderr : float
+        Standard error of ``t_loop``.
+    t_reactive_runs : ndarray (n_runs,)
+        Each run's reactive time (NaN for an extinct run).
+    n_iterations : ndarray (n_runs,)
+        Iterations of each run.
+    final_fraction : ndarray (n_runs,)
+        Fraction of each run's replicas at ``B`` at the end.
+    n_loops, n_loop_successes : int
+        Loops of the brute-force stage and its excursions that reached ``B`` first.
+    cost : dict
+        Steps integrated: ``levels``, ``loops``, ``ams``, ``total`` (trajectory-steps).
+    theory_tau : float or None
+        The theory's mean escape time (from :func:`escape_time`'s problem), or None.
+    """
+
+    potential: str
+    potential_config: dict
+    convention: str
+    order: str
+    direction: str
+    temperature: float | None
+    noise: dict | None
+    dt: float
+    start: float
+    level: float
+    target: float
+    options: dict
+    p: float
+    p_stderr: float
+    p_runs: np.ndarray
+    tau: float
+    tau_stderr: float
+    tau_lower: float
+    tau_upper: float
+    t_first: float
+    t_loop: float
+    t_loop_stderr: float
+    t_reactive: float
+    t_reactive_runs: np.ndarray
+    n_iterations: np.ndarray
+    final_fraction: np.ndarray
+    n_loops: int
+    n_loop_successes: int
+    cost: dict
+    theory_tau: float | None = None
+
+    _config_fields = ("potential", "potential_config", "convention", "order", "direction", "temperature", "noise",
+                      "dt", "start", "level", "target", "options")
+    _dims = {"p_runs": ("run",), "t_reactive_runs": ("run",), "n_iterations": ("run",), "final_fraction": ("run",)}
+    _units = {"tau": "time[convention]", "tau_stderr": "time[convention]", "tau_lower": "time[convention]",
+              "tau_upper": "time[convention]", "t_first": "time[convention]", "t_loop": "time[convention]",
+              "t_reactive": "time[convention]", "dt": "time[convention]",
+              "temperature": "temperature[convention]"}
+
+    @property
+    def n_runs(self) -> int:
+        """Independent AMS runs."""
+        return int(self.p_runs.size)
+
+    def __repr__(self):
+        return (f"AMSEscape(potential={self.potential!r}, tau={self.tau:.5g} [{self.tau_lower:.5g}, "
+                f"{self.tau_upper:.5g}], p={self.p:.4g}, n_runs={self.n_runs}, cost={self.cost.get('total')})")
+
+
+def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, level=None, temperature=None,
+               noise=None, dt, options=None, rng=None, n_threads=None, progress=False, theory_tau=None) -> AMSEscape:
+    """Mean escape time from ``x0`` to ``order = target`` by adaptive multilevel splitting.
+
+    The reaction coordinate is the potential's order parameter. The method and its
+    estimators are in the module docstring of ``phasetools.rare._ams`` and in docs/rare.md.
+
+    Parameters
+    ----------
+    potential : phasetools.langevin.Potential
+        The potential (any dimension); its ``order`` is the reaction coordinate.
+    x0 : array (dim,)
+        The start (in the start well).
+    target : float
+        The level of ``order`` that ends an escape.
+    direction : {"up", "down"}
+        ``"up"``: escape when ``order >= target``; ``"down"``: when ``order <= target``.
+    start, level : float, optional
+        Levels of ``order`` for the start set ``A`` and the intermediate level ``Sigma``
+        (between ``order(x0)``'s side and ``target``); both or neither (then they are chosen
+        from the start well, see :class:`AMSOptions`).
+    temperature : float > 0, optional
+        Additive noise (give this or ``noise``).
+    noise : phasetools.langevin.SGDNoise, optional
+        SGD-like noise.
+    dt : float > 0
+        Time step (Euler-Maruyama; refused where unstable at ``x0``).
+    options : AMSOptions, optional
+        Replicas, kills, runs, loops, budgets, confidence.
+    rng : None, int, SeedSequence or Generator
+        Root of all randomness; the same ``rng`` gives the same result for any ``n_threads``.
+    n_threads : int, optional
+        numba threads.
+    progress : bool, default False
+        Show a bar over the AMS runs (on a terminal).
+    theory_tau : float, optional
+        A prediction to keep beside the estimate.
+
+    Returns
+    -------
+    AMSEscape
+    """
+    t0 = time.perf_counter()
+    opts = AMSOptions() if options is None else options
+    if not isinstance(opts, AMSOptions):
+        raise ValueError(f"options must be an AMSOptions, got {type(opts).__name__}")
+    check_choice(direction, "direction", ("up", "down"))
+    sign = 1.0 if direction == "up" else -1.0
+    x0 = as_float_array(x0, "x0").reshape(-1)
+    dt = float(check_positive(dt, "dt"))
+    # validates the potential, noise and dt (stability at x0) with the engine's own checks
+    simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=1, max_steps=1, rng=0)
+    engine = LangevinEngine(potential, sign, temperature=temperature, noise=noise, dt=dt, n_threads=n_threads)
+    b = sign * float(as_float_array(target, "target"))
+    if float(engine.coordinate(x0[None, :])[0]) >= b:
+        raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
+    root = seed_sequence(rng)
+    s_levels, s_loops, *s_runs = root.spawn(2 + opts.n_runs)
+    a, sig, cost_levels = _levels(engine, x0, start, level, sign, b, opts, s_levels)
+    lp = loops(engine, x0, start=a, level=sig, target=b, n_walkers=opts.n_walkers, n_rounds=opts.n_rounds,
+               max_steps=opts.max_steps, entropy=_entropy(s_loops))
+    bar = _progress(total=opts.n_runs, desc="AMS runs", quiet=not progress)
+    seen = [0]
+
+    def tick(n_done):
+        bar.update(n_done - seen[0])
+        seen[0] = n_done
+
+    try:
+        ams = ams_batch(engine, lp["entrance"], start=a, target=b, n_replicas=opts.n_replicas, n_kill=opts.n_kill,
+                        n_runs=opts.n_runs, max_steps=opts.max_steps, chunk=opts.chunk, run_seeds=s_runs,
+                        progress=tick)
+    finally:
+        bar.close()
+    est = _estimate(lp, ams, dt, opts.confidence, opts.n_replicas)
+    cost = {"levels": cost_levels, "loops": lp["cost"], "ams": ams["cost"]}
+    cost["total"] = sum(cost.values())
+    return AMSEscape(
+        potential=potential.name, potential_config=to_jsonable(potential.config()), convention=potential.convention,
+        order=str(potential.order), direction=direction, temperature=None if temperature is None else float(temperature),
+        noise=None if noise is None else to_jsonable(noise.config()), dt=dt, start=a, level=sig, target=b,
+        options=dataclasses.asdict(opts), **est, n_loops=int(lp["down"].size + lp["n_success"]),
+        n_loop_successes=int(lp["n_success"]), cost=cost,
+        theory_tau=None if theory_tau is None else float(theory_tau), seeds=seeds_record(root),
+        stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads,
+               "n_censored": int(np.sum(ams["n_censored"])), "p_loops": _p_loops(lp)})
+
+
+def escape_time(problem: EscapeProblem, *, temperature=None, noise=None, dt, options=None, rng=None,
+                n_threads=None, progress=False, start=None, level=None) -> AMSEscape:
+    """:func:`ams_escape` for an :func:`phasetools.langevin.escape_problem`: its start, stop and theory.
+
+    Parameters
+    ----------
+    problem : phasetools.langevin.EscapeProblem
+        The problem (its ``x0``, its stop's level, direction and order parameter).
+    temperature, noise, dt, options, rng, n_threads, progress, start, level
+        As for :func:`ams_escape`.
+
+    Returns
+    -------
+    AMSEscape
+        With ``theory_tau`` the problem's prediction (additive noise), else None.
+    """
+    if not isinstance(problem, EscapeProblem):
+        raise ValueError(f"problem must be an EscapeProblem (phasetools.langevin.escape_problem), "
+                         f"got {type(problem).__name__}")
+    pot = problem.potential
+    if problem.stop.order is not None:
+        pot = dataclasses.replace(pot, order=problem.stop.order)
+    theory = problem.theory_tau(temperature) if temperature is not None else None
+    return ams_escape(pot, problem.x0, target=problem.stop.level, direction=problem.stop.direction, start=start,
+                      level=level, temperature=temperature, noise=noise, dt=dt, options=options, rng=rng,
+                      n_threads=n_threads, progress=progress, theory_tau=theory)
+
+
+def _entropy(seq):
+    return int.from_bytes(seq.generate_state(4, dtype=np.uint32).tobytes(), "little")
+
+
+def _levels(engine, x0, start, level, sign, b, opts, seq):
+    """Oriented ``(start, level, cost)``: given, or chosen in the start well."""
+    if (start is None) != (level is None):
+        raise ValueError("give both start and level, or neither (then they are chosen in the start well)")
+    if start is None:
+        return choose_levels(engine, x0, n_walkers=opts.n_walkers, n_steps=opts.n_equilibrate,
+                             quantile=opts.level_quantile, entropy=_entropy(seq), target=b)
+    a = sign * float(as_float_array(start, "start"))
+    s = sign * float(as_float_array(level, "level"))
+    if not a < s < b:
+        raise ValueError(f"start, level and target must be in the order of the escape (start < level < target "
+                         f"along direction), got {start}, {level}, {sign * b}")
+    return a, s, 0
+
+
+def _p_loops(lp):
+    n = lp["down"].size + lp["n_success"]
+    return float(lp["n_success"] / n) if n else float("nan")
+
+
+def _estimate(lp, ams, dt, confidence, n_replicas):
+    """``p``, ``tau`` and their uncertainty from the loop stage and the runs (times in ``dt``)."""
+    p_runs = ams["p"]
+    m = p_runs.size
+    p = float(np.mean(p_runs))
+    # the spread of a few runs of a skewed estimator underestimates its variance when the
+    # rare large values are missing; the idealised AMS variance p^2 (p^(-1/N) - 1) (reached
+    # only with the committor as coordinate) is a floor
+    var_p = max(float(np.var(p_runs, ddof=1)), p**2 * (p ** (-1.0 / n_replicas) - 1.0) if p > 0 else 0.0) / m
+    first, up, down = (lp[k] * dt for k in ("first", "up", "down"))
+    t_first = float(np.mean(first))
+    t_loop = float(np.mean(down) + np.mean(up))
+    var_loop = _var_mean(down) + _var_mean(up)
+    reac = ams["t_reactive"] * dt
+    ok = np.isfinite(reac)
+    t_reac = float(np.mean(reac[ok])) if ok.any() else float("nan")
+    if p > 0:
+        tau = t_first + (1.0 / p - 1.0) * t_loop + t_reac
+        var = ((t_loop / p**2) ** 2 * var_p + (1.0 / p - 1.0) ** 2 * var_loop + _var_mean(first)
+               + (_var_mean(reac[ok]) if ok.sum() > 1 else 0.0))
+        se = float(np.sqrt(var))
+        q = float(_st.t.ppf(0.5 + confidence / 2, m - 1))
+        lo, hi = tau * np.exp(-q * se / tau), tau * np.exp(q * se / tau)
+    else:
+        tau, se, lo, hi = np.inf, np.inf, np.nan, np.inf
+    return {"p": p, "p_stderr": float(np.sqrt(var_p)), "p_runs": p_runs, "tau": float(tau), "tau_stderr": se,
+            "tau_lower": float(lo), "tau_upper": float(hi), "t_first": t_first, "t_loop": t_loop,
+            "t_loop_stderr": float(np.sqrt(var_loop)), "t_reactive": t_reac, "t_reactive_runs": reac,
+            "n_iterations": ams["n_iterations"], "final_fraction": ams["final_fraction"]}
+
+
+def _var_mean(v):
+    v = np.asarray(v, dtype=float)
+    return float(np.var(v, ddof=1) / v.size) if v.size > 1 else 0.0

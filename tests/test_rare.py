@@ -1,0 +1,145 @@
+"""Adaptive multilevel splitting (phasetools.rare) against exact 1D times and brute force.
+
+Tolerances come from the estimate's own interval (the spread of its independent AMS runs):
+an exact value must lie within 3 standard errors, and the standard error must be small
+enough for the comparison to mean something.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from phasetools import io
+from phasetools.langevin import Threshold, advance, double_well, escape_problem, new_streams, simulate
+from phasetools.rare import AMSEscape, AMSOptions, ams_escape, escape_time
+
+FAST = AMSOptions(n_replicas=100, n_kill=5, n_runs=10, n_walkers=50, n_rounds=10)
+
+
+def _check_against(res, exact, max_rel_se):
+    assert res.tau_stderr / res.tau < max_rel_se, f"not precise enough: se/tau = {res.tau_stderr / res.tau:.3f}"
+    assert abs(res.tau - exact) < 3 * res.tau_stderr, (res, exact, res.tau / exact)
+
+
+# -- the engine capability ---------------------------------------------------------------------
+def test_advance_in_pieces_equals_one_piece_and_simulate():
+    pot = double_well()
+    x = np.full((6, 1), -1.0)
+    whole = new_streams(7, np.arange(6))
+    one = advance(pot, x, whole, temperature=0.1, dt=0.01, n_steps=400)
+    parts = new_streams(7, np.arange(6))
+    a = advance(pot, x, parts, temperature=0.1, dt=0.01, n_steps=200)
+    b = advance(pot, a.x, parts, temperature=0.1, dt=0.01, n_steps=200)
+    np.testing.assert_array_equal(one.x, b.x)
+    np.testing.assert_array_equal(whole, parts)
+    np.testing.assert_array_equal(one.order[:, 200:], b.order)
+    ref = simulate(pot, x[0], temperature=0.1, dt=0.01, n_traj=6, max_steps=400, rng=7)
+    np.testing.assert_array_equal(ref.final, one.x)
+
+
+def test_advance_stops_at_the_level_and_reports_the_path():
+    pot = double_well()
+    out = advance(pot, np.full((4, 1), -1.0), new_streams(1, np.arange(4)), temperature=0.1, dt=0.01, n_steps=5000,
+                  stop=Threshold(-0.8, "up"))
+    assert out.stopped.all()
+    last = out.order[np.arange(4), out.steps - 1]
+    np.testing.assert_array_equal(last, out.x[:, 0])
+    assert np.all(last >= -0.8)
+    assert np.isnan(out.order[np.arange(4), np.minimum(out.steps, 4999)]).all()
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_replicas": 1}, "n_replicas"), ({"n_kill": 50}, "n_kill"), ({"n_runs": 1}, "n_runs"),
+    ({"level_quantile": 0.4}, "level_quantile"), ({"confidence": 1.5}, "confidence")])
+def test_bad_options_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AMSOptions(**{"n_replicas": 50, **kwargs})
+
+
+def test_bad_levels_are_refused():
+    pot = double_well()
+    with pytest.raises(ValueError, match="start, level and target"):
+        ams_escape(pot, [-1.0], target=1.0, start=-0.5, level=-0.9, temperature=0.05, dt=0.01, options=FAST)
+    with pytest.raises(ValueError, match="both start and level"):
+        ams_escape(pot, [-1.0], target=1.0, start=-0.9, temperature=0.05, dt=0.01, options=FAST)
+    with pytest.raises(ValueError, match="past the target"):
+        ams_escape(pot, [-1.0], target=-1.5, temperature=0.05, dt=0.01, options=FAST)
+    with pytest.raises(ValueError, match="dt"):
+        ams_escape(pot, [-1.0], target=1.0, temperature=0.05, dt=5.0, options=FAST)
+
+
+# -- reproducibility --------------------------------------------------------------------------
+def test_same_seed_same_estimate_for_any_thread_count(monkeypatch):
+    import phasetools.rare._engine as engine
+
+    problem = escape_problem("double_well")
+    small = dataclasses.replace(FAST, n_replicas=20, n_kill=2, n_runs=3, n_walkers=20, n_rounds=3)
+    one = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=5, n_threads=1)
+    monkeypatch.setattr(engine, "_PARALLEL_WORK", 0)     # every call parallel
+    two = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=5, n_threads=2)
+    assert one.equal_values(two)
+    other = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=6, n_threads=1)
+    assert other.tau != one.tau
+
+
+def test_result_stores_and_loads(tmp_path):
+    problem = escape_problem("double_well")
+    small = dataclasses.replace(FAST, n_replicas=10, n_kill=1, n_runs=2, n_walkers=10, n_rounds=2)
+    res = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=1)
+    io.save(res, tmp_path / "ams.h5")
+    back = io.load(tmp_path / "ams.h5")
+    assert isinstance(back, AMSEscape) and back.equal_values(res)
+    assert res.cost["total"] == res.cost["levels"] + res.cost["loops"] + res.cost["ams"] > 0
+
+
+# -- validation against exact 1D mean first-passage times ------------------------------------
+@pytest.mark.parametrize("ratio", [5, 10])
+def test_double_well_against_the_exact_mfpt(ratio):
+    problem = escape_problem("double_well")
+    res = escape_time(problem, temperature=0.25 / ratio, dt=0.01, options=FAST, rng=1)
+    _check_against(res, problem.exact_mfpt(0.25 / ratio), 0.15)
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+def test_reduced_three_layers_against_the_exact_mfpt(direction):
+    problem = escape_problem("reduced", n_layers=3, c=0.8, gamma=0.32, direction=direction, convention="paper")
+    T = problem.barrier / 10
+    res = escape_time(problem, temperature=T, dt=0.01, options=FAST, rng=1)
+    _check_against(res, problem.exact_mfpt(T), 0.15)
+
+
+def test_double_well_agrees_with_brute_force():
+    problem = escape_problem("double_well")
+    res = escape_time(problem, temperature=0.05, dt=0.01, options=FAST, rng=3)
+    brute = simulate(problem.potential, problem.x0, temperature=0.05, dt=0.01, n_traj=1000, max_steps=10**7,
+                     stop=problem.stop, rng=3).fit()
+    se = np.hypot(res.tau_stderr, brute.tau_stderr)
+    assert abs(res.tau - brute.tau) < 3 * se, (res.tau, brute.tau, se)
+
+
+# -- the known bias of too few replicas -------------------------------------------------------
+@pytest.mark.slow   # about a minute
+def test_too_few_replicas_bias_log_p_as_predicted_and_p_stays_unbiased():
+    """With ``n_kill = 1`` the idealised AMS has ``p_hat = (1 - 1/N)^J``, ``J ~ Poisson(-N ln p)``:
+    ``p_hat`` is unbiased, but ``E[ln p_hat] = -N ln(1 - 1/N) ln p``, below ``ln p`` by about
+    ``|ln p| / (2N)`` (and ``1/p_hat`` of one run is biased up by ``p^(-1/(N-1))``). Check both
+    at N = 4 against a precise p, and that the log bias shrinks as N grows."""
+    pot = double_well()
+    common = dict(target=1.0, start=-0.95, level=-0.7, temperature=0.05, dt=0.01, rng=11)
+    ref = ams_escape(pot, [-1.0], options=AMSOptions(n_replicas=200, n_kill=10, n_runs=10, n_walkers=50,
+                                                     n_rounds=4), **common)
+    ln_p = np.log(ref.p)
+    biases = {}
+    for n in (4, 32):
+        res = ams_escape(pot, [-1.0], options=AMSOptions(n_replicas=n, n_kill=1, n_runs=300, n_walkers=50,
+                                                         n_rounds=4), **common)
+        logs = np.log(res.p_runs)
+        predicted = -n * np.log1p(-1.0 / n) * ln_p
+        se = np.hypot(np.std(logs, ddof=1) / np.sqrt(logs.size), ref.p_stderr / ref.p)
+        assert abs(np.mean(logs) - predicted) < 3 * se, (n, np.mean(logs), predicted, se)
+        biases[n] = np.mean(logs) - ln_p
+        # p_hat itself is unbiased at any N
+        assert abs(res.p - ref.p) < 3 * np.hypot(res.p_stderr, ref.p_stderr)
+    assert biases[4] < -0.1 * abs(ln_p) and abs(biases[32]) < abs(biases[4]) / 3
