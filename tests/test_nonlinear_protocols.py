@@ -58,6 +58,8 @@ def test_escape_records_censoring(escape):
     assert np.all(np.isnan(escape.tau[escape.n_escaped == 0]))
     assert np.all(escape.tau_lower > 0)
     assert np.allclose(escape.x, escape.batch_size / escape.lr)
+    assert escape.reference_escape_time.shape == (3,) and escape.reference_lr == 1.0
+    assert np.all(escape.reference_escape_time[escape.reference_censored] == 4 * (escape.steps_per_epoch[0]))
 
 
 def test_escape_rejects_mismatched_points(setup):
@@ -130,25 +132,34 @@ def test_jump_and_hysteresis_verdicts(sweep):
     assert _outcomes(noisy)["hysteresis"] == DISAGREES
 
 
-def _escape_with(escape, epochs, censored, laws=None, prepared=(1.0, 0.1)):
+def _escape_with(escape, epochs, censored, laws=None, prepared=(1.0, 0.1), reference=None, ref_censored=None):
     epochs = np.atleast_2d(np.asarray(epochs, float))
     censored = np.atleast_2d(np.asarray(censored, bool))
     n_points, n_seeds = epochs.shape
+    ref = np.full(n_seeds, 1e9) if reference is None else np.asarray(reference, float)
+    ref_c = np.ones(n_seeds, bool) if ref_censored is None else np.asarray(ref_censored, bool)
     fields = dict(escape_epochs=epochs, censored=censored, n_escaped=(~censored).sum(1), n_seeds=n_seeds,
-                  batch_size=np.full(n_points, 8), lr=np.ones(n_points),
-                  prepared_train_acc=np.full(n_seeds, prepared[0]), prepared_test_acc=np.full(n_seeds, prepared[1]))
+                  batch_size=np.full(n_points, 8), lr=np.ones(n_points), steps_per_epoch=np.full(n_points, 10),
+                  prepared_train_acc=np.full(n_seeds, prepared[0]), prepared_test_acc=np.full(n_seeds, prepared[1]),
+                  reference_lr=1.0, reference_escape_time=ref, reference_censored=ref_c)
     return dataclasses.replace(escape, **fields, **(laws or {}))
 
 
 def test_metastable_verdict(escape):
     q = "metastable memorising state"
-    spread = _escape_with(escape, [[10, 80, 200, 30, 400]], [False] * 5)
-    assert _outcomes(escape=spread)[q] == AGREES
-    narrow = _escape_with(escape, [[100, 102, 98, 101, 99]], [False] * 5)
-    assert _outcomes(escape=narrow)[q] == DISAGREES
-    few = _escape_with(escape, [[100, 500, 500, 500, 500]], [False, True, True, True, True])
-    assert _outcomes(escape=few)[q] == NOT_TESTABLE
-    not_memorised = _escape_with(escape, [[10, 80, 200, 30, 400]], [False] * 5, prepared=(1.0, 0.99))
+    sgd_times = [[10, 80, 200, 30, 400]]
+    trapped_without_noise = _escape_with(escape, sgd_times, [False] * 5)
+    assert _outcomes(escape=trapped_without_noise)[q] == AGREES
+    # full-batch descent escapes too, at the same lr*steps (epochs x 10 steps x lr 1): drift
+    drift = _escape_with(escape, sgd_times, [False] * 5, reference=np.array(sgd_times[0]) * 10 * 1.2,
+                         ref_censored=[False] * 5)
+    assert _outcomes(escape=drift)[q] == DISAGREES
+    much_slower = _escape_with(escape, sgd_times, [False] * 5, reference=np.array(sgd_times[0]) * 10 * 5,
+                               ref_censored=[False] * 5)
+    assert _outcomes(escape=much_slower)[q] == NOT_TESTABLE
+    nothing = _escape_with(escape, [[500] * 5], [True] * 5)
+    assert _outcomes(escape=nothing)[q] == NOT_TESTABLE
+    not_memorised = _escape_with(escape, sgd_times, [False] * 5, prepared=(1.0, 0.99))
     assert _outcomes(escape=not_memorised)[q] == NOT_TESTABLE
 
 

@@ -145,11 +145,15 @@ class NonlinearEscape(Result):
     reached test accuracy ``>= threshold`` (if ``censored``, the budget ``release_epochs``).
     ``tau`` (epochs), ``tau_stderr``, ``tau_lower``: the censoring-aware exponential MLE per
     point (:func:`phasetools.stats.exponential_mle`; ``tau`` NaN without escapes).
-    ``tau_time`` is the mean escape time in Langevin time ``lr * steps``. The three laws
+    ``tau_time`` is the mean escape time in Langevin time ``lr * steps`` (``steps_per_epoch``
+    per point). The three laws
     (see :func:`fit_escape_laws`) are fitted to ``ln tau_time`` of the points with escapes:
     Arrhenius (linear in ``batch_size / lr``), power law (linear in ``ln(batch_size / lr)``)
     and the deterministic ``1 / (lr weight_decay)`` law (``tau_time`` constant); each with its
     chi-square, degrees of freedom and p-value (NaN when not enough points).
+    The noise-free reference: every prepared state released by full-batch gradient descent
+    at ``reference_lr`` (the first point's lr) for the first point's budget in ``lr * steps``;
+    ``reference_escape_time`` in ``lr * steps`` (the budget where ``reference_censored``).
     """
 
     task: str
@@ -192,6 +196,10 @@ class NonlinearEscape(Result):
     deterministic_chi2: float
     deterministic_dof: int
     deterministic_pvalue: float
+    steps_per_epoch: np.ndarray
+    reference_lr: float
+    reference_escape_time: np.ndarray
+    reference_censored: np.ndarray
 
     _config_fields = ("task", "task_config", "dims", "activation", "loss", "prepare_optimizer", "prepare_lr",
                       "prepare_weight_decay", "prepare_epochs", "release_weight_decay", "release_epochs", "sampling",
@@ -199,9 +207,11 @@ class NonlinearEscape(Result):
     _dims = {"batch_size": ("point",), "lr": ("point",), "escape_epochs": ("point", "seed"),
              "censored": ("point", "seed"), "n_escaped": ("point",), "tau": ("point",), "tau_stderr": ("point",),
              "tau_lower": ("point",), "tau_time": ("point",), "tau_time_stderr": ("point",),
-             "prepared_train_acc": ("seed",), "prepared_test_acc": ("seed",)}
+             "prepared_train_acc": ("seed",), "prepared_test_acc": ("seed",), "reference_escape_time": ("seed",),
+             "steps_per_epoch": ("point",),
+             "reference_censored": ("seed",)}
     _units = {"escape_epochs": "epochs", "tau": "epochs", "tau_stderr": "epochs", "tau_lower": "epochs",
-              "tau_time": "lr*steps", "tau_time_stderr": "lr*steps"}
+              "tau_time": "lr*steps", "tau_time_stderr": "lr*steps", "reference_escape_time": "lr*steps"}
 
     @property
     def x(self) -> np.ndarray:
@@ -337,6 +347,8 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
     S = prep.n_seeds
     times = np.empty((B.size, S))
     cens = np.zeros((B.size, S), dtype=bool)
+    ref_time, ref_cens = _reference(task, model, prep, lam, float(L[0]), release_epochs * _spe(task.n_train, B[0], sampling),
+                                    log_every * _spe(task.n_train, B[0], sampling), dtype, threshold, entropy, n_threads)
     for i in range(B.size):
         run = train(task, model, sgd(float(L[i]), lam), epochs=release_epochs, batch_size=int(B[i]), sampling=sampling,
                     n_seeds=S, dtype=dtype, init=prep, log_every=log_every, threshold=threshold,
@@ -347,11 +359,26 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
         if progress is not None:
             progress(i + 1, B.size)
     return _escape_result(task, model, prepare, prep, lam, release_epochs, sampling, B, L, S, dtype, threshold,
-                          log_every, times, cens, entropy, time.perf_counter() - t0)
+                          log_every, times, cens, entropy, time.perf_counter() - t0, (float(L[0]), ref_time, ref_cens))
+
+
+def _spe(n, B, sampling):
+    """Steps per epoch."""
+    return 1 if sampling == "full" else n // int(B)
+
+
+def _reference(task, model, prep, lam, lr, steps, log_every, dtype, threshold, entropy, n_threads):
+    """Full-batch gradient descent from the prepared states for ``steps`` steps: escape times in lr*steps."""
+    run = train(task, model, sgd(lr, lam), epochs=steps, sampling="full", n_seeds=prep.n_seeds, dtype=dtype,
+                init=prep, log_every=max(1, log_every), threshold=threshold, rng=_step_rng(entropy, 10**6),
+                n_threads=n_threads)
+    g = run.generalisation_epoch
+    cens = ~np.isfinite(g) | (run.status != 0)
+    return np.where(cens, steps, g) * lr, cens
 
 
 def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs, sampling, B, L, S, dtype, threshold,
-                   log_every, times, cens, entropy, wall):
+                   log_every, times, cens, entropy, wall, reference):
     n = task.n_train
     tau, se, lower, n_esc = (np.full(B.size, np.nan) for _ in range(4))
     for i in range(B.size):
@@ -373,4 +400,6 @@ def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs
         task.name, dict(task.config), tuple(model.dims), model.activation, model.loss, prepare.kind, prepare.lr,
         prepare.weight_decay, prep.epochs, lam, release_epochs, sampling, B, L, S, dtype, float(threshold), log_every,
         prep.train_acc[:, -1], prep.test_acc[:, -1], times, cens, n_esc.astype(np.int64), tau, se, lower, tau_time,
-        tau_time_se, **laws, seeds=(int(entropy),), stats={"wall_time": wall})
+        tau_time_se, **laws, steps_per_epoch=np.broadcast_to(steps_per_epoch, B.shape).astype(np.int64),
+        reference_lr=reference[0], reference_escape_time=reference[1],
+        reference_censored=reference[2], seeds=(int(entropy),), stats={"wall_time": wall})
