@@ -5,7 +5,7 @@ import pytest
 
 from phasetools.compare import (AGREES, DISAGREES, NOT_TESTABLE, Claim, ClaimReport, Verdict, check_censored_claim,
                                 check_exact, check_interval, check_lower_bound, check_value, not_testable)
-from phasetools.reproduce import CLAIMS, claim_report, evaluate_claims
+from phasetools.reproduce import CLAIMS, OWN_CHECKS, claim_report, evaluate_claims
 
 
 def test_check_value_uses_the_combined_standard_error():
@@ -56,13 +56,15 @@ def test_verdict_refuses_unknown_outcomes():
 
 def test_every_claim_is_reported_even_without_results():
     verdicts = evaluate_claims({})
-    assert [cv.claim.id for cv in verdicts] == [c.id for c in CLAIMS]
-    # with nothing run, only claims that need no experiment can be decided
+    assert [cv.claim.id for cv in verdicts] == [c.id for c in CLAIMS + OWN_CHECKS]
+    # with nothing run, a claim that needs an experiment is not testable
     for cv in verdicts:
-        assert cv.outcome in (NOT_TESTABLE, DISAGREES)
+        if cv.claim.experiments:
+            assert cv.outcome == NOT_TESTABLE
     report = claim_report({})
-    assert set(report.claim_id) == {c.id for c in CLAIMS}
+    assert set(report.claim_id) == {c.id for c in CLAIMS + OWN_CHECKS}
     assert sum(report.counts().values()) == len(CLAIMS)
+    assert sum(report.counts(None).values()) == len(CLAIMS) + len(OWN_CHECKS)
 
 
 def test_theory_only_claims():
@@ -71,10 +73,11 @@ def test_theory_only_claims():
          "theory_landscape": th.landscape(3, 0.8, 0.32, convention="paper"),
          "theory_critical": th.critical_points(3, [0.9, 0.8], convention="paper")}
     out = {cv.claim.id: cv for cv in evaluate_claims(R)}
-    assert out["global_state"].outcome == DISAGREES            # rank 1 is global at 0.32
-    assert out["barrier"].outcome == DISAGREES                 # 0.02845, not 0.003
-    assert out["factor_50"].verdicts[0].measured == "5.27"
-    assert out["metastable_states"].verdicts[0].outcome == AGREES
+    assert out["N4"].outcome == DISAGREES            # rank 1 is global at 0.32
+    assert out["F10"].outcome == DISAGREES           # 0.02845, not 0.003
+    assert out["N10"].verdicts[1].measured == "5.27"
+    assert out["T3"].verdicts[0].outcome == AGREES
+    assert out["F3"].outcome == AGREES and out["F5"].outcome == AGREES and out["F9"].outcome == AGREES
 
 
 def _check_levels(R):

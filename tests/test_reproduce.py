@@ -6,7 +6,7 @@ import pytest
 
 from phasetools.cli import main
 from phasetools.io import load
-from phasetools.reproduce import CLAIMS, FIGURES, claim_report, collect, side_by_side, tasks
+from phasetools.reproduce import CLAIMS, FIGURES, OWN_CHECKS, claim_report, collect, side_by_side, tasks
 from phasetools.results import deep_equal
 from phasetools.sweep import load_results
 
@@ -23,15 +23,17 @@ def smoke(tmp_path_factory):
 
 def test_report_lists_every_claim_and_figure(smoke):
     text = (smoke / "report.md").read_text()
-    for claim in CLAIMS:
+    for claim in CLAIMS + OWN_CHECKS:
         assert f"**{claim.id}**" in text, claim.id
+    assert text.index("Headline (N12") < text.index("## The paper's claims") < text.index("## Checks of the theory")
+    assert "## Sensitivity to the initialisation reading" in text
     for name in FIGURES:
         path = smoke / name
         assert path.exists(), name
         assert path.read_bytes()[:8] == PNG, name
         assert f"]({name})" in text
     claims = load(smoke / "verdicts.h5", "claims")
-    assert set(claims.claim_id) == {c.id for c in CLAIMS}
+    assert set(claims.claim_id) == {c.id for c in CLAIMS + OWN_CHECKS}
     assert sum(claims.counts().values()) == len(CLAIMS)
     # every experiment a claim needs is part of the reproduction (none is "not run")
     assert not [d for d in claims.detail if d.startswith("not run")]
@@ -71,6 +73,7 @@ def test_task_grids():
     for scale in ("smoke", "quick", "full"):
         names = {t["experiment"] for t in tasks(scale)}
         assert {"theory_critical", "e1_up", "e1_down", "e1_draw", "e2_rank1", "e2_rank0", "e4_paper",
-                "e4_corrected", "e5", "langevin_chain"} <= names
+                "e4_corrected", "e5", "langevin_chain", "n5_fresh", "n5_fresh_fan_in", "n6_draws", "n12_noise",
+                "n12_runs", "e2_rank0_fan_in", "e2_paper_rank1_fan_in"} <= names
     with pytest.raises(ValueError, match="scale"):
         tasks("huge")

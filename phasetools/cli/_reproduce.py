@@ -35,6 +35,6 @@ def _reproduce(args):
                   dask_workers=args.dask_workers, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
                   command=args.command_line)
     c = o.counts
-    print(f"reproduction ({o.scale}) finished in {o.wall_time / 60:.1f} min: {c['agrees']} claims agree, "
-          f"{c['disagrees']} disagree, {c['not testable']} not testable")
+    print(f"reproduction ({o.scale}) finished in {o.wall_time / 60:.1f} min: of the paper's claims {c['agrees']} "
+          f"agree, {c['disagrees']} disagree, {c['not testable']} not testable")
     print(f"report: {o.report}")

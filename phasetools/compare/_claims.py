@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 from ._verdict import AGREES, DISAGREES, NOT_TESTABLE, not_testable
 
-__all__ = ["Claim", "ClaimVerdict"]
+__all__ = ["Claim", "ClaimVerdict", "TABLES"]
+
+#: The two tables of a report: the source's claims, and the toolkit's checks of itself.
+TABLES = ("paper", "toolkit")
 
 
 def _names(value, name):
@@ -48,6 +51,16 @@ class Claim:
         an exception propagates.
     optional : sequence of str, optional
         Names of results ``check`` uses when present (it must test for them itself).
+    kind : str, optional
+        The kind of check (``"symbolic"``, ``"theory"``, ``"training"``, ``"arithmetic"``,
+        ``"not testable"``, or a combination such as ``"theory + training"``).
+    how : str, optional
+        How the claim is measured (protocol, seeds, draws, float precision, minibatch
+        sampling) and any departure from the source, in words; a verdict's own ``how``
+        takes precedence in its row.
+    table : {"paper", "toolkit"}
+        ``"paper"``: a claim of the source (counted in the tally); ``"toolkit"``: a check the
+        toolkit makes of its own theory and engines (reported apart).
     """
 
     id: str
@@ -57,10 +70,15 @@ class Claim:
     experiments: tuple
     check: Callable = field(repr=False)
     optional: tuple = ()
+    kind: str = ""
+    how: str = ""
+    table: str = "paper"
 
     def __post_init__(self):
         if not callable(self.check):
             raise ValueError(f"check must be callable (results -> verdicts), got {self.check!r}")
+        if self.table not in TABLES:
+            raise ValueError(f"table must be one of {', '.join(TABLES)}, got {self.table!r}")
         object.__setattr__(self, "experiments", _names(self.experiments, "experiments"))
         object.__setattr__(self, "optional", _names(self.optional, "optional"))
 

@@ -12,7 +12,7 @@ from ._verdict import AGREES, DISAGREES, NOT_TESTABLE
 __all__ = ["ClaimReport"]
 
 _COLUMNS = ("claim_id", "statement", "source", "claim_outcome", "quantity", "expected", "measured", "outcome",
-            "rule", "detail")
+            "rule", "detail", "table", "kind", "how")
 
 
 @register
@@ -34,6 +34,10 @@ class ClaimReport(Result):
         "agrees", "disagrees" or "not testable".
     rule, detail : tuple of str
         The rule that decided the row, and the size of a disagreement or why it cannot decide.
+    table, kind, how : tuple of str
+        The claim's table ("paper" or "toolkit"), its kind of check, and how the row was
+        measured (the verdict's ``how``, else the claim's). Empty in files written before
+        these columns existed.
     stats : dict
         Keyword-only, as for every :class:`~phasetools.results.Result`.
     """
@@ -48,6 +52,9 @@ class ClaimReport(Result):
     outcome: tuple
     rule: tuple
     detail: tuple
+    table: tuple = ()
+    kind: tuple = ()
+    how: tuple = ()
 
     _config_fields = ()
 
@@ -68,20 +75,32 @@ class ClaimReport(Result):
         for cv in claim_verdicts:
             for v in cv.verdicts:
                 row = (cv.claim.id, cv.claim.statement, cv.claim.source, cv.outcome, v.quantity, _text(v.expected),
-                       _text(v.measured), v.outcome, v.rule, v.detail)
+                       _text(v.measured), v.outcome, v.rule, v.detail, cv.claim.table, cv.claim.kind,
+                       v.how or cv.claim.how)
                 for k, x in zip(_COLUMNS, row):
                     cols[k].append(x)
         return cls(**{k: tuple(v) for k, v in cols.items()}, stats={})
 
-    def counts(self) -> dict:
+    def counts(self, table="paper") -> dict:
         """Claims by overall outcome.
+
+        Parameters
+        ----------
+        table : {"paper", "toolkit", None}
+            Count the claims of one table (default: the source's claims, the report's
+            tally), or every row's claim (None). Files without a ``table`` column count
+            every claim.
 
         Returns
         -------
         dict
             ``{"agrees": n, "disagrees": n, "not testable": n}`` over distinct claims.
         """
-        seen = dict(zip(self.claim_id, self.claim_outcome))
+        if table not in ("paper", "toolkit", None):
+            raise ValueError(f"table must be 'paper', 'toolkit' or None, got {table!r}")
+        tables = self.table if len(self.table) == len(self.claim_id) else (None,) * len(self.claim_id)
+        seen = {i: o for i, o, t in zip(self.claim_id, self.claim_outcome, tables)
+                if table is None or t is None or t == table}
         return {o: sum(v == o for v in seen.values()) for o in (AGREES, DISAGREES, NOT_TESTABLE)}
 
     def __repr__(self):

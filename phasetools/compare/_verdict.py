@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Verdict", "AGREES", "DISAGREES", "NOT_TESTABLE", "check_value", "check_interval", "check_exact",
-           "check_lower_bound", "check_censored_claim", "not_testable", "Z95"]
+           "check_lower_bound", "check_censored_claim", "check_trend", "check_threshold", "check_identity",
+           "not_testable", "Z95"]
 
 AGREES, DISAGREES, NOT_TESTABLE = "agrees", "disagrees", "not testable"
 #: two-sided 95% normal quantile
@@ -43,6 +44,9 @@ class Verdict:
         The rule that decided the outcome, in words.
     detail : str, optional
         The size of a disagreement, or why the check cannot decide.
+    how : str, optional
+        How the measurement was made (protocol, seeds, data draws, float precision, minibatch
+        sampling), when it differs from its claim's (:attr:`Claim.how`).
     """
 
     quantity: str
@@ -51,6 +55,7 @@ class Verdict:
     outcome: str
     rule: str
     detail: str = ""
+    how: str = ""
 
     def __post_init__(self):
         if self.outcome not in (AGREES, DISAGREES, NOT_TESTABLE):
@@ -268,3 +273,104 @@ def not_testable(quantity, expected, why, *, rule="needs the experiment's result
         Outcome :data:`NOT_TESTABLE`, measured ``"-"``.
     """
     return Verdict(quantity, expected, "-", NOT_TESTABLE, rule, why)
+
+
+def check_trend(quantity, x, y, *, increasing, expected=None) -> Verdict:
+    """A strictly monotone trend of ``y`` along ``x`` (sorted by ``x``).
+
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    x, y : sequence of float
+        The points; non-finite ``y`` are left out.
+    increasing : bool
+        The claimed direction: ``y`` rises (``True``) or falls (``False``) with ``x``.
+    expected : object, optional
+        What the verdict shows as expected (default "increasing"/"decreasing").
+
+    Returns
+    -------
+    Verdict
+        Agrees if every step of ``y`` has the claimed sign, disagrees if any step has the
+        other sign or is flat, not testable with fewer than two finite points.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of the same length, got shapes {x.shape} and {y.shape}")
+    word = "increasing" if increasing else "decreasing"
+    rule = f"agrees if y is strictly {word} in x at every step"
+    ok = np.isfinite(x) & np.isfinite(y)
+    order = np.argsort(x[ok])
+    xs, ys = x[ok][order], y[ok][order]
+    shown = ", ".join(f"{a:g}: {b:.4g}" for a, b in zip(xs, ys))
+    exp = word if expected is None else expected
+    if xs.size < 2:
+        return Verdict(quantity, exp, shown or "-", NOT_TESTABLE, rule, "fewer than two finite points")
+    d = np.diff(ys) if increasing else -np.diff(ys)
+    bad = np.nonzero(d <= 0)[0]
+    if bad.size:
+        i = int(bad[0])
+        return Verdict(quantity, exp, shown, DISAGREES, rule,
+                       f"not {word} between x = {xs[i]:g} ({ys[i]:.4g}) and x = {xs[i + 1]:g} ({ys[i + 1]:.4g})")
+    return Verdict(quantity, exp, shown, AGREES, rule, f"{word} over {xs.size} points")
+
+
+def check_threshold(quantity, measured, threshold, *, above=True, expected=None) -> Verdict:
+    """A number against a one-sided bound: agrees if ``measured > threshold`` (``above``) or
+    ``measured < threshold`` (not ``above``).
+
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    measured, threshold : float
+        The measured number and the bound (``ValueError`` if not numbers).
+    above : bool
+        The claimed side of the bound.
+    expected : object, optional
+        What the verdict shows as expected (default ``"> threshold"`` or ``"< threshold"``).
+
+    Returns
+    -------
+    Verdict
+        Not testable if either number is not finite.
+    """
+    m, t = _num(measured, "measured"), _num(threshold, "threshold")
+    sign = ">" if above else "<"
+    exp = f"{sign} {t:g}" if expected is None else expected
+    rule = f"agrees if measured {sign} {t:g}"
+    if not (math.isfinite(m) and math.isfinite(t)):
+        return Verdict(quantity, exp, m, NOT_TESTABLE, rule, "non-finite value")
+    ok = m > t if above else m < t
+    return Verdict(quantity, exp, m, AGREES if ok else DISAGREES, rule, f"measured - bound = {m - t:+.4g}")
+
+
+def check_identity(quantity, lhs, rhs, *, expected="identical") -> Verdict:
+    """Two sympy expressions identical for all values of their symbols.
+
+    Parameters
+    ----------
+    quantity : str
+        What is compared, in words.
+    lhs, rhs : sympy expression or number
+        The two sides.
+    expected : object, optional
+        What the verdict shows as expected.
+
+    Returns
+    -------
+    Verdict
+        Agrees if ``simplify(lhs - rhs)`` is 0, disagrees otherwise (``detail`` shows the
+        simplified difference); not testable if sympy cannot decide (the difference
+        simplifies to an expression that ``equals(0)`` leaves open).
+    """
+    import sympy as sp
+    diff = sp.simplify(sp.powsimp(sp.expand(sp.sympify(lhs) - sp.sympify(rhs)), force=True))
+    rule = "agrees if lhs - rhs simplifies to 0 for all values of the symbols (sympy)"
+    zero = diff == 0 or diff.equals(0)
+    if zero is True:
+        return Verdict(quantity, expected, "lhs - rhs = 0", AGREES, rule, "")
+    if zero is None:
+        return Verdict(quantity, expected, f"lhs - rhs = {diff}", NOT_TESTABLE, rule, "sympy cannot decide")
+    return Verdict(quantity, expected, f"lhs - rhs = {diff}", DISAGREES, rule, f"difference {diff}")

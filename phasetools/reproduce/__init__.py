@@ -8,7 +8,10 @@ Running it
     collect(params, results) -> results by experiment name
     SCALES, FIGURES, DEFAULT_SEED
 The paper's claims
-    CLAIMS (phasetools.compare.Claim objects), N_PARAMS_PAPER
+    CLAIMS (phasetools.compare.Claim objects, one per id F1-F14, N1-N15 of the paper's
+    catalogue: CLAIM_IDS), OWN_CHECKS (the toolkit's checks of itself, table "toolkit"),
+    N_PARAMS_PAPER, sensitivity(results) (training verdicts under both init readings),
+    decide_noise_driver, decide_delay_decades, noise_exponent, fitted_seed, float_floor
     evaluate_claims(results) -> [ClaimVerdict]
     claim_report(results) -> ClaimReport (a stored result: one row per check)
     side_by_side(results) -> rows (quantity, unit, theory, langevin, training, note)
@@ -20,11 +23,14 @@ figures. ``results`` maps experiment names to results (``theory_critical``, ``e1
 ``e2_rank1``, ``langevin_chain``, ...). See docs/reproduce.md.
 """
 
-from ._claims import CLAIMS, N_PARAMS_PAPER, claim_report, evaluate_claims
+from ._claims import (CLAIM_IDS, CLAIMS, N_PARAMS_PAPER, OWN_CHECKS, claim_report, decide_delay_decades,
+                      decide_noise_driver, evaluate_claims, fitted_seed, float_floor, noise_exponent, sensitivity)
 from ._experiments import SCALES, run_experiment, tasks
 from ._figures import FIGURES
 from ._report import side_by_side
 from ._run import DEFAULT_SEED, ReproduceOutcome, collect, reproduce
 
 __all__ = ["reproduce", "ReproduceOutcome", "tasks", "run_experiment", "collect", "SCALES", "FIGURES",
-           "DEFAULT_SEED", "CLAIMS", "N_PARAMS_PAPER", "evaluate_claims", "claim_report", "side_by_side"]
+           "DEFAULT_SEED", "CLAIMS", "CLAIM_IDS", "OWN_CHECKS", "N_PARAMS_PAPER", "evaluate_claims", "claim_report",
+           "side_by_side", "sensitivity", "decide_noise_driver", "decide_delay_decades", "noise_exponent",
+           "fitted_seed", "float_floor"]

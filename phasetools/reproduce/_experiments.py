@@ -22,15 +22,17 @@ CHAIN_TEMPERATURES = (0.0075, 0.0065, 0.0057, 0.005)   # dU/T = 3.8 ... 5.7 (doc
 SCALES = {
     "smoke": dict(n_seeds=2, epochs=60, trap_epochs=(40, 80), n_e1_draws=2, e1_step=0.02, e4_epochs=40,
                   e4_batch_sizes=(8, 12), e5_trap_epochs=(110, 300), e5_epochs=300, n_e5_seeds=1, e5_pool=500,
-                  e5_test=1000, n_chain_walkers=40, chain_temps=(0.012, 0.0085), n_e4_seeds=2),
+                  e5_test=1000, n_chain_walkers=40, chain_temps=(0.012, 0.0085), n_e4_seeds=2,
+                  n5_seeds=2, n5_epochs=40, n6_draws=5, n12_runs=1, n12_epochs=40),
     "quick": dict(n_seeds=8, epochs=8000, trap_epochs=(300, 600), n_e1_draws=10, e1_step=0.01, e4_epochs=1000,
                   e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300), e5_epochs=4000,
                   n_e5_seeds=2, e5_pool=5000, e5_test=10_000, n_chain_walkers=400, chain_temps=CHAIN_TEMPERATURES,
-                  n_e4_seeds=16),
+                  n_e4_seeds=16, n5_seeds=8, n5_epochs=200, n6_draws=200, n12_runs=4, n12_epochs=2000),
     "full": dict(n_seeds=50, epochs=20_000, trap_epochs=(2000, 2000), n_e1_draws=20, e1_step=0.01, e4_epochs=5000,
                  e4_batch_sizes=(8, 10, 12, 14, 16), e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300),
                  e5_epochs=20_000, n_e5_seeds=8, e5_pool=5000, e5_test=10_000, n_chain_walkers=4000,
-                 chain_temps=CHAIN_TEMPERATURES, n_e4_seeds=50),
+                 chain_temps=CHAIN_TEMPERATURES, n_e4_seeds=50, n5_seeds=50, n5_epochs=500, n6_draws=1000,
+                 n12_runs=16, n12_epochs=20_000),
 }
 
 
@@ -61,6 +63,13 @@ def tasks(scale: str) -> list:
     e2 = dict(n_seeds=s["n_seeds"], epochs=s["epochs"], trap_epochs=list(s["trap_epochs"]))
     grid += [dict(experiment="e2_paper_rank1", **e2), dict(experiment="e2_rank1", dtype="float64", **e2),
              dict(experiment="e2_rank1_float32", dtype="float32", **e2), dict(experiment="e2_rank0", **e2)]
+    # the other reading of the paper's initialisation (std 1/sqrt(fan_in)): the sensitivity column
+    grid += [dict(experiment=f"{name}_fan_in", init_fan="fan_in", **e2) for name in ("e2_paper_rank1", "e2_rank0")]
+    grid += [dict(experiment="n5_fresh", init_fan="width", n_seeds=s["n5_seeds"], epochs=s["n5_epochs"]),
+             dict(experiment="n5_fresh_fan_in", init_fan="fan_in", n_seeds=s["n5_seeds"], epochs=s["n5_epochs"]),
+             dict(experiment="n6_draws", n_draws=s["n6_draws"]),
+             dict(experiment="n12_noise"),
+             dict(experiment="n12_runs", n_seeds=s["n12_runs"], epochs=s["n12_epochs"])]
     grid += [dict(experiment="e4_paper", n_seeds=s["n_seeds"], epochs=s["epochs"],
                   trap_epochs=list(s["trap_epochs"]))]
     grid += [dict(experiment="e4_corrected", batch_size=int(b), n_seeds=s["n_e4_seeds"], epochs=s["e4_epochs"])
@@ -104,6 +113,34 @@ def corrected_weight_decay(data) -> float:
     return float(np.round(sp[0] - 0.012, 3))
 
 
+#: Residual seeds of the N12 noise measurement (0 = exactly rank 1).
+N12_NOISE_SEEDS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
+
+
+def _e2(experiment, p, teacher, data, test, rng):
+    """E2 trap and release. The paper's 0.361 trap runs on the first draw where it is a rank-1
+    trap (N6); the initial weights use the literal reading std 1/sqrt(width) unless the task
+    says ``init_fan="fan_in"``."""
+    from .. import training as tr
+    from . import _measure as M
+    name = experiment.removesuffix("_fan_in")
+    if name == "e2_paper_rank1":
+        data = teacher.sample(512, rng=M.first_trap_draw(teacher))
+        tb = (0.0, 0.361)
+    elif name == "e2_rank0":
+        tb = (0.0, 0.43)
+    else:
+        tb = (0.0, tr.trap_weight_decay(data, 1, n_layers=3))
+    s_init, s_trap, s_rel = rng.spawn(3)
+    dtype = p.get("dtype", "float64")
+    init = M.fresh_init(data, p["n_seeds"], s_init, p.get("init_fan", "width"))
+    trap = tr.prepare_trap(data, trap_weight_decays=tb, trap_epochs=tuple(p["trap_epochs"]), **PAPER_NET,
+                           lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE, init=init, dtype=dtype, rng=s_trap)
+    return tr.trap_and_release(data, target_weight_decay=PAPER_WEIGHT_DECAY, trap=trap, epochs=p["epochs"],
+                               **PAPER_NET, lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE, n_seeds=p["n_seeds"], test=test,
+                               dtype=dtype, log_every=max(1, p["epochs"] // 2000), rng=s_rel, quiet=True)
+
+
 def _weight_decays(p):
     return np.round(np.arange(p["n_weight_decays"]) * p["step"], 4)
 
@@ -128,7 +165,9 @@ def run_experiment(*, experiment, rng, **p):
         escape ensemble).
     """
     import phasetools.theory as th
+
     from .. import training as tr
+    from . import _measure as M
 
     teacher = _teacher()
     data = teacher.sample(512, rng=DATA_SEED)
@@ -153,17 +192,18 @@ def run_experiment(*, experiment, rng, **p):
         return tr.weight_decay_sweep(sample, _weight_decays(p), **PAPER_NET, lr=PAPER_LR, test=teacher, rng=rng,
                                      quiet=True)
     if experiment.startswith("e2_"):
-        if experiment == "e2_paper_rank1":
-            tb = (0.0, 0.361)
-        elif experiment == "e2_rank0":
-            tb = (0.0, 0.43)
-        else:
-            tb = (0.0, tr.trap_weight_decay(data, 1, n_layers=3))
-        return tr.trap_and_release(data, target_weight_decay=PAPER_WEIGHT_DECAY, trap_weight_decays=tb,
-                                   trap_epochs=tuple(p["trap_epochs"]), epochs=p["epochs"], **PAPER_NET,
-                                   lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE, n_seeds=p["n_seeds"], test=test,
-                                   dtype=p.get("dtype", "float64"), log_every=max(1, p["epochs"] // 2000),
-                                   rng=rng, quiet=True)
+        return _e2(experiment, p, teacher, data, test, rng)
+    if experiment.startswith("n5_fresh"):
+        return M.fresh_convergence(data, test, init_fan=p["init_fan"], n_seeds=p["n_seeds"], epochs=p["epochs"],
+                                   lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE, weight_decay=PAPER_WEIGHT_DECAY, rng=rng)
+    if experiment == "n6_draws":
+        return M.trap_draws(teacher, n_draws=p["n_draws"])
+    if experiment == "n12_noise":
+        return M.noise_at_trap(data, weight_decay=PAPER_WEIGHT_DECAY, seeds=N12_NOISE_SEEDS)
+    if experiment == "n12_runs":
+        return M.escape_drivers(data, test, weight_decay=PAPER_WEIGHT_DECAY, seeds=M.N12_SEEDS,
+                                temperature=M.N12_TEMPERATURE, n_seeds=p["n_seeds"], epochs=p["epochs"], lr=PAPER_LR,
+                                batch_size=PAPER_BATCH_SIZE, rng=rng)
     if experiment == "e4_paper":
         s_trap, s_sweep = rng.spawn(2)
         trap = tr.prepare_trap(data, trap_weight_decays=(0.0, tr.trap_weight_decay(data, 1, n_layers=3)),

@@ -13,6 +13,11 @@ __all__ = ["FIGURES", "figures"]
 
 #: The figures every report embeds (file name -> caption).
 FIGURES = {
+    "n12_noise.png": "N12: per-sample gradient-noise variance on each layer's direction of the unlearned (weak) "
+                     "feature at the trapped rank-1 state against the residual seed, with the weight-decay pull "
+                     "squared; right: runs escaped per driver (pure SGD with and without replacement, full batch, "
+                     "injected noise).",
+    "e5_seed_curve.png": "E5: full-batch plateau length against the residual seed (the paper's 1500 epochs dashed).",
     "phase_diagram.png": "Theory: energies of the top-m states against the weight decay; the hysteresis loop between "
                          "the spinodals (increasing) and the trivial branch (decreasing).",
     "e1_sweeps.png": "E1: quasi-static sweeps up and down on population data with the theory's spinodals.",
@@ -63,7 +68,54 @@ def figures(R, out: Path) -> list:
     if "e5" in R:
         save(pp.grokking(R["e5"]), "e5_grokking.png")
     save(_scatter_figure(R), "escape_scatter.png")
+    if "n12_noise" in R and "n12_runs" in R:
+        save(_n12_figure(R["n12_noise"], R["n12_runs"]), "n12_noise.png")
+    if "e5" in R:
+        save(_seed_curve(R["e5"]), "e5_seed_curve.png")
     return written
+
+
+def _n12_figure(noise, runs):
+    from ..plot import Plot
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    s = np.asarray(noise["seeds"], dtype=float)
+    ok = s > 0
+    for k, p in enumerate(noise.array("projection")):
+        a1.loglog(s[ok], p[ok], "o-", label=f"noise variance, layer {k + 1}")
+    a1.loglog(s[ok], (noise["weight_decay"] * s[ok]) ** 2, "k--", label="(weight decay x seed)^2")
+    a1.axvline(noise["seed_saddle"], color="C3", ls=":", label="saddle seed")
+    a1.set_xlabel("residual seed eps (per layer)")
+    a1.set_ylabel("p^T Sigma p")
+    a1.legend(fontsize=7)
+    a1.set_title("gradient noise on the unlearned feature (exactly 0 at eps = 0)", fontsize=9)
+    d = runs["drivers"]
+    labels = [f"eps {x['seed']:g}, {x['sampling']}" + (f", T {x['temperature']:g}" if x["temperature"] else "")
+              for x in d]
+    frac = [x["escaped"] / x["n_runs"] for x in d]
+    a2.barh(range(len(d)), frac, color=["C3" if x["temperature"] else "C0" for x in d])
+    a2.set_yticks(range(len(d)), labels, fontsize=7)
+    a2.set_xlim(0, 1)
+    a2.set_xlabel(f"fraction escaped in {runs['epochs']} epochs")
+    a2.set_title("what starts the escape (red: injected noise)", fontsize=9)
+    return Plot(fig, (a1, a2))
+
+
+def _seed_curve(e5):
+    from ..plot import Plot
+    fig, (ax,) = _new(figsize=(5.6, 4.2))
+    sel = e5.trapped & e5.full_batch & e5.escaped
+    if sel.any():
+        ax.loglog(e5.seed_size[sel], e5.escape_epoch[sel], "o", label="full batch (B >= N), escaped")
+    cens = e5.trapped & e5.full_batch & ~e5.escaped
+    if cens.any():
+        ax.loglog(e5.seed_size[cens], np.full(int(cens.sum()), float(e5.epochs)), "^", color="C3",
+                  label="no escape (budget)")
+    ax.axhline(1500, color="k", ls="--", lw=1, label="paper: ~1500 epochs")
+    ax.set_xlabel("residual seed (per layer)")
+    ax.set_ylabel("plateau length (epochs)")
+    ax.legend(fontsize=7)
+    return Plot(fig, (ax,))
 
 
 def _new(nrows=1, figsize=(6.4, 4.2)):

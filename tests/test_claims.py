@@ -1,0 +1,115 @@
+"""The paper's claim table against its catalogue, and every rule of the report reaching every outcome it names."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phasetools.compare import (AGREES, DISAGREES, NOT_TESTABLE, Measurement, check_identity, check_threshold,
+                                check_trend)
+from phasetools.reproduce import (CLAIM_IDS, CLAIMS, OWN_CHECKS, claim_report, decide_delay_decades,
+                                  decide_noise_driver, evaluate_claims, fitted_seed, float_floor, noise_exponent)
+
+CATALOGUE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "claims.md"
+
+
+def test_every_id_has_one_claim_in_the_paper_table():
+    ids = [c.id for c in CLAIMS]
+    assert ids == list(CLAIM_IDS) and len(set(ids)) == len(ids)
+    assert all(c.table == "paper" and c.kind and c.source for c in CLAIMS)
+    assert all(c.table == "toolkit" for c in OWN_CHECKS)
+    assert not {c.id for c in OWN_CHECKS} & set(ids)
+    report = claim_report({})
+    assert {i for i, t in zip(report.claim_id, report.table) if t == "paper"} == set(CLAIM_IDS)
+    assert sum(report.counts().values()) == len(CLAIM_IDS)          # the tally counts the paper's claims only
+    assert sum(report.counts("toolkit").values()) == len(OWN_CHECKS)
+
+
+@pytest.mark.skipif(not CATALOGUE.exists(), reason="the claims catalogue is not next to the repository")
+def test_the_table_matches_the_catalogue():
+    text = CATALOGUE.read_text()
+    ids = re.findall(r"^\|\s*([FN]\d+)\s*\|", text, flags=re.M)
+    assert ids and set(ids) == set(CLAIM_IDS)
+    kinds = dict(re.findall(r"^\|\s*([FN]\d+)\s*\|.*\|\s*([^|]+?)\s*\|\s*$", text, flags=re.M))
+    by_id = {c.id: c for c in CLAIMS}
+    for cid, kind in kinds.items():
+        first = kind.split()[0].strip("*")
+        if first in ("symbolic", "theory", "training", "arithmetic", "not"):
+            assert first in by_id[cid].kind, (cid, kind, by_id[cid].kind)
+
+
+def test_symbolic_checks_decide_from_derivations():
+    out = {cv.claim.id: cv for cv in evaluate_claims({}, CLAIMS)}
+    assert out["F1"].outcome == AGREES and out["F2"].outcome == AGREES
+    assert out["F4"].outcome == DISAGREES and "(1 - L)" in out["F4"].verdicts[0].measured.replace("*", " ")
+    assert [v.outcome for v in out["F7"].verdicts] == [DISAGREES, AGREES]
+    assert [v.outcome for v in out["F12"].verdicts] == [AGREES, DISAGREES, AGREES]
+    assert [v.outcome for v in out["F13"].verdicts] == [DISAGREES, DISAGREES]
+    assert out["N14"].outcome == NOT_TESTABLE and out["N15"].outcome == DISAGREES
+
+
+def test_trend_threshold_identity_reach_every_outcome():
+    assert check_trend("t", [1, 2, 3], [1, 2, 5], increasing=True).outcome == AGREES
+    assert check_trend("t", [1, 2, 3], [1, 2, 2], increasing=True).outcome == DISAGREES
+    assert check_trend("t", [3, 2, 1], [1, 2, 5], increasing=False).outcome == AGREES   # sorted by x
+    assert check_trend("t", [1, 2], [1, float("nan")], increasing=True).outcome == NOT_TESTABLE
+    assert check_threshold("x", 1.0, 0.5).outcome == AGREES
+    assert check_threshold("x", 1.0, 0.5, above=False).outcome == DISAGREES
+    assert check_threshold("x", float("nan"), 0.5).outcome == NOT_TESTABLE
+    import sympy as sp
+    x = sp.Symbol("x", positive=True)
+    assert check_identity("i", sp.sqrt(x) ** 2, x).outcome == AGREES
+    assert check_identity("i", x ** 2, x).outcome == DISAGREES
+    with pytest.raises(ValueError, match="x and y"):
+        check_trend("t", [1, 2], [1], increasing=True)
+
+
+def _driver(seed, sampling, T, escaped, n=4):
+    return dict(seed=seed, sampling=sampling, temperature=T, escaped=escaped, n_runs=n)
+
+
+def test_noise_driver_rule_reaches_every_outcome():
+    base = [_driver(0.0, "full", 0.0, 0), _driver(0.0, "shuffle", 0.01, 3)]
+    noise_wins = base + [_driver(1e-3, "shuffle", 0.0, 3), _driver(1e-3, "full", 0.0, 0)]
+    assert decide_noise_driver(noise_wins, 0.4).outcome == AGREES
+    never = base + [_driver(1e-3, "shuffle", 0.0, 0), _driver(1e-3, "full", 0.0, 0)]
+    v = decide_noise_driver(never, 0.4)
+    assert v.outcome == DISAGREES and "injected" in v.detail
+    seeded = base + [_driver(1e-3, "shuffle", 0.0, 4), _driver(1e-3, "full", 0.0, 4)]
+    v = decide_noise_driver(seeded, 0.4)
+    assert v.outcome == DISAGREES and "seed, not the noise" in v.detail
+    nothing = [_driver(0.0, "shuffle", 0.0, 0), _driver(0.0, "full", 0.0, 0), _driver(0.0, "shuffle", 0.01, 0)]
+    assert decide_noise_driver(nothing, 0.4).outcome == NOT_TESTABLE
+    # seeds above the saddle are not evidence either way
+    assert decide_noise_driver(base + [_driver(0.5, "shuffle", 0.0, 4), _driver(0.5, "full", 0.0, 0)],
+                               0.4).outcome == DISAGREES
+
+
+def test_delay_rule_reaches_every_outcome():
+    assert decide_delay_decades(10, 1000.0, 500.0).outcome == AGREES
+    assert decide_delay_decades(10, 50000.0, 500.0).outcome == DISAGREES
+    assert decide_delay_decades(10, None, 1e5).outcome == DISAGREES
+    assert decide_delay_decades(10, None, 500.0).outcome == NOT_TESTABLE
+
+
+def test_noise_exponent_fitted_seed_and_float_floor():
+    s = np.array([0.0, 1e-4, 1e-3, 1e-2])
+    assert noise_exponent(s, 3.0 * s ** 4) == pytest.approx(4.0)
+    assert np.isnan(noise_exponent([0.0, 1e-3], [0.0, 1.0]))
+    seeds, plateaus = [0.01, 0.02, 0.04], [4000.0, 1000.0, 250.0]
+    f = fitted_seed(seeds, plateaus)
+    assert 0.01 < f < 0.02
+    assert np.isnan(fitted_seed(seeds, plateaus, target=10.0))
+    assert float_floor("float32") > float_floor("float64") > 0
+
+
+def test_measurement_is_stored_and_read_back(tmp_path):
+    from phasetools.io import load, save
+    m = Measurement("n", "how", dict(a=[1.0, float("nan")], b=np.arange(3), c="x", d=[[1, 2], [3, 4]]))
+    save(m, tmp_path / "m.h5", name="m")
+    back = load(tmp_path / "m.h5", "m")
+    assert back.name == "n" and back["c"] == "x"
+    assert np.isnan(back.array("a")[1]) and back.array("d").shape == (2, 2)
+    with pytest.raises(ValueError, match="key"):
+        back.array("zz")
