@@ -14,12 +14,15 @@ from phasetools import io
 from phasetools.langevin import Threshold, advance, double_well, escape_problem, new_streams, simulate
 from phasetools.rare import AMSEscape, AMSOptions, ams_escape, escape_time
 
-FAST = AMSOptions(n_replicas=100, n_kill=5, n_runs=10, n_walkers=50, n_rounds=10)
+# 20 runs: the spread of fewer runs of a right-skewed estimator understates its variance
+FAST = AMSOptions(n_replicas=50, n_kill=2, n_runs=20, n_walkers=50, n_rounds=10)
 
 
 def _check_against(res, exact, max_rel_se):
-    assert res.tau_stderr / res.tau < max_rel_se, f"not precise enough: se/tau = {res.tau_stderr / res.tau:.3f}"
-    assert abs(res.tau - exact) < 3 * res.tau_stderr, (res, exact, res.tau / exact)
+    """``exact`` inside the estimate's interval at 3 standard errors (log-normal, as ``tau_lower/upper``)."""
+    rel = res.tau_stderr / res.tau
+    assert rel < max_rel_se, f"not precise enough: se/tau = {rel:.3f}"
+    assert abs(np.log(res.tau / exact)) < 3 * rel, (res, exact, res.tau / exact)
 
 
 # -- the engine capability ---------------------------------------------------------------------

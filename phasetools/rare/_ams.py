@@ -115,30 +115,45 @@ def loops(engine, x0, *, start, level, target, n_walkers, n_rounds, max_steps, e
 
 
 class _Run:
-    """One AMS run's replicas: scores, running-maximum records, ends at ``B``."""
+    """One AMS run's replicas: scores, running-maximum records, ends at ``B``.
 
-    def __init__(self, n, rng, entropy):
-        self.rng, self.entropy, self.n_clones = rng, entropy, 0
+    A replica's records are kept as the pieces :func:`excursions` returns and joined only
+    when the replica is chosen as a parent (most replicas are killed first)."""
+
+    def __init__(self, n, rng, index):
+        self.rng, self.index, self.n_clones = rng, index, 0
         self.score = np.empty(n)
         self.records = [None] * n
         self.t_end = np.full(n, np.nan)   # steps from the entrance to B (NaN: not at B)
         self.log_weight, self.n_iter, self.done, self.n_censored = 0.0, 0, False, 0
 
     def new_keys(self, k):
-        keys = np.arange(self.n_clones, self.n_clones + k)
+        """Stream indices of the next ``k`` replicas of this run (disjoint from other runs')."""
+        keys = (self.index << 40) + np.arange(self.n_clones, self.n_clones + k)
         self.n_clones += k
         return keys
 
+    def record(self, i):
+        """Replica ``i``'s records as three joined arrays (values, steps, states)."""
+        rec = self.records[i]
+        if isinstance(rec, list):
+            v0, t0, x0, (vs, ts, xs) = rec
+            rec = (np.concatenate([[v0], *vs]), t0 + np.concatenate([[0], *ts]).astype(np.int64),
+                   np.concatenate([x0[None, :], *xs]))
+            self.records[i] = rec
+        return rec
+
 
 def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, max_steps, chunk, run_seeds,
-              progress=None):
+              stream_entropy, progress=None):
     """``n_runs`` independent AMS runs, advanced together (stage 3 of the module docstring).
 
     Parameters
     ----------
     engine : splitting engine
-    entrance : ndarray (m, dim)
-        States entering ``Sigma``, from which the replicas start (drawn with replacement).
+    entrance : ndarray (m >= n_runs, dim)
+        States entering ``Sigma``; run ``r`` draws its replicas' starts (with replacement)
+        from the ``r``-th of ``n_runs`` equal blocks.
     start, target : float
         Levels of ``A`` and ``B``.
     n_replicas, n_kill, n_runs : int
@@ -149,7 +164,10 @@ def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, ma
     chunk : int
         First chunk of steps of an excursion.
     run_seeds : list of numpy.random.SeedSequence
-        One per run: its parent choices and its replicas' streams.
+        One per run: its start states and parent choices.
+    stream_entropy : int
+        Entropy of the replicas' streams; run ``r``'s ``i``-th replica (in order of
+        creation) has stream index ``r * 2**40 + i``.
     progress : callable, optional
         Called with the number of runs finished after every iteration.
 
@@ -161,13 +179,16 @@ def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, ma
         ``cost`` (steps integrated).
     """
     runs, starts = [], []
+    entropy = stream_entropy
+    # each run draws from its own block of entrance states, so that the runs are independent
+    # and their spread includes the sampling of the entrance states
+    blocks = np.array_split(np.arange(entrance.shape[0]), len(run_seeds))
     for r, seq in enumerate(run_seeds):
         rng = np.random.Generator(np.random.PCG64(seq))
-        entropy = int.from_bytes(seq.generate_state(4, dtype=np.uint32).tobytes(), "little")
-        runs.append(_Run(n_replicas, rng, entropy))
-        pick = rng.integers(entrance.shape[0], size=n_replicas)
+        runs.append(_Run(n_replicas, rng, r))
+        pick = blocks[r][rng.integers(blocks[r].size, size=n_replicas)]
         starts += [(r, i, entrance[pick[i]], 0, None) for i in range(n_replicas)]
-    cost = _launch(engine, runs, starts, start=start, target=target, max_steps=max_steps, chunk=chunk)
+    cost = _launch(engine, runs, starts, entropy, start=start, target=target, max_steps=max_steps, chunk=chunk)
     while True:
         clones = []
         for r, run in enumerate(runs):
@@ -177,7 +198,7 @@ def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, ma
             progress(sum(run.done for run in runs))
         if not clones:
             break
-        cost += _launch(engine, runs, clones, start=start, target=target, max_steps=max_steps, chunk=chunk)
+        cost += _launch(engine, runs, clones, entropy, start=start, target=target, max_steps=max_steps, chunk=chunk)
     out = {"p": [], "t_reactive": [], "n_iterations": [], "n_censored": [], "final_fraction": [], "extinct": []}
     for run in runs:
         at_b = np.isfinite(run.t_end)
@@ -210,32 +231,28 @@ def _iterate(run, r, n_kill, target):
     parents = survivors[run.rng.integers(survivors.size, size=killed.size)]
     clones = []
     for i, p in zip(killed, parents):
-        values, times, states = run.records[p]
+        values, times, states = run.record(p)
         j = int(np.searchsorted(values, z, side="right"))
         clones.append((r, int(i), states[j], int(times[j]), float(values[j])))
     return clones
 
 
-def _launch(engine, runs, items, *, start, target, max_steps, chunk):
+def _launch(engine, runs, items, entropy, *, start, target, max_steps, chunk):
     """Run the excursions ``items = [(run, replica, state, t0, max0)]`` and store them in their runs."""
     x = np.array([it[2] for it in items], dtype=float)
-    streams = np.empty((len(items), 4), dtype=np.uint64)
-    by_run = {}
-    for k, it in enumerate(items):
-        by_run.setdefault(it[0], []).append(k)
-    for r, ks in by_run.items():
-        streams[ks] = engine.streams(runs[r].entropy, runs[r].new_keys(len(ks)))
+    keys = np.concatenate([runs[it[0]].new_keys(1) for it in items])
+    streams = engine.streams(entropy, keys)
     x_val = engine.coordinate(x)
     start_max = np.array([x_val[k] if it[4] is None else it[4] for k, it in enumerate(items)])
     ex = excursions(engine, x, streams, low=start, high=target, max_steps=max_steps, chunk=chunk, track=True,
                     start_max=start_max)
-    for k, (r, i, state, t0, _) in enumerate(items):
+    for k, (r, i, _, t0, _) in enumerate(items):
         run = runs[r]
-        values, times, states = ex.records[k]
-        run.records[i] = (np.concatenate([[start_max[k]], values]), t0 + np.concatenate([[0], times]),
-                          np.concatenate([np.asarray(state, dtype=float)[None, :], states.reshape(-1, x.shape[1])]))
-        at_b = ex.outcome[k] == 2
-        run.score[i] = np.inf if at_b else run.records[i][0][-1]
-        run.t_end[i] = t0 + ex.steps[k] if at_b else np.nan
-        run.n_censored += int(ex.outcome[k] == 0)
+        vs = ex.records[k][0]
+        run.records[i] = [start_max[k], t0, x[k], ex.records[k]]
+        if ex.outcome[k] == 2:
+            run.score[i], run.t_end[i] = np.inf, t0 + ex.steps[k]
+        else:
+            run.score[i], run.t_end[i] = (vs[-1][-1] if vs else start_max[k]), np.nan
+            run.n_censored += int(ex.outcome[k] == 0)
     return ex.cost

@@ -94,7 +94,8 @@ class Excursions:
         Steps the engine integrated (those after an end inside a chunk included).
     records : list of (values, steps, states) or None
         Per trajectory the strict running maxima of the coordinate after the start, the
-        step at which each was reached and the state there.
+        step at which each was reached and the state there, each a list of per-chunk
+        arrays (concatenate to use).
     """
 
     x: np.ndarray
@@ -162,23 +163,27 @@ def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=Fal
         done = hit | down | (steps[active] >= max_steps)
         active = active[~done]
         chunk = 2 * c
-    return Excursions(x, steps, outcome, cost, [tuple(map(_cat, r)) for r in records] if track else None)
-
-
-def _cat(parts):
-    return np.concatenate(parts) if parts else np.empty(0)
+    return Excursions(x, steps, outcome, cost, records)
 
 
 def _track(records, active, cmax, xi, path, steps0, lengths):
-    """Append each trajectory's new strict running maxima of this chunk to ``records``."""
-    vals = np.where(np.arange(xi.shape[1])[None, :] < lengths[:, None], np.nan_to_num(xi, nan=-np.inf), -np.inf)
+    """Append each trajectory's new strict running maxima of this chunk to ``records``
+    (lists of per-chunk pieces: values, steps, states)."""
+    vals = np.where(np.arange(xi.shape[1])[None, :] < lengths[:, None], xi, -np.inf)
+    vals[np.isnan(vals)] = -np.inf
     prev = np.maximum.accumulate(np.concatenate([cmax[active][:, None], vals[:, :-1]], axis=1), axis=1)
-    new = vals > prev
-    for j in np.nonzero(new.any(axis=1))[0]:
-        idx = np.nonzero(new[j])[0]
-        t = active[j]
+    rows, cols = np.nonzero(vals > prev)
+    if rows.size == 0:
+        return
+    v, xs = vals[rows, cols], path[rows, cols]
+    ts = steps0[active[rows]] + cols + 1
+    cuts = np.flatnonzero(np.diff(rows)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [rows.size]])
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        t = active[rows[a]]
         rv, rt, rx = records[t]
-        rv.append(vals[j, idx])
-        rt.append(steps0[t] + idx + 1)
-        rx.append(path[j, idx])
-        cmax[t] = vals[j, idx[-1]]
+        rv.append(v[a:b])
+        rt.append(ts[a:b])
+        rx.append(xs[a:b])
+        cmax[t] = v[b - 1]

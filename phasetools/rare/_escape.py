@@ -244,8 +244,10 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
     root = seed_sequence(rng)
-    s_levels, s_loops, *s_runs = root.spawn(2 + opts.n_runs)
+    s_levels, s_loops, s_streams, *s_runs = root.spawn(3 + opts.n_runs)
     a, sig, cost_levels = _levels(engine, x0, start, level, sign, b, opts, s_levels)
+    if opts.n_walkers * opts.n_rounds < opts.n_runs:
+        raise ValueError(f"n_walkers * n_rounds (the entrance states) must be >= n_runs = {opts.n_runs}")
     lp = loops(engine, x0, start=a, level=sig, target=b, n_walkers=opts.n_walkers, n_rounds=opts.n_rounds,
                max_steps=opts.max_steps, entropy=_entropy(s_loops))
     bar = _progress(total=opts.n_runs, desc="AMS runs", quiet=not progress)
@@ -258,7 +260,7 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     try:
         ams = ams_batch(engine, lp["entrance"], start=a, target=b, n_replicas=opts.n_replicas, n_kill=opts.n_kill,
                         n_runs=opts.n_runs, max_steps=opts.max_steps, chunk=opts.chunk, run_seeds=s_runs,
-                        progress=tick)
+                        stream_entropy=_entropy(s_streams), progress=tick)
     finally:
         bar.close()
     est = _estimate(lp, ams, dt, opts.confidence, opts.n_replicas)
