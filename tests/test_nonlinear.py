@@ -196,3 +196,13 @@ def test_small_modular_addition_groks_with_adamw():
     assert np.all(run.test_acc[:, -1] >= 0.99), run
     assert np.all(run.fit_epoch <= run.generalisation_epoch)
     assert np.all(run.fourier_ipr[:, -1] > 2 * run.fourier_ipr[:, 0])
+
+
+def test_digits_task_when_scikit_learn_is_installed():
+    pytest.importorskip("sklearn")
+    t = nl.digits(1000, data_seed=1)
+    assert t.X_train.shape == (1000, 64) and t.X_test.shape == (797, 64)
+    assert 0.0 <= t.X_train.min() and t.X_train.max() <= 1.0
+    assert set(np.unique(t.y_train)) == set(range(10))
+    with pytest.raises(ValueError, match="n_train"):
+        nl.digits(1797)

@@ -127,6 +127,9 @@ def test_jump_and_hysteresis_verdicts(sweep):
     out = _outcomes(flat)
     assert out["first-order transitions in weight decay"] == NOT_TESTABLE
     assert out["hysteresis"] == NOT_TESTABLE
+    coarse = _sweep_with(sweep, [0.05, 0.1, 0.45, 1.0, 1.0], [1.0] * 5)
+    v = {v.quantity: v for v in nl.verdicts(coarse)}["first-order transitions in weight decay"]
+    assert v.outcome == NOT_TESTABLE and "refine the grid" in v.detail
     # a difference within three standard errors across seeds is not hysteresis
     noisy = _sweep_with(sweep, [0.1, 0.1, 0.9, 0.9, 0.9], [0.1, 0.3, 0.9, 0.9, 0.9], spread=0.4)
     assert _outcomes(noisy)["hysteresis"] == DISAGREES

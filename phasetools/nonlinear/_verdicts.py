@@ -48,7 +48,9 @@ def _jump(sweep: NonlinearSweep) -> Verdict:
         return Verdict(q, "a jump in test accuracy", text, AGREES, rule)
     if "smooth" in seen:
         return Verdict(q, "a jump in test accuracy", text, DISAGREES, rule, "gradual change")
-    return Verdict(q, "a jump in test accuracy", text, NOT_TESTABLE, rule, "no transition in the swept range")
+    why = ("the largest change is not 3x the others: refine the grid" if "unclear" in seen
+           else "no transition in the swept range")
+    return Verdict(q, "a jump in test accuracy", text, NOT_TESTABLE, rule, why)
 
 
 def _hysteresis(sweep: NonlinearSweep) -> Verdict:
