@@ -174,3 +174,120 @@ def test_prediction_a_bad_input(draw1):
     assert np.isinf(full.tau_time) and full.regime == "full_batch"
     with pytest.raises(ValueError, match="moments"):
         ModeNoise(1.0, 0.5, 1.0, 3.0, 1.5, 1.5, "isserlis")
+
+
+# -- (d) plateau from a residual seed ----------------------------------------------------------------
+
+def test_plateau_time_matches_a_direct_integration_of_the_chain():
+    """Gradient flow of the scalar chain by small Euler steps crosses the threshold at the predicted time."""
+    c, a, wd, lr = 0.8, 1.0, 0.0025, 0.01
+    p = plateau_time(3, c, wd, [0.05, 0.04, 0.06], a=a, lr=lr, threshold=1e-3, convention="paper")
+    w = np.array([0.05, 0.04, 0.06])
+    k, t = 0.5, 0.0
+    while np.prod(w) < 1e-3:
+        P = np.prod(w)
+        w = w - lr * (k * (2 * a * P - 2 * c) * P / w + wd * w)
+        t += lr
+    assert p.tau_time == pytest.approx(t, rel=0.01)
+
+
+def test_plateau_time_is_infinite_below_the_growth_threshold():
+    p = plateau_time(3, 0.8, 0.0025, 1e-3, lr=0.1)
+    assert np.isinf(p.tau_epochs)
+    assert plateau_time(3, 0.8, 0.0025, 0.2, lr=0.1).tau_epochs == 0.0
+
+
+#: E5-type releases (25 samples, full batch, weight decay 0.0025, lr 0.1; sparse_grokking rng=6 and 7):
+#: (rng, geometric-mean seed, measured escape epoch).
+MEASURED_D = [(6, 0.07901, 53), (6, 0.03446, 384), (6, 0.01495, 1275), (6, 0.009618, 2395), (6, 0.006992, 4058),
+              (7, 0.04137, 203), (7, 0.01243, 1122), (7, 0.005894, 3220), (7, 0.003782, 8493)]
+
+
+@pytest.mark.slow
+def test_prediction_d_within_20_percent_of_sparse_grokking():
+    from phasetools.training import sparse_grokking
+    sg = sparse_grokking(GaussianTeacher([0.9, 0.8]), pool_size=5000, n_train=25, test_size=1000,
+                         weight_decay=0.0025, lr=0.1, batch_size=64, trap_epochs=(130, 160), epochs=4000, n_layers=3,
+                         width=10, n_seeds=1, rng=6, quiet=True)
+    for i in range(sg.escape_epoch.size):
+        p = predict_plateau(sg.train_moments, sg.seed_size[i], n_layers=3, weight_decay=0.0025, lr=0.1)
+        assert sg.escaped[i] and 0.8 <= sg.escape_epoch[i] / p.tau_epochs <= 1.2
+
+
+def test_prediction_d_recorded_points_within_20_percent():
+    t = GaussianTeacher([0.9, 0.8])
+    for rng, seed, epoch in MEASURED_D:
+        data = t.subsample(5000, 25, rng=np.random.SeedSequence(rng).spawn(3)[0])
+        p = predict_plateau(data, seed, n_layers=3, weight_decay=0.0025, lr=0.1)
+        assert 0.8 <= epoch / p.tau_epochs <= 1.2, (rng, seed, epoch, p.tau_epochs)
+
+
+# -- (c) upward escape with injected noise ---------------------------------------------------------------
+
+def test_prediction_c_without_entropy_is_the_plain_radial_mfpt():
+    from phasetools.theory import predict_injected_escape
+    p1 = predict_injected_escape(3, 0.8, 0.3, 0.005, lr=0.1, n_free=1)
+    p9 = predict_injected_escape(3, 0.8, 0.3, 0.005, lr=0.1, n_free=9)
+    assert p1.tau_time == pytest.approx(p1.tau_isotropic_time)
+    assert p9.tau_time < p1.tau_time / 10          # the entropic force shortens the escape
+    assert p9.regime == "injected_upward" and p9.b_start == 0.0
+    with pytest.raises(ValueError, match="weight_decay"):
+        predict_injected_escape(3, 0.8, 0.5, 0.005, lr=0.1)
+
+
+# -- comparison, figure, CLI -----------------------------------------------------------------------------
+
+def _table():
+    from phasetools.compare import MeasuredPoint, predicted_vs_measured
+    from phasetools.stats import exponential_mle
+    fit = exponential_mle(np.array([10.0, 20.0, 30.0]), np.array([False, False, False]))
+    none = exponential_mle(np.array([100.0, 100.0]), np.array([True, True]))
+    pts = [MeasuredPoint("a", "sgd_replacement", fit, {"model": 15.0, "isotropic": 1e9}),
+           MeasuredPoint("b", "sgd_replacement", fit, {"model": 50.0, "isotropic": 1e9}),
+           MeasuredPoint("c", "sgd_replacement", none, {"model": 1000.0, "isotropic": 1e9}),
+           MeasuredPoint("d", "sgd_replacement", none, {"model": 10.0}),
+           MeasuredPoint("e", "plateau", (100.0, 100.0, 100.0), {"model": 90.0}, scale=2.0)]
+    return predicted_vs_measured(pts, factor=2.0, unit="epochs")
+
+
+def test_predicted_vs_measured_is_censoring_aware():
+    t = _table()
+    assert list(t.outcomes()) == ["agrees", "disagrees", "agrees", "disagrees", "disagrees"]
+    assert t.lower_bound.tolist() == [False, False, True, True, False]
+    assert t.measured[4] == 200.0                       # scale applied
+    assert list(t.outcomes("isotropic"))[:3] == ["disagrees", "disagrees", "agrees"]
+    assert np.isnan(t.predicted[3, 1])
+    rows = t.ablation()
+    assert rows[0][:3] == ("model", 2, 5)
+    assert "| model | 2/5 |" in t.table()
+    with pytest.raises(ValueError, match="model"):
+        t.outcomes("nope")
+
+
+def test_predicted_vs_measured_round_trips(tmp_path):
+    from phasetools.io import load, save
+    t = _table()
+    name = save(t, tmp_path / "p.h5")
+    assert load(tmp_path / "p.h5", name).equal_values(t)
+
+
+def test_predicted_vs_measured_figure(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from phasetools.plot import predicted_vs_measured as fig
+    out = fig(_table()).save(tmp_path / "p.png")
+    assert out[0].stat().st_size > 1000
+
+
+def test_cli_predict_escape_and_plateau(capsys):
+    import json as _json
+    from phasetools.cli._main import main
+    assert main(["predict", "escape", "--weight-decay", "0.35", "--lr", "0.1", "--batch-size", "8,16", "--json"]) == 0
+    rows = _json.loads(capsys.readouterr().out)
+    assert [r["batch_size"] for r in rows] == [8, 16] and rows[0]["coupled"] is True
+    assert rows[1]["tau_epochs"] == pytest.approx(predict_escape(
+        GaussianTeacher([0.9, 0.8]).sample(512, rng=1), n_layers=3, width=10, weight_decay=0.35, lr=0.1,
+        batch_size=16).tau_epochs)
+    assert main(["predict", "plateau", "--weight-decay", "0.0025", "--seed-size", "0.01"]) == 0
+    assert "prediction (d)" in capsys.readouterr().out
+    assert main(["predict", "escape", "--weight-decay", "0.5"]) == 2

@@ -15,11 +15,13 @@ Each function takes a result, draws on new axes (or the ``ax`` given) and return
     trapping(release)          E2: test MSE after the release, levels and fresh-weight runs
     escape_sweep(sweep)        E4: ln tau against batch_size/lr, censored points as bounds
     grokking(sparse)           E5: MSE curves and escape epoch against the residual seed
+    predicted_vs_measured(t)   predicted against measured tau, log-log, factor band, contrasts
     plot(result, kind=None)    dispatch by result type (used by ``phasetools plot``)
 """
 
 from ._figures import KINDS, Plot, arrhenius, barriers, cascade, levels, phase_diagram, plot, potential, survival
+from ._predict import predicted_vs_measured
 from ._protocols import escape_sweep, grokking, trapping, weight_decay_sweep
 
 __all__ = ["Plot", "potential", "barriers", "phase_diagram", "cascade", "levels", "survival", "arrhenius", "plot",
-           "KINDS", "weight_decay_sweep", "trapping", "escape_sweep", "grokking"]
+           "KINDS", "weight_decay_sweep", "trapping", "escape_sweep", "grokking", "predicted_vs_measured"]

@@ -24,7 +24,7 @@ SGD noise (per-sample gradient covariance of the linear network)
     without_replacement_factor, noise_strength, effective_temperature
 Predictions for trained networks (docs/predict.md)
     data_mode_noise, mode_noise -> ModeNoise; data_cross_noise -> CrossModeNoise;
-    predict_sgd_escape -> EscapePrediction;
+    predict_sgd_escape, predict_injected_escape -> EscapePrediction;
     plateau_time -> PlateauPrediction
 
 Every function takes ``convention=`` ("canonical" by default, or "paper"); in the paper
@@ -44,7 +44,7 @@ from ._sgd import (effective_temperature, gradient_covariance_from_K, gradient_n
                    residual_moments, without_replacement_factor)
 from ._network import end_to_end, layer_shapes
 from ._predict import (CrossModeNoise, EscapePrediction, ModeNoise, PlateauPrediction, data_cross_noise,
-                       data_mode_noise, mode_noise, plateau_time, predict_sgd_escape)
+                       data_mode_noise, mode_noise, plateau_time, predict_injected_escape, predict_sgd_escape)
 from ._symbolic import (SYMBOLS, chain_potential, closed_forms, compiled_potential, network_potential,
                         reduced_potential)
 
@@ -62,5 +62,5 @@ __all__ = [
     "residual_moments", "gradient_noise_kernel", "gradient_covariance_from_K", "without_replacement_factor",
     "noise_strength", "effective_temperature",
     "ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape", "PlateauPrediction",
-    "plateau_time",
+    "plateau_time", "predict_injected_escape",
 ]

@@ -39,7 +39,7 @@ from ._landscape import stationary_points
 from ._sgd import effective_temperature, without_replacement_factor
 
 __all__ = ["ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape",
-           "PlateauPrediction", "plateau_time", "MOMENTS", "PREDICTED_SAMPLINGS"]
+           "PlateauPrediction", "plateau_time", "predict_injected_escape", "MOMENTS", "PREDICTED_SAMPLINGS"]
 
 #: Per-sample noise models: the data's own fourth moments, or the Gaussian (Isserlis) ones.
 MOMENTS = ("data", "gaussian")
@@ -225,16 +225,22 @@ class CrossModeNoise:
         return float(self.S[3, 1])
 
     def _pair(self, P_s, P_o, i, j):
-        """Variance of ``r_i x_j`` (``i, j`` in {0 = s, 1 = o}) at ``P_s`` (array) and ``P_o``."""
-        P_s = np.asarray(P_s, dtype=float)
-        r = np.zeros(P_s.shape + (4,))
-        r[..., 2 + i] = 1.0
-        r[..., i] = -(P_s if i == 0 else P_o)
+        """``(E[(r_i x_j)^2], E[r_i x_j], r)`` (``i, j`` in {0 = s, 1 = o}) at scalars ``P_s``, ``P_o``."""
+        r = np.zeros(4)
+        r[2 + i] = 1.0
+        r[i] = -(P_s if i == 0 else P_o)
         e = np.zeros(4)
         e[j] = 1.0
-        second = np.einsum("...a,b,...c,d,abcd->...", r, e, r, e, self.T4)
-        mean = np.einsum("...a,ab,b->...", r, self.S, e)
+        second = np.einsum("a,b,c,d,abcd->", r, e, r, e, self.T4)
+        mean = r @ self.S @ e
         return second, mean, r
+
+    def _scalar_variances(self, P_s, P_o):
+        m2_so, mu_so, r_s = self._pair(P_s, P_o, 0, 1)
+        m2_os, mu_os, r_o = self._pair(P_s, P_o, 1, 0)
+        e_s, e_o = np.eye(4)[0], np.eye(4)[1]
+        cross = np.einsum("a,b,c,d,abcd->", r_s, e_o, r_o, e_s, self.T4)
+        return np.array([m2_so - mu_so ** 2, m2_os - mu_os ** 2, cross - mu_so * mu_os])
 
     def variances(self, P_s, P_o):
         """``(V_so, V_os, C)``: ``Var[r_s x_o]``, ``Var[r_o x_s]`` and ``Cov[r_s x_o, r_o x_s]``.
@@ -250,11 +256,12 @@ class CrossModeNoise:
         -------
         tuple of arrays
         """
-        m2_so, mu_so, r_s = self._pair(P_s, P_o, 0, 1)
-        m2_os, mu_os, r_o = self._pair(P_s, P_o, 1, 0)
-        e_s, e_o = np.eye(4)[0], np.eye(4)[1]
-        cross = np.einsum("...a,b,...c,d,abcd->...", r_s, e_o, r_o, e_s, self.T4)
-        return m2_so - mu_so ** 2, m2_os - mu_os ** 2, cross - mu_so * mu_os
+        # each is a polynomial of degree <= 2 in P_s: exact from three evaluations
+        f_m, f_0, f_p = (self._scalar_variances(x, float(P_o)) for x in (-1.0, 0.0, 1.0))
+        c0, c1, c2 = f_0, 0.5 * (f_p - f_m), 0.5 * (f_p + f_m) - f_0
+        P = np.asarray(P_s, dtype=float)[..., None]
+        out = c0 + c1 * P + c2 * P * P
+        return out[..., 0], out[..., 1], out[..., 2]
 
 
 def data_cross_noise(X, Y, escaping, other, *, moments="data") -> CrossModeNoise:
@@ -293,7 +300,8 @@ class EscapePrediction(Result):
     Parameters
     ----------
     regime : str
-        ``"sgd_replacement"`` (prediction (a)) or ``"full_batch"`` (no noise: infinite).
+        ``"sgd_replacement"`` (prediction (a)), ``"full_batch"`` (no noise: infinite) or
+        ``"injected_upward"`` (prediction (c)).
     n_layers : int
     weight_decay, lr : float
     batch_size, n_samples, steps_per_epoch : int
@@ -314,7 +322,8 @@ class EscapePrediction(Result):
         The isotropic ``T_eff = lr f tr(Sigma) / (2 B N_theta)``.
     tau_isotropic_time, tau_isotropic_epochs : float
         The 1-D escape time of the same potential under isotropic noise at ``temperature``
-        (what "SGD is a temperature" predicts), for contrast.
+        (what "SGD is a temperature" predicts), for contrast; for (c) the width-1 ray without
+        the entropic term.
     assumptions : str
         What the prediction assumes, one item per line.
     """
@@ -497,16 +506,20 @@ def predict_sgd_escape(n_layers, noise, weight_decay, *, lr, batch_size, n_sampl
     N = check_int(n_samples, "n_samples", B)
     conv = resolve_convention(convention)
     gamma = float(conv.gamma_to_canonical(check_scalar(weight_decay, "weight_decay")))
-    b_s, b_m, s_ok, m_ok = (np.asarray(v).item() for v in stationary_points(n, noise.c, noise.a, gamma))
+    cs, as_ = [noise.c], [noise.a]
+    if coupling is not None:
+        if not isinstance(coupling, CrossModeNoise):
+            raise ValueError(f"coupling must be a CrossModeNoise (data_cross_noise), got {type(coupling).__name__}")
+        cs.append(abs(coupling.c_other))
+        as_.append(coupling.a_other)
+    st = [np.atleast_1d(v) for v in stationary_points(n, np.array(cs), np.array(as_), gamma)]
+    b_s, b_m, s_ok = float(st[0][0]), float(st[1][0]), bool(st[2][0])
     if not s_ok:
         raise ValueError(f"weight_decay = {weight_decay!r} leaves no metastable learned state with a saddle "
                          "(outside the mode's coexistence window): nothing to escape from")
     b_o = None
     if coupling is not None:
-        if not isinstance(coupling, CrossModeNoise):
-            raise ValueError(f"coupling must be a CrossModeNoise (data_cross_noise), got {type(coupling).__name__}")
-        _, b_o, _, o_ok = (np.asarray(v).item() for v in stationary_points(n, abs(coupling.c_other),
-                                                                            coupling.a_other, gamma))
+        b_o, o_ok = float(st[1][1]), bool(st[3][1])
         if not o_ok or b_o <= b_m:
             raise ValueError("coupling: the other mode must be learned and stronger than the escaping one at "
                              f"weight_decay = {weight_decay!r}")
@@ -529,6 +542,95 @@ def predict_sgd_escape(n_layers, noise, weight_decay, *, lr, batch_size, n_sampl
         moments=noise.moments, coupled=coupling is not None, convention=conv, barrier=float(red.energy(b_s) - red.energy(b_m)), b_start=b_m,
         b_saddle=b_s, b_target=bt, tau_time=tau, tau_steps=tau / lr, tau_epochs=tau / (lr * spe), temperature=T,
         tau_isotropic_time=tau_iso, tau_isotropic_epochs=tau_iso / (lr * spe), assumptions="\n".join(ASSUMPTIONS_A))
+
+
+ASSUMPTIONS_C = (
+    "injected isotropic noise of temperature T on every weight, full-batch gradient steps (no minibatch noise), "
+    "diffusion limit t = lr * steps",
+    "the escaping mode grows along its balanced ray b (P = b^n) while every orientation of the ray in the "
+    "n_free hidden directions left free by the learned modes is equally likely: the radial coordinate sees the "
+    "entropic force k T / b, k = (n - 1)(n_free - 1) (the dimension of the orbit of balanced states)",
+    "escape = first passage of P above the test-MSE midpoint between the lost and the learned state",
+)
+
+
+def _log_mfpt_up(energy, T, n, k, bt, n_grid=40001):
+    """ln MFPT of ``db = -(U'(b)/n) dt + (k T / (n b)) dt + sqrt(2 T / n) dW`` from a reflecting ``b = 0`` up to ``bt``:
+    ``tau = (n / T) int_0^bt e^phi(y) int_0^y e^-phi(z) dz dy``, ``phi = U / T - k ln b``."""
+    from scipy.integrate import cumulative_simpson, simpson
+
+    y = np.linspace(0.0, bt, n_grid)[1:]
+    phi = energy(y) / T - k * np.log(y)
+    lo = np.min(phi)
+    inner = cumulative_simpson(np.exp(-(phi - lo)), x=y, initial=0.0) + y[0] * np.exp(-(phi[0] - lo)) / (k + 1)
+    log_f = phi - lo + np.log(np.maximum(inner, 1e-300))
+    top = np.max(log_f)
+    return float(np.log(n / T) + top + np.log(simpson(np.exp(log_f - top), x=y)))
+
+
+def predict_injected_escape(n_layers, c, weight_decay, temperature, *, a=1.0, n_free=1, lr, n_samples=None,
+                            target=None, convention="paper") -> EscapePrediction:
+    """Prediction (c): upward escape of an unlearned mode (``P = 0`` -> learned) under injected noise.
+
+    The exact mean first-passage time of the mode's radial coordinate ``b`` with the entropic
+    term of the ``(n - 1)(n_free - 1)``-dimensional orbit of balanced states (see
+    ``ASSUMPTIONS_C``); ``n_free = 1`` is the width-1 chain's ray (no entropic term), drawn as
+    the contrast ``tau_isotropic_*``.
+
+    Parameters
+    ----------
+    n_layers : int >= 2
+    c : float > 0
+        The mode's ``E[xy]``.
+    weight_decay : float >= 0
+        Coupling in the units of ``convention`` (below the mode's spinodal: the learned state exists).
+    temperature : float > 0
+        Injected temperature ``T`` (the trainer's ``temperature``; convention energy units).
+    a : float > 0
+        The mode's ``E[x^2]``.
+    n_free : int >= 1
+        Hidden directions free for the mode (``width`` minus the learned modes).
+    lr : float > 0
+        Learning rate (time -> steps).
+    n_samples : int, optional
+        ``N`` (recorded; full batch: one step per epoch).
+    target : float > 0, optional
+        The stop level of ``P`` (default: the MSE midpoint between 0 and the learned value).
+    convention : {"paper", "canonical"} or Convention
+
+    Returns
+    -------
+    EscapePrediction
+        ``regime = "injected_upward"``, ``sampling = "full"``, ``temperature`` = ``T``.
+    """
+    n = check_int(n_layers, "n_layers", 2)
+    c = check_scalar(c, "c", positive=True)
+    a = check_scalar(a, "a", positive=True)
+    T = check_scalar(temperature, "temperature", positive=True)
+    lr = check_scalar(lr, "lr", positive=True)
+    h = check_int(n_free, "n_free", 1)
+    conv = resolve_convention(convention)
+    gamma = float(conv.gamma_to_canonical(check_scalar(weight_decay, "weight_decay")))
+    st = [np.atleast_1d(v) for v in stationary_points(n, np.array([c]), np.array([a]), gamma)]
+    b_s, b_m, m_ok = float(st[0][0]), float(st[1][0]), bool(st[3][0])
+    if not m_ok:
+        raise ValueError(f"weight_decay = {weight_decay!r} is above the mode's spinodal: no learned state to escape to")
+    noise = mode_noise(a, c, c * c / a)
+    red = _Reduced(n, noise, gamma, conv.kappa)
+    P_t = (float(check_scalar(target, "target", positive=True)) if target is not None
+           else (c - np.sqrt(c * c + a * 0.5 * (a * b_m ** (2 * n) - 2 * c * b_m ** n))) / a)
+    bt = P_t ** (1.0 / n)
+    k = (n - 1) * (h - 1)
+    with np.errstate(over="ignore"):
+        tau = float(np.exp(_log_mfpt_up(red.energy, T, n, k, bt)))
+        tau1 = float(np.exp(_log_mfpt_up(red.energy, T, n, 0, bt)))
+    N = 1 if n_samples is None else check_int(n_samples, "n_samples", 1)
+    barrier = float(red.energy(b_s) - red.energy(0.0)) if np.isfinite(b_s) else 0.0
+    return EscapePrediction(
+        regime="injected_upward", n_layers=n, weight_decay=float(weight_decay), lr=lr, batch_size=N, n_samples=N,
+        steps_per_epoch=1, sampling="full", moments="gaussian", coupled=False, convention=conv, barrier=barrier,
+        b_start=0.0, b_saddle=b_s, b_target=bt, tau_time=tau, tau_steps=tau / lr, tau_epochs=tau / lr,
+        temperature=T, tau_isotropic_time=tau1, tau_isotropic_epochs=tau1 / lr, assumptions="\n".join(ASSUMPTIONS_C))
 
 
 @register
@@ -622,17 +724,22 @@ def plateau_time(n_layers, c, weight_decay, seed, *, a=1.0, lr, threshold=1e-3, 
     k = conv.kappa
 
     def rhs(_, lw):          # in ln w: d ln w_k / dt = -kappa (2aP - 2c) P / w_k^2 - wd
-        w = np.exp(lw)
-        P = np.prod(w)
-        return -k * (2 * a * P - 2 * c) * P / (w * w) - wd
+        S = np.sum(lw)
+        return -k * (2 * a * np.exp(S) - 2 * c) * np.exp(S - 2 * lw) - wd
 
     def hit(_, lw):
         return np.sum(lw) - np.log(thr)
 
+    log_p0 = float(np.sum(np.log(w0)))
+
+    def lost(_, lw):         # decayed by e^-50: the seed is below the growth threshold, no plateau end
+        return np.sum(lw) - (log_p0 - 50.0)
+
     hit.terminal, hit.direction = True, 1
+    lost.terminal, lost.direction = True, -1
     tau = np.inf
-    if np.prod(w0) < thr:
-        sol = solve_ivp(rhs, (0.0, 1e9), np.log(w0), events=hit, method="LSODA", rtol=1e-9, atol=1e-12)
+    if log_p0 < np.log(thr):
+        sol = solve_ivp(rhs, (0.0, 1e9), np.log(w0), events=(hit, lost), method="LSODA", rtol=1e-9, atol=1e-12)
         if sol.t_events[0].size:
             tau = float(sol.t_events[0][0])
     else:

@@ -24,7 +24,8 @@ Gradient noise
     per_sample_gradients, effective_temperature, jacobian
 Predictions (docs/predict.md)
     predict_escape(data, n_layers=, width=, weight_decay=, lr=, batch_size=, sampling=, moments=)
-        -> theory.EscapePrediction; predict_plateau(data, seed, ...) -> theory.PlateauPrediction
+        -> theory.EscapePrediction; predict_plateau(data, seed, ...) -> theory.PlateauPrediction;
+    predict_injected(data, n_layers=, width=, weight_decay=, temperature=, lr=) -> theory.EscapePrediction
 
 One update is ``W -= lr * (grad[kappa * mean_batch ||y - Mx||^2] + weight_decay * W)``:
 ``torch.optim.SGD(weight_decay=weight_decay)`` on ``torch.nn.MSELoss()`` for ``convention="paper"``
@@ -37,7 +38,7 @@ from ._data import TEST_ENTROPY, Dataset, GaussianTeacher, Moments, as_moments
 from ._levels import mse_levels, trap_weight_decay
 from ._noise import GradientNoise, effective_temperature, gradient_covariance, jacobian, per_sample_gradients
 from ._options import SGD, Logging, Noise
-from ._predict import aligned_weights, predict_escape, predict_plateau
+from ._predict import aligned_weights, predict_escape, predict_injected, predict_plateau
 from ._sparse import SparseGrokking, sparse_grokking
 from ._train import INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient, train
 from ._trap import TrapRelease, prepare_trap, trap_and_release
@@ -49,4 +50,4 @@ __all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "as_moments"
            "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease",
            "trap_weight_decay", "mse_levels", "escape_epochs", "arrhenius_sweep", "ArrheniusSweep",
            "sparse_grokking", "SparseGrokking", "RANK_THRESHOLD", "predict_escape", "predict_plateau",
-           "aligned_weights"]
+           "predict_injected", "aligned_weights"]

@@ -14,16 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_choice, check_int, check_scalar
-from ..theory import data_cross_noise, data_mode_noise, landscape, plateau_time, predict_sgd_escape
+from ..theory import (data_cross_noise, data_mode_noise, landscape, plateau_time, predict_injected_escape,
+                      predict_sgd_escape)
 from ._data import Dataset, as_data
 from ._noise import gradient_covariance
 from ._options import SAMPLINGS
 from ._train import resolve_training_convention
 
-__all__ = ["predict_escape", "predict_plateau", "aligned_weights"]
+__all__ = ["predict_escape", "predict_plateau", "predict_injected", "aligned_weights"]
 
 
-def aligned_weights(data, weight_decay, *, n_layers, width, rank, convention="paper"):
+def aligned_weights(data, weight_decay, *, n_layers, width, rank, convention="paper", lam=None):
     """The balanced, aligned rank-``rank`` state of the theory as width-``width`` weights.
 
     Parameters
@@ -37,6 +38,9 @@ def aligned_weights(data, weight_decay, *, n_layers, width, rank, convention="pa
     rank : int >= 1
         Learned modes (strongest first).
     convention : "paper" (default), "canonical" or Convention
+    lam : sequence of float, optional
+        The learned end-to-end values of the ``rank`` modes (default: from
+        :func:`phasetools.theory.landscape`).
 
     Returns
     -------
@@ -50,8 +54,9 @@ def aligned_weights(data, weight_decay, *, n_layers, width, rank, convention="pa
     if h < r:
         raise ValueError(f"width must be >= rank = {r}, got {h}")
     U, _, Vt = np.linalg.svd(mom.cross_cov)
-    lam = landscape(n, mom.spectrum[:r], weight_decay, mom.a[:r], convention=convention).lam_min
-    b = np.abs(np.asarray(lam, dtype=float)) ** (1.0 / n)
+    if lam is None:
+        lam = landscape(n, mom.spectrum[:r], weight_decay, mom.a[:r], convention=convention).lam_min
+    b = np.abs(np.asarray(lam, dtype=float)[:r]) ** (1.0 / n)
     E = np.eye(h)[:, :r]
     W = [E @ np.diag(b) @ Vt[:r]] + [E @ np.diag(b) @ E.T for _ in range(n - 2)] + [U[:, :r] @ np.diag(b) @ E.T]
     return W
@@ -106,7 +111,8 @@ def predict_escape(data, *, n_layers, width, weight_decay, lr, batch_size, sampl
     B = d.n_samples if sampling == "full" else check_int(batch_size, "batch_size", 1)
     conv = resolve_training_convention(convention, d.Y.shape[1])
     modes = data_mode_noise(d.X, d.Y, moments=moments)
-    k = _escaping_mode(modes, n, wd, conv) if mode is None else check_int(mode, "mode", 0)
+    L = landscape(n, [m.c for m in modes], wd, [m.a for m in modes], convention=conv)
+    k = _escaping_mode(L, wd) if mode is None else check_int(mode, "mode", 0)
     if k >= len(modes):
         raise ValueError(f"mode must be < {len(modes)} (the data's modes), got {mode!r}")
     if checkpoint is not None:
@@ -115,7 +121,8 @@ def predict_escape(data, *, n_layers, width, weight_decay, lr, batch_size, sampl
                   for s in range(ws[0].shape[0])]
         tr, n_par = float(np.median(traces)), int(checkpoint.n_params)
     else:
-        W = aligned_weights(d, wd, n_layers=n, width=max(h, k + 1), rank=k + 1, convention=conv)
+        W = aligned_weights(d, wd, n_layers=n, width=max(h, k + 1), rank=k + 1, convention=conv,
+                            lam=np.ma.filled(np.ma.asarray(L.lam_min, dtype=float), np.nan))
         g = gradient_covariance(W, d, convention=conv, moments=moments)
         tr, n_par = g.trace, g.n_params
     cross = data_cross_noise(d.X, d.Y, k, k - 1, moments=moments) if (coupling and k > 0 and h > k) else None
@@ -123,11 +130,10 @@ def predict_escape(data, *, n_layers, width, weight_decay, lr, batch_size, sampl
                               convention=conv, coupling=cross, trace=tr, n_params=n_par)
 
 
-def _escaping_mode(modes, n, wd, conv) -> int:
-    """The weakest mode whose learned state is metastable (has a saddle) at ``wd``."""
-    L = landscape(n, [m.c for m in modes], wd, [m.a for m in modes], convention=conv)
-    ok = [k for k in range(len(modes)) if np.isfinite(float(np.ma.filled(np.ma.asarray(L.b_saddle, dtype=float)[k],
-                                                                              np.nan)))]
+def _escaping_mode(L, wd) -> int:
+    """The weakest mode whose learned state is metastable (has a saddle) in the landscape ``L``."""
+    saddles = np.ma.filled(np.ma.asarray(L.b_saddle, dtype=float), np.nan)
+    ok = [k for k in range(saddles.size) if np.isfinite(saddles[k])]
     if not ok:
         raise ValueError(f"no mode has a metastable learned state at weight_decay = {wd!r}: nothing to escape from")
     return ok[-1]
@@ -169,3 +175,37 @@ def predict_plateau(data, seed, *, n_layers, weight_decay, lr, mode=1, threshold
     conv = resolve_training_convention(convention, mom.d_out)
     return plateau_time(n_layers, float(mom.spectrum[k]), weight_decay, seed, a=float(mom.a[k]), lr=lr,
                         threshold=threshold, steps_per_epoch=1, convention=conv)
+
+
+def predict_injected(data, *, n_layers, width, weight_decay, temperature, lr, mode=1, convention="paper"):
+    """Prediction (c): upward escape of ``mode`` (unlearned) under the trainer's injected ``temperature``, full batch.
+
+    Parameters
+    ----------
+    data : (X, Y), Dataset or Moments
+        The training data (the mode's ``c`` and ``a``).
+    n_layers, width : int
+        The network; the ``mode`` stronger modes occupy ``mode`` hidden directions, leaving
+        ``n_free = width - mode`` to the escaping one.
+    weight_decay : float >= 0
+        Below the mode's spinodal.
+    temperature : float > 0
+        The trainer's ``temperature``.
+    lr : float > 0
+    mode : int
+        The unlearned mode (0 = strongest; default 1).
+    convention : "paper" (default), "canonical" or Convention
+
+    Returns
+    -------
+    phasetools.theory.EscapePrediction
+    """
+    d = as_data(data)
+    mom = d.moments() if isinstance(d, Dataset) else d
+    k = check_int(mode, "mode", 0)
+    h = check_int(width, "width", 1)
+    if k >= mom.spectrum.size or h <= k:
+        raise ValueError(f"mode must be < {mom.spectrum.size} and < width = {h}, got {mode!r}")
+    conv = resolve_training_convention(convention, mom.d_out)
+    return predict_injected_escape(n_layers, float(mom.spectrum[k]), weight_decay, temperature, a=float(mom.a[k]),
+                                   n_free=h - k, lr=lr, n_samples=mom.n_samples, convention=conv)

@@ -1,0 +1,75 @@
+"""Predicted against measured escape and plateau times (log-log, factor band, contrasts)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._figures import Plot, _new
+
+__all__ = ["predicted_vs_measured"]
+
+_MARKERS = ("o", "s", "D", "v", "P", "X")
+
+
+def predicted_vs_measured(table, *, ax=None, models=None) -> Plot:
+    """Measured ``tau`` against predicted ``tau`` on log-log axes, one marker per model column.
+
+    The diagonal and the ``table.factor`` band around it; the first model is drawn filled with
+    the measurement's interval, the others (ablations, the isotropic-temperature contrast)
+    hollow. A point where nothing escaped is drawn at its lower bound with an upward triangle.
+    Predictions outside the plotted range (e.g. the isotropic ``T_eff`` at 1e10) sit on the
+    right edge with an arrow-like marker and their value in the legend.
+
+    Parameters
+    ----------
+    table : phasetools.compare.PredictedVsMeasured
+        From :func:`phasetools.compare.predicted_vs_measured`.
+    ax : matplotlib Axes, optional
+        Draw here instead of on a new figure.
+    models : sequence of str, optional
+        The columns to draw (default: all).
+
+    Returns
+    -------
+    Plot
+    """
+    fig, (axis,) = _new(ax, figsize=(5.6, 5.0))
+    names = [str(m) for m in table.models] if models is None else list(models)
+    meas, lo, hi, lb = table.measured, table.measured_low, table.measured_high, table.lower_bound
+    y = np.where(lb, lo, meas)
+    span = np.concatenate([y[np.isfinite(y) & (y > 0)], table.predicted[:, 0][np.isfinite(table.predicted[:, 0])]])
+    top = 10 ** np.ceil(np.log10(span.max() * 3))
+    bottom = 10 ** np.floor(np.log10(span.min() / 3))
+    xx = np.array([bottom, top])
+    axis.plot(xx, xx, "k-", lw=0.8)
+    axis.fill_between(xx, xx / table.factor, xx * table.factor, color="0.85", label=f"within x{table.factor:g}")
+    regimes = list(dict.fromkeys(str(r) for r in table.regime))
+    for j, name in enumerate(names):
+        col = table._col(name)
+        p = table.predicted[:, col]
+        for r_i, reg in enumerate(regimes):
+            sel = (table.regime == reg) & np.isfinite(p) & ~lb
+            out = sel & (p > top)
+            inr = sel & ~out
+            kw = dict(marker=_MARKERS[r_i % len(_MARKERS)], ls="none", color=f"C{j}")
+            label = f"{name} ({reg})" if len(regimes) > 1 else name
+            if j == 0:
+                err = np.array([meas[inr] - lo[inr], np.where(np.isfinite(hi[inr]), hi[inr] - meas[inr], 0)])
+                axis.errorbar(p[inr], meas[inr], yerr=err, capsize=2, label=label, **kw)
+            elif inr.any():
+                axis.plot(p[inr], meas[inr], mfc="none", label=label, **kw)
+            if out.any():
+                axis.plot(np.full(out.sum(), top / 1.5), meas[out], ">", color=f"C{j}", mfc="none",
+                          label=f"{label}: off scale (up to {np.nanmax(p[out]):.1e})")
+        sel_lb = lb & np.isfinite(p)
+        if j == 0 and sel_lb.any():
+            axis.plot(np.minimum(p[sel_lb], top / 1.5), lo[sel_lb], "^", color="C3", label="nothing escaped: lower bound")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlim(bottom, top)
+    axis.set_ylim(bottom, top)
+    axis.set_xlabel(f"predicted tau ({table.unit})")
+    axis.set_ylabel(f"measured tau ({table.unit})")
+    axis.set_title("Predicted against measured escape and plateau times", fontsize=10)
+    axis.legend(fontsize=6, loc="upper left")
+    return Plot(fig, (axis,))
