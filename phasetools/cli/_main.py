@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ._reproduce import add_parser as _add_reproduce
     from ._training import add_parser as _add_train
     _add_train(sub)
+    from ._rare import add_parser as _add_rare
+    _add_rare(sub)
     from ._predict import add_parser as _add_predict
     _add_predict(sub)
     from ._nonlinear import add_parser as _add_nonlinear

@@ -1,0 +1,138 @@
+"""``phasetools rare escape``: mean escape times by adaptive multilevel splitting.
+
+One AMS estimate per temperature (``--temperature`` or ``--barrier-ratio`` = dU/T) of an
+escape problem (``phasetools.langevin.escape_problem``), printed beside the theory, each
+appended to ``--out FILE.h5`` with the command line as provenance; ``--plot PREFIX`` writes
+``PREFIX_tau.png`` (ln tau against dU/T with the theory).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._args import count, values
+
+
+def add_parser(sub):
+    """Register ``phasetools rare`` and its subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The top-level subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``rare`` parser.
+    """
+    rare = sub.add_parser("rare", help="rare events: escape times far beyond brute force (adaptive multilevel "
+                                       "splitting)")
+    rsub = rare.add_subparsers(dest="rare_command", metavar="SUBCOMMAND")
+    p = rsub.add_parser("escape", help="mean escape time of an escape problem by AMS, against theory")
+    p.add_argument("--model", choices=["chain", "network", "reduced", "double_well"], default="double_well",
+                   help="the escape problem (default double_well)")
+    p.add_argument("--n-layers", type=count("n_layers"), default=3, help="number of weight matrices n (default 3)")
+    p.add_argument("--c", type=float, default=1.0, help="mode signal E[xy] (the paper's eta; default 1)")
+    p.add_argument("--gamma", type=float, default=None, help="coupling (the weight decay in the paper convention)")
+    p.add_argument("--a", type=float, default=1.0, help="input variance (default 1)")
+    p.add_argument("--width", type=count("width"), default=1, help="hidden width for --model network (default 1)")
+    p.add_argument("--direction", choices=["fwd", "bwd"], default="fwd", help="fwd (default) or bwd escape")
+    p.add_argument("--convention", choices=["canonical", "paper"], default="canonical")
+    p.add_argument("--temperature", help="temperature(s): a number, a list or START:STOP:NUM")
+    p.add_argument("--barrier-ratio", help="dU/T value(s) instead of --temperature (T = barrier / value)")
+    p.add_argument("--dt", type=float, default=0.01, help="time step (default 0.01)")
+    p.add_argument("--n-replicas", type=count("n_replicas", minimum=2), default=100, help="replicas per run (100)")
+    p.add_argument("--n-kill", type=count("n_kill", minimum=1), default=5, help="killed per iteration (default 5)")
+    p.add_argument("--n-runs", type=count("n_runs", minimum=2), default=20, help="independent AMS runs (default 20)")
+    p.add_argument("--n-walkers", type=count("n_walkers", minimum=1), default=50, help="loop walkers (default 50)")
+    p.add_argument("--n-rounds", type=count("n_rounds", minimum=2), default=10, help="loops per walker (default 10)")
+    p.add_argument("--start", type=float, default=None, help="start level A of the order parameter (with --level)")
+    p.add_argument("--level", type=float, default=None, help="intermediate level Sigma (with --start)")
+    p.add_argument("--seed", type=count("seed"), default=None, help="root seed (default: fresh entropy, recorded)")
+    p.add_argument("--n-threads", type=count("n_threads", minimum=1), default=None, help="numba threads")
+    p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_tau.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="FILE.h5", help="also append each result to this HDF5 file")
+    p.set_defaults(handler=_escape)
+    return rare
+
+
+def _temperatures(args, barrier):
+    if (args.temperature is None) == (args.barrier_ratio is None):
+        raise ValueError("give exactly one of --temperature and --barrier-ratio")
+    if args.temperature is not None:
+        return [float(t) for t in values(args.temperature, name="temperature")]
+    return [barrier / float(r) for r in values(args.barrier_ratio, name="barrier_ratio")]
+
+
+def _escape(args):
+    from ..langevin import escape_problem
+    from ..rare import AMSOptions, escape_time
+
+    kw = {} if args.model == "double_well" else {"n_layers": args.n_layers, "c": args.c, "gamma": args.gamma,
+                                                  "a": args.a, "convention": args.convention}
+    if args.model == "network":
+        kw["width"] = args.width
+    problem = escape_problem(args.model, direction=args.direction, **kw)
+    opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
+                      n_rounds=args.n_rounds)
+    results, names = [], []
+    for T in _temperatures(args, problem.barrier):
+        res = escape_time(problem, temperature=T, dt=args.dt, options=opts, rng=args.seed, n_threads=args.n_threads,
+                          progress=not args.quiet, start=args.start, level=args.level)
+        results.append(res)
+        if args.out:
+            from ..io import save
+
+            names.append(save(res, args.out, command=args.command_line))
+    if args.plot:
+        _plot(results, problem.barrier, args.plot)
+    _print(results, problem.barrier, names, args)
+
+
+def _print(results, barrier, names, args):
+    rows = [{"temperature": r.temperature, "barrier_ratio": barrier / r.temperature, "tau": r.tau,
+             "tau_lower": r.tau_lower, "tau_upper": r.tau_upper, "p": r.p, "theory_tau": r.theory_tau,
+             "cost": r.cost["total"], "wall_time": r.stats["wall_time"]} for r in results]
+    if args.json:
+        import json
+
+        from ..results import to_jsonable
+
+        print(json.dumps(to_jsonable({"points": rows, "stored": names})))
+        return
+    print("    dU/T            T         tau   [95% interval]              p     theory   ratio   steps    wall")
+    for w in rows:
+        th = w["theory_tau"]
+        ratio = f"{w['tau'] / th:6.3f}" if th else "     -"
+        print(f"{w['barrier_ratio']:8.3g}  {w['temperature']:11.4g}  {w['tau']:10.4g}  [{w['tau_lower']:.4g}, "
+              f"{w['tau_upper']:.4g}]  {w['p']:10.3g}  {th if th else float('nan'):9.4g}  {ratio}  "
+              f"{w['cost']:.2e}  {w['wall_time']:5.1f}s")
+    if names:
+        print(f"stored {', '.join(names)} in {args.out}")
+
+
+def _plot(results, barrier, prefix):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.array([barrier / r.temperature for r in results])
+    tau = np.array([r.tau for r in results])
+    lo = np.array([r.tau_lower for r in results])
+    hi = np.array([r.tau_upper for r in results])
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.errorbar(x, tau, yerr=[tau - lo, hi - tau], fmt="o", label="AMS (95% interval)")
+    th = [r.theory_tau for r in results]
+    if all(t is not None for t in th):
+        ax.plot(x, th, "k--", label="theory")
+    ax.set_yscale("log")
+    ax.set_xlabel("barrier / T")
+    ax.set_ylabel("mean escape time")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(f"{prefix}_tau.png", dpi=120)
+    plt.close(fig)
