@@ -135,3 +135,81 @@ def check_data_matrices(X, Y):
         raise ValueError(f"X and Y must be 2-D with the same number of rows (samples), "
                          f"got {X.shape} and {Y.shape}")
     return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still allocate without swapping (an estimate).
+
+    Returns
+    -------
+    int
+        ``psutil.virtual_memory().available`` when psutil is installed, else ``MemAvailable``
+        of ``/proc/meminfo``, else the physical memory from ``os.sysconf``.
+    """
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 2**63 - 1
+
+
+def format_bytes(n_bytes) -> str:
+    """``n_bytes`` as a short human-readable size ("3.2 GB").
+
+    Parameters
+    ----------
+    n_bytes : int or float
+
+    Returns
+    -------
+    str
+    """
+    n = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB"):
+        if abs(n) < 1000 or unit == "ZB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.3g} ZB"
+
+
+def check_memory(n_bytes, what: str) -> int:
+    """Refuse, before allocating, an array (or set of arrays) that cannot fit in memory.
+
+    Parameters
+    ----------
+    n_bytes : int or float
+        Estimated size of what is about to be allocated.
+    what : str
+        What it is, naming the parameters that set its size (e.g. ``"n_traj = 10**12
+        trajectories"``); the message starts with it.
+
+    Returns
+    -------
+    int
+        ``n_bytes`` as an int, when it fits.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``what``, the bytes needed and the bytes available.
+    """
+    need = float(n_bytes)
+    have = available_memory()
+    if not need <= have:
+        raise ValueError(f"{what} needs about {format_bytes(need)} of memory, more than the "
+                         f"{format_bytes(have)} available; lower it")
+    return int(need)

@@ -19,7 +19,10 @@ import argparse
 
 import numpy as np
 
-__all__ = ["ValuesError", "values", "one_value", "one_or_many", "values_type"]
+__all__ = ["ValuesError", "values", "one_value", "one_or_many", "values_type", "count", "Parser"]
+
+#: Largest integer a count can take (numba kernels count in int64).
+MAX_COUNT = 2**63 - 1
 
 
 class ValuesError(argparse.ArgumentTypeError, ValueError):
@@ -76,11 +79,14 @@ def _range(text, name):
     try:
         if len(parts) != 3:
             raise ValueError
-        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-        if num < 2:
+        start, stop, num = float(parts[0]), float(parts[1]), _integer(parts[2])
+        if num is None or num < 2:
             raise ValueError
     except ValueError:
         raise ValuesError(f"{name} range must be START:STOP:NUM with NUM >= 2, got {text!r}") from None
+    from .._validation import check_memory
+
+    check_memory(num * 48, f"{name} range of {num} points")   # the array and a list of Python floats
     return np.linspace(start, stop, num).tolist()
 
 
@@ -147,3 +153,61 @@ def values_type(*, kind=float, name="value"):
 
     parse.__name__ = name
     return parse
+
+
+def _integer(text):
+    """``text`` as an int: digits, or a float spelling of a whole number (``1e6``); else None."""
+    text = str(text).strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return int(v) if np.isfinite(v) and v.is_integer() else None
+
+
+def count(name, *, minimum=0, maximum=MAX_COUNT):
+    """An argparse ``type=`` for a count: an integer (``1000``, ``1e6``) in ``[minimum, maximum]``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, used in error messages.
+    minimum, maximum : int
+        The allowed range (default: ``>= 0`` and at most ``2**63 - 1``).
+
+    Returns
+    -------
+    callable
+        ``text -> int``; a bad value raises :class:`ValuesError` naming ``name`` and the range.
+    """
+    def parse(text):
+        v = _integer(text)
+        if v is None or not minimum <= v <= maximum:
+            top = "2**63 - 1" if maximum == MAX_COUNT else str(maximum)
+            raise ValuesError(f"{name} must be an integer from {minimum} to {top}, got {text!r}")
+        return v
+
+    parse.__name__ = name
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        """Print ``message`` on one line, pointing to ``--help``, and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            argparse's message.
+        """
+        import sys
+
+        msg = " ".join(str(message).split())
+        sys.stderr.write(f"{self.prog}: error: {msg} (see {self.prog} --help)\n")
+        raise SystemExit(2)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from .. import __version__
-from ._args import one_or_many, one_value, values
+from ._args import Parser, count, one_or_many, one_value, values
 
 
 def _add_output(p):
@@ -17,7 +17,7 @@ def _add_output(p):
 
 
 def _add_common(p, *, gamma: bool):
-    p.add_argument("--n-layers", type=int, required=True, help="number of weight matrices n (>= 2)")
+    p.add_argument("--n-layers", type=count("n_layers"), required=True, help="number of weight matrices n (>= 2)")
     p.add_argument("--a", type=float, default=1.0, help="input variance of the mode(s) (default 1)")
     if gamma:
         p.add_argument("--gamma", required=True, help=(
@@ -34,14 +34,43 @@ def _add_c(p, what):
 
 
 def _c(args, *, many=True):
-    """``--c`` (or its deprecated spelling ``--spectrum``) as a scalar or an array."""
+    """``--c`` (or its deprecated spelling ``--spectrum``) as a scalar or an array; 0 is refused."""
     if args.c is None:
         raise ValueError("c is required (--c): one value, a list 0.9,0.8 or a range START:STOP:NUM")
-    return one_or_many(args.c, name="c") if many else one_value(args.c, name="c")
+    c = one_or_many(args.c, name="c") if many else one_value(args.c, name="c")
+    if np.any(np.asarray(c) == 0):
+        raise ValueError("c = 0 is no feature (E[xy] = 0: the trivial state is the only minimum at every coupling, "
+                         "with no transition to compute); give a nonzero c")
+    return c
+
+
+def _finite(result, keys, inputs):
+    """Refuse a result whose numbers overflowed (inf or NaN from finite inputs), naming the inputs.
+
+    Parameters
+    ----------
+    result : Result
+        The computed result.
+    keys : sequence of str
+        Its numeric fields to check (absent values, None or masked, are fine).
+    inputs : str
+        The inputs, for the message (e.g. ``"c = 1e+308"``).
+    """
+    for k in keys:
+        v = getattr(result, k)
+        if v is None or isinstance(v, str):
+            continue
+        arr = np.ma.asarray(v)
+        if arr.dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(arr.filled(0.0))
+        if np.any(bad):
+            raise ValueError(f"{inputs} is out of range: {k} is not a finite float64 number "
+                             f"({np.ravel(arr.filled(0.0)[bad])[0]}); use inputs of moderate size")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phasetools", description=(
+    parser = Parser(prog="phasetools", description=(
         "Phase transitions, metastability and escape in L2-regularised deep linear networks."))
     parser.add_argument("--version", action="version", version=f"phasetools {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -56,11 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = tsub.add_parser("landscape", help="stationary points, barriers and Hessians of one mode")
     _add_common(p, gamma=True)
     _add_c(p, "mode signal E[xy] (the paper's eta)")
-    p.add_argument("--width", type=int, default=1, help="hidden width h for the Hessian spectra (default 1)")
+    p.add_argument("--width", type=count("width"), default=1, help="hidden width h for the Hessian spectra (default 1)")
     p.set_defaults(handler=_theory_landscape)
 
     p = tsub.add_parser("modes", help="per-mode transitions and metastable states of aligned data")
-    p.add_argument("--n-layers", type=int, required=True, help="number of weight matrices n (>= 2)")
+    p.add_argument("--n-layers", type=count("n_layers"), required=True, help="number of weight matrices n (>= 2)")
     _add_c(p, "feature strengths E[xy] of the modes (the paper's eta), e.g. 0.9,0.8")
     p.add_argument("--a", type=float, default=1.0, help="input variance of every mode (default 1)")
     p.add_argument("--gamma", type=float, default=None, help="coupling at which to list the states")
@@ -69,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_theory_modes)
 
     p = tsub.add_parser("phase-diagram", help="which top-m states exist and which is global, over a coupling range")
-    p.add_argument("--n-layers", type=int, required=True, help="number of weight matrices n (>= 2)")
+    p.add_argument("--n-layers", type=count("n_layers"), required=True, help="number of weight matrices n (>= 2)")
     _add_c(p, "feature strengths E[xy] of the modes (the paper's eta), e.g. 0.9,0.8")
     p.add_argument("--gamma", default=None, help="couplings: a list or a range START:STOP:NUM (default 0 to 1.2 x "
                                                  "the largest spinodal, 601 points)")
@@ -86,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=["chain", "network", "reduced", "double_well"], default="chain",
                    help="chain of n_layers scalar weights (default), scalar-in/out network of --width, the 1D "
                         "reduced potential, or the quartic double well")
-    p.add_argument("--n-layers", type=int, default=3, help="number of weight matrices n (default 3)")
+    p.add_argument("--n-layers", type=count("n_layers"), default=3, help="number of weight matrices n (default 3)")
     p.add_argument("--c", default="1", help="mode signal E[xy] (the paper's eta), one value (default 1)")
     p.add_argument("--gamma", type=float, default=None, help="coupling (the weight decay beta in the paper convention)")
     p.add_argument("--a", type=float, default=1.0, help="input variance (default 1)")
-    p.add_argument("--width", type=int, default=1, help="hidden width for --model network (default 1)")
+    p.add_argument("--width", type=count("width"), default=1, help="hidden width for --model network (default 1)")
     p.add_argument("--direction", choices=["fwd", "bwd"], default=None,
                    help="fwd: trivial -> learned (default for additive noise); bwd: learned -> trivial (default and "
                         "required for --noise sgd)")
@@ -103,16 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", help="batch size(s) for --noise sgd: an integer, a list or START:STOP:NUM; one "
                                         "run per (lr, batch_size) pair (equal lengths, or one of the two a single "
                                         "value)")
-    p.add_argument("--n-samples", type=int, default=None,
+    p.add_argument("--n-samples", type=count("n_samples"), default=None,
                    help="training-set size N: multiplies the SGD noise by (N - B)/(N - 1) (default: no factor)")
     p.add_argument("--output-var", type=float, default=1.0,
                    help="E[y^2] of the mode for --noise sgd (default 1, the paper's unit output variances)")
     p.add_argument("--dt", type=float, default=0.01, help="time step (default 0.01)")
-    p.add_argument("--n-traj", type=int, default=1000, help="trajectories per point (default 1000)")
-    p.add_argument("--max-steps", type=int, default=10**6, help="step budget; later runs are censored")
+    p.add_argument("--n-traj", type=count("n_traj"), default=1000, help="trajectories per point (default 1000)")
+    p.add_argument("--max-steps", type=count("max_steps"), default=10**6, help="step budget; later runs are censored")
     p.add_argument("--scheme", choices=["euler", "bridge"], default="euler")
-    p.add_argument("--seed", type=int, default=None, help="root seed (default: fresh entropy, recorded)")
-    p.add_argument("--n-threads", type=int, default=None, help="numba threads")
+    p.add_argument("--seed", type=count("seed"), default=None, help="root seed (default: fresh entropy, recorded)")
+    p.add_argument("--n-threads", type=count("n_threads"), default=None, help="numba threads")
     p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_survival.png and PREFIX_arrhenius.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_output(p)
@@ -146,21 +175,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``phasetools``.
+
+    Returns
+    -------
+    int
+        0 on success; 2 for a bad input or a failed write (one line on stderr, naming the
+        parameter and the limit); 130 after Ctrl-C (one line: ``interrupted``).
+    """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return _interrupted(None)
     args.command_line = shlex.join(["phasetools", *argv])  # provenance of stored results
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    from .._progress import set_notices
+
+    notices = set_notices(not (getattr(args, "quiet", False) or getattr(args, "json", False)))
     try:
-        handler(args)
-    except (ValueError, OSError) as exc:
-        msg = " ".join(str(exc).split())
-        print(f"phasetools: error: {msg}", file=sys.stderr)
+        _check_outputs(args)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # results are checked instead
+            handler(args)
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except (ValueError, OSError, MemoryError, OverflowError) as exc:
+        _error(exc)
         return 2
+    finally:
+        set_notices(notices)
     return 0
+
+
+def _check_outputs(args):
+    """Refuse, before any work, output files (``--out``, ``--plot``, ``--output``) in missing folders."""
+    for flag in ("out", "plot", "output"):
+        path = getattr(args, flag, None)
+        if path and not (flag == "out" and args.command == "reproduce"):   # reproduce --out is a folder it makes
+            check_folder(path, flag)
+
+
+def _error(exc):
+    """One line on stderr: ``phasetools: error: <message>``."""
+    if isinstance(exc, MemoryError):
+        msg = "out of memory" + (f": {exc}" if str(exc) else "") + "; use smaller sizes"
+    elif isinstance(exc, OverflowError):
+        msg = f"a number is too large for float64 or int64 ({exc}); use inputs of moderate size"
+    else:
+        msg = str(exc) or type(exc).__name__
+    msg = " ".join(msg.split())
+    print(f"phasetools: error: {msg}", file=sys.stderr)
+
+
+def _interrupted(args) -> int:
+    """Ctrl-C: one line (how to resume, where resuming exists) and exit status 130."""
+    line = "phasetools: interrupted"
+    if args is not None and getattr(args, "command", None) == "reproduce":
+        out = shlex.quote(str(getattr(args, "out", "reproduction")))
+        line += f"; resume with: phasetools reproduce --resume --out {out}"
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    return 130
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,6 +322,7 @@ def _theory_critical(args):
 
     r = critical_points(args.n_layers, _c(args), args.a, convention=args.convention)
     keys = ("n_layers", "a", "c", "order", "gamma_c", "gamma_sp", "b_c", "lam_c", "b_sp", "lam_sp", "latent_heat")
+    _finite(r, keys, f"c = {args.c}, a = {args.a:g}")
     _emit(r, args, _convention_line(r.convention) + "\n" + _table(r, keys))
 
 
@@ -254,6 +341,10 @@ def _theory_landscape(args):
     keys = ("n_layers", "a", "c", "gamma", "width", "phase", "global_state", "b_saddle", "b_min", "lam_saddle",
             "lam_min", "U_min", "barrier_fwd", "barrier_bwd", "curvature_trivial", "curvature_saddle",
             "curvature_min", "n_params", "orbit_dim")
+    _finite(r, keys, f"gamma = {args.gamma}, c = {args.c}, a = {args.a:g}")
+    for k in ("hessian_trivial", "hessian_saddle", "hessian_min"):
+        if getattr(r, k) is not None:
+            _finite(getattr(r, k), ("eigenvalues",), f"gamma = {args.gamma}, c = {args.c}, a = {args.a:g}")
     if np.ndim(r.gamma) == 0 and np.ndim(r.c) == 0:
         rows = [(k, getattr(r, k)) for k in keys]
         rows += [(k, _spectrum_text(getattr(r, k))) for k in ("hessian_trivial", "hessian_saddle", "hessian_min")]
@@ -268,6 +359,7 @@ def _theory_modes(args):
 
     spectrum = np.atleast_1d(_c(args)).tolist()
     r = modes(args.n_layers, spectrum, args.gamma, args.a, convention=args.convention)
+    _finite(r, ("gamma_c", "gamma_sp"), f"c = {args.c}, a = {args.a:g}")
     lines = [_convention_line(r.convention), f"n_layers {r.n_layers}", "",
              f"{'mode':>4}  {'c':>10}  {'a':>8}  {'gamma_c':>12}  {'gamma_sp':>12}"]
     for k in range(r.spectrum.size):
@@ -294,11 +386,14 @@ def _theory_phase_diagram(args):
 
     spectrum = np.atleast_1d(_c(args)).tolist()
     if args.gamma is None:
-        top = 1.2 * float(np.max(critical_points(args.n_layers, spectrum, args.a, convention=args.convention).gamma_sp))
+        cp = critical_points(args.n_layers, spectrum, args.a, convention=args.convention)
+        _finite(cp, ("gamma_c", "gamma_sp"), f"c = {args.c}, a = {args.a:g}")
+        top = 1.2 * float(np.max(cp.gamma_sp))
         gammas = np.linspace(0.0, top, 601)
     else:
         gammas = np.atleast_1d(one_or_many(args.gamma, name="gamma"))
     r = phase_diagram(args.n_layers, spectrum, gammas, args.a, convention=args.convention)
+    _finite(r, ("gamma_c", "gamma_sp"), f"c = {args.c}, a = {args.a:g}")
     lines = [_convention_line(r.convention), f"n_layers {r.n_layers}, {r.gammas.size} couplings from "
              f"{r.gammas[0]:.6g} to {r.gammas[-1]:.6g}", "",
              f"{'mode':>4}  {'c':>10}  {'gamma_c':>12}  {'gamma_sp':>12}"]
@@ -338,6 +433,20 @@ def _show(args):
         print(f"  {'':<32} command: {info.command[:110]}")
 
 
+def _one_result(path, name):
+    """``name``, or the only result of ``path``; several results without ``--result`` are refused."""
+    if name is not None:
+        return name
+    from ..io import list_results
+
+    names = [info.name for info in list_results(path)]
+    if len(names) > 1:
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        raise ValueError(f"{path} holds {len(names)} results; choose one with --result NAME ({shown}); "
+                         f"phasetools show {path} lists them")
+    return None
+
+
 def _plot(args):
     import matplotlib
 
@@ -345,7 +454,7 @@ def _plot(args):
     from ..io import load
     from ..plot import plot
 
-    r = load(args.file, args.result)
+    r = load(args.file, _one_result(args.file, args.result))
     written = plot(r, args.kind).save(args.output)
     print("wrote " + ", ".join(str(p) for p in written))
 
@@ -355,6 +464,7 @@ def _simulate_escape(args):
     from ..langevin import SGD_MODELS, escape_problem, escape_sweep
 
     sgd = args.noise == "sgd"
+    _check_budget(args.dt, args.max_steps)
     if sgd:
         if args.temperature is not None:
             raise ValueError("temperature and --noise sgd are mutually exclusive: SGD-like noise has no "
@@ -364,8 +474,8 @@ def _simulate_escape(args):
                              f"network's end-to-end map, which only --model chain and --model network have")
         if args.direction == "fwd":
             raise ValueError("direction fwd is refused with --noise sgd: the SGD noise is exactly zero at the "
-                             "trivial state (science brief 5.3), so pure SGD never leaves it; use --direction "
-                             "bwd")
+                             "trivial state (all weights zero, so every gradient is zero), so pure SGD never "
+                             "leaves it; use --direction bwd")
         grid = {"points": _sgd_points(args), "n_samples": args.n_samples, "output_var": args.output_var}
     else:
         for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size), ("--n-samples", args.n_samples)):
@@ -381,6 +491,7 @@ def _simulate_escape(args):
     sweep = escape_sweep(problem, **grid, dt=args.dt, n_traj=args.n_traj, max_steps=args.max_steps,
                          scheme=args.scheme, rng=args.seed, n_threads=args.n_threads, progress=not args.quiet)
     arr = sweep.arrhenius()
+    _warn_censored(sweep, args)
     names = []
     if args.out:
         from ..io import save
@@ -401,6 +512,46 @@ def _simulate_escape(args):
         print("\n".join(lines))
     if args.plot:
         _escape_plots(sweep, arr, args)
+
+
+def _check_budget(dt, max_steps):
+    """Refuse a step budget ``max_steps * dt`` that covers a negligible time (all would be censored)."""
+    if dt > 0 and max_steps >= 1 and dt * max_steps < 1e-6:
+        raise ValueError(f"dt = {dt:g}: the step budget max_steps x dt = {dt * max_steps:.3g} covers a negligible "
+                         f"time (< 1e-6), so every trajectory would be censored; raise --dt or --max-steps")
+
+
+def _warn_censored(sweep, args):
+    """One line on stderr for each point where every trajectory was censored (tau is only a lower bound)."""
+    for k, e in enumerate(sweep.ensembles):
+        if e.n_traj and bool(np.all(e.censored)):
+            print(f"phasetools: warning: point {k}: all {e.n_traj} trajectories were censored (none escaped within "
+                  f"max_steps x dt = {args.max_steps * args.dt:.4g}); tau is only a lower bound: raise "
+                  f"--max-steps", file=sys.stderr)
+
+
+def check_folder(path, flag):
+    """Refuse an output path whose folder does not exist (only the file is created, never folders).
+
+    Parameters
+    ----------
+    path : str
+        The output file (or file prefix).
+    flag : str
+        The flag's name, for the message.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    from pathlib import Path
+
+    folder = Path(path).expanduser().parent
+    if not folder.is_dir():
+        raise ValueError(f"--{flag}: the folder {str(folder)!r} does not exist (only the file is created); "
+                         f"create the folder first or choose another --{flag}")
+    return folder
 
 
 def _sgd_points(args):
@@ -481,7 +632,7 @@ def _escape_table(problem, sweep, arr, theory) -> list:
         tau, se, ratio = _tau_cells(f, float(th))
         lines.append(f"{lr:>9.4g}  {int(b):>5d}  {x:>9.5g}  {T:>10.4g}  {int(e.escaped.sum()):>8}  "
                      f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {th:>12.6g}  {ratio:>10}")
-    lines.append("T_eff = lr tr(Sigma) / (2 B N_theta) at the start (science brief 5.2)")
+    lines.append("T_eff = lr tr(Sigma) / (2 B N_theta) at the start (docs/langevin.md, SGD-like noise)")
     if arr is not None:
         lines.append(f"Arrhenius fit of ln tau against batch_size/lr: slope {arr.slope:.5g} +- "
                      f"{arr.slope_stderr:.2g}; theory: quasi-potential along the path "

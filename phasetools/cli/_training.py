@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import one_value, values
+from ._args import count, one_value, values
 
 #: The paper's network and optimiser (E1, E2, E4).
 PAPER = dict(n_layers=3, width=10, lr=0.08, batch_size=64, target_weight_decay=0.32,
@@ -44,19 +44,19 @@ def add_parser(sub):
 def _common(p, *, samples=512, lr=True):
     p.add_argument("--eta", default="0.9,0.8", help="feature strengths (singular values of the teacher's "
                                                      "cross-covariance; default 0.9,0.8)")
-    p.add_argument("--n-samples", type=int, default=samples,
+    p.add_argument("--n-samples", type=count("n_samples"), default=samples,
                    help=f"training samples drawn from the teacher (default {samples}; 0 = population moments)")
-    p.add_argument("--data-seed", type=int, default=1, help="seed of the training draw (default 1)")
-    p.add_argument("--n-layers", type=int, default=PAPER["n_layers"], help="number of weight matrices (default 3)")
-    p.add_argument("--width", type=int, default=PAPER["width"], help="hidden width (default 10)")
+    p.add_argument("--data-seed", type=count("data_seed"), default=1, help="seed of the training draw (default 1)")
+    p.add_argument("--n-layers", type=count("n_layers"), default=PAPER["n_layers"], help="number of weight matrices (default 3)")
+    p.add_argument("--width", type=count("width"), default=PAPER["width"], help="hidden width (default 10)")
     if lr:
         p.add_argument("--lr", default=str(PAPER["lr"]), help="learning rate (default 0.08, the paper's)")
-    p.add_argument("--n-seeds", type=int, default=8, help="independent runs (default 8)")
+    p.add_argument("--n-seeds", type=count("n_seeds"), default=8, help="independent runs (default 8)")
     _output(p)
 
 
 def _output(p):
-    p.add_argument("--seed", type=int, default=None, help="root seed of the runs (default: fresh, recorded)")
+    p.add_argument("--seed", type=count("seed"), default=None, help="root seed of the runs (default: fresh, recorded)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--out", metavar="FILE.h5", help="append the result(s) to this HDF5 file")
@@ -69,7 +69,7 @@ def _trap_flags(p):
     g.add_argument("--trap-weight-decay", default=None,
                    help="weight decays of the preparation stages (default 0,0.361: the paper's rank-1 trap; "
                         "rank 0: 0,0.43)")
-    g.add_argument("--trap-rank", type=int, default=None,
+    g.add_argument("--trap-rank", type=count("trap_rank"), default=None,
                    help="corrected trap: converge at 0, then midway between the draw's own spinodals so that "
                         "exactly this many modes stay learned")
     p.add_argument("--trap-epochs", default=PAPER["trap_epochs"],
@@ -82,9 +82,9 @@ def _sweep_parser(tsub):
     p.add_argument("--weight-decay", default="0:0.46:47",
                    help="weight decays in sweep order: list or START:STOP:NUM (default 0:0.46:47, increasing; "
                         "reverse it for a decreasing sweep)")
-    p.add_argument("--n-draws", type=int, default=1, help="finite-sample draws (data seeds data-seed, +1, ...)")
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch SGD instead of full-batch GD")
-    p.add_argument("--epochs-per-step", type=int, default=200,
+    p.add_argument("--n-draws", type=count("n_draws"), default=1, help="finite-sample draws (data seeds data-seed, +1, ...)")
+    p.add_argument("--batch-size", type=count("batch_size"), default=None, help="minibatch SGD instead of full-batch GD")
+    p.add_argument("--epochs-per-step", type=count("epochs_per_step"), default=200,
                    help="SGD epochs per weight decay with --batch-size (default 200)")
     p.add_argument("--tol", type=float, default=1e-8, help="full-batch convergence: gradient norm (default 1e-8)")
     p.set_defaults(handler=_sweep)
@@ -95,7 +95,7 @@ def _trap_parser(tsub):
     _common(p)
     _trap_flags(p)
     p.add_argument("--batch-size", default=str(PAPER["batch_size"]), help="minibatch size (default 64)")
-    p.add_argument("--epochs", type=int, default=20000, help="release epochs (default 20000)")
+    p.add_argument("--epochs", type=count("epochs"), default=20000, help="release epochs (default 20000)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.set_defaults(handler=_trap)
 
@@ -109,8 +109,8 @@ def _arrhenius_parser(tsub):
                    help="learning rates of the release (default: the paper's 0.0005,0.001,0.002,0.003,0.005)")
     p.add_argument("--batch-size", default=str(PAPER["batch_size"]),
                    help="batch sizes of the release (default 64; broadcast against --lr)")
-    p.add_argument("--epochs", type=int, default=20000)
-    p.add_argument("--escape-to-rank", type=int, default=None,
+    p.add_argument("--epochs", type=count("epochs"), default=20000)
+    p.add_argument("--escape-to-rank", type=count("escape_to_rank"), default=None,
                    help="rank the escape leads to (default: one more than the checkpoint's)")
     p.set_defaults(handler=_arrhenius)
 
@@ -119,21 +119,44 @@ def _sparse_parser(tsub):
     p = tsub.add_parser("sparse", help="E5: 25 of 5000 samples, weight decay 0.0025: escape against the residual "
                                        "seed")
     p.add_argument("--eta", default="0.9,0.8")
-    p.add_argument("--pool-size", type=int, default=5000)
-    p.add_argument("--n-train", type=int, default=25)
-    p.add_argument("--test-size", type=int, default=10000)
+    p.add_argument("--pool-size", type=count("pool_size"), default=5000)
+    p.add_argument("--n-train", type=count("n_train"), default=25)
+    p.add_argument("--test-size", type=count("test_size"), default=10000)
     p.add_argument("--weight-decay", default="0.0025", help="weight decay of the release (default 0.0025)")
     p.add_argument("--lr", default="0.1", help="learning rate (default 0.1)")
     p.add_argument("--batch-size", default="64,5", help="64 (> n_train: full batch, the paper) and a B < N variant")
     p.add_argument("--trap-epochs", default="100,125,150,175,200,300",
                    help="preparation epochs (longer = smaller residual seed)")
-    p.add_argument("--n-seeds", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=5000)
-    p.add_argument("--log-every", type=int, default=5)
-    p.add_argument("--n-layers", type=int, default=3)
-    p.add_argument("--width", type=int, default=10)
+    p.add_argument("--n-seeds", type=count("n_seeds"), default=4)
+    p.add_argument("--epochs", type=count("epochs"), default=5000)
+    p.add_argument("--log-every", type=count("log_every"), default=5)
+    p.add_argument("--n-layers", type=count("n_layers"), default=3)
+    p.add_argument("--width", type=count("width"), default=10)
     _output(p)
     p.set_defaults(handler=_sparse)
+
+
+def _check_sizes(args, *, epochs=0, n_points=1, d=2):
+    """Refuse, before any training, runs whose weights and logs cannot fit in memory.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The command's flags (``n_seeds``, ``width``, ``n_layers``, optional ``log_every``).
+    epochs : int
+        Epochs of the longest stage (logged every ``log_every``).
+    n_points : int
+        Runs kept at once (weight decays of a sweep, lr points of an Arrhenius grid).
+    d : int
+        Input and output dimension (the number of teacher modes).
+    """
+    from .._validation import check_memory
+
+    n, h, s = args.n_layers, args.width, args.n_seeds
+    n_par = 2 * h * d + max(n - 2, 0) * h * h
+    n_log = epochs // max(getattr(args, "log_every", 1) or 1, 1) + 2
+    check_memory(8 * s * n_points * (6 * n_par + n_log * (5 + d + n * h)),
+                 f"training n_seeds = {s} networks of width {h} and n_layers = {n} for epochs = {epochs}")
 
 
 def _teacher(args):
@@ -170,6 +193,7 @@ def _sweep(args):
     from ..training import as_moments, weight_decay_sweep
     teacher = _teacher(args)
     wds = np.asarray(values(args.weight_decay, name="weight_decay"))
+    _check_sizes(args, epochs=args.epochs_per_step, n_points=wds.size, d=max(teacher.d_in, teacher.d_out))
     if args.n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {args.n_draws}")
     root = np.random.SeedSequence(args.seed)
@@ -219,6 +243,7 @@ def _trap_stages(args, data):
 def _trap(args):
     from ..training import trap_and_release
     teacher = _teacher(args)
+    _check_sizes(args, epochs=max([args.epochs, *values(args.trap_epochs, kind=int, name="trap_epochs")]))
     if args.n_samples < 1:
         raise ValueError("n_samples must be >= 1 for minibatch training")
     data = _data(args, teacher)
@@ -262,6 +287,8 @@ def _trap_lines(res, tb, te):
 def _arrhenius(args):
     from ..training import RANK_THRESHOLD, arrhenius_sweep, mse_levels, prepare_trap
     teacher = _teacher(args)
+    _check_sizes(args, epochs=max([args.epochs, *values(args.trap_epochs, kind=int, name="trap_epochs")]),
+                 n_points=len(values(args.lr, name="lr")))
     if args.n_samples < 1:
         raise ValueError("n_samples must be >= 1 for minibatch training")
     data = _data(args, teacher)
@@ -318,6 +345,7 @@ def _arrhenius_table(sw, fit):
 def _sparse(args):
     from ..training import sparse_grokking
     teacher = _teacher(args)
+    _check_sizes(args, epochs=args.epochs, n_points=len(values(args.trap_epochs, kind=int, name="trap_epochs")))
     res = sparse_grokking(teacher, pool_size=args.pool_size, n_train=args.n_train, test_size=args.test_size,
                           weight_decay=one_value(args.weight_decay, name="weight_decay"),
                           lr=one_value(args.lr, name="lr"), batch_size=values(args.batch_size, kind=int,

@@ -10,11 +10,13 @@ import numba
 import numpy as np
 import sympy as sp
 
-from .._validation import as_float_array, check_choice, check_positive
+from .._progress import compile_notice
+from .._validation import as_float_array, check_choice, check_memory, check_positive
 from ..results import Result, register
 from ..theory import without_replacement_factor
 from ._codegen import kernel_module, numpy_functions
 from ._potentials import Potential
+from ._netkernel import _worker as _net_worker
 from ._structured import structured_kernel
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
 
@@ -447,8 +449,9 @@ def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, s
 
 
 def _check_count(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or not 1 <= value <= 2**63 - 1):
+        raise ValueError(f"{name} must be an integer >= 1 and <= 2**63 - 1, got {value!r}")
     return int(value)
 
 
@@ -500,6 +503,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
         potential = dataclasses.replace(potential, order=stop.order)
     x0 = as_float_array(x0, "x0")
     d = potential.dim
+    check_memory(n_traj * (16 * d + 64), f"n_traj = {n_traj} trajectories of dimension {d}")
     if x0.shape == (d,):
         x0 = np.broadcast_to(x0, (n_traj, d)).copy()
     elif x0.shape != (n_traj, d):
@@ -520,9 +524,11 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
         n_save = 0
     idx = np.arange(n_traj, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
     keys = trajectory_keys(entropy, idx)
+    compile_notice([seed_states])
     compile_time = _first_call_time(seed_states, keys[:1].copy())
     states = seed_states(keys)
     module = structured or kernel_module(potential, sgd=noise is not None)
+    compile_notice([_net_worker if structured else module.run])
     p = potential.param_values
     out_steps = np.empty(n_traj, dtype=np.int64)
     out_status = np.empty(n_traj, dtype=np.int8)

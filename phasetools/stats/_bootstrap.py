@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Result, register, timed
+from .._validation import check_memory
 from ._common import check_confidence, check_survival_data, float_or_none, fmt
 
 __all__ = ["BootstrapCI", "bootstrap_ci", "STATISTICS"]
@@ -220,6 +221,7 @@ def bootstrap_ci(times, censored, statistic="tau", *, n_resamples=2000, confiden
     t, c = check_survival_data(times, censored)
     name, func, vec = _statistic(statistic, vectorized)
     n_res = _check_n_resamples(n_resamples)
+    check_memory(16 * n_res, f"n_resamples = {n_res} bootstrap replicates")   # the distribution and its sort
     conf = check_confidence(confidence)
     entropy = _seed(rng)
     gen = np.random.default_rng(entropy)

@@ -10,7 +10,7 @@ bracketing root finder (Chandrupatla, ``scipy.optimize.elementwise.find_root``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gamma as _gamma_fn, pi
+from math import gamma as _gamma_fn, lgamma, log, pi
 
 import numpy as np
 from scipy.optimize.elementwise import find_root
@@ -27,6 +27,17 @@ __all__ = ["HessianSpectrum", "Landscape", "landscape", "stationary_points", "sp
 def sphere_area(h: int) -> float:
     """Area ``|S^{h-1}| = 2 pi^{h/2} / Gamma(h/2)`` of the unit sphere in R^h (2 for h = 1)."""
     return 2.0 * pi ** (h / 2.0) / _gamma_fn(h / 2.0)
+
+
+def _check_orbit_volume(n, h):
+    """Refuse a width or depth whose orbit volume ``|S^(h-1)|^(n-1)`` overflows float64."""
+    if h > 343:   # Gamma(h/2) overflows beyond
+        raise ValueError(f"width must be <= 343 for a landscape (the orbit volume |S^(h-1)| of the Hessian "
+                         f"spectra overflows float64 beyond), got {h}")
+    log_area = log(2.0) + 0.5 * h * log(pi) - lgamma(0.5 * h)
+    if (n - 1) * log_area > 709.0:
+        raise ValueError(f"n_layers = {n} with width {h}: the orbit volume |S^(h-1)|^(n_layers-1) overflows "
+                         f"float64; n_layers must be <= {int(709.0 / log_area) + 1} at this width")
 
 
 def n_params_chain(n_layers: int, width: int) -> int:
@@ -212,6 +223,7 @@ def landscape(n_layers, c, gamma, a=1.0, *, width=1, convention="canonical") -> 
     """
     n, conv, shape, c_abs, a_arr, g = mode_inputs(n_layers, c, a, convention, gamma)
     h = check_width(width)
+    _check_orbit_volume(n, h)
     pot = compiled_potential(n)
     f = compiled_closed_forms()
     b_s, b_m, s_ok, m_ok = stationary_points(n, c_abs, a_arr, g)

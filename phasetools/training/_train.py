@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .._progress import compile_notice
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
-from .._validation import as_float_array, check_choice, check_int, check_n_layers, check_scalar, check_width
+from .._validation import (as_float_array, check_choice, check_int, check_memory, check_n_layers, check_scalar,
+                           check_width)
 from ..theory import Convention, layer_shapes, resolve_convention
 from . import _kernels as K
 from ._data import Dataset, Moments, as_data, as_moments
@@ -493,8 +495,17 @@ def _train(data, *, n_layers, width, epochs, sgd, noise, logging, convention, dt
     dt = _DTYPES[dtype_name]
     plan = _plan_data(d, sgd, noise, conv, dt, n, width)
     test_mom = _test_moments(logging.test, d_in, d_out)
+    # the bytes of weights, work buffers and logs, before anything is allocated
+    n_par = sum(r * c for r, c in layer_shapes(d_in, d_out, n, width))
+    n_s = n_seeds if isinstance(n_seeds, int) and n_seeds > 0 else 1
+    n_log = epochs // logging.log_every + 2
+    n_layer_log = epochs // (logging.layer_log_every or logging.log_every) + 2
+    check_memory(8 * n_s * (6 * n_par + n_log * (5 + min(d_in, d_out)) + n_layer_log * n * width),
+                 f"training n_seeds = {n_s} x {n_par} weights (n_layers = {n}, width = {width}) for epochs = "
+                 f"{epochs} logged every {logging.log_every}")
     lay = _Layout(d_in, d_out, n, width)
     entropy = entropy_of(rng)
+    compile_notice([K.draw_normals, K.train_kernel], what="training kernels")
     theta0, init_name, seed_index, states, compile_time = _initial_weights(init, lay, n_seeds, init_fan, width,
                                                                            entropy, seed_offset)
     theta = np.ascontiguousarray(theta0, dtype=dt)
