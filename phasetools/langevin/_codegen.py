@@ -111,7 +111,7 @@ def _subs(potential, var_prefix="x_"):
 
 def _block(exprs, targets, subs, indent, tmp="t_"):
     """CSE'd assignment lines computing ``exprs`` into the names ``targets``."""
-    exprs = [sp.sympify(e).xreplace(subs) for e in exprs]
+    exprs = [sp.sympify(e, strict=True).xreplace(subs) for e in exprs]  # strict: never parses text
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols(tmp), optimizations="basic")
     pr = _Printer({"fully_qualified_modules": True, "standard": "python3"})
     lines = [f"{indent}{sym} = {pr.doprint(val)}" for sym, val in replacements]

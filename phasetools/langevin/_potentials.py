@@ -18,9 +18,10 @@ import sympy as sp
 
 from .._validation import as_float_array, check_n_layers, check_nonnegative, check_positive, check_width
 from ._structured import network_structure
-from ..theory import resolve_convention
-from ..theory._symbolic import a as _a, b as _b, c as _c, chain_potential, gamma as _g, network_potential
-from ..theory._symbolic import reduced_potential
+from ..theory import SYMBOLS, chain_potential, network_potential, reduced_potential, resolve_convention
+from ._expr import as_expression, parse_expression
+
+_a, _b, _c, _g = SYMBOLS.a, SYMBOLS.b, SYMBOLS.c, SYMBOLS.gamma
 
 __all__ = ["Potential", "double_well", "reduced", "chain", "network", "from_sympy", "singular_value"]
 
@@ -74,27 +75,28 @@ class Potential:
     structure: object = None
 
     def __post_init__(self):
-        expr = sp.sympify(self.expr)
         variables = tuple(self.variables)
         if not variables or not all(isinstance(v, sp.Symbol) for v in variables):
             raise ValueError("variables must be a non-empty sequence of sympy symbols")
+        expr = as_expression(self.expr, variables, what="expr")  # text is parsed, never evaluated
         by_name = {str(sym): sym for sym in expr.free_symbols}
         params = {(by_name.get(k, sp.Symbol(k)) if isinstance(k, str) else k): float(v)
                   for k, v in self.params.items()}
         for k, v in params.items():
             if not np.isfinite(v):
                 raise ValueError(f"parameter {k} must be finite, got {v}")
-        free = (expr.free_symbols | sp.sympify(self.order if self.order is not None else variables[0]).free_symbols)
-        unknown = free - set(variables) - set(params)
+        known = (*variables, *params, *expr.free_symbols)
+        order = as_expression(self.order, known, what="order") if self.order is not None else variables[0]
+        unknown = (expr.free_symbols | order.free_symbols) - set(variables) - set(params)
         if unknown:
             names = ", ".join(sorted(str(s) for s in unknown))
             raise ValueError(f"expr has free symbols that are neither variables nor params: {names}")
         object.__setattr__(self, "expr", expr)
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "params", params)
-        object.__setattr__(self, "order", sp.sympify(self.order) if self.order is not None else variables[0])
+        object.__setattr__(self, "order", order)
         if self.end_to_end is not None:
-            object.__setattr__(self, "end_to_end", sp.Matrix(self.end_to_end))
+            object.__setattr__(self, "end_to_end", _as_matrix(self.end_to_end, known))
         for i in self.reflect:
             if not 0 <= i < len(variables):
                 raise ValueError(f"reflect index {i} is not a variable index (0..{len(variables) - 1})")
@@ -140,6 +142,16 @@ class Potential:
         return {"name": self.name, "convention": self.convention, "dim": self.dim,
                 "params": {str(k): v for k, v in sorted(self.params.items(), key=lambda kv: str(kv[0]))},
                 **self.description}
+
+
+def _as_matrix(value, symbols):
+    """A sympy Matrix whose text entries are parsed safely (``sp.Matrix`` would sympify them)."""
+    if isinstance(value, sp.MatrixBase):
+        return sp.Matrix(value)
+    rows = np.atleast_2d(np.array(value, dtype=object))
+    if rows.ndim != 2:
+        raise ValueError(f"end_to_end must be a matrix, got an array of shape {rows.shape}")
+    return sp.Matrix([[as_expression(v, symbols, what="end_to_end") for v in row] for row in rows])
 
 
 def double_well() -> Potential:
@@ -312,8 +324,28 @@ def singular_value(M, k: int):
 
 
 def from_sympy(expr, variables, params=None, *, order=None, reflect=(), name="custom") -> Potential:
-    """A user-supplied potential: any sympy expression in ``variables`` (symbols or names)."""
+    """A user-supplied potential: any sympy expression in ``variables`` (symbols or names).
+
+    Parameters
+    ----------
+    expr : sympy.Expr or str
+        The energy; text is parsed by a whitelist, never evaluated.
+    variables : sequence of sympy.Symbol or str
+        The coordinates.
+    params : dict, optional
+        Values of the other free symbols (a symbol that is neither is refused).
+    order : sympy.Expr, optional
+        Default order parameter for stops (default: the first variable).
+    reflect : sequence of int
+        Indices of variables reflected at zero.
+    name : str
+        Name recorded with results.
+
+    Returns
+    -------
+    Potential
+    """
     variables = tuple(sp.Symbol(v, real=True) if isinstance(v, str) else v for v in variables)
-    if isinstance(expr, str):
-        expr = sp.sympify(expr, locals={str(v): v for v in variables})
+    if isinstance(expr, str):  # parsed by a whitelist, never evaluated (sympify would run the text)
+        expr = parse_expression(expr, variables, new_symbols=True, what="expr")
     return Potential(name, expr, variables, dict(params or {}), order=order, reflect=tuple(reflect))

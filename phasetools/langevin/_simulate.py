@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-import sympy as sp
 
 from .._progress import compile_notice
 from .._validation import as_float_array, check_choice, check_memory, check_positive
 from ..results import Result, register
 from ..theory import without_replacement_factor
 from ._codegen import kernel_module, numpy_functions
+from ._expr import order_text, parse_expression
 from ._potentials import Potential
 from ._netkernel import _worker as _net_worker
 from ._structured import structured_kernel
@@ -200,8 +200,9 @@ class EscapeEnsemble(Result):
     scheme : str
         ``"euler"`` or ``"bridge"``.
     stop_order, stop_level, stop_direction : str, float, str or None
-        The stop condition (the order parameter as text, its level, ``"up"``/``"down"``);
-        None without a stop.
+        The stop condition (the order parameter as sympy ``srepr`` text, exact and read back
+        by a whitelist parser, never evaluated; its level; ``"up"``/``"down"``); None
+        without a stop.
     x0 : ndarray (n_traj, dim)
         Starting points.
     times : ndarray (n_traj,)
@@ -433,9 +434,7 @@ def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, s
         raise ValueError(f"trajectory must be in [0, {ensemble.n_traj}), got {trajectory}")
     stop = None
     if ensemble.stop_level is not None:
-        names = {str(v): v for v in potential.variables}
-        names.update({str(k): k for k in potential.params})
-        stop = Threshold(ensemble.stop_level, ensemble.stop_direction, sp.sympify(ensemble.stop_order, locals=names))
+        stop = Threshold(ensemble.stop_level, ensemble.stop_direction, _stored_order(potential, ensemble.stop_order))
     noise = None
     if ensemble.noise is not None:
         cfg = dict(ensemble.noise)
@@ -446,6 +445,31 @@ def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, s
                      max_steps=ensemble.max_steps, stop=stop, scheme=ensemble.scheme, save_every=save_every,
                      entropy=ensemble.seeds[int(ensemble.run[i])], indices=np.array([ensemble.index[i]]),
                      n_threads=None)
+
+
+def _stored_order(potential: Potential, text):
+    """The order parameter stored as ``text`` in a result, rebuilt without evaluating it.
+
+    Parameters
+    ----------
+    potential : Potential
+        The potential the result was simulated with; the text may only name its variables
+        and parameters.
+    text : str
+        ``stop_order`` of an :class:`EscapeEnsemble`: sympy ``srepr`` text (files written
+        since this version) or the ``str`` of the expression (older files).
+
+    Returns
+    -------
+    sympy.Expr
+
+    Raises
+    ------
+    ValueError
+        When the text is anything but arithmetic over the potential's symbols and the
+        allowed functions (a crafted file cannot run code here).
+    """
+    return parse_expression(text, (*potential.variables, *potential.params), what="stop_order")
 
 
 def _check_count(value, name):
@@ -569,7 +593,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
         potential=potential.name, potential_config=_jsonable(potential.config()), convention=potential.convention,
         temperature=T, noise=None if noise is None else _jsonable(noise.config()), dt=dt, max_steps=max_steps,
         scheme=scheme.name,
-        stop_order=str(potential.order) if has_stop else None, stop_level=stop.level if has_stop else None,
+        stop_order=order_text(potential.order) if has_stop else None, stop_level=stop.level if has_stop else None,
         stop_direction=stop.direction if has_stop else None, x0=x0, times=out_steps * dt, steps=out_steps,
         status=out_status, final=out_x, run=np.zeros(n_traj, dtype=np.int64), index=idx,
         paths=paths if save_every else None, save_every=save_every, seeds=(int(entropy),), stats=stats)
