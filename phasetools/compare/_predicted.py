@@ -136,32 +136,48 @@ class PredictedVsMeasured(Result):
                           (r >= 1 / self.factor) & (r <= self.factor))
         return np.where(np.isfinite(p) & ok, AGREES, DISAGREES)
 
-    def ablation(self) -> list:
+    def ablation(self, regime=None) -> list:
         """One row per model: ``(model, n_agree, n_points, median ratio, max |log10 ratio|)``.
+
+        Only the points where the model gives a prediction count (``n_points``); the ratios
+        leave out lower bounds.
+
+        Parameters
+        ----------
+        regime : str, optional
+            Only the points of this regime.
 
         Returns
         -------
         list of tuple
         """
+        sel = np.ones(self.label.size, dtype=bool) if regime is None else (self.regime == regime)
         rows = []
         for m in self.models:
-            r = self.ratio(m)
+            has = sel & np.isfinite(self.predicted[:, self._col(m)])
+            r = self.ratio(m)[has]
             fin = np.isfinite(r) & (r > 0)
             med = float(np.median(r[fin])) if fin.any() else np.nan
             worst = float(np.max(np.abs(np.log10(r[fin])))) if fin.any() else np.nan
-            rows.append((str(m), int(np.sum(self.outcomes(m) == AGREES)), int(self.label.size), med, worst))
+            rows.append((str(m), int(np.sum(self.outcomes(m)[has] == AGREES)), int(has.sum()), med, worst))
         return rows
 
-    def table(self) -> str:
+    def table(self, regime=None) -> str:
         """The ablation as a markdown table.
+
+        Parameters
+        ----------
+        regime : str, optional
+            Only the points of this regime.
 
         Returns
         -------
         str
         """
         lines = [f"| model | within x{self.factor:g} | median measured/predicted | worst factor |", "|---|---|---|---|"]
-        for m, k, n, med, worst in self.ablation():
-            lines.append(f"| {m} | {k}/{n} | {med:.3g} | {10 ** worst:.3g} |")
+        for m, k, n, med, worst in self.ablation(regime):
+            if n:
+                lines.append(f"| {m} | {k}/{n} | {med:.3g} | {10 ** worst:.3g} |")
         return "\n".join(lines)
 
     def _col(self, model):

@@ -25,11 +25,12 @@ SCALES = {
                   e5_test=1000, n_chain_walkers=40, chain_temps=(0.012, 0.0085), n_e4_seeds=2,
                   n5_seeds=2, n5_epochs=40, n6_draws=5, n12_runs=1, n12_epochs=40),
     "quick": dict(n_seeds=8, epochs=8000, trap_epochs=(300, 600), n_e1_draws=10, e1_step=0.01, e4_epochs=1000,
-                  e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300), e5_epochs=4000,
+                  e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300, 400, 500), e5_epochs=4000,
                   n_e5_seeds=2, e5_pool=5000, e5_test=10_000, n_chain_walkers=400, chain_temps=CHAIN_TEMPERATURES,
                   n_e4_seeds=16, n5_seeds=8, n5_epochs=200, n6_draws=200, n12_runs=4, n12_epochs=2000),
     "full": dict(n_seeds=50, epochs=20_000, trap_epochs=(2000, 2000), n_e1_draws=20, e1_step=0.01, e4_epochs=5000,
-                 e4_batch_sizes=(8, 10, 12, 14, 16), e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300),
+                 e4_batch_sizes=(8, 10, 12, 14, 16),
+                 e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300, 400, 500),
                  e5_epochs=20_000, n_e5_seeds=8, e5_pool=5000, e5_test=10_000, n_chain_walkers=4000,
                  chain_temps=CHAIN_TEMPERATURES, n_e4_seeds=50, n5_seeds=50, n5_epochs=500, n6_draws=1000,
                  n12_runs=16, n12_epochs=20_000),
@@ -63,13 +64,6 @@ def tasks(scale: str) -> list:
     e2 = dict(n_seeds=s["n_seeds"], epochs=s["epochs"], trap_epochs=list(s["trap_epochs"]))
     grid += [dict(experiment="e2_paper_rank1", **e2), dict(experiment="e2_rank1", dtype="float64", **e2),
              dict(experiment="e2_rank1_float32", dtype="float32", **e2), dict(experiment="e2_rank0", **e2)]
-    # the other reading of the paper's initialisation (std 1/sqrt(fan_in)): the sensitivity column
-    grid += [dict(experiment=f"{name}_fan_in", init_fan="fan_in", **e2) for name in ("e2_paper_rank1", "e2_rank0")]
-    grid += [dict(experiment="n5_fresh", init_fan="width", n_seeds=s["n5_seeds"], epochs=s["n5_epochs"]),
-             dict(experiment="n5_fresh_fan_in", init_fan="fan_in", n_seeds=s["n5_seeds"], epochs=s["n5_epochs"]),
-             dict(experiment="n6_draws", n_draws=s["n6_draws"]),
-             dict(experiment="n12_noise"),
-             dict(experiment="n12_runs", n_seeds=s["n12_runs"], epochs=s["n12_epochs"])]
     grid += [dict(experiment="e4_paper", n_seeds=s["n_seeds"], epochs=s["epochs"],
                   trap_epochs=list(s["trap_epochs"]))]
     grid += [dict(experiment="e4_corrected", batch_size=int(b), n_seeds=s["n_e4_seeds"], epochs=s["e4_epochs"])
@@ -78,6 +72,14 @@ def tasks(scale: str) -> list:
                   n_seeds=s["n_e5_seeds"], pool_size=s["e5_pool"], test_size=s["e5_test"])]
     grid += [dict(experiment="langevin_chain", temperature=float(T), n_traj=s["n_chain_walkers"])
              for T in s["chain_temps"]]
+    # added tasks go last: every task's stream is spawned by its position in the grid
+    # the other reading of the paper's initialisation (std 1/sqrt(fan_in)): the sensitivity column
+    grid += [dict(experiment=f"{name}_fan_in", init_fan="fan_in", **e2) for name in ("e2_paper_rank1", "e2_rank0")]
+    grid += [dict(experiment="n5_fresh", init_fan="width", n_seeds=s["n5_seeds"], epochs=s["n5_epochs"]),
+             dict(experiment="n5_fresh_fan_in", init_fan="fan_in", n_seeds=s["n5_seeds"], epochs=s["n5_epochs"]),
+             dict(experiment="n6_draws", n_draws=s["n6_draws"]),
+             dict(experiment="n12_noise"),
+             dict(experiment="n12_runs", n_seeds=s["n12_runs"], epochs=s["n12_epochs"])]
     return grid
 
 

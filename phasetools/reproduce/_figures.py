@@ -65,7 +65,7 @@ def figures(R, out: Path) -> list:
     save(_arrhenius_figure(R), "arrhenius.png")
     if "e4_corrected" in R:
         save(pp.escape_sweep(R["e4_corrected"]), "e4_escape_sweep.png")
-    if "e5" in R:
+    if "e5" in R and R["e5"].trapped.any():
         save(pp.grokking(R["e5"]), "e5_grokking.png")
     save(_scatter_figure(R), "escape_scatter.png")
     if "n12_noise" in R and "n12_runs" in R:
@@ -106,12 +106,17 @@ def _seed_curve(e5):
     fig, (ax,) = _new(figsize=(5.6, 4.2))
     sel = e5.trapped & e5.full_batch & e5.escaped
     if sel.any():
-        ax.loglog(e5.seed_size[sel], e5.escape_epoch[sel], "o", label="full batch (B >= N), escaped")
+        ax.plot(e5.seed_size[sel], e5.escape_epoch[sel], "o", label="full batch (B >= N), escaped")
     cens = e5.trapped & e5.full_batch & ~e5.escaped
     if cens.any():
-        ax.loglog(e5.seed_size[cens], np.full(int(cens.sum()), float(e5.epochs)), "^", color="C3",
-                  label="no escape (budget)")
+        ax.plot(e5.seed_size[cens], np.full(int(cens.sum()), float(e5.epochs)), "^", color="C3",
+                label="no escape (budget)")
     ax.axhline(1500, color="k", ls="--", lw=1, label="paper: ~1500 epochs")
+    if sel.any() or cens.any():
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    else:
+        ax.set_title("no trapped full-batch run", fontsize=9)
     ax.set_xlabel("residual seed (per layer)")
     ax.set_ylabel("plateau length (epochs)")
     ax.legend(fontsize=7)

@@ -56,6 +56,12 @@ def _settle_epoch(curve, final, frac):
     return 0 if idx.size == 0 else int(idx[-1]) + 1
 
 
+def _entry_epoch(curve, final, frac):
+    """First epoch at which ``curve`` comes within ``frac`` of ``final`` (relative)."""
+    inside = np.abs(curve - final) <= frac * abs(final)
+    return int(np.argmax(inside)) if inside.any() else None
+
+
 def fresh_convergence(data, test, *, init_fan, n_seeds, epochs, lr, batch_size, weight_decay, rng):
     """N5: fresh weights trained at ``weight_decay``; when does the test MSE settle?
 
@@ -77,9 +83,11 @@ def fresh_convergence(data, test, *, init_fan, n_seeds, epochs, lr, batch_size, 
     Returns
     -------
     Measurement
-        Per seed: the epochs at which the test MSE comes (and stays) within 5 % and 1 % of its
-        final value (the mean of the last 20 % of epochs), the first crossing of the
-        rank-1/rank-2 midpoint, the final rank; and the test-MSE curves.
+        Per seed: the epochs at which the test MSE first comes within 5 % and 1 % of its final
+        value (the mean of the last 20 % of epochs; ``settle_5``, ``settle_1``) and after
+        which it stays there (``stay_5``, ``stay_1``: minibatch noise moves the test MSE by
+        about 1 %), the first crossing of the rank-1/rank-2 midpoint, the final rank; and the
+        test-MSE curves.
     """
     from ..compare import Measurement
     from ..training import RANK_THRESHOLD, mse_levels, train
@@ -92,14 +100,17 @@ def fresh_convergence(data, test, *, init_fan, n_seeds, epochs, lr, batch_size, 
     tail = max(1, epochs // 5)
     curves = np.asarray(run.test_mse, dtype=float)
     final = curves[:, -tail:].mean(axis=1)
-    s5 = [_settle_epoch(c, f, 0.05) for c, f in zip(curves, final)]
-    s1 = [_settle_epoch(c, f, 0.01) for c, f in zip(curves, final)]
+    s5 = [_entry_epoch(c, f, 0.05) for c, f in zip(curves, final)]
+    s1 = [_entry_epoch(c, f, 0.01) for c, f in zip(curves, final)]
+    stay5 = [_settle_epoch(c, f, 0.05) for c, f in zip(curves, final)]
+    stay1 = [_settle_epoch(c, f, 0.01) for c, f in zip(curves, final)]
     cross = [int(np.argmax(c < mid)) if (c < mid).any() else None for c in curves]
     rank = np.sum(np.asarray(run.singular_values)[:, -1] > RANK_THRESHOLD, axis=1)
     how = (f"SGD lr {lr:g}, B = {batch_size} (reshuffled each epoch), weight decay {weight_decay:g}, float64, "
            f"{n_seeds} seeds, N = {data.n_samples}, init std 1/sqrt({'width' if init_fan == 'width' else 'fan_in'})"
            f"{' in every layer' if init_fan == 'width' else ''}; test MSE every epoch for {epochs} epochs")
-    return Measurement("n5_fresh", how, dict(init_fan=init_fan, settle_5=s5, settle_1=s1, midpoint_crossing=cross,
+    return Measurement("n5_fresh", how, dict(init_fan=init_fan, settle_5=s5, settle_1=s1, stay_5=stay5, stay_1=stay1,
+                                            midpoint_crossing=cross,
                                             final_test_mse=final, final_rank=rank, midpoint=mid, levels=lev,
                                             test_mse=curves[:, : min(epochs + 1, 201)]))
 

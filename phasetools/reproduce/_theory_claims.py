@@ -207,7 +207,7 @@ def _linear_r2(x, y):
 
 def f14(R):
     x, tau = _sgd_tau_points()
-    r2, dev, coef = _linear_r2(x, np.log(tau))
+    r2, dev, _ = _linear_r2(x, np.log(tau))
     v1 = check_value("largest deviation of ln tau from a straight line in B/lr (exact 1D escape time under "
                      "SGD-like noise, 3-weight chain, rank 2 -> 1, B/lr = 25...100)", dev, 0.0, tol=0.05)
     v1 = Verdict(v1.quantity, "linear (deviation <= 0.05)", f"{dev:.3g} (R^2 = {r2:.5f})", v1.outcome,
@@ -221,7 +221,7 @@ def f14(R):
             xs = (sw.batch_size / sw.lr)[ok]
             y = np.log(sw.tau_time[ok])
             se = (0.5 * (np.log(sw.tau_time_high) - np.log(sw.tau_time_low)) / 1.96)[ok]
-            r2t, devt, c = _linear_r2(xs, y)
+            r2t, _, c = _linear_r2(xs, y)
             res = y - (c[0] * xs + c[1])
             chi2 = float(np.sum((res / se) ** 2))
             from scipy.stats import chi2 as chi2d
