@@ -6,13 +6,13 @@ The paper's three-weight chain (eta = 0.8, weight decay 0.32, paper units) start
 its learned minimum and escapes backward (P drops below half the saddle value) under the
 SGD-like multiplicative noise (lr / B) Sigma(theta), Sigma the exact per-sample gradient
 covariance (unit output variance). Forward escape is not used: the noise is exactly zero at
-the trivial state (science brief 5.3). The sweep runs lr = 0.08 with B = 3..7 and one point
+the trivial state (all weights zero). The sweep runs lr = 0.08 with B = 3..7 and one point
 (lr = 0.04, B = 2) that shares B/lr = 50 with (0.08, 4): in Langevin time only lr/B matters.
 
 Compared: each censoring-aware tau with the exact mean first-passage time of the balanced
 coordinate (SGDTheory.tau), and the Arrhenius slope of ln tau against B/lr with
 * the quasi-potential slope along the path (SGDTheory.slope_path, the weak-noise limit),
-* barrier / (T_eff B/lr) with the brief's T_eff = lr tr(Sigma) / (2 B N_theta) at the start
+* barrier / (T_eff B/lr) with T_eff = lr tr(Sigma) / (2 B N_theta) at the start
   (slope_start) and at the saddle (slope_saddle).
 A width-2 network (N_theta = 8) at (0.08, 4) escapes like the chain, although its T_eff is
 8/3 times smaller. Writes sgd_escape.h5, sgd_survival.png, sgd_arrhenius.png; takes about
@@ -64,7 +64,7 @@ def main():
     print(f"  the same fit of the exact times          {ref.slope:.5f}  (ratio {arr.slope / ref.slope:.3f})")
     print(f"  quasi-potential along the path           {th.slope_path:.5f}  "
           f"(ratio {arr.slope / th.slope_path:.3f})")
-    print(f"  barrier / T_eff at the start (brief 5.2) {th.slope_start:.5f}  "
+    print(f"  barrier / T_eff at the start {th.slope_start:.5f}  "
           f"(ratio {arr.slope / th.slope_start:.3f})")
     print(f"  barrier / T_eff at the saddle            {th.slope_saddle:.5f}  "
           f"(ratio {arr.slope / th.slope_saddle:.3f})")

@@ -1,7 +1,7 @@
 """Escape problems: a potential, a start, a stop and the theory's prediction, built together.
 
-``escape_problem`` sets up the standard experiments of the project (science brief 4 and
-7.7) so that the CLI, the examples and the comparison layer use the same definitions:
+``escape_problem`` sets up the standard experiments of the project (docs/langevin.md)
+so that the CLI, the examples and the comparison layer use the same definitions:
 
 * ``model="chain"``: the chain of ``n_layers`` scalar weights; forward from the origin
   until ``P = w_1...w_n`` first exceeds ``(lam_saddle + lam_min)/2``, backward from the

@@ -13,7 +13,7 @@ __all__ = ["SCALES", "tasks", "run_experiment", "DATA_SEED", "ETA"]
 
 ETA = (0.9, 0.8)
 #: The training draw (N = 512) of every E2/E4 experiment: its weak-mode spinodal is 0.3619,
-#: so the paper's trap at 0.361 does not trap on it (science brief E2(c)).
+#: so the paper's trap at 0.361 does not trap on it (docs/training.md, E2).
 DATA_SEED = 1
 CHAIN_TEMPERATURES = (0.0075, 0.0065, 0.0057, 0.005)   # dU/T = 3.8 ... 5.7 (docs/langevin.md)
 

@@ -2,7 +2,7 @@
 
 Escape times are right-censored: a trajectory that reaches its step budget without
 escaping only bounds its escape time from below. Every estimator here uses such
-trajectories; none drops them (science brief 6.1).
+trajectories; none drops them (dropping them biases escape times down).
 
 Censored escape times
     exponential_mle -> ExponentialFit (rate = escapes / total observed time, exact

@@ -24,7 +24,7 @@ class ArrheniusFit(Result):
     For ``x_is="inverse_temperature"`` (``x = 1/T``) the slope is the barrier ``Delta U``
     in the energy units of ``T`` (also :attr:`barrier`); for ``x_is="batch_size/lr"``
     (SGD, ``T = lr / (batch_size C)``) it is ``Delta U * C``, and ``C`` must come from
-    elsewhere (science brief 5.2). ``intercept`` is ``ln tau0`` in ``time_unit`` (with
+    elsewhere (e.g. ``2 N_theta / tr Sigma``). ``intercept`` is ``ln tau0`` in ``time_unit`` (with
     the prefactor and the temperature power removed). ``ci_method`` says how the intervals
     were made: ``"normal"`` (the given ``tau_stderr`` taken as exact: known variance) or
     ``"t"`` (variance estimated from the residuals, Student t with ``dof = n_points - 2``).
@@ -137,7 +137,7 @@ def arrhenius_fit(x, tau, *, tau_stderr=None, prefactor=None, temperature_power=
         (``x_is="batch_size/lr"``, for SGD whose temperature is ``lr / (batch_size C)``).
     tau : array of shape (n,), > 0
         Mean escape times, in one time unit (Langevin time is advised: steps or epochs add
-        ``-ln lr`` across a learning-rate sweep, science brief 5.1).
+        ``-ln lr`` across a learning-rate sweep).
     tau_stderr : array of shape (n,), > 0, optional
         Standard errors of ``tau`` (e.g. ``ExponentialFit.tau_stderr``); the standard error
         of ``ln tau`` is ``tau_stderr / tau`` and the weights are its inverse squares.
@@ -148,8 +148,8 @@ def arrhenius_fit(x, tau, *, tau_stderr=None, prefactor=None, temperature_power=
     temperature_power : float
         ``p`` in ``tau ~ T^p exp(Delta U / T)``; ``p ln T = -p ln x + const`` is
         subtracted before fitting. Forward escape at width ``h > 1`` has
-        ``tau ~ T^(k/2)`` with orbit dimension ``k = (n_layers - 1)(h - 1)`` (science brief
-        4.3), i.e. ``p = +k/2``; leaving it in biases the slope by about ``-p T``.
+        ``tau ~ T^(k/2)`` with orbit dimension ``k = (n_layers - 1)(h - 1)`` (docs/theory.md),
+        i.e. ``p = +k/2``; leaving it in biases the slope by about ``-p T``.
     x_is : {"inverse_temperature", "batch_size/lr"}
     confidence : float in (0, 1)
         Level of ``slope_ci`` and ``intercept_ci``.

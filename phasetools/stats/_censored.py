@@ -3,7 +3,7 @@
 A trajectory that reaches its step budget without escaping is *right-censored*: its
 recorded time is only a lower bound on its escape time. Both estimators use every
 trajectory; dropping the censored ones (or treating their budget as an escape time)
-biases the mean escape time down (science brief 6.1).
+biases the mean escape time down.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Energy conventions: how an implemented training loss maps onto the canonical one.
 
-Canonical objective (the toolkit default, science brief section 1.2)::
+Canonical objective (the toolkit default, docs/theory.md)::
 
     U(theta) = E||y - W_n...W_1 x||^2 + gamma * sum_i ||W_i||_F^2
 
@@ -20,7 +20,7 @@ time                  t = kappa * t'                   t' = t / kappa
 ====================  ==============================  ===============================
 
 Energies are always reported relative to the trivial state ``theta = 0`` so that the
-constant offset between conventions (brief section 1.3) never enters.
+constant offset between conventions never enters.
 """
 
 from __future__ import annotations

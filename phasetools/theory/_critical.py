@@ -1,4 +1,4 @@
-"""Coexistence and spinodal couplings of one scalar mode (science brief sections 2.2-2.3)."""
+"""Coexistence and spinodal couplings of one scalar mode (docs/theory.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Finite samples: per-mode predictions from the empirical moments of a data set.
 
 With ``N`` samples the empirical ``S_xx = X^T X / N`` is not exactly aligned with
-``S_yx = Y^T X / N``, so the modes couple (science brief section 3.1). The per-mode
+``S_yx = Y^T X / N``, so the modes couple (docs/theory.md). The per-mode
 prediction uses the singular values ``c_k`` of ``S_yx`` and ``a_k = v_k^T S_xx v_k``
 along its right singular vectors; ``misalignment`` measures how far ``S_xx`` is from
 being diagonal in that basis. When it exceeds ``align_tol`` the decoupling is only

@@ -1,6 +1,6 @@
 """Stationary points, barriers, curvatures and weight-space Hessian spectra of one mode.
 
-Science brief sections 2.1, 2.4, 2.5 and 4.3. The non-trivial stationary points are the
+See docs/theory.md. The non-trivial stationary points are the
 positive roots of ``h(b) = U'(b) / (2 n b)`` (compiled from the sympy model); for
 ``n >= 3`` they are bracketed by the spinodal, ``b_saddle in (0, b_sp)`` and
 ``b_min in (b_sp, (|c|/a)^(1/n))``, and found for all modes at once with a vectorised

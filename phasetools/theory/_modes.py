@@ -1,5 +1,5 @@
 """Many features: aligned modes, their metastable states and the phase diagram
-(science brief sections 3.1 and 3.3).
+(docs/theory.md, many modes).
 
 For aligned data (``Sigma_xx`` and ``Sigma_yx`` share right singular vectors) each
 singular value ``c_k`` of ``Sigma_yx`` is an independent scalar mode with input variance

@@ -1,4 +1,4 @@
-"""Non-aligned data with vector input and scalar output (science brief section 3.2).
+"""Non-aligned data with vector input and scalar output (docs/theory.md).
 
 The end-to-end map is a row vector ``m = P u`` (``|u| = 1``); the smallest regulariser
 over factorisations is ``n |m|^(2/n)``, so the exact reduced problem is

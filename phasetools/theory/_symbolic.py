@@ -1,7 +1,7 @@
 """The symbolic model: one sympy source for every per-mode formula.
 
 Everything numeric in :mod:`phasetools.theory` is derived here from the balanced reduced
-potential (science brief section 2.1)
+potential (docs/theory.md)
 
     U(b) = a b^(2n) - 2 |c| b^n + n gamma b^2 ,      b = |w_i| >= 0 ,
 

@@ -9,7 +9,7 @@
 ``Dataset``
     Samples in rows, ``X`` (N, d_in) and ``Y`` (N, d_out); unpacks as ``X, Y = ds``.
 ``GaussianTeacher``
-    The jointly Gaussian model of the paper (science brief E0): ``Sigma_yx`` with singular
+    The jointly Gaussian model of the paper (docs/training.md): ``Sigma_yx`` with singular
     values ``eta``, ``Sigma_xx = I`` and unit output variances by default, sampled through
     the Cholesky factor of the joint covariance.
 """
