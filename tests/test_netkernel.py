@@ -119,10 +119,11 @@ def test_width_2_network_of_two_features_agrees_with_the_generated_kernel(noise)
     theta = np.random.default_rng(7).normal(scale=0.6, size=12)
     pot_s = network(3, 2, sxx, syx, 0.1, order="sv1")
     pot_g = network(3, 2, sxx, syx, 0.1, order="sv1", kernel="sympy")
-    level = float(pot_s.structure.order(theta)) * 1.02
-    kw = dict(dt=0.002, n_traj=48, max_steps=300, stop=Threshold(level, "up"), scheme="bridge", rng=6)
-    kw.update(temperature=0.05) if noise == "additive" else kw.update(noise=SGDNoise(0.05, 2, sxx, syx, syy))
-    a, b = _pair(pot_s, pot_g, theta, **kw)
+    kw = dict(dt=0.002, n_traj=48, max_steps=300, scheme="bridge", rng=6)
+    kw.update(temperature=0.05) if noise == "additive" else kw.update(noise=SGDNoise(0.01, 8, sxx, syx, syy))
+    free = simulate(pot_s, theta, save_every=1, **kw)       # the level: the median of the paths' maxima
+    level = float(np.median(pot_s.structure.order(free.paths.reshape(-1, 12)).reshape(48, 300).max(axis=1)))
+    a, b = _pair(pot_s, pot_g, theta, stop=Threshold(level, "up"), **kw)
     assert 5 < a.escaped.sum() < 48
     np.testing.assert_array_equal(a.steps, b.steps)
     np.testing.assert_array_equal(a.status, b.status)

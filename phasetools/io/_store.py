@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,13 +228,30 @@ def _pt_version():
 
 @contextlib.contextmanager
 def _lock(path: Path):
+    """Hold the advisory lock ``<file>.lock``, and remove it when done (no ``.lock`` is left behind).
+
+    The lock file is unlinked while still locked; a writer that waited on the unlinked file
+    sees that the path no longer names the file it locked and locks the new one instead.
+    """
     lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a") as fh:
+    while True:
+        fh = open(lock_path, "a")
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            if os.stat(lock_path).st_ino == os.fstat(fh.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        fh.close()   # the lock we got is on a removed file: take the current one
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock_path)
+        except OSError:
+            pass
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
 
 
 def config_json(result: Result) -> str:

@@ -102,59 +102,68 @@ def layout(dims):
 # --- row primitives: every lane j in [lo, hi) at once (the loops over j vectorise) -----------------
 @_inner
 def _dot(W, d, a, sa, b, sb, cnt, lo, hi):
-    """``W[d] = sum_{c < cnt} W[a + c sa] * W[b + c sb]``, first term first (``cnt >= 1``)."""
-    dst = W[d]
-    x = W[a]
-    y = W[b]
-    for j in range(lo, hi):
+    """``W[d] = sum_{c < cnt} W[a + c sa] * W[b + c sb]``, first term first (``cnt >= 1``).
+
+    The row primitives slice the lanes ``lo:hi`` and loop from 0, so that LLVM sees
+    non-negative, contiguous indices and vectorises the loops.
+    """
+    m = hi - lo
+    dst = W[d, lo:hi]
+    x = W[a, lo:hi]
+    y = W[b, lo:hi]
+    for j in range(m):
         dst[j] = x[j] * y[j]
     for c in range(1, cnt):
-        x = W[a + c * sa]
-        y = W[b + c * sb]
-        for j in range(lo, hi):
+        x = W[a + c * sa, lo:hi]
+        y = W[b + c * sb, lo:hi]
+        for j in range(m):
             dst[j] += x[j] * y[j]
 
 
 @_inner
 def _dot_add(W, d, a, sa, b, sb, cnt, lo, hi):
     """``W[d] += sum_{c < cnt} W[a + c sa] * W[b + c sb]``."""
-    dst = W[d]
+    m = hi - lo
+    dst = W[d, lo:hi]
     for c in range(cnt):
-        x = W[a + c * sa]
-        y = W[b + c * sb]
-        for j in range(lo, hi):
+        x = W[a + c * sa, lo:hi]
+        y = W[b + c * sb, lo:hi]
+        for j in range(m):
             dst[j] += x[j] * y[j]
 
 
 @_inner
 def _comb(W, d, init, coef, ci, cs, a, sa, cnt, lo, hi):
     """``W[d] = init + sum_{c < cnt} coef[ci + c cs] * W[a + c sa]`` (``init`` first)."""
-    dst = W[d]
-    for j in range(lo, hi):
+    m = hi - lo
+    dst = W[d, lo:hi]
+    for j in range(m):
         dst[j] = init
     for c in range(cnt):
-        x = W[a + c * sa]
+        x = W[a + c * sa, lo:hi]
         f = coef[ci + c * cs]
-        for j in range(lo, hi):
+        for j in range(m):
             dst[j] += f * x[j]
 
 
 @_inner
 def _affine(W, d, cnt, alpha, beta, lo, hi):
     """``W[d + t] = alpha + beta * W[d + t]`` for ``t < cnt``."""
+    m = hi - lo
     for t in range(cnt):
-        dst = W[d + t]
-        for j in range(lo, hi):
+        dst = W[d + t, lo:hi]
+        for j in range(m):
             dst[j] = alpha + beta * dst[j]
 
 
 @_inner
 def _copy(W, d, a, cnt, lo, hi):
     """``W[d + t] = W[a + t]`` for ``t < cnt``."""
+    m = hi - lo
     for t in range(cnt):
-        dst = W[d + t]
-        src = W[a + t]
-        for j in range(lo, hi):
+        dst = W[d + t, lo:hi]
+        src = W[a + t, lo:hi]
+        for j in range(m):
             dst[j] = src[j]
 
 
@@ -505,90 +514,6 @@ def _draw(W, U, I, z0, nn, width, zig):
 
 # --- one step and the worker -----------------------------------------------------------------------
 @_inner
-def _step(W, U, I, q0, width, lay, mom, fc, ic):
-    """One step of every lane (normals from row ``q0``); returns the number of new events.
-
-    Events (``I[1]``): 1 escaped, 2 non-finite, 3 reached max_steps. A lane whose trajectory
-    stopped earlier in the round computes a step too but keeps its values.
-    """
-    dims, offs, poffs, soffs, ro = lay
-    n = dims.shape[0] - 1
-    mm = dims[0] * dims[n]
-    P = offs[n]
-    zero = width - width
-    sgd = ic[IC_SGD] != 0
-    bridge = ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0
-    has_stop = ic[IC_HAS_STOP] != 0
-    kind = ic[IC_ORDER]
-    dt = fc[FC_DT]
-    sigma = fc[FC_SIGMA]
-    level = fc[FC_LEVEL]
-    direction = fc[FC_DIRECTION]
-    # the prefix rows hold the products at X (from the previous step or the load)
-    _suffix(W, lay, zero, width)
-    _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
-    if sgd:
-        _noise_cov(W, lay, mom, zero, width)
-    if bridge:
-        _order_gradient(W, lay, mom[5], kind, zero, width)
-        _bridge_variance(W, lay, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
-    if sgd:
-        _cholesky_apply(W, ro, q0, mm, fc[FC_SCALE], zero, width)
-    _backprop(W, lay, zero, width)
-    decay = fc[FC_DECAY] * dt
-    fin = W[ro[R_FIN]]
-    for j in range(width):
-        fin[j] = 0.0
-    noise = 0.0 if sgd else sigma
-    for i in range(P):
-        x = W[ro[R_X] + i]
-        y = W[ro[R_Y] + i]
-        g = W[ro[R_GR] + i]
-        z = W[q0 + i] if not sgd else W[q0]
-        for j in range(width):
-            v = x[j] - (g[j] + decay * x[j]) + noise * z[j]
-            y[j] = v
-            fin[j] += v * 0.0
-    _forward(W, lay, ro[R_Y], zero, width)
-    _order(W, lay, mom[5], kind, ro[R_PHN], zero, width)
-    nev = 0
-    act = W[ro[R_ACT]]
-    for j in range(width):
-        phin = W[ro[R_PHN], j]
-        ok = fin[j] == 0.0 and math.isfinite(phin)
-        esc = has_stop and direction * (phin - level) >= 0.0
-        ev = I[1, j]
-        if bridge and ev == 0 and ok and not esc:
-            var = W[ro[R_VAR], j]
-            if var > 0.0:
-                va = direction * (level - W[ro[R_PHI], j])
-                vb = direction * (level - phin)
-                u, s0, s1, s2, s3 = _next_scalar(U[0, j], U[1, j], U[2, j], U[3, j])
-                U[0, j] = s0
-                U[1, j] = s1
-                U[2, j] = s2
-                U[3, j] = s3
-                w = ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
-                esc = w < math.exp(-2.0 * va * vb / var)
-        k = I[0, j]
-        e = 3 if k + 1 >= ic[IC_MAX_STEPS] else 0
-        e = 1 if esc else e
-        e = e if ok else 2
-        live = ev == 0
-        act[j] = 1.0 if live else 0.0
-        W[ro[R_PHI], j] = phin if live else W[ro[R_PHI], j]
-        I[0, j] = k + 1 if live else k
-        I[1, j] = e if live else ev
-        nev += e if live else 0
-    for i in range(P):
-        x = W[ro[R_X] + i]
-        y = W[ro[R_Y] + i]
-        for j in range(width):
-            x[j] = y[j] if act[j] != 0.0 else x[j]
-    return nev
-
-
-@_inner
 def _lane_out(W, U, I, j, t, P, x0, states, lay, outs, mode):
     """Lane ``j``: ``mode`` 0 loads trajectory ``t``; 1 writes its trajectory out; 2 takes the
     values of lane ``t`` (compaction)."""
@@ -636,6 +561,14 @@ def _worker(queue, K, x0, states, lay, mom, fc, ic, zig, outs):
     save_every = ic[IC_SAVE_EVERY]
     kind = ic[IC_ORDER]
     nn = dims[0] * dims[n] if ic[IC_SGD] != 0 else P
+    mm = dims[0] * dims[n]
+    sgd = ic[IC_SGD] != 0
+    bridge = ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0
+    has_stop = ic[IC_HAS_STOP] != 0
+    dt = fc[FC_DT]
+    sigma = fc[FC_SIGMA]
+    level = fc[FC_LEVEL]
+    direction = fc[FC_DIRECTION]
     W = np.zeros((ro[R_TOTAL], K))
     U = np.zeros((4 + nn, K), dtype=np.uint64)
     I = np.zeros((4, K), dtype=np.int64)
@@ -654,7 +587,69 @@ def _worker(queue, K, x0, states, lay, mom, fc, ic, zig, outs):
         _draw(W, U, I, ro[R_Z], nn, width, zig)
         nev = 0
         for q0 in range(ro[R_Z], ro[R_Z] + 2 * nn, nn):
-            nev += _step(W, U, I, q0, width, lay, mom, fc, ic)
+            # one step of every lane (normals from row q0); a lane whose trajectory stopped
+            # earlier in the round computes a step too but keeps its values. Events (I[1]):
+            # 1 escaped, 2 non-finite, 3 reached max_steps. The prefix rows hold the products
+            # at X (from the previous step or the load).
+            _suffix(W, lay, zero, width)
+            _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
+            if sgd:
+                _noise_cov(W, lay, mom, zero, width)
+            if bridge:
+                _order_gradient(W, lay, mom[5], kind, zero, width)
+                _bridge_variance(W, lay, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
+            if sgd:
+                _cholesky_apply(W, ro, q0, mm, fc[FC_SCALE], zero, width)
+            _backprop(W, lay, zero, width)
+            decay = fc[FC_DECAY] * dt
+            fin = W[ro[R_FIN]]
+            for j in range(width):
+                fin[j] = 0.0
+            noise = 0.0 if sgd else sigma
+            for i in range(P):
+                x = W[ro[R_X] + i]
+                y = W[ro[R_Y] + i]
+                g = W[ro[R_GR] + i]
+                z = W[q0 + i] if not sgd else W[q0]
+                for j in range(width):
+                    v = x[j] - (g[j] + decay * x[j]) + noise * z[j]
+                    y[j] = v
+                    fin[j] += v * 0.0
+            _forward(W, lay, ro[R_Y], zero, width)
+            _order(W, lay, mom[5], kind, ro[R_PHN], zero, width)
+            act = W[ro[R_ACT]]
+            for j in range(width):
+                phin = W[ro[R_PHN], j]
+                ok = fin[j] == 0.0 and math.isfinite(phin)
+                esc = has_stop and direction * (phin - level) >= 0.0
+                ev = I[1, j]
+                if bridge and ev == 0 and ok and not esc:
+                    var = W[ro[R_VAR], j]
+                    if var > 0.0:
+                        va = direction * (level - W[ro[R_PHI], j])
+                        vb = direction * (level - phin)
+                        u, s0, s1, s2, s3 = _next_scalar(U[0, j], U[1, j], U[2, j], U[3, j])
+                        U[0, j] = s0
+                        U[1, j] = s1
+                        U[2, j] = s2
+                        U[3, j] = s3
+                        w = ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+                        esc = w < math.exp(-2.0 * va * vb / var)
+                k = I[0, j]
+                e = 3 if k + 1 >= ic[IC_MAX_STEPS] else 0
+                e = 1 if esc else e
+                e = e if ok else 2
+                live = ev == 0
+                act[j] = 1.0 if live else 0.0
+                W[ro[R_PHI], j] = phin if live else W[ro[R_PHI], j]
+                I[0, j] = k + 1 if live else k
+                I[1, j] = e if live else ev
+                nev += e if live else 0
+            for i in range(P):
+                x = W[ro[R_X] + i]
+                y = W[ro[R_Y] + i]
+                for j in range(width):
+                    x[j] = y[j] if act[j] != 0.0 else x[j]
             if save_every > 0:
                 for j in range(width):
                     k = I[0, j]

@@ -497,7 +497,8 @@ def plot(result, kind: str | None = None) -> Plot:
         else:
             kind = _DEFAULT.get(name) or next((k for k in KINDS if name in _accepts(k)), None)
         if kind is None:
-            raise ValueError(f"no figure for a {name} result")
+            drawn = sorted({t for k in KINDS for t in _accepts(k)})
+            raise ValueError(f"no figure for a {name} result; figures exist for {', '.join(drawn)} results")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if name not in _accepts(kind):

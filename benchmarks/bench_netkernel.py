@@ -1,0 +1,280 @@
+"""The structured network kernel (phasetools/langevin/_netkernel.py): first-call cost and speed.
+
+1. **First call**, per width ``w`` in 2, 4, 6, 10: ``escape_problem("network", n_layers=3,
+   c=0.8, gamma=0.32, width=w, direction="bwd", convention="paper")`` and one
+   ``simulate(..., temperature=0.004, n_traj=64, max_steps=2000)`` call, in a fresh
+   interpreter with empty kernel and numba caches (``PHASETOOLS_CACHE_DIR`` and
+   ``NUMBA_CACHE_DIR`` point at a new temporary folder), then in a second fresh interpreter
+   with the caches the first one filled. Columns: the call's wall time, ``compile_time``,
+   ``setup_time``, ``wall_time`` (the kernel run), and the process's CPU time for the call.
+   Then the paper's network (2 -> 10 -> 10 -> 2, 140 weights, ``S_xx = I``,
+   ``S_yx = diag(0.9, 0.8)``, ``S_yy = I``, ``beta = 0.32``) with SGD-like noise
+   (``lr = 0.08``, ``B = 4``), from the import of phasetools to the end of the first call,
+   empty and filled caches; and a check that other widths, depths and data sets after it
+   compile nothing (``compile_time`` 0 and one signature of the worker).
+2. **Steps per second per core**, in interleaved rounds (every round runs every contender
+   once, in an order rotated from round to round; medians over rounds, ratios as medians of
+   per-round ratios), one thread each, in this process:
+
+   * width 10 (additive noise, the escape problem above, 1 -> 10 -> 10 -> 1, and the paper's
+     2 -> 10 -> 10 -> 2 with SGD-like noise): the structured kernel against
+     :func:`numpy_reference`, which advances the whole ensemble with batched matrix products
+     (``numpy.matmul`` over the trajectory axis), the same drift, noise and stop test;
+   * width 2: the structured kernel against the generated (sympy) kernel,
+     ``network(..., kernel="sympy")``, on the same streams.
+
+    python benchmarks/bench_netkernel.py            # about 15 minutes on 2 quiet cores
+    python benchmarks/bench_netkernel.py --quick    # fewer steps and rounds; widths 2 and 10
+
+Options: ``--rounds N`` (default 5; quick 2), ``--skip-first-call``, ``--json PATH``.
+Prints markdown tables. Not a test (no ``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+FIRST_CALL = """
+import json, sys, time
+t0 = time.perf_counter()
+c0 = time.process_time()
+import numpy as np
+from phasetools.langevin import SGDNoise, Threshold, escape_problem, network, simulate
+from phasetools.langevin import _netkernel as nk
+t_import = time.perf_counter() - t0
+case = json.loads(sys.argv[1])
+if case["model"] == "escape":
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=case["width"], direction="bwd",
+                        convention="paper")
+    pot, x0, kw = pr.potential, pr.x0, dict(temperature=0.004, stop=pr.stop)
+else:
+    C = np.diag([0.9, 0.8])
+    pot = network(3, 10, np.eye(2), C, 0.32, convention="paper")
+    x0 = np.random.default_rng(0).normal(scale=0.3, size=pot.dim)
+    kw = dict(noise=SGDNoise(0.08, 4, np.eye(2), C, np.eye(2)), stop=Threshold(0.05, "down"))
+t1 = time.perf_counter()
+c1 = time.process_time()
+r = simulate(pot, x0, dt=0.01, n_traj=64, max_steps=2000, rng=1, **kw)
+out = {"import": t_import, "call": time.perf_counter() - t1, "call_cpu": time.process_time() - c1,
+       "total": time.perf_counter() - t0, **{k: r.stats[k] for k in ("compile_time", "setup_time", "wall_time")}}
+if case.get("others"):   # other widths, depths and data sets of the same structure after it
+    extra = []
+    for n, h, din, dout in [(3, 4, 2, 2), (4, 6, 3, 1), (2, 10, 1, 1)]:
+        p = network(n, h, np.eye(din), np.full((dout, din), 0.5), 0.1)
+        rr = simulate(p, np.full(p.dim, 0.2), temperature=0.01, dt=0.01, n_traj=8, max_steps=100, rng=2)
+        extra.append(rr.stats["compile_time"])
+    out["others_compile"] = extra
+    out["signatures"] = len(nk._worker.signatures)
+sys.stdout.write(json.dumps(out))
+"""
+
+
+def first_call(case, cache):
+    """One fresh interpreter running ``case`` with its caches in the folder ``cache``."""
+    env = dict(os.environ, PHASETOOLS_CACHE_DIR=cache, NUMBA_CACHE_DIR=os.path.join(cache, "numba"))
+    out = subprocess.run([sys.executable, "-c", FIRST_CALL, json.dumps(case)], env=env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def first_call_table(widths):
+    rows = []
+    for w in widths:
+        with tempfile.TemporaryDirectory() as cache:
+            cold = first_call({"model": "escape", "width": w}, cache)
+            warm = first_call({"model": "escape", "width": w}, cache)
+        rows.append((w, cold, warm))
+    print("| width | weights | first call | compile | setup | kernel run | CPU of the call | filled cache: first call |")
+    print("|---|---|---|---|---|---|---|---|")
+    for w, c, h in rows:
+        print(f"| {w} | {2 * w + w * w} | {c['call']:.1f} s | {c['compile_time']:.1f} s | {c['setup_time']:.2f} s | "
+              f"{c['wall_time']:.3f} s | {c['call_cpu']:.1f} s | {h['call']:.2f} s |")
+    with tempfile.TemporaryDirectory() as cache:
+        cold = first_call({"model": "paper", "others": True}, cache)
+        warm = first_call({"model": "paper"}, cache)
+    print()
+    print("| paper's network, SGD-like noise | import | first call | compile | setup | kernel run | "
+          "import + call |")
+    print("|---|---|---|---|---|---|---|")
+    for label, c in (("empty caches", cold), ("filled caches", warm)):
+        print(f"| {label} | {c['import']:.1f} s | {c['call']:.2f} s | {c['compile_time']:.2f} s | "
+              f"{c['setup_time']:.2f} s | {c['wall_time']:.3f} s | {c['total']:.1f} s |")
+    print(f"\nafter it, other widths/depths/data sets: compile_time {cold['others_compile']}, "
+          f"worker signatures {cold['signatures']}")
+    return {"widths": rows, "paper": {"cold": cold, "warm": warm}}
+
+
+# --- the numpy reference -------------------------------------------------------------------------
+def numpy_reference(st, x0, steps, *, dt, temperature=None, noise=None, level=0.0, direction=-1.0, seed=0):
+    """Euler steps of the whole ensemble with batched matrix products (``numpy.matmul``).
+
+    The same work per step as the structured kernel: prefix products at the new state (kept
+    for the next step), suffix products, the residual, one back-propagation of
+    ``E = dt * 2 kappa (M S_xx - S_yx) (+ scale L z)`` (SGD-like noise: ``K`` built per
+    trajectory and factorised by ``numpy.linalg.cholesky``), the weight decay, additive
+    normals, the order parameter ``sum E_ab M_ab`` and the stop test (a stopped trajectory
+    keeps being advanced; it is only counted). Returns trajectory-steps done and the states.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.array(x0, dtype=float)
+    n = x.shape[0]
+    dims = st.dims
+    nl = len(dims) - 1
+    shapes = [(dims[k + 1], dims[k]) for k in range(nl)]
+    offs = np.cumsum([0] + [r * c for r, c in shapes])
+    sxx, syx = st.input_cov, st.cross_cov
+    emat = st.order_matrix
+    two_kappa, decay = 2.0 * st.kappa, 2.0 * st.kappa * st.gamma * dt
+    sigma = 0.0 if temperature is None else np.sqrt(2.0 * temperature * dt)
+    if noise is not None:
+        nxx, nyx, nyy = noise.input_cov, noise.cross_cov, noise.output_cov
+        scale = two_kappa * np.sqrt(noise.lr * dt * noise.factor / noise.batch_size)
+        p, d = nyx.shape
+
+    def weights(x):
+        return [x[:, offs[k]:offs[k + 1]].reshape(n, *shapes[k]) for k in range(nl)]
+
+    def prefix(W):
+        pre = [W[0]]
+        for w in W[1:]:
+            pre.append(w @ pre[-1])
+        return pre
+
+    W = weights(x)
+    pre = prefix(W)
+    stopped = np.zeros(n, dtype=bool)
+    for _ in range(steps):
+        M = pre[-1]
+        E = dt * two_kappa * (M @ sxx - syx)
+        if noise is not None:
+            R = nyx - M @ nxx
+            Q = nyy - M @ nyx.T - nyx @ np.swapaxes(M, 1, 2) + M @ nxx @ np.swapaxes(M, 1, 2)
+            K = (np.einsum("nac,bd->nabcd", Q, nxx) + np.einsum("nad,ncb->nabcd", R, R)).reshape(n, p * d, p * d)
+            L = np.linalg.cholesky(K)
+            E = E + scale * (L @ rng.standard_normal((n, p * d, 1))).reshape(n, p, d)
+        # suffix products A_k = W_n ... W_{k+1} and the layer gradients A_k^T E P_{k-1}^T
+        suf = W[-1]
+        out = [None] * nl
+        out[nl - 1] = E @ np.swapaxes(pre[nl - 2], 1, 2) if nl > 1 else E
+        for k in range(nl - 2, -1, -1):
+            left = np.swapaxes(suf, 1, 2) @ E
+            out[k] = left @ np.swapaxes(pre[k - 1], 1, 2) if k > 0 else left
+            suf = suf @ W[k]
+        g = np.concatenate([o.reshape(n, -1) for o in out], axis=1)
+        x = x - (g + decay * x)
+        if sigma:
+            x += sigma * rng.standard_normal(x.shape)
+        W = weights(x)
+        pre = prefix(W)
+        phi = np.einsum("nab,ab->n", pre[-1], emat)
+        stopped |= direction * (phi - level) >= 0.0
+    return n * steps, x
+
+
+# --- steps per second, interleaved rounds -----------------------------------------------------
+def contenders(quick):
+    from phasetools.langevin import SGDNoise, Threshold, escape_problem, network, simulate
+
+    n_traj, steps = (256, 2000) if quick else (1024, 10_000)
+    out = {}
+    pr10 = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=10, direction="bwd", convention="paper")
+    kw = dict(temperature=0.004, dt=0.01, n_traj=n_traj, max_steps=steps, stop=pr10.stop, n_threads=1)
+
+    def kernel(pot, x0, **kw):
+        def go(seed):
+            r = simulate(pot, x0, rng=seed, **kw)
+            return r.stats["steps_total"], r.stats["wall_time"]
+        return go
+
+    def reference(st, x0, n_steps, **kw):
+        def go(seed):
+            t0 = time.perf_counter()
+            done, _ = numpy_reference(st, np.broadcast_to(x0, (kw.pop("n", n_traj), st.n_params)), n_steps, seed=seed,
+                                   **kw)
+            return done, time.perf_counter() - t0
+        return go
+
+    ref_steps = max(steps // 10, 100)
+    out["w10 additive: structured"] = kernel(pr10.potential, pr10.x0, **kw)
+    out["w10 additive: numpy"] = reference(pr10.potential.structure, pr10.x0, ref_steps, dt=0.01, temperature=0.004,
+                                           level=pr10.stop.level, direction=-1.0)
+    C = np.diag([0.9, 0.8])
+    paper = network(3, 10, np.eye(2), C, 0.32, convention="paper")
+    x0 = np.random.default_rng(0).normal(scale=0.3, size=paper.dim)
+    sgd = SGDNoise(0.08, 4, np.eye(2), C, np.eye(2))
+    out["paper SGD: structured"] = kernel(paper, x0, noise=sgd, dt=0.01, n_traj=n_traj, max_steps=steps,
+                                          stop=Threshold(-10.0, "down"), n_threads=1)
+    out["paper SGD: numpy"] = reference(paper.structure, x0, ref_steps, dt=0.01, noise=sgd, level=-10.0,
+                                        direction=-1.0)
+    pr2 = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
+    sym2 = network(3, 2, [[1.0]], [[0.8]], 0.32, convention="paper", kernel="sympy")
+    kw2 = dict(kw, stop=pr2.stop)
+    out["w2 additive: structured"] = kernel(pr2.potential, pr2.x0, **kw2)
+    out["w2 additive: sympy"] = kernel(sym2, pr2.x0, **kw2)
+    out["w2 SGD: structured"] = kernel(pr2.potential, pr2.x0, **dict(kw2, temperature=None,
+                                                                       noise=pr2.sgd_noise(0.08, 4)))
+    out["w2 SGD: sympy"] = kernel(sym2, pr2.x0, **dict(kw2, temperature=None, noise=pr2.sgd_noise(0.08, 4)))
+    return out
+
+
+def speed_table(quick, rounds):
+    runs = contenders(quick)
+    names = list(runs)
+    for name in names:   # warm-up: compile (or load) every kernel outside the timing
+        runs[name](0)
+    per_round = []
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        res = {}
+        for name in order:
+            done, t = runs[name](r + 1)
+            res[name] = done / t
+        per_round.append(res)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v:.3g}" for k, v in res.items()), file=sys.stderr)
+    med = {k: float(np.median([pr[k] for pr in per_round])) for k in names}
+    print("\n| contender | trajectory-steps / s / core (median) |")
+    print("|---|---|")
+    for k in names:
+        print(f"| {k} | {med[k]:.3g} |")
+    pairs = [("w10 additive: structured", "w10 additive: numpy"), ("paper SGD: structured", "paper SGD: numpy"),
+             ("w2 additive: structured", "w2 additive: sympy"), ("w2 SGD: structured", "w2 SGD: sympy")]
+    print("\n| ratio | median over rounds | per round |")
+    print("|---|---|---|")
+    ratios = {}
+    for a, b in pairs:
+        rr = [pr[a] / pr[b] for pr in per_round]
+        ratios[f"{a} / {b}"] = rr
+        print(f"| {a} / {b} | {np.median(rr):.2f} | {', '.join(f'{x:.2f}' for x in rr)} |")
+    return {"median": med, "ratios": ratios, "rounds": per_round}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="first-call cost and speed of the structured network kernel")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--skip-first-call", action="store_true")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    out = {}
+    if not args.skip_first_call:
+        out["first_call"] = first_call_table([2, 10] if args.quick else [2, 4, 6, 10])
+    out["speed"] = speed_table(args.quick, args.rounds or (2 if args.quick else 5))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
