@@ -37,7 +37,7 @@ STATE_NAMES = ("m = 0: trivial", "m = 1: mode 1 learned", "m = 2: modes 1 and 2 
 
 
 def print_tables(m_crit, m_at):
-    """Modes are numbered k = 1, 2, ... by decreasing strength eta (the API's mode index is k - 1)."""
+    """Modes are numbered k = 0, 1, ... by decreasing strength eta, as in the API, the CLI and the figures."""
     eta = m_crit.spectrum
     print(f"Spectrum eta = {SPECTRUM}, n_layers = {N_LAYERS}, convention = {CONVENTION!r} "
           "(coupling = weight decay beta; energies in the paper's units, from the trivial state)\n")
@@ -46,7 +46,7 @@ def print_tables(m_crit, m_at):
           f"{'gamma_sp/gamma_c':>16}")
     for k in range(eta.size):
         gc, gsp = m_crit.gamma_c[k], m_crit.gamma_sp[k]
-        print(f"{k + 1:>2}  {eta[k]:>4.2f}  {gc:>21.6f}  {gsp:>23.6f}  {gsp / gc:>16.6f}")
+        print(f"{k:>2}  {eta[k]:>4.2f}  {gc:>21.6f}  {gsp:>23.6f}  {gsp / gc:>16.6f}")
 
     print(f"\nLocal minima at beta = {m_at.gamma:g} "
           f"({len(m_at.states)} states, {m_at.n_metastable} metastable)")
@@ -96,8 +96,8 @@ def plot(out: Path):
             ax.axvline(gamma_sp[k], color=MODE_COLORS[k], ls=":", lw=1.5)
         ax.axvline(BETA_PAPER, color="k", lw=0.8, alpha=0.6)
     _label_lines(ax_s, np.concatenate([gamma_c, gamma_sp]),
-                 [rf"$\gamma_{{c,{k + 1}}}$" for k in range(c.size)]
-                 + [rf"$\gamma_{{sp,{k + 1}}}$" for k in range(c.size)],
+                 [rf"$\gamma_{{c,{k}}}$" for k in range(c.size)]
+                 + [rf"$\gamma_{{sp,{k}}}$" for k in range(c.size)],
                  list(MODE_COLORS[:c.size]) * 2)
 
     # (a) Which top-m state is a local minimum (thin band), and which one is global (thick band).
@@ -147,7 +147,7 @@ def plot(out: Path):
                     r"equals canonical $\gamma$ for $p = 2$ outputs)")
     ax_b.set_xlim(0.0, 0.5)
     ax_b.legend(handles=[
-        Line2D([], [], color=MODE_COLORS[k], lw=2.0, label=rf"mode {k + 1} ($\eta = {c[k]:g}$)")
+        Line2D([], [], color=MODE_COLORS[k], lw=2.0, label=rf"mode {k} ($\eta = {c[k]:g}$)")
         for k in range(c.size)] + [
         Line2D([], [], color="k", lw=2.0, ls="-", label=r"forward $\Delta E_\uparrow$: learn"),
         Line2D([], [], color="k", lw=2.0, ls="--", label=r"backward $\Delta E_\downarrow$: forget")],

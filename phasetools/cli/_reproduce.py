@@ -7,7 +7,7 @@ def add_parser(sub):
     p = sub.add_parser("reproduce", help="reproduce the paper: experiments, figures and report.md with verdicts")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="scale", action="store_const", const="quick",
-                   help="reduced scale, under 10 minutes on 2 cores (default)")
+                   help="reduced scale, about 1-5 minutes on 2 cores (default)")
     g.add_argument("--full", dest="scale", action="store_const", const="full",
                    help="the paper's scale: 50 seeds per point and its epoch budgets (hours)")
     g.add_argument("--smoke", dest="scale", action="store_const", const="smoke",

@@ -116,7 +116,10 @@ def check_value(quantity, measured, expected, *, stderr=0.0, expected_stderr=0.0
     if not (math.isfinite(m) and math.isfinite(e)):
         return Verdict(quantity, e, m, NOT_TESTABLE, rule, "non-finite value")
     diff = m - e
-    rel = f" ({100 * diff / e:+.3g}%)" if e != 0 else ""
+    if "log10" in quantity:   # a difference of logarithms is a factor, not a percentage
+        rel = f" (a factor {10 ** diff:.3g})"
+    else:
+        rel = f" ({100 * diff / e:+.3g}%)" if e != 0 else ""
     detail = f"difference {diff:+.4g}{rel}; allowed {allowed:.3g}"
     if se > 0:
         detail += f"; {abs(diff) / se:.2f} standard errors"

@@ -113,6 +113,12 @@ def _loss_grad(out, label, loss, scale, dout):
     return lse - float(out[label])
 
 
+#: samples processed together in the hidden and output layers: each weight row (and each
+#: row of the gradient) is loaded once per block instead of once per sample. Every sum keeps
+#: its order (samples in order within a block, blocks in order), so the bits do not change.
+BLOCK = 8
+
+
 @pjit
 def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, idx, start, B, chunk, n_chunks,
                     G, losses, Z, A, OUT, D1, D2):
@@ -120,7 +126,8 @@ def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, id
 
     Unit ``u = s * n_chunks + c`` writes the gradient over samples ``c*chunk ..`` of the batch
     into ``G[u]`` and their summed loss (float64, already divided like the gradient) into
-    ``losses[u]``; ``Z, A, OUT, D1, D2`` are per-unit work rows.
+    ``losses[u]``; ``Z, A, OUT, D1, D2`` are per-unit work arrays of ``BLOCK`` rows
+    (shape ``(n_units, BLOCK, size)``), one row per sample of a block.
     """
     S = th.shape[0]
     L = dims.shape[0] - 1
@@ -135,57 +142,124 @@ def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, id
         lo = c * chunk
         hi = min(B, lo + chunk)
         total = 0.0
-        for q in range(lo, hi):
-            i = idx[s, start + q]
-            _forward(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, i, Z[u], A[u], OUT[u])
-            total += _loss_grad(OUT[u], y[i], loss, scale, D1[u])
-            _backward(th[s], dims, offs, hoffs, act, Xi, Xd, sparse, i, Z[u], A[u], D1[u], D2[u], g)
+        for b0 in range(lo, hi, BLOCK):
+            nb = min(BLOCK, hi - b0)
+            _forward_block(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, idx[s], start + b0, nb, Z[u],
+                           A[u], OUT[u])
+            for b in range(nb):
+                total += _loss_grad(OUT[u][b], y[idx[s, start + b0 + b]], loss, scale, D1[u][b])
+            _backward_block(th[s], dims, offs, hoffs, act, Xi, Xd, sparse, idx[s], start + b0, nb, Z[u], A[u],
+                            D1[u], D2[u], g)
         losses[u] = total * scale
 
 
 @jit
-def _backward(th, dims, offs, hoffs, act, Xi, Xd, sparse, i, z, a, d1, d2, g):
-    """Add the gradient of sample ``i`` to ``g``; ``d1`` holds the gradient at the logits on entry
-    (overwritten: it carries the deltas down the layers), ``d2`` is work space."""
+def _forward_block(th, tht, dims, offs, hoffs, act, Xi, Xd, sparse, rows, first, nb, Z, A, OUT):
+    """:func:`_forward` of samples ``rows[first:first+nb]`` into rows ``0..nb-1`` of ``Z, A, OUT``."""
+    L = dims.shape[0] - 1
+    for b in range(nb):  # first layer: per sample (sparse rows or a dense pass)
+        _first_layer(tht, dims, offs, hoffs, Xi, Xd, sparse, rows[first + b], Z[b])
+    for k in range(1, L):
+        n_in = dims[k]
+        n_out = dims[k + 1]
+        h0 = hoffs[k]
+        for b in range(nb):
+            zk = Z[b, h0:h0 + n_in]
+            ak = A[b, h0:h0 + n_in]
+            if act == 0:
+                for j in range(n_in):
+                    ak[j] = zk[j] * zk[j]
+            else:
+                for j in range(n_in):
+                    ak[j] = zk[j] if zk[j] > 0 else 0 * zk[j]
+            dst = OUT[b] if k == L - 1 else Z[b, hoffs[k + 1]:hoffs[k + 1] + n_out]
+            for q in range(n_out):
+                dst[q] = 0
+        o = offs[k]
+        for j in range(n_in):
+            row = tht[o + j * n_out:o + (j + 1) * n_out]
+            for b in range(nb):
+                x = A[b, h0 + j]
+                dst = OUT[b] if k == L - 1 else Z[b, hoffs[k + 1]:hoffs[k + 1] + n_out]
+                for q in range(n_out):
+                    dst[q] += x * row[q]
+
+
+@jit
+def _first_layer(tht, dims, offs, hoffs, Xi, Xd, sparse, i, z):
+    h = dims[1]
+    o = offs[0]
+    z1 = z[hoffs[1]:hoffs[1] + h]
+    for j in range(h):
+        z1[j] = 0
+    if sparse:
+        for t in range(Xi.shape[1]):
+            r = o + Xi[i, t] * h
+            row = tht[r:r + h]
+            for j in range(h):
+                z1[j] += row[j]
+    else:
+        for c in range(dims[0]):
+            x = Xd[i, c]
+            if x != 0:
+                r = o + c * h
+                row = tht[r:r + h]
+                for j in range(h):
+                    z1[j] += x * row[j]
+
+
+@jit
+def _backward_block(th, dims, offs, hoffs, act, Xi, Xd, sparse, rows, first, nb, Z, A, D1, D2, g):
+    """:func:`_backward` of a block: ``D1[b]`` holds sample ``b``'s gradient at the logits."""
     L = dims.shape[0] - 1
     for k in range(L - 1, 0, -1):
         n_in = dims[k]
         n_out = dims[k + 1]
         o = offs[k]
-        ak = a[hoffs[k]:hoffs[k] + n_in]
-        zk = z[hoffs[k]:hoffs[k] + n_in]
-        dd = d2[:n_in]
-        for j in range(n_in):
-            dd[j] = 0
+        h0 = hoffs[k]
+        for b in range(nb):
+            dd = D2[b, :n_in]
+            for j in range(n_in):
+                dd[j] = 0
         for q in range(n_out):
-            dq = d1[q]
             grow = g[o + q * n_in:o + (q + 1) * n_in]
             wrow = th[o + q * n_in:o + (q + 1) * n_in]
-            for j in range(n_in):
-                grow[j] += dq * ak[j]
-            for j in range(n_in):
-                dd[j] += dq * wrow[j]
-        if act == 0:
-            for j in range(n_in):
-                d1[j] = 2 * zk[j] * dd[j]
-        else:
-            for j in range(n_in):
-                d1[j] = dd[j] if zk[j] > 0 else 0 * dd[j]
+            for b in range(nb):
+                dq = D1[b, q]
+                ak = A[b, h0:h0 + n_in]
+                dd = D2[b, :n_in]
+                for j in range(n_in):
+                    grow[j] += dq * ak[j]
+                for j in range(n_in):
+                    dd[j] += dq * wrow[j]
+        for b in range(nb):
+            zk = Z[b, h0:h0 + n_in]
+            dd = D2[b, :n_in]
+            d1 = D1[b]
+            if act == 0:
+                for j in range(n_in):
+                    d1[j] = 2 * zk[j] * dd[j]
+            else:
+                for j in range(n_in):
+                    d1[j] = dd[j] if zk[j] > 0 else 0 * dd[j]
     h = dims[1]
     d_in = dims[0]
     o = offs[0]
-    if sparse:
-        for t in range(Xi.shape[1]):
-            col = o + Xi[i, t]
+    for b in range(nb):
+        i = rows[first + b]
+        d1 = D1[b]
+        if sparse:
+            for t in range(Xi.shape[1]):
+                col = o + Xi[i, t]
+                for q in range(h):
+                    g[col + q * d_in] += d1[q]
+        else:
+            x = Xd[i]
             for q in range(h):
-                g[col + q * d_in] += d1[q]
-    else:
-        x = Xd[i]
-        for q in range(h):
-            dq = d1[q]
-            grow = g[o + q * d_in:o + (q + 1) * d_in]
-            for c in range(d_in):
-                grow[c] += dq * x[c]
+                dq = d1[q]
+                grow = g[o + q * d_in:o + (q + 1) * d_in]
+                for c in range(d_in):
+                    grow[c] += dq * x[c]
 
 
 @jit

@@ -219,10 +219,19 @@ class _Net:
                 Xi, Xd = np.zeros((1, 1), dtype=np.int64), np.ascontiguousarray(X, dtype=dtype)
             self.sets[name] = (Xi, Xd, np.ascontiguousarray(y, dtype=np.int64))
 
-    def work(self, n_units):
+    def work(self, n_units, block=None):
+        """Work arrays ``Z, A, OUT`` per unit (with ``block`` rows each when given)."""
         d = self.dtype
-        return (np.empty((n_units, max(self.n_hidden, 1)), d), np.empty((n_units, max(self.n_hidden, 1)), d),
-                np.empty((n_units, int(self.dims[-1])), d))
+        lead = (n_units,) if block is None else (n_units, block)
+        return (np.empty(lead + (max(self.n_hidden, 1),), d), np.empty(lead + (max(self.n_hidden, 1),), d),
+                np.empty(lead + (int(self.dims[-1]),), d))
+
+    def grad_work(self, n_units):
+        """Work arrays ``Z, A, OUT, D1, D2`` of :func:`_kernels.chunk_gradients`."""
+        Z, A, OUT = self.work(n_units, K.BLOCK)
+        D1 = np.empty((n_units, K.BLOCK, self.width), dtype=self.dtype)
+        D2 = np.empty((n_units, K.BLOCK, self.width), dtype=self.dtype)
+        return Z, A, OUT, D1, D2
 
     def transpose(self, th):
         tht = np.empty_like(th)
@@ -380,9 +389,7 @@ def _loop(net, model, task, opt, th, states, epochs, B, sampling, log_every, pro
     chunk = -(-B // n_chunks)
     G = np.empty((S * n_chunks, P), dtype=net.dtype)
     losses = np.empty(S * n_chunks)
-    Z, A, OUT = net.work(S * n_chunks)
-    D1 = np.empty((S * n_chunks, net.width), dtype=net.dtype)
-    D2 = np.empty((S * n_chunks, net.width), dtype=net.dtype)
+    Z, A, OUT, D1, D2 = net.grad_work(S * n_chunks)
     m = np.zeros_like(th) if opt.kind == "adamw" else np.zeros((S, 1), dtype=net.dtype)
     v = np.zeros_like(m)
     hp = np.array([opt.lr, opt.weight_decay, opt.adam_b1, opt.adam_b2, opt.adam_eps], dtype=net.dtype)
@@ -467,9 +474,7 @@ def loss_and_gradient(task: Task, model: MLP, weights, *, which: str = "train", 
     chunk = -(-n // n_chunks)
     G = np.empty((n_chunks, model.n_params), dtype=dt)
     losses = np.empty(n_chunks)
-    Z, A, OUT = net.work(n_chunks)
-    D1 = np.empty((n_chunks, net.width), dtype=dt)
-    D2 = np.empty((n_chunks, net.width), dtype=dt)
+    Z, A, OUT, D1, D2 = net.grad_work(n_chunks)
     idx = np.arange(n, dtype=np.int64).reshape(1, n)
     K.chunk_gradients(th, tht, net.dims, net.offs, net.hoffs, net.act, net.lossk, Xi, Xd, net.sparse, y, idx, 0, n,
                       chunk, n_chunks, G, losses, Z, A, OUT, D1, D2)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._progress import plus_minus
 from ._experiments import DATA_SEED, ETA
 
 __all__ = ["side_by_side"]
@@ -46,7 +47,9 @@ def _chain_points(R) -> list:
 def _pm(x, se=None, fmt=".4g"):
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "-"
-    return f"{x:{fmt}}" + (f" ± {se:.2g}" if se is not None and np.isfinite(se) else "")
+    if se is not None and np.isfinite(se) and se > 0:
+        return plus_minus(float(x), float(se))   # both at the error's precision: "2000 ± 100"
+    return f"{x:{fmt}}"
 
 
 def _last_finite(values) -> float:
