@@ -5,7 +5,7 @@ their input, so a string from a results file (or pasted by a user) could run any
 :func:`parse_expression` instead parses the text with :func:`ast.parse` (which never
 executes anything) and rebuilds the expression node by node from a whitelist:
 
-* Python arithmetic: ``+ - * / **`` (and ``^`` as a power, as sympify does), unary
+* Python arithmetic: ``+ - * / **`` (and ``^`` read as ``**``, as sympify does), unary
   ``-``/``+``, int and float literals, names, and calls of the functions in
   :data:`FUNCTIONS` (the text ``str(expr)`` prints, e.g. ``x**4/4 - x**2/2``);
 * sympy's ``srepr`` trees: ``Symbol('x', real=True)``, ``Integer(4)``,
@@ -22,7 +22,9 @@ a stored stop condition.
 from __future__ import annotations
 
 import ast
+import io
 import operator
+import tokenize
 
 import sympy as sp
 
@@ -37,7 +39,7 @@ _CONSTANTS = {"pi": sp.pi, "E": sp.E, "oo": sp.oo}
 _ASSUMPTIONS = frozenset({"real", "positive", "negative", "nonnegative", "nonpositive", "integer", "finite",
                           "commutative", "extended_real", "zero", "nonzero"})
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.Pow: operator.pow, ast.BitXor: operator.pow}
+           ast.Pow: operator.pow}
 _MAX_CHARS = 2_000_000
 _MAX_EXPONENT = 4096  # a numeric power above this would make sympy compute a huge integer
 
@@ -210,6 +212,16 @@ class _Builder:
             self.refuse(node, f"{node.func.id} takes no keyword arguments")
 
 
+def _xor_as_power(text):
+    """``^`` as ``**`` (as sympify reads it), replaced token by token before parsing so that
+    it gets the precedence of a power, not of Python's exclusive or."""
+    if "^" not in text:
+        return text
+    tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    return tokenize.untokenize((tok.type, "**" if tok.type == tokenize.OP and tok.string == "^" else tok.string)
+                               for tok in tokens)
+
+
 def parse_expression(text, symbols=(), *, new_symbols=False, what="expression"):
     """A sympy expression from ``text``, parsed without evaluating any code.
 
@@ -239,10 +251,11 @@ def parse_expression(text, symbols=(), *, new_symbols=False, what="expression"):
     if len(text) > _MAX_CHARS:
         raise ValueError(f"{what} is longer than {_MAX_CHARS} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        text = _xor_as_power(text.strip())
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError, tokenize.TokenError) as exc:
         raise ValueError(f"{what} is not an expression: {exc}") from None
-    builder = _Builder(text.strip(), {str(s): s for s in symbols}, new_symbols, what)
+    builder = _Builder(text, {str(s): s for s in symbols}, new_symbols, what)
     try:
         return sp.sympify(builder.build(tree.body), strict=True)
     except RecursionError:
