@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from .. import __version__
+from .._progress import plus_minus
 from ._args import Parser, count, one_or_many, one_value, values
 
 
@@ -619,7 +620,7 @@ def _escape_table(problem, sweep, arr, theory) -> list:
                          f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {(th or float('nan')):>12.6g}  "
                          f"{ratio:>10}")
         if arr is not None:
-            lines.append(f"Arrhenius fit: slope {arr.slope:.6g} +- {arr.slope_stderr:.2g} against barrier "
+            lines.append(f"Arrhenius fit: slope {plus_minus(arr.slope, arr.slope_stderr, sep=' +- ')} against barrier "
                          f"{problem.barrier:.6g} (ratio {arr.slope / problem.barrier:.4f})")
         return lines
     lines += [f"SGD-like noise: E[y^2] = {theory.output_var:g}, n_samples = {sweep.n_samples}; tr Sigma = "
@@ -634,8 +635,8 @@ def _escape_table(problem, sweep, arr, theory) -> list:
                      f"{int(e.censored.sum()):>8}  {tau:>12}  {se:>9}  {th:>12.6g}  {ratio:>10}")
     lines.append("T_eff = lr tr(Sigma) / (2 B N_theta) at the start (docs/langevin.md, SGD-like noise)")
     if arr is not None:
-        lines.append(f"Arrhenius fit of ln tau against batch_size/lr: slope {arr.slope:.5g} +- "
-                     f"{arr.slope_stderr:.2g}; theory: quasi-potential along the path "
+        lines.append(f"Arrhenius fit of ln tau against batch_size/lr: slope "
+                     f"{plus_minus(arr.slope, arr.slope_stderr, sep=' +- ')}; theory: quasi-potential along the path "
                      f"{theory.slope_path:.5g} (ratio {arr.slope / theory.slope_path:.3f}), "
                      f"barrier / (T_eff lr/B) at the start {theory.slope_start:.5g} "
                      f"(ratio {arr.slope / theory.slope_start:.3f})")

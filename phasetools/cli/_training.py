@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._progress import plus_minus
 from ._args import count, one_value, values
 
 #: The paper's network and optimiser (E1, E2, E4).
@@ -338,7 +339,7 @@ def _arrhenius_table(sw, fit):
                      f"{int(sw.n_escaped[i]):>4d}/{sw.escaped.shape[1]:<3d} {tau:>14} {tt:>15}")
     lines.append("Arrhenius fit over batch_size/lr: " + ("fewer than two points with escapes (not testable)"
                                                           if fit is None else
-                                                          f"slope {fit.slope:.4g} +- {fit.slope_stderr:.2g}"))
+                                                          f"slope {plus_minus(fit.slope, fit.slope_stderr, sep=' +- ')}"))
     return lines
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._progress import plus_minus
 from ._figures import Plot, _new
 
-__all__ = ["weight_decay_sweep", "trapping", "escape_sweep", "grokking"]
+__all__ = ["weight_decay_sweep", "trapping", "escape_sweep", "grokking", "trap_title", "escape_label"]
 
 
 def weight_decay_sweep(sweeps, *, axes=None, spinodals=None, labels=None) -> Plot:
@@ -89,12 +90,29 @@ def trapping(release, *, ax=None, max_seeds=20, label=None) -> Plot:
     axis.set_xscale("log")
     axis.set_xlabel("epochs after the release (epoch 0 drawn at 0.5)")
     axis.set_ylabel("test MSE")
-    trap = ", ".join(f"{b:.3g}" for b in release.trap_weight_decays) if release.trap_weight_decays else "given"
-    axis.set_title(f"E2: trap ({trap}) released at weight decay {release.target_weight_decay:g} "
-                   f"({int(release.escaped_mse[release.trapped].sum())}/{int(release.trapped.sum())} trapped "
-                   f"seeds escaped)", fontsize=9)
+    axis.set_title(f"{trap_title(release)}\n({int(release.escaped_mse[release.trapped].sum())} of "
+                   f"{int(release.trapped.sum())} trapped seeds escaped)", fontsize=9)
     axis.legend(fontsize=7)
     return Plot(fig, (axis,))
+
+
+def trap_title(release) -> str:
+    """The E2 title: what the trap is (the preparation's weight decays in turn) and the release.
+
+    Parameters
+    ----------
+    release : TrapRelease
+
+    Returns
+    -------
+    str
+        E.g. ``"E2: trapped by training at weight decay 0, then 0.392 (preparation); released at
+        weight decay 0.32"``.
+    """
+    tb = release.trap_weight_decays
+    trap = (f"trapped by training at weight decay {', then '.join(f'{b:.3g}' for b in tb)} (preparation)"
+            if tb else "trapped checkpoint given")
+    return f"E2: {trap}; released at weight decay {release.target_weight_decay:g}"
 
 
 def escape_sweep(sweep, *, ax=None, x="batch_size/lr") -> Plot:
@@ -128,8 +146,7 @@ def escape_sweep(sweep, *, ax=None, x="batch_size/lr") -> Plot:
     try:
         fit = sweep.fit(x if x == "batch_size/lr" else "inverse_temperature")
         xx = np.linspace(xs[ok].min(), xs[ok].max(), 50)
-        axis.plot(xx, fit.intercept + fit.slope * xx, "-", label=f"fit: slope {fit.slope:.3g} +- "
-                                                              f"{fit.slope_stderr:.2g}")
+        axis.plot(xx, fit.intercept + fit.slope * xx, "-", label=f"fit: slope {plus_minus(fit.slope, fit.slope_stderr)}")
     except ValueError:
         pass
     axis.set_xlabel("batch_size / lr" if x == "batch_size/lr" else "1 / T_eff")
@@ -137,6 +154,21 @@ def escape_sweep(sweep, *, ax=None, x="batch_size/lr") -> Plot:
     axis.set_title(f"E4: escape times at weight decay {sweep.target_weight_decay:g}", fontsize=10)
     axis.legend(fontsize=7)
     return Plot(fig, (axis,))
+
+
+def escape_label(result) -> str:
+    """The E5 escape definition, for axes and legends.
+
+    Parameters
+    ----------
+    result : SparseGrokking
+
+    Returns
+    -------
+    str
+        ``"escape: sigma_2 > 0.001 (second singular value of the end-to-end map)"``.
+    """
+    return f"escape: $\\sigma_2$ > {result.sv_threshold:g} (2nd singular value of the end-to-end map)"
 
 
 def grokking(result, *, axes=None) -> Plot:
@@ -160,7 +192,7 @@ def grokking(result, *, axes=None) -> Plot:
         fig = axes[0].figure
     top, bottom = axes
     ep = np.maximum(result.log_epochs, 0.5)
-    shown = 0
+    shown, marked = 0, False
     for i in np.argsort(result.seed_size)[::-1]:
         if not result.trapped[i] or shown >= 6:
             continue
@@ -168,6 +200,12 @@ def grokking(result, *, axes=None) -> Plot:
         (line,) = top.plot(ep, result.test_mse[i], lw=1,
                            label=f"seed {result.seed_size[i]:.2g}, B = {result.batch_size[i]}")
         top.plot(ep, result.train_mse[i], lw=0.8, ls="--", color=line.get_color())
+        if result.escaped[i]:   # the escape (sigma_2 crossing), marked on the test-MSE curve
+            k = int(np.searchsorted(result.log_epochs, result.escape_epoch[i]))
+            k = min(k, result.log_epochs.size - 1)
+            top.plot(ep[k], result.test_mse[i][k], "v", ms=6, color=line.get_color(),
+                     label=None if marked else escape_label(result))
+            marked = True
     top.set_xscale("log")
     top.set_xlabel("epochs (solid: test MSE, dashed: train MSE)")
     top.set_ylabel("MSE")
@@ -185,6 +223,6 @@ def grokking(result, *, axes=None) -> Plot:
     bottom.set_xscale("log")
     bottom.set_yscale("log")
     bottom.set_xlabel("residual seed (geometric mean of the layers' 2nd singular value)")
-    bottom.set_ylabel("escape epoch (open: none within the budget)")
+    bottom.set_ylabel(f"escape epoch: {escape_label(result)}\n(open: none within the budget)", fontsize=8)
     bottom.legend(fontsize=7)
     return Plot(fig, tuple(axes))
