@@ -187,3 +187,14 @@ def test_modes_are_numbered_from_zero_everywhere():
     text = (ROOT / "examples" / "phase_diagram.py").read_text()
     assert "k + 1" not in text
     assert "(0,)" in README and "numbered from 0" in README
+
+
+def test_resume_keeps_the_first_runs_wall_time_and_executor(tmp_path):
+    from phasetools.reproduce._run import run_log
+
+    assert run_log(tmp_path, 42.0, "process", resume=False) == (42.0, "process")
+    total, text = run_log(tmp_path, 18.0, "inline", resume=True)
+    assert total == 60.0 and text == "process (0.7 min)`, resumed with `inline (0.3 min)"
+    assert run_log(tmp_path, 6.0, "dask", resume=False) == (6.0, "dask")      # a new run starts afresh
+    (tmp_path / "runs.json").write_text("__import__('os').system('false')")   # damaged: never evaluated
+    assert run_log(tmp_path, 6.0, "inline", resume=True) == (6.0, "inline")

@@ -111,6 +111,44 @@ def collect(task_params, task_results) -> dict:
     return R
 
 
+def run_log(out: Path, wall: float, executor: str, resume: bool):
+    """Record this run in ``out/runs.json`` (kept by ``resume``, restarted otherwise).
+
+    Parameters
+    ----------
+    out : Path
+        The reproduction folder.
+    wall : float
+        This run's wall time in seconds.
+    executor : str
+        Where it ran.
+    resume : bool
+        Whether it continued the reproduction stored in ``out``.
+
+    Returns
+    -------
+    tuple of (float, str)
+        The wall time of every run together, and the executors with each run's minutes
+        (``"process (0.7 min)`, resumed with `inline (0.2 min)"``, between the report's
+        backticks), or this run's executor alone when it is the first.
+    """
+    import json
+
+    path, runs = out / "runs.json", []
+    if resume and path.exists():
+        try:   # data only: numbers and names, never evaluated
+            runs = [{"wall_time": float(r["wall_time"]), "executor": str(r["executor"])}
+                    for r in json.loads(path.read_text())["runs"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            runs = []
+    runs.append({"wall_time": float(wall), "executor": str(executor)})
+    path.write_text(json.dumps({"runs": runs}))
+    if len(runs) == 1:
+        return float(wall), str(executor)
+    parts = [f"{r['executor']} ({r['wall_time'] / 60:.1f} min)" for r in runs]
+    return sum(r["wall_time"] for r in runs), parts[0] + "`, resumed with `" + "`, `".join(parts[1:])
+
+
 def _prepare_folder(out: Path, resume: bool, overwrite: bool):
     if resume and overwrite:
         raise ValueError("give at most one of resume and overwrite")
@@ -185,8 +223,9 @@ def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers
     save(report, vpath, name="claims", command=command)
     figs = figures(R, out)
     wall = time.perf_counter() - t0
-    rpath = write_report(out, R, report, figs, figure_captions=FIGURES, scale=scale, wall=wall, command=command,
-                         executor=outcome.executor, seed=outcome.seed)
+    total, executors = run_log(out, wall, outcome.executor, resume)   # a resume keeps the first run's record
+    rpath = write_report(out, R, report, figs, figure_captions=FIGURES, scale=scale, wall=total, command=command,
+                         executor=executors, seed=outcome.seed)
     for lock in (out / "results.h5.lock", out / "verdicts.h5.lock"):   # the writers are done
         lock.unlink(missing_ok=True)
     return ReproduceOutcome(out=out, results=out / "results.h5", report=rpath, figures=tuple(figs), scale=scale,
