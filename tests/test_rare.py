@@ -146,3 +146,70 @@ def test_too_few_replicas_bias_log_p_as_predicted_and_p_stays_unbiased():
         # p_hat itself is unbiased at any N
         assert abs(res.p - ref.p) < 3 * np.hypot(res.p_stderr, ref.p_stderr)
     assert biases[4] < -0.1 * abs(ln_p) and abs(biases[32]) < abs(biases[4]) / 3
+
+
+# -- deep barriers (slow) ---------------------------------------------------------------------
+DEEP = AMSOptions(n_replicas=100, n_kill=5, n_runs=20, n_walkers=50, n_rounds=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ratio, n_replicas", [(20, 100), (30, 200)])   # |ln p| grows: more replicas
+def test_double_well_deep_barriers_against_the_exact_mfpt(ratio, n_replicas):
+    problem = escape_problem("double_well")
+    res = escape_time(problem, temperature=0.25 / ratio, dt=0.01,
+                      options=dataclasses.replace(DEEP, n_replicas=n_replicas), rng=1)
+    _check_against(res, problem.exact_mfpt(0.25 / ratio), 0.15)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_layers, gamma", [(3, 0.32), (4, 0.24)])
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+@pytest.mark.parametrize("ratio", [5, 20])
+def test_reduced_potentials_against_the_exact_mfpt(n_layers, gamma, direction, ratio):
+    problem = escape_problem("reduced", n_layers=n_layers, c=0.8, gamma=gamma, direction=direction,
+                             convention="paper")
+    T = problem.barrier / ratio
+    res = escape_time(problem, temperature=T, dt=0.01, options=DEEP, rng=1)
+    _check_against(res, problem.exact_mfpt(T), 0.15)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ratio", [10, 25])
+def test_chain_against_eyring_kramers_with_four_saddles(ratio):
+    """The paper's three-weight chain, forward: Eyring-Kramers (4 saddles) is accurate to a few
+    per cent at these barriers; AMS must agree within its interval."""
+    problem = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    T = problem.barrier / ratio
+    res = escape_time(problem, temperature=T, dt=0.01, options=DEEP, rng=1)
+    _check_against(res, problem.theory_tau(T), 0.15)
+
+
+# -- AMS over the real SGD trainer (slow) -------------------------------------------------------
+@pytest.mark.slow
+def test_sgd_trainer_ams_agrees_with_brute_force_where_affordable():
+    """The paper's chain trained by SGD with replacement (lr 0.08, B = 4, 512 samples), backward from
+    the learned state to the top singular value 0.25: AMS over the trainer against brute force by
+    the same trainer (a few hundred runs reach it within 40 epochs)."""
+    from phasetools.rare import ams_training_escape
+    from phasetools.rare._engine import excursions
+    from phasetools.rare._training import TrainingEngine
+    from phasetools.stats import exponential_mle
+    from phasetools.training import GaussianTeacher
+
+    X, Y = GaussianTeacher([0.8]).sample(512, 1)
+    b0 = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", convention="paper").x0
+    init = [np.full((1, 1), v) for v in b0]
+    kw = dict(n_layers=3, width=1, lr=0.08, batch_size=4, weight_decay=0.32)
+    res = ams_training_escape((X, Y), init, **kw, target=0.25, direction="down", start=0.534, level=0.386,
+                              options=AMSOptions(n_replicas=50, n_kill=5, n_runs=20, n_walkers=50, n_rounds=4), rng=1)
+    engine = TrainingEngine((X, Y), **kw, sampling="replacement", convention="paper",
+                            coordinate=lambda M: np.linalg.svd(M, compute_uv=False)[:, 0], sign=-1.0,
+                            shapes=[(1, 1)] * 3)
+    n = 300
+    x = np.repeat(np.asarray(b0)[None, :], n, axis=0)
+    ex = excursions(engine, x, engine.streams(2, np.arange(n)), low=-np.inf, high=-0.25, max_steps=40 * 128,
+                    chunk=1024)
+    brute = exponential_mle(ex.steps * engine.time_unit, ex.outcome != 2)
+    assert res.tau_stderr / res.tau < 0.2 and brute.tau_stderr / brute.tau < 0.2
+    se = np.hypot(res.tau_stderr, brute.tau_stderr)
+    assert abs(res.tau - brute.tau) < 3 * se, (res.tau, brute.tau, se)

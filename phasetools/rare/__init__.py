@@ -3,6 +3,8 @@
     escape_time(problem, temperature=, dt=, options=AMSOptions(...), rng=) -> AMSEscape
     ams_escape(potential, x0, target=, direction="up"|"down", start=, level=, temperature= | noise=,
                dt=, options=, rng=) -> AMSEscape
+    ams_training_escape(data, init, n_layers=, width=, lr=, batch_size=, weight_decay=, target=,
+                        direction=, coordinate="sv1") -> AMSEscape (real SGD; times in epochs)
     AMSOptions(n_replicas=100, n_kill=1, n_runs=20, n_walkers=100, n_rounds=10, ...)
     AMSEscape: p (P(B before A | entering Sigma)), tau (mean escape time) with tau_stderr,
         tau_lower, tau_upper (from the spread of independent runs), t_first, t_loop,
@@ -14,6 +16,6 @@ splitting algorithm is independent of the engine that moves the replicas (any ob
 neither the Langevin engine nor the estimators of ``stats``.
 """
 
-from ._escape import AMSEscape, AMSOptions, ams_escape, escape_time
+from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
 
-__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time"]
+__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time", "ams_training_escape"]

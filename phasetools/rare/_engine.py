@@ -142,7 +142,8 @@ def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=Fal
     active = np.arange(n)
     cost = 0
     while active.size:
-        c = int(max(1, min(chunk, _MAX_CHUNK_VALUES // max(1, active.size * engine.dim))))
+        c = int(max(1, min(chunk, getattr(engine, "max_chunk", chunk),
+                           _MAX_CHUNK_VALUES // max(1, active.size * engine.dim))))
         st = streams[active]
         xe, ns, stopped, xi, path = engine.advance(x[active], st, c, low)
         streams[active] = st

@@ -17,7 +17,7 @@ from ..results import Result, register, to_jsonable
 from ._ams import ams_batch, choose_levels, loops
 from ._engine import LangevinEngine
 
-__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time"]
+__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time", "ams_training_escape"]
 
 
 @dataclass(frozen=True)
@@ -244,6 +244,18 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
     root = seed_sequence(rng)
+    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt)
+    return AMSEscape(
+        potential=potential.name, potential_config=to_jsonable(potential.config()), convention=potential.convention,
+        order=str(potential.order), direction=direction, temperature=None if temperature is None else float(temperature),
+        noise=None if noise is None else to_jsonable(noise.config()), dt=dt, start=a, level=sig, target=b,
+        options=dataclasses.asdict(opts), **est, cost=cost,
+        theory_tau=None if theory_tau is None else float(theory_tau), seeds=seeds_record(root),
+        stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads, **extra})
+
+
+def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt):
+    """Levels, loops and the AMS runs over ``engine``; ``(start, level, estimates, cost, stats)``."""
     s_levels, s_loops, s_streams, *s_runs = root.spawn(3 + opts.n_runs)
     a, sig, cost_levels = _levels(engine, x0, start, level, sign, b, opts, s_levels)
     if opts.n_walkers * opts.n_rounds < opts.n_runs:
@@ -264,17 +276,11 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     finally:
         bar.close()
     est = _estimate(lp, ams, dt, opts.confidence, opts.n_replicas)
+    est.update(n_loops=int(lp["down"].size + lp["n_success"]), n_loop_successes=int(lp["n_success"]))
     cost = {"levels": cost_levels, "loops": lp["cost"], "ams": ams["cost"]}
     cost["total"] = sum(cost.values())
-    return AMSEscape(
-        potential=potential.name, potential_config=to_jsonable(potential.config()), convention=potential.convention,
-        order=str(potential.order), direction=direction, temperature=None if temperature is None else float(temperature),
-        noise=None if noise is None else to_jsonable(noise.config()), dt=dt, start=a, level=sig, target=b,
-        options=dataclasses.asdict(opts), **est, n_loops=int(lp["down"].size + lp["n_success"]),
-        n_loop_successes=int(lp["n_success"]), cost=cost,
-        theory_tau=None if theory_tau is None else float(theory_tau), seeds=seeds_record(root),
-        stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads,
-               "n_censored": int(np.sum(ams["n_censored"])), "p_loops": _p_loops(lp)})
+    extra = {"n_censored": int(np.sum(ams["n_censored"])), "p_loops": _p_loops(lp)}
+    return a, sig, est, cost, extra
 
 
 def escape_time(problem: EscapeProblem, *, temperature=None, noise=None, dt, options=None, rng=None,
@@ -363,3 +369,104 @@ def _estimate(lp, ams, dt, confidence, n_replicas):
 def _var_mean(v):
     v = np.asarray(v, dtype=float)
     return float(np.var(v, ddof=1) / v.size) if v.size > 1 else 0.0
+
+
+def _sv_coordinate(k):
+    def sv(M):
+        return np.linalg.svd(M, compute_uv=False)[:, k]
+    return sv
+
+
+def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, direction="up",
+                        coordinate="sv1", sampling="replacement", convention="paper", start=None, level=None,
+                        options=None, rng=None, n_threads=None, progress=False) -> AMSEscape:
+    """Mean escape time of real minibatch SGD, in epochs, by adaptive multilevel splitting.
+
+    A replica is a network state; :func:`phasetools.training.train` advances it (a clone
+    copies its parent's weights at an epoch boundary and gets fresh minibatches). The
+    reaction coordinate is a singular value of the end-to-end map (or any function of it).
+
+    Parameters
+    ----------
+    data : (X, Y) or phasetools.training.Dataset
+        Training samples.
+    init : list of arrays
+        The start: per layer ``(rows, cols)`` (``W_1`` first), e.g. a trapped checkpoint's
+        ``TrainingRun.weights(seed=0)`` reshaped, or the balanced learned state.
+    n_layers, width : int
+        The network.
+    lr : float > 0
+        Learning rate.
+    batch_size : int >= 1
+        Minibatch size.
+    weight_decay : float >= 0
+        SGD weight decay.
+    target : float
+        The coordinate's level that ends an escape.
+    direction : {"up", "down"}
+        Escape when the coordinate rises to (``"up"``) or falls to (``"down"``) ``target``.
+    coordinate : "sv1", "sv2", ... or callable
+        The ``k``-th largest singular value of ``M``, or ``f(M (n, d_out, d_in)) -> (n,)``.
+    sampling : {"replacement", "shuffle"}
+        Minibatch sampling.
+    convention : {"paper", "canonical"}
+        Loss convention of :func:`~phasetools.training.train`.
+    start, level : float, optional
+        Levels of ``A`` and ``Sigma`` (both or neither), as in :func:`ams_escape`.
+    options : AMSOptions, optional
+        ``max_steps``, ``chunk`` and ``n_equilibrate`` are in SGD steps here.
+    rng : None, int, SeedSequence or Generator
+        Root of all randomness.
+    n_threads : int, optional
+        numba threads of the trainer.
+    progress : bool
+        Show a bar over the AMS runs.
+
+    Returns
+    -------
+    AMSEscape
+        Times in epochs (``dt = 1 / steps_per_epoch``, ``steps_per_epoch = n_samples //
+        batch_size``; ``convention`` is ``"epochs"``); ``noise`` records the SGD
+        configuration; ``cost`` is in SGD steps of one replica.
+    """
+    from ._training import TrainingEngine
+
+    t0 = time.perf_counter()
+    opts = AMSOptions() if options is None else options
+    if not isinstance(opts, AMSOptions):
+        raise ValueError(f"options must be an AMSOptions, got {type(opts).__name__}")
+    check_choice(direction, "direction", ("up", "down"))
+    sign = 1.0 if direction == "up" else -1.0
+    if isinstance(coordinate, str):
+        if not (coordinate.startswith("sv") and coordinate[2:].isdigit() and int(coordinate[2:]) >= 1):
+            raise ValueError(f"coordinate must be 'sv1', 'sv2', ... or a function of M, got {coordinate!r}")
+        name, order = coordinate, _sv_coordinate(int(coordinate[2:]) - 1)
+    elif callable(coordinate):
+        name, order = getattr(coordinate, "__name__", "custom"), coordinate
+    else:
+        raise ValueError(f"coordinate must be 'sv1', 'sv2', ... or a function of M, got {coordinate!r}")
+    init = [np.asarray(w, dtype=float) for w in init]
+    engine = TrainingEngine(data, n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
+                            batch_size=batch_size, sampling=check_choice(sampling, "sampling", ("replacement",
+                                                                                                 "shuffle")),
+                            convention=convention, coordinate=order, sign=sign, shapes=[w.shape for w in init],
+                            n_threads=n_threads)
+    if len(init) != n_layers:
+        raise ValueError(f"init must hold n_layers = {n_layers} weight matrices, got {len(init)}")
+    x0 = np.concatenate([w.ravel() for w in init])
+    b = sign * float(as_float_array(target, "target"))
+    if float(engine.coordinate(x0[None, :])[0]) >= b:
+        raise ValueError(f"init is already past the target {target} (direction={direction!r})")
+    root = seed_sequence(rng)
+    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, engine.time_unit)
+    config = {"n_layers": int(n_layers), "width": int(width), "shapes": [list(w.shape) for w in init],
+              "init": x0.tolist()}
+    sgd = {"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(weight_decay),
+           "sampling": sampling, "convention": str(convention), "n_samples": int(np.asarray(data[0]).shape[0])
+           if isinstance(data, tuple) else None}
+    return AMSEscape(
+        potential="sgd_training", potential_config=config, convention="epochs", order=name, direction=direction,
+        temperature=None, noise=sgd, dt=engine.time_unit, start=a, level=sig, target=b, options=dataclasses.asdict(opts), **est,
+        cost=cost, theory_tau=None, seeds=seeds_record(root),
+        stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads, "n_train_calls": engine.n_calls,
+               **extra})
