@@ -101,6 +101,9 @@ def test_fit_escape_laws_without_enough_points_gives_nan():
     fit = nl.fit_escape_laws([1.0, 2.0], [3.0, 4.0], [0.3, 0.4])
     assert np.isnan(fit["arrhenius_pvalue"]) and fit["arrhenius_dof"] == 0
     assert fit["deterministic_dof"] == 1
+    same_x = nl.fit_escape_laws([2.0, 2.0, 2.0], [3.0, 4.0, 5.0], [0.3, 0.4, 0.5])  # B/lr never varied
+    assert np.isnan(same_x["arrhenius_pvalue"]) and np.isnan(same_x["power_pvalue"])
+    assert same_x["deterministic_dof"] == 2
 
 
 # ---------------------------------------------------------------------------- verdicts

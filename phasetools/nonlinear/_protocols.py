@@ -265,7 +265,7 @@ def fit_escape_laws(x, tau_time, tau_time_stderr) -> dict:
     out = {}
     for law, X in (("arrhenius", np.stack([one, x], 1)), ("power", np.stack([one, np.log(x)], 1)),
                    ("deterministic", one[:, None])):
-        if y.size <= X.shape[1]:
+        if y.size <= X.shape[1] or (X.shape[1] > 1 and np.ptp(X[:, 1]) == 0):  # too few points, or one x
             out.update({f"{law}_chi2": np.nan, f"{law}_dof": 0, f"{law}_pvalue": np.nan})
             coef, cov = np.full(X.shape[1], np.nan), np.full((X.shape[1], X.shape[1]), np.nan)
         else:
@@ -392,7 +392,7 @@ def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs
     tau_time_se = se * steps_per_epoch * L
     ok = np.isfinite(tau_time) & (n_esc > 0)
     laws = fit_escape_laws((B / L)[ok], tau_time[ok], tau_time_se[ok])
-    if ok.sum() >= 3:  # cross-check the Arrhenius slope with phasetools.stats
+    if ok.sum() >= 3 and np.ptp((B / L)[ok]) > 0:  # cross-check the Arrhenius slope with phasetools.stats
         af = arrhenius_fit((B / L)[ok], tau_time[ok], tau_stderr=tau_time_se[ok], x_is="batch_size/lr",
                            time_unit="lr*steps")
         assert np.isclose(af.slope, laws["arrhenius_slope"], rtol=1e-6, atol=1e-12)
