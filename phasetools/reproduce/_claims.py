@@ -162,8 +162,7 @@ def _rank1(R):
                                   f"({r.dtype}, residual seed {_seed(r):.2g}, {r.epochs} epochs)",
                                   fit.tau, fit.tau_ci, fit.tau_lower, 5500.0)
             vs.append(Verdict(v.quantity, v.expected, v.measured, v.outcome, v.rule, v.detail,
-                              how=_E2_HOW.replace("init std 1/sqrt(width) in every layer", "init std 1/sqrt(fan_in)")
-                              + "; the draw of E2 (rng 1)"))
+                              how=_E2_HOW + "; the draw of E2 (rng 1)"))
     return vs
 
 
@@ -322,6 +321,12 @@ def decide_noise_driver(drivers, seed_saddle) -> Verdict:
             "full-batch GD from the same seeds; disagrees if it never does while injected noise does, or if GD "
             "escapes as often; not testable if nothing escapes")
     sub = [d for d in drivers if d["seed"] < seed_saddle]
+    above = [d for d in drivers if d["seed"] >= seed_saddle and d["temperature"] == 0]
+    note = ""
+    if above:
+        n_gd = sum(d["escaped"] for d in above if d["sampling"] == "full")
+        n_all = sum(d["n_runs"] for d in above if d["sampling"] == "full")
+        note = f"; above the saddle (seed >= {seed_saddle:.2g}) full-batch GD escapes {n_gd}/{n_all} without noise"
     frac = {}
     for d in sub:
         key = ("inj" if d["temperature"] > 0 else ("gd" if d["sampling"] == "full" else "sgd"), d["seed"])
@@ -338,15 +343,15 @@ def decide_noise_driver(drivers, seed_saddle) -> Verdict:
     any_sgd = sum(v[0] for v in sgd.values())
     if more:
         return Verdict("what starts the escape from the trapped rank-1 state", "SGD noise", text, AGREES, rule,
-                       f"minibatch noise beats GD at seeds {more}")
+                       f"minibatch noise beats GD at seeds {more}" + note)
     if any_sgd:
         return Verdict("what starts the escape from the trapped rank-1 state", "SGD noise", text, DISAGREES, rule,
-                       "GD from the same seeds escapes as often: the seed, not the noise, decides")
+                       "GD from the same seeds escapes as often: the seed, not the noise, decides" + note)
     if n_inj:
         return Verdict("what starts the escape from the trapped rank-1 state", "SGD noise", text, DISAGREES, rule,
-                       "pure SGD never escapes from below the saddle; injected isotropic noise does")
+                       "pure SGD never escapes from below the saddle; injected isotropic noise does" + note)
     return Verdict("what starts the escape from the trapped rank-1 state", "SGD noise", text, NOT_TESTABLE, rule,
-                   "nothing escaped within the budget")
+                   "nothing escaped within the budget" + note)
 
 
 def noise_exponent(seeds, projection) -> float:
@@ -422,10 +427,17 @@ def _grokking(R):
     if sel.any():
         ep, seeds = e5.escape_epoch[sel], e5.seed_size[sel]
         fs = fitted_seed(seeds, ep)
+        cens = e5.seed_size[fb & ~e5.escaped]
+        if np.isfinite(fs):
+            fit = f"; consistent with a fitted seed of {fs:.2g}"
+        elif ep.max() < 1500 and cens.size and e5.epochs > 1500:
+            fit = (f"; consistent with a seed between {cens.max():.2g} (no escape in {e5.epochs} epochs) and "
+                   f"{seeds[np.argmax(ep)]:.2g} ({ep.max()} epochs)")
+        else:
+            fit = "; no prepared seed brackets 1500"
         out.append(Verdict("full-batch plateau length against the residual seed (the paper does not state its seed)",
                            "~1500 epochs", f"{ep.min()}-{ep.max()} epochs for seeds {seeds.min():.2g}-"
-                           f"{seeds.max():.2g}" + (f"; consistent with a fitted seed of {fs:.2g}" if np.isfinite(fs)
-                                                   else "; no prepared seed brackets 1500"), NOT_TESTABLE,
+                           f"{seeds.max():.2g}" + fit, NOT_TESTABLE,
                            "a plateau length is set by the seed, which the paper does not give: reported as the "
                            "seed that would give ~1500 epochs (curve in e5_seed_curve.png), not an agreement"))
     else:
@@ -581,7 +593,8 @@ _SPEC = {
     "N13": ("Sparse sub-sampling (25 of 5000, beta = 0.0025, lr 0.1, B = 64): ~1500-epoch rank-1 plateau, train < "
             "test, then test drops to just above train; noise-driven", "~1500, noise-driven", "§3.1 (iv), §4.2, "
             "Fig. 1b", "training", _grokking, ("e5",), (), "sparse_grokking: 25 of 5000, B = 64 (full batch) and "
-            "B = 5, lr 0.1, weight decay 0.0025, traps prepared for several epochs (residual seeds), float64"),
+            "B = 5, lr 0.1, weight decay 0.0025, traps prepared full-batch for 110-500 epochs (residual seeds), "
+            "float64; init std 1/sqrt(fan_in) (departure: sparse_grokking has no init option)"),
     "N14": ("Nonlinear networks show the same first-order transitions and metastability", "same", "§4.1, App. G",
             "not testable", _nonlinear, (), (), "-"),
     "N15": ("A figure caption gives beta = 0.03 for the trapping experiments; the text gives 0.32", "0.32",

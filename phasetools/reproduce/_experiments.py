@@ -25,12 +25,13 @@ SCALES = {
                   e5_test=1000, n_chain_walkers=40, chain_temps=(0.012, 0.0085), n_e4_seeds=2,
                   n5_seeds=2, n5_epochs=40, n6_draws=5, n12_runs=1, n12_epochs=40),
     "quick": dict(n_seeds=8, epochs=8000, trap_epochs=(300, 600), n_e1_draws=10, e1_step=0.01, e4_epochs=1000,
-                  e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300, 400, 500), e5_epochs=4000,
+                  e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300, 190, 200, 210, 220),
+                  e5_epochs=4000,
                   n_e5_seeds=2, e5_pool=5000, e5_test=10_000, n_chain_walkers=400, chain_temps=CHAIN_TEMPERATURES,
                   n_e4_seeds=16, n5_seeds=8, n5_epochs=200, n6_draws=200, n12_runs=4, n12_epochs=2000),
     "full": dict(n_seeds=50, epochs=20_000, trap_epochs=(2000, 2000), n_e1_draws=20, e1_step=0.01, e4_epochs=5000,
                  e4_batch_sizes=(8, 10, 12, 14, 16),
-                 e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300, 400, 500),
+                 e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300, 190, 210, 220),
                  e5_epochs=20_000, n_e5_seeds=8, e5_pool=5000, e5_test=10_000, n_chain_walkers=4000,
                  chain_temps=CHAIN_TEMPERATURES, n_e4_seeds=50, n5_seeds=50, n5_epochs=500, n6_draws=1000,
                  n12_runs=16, n12_epochs=20_000),
@@ -207,19 +208,21 @@ def run_experiment(*, experiment, rng, **p):
                                 temperature=M.N12_TEMPERATURE, n_seeds=p["n_seeds"], epochs=p["epochs"], lr=PAPER_LR,
                                 batch_size=PAPER_BATCH_SIZE, rng=rng)
     if experiment == "e4_paper":
-        s_trap, s_sweep = rng.spawn(2)
+        s_trap, s_sweep, s_init = rng.spawn(3)
         trap = tr.prepare_trap(data, trap_weight_decays=(0.0, tr.trap_weight_decay(data, 1, n_layers=3)),
                                trap_epochs=tuple(p["trap_epochs"]), **PAPER_NET, lr=PAPER_LR,
-                               batch_size=PAPER_BATCH_SIZE, n_seeds=p["n_seeds"], rng=s_trap)
+                               batch_size=PAPER_BATCH_SIZE, init=M.fresh_init(data, p["n_seeds"], s_init, "width"),
+                               rng=s_trap)
         lev = tr.mse_levels(data, PAPER_WEIGHT_DECAY, n_layers=3, test=test)
         return tr.arrhenius_sweep(data, trap, lr=[5e-4, 1e-3, 2e-3, 3e-3, 5e-3], batch_size=PAPER_BATCH_SIZE,
-                                  target_weight_decay=PAPER_WEIGHT_DECAY, epochs=p["epochs"], levels=(lev[1], lev[2]), test=test,
-                                  log_every=max(1, p["epochs"] // 2000), rng=s_sweep, quiet=True)
+                                  target_weight_decay=PAPER_WEIGHT_DECAY, epochs=p["epochs"], levels=(lev[1], lev[2]),
+                                  test=test, log_every=max(1, p["epochs"] // 2000), rng=s_sweep, quiet=True)
     if experiment == "e4_corrected":
         wd = corrected_weight_decay(data)
         # the same checkpoint for every batch size: its seed does not depend on the task
         trap = tr.prepare_trap(data, trap_weight_decays=(0.0, wd), trap_epochs=(300, 300), **PAPER_NET,
-                               lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE, n_seeds=p["n_seeds"],
+                               lr=PAPER_LR, batch_size=PAPER_BATCH_SIZE,
+                               init=M.fresh_init(data, p["n_seeds"], np.random.SeedSequence(4243), "width"),
                                rng=np.random.SeedSequence(4242))
         lev = tr.mse_levels(data, wd, n_layers=3, test=test)
         return tr.arrhenius_sweep(data, trap, lr=0.1, batch_size=[p["batch_size"]], target_weight_decay=wd,

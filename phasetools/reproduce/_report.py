@@ -139,8 +139,10 @@ def side_by_side(results) -> list:
 _SETTINGS = [
     "* Initialisation: the literal reading of the paper's N(0, 1/sqrt(w)), std 1/sqrt(width) = 0.316 in every "
     "layer, for E2 and N5; the other reading (std 1/sqrt(fan_in), 0.707 in the first layer) is the sensitivity "
-    "table's second column. E1 sweeps converge at weight decay 0 by full-batch descent (init irrelevant); the E4 "
-    "checkpoints and E5 use the trainer's default (1/sqrt(fan_in)).",
+    "table's second column (N5-N8). E4's checkpoints start from the literal reading too (no sensitivity run: they "
+    "are trained 2 x 300+ epochs to a converged state whose residual seed sits at the float floor). E1 sweeps "
+    "converge at weight decay 0 by full-batch descent on population moments; E5's traps use the trainer's "
+    "default (1/sqrt(fan_in): `sparse_grokking` has no init option), stated in its row.",
     "* Sweep direction: both; E1 convergence = full-batch gradient descent until the gradient norm is "
     "below 1e-8 (population moments; a finite draw is trained on its exact moments).",
     "* Trap preparation: SGD at weight decay 0, then at the trap's weight decay (epochs per stage in "
@@ -204,14 +206,13 @@ def headline(report, R) -> list:
     if not rows:
         return []
     outcome = report.claim_outcome[rows[0]]
-    parts = [f"**Headline (N12, the central mechanism): the claim that SGD noise drives the escape from the "
-             f"metastable low-rank state {outcome}.**"]
+    lines = [f"**Headline (N12, the paper's central mechanism): the claim that SGD noise drives the escape from the "
+             f"metastable low-rank state {outcome}.** Evidence:", ""]
     for i in rows:
-        parts.append(f"{report.quantity[i]}: {report.measured[i]} ({report.outcome[i]}: {report.detail[i]}).")
-    if "n12_runs" in R:
-        parts.append(f"Runs: {R['n12_runs'].how}.")
-    return [" ".join(parts), "", "![N12: gradient-noise variance on the weak feature against the residual seed, and "
-            "escape per driver](n12_noise.png)", ""]
+        lines.append(f"* {report.quantity[i]}: **{report.measured[i]}** ({report.outcome[i]}; {report.detail[i]}). "
+                     f"Rule: {report.rule[i]}. How: {report.how[i]}.")
+    return lines + ["", "![N12: gradient-noise variance on the weak feature against the residual seed, and escape per "
+                    "driver](n12_noise.png)", ""]
 
 
 def _sensitivity_lines(R) -> list:
