@@ -246,20 +246,23 @@ def _table():
            MeasuredPoint("b", "sgd_replacement", fit, {"model": 50.0, "isotropic": 1e9}),
            MeasuredPoint("c", "sgd_replacement", none, {"model": 1000.0, "isotropic": 1e9}),
            MeasuredPoint("d", "sgd_replacement", none, {"model": 10.0}),
-           MeasuredPoint("e", "plateau", (100.0, 100.0, 100.0), {"model": 90.0}, scale=2.0)]
+           MeasuredPoint("e", "plateau", (100.0, 100.0, 100.0), {"model": 90.0}, scale=2.0),
+           MeasuredPoint("f", "plateau", (None, 100.0, np.inf), {"model": np.inf}),
+           MeasuredPoint("g", "plateau", (100.0, 100.0, 100.0), {"model": np.inf})]
     return predicted_vs_measured(pts, factor=2.0, unit="epochs")
 
 
 def test_predicted_vs_measured_is_censoring_aware():
     t = _table()
-    assert list(t.outcomes()) == ["agrees", "disagrees", "agrees", "disagrees", "disagrees"]
-    assert t.lower_bound.tolist() == [False, False, True, True, False]
+    assert list(t.outcomes()) == ["agrees", "disagrees", "agrees", "disagrees", "disagrees", "agrees", "disagrees"]
+    assert t.lower_bound.tolist() == [False, False, True, True, False, True, False]
     assert t.measured[4] == 200.0                       # scale applied
     assert list(t.outcomes("isotropic"))[:3] == ["disagrees", "disagrees", "agrees"]
     assert np.isnan(t.predicted[3, 1])
     rows = t.ablation()
-    assert rows[0][:3] == ("model", 2, 5)
-    assert "| model | 2/5 |" in t.table()
+    assert rows[0][:3] == ("model", 3, 7) and rows[1][:3] == ("isotropic", 1, 3)
+    assert t.ablation("plateau")[0][:3] == ("model", 1, 3)
+    assert "| model | 3/7 |" in t.table()
     with pytest.raises(ValueError, match="model"):
         t.outcomes("nope")
 

@@ -5,7 +5,8 @@ A measured point is the exponential MLE of its seeds' escape times
 and a point where **no** seed escaped is only a lower bound ``tau > tau_lower``. A point
 *agrees* with a prediction when ``1/factor <= measured / predicted <= factor``; a lower bound
 agrees when ``predicted * factor >= tau_lower`` (the measurement cannot contradict a larger
-prediction), and disagrees otherwise.
+prediction; an infinite prediction, "never", agrees with every lower bound and with no
+finite measurement), and disagrees otherwise.
 
 Each point may carry several predictions (the model, and the models it is ablated against:
 Gaussian moments, no coupling, the isotropic temperature); :meth:`PredictedVsMeasured.ablation`
@@ -134,7 +135,7 @@ class PredictedVsMeasured(Result):
             r = self.measured / p
             ok = np.where(self.lower_bound, p * self.factor >= self.measured_low,
                           (r >= 1 / self.factor) & (r <= self.factor))
-        return np.where(np.isfinite(p) & ok, AGREES, DISAGREES)
+        return np.where(~np.isnan(p) & ok, AGREES, DISAGREES)
 
     def ablation(self, regime=None) -> list:
         """One row per model: ``(model, n_agree, n_points, median ratio, max |log10 ratio|)``.
@@ -154,7 +155,7 @@ class PredictedVsMeasured(Result):
         sel = np.ones(self.label.size, dtype=bool) if regime is None else (self.regime == regime)
         rows = []
         for m in self.models:
-            has = sel & np.isfinite(self.predicted[:, self._col(m)])
+            has = sel & ~np.isnan(self.predicted[:, self._col(m)])
             r = self.ratio(m)[has]
             fin = np.isfinite(r) & (r > 0)
             med = float(np.median(r[fin])) if fin.any() else np.nan

@@ -61,9 +61,10 @@ def predicted_vs_measured(table, *, ax=None, models=None) -> Plot:
             if out.any():
                 axis.plot(np.full(out.sum(), top / 1.5), meas[out], ">", color=f"C{j}", mfc="none",
                           label=f"{label}: off scale (up to {np.nanmax(p[out]):.1e})")
-        sel_lb = lb & np.isfinite(p)
+        sel_lb = lb & ~np.isnan(p)
         if j == 0 and sel_lb.any():
-            axis.plot(np.minimum(p[sel_lb], top / 1.5), lo[sel_lb], "^", color="C3", label="nothing escaped: lower bound")
+            axis.plot(np.minimum(p[sel_lb], top / 1.5), lo[sel_lb], "^", color="C3",
+                      label="nothing escaped: lower bound (at the right edge: predicted never)")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlim(bottom, top)
