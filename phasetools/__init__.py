@@ -34,6 +34,10 @@ reproduce
 rare
     Rare events: escape times far beyond brute force by adaptive multilevel splitting
     over the Langevin engine.
+diagnose
+    Plateaus and drops in any training log, what holds a network on a plateau (its
+    features, the theory's landscape, the barrier and the escape time), and cures
+    (weight-decay dips, noise bursts, re-seeding) measured against constant training.
 cli
     The ``phasetools`` command line over all of the above.
 
@@ -46,7 +50,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("theory", "langevin", "training", "nonlinear", "stats", "compare", "io", "plot", "sweep", "reproduce", "rare", "cli")
+_SUBPACKAGES = ("theory", "langevin", "training", "nonlinear", "stats", "compare", "io", "plot", "sweep", "reproduce", "rare", "diagnose", "cli")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

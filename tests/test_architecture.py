@@ -36,8 +36,9 @@ ALLOWED = {
     "compare": {"theory", "stats"},
     "reproduce": {"theory", "stats", "langevin", "training", "compare", "io", "plot", "sweep"},
     "cli": {"theory", "stats", "langevin", "training", "nonlinear", "compare", "io", "plot", "sweep", "reproduce",
-            "rare"},
+            "rare", "diagnose"},
     "rare": {"theory", "stats", "langevin", "training"},
+    "diagnose": {"theory", "stats", "training", "io"},
 }
 
 

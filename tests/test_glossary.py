@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-SUBPACKAGES = ("theory", "langevin", "training", "stats", "compare", "io", "plot", "sweep", "reproduce")
+SUBPACKAGES = ("theory", "langevin", "training", "stats", "compare", "io", "plot", "sweep", "reproduce", "diagnose")
 
 # Names that must not appear as a field, config key or flag (the glossary says what replaced them).
 RETIRED = {"beta", "betas", "target_beta", "trap_beta", "trap_betas", "depth", "P_c", "P_sp", "threads", "lrs",
