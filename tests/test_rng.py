@@ -8,7 +8,6 @@ must give a recompiled kernel, never numba's stale machine code.
 import importlib
 import os
 import sys
-import textwrap
 
 import numpy as np
 import pytest

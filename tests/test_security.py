@@ -4,12 +4,32 @@ Code planted in the strings of stored results must never run (load, show, plot, 
 the folder numba loads compiled kernels from must be writable by its owner only.
 """
 
+import dataclasses
+import json
 import os
+import shutil
 import stat
 
+import h5py
+import numpy as np
 import pytest
+import sympy as sp
 
-from phasetools.langevin import _codegen
+from phasetools import io, stats, theory
+from phasetools.cli import main
+from phasetools.langevin import (
+    Potential,
+    Threshold,
+    _codegen,
+    chain,
+    double_well,
+    from_sympy,
+    network,
+    replay,
+    simulate,
+)
+from phasetools.langevin._expr import order_text, parse_expression
+from phasetools.langevin._simulate import _stored_order
 
 # -- the kernel cache folder -------------------------------------------------------------
 
@@ -74,20 +94,6 @@ def test_env_cache_dir_wins_over_xdg(tmp_path, monkeypatch):
 
 # -- expressions from text are parsed, never evaluated -----------------------------------
 
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-
-import h5py  # noqa: E402
-import numpy as np  # noqa: E402
-import sympy as sp  # noqa: E402
-
-from phasetools import io, stats, theory  # noqa: E402
-from phasetools.cli import main  # noqa: E402
-from phasetools.langevin import (Potential, Threshold, chain, double_well, from_sympy, network, replay,  # noqa: E402
-                                 simulate)
-from phasetools.langevin._expr import order_text, parse_expression  # noqa: E402
-from phasetools.langevin._simulate import _stored_order  # noqa: E402
 
 
 def _payloads(marker):
