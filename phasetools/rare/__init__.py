@@ -12,8 +12,9 @@
 
 It sits on top of ``langevin`` (and may use ``theory``/``stats``), as its own layer: the
 splitting algorithm is independent of the engine that moves the replicas (any object with
-``advance``/``coordinate``/``streams``, see ``phasetools.rare._engine``), so it belongs to
-neither the Langevin engine nor the estimators of ``stats``.
+``advance``/``coordinate``/``streams``, see ``phasetools.rare._engine``: the Langevin engine
+through ``langevin.advance``, the SGD trainer through ``training.train(init=...)``), so it
+belongs to neither the Langevin engine nor the estimators of ``stats``.
 """
 
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
