@@ -49,7 +49,7 @@ from ._codegen import _fetch_add
 __all__ = ["run", "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
 
 ORDER_LINEAR, ORDER_SV1, ORDER_SV2 = 0, 1, 2
-LANES = 64  # trajectories one thread advances together
+LANES = 128  # trajectories one thread advances together
 
 #: kernel functions called only from other kernel functions: no Python or C wrappers to build
 _inner = jit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
