@@ -15,7 +15,9 @@ prints the totals (bad inputs tried -> clear errors / tracebacks / hangs).
 from __future__ import annotations
 
 import errno
+import os
 import signal
+import tempfile
 
 import h5py
 import numpy as np
@@ -24,7 +26,7 @@ import pytest
 from phasetools.cli import main
 
 TOTALS = {"tried": 0, "clear": 0, "traceback": 0, "hang": 0}
-MISSING = "/nonexistent-phasetools-dir/sub"
+MISSING = os.path.join(tempfile.gettempdir(), f"phasetools-missing-{os.getpid()}", "sub")   # never created
 
 
 class _Hang(BaseException):
@@ -147,8 +149,6 @@ def test_train_bad_inputs(argv, words, capsys):
 
 
 def test_no_folder_is_created(capsys):
-    import os
-
     run(ESCAPE + ["--plot", f"{MISSING}/x"], capsys)
     run(["theory", "critical", "--n-layers", 3, "--c", 1, "--out", f"{MISSING}/x.h5"], capsys)
     assert not os.path.exists(MISSING.rsplit("/", 1)[0])
