@@ -101,7 +101,18 @@ class NetworkStructure:
         return tuple(np.ascontiguousarray(np.asarray(a, dtype=np.float64).ravel()) for a in flat)
 
     def weights(self, theta):
-        """``[W_1, ..., W_n]`` of one flat weight vector (views)."""
+        """``[W_1, ..., W_n]`` of flat weight vectors (views).
+
+        Parameters
+        ----------
+        theta : array (..., n_params)
+            Weights, layer by layer, row-major.
+
+        Returns
+        -------
+        list of ndarray
+            ``W_k`` of shape ``(..., dims[k], dims[k-1])``.
+        """
         theta = np.asarray(theta, dtype=np.float64)
         out, k = [], 0
         for r, c in zip(self.dims[1:], self.dims[:-1]):
