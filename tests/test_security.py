@@ -164,7 +164,7 @@ def test_stored_orders_read_back_exactly(make):
 def test_network_order_is_stored_without_rounding():
     """``str`` printed the order's float coefficients with 15 digits, so a replay stopped on a
     slightly different order parameter; the stored srepr text is exact."""
-    pot = network(1, 1, np.eye(2), [[1.0, 0.3], [0.2, 0.5]], 0.1)
+    pot = network(2, 1, np.eye(2), [[1.0, 0.3], [0.2, 0.5]], 0.1)
     ens = simulate(pot, np.zeros(pot.dim) + 0.1, temperature=0.05, dt=0.01, n_traj=2, max_steps=5,
                    stop=Threshold(0.5), rng=1)
     assert _stored_order(pot, ens.stop_order) == pot.order
