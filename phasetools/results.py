@@ -176,14 +176,14 @@ class Result:
 
     def to_hdf5(self, group) -> None:
         """Write this result into an (empty) h5py group."""
-        from .io._codec import write_result
+        from .io import write_result
 
         write_result(group, self)
 
     @classmethod
     def from_hdf5(cls, group):
         """Read a result written by :meth:`to_hdf5`."""
-        from .io._codec import read_result
+        from .io import read_result
 
         out = read_result(group)
         if not isinstance(out, cls):

@@ -17,6 +17,7 @@ Building blocks for other writers of phasetools files (the sweep uses them):
     init_file(f, prov)                 write the header of a new file
     write_result_group(parent, name, result, attrs)   a result group, checksum and marker last
     read_result_group(group)           read one group after all checks
+    write_result(group, result), read_result(group)   a result's fields alone (Result.to_hdf5/from_hdf5)
     marker_set(group)                  its ``complete`` marker, read strictly (a boolean)
     config_json(result)                the stored ``config`` attribute
 
@@ -26,6 +27,7 @@ The layout is specified in ``docs/schema.md``.
 """
 
 from ._atomic import atomic_update, fsync_dir, resolve_target
+from ._codec import read_result, write_result
 from ._provenance import git_commit, provenance
 from ._store import (SCHEMA_VERSION, CorruptFileError, IncompleteResultError, SchemaVersionError, StoredResult,
                      StoreError, config_json, file_provenance, find, init_file, list_results, load, open_results,
@@ -35,4 +37,4 @@ from ._verify import marker_set
 __all__ = ["SCHEMA_VERSION", "StoreError", "CorruptFileError", "IncompleteResultError", "SchemaVersionError",
            "StoredResult", "save", "save_many", "load", "list_results", "find", "file_provenance", "provenance",
            "git_commit", "atomic_update", "fsync_dir", "resolve_target", "open_results", "results_group", "init_file",
-           "write_result_group", "read_result_group", "config_json", "summarize_value", "marker_set"]
+           "write_result_group", "read_result_group", "write_result", "read_result", "config_json", "summarize_value", "marker_set"]

@@ -42,10 +42,30 @@ _FROM_TAG = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 def write_result(group: h5py.Group, obj) -> None:
+    """Write the fields of a registered result into an empty h5py group (no checksum, no marker).
+
+    Parameters
+    ----------
+    group : h5py.Group
+        An empty group of a writable file.
+    obj : Result
+        A registered result.
+    """
     write_object(group, obj)
 
 
 def read_result(group: h5py.Group):
+    """Read a result written by :func:`write_result` (validated against the schema).
+
+    Parameters
+    ----------
+    group : h5py.Group
+        The group holding the result's fields.
+
+    Returns
+    -------
+    Result
+    """
     return read_object(group)
 
 
