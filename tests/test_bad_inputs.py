@@ -79,6 +79,8 @@ THEORY = [
     (["theory", "modes", "--n-layers", 3, "--c", "1e308,0.5"], ["finite"]),
     (["theory", "phase-diagram", "--n-layers", 3, "--c", "1e308"], ["finite"]),
     (["theory", "critical", "--n-layers", 3, "--c", 0], ["c = 0", "no feature"]),
+    (["theory", "critical", "--n-layers", 3, "--c", "1e-300"], ["gamma_c", "underflows"]),             # underflow
+    (["theory", "modes", "--n-layers", 3, "--c", "0.9,1e-300"], ["underflows"]),
     (["theory", "landscape", "--n-layers", 3, "--c", 0, "--gamma", 0.3], ["no feature"]),
     (["theory", "landscape", "--n-layers", 3, "--c", 1, "--gamma", 0.3, "--width", "1e4"], ["width", "343"]),
     (["theory", "landscape", "--n-layers", "1e6", "--c", 1, "--gamma", 0.3], ["n_layers", "1023"]),

@@ -68,6 +68,9 @@ def _finite(result, keys, inputs):
         if np.any(bad):
             raise ValueError(f"{inputs} is out of range: {k} is not a finite float64 number "
                              f"({np.ravel(arr.filled(0.0)[bad])[0]}); use inputs of moderate size")
+        if k in ("gamma_c", "gamma_sp") and np.any(arr.filled(1.0) == 0):   # c != 0 here: 0 is an underflow
+            raise ValueError(f"{inputs} is out of range: {k} underflows to 0 (below the smallest float64 "
+                             f"number); use inputs of moderate size")
 
 
 def build_parser() -> argparse.ArgumentParser:
