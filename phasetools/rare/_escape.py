@@ -357,7 +357,8 @@ def _estimate(lp, ams, dt, confidence, n_replicas):
                + (_var_mean(reac[ok]) if ok.sum() > 1 else 0.0))
         se = float(np.sqrt(var))
         q = float(_st.t.ppf(0.5 + confidence / 2, m - 1))
-        lo, hi = tau * np.exp(-q * se / tau), tau * np.exp(q * se / tau)
+        with np.errstate(over="ignore"):
+            lo, hi = tau * np.exp(-q * se / tau), tau * np.exp(q * se / tau)
     else:
         tau, se, lo, hi = np.inf, np.inf, np.nan, np.inf
     return {"p": p, "p_stderr": float(np.sqrt(var_p)), "p_runs": p_runs, "tau": float(tau), "tau_stderr": se,
