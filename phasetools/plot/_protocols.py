@@ -209,8 +209,9 @@ def grokking(result, *, axes=None) -> Plot:
     top.set_xscale("log")
     top.set_xlabel("epochs (solid: test MSE, dashed: train MSE)")
     top.set_ylabel("MSE")
-    top.set_title(f"E5: {result.n_train} training samples, weight decay {result.weight_decay:g}, lr = {result.lr:g}",
-                  fontsize=10)
+    top.set_title(f"E5: {result.n_train} training samples, weight decay {result.weight_decay:g}, lr = {result.lr:g}"
+                  f"\nescape = first epoch with $\\sigma_2$ > {result.sv_threshold:g} (marked on the curves)",
+                  fontsize=9)
     top.legend(fontsize=7)
     for B in np.unique(result.batch_size):
         sel = (result.batch_size == B) & result.trapped
@@ -223,6 +224,6 @@ def grokking(result, *, axes=None) -> Plot:
     bottom.set_xscale("log")
     bottom.set_yscale("log")
     bottom.set_xlabel("residual seed (geometric mean of the layers' 2nd singular value)")
-    bottom.set_ylabel(f"escape epoch: {escape_label(result)}\n(open: none within the budget)", fontsize=8)
+    bottom.set_ylabel(f"escape epoch (first $\\sigma_2$ > {result.sv_threshold:g})\n(open: none within the budget)")
     bottom.legend(fontsize=7)
     return Plot(fig, tuple(axes))
