@@ -32,6 +32,7 @@ from numba.extending import intrinsic
 from sympy.printing.pycode import PythonCodePrinter
 
 from .. import __version__
+from ..theory import gradient_noise_kernel
 from .._numba import KERNEL_DEPENDENCIES, dependency_hash
 
 __all__ = ["kernel_module", "module_name", "numpy_functions", "cache_dir", "GENERATED_DEPENDENCIES"]
@@ -203,21 +204,14 @@ def _sgd_lines(potential, X, I):
     names_m = [f"M_{a}_{b}" for a in range(pp) for b in range(dd)]
     names_j = [f"J_{a}_{b}_{i}" for a in range(pp) for b in range(dd) for i in range(d)]
     out = [_block(ents + jac, names_m + names_j, X, I, "tj_")]
-    # residual moments: S_rx = Syx - M Sxx, S_rr = Syy - M Syx^T - Syx M^T + M Sxx M^T
-    for a in range(pp):
-        for b in range(dd):
-            terms = " + ".join(f"M_{a}_{k} * sxx[{k}, {b}]" for k in range(dd))
-            out.append(f"{I}R_{a}_{b} = syx[{a}, {b}] - ({terms})")
-    for a in range(pp):
-        for c in range(pp):
-            msm = " + ".join(f"M_{a}_{k} * sxx[{k}, {l}] * M_{c}_{l}" for k in range(dd) for l in range(dd))
-            ms = " + ".join(f"M_{a}_{k} * syx[{c}, {k}] + syx[{a}, {k}] * M_{c}_{k}" for k in range(dd))
-            out.append(f"{I}Q_{a}_{c} = syy[{a}, {c}] - ({ms}) + ({msm})")
+    # K = the per-sample covariance of vec(r x^T), from the theory's one formula (Isserlis)
+    Msym = sp.Matrix(pp, dd, lambda a, b: sp.Symbol(f"M_{a}_{b}"))
+    moments = [sp.Matrix(sp.MatrixSymbol(name, *shape)) for name, shape in
+               (("sxx", (dd, dd)), ("syx", (pp, dd)), ("syy", (pp, pp)))]
+    K = gradient_noise_kernel(Msym, *moments)
+    pairs = [(r, c_) for r in range(mm) for c_ in range(r + 1)]
+    out.append(_block([K[r, c_] for r, c_ in pairs], [f"K_{r}_{c_}" for r, c_ in pairs], {}, I, "tk_"))
     idx = [(a, b) for a in range(pp) for b in range(dd)]
-    for r, (a, b) in enumerate(idx):
-        for c_, (cc, dd_) in enumerate(idx):
-            if c_ <= r:
-                out.append(f"{I}K_{r}_{c_} = Q_{a}_{cc} * sxx[{b}, {dd_}] + R_{a}_{dd_} * R_{cc}_{b}")
     out.append(_cholesky_lines(mm, I))
     for r in range(mm):
         terms = " + ".join(f"L_{r}_{c_} * Z[q0 + {c_}, j]" for c_ in range(r + 1))
