@@ -18,7 +18,8 @@ def predicted_vs_measured(table, *, ax=None, models=None) -> Plot:
     the measurement's interval, the others (ablations, the isotropic-temperature contrast)
     hollow. A point where nothing escaped is drawn at its lower bound with an upward triangle.
     Predictions outside the plotted range (e.g. the isotropic ``T_eff`` at 1e10) sit on the
-    right edge with an arrow-like marker and their value in the legend.
+    right edge with a ``>`` marker and their largest value in the legend. Colours are models,
+    marker shapes regimes; the legend sits to the right of the axes.
 
     Parameters
     ----------
@@ -33,7 +34,7 @@ def predicted_vs_measured(table, *, ax=None, models=None) -> Plot:
     -------
     Plot
     """
-    fig, (axis,) = _new(ax, figsize=(5.6, 5.0))
+    fig, (axis,) = _new(ax, figsize=(8.6, 5.0))
     names = [str(m) for m in table.models] if models is None else list(models)
     meas, lo, hi, lb = table.measured, table.measured_low, table.measured_high, table.lower_bound
     y = np.where(lb, lo, meas)
@@ -47,24 +48,27 @@ def predicted_vs_measured(table, *, ax=None, models=None) -> Plot:
     for j, name in enumerate(names):
         col = table._col(name)
         p = table.predicted[:, col]
+        off = np.isfinite(p) & ~lb & (p > top)
+        label = name + (f" (off scale: up to {np.max(p[off]):.0e})" if off.any() else "")
         for r_i, reg in enumerate(regimes):
             sel = (table.regime == reg) & np.isfinite(p) & ~lb
-            out = sel & (p > top)
-            inr = sel & ~out
+            inr = sel & ~off
             kw = dict(marker=_MARKERS[r_i % len(_MARKERS)], ls="none", color=f"C{j}")
-            label = f"{name} ({reg})" if len(regimes) > 1 else name
             if j == 0:
                 err = np.array([meas[inr] - lo[inr], np.where(np.isfinite(hi[inr]), hi[inr] - meas[inr], 0)])
                 axis.errorbar(p[inr], meas[inr], yerr=err, capsize=2, label=label, **kw)
             elif inr.any():
                 axis.plot(p[inr], meas[inr], mfc="none", label=label, **kw)
-            if out.any():
-                axis.plot(np.full(out.sum(), top / 1.5), meas[out], ">", color=f"C{j}", mfc="none",
-                          label=f"{label}: off scale (up to {np.nanmax(p[out]):.1e})")
+            if (sel & off).any():
+                axis.plot(np.full((sel & off).sum(), top / 1.5), meas[sel & off], mfc="none", label=label,
+                          **{**kw, "marker": ">"})
+            label = None
         sel_lb = lb & ~np.isnan(p)
         if j == 0 and sel_lb.any():
             axis.plot(np.minimum(p[sel_lb], top / 1.5), lo[sel_lb], "^", color="C3",
                       label="nothing escaped: lower bound (at the right edge: predicted never)")
+    for r_i, reg in enumerate(regimes):     # the marker of each regime
+        axis.plot([], [], marker=_MARKERS[r_i % len(_MARKERS)], ls="none", color="k", label=reg)
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlim(bottom, top)
@@ -72,5 +76,5 @@ def predicted_vs_measured(table, *, ax=None, models=None) -> Plot:
     axis.set_xlabel(f"predicted tau ({table.unit})")
     axis.set_ylabel(f"measured tau ({table.unit})")
     axis.set_title("Predicted against measured escape and plateau times", fontsize=10)
-    axis.legend(fontsize=6, loc="upper left")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return Plot(fig, (axis,))
