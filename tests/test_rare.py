@@ -213,3 +213,19 @@ def test_sgd_trainer_ams_agrees_with_brute_force_where_affordable():
     assert res.tau_stderr / res.tau < 0.2 and brute.tau_stderr / brute.tau < 0.2
     se = np.hypot(res.tau_stderr, brute.tau_stderr)
     assert abs(res.tau - brute.tau) < 3 * se, (res.tau, brute.tau, se)
+
+
+def test_sgd_ams_refuses_bad_inputs():
+    from phasetools.rare import ams_training_escape
+
+    X, Y = np.ones((8, 1)), np.ones((8, 1))
+    init = [np.full((1, 1), 0.7)] * 3
+    kw = dict(n_layers=3, width=1, lr=0.08, batch_size=4, weight_decay=0.32, target=0.05, direction="down")
+    with pytest.raises(ValueError, match="coordinate"):
+        ams_training_escape((X, Y), init, **kw, coordinate="top")
+    with pytest.raises(ValueError, match="sampling"):
+        ams_training_escape((X, Y), init, **kw, sampling="full")
+    with pytest.raises(ValueError, match="n_layers"):
+        ams_training_escape((X, Y), init[:2], **kw)
+    with pytest.raises(ValueError, match="past the target"):
+        ams_training_escape((X, Y), init, **{**kw, "target": 0.9})
