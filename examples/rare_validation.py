@@ -1,29 +1,65 @@
-"""The validation table of docs/rare.md: AMS against exact 1D times and Eyring-Kramers.
+"""The validation numbers of docs/rare.md: AMS against exact 1D times and Eyring-Kramers.
 
-The options and seeds of tests/test_rare.py; about 7 minutes on 2 cores. Columns: problem,
-exact (or Eyring-Kramers), AMS tau, ratio, se/tau, trajectory-steps, wall time (s).
+    python examples/rare_validation.py            # the table (options and seed of tests/test_rare.py), ~7 min
+    python examples/rare_validation.py --seeds    # independent seeds on the double well, ~3 min
 
-    python examples/rare_validation.py
+Table columns: problem, exact (or Eyring-Kramers), AMS tau, ratio, se/tau, trajectory-steps,
+wall time (s).
 """
 
 import dataclasses
+import sys
+
+import numpy as np
 
 from phasetools.langevin import escape_problem
 from phasetools.rare import AMSOptions, escape_time
+
 FAST = AMSOptions(n_replicas=50, n_kill=2, n_runs=20, n_walkers=50, n_rounds=10)
 DEEP = AMSOptions(n_replicas=100, n_kill=5, n_runs=20, n_walkers=50, n_rounds=10)
+
+
 def row(label, res, ref):
-    print(f"| {label} | {ref:.4g} | {res.tau:.4g} | {res.tau/ref:.3f} | {res.tau_stderr/res.tau:.3f} | {res.cost['total']:.3g} | {res.stats['wall_time']:.1f} |", flush=True)
-dw = escape_problem("double_well")
-for r, opts in [(5, FAST), (10, FAST), (20, DEEP), (30, dataclasses.replace(DEEP, n_replicas=200))]:
-    row(f"double well, dU/T = {r}", escape_time(dw, temperature=0.25/r, dt=0.01, options=opts, rng=1), dw.exact_mfpt(0.25/r))
-for n, g in [(3, 0.32), (4, 0.24)]:
-    for d in ["fwd", "bwd"]:
-        pr = escape_problem("reduced", n_layers=n, c=0.8, gamma=g, direction=d, convention="paper")
-        for r, opts in ([(10, FAST)] if n == 3 else []) + [(5, DEEP), (20, DEEP)]:
-            T = pr.barrier / r
-            row(f"reduced n={n} {d}, dU/T = {r}", escape_time(pr, temperature=T, dt=0.01, options=opts, rng=1), pr.exact_mfpt(T))
-ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
-for r in [10, 25]:
-    T = ch.barrier / r
-    row(f"chain n=3 fwd (EK), dU/T = {r}", escape_time(ch, temperature=T, dt=0.01, options=DEEP, rng=1), ch.theory_tau(T))
+    print(f"| {label} | {ref:.4g} | {res.tau:.4g} | {res.tau / ref:.3f} | {res.tau_stderr / res.tau:.3f} "
+          f"| {res.cost['total']:.3g} | {res.stats['wall_time']:.1f} |", flush=True)
+
+
+def table():
+    dw = escape_problem("double_well")
+    for r, opts in [(5, FAST), (10, FAST), (20, DEEP), (30, dataclasses.replace(DEEP, n_replicas=200))]:
+        res = escape_time(dw, temperature=0.25 / r, dt=0.01, options=opts, rng=1)
+        row(f"double well, dU/T = {r}", res, dw.exact_mfpt(0.25 / r))
+    for n, g in [(3, 0.32), (4, 0.24)]:
+        for d in ["fwd", "bwd"]:
+            pr = escape_problem("reduced", n_layers=n, c=0.8, gamma=g, direction=d, convention="paper")
+            for r, opts in ([(10, FAST)] if n == 3 else []) + [(5, DEEP), (20, DEEP)]:
+                T = pr.barrier / r
+                res = escape_time(pr, temperature=T, dt=0.01, options=opts, rng=1)
+                row(f"reduced n={n} {d}, dU/T = {r}", res, pr.exact_mfpt(T))
+    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    for r in [10, 25]:
+        T = ch.barrier / r
+        row(f"chain n=3 fwd (EK), dU/T = {r}", escape_time(ch, temperature=T, dt=0.01, options=DEEP, rng=1),
+            ch.theory_tau(T))
+
+
+def seeds():
+    dw = escape_problem("double_well")
+    studies = [(5, FAST, range(101, 113)),
+               (20, AMSOptions(n_replicas=100, n_kill=20, n_runs=20, n_walkers=100, n_rounds=10), range(201, 211))]
+    for r, opts, rngs in studies:
+        T = 0.25 / r
+        exact = dw.exact_mfpt(T)
+        ratio, rel = [], []
+        for s in rngs:
+            res = escape_time(dw, temperature=T, dt=0.01, options=opts, rng=s)
+            ratio.append(res.tau / exact)
+            rel.append(res.tau_stderr / res.tau)
+        ratio = np.array(ratio)
+        print(f"dU/T = {r}: {ratio.size} seeds, mean ratio {ratio.mean():.3f} +- "
+              f"{ratio.std(ddof=1) / np.sqrt(ratio.size):.3f}, spread {ratio.std(ddof=1):.3f}, "
+              f"mean reported se/tau {np.mean(rel):.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    seeds() if "--seeds" in sys.argv[1:] else table()
