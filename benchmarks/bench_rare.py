@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from phasetools.langevin import escape_problem, simulate
 from phasetools.rare import AMSOptions, escape_time
 

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from phasetools import io
-from phasetools.langevin import Threshold, advance, double_well, escape_problem, new_streams, simulate
+from phasetools.langevin import (
+    Threshold,
+    advance,
+    double_well,
+    escape_problem,
+    new_streams,
+    simulate,
+)
 from phasetools.rare import AMSEscape, AMSOptions, ams_escape, escape_time
 
 # 20 runs: the spread of fewer runs of a right-skewed estimator understates its variance

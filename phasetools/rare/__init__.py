@@ -19,4 +19,4 @@ belongs to neither the Langevin engine nor the estimators of ``stats``.
 
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
 
-__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time", "ams_training_escape"]
+__all__ = ["AMSEscape", "AMSOptions", "ams_escape", "ams_training_escape", "escape_time"]

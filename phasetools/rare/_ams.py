@@ -28,7 +28,7 @@ import numpy as np
 
 from ._engine import excursions
 
-__all__ = ["choose_levels", "loops", "ams_batch"]
+__all__ = ["ams_batch", "choose_levels", "loops"]
 
 
 def choose_levels(engine, x0, *, n_walkers, n_steps, quantile, entropy, target):

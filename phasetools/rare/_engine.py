@@ -23,7 +23,7 @@ import numpy as np
 
 from ..langevin import Threshold, advance, new_streams, order_values
 
-__all__ = ["LangevinEngine", "excursions", "Excursions"]
+__all__ = ["Excursions", "LangevinEngine", "excursions"]
 
 #: cap on the values of one chunk's path (n * n_steps * dim)
 _MAX_CHUNK_VALUES = 20_000_000

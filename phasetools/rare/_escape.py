@@ -17,7 +17,7 @@ from ..results import Result, register, to_jsonable
 from ._ams import ams_batch, choose_levels, loops
 from ._engine import LangevinEngine
 
-__all__ = ["AMSOptions", "AMSEscape", "ams_escape", "escape_time", "ams_training_escape"]
+__all__ = ["AMSEscape", "AMSOptions", "ams_escape", "ams_training_escape", "escape_time"]
 
 
 @dataclass(frozen=True)
