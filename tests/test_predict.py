@@ -294,3 +294,24 @@ def test_cli_predict_escape_and_plateau(capsys):
     assert main(["predict", "plateau", "--weight-decay", "0.0025", "--seed-size", "0.01"]) == 0
     assert "prediction (d)" in capsys.readouterr().out
     assert main(["predict", "escape", "--weight-decay", "0.5"]) == 2
+
+
+#: Upward escapes under injected noise (full batch, lr 0.1, 16 seeds; examples/predict_escape.py):
+#: (draw, weight_decay, width, Delta U / T) -> measured tau in epochs.
+MEASURED_C = {(1, 0.30, 10, 3): 45.94, (1, 0.30, 10, 5): 72.19, (1, 0.30, 10, 7): 88.44, (1, 0.30, 10, 10): 184.1,
+              (1, 0.28, 10, 3): 51.25, (1, 0.28, 10, 10): 223.4, (2, 0.241, 10, 3): 60.31,
+              (2, 0.241, 10, 10): 194.1, (1, 0.30, 2, 3): 1497.0, (1, 0.30, 2, 5): 18110.0}
+
+
+def test_prediction_c_is_within_a_factor_2_of_the_recorded_measurements():
+    from phasetools.theory import landscape
+    from phasetools.training import predict_injected
+    t = GaussianTeacher([0.9, 0.8])
+    for (draw, wd, width, r), tau in MEASURED_C.items():
+        d = t.sample(512, rng=draw)
+        m = d.moments()
+        T = float(landscape(3, m.spectrum[1], wd, m.a[1], convention="paper").barrier_fwd) / r
+        p = predict_injected(d, n_layers=3, width=width, weight_decay=wd, temperature=T, lr=0.1)
+        assert 0.5 <= tau / p.tau_epochs <= 2.0, (draw, wd, width, r, tau, p.tau_epochs)
+        if width == 10:   # the width-1 formula (no entropic force) is far off
+            assert tau / p.tau_isotropic_epochs < 0.05
