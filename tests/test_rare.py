@@ -143,7 +143,7 @@ def test_too_few_replicas_bias_log_p_as_predicted_and_p_stays_unbiased():
     ln_p = np.log(ref.p)
     biases = {}
     for n in (4, 32):
-        res = ams_escape(pot, [-1.0], options=AMSOptions(n_replicas=n, n_kill=1, n_runs=300, n_walkers=50,
+        res = ams_escape(pot, [-1.0], options=AMSOptions(n_replicas=n, n_kill=1, n_runs=300, n_walkers=100,
                                                          n_rounds=4), **common)
         logs = np.log(res.p_runs)
         predicted = -n * np.log1p(-1.0 / n) * ln_p
