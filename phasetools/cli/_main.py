@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ._reproduce import add_parser as _add_reproduce
     from ._training import add_parser as _add_train
     _add_train(sub)
+    from ._diagnose import add_parser as _add_diagnose
+    _add_diagnose(sub)
     from ._rare import add_parser as _add_rare
     _add_rare(sub)
     from ._predict import add_parser as _add_predict
