@@ -46,7 +46,7 @@ def register(cls):
 # Modules whose import registers storable classes; imported before a file is read.
 _PROVIDERS = ("phasetools.theory", "phasetools.stats", "phasetools.langevin", "phasetools.training",
               "phasetools.nonlinear", "phasetools.rare",
-              "phasetools.compare")
+              "phasetools.compare", "phasetools.diagnose")
 
 
 def registry() -> dict[str, type]:
