@@ -44,7 +44,19 @@ def _version(pkg: str) -> str:
 
 
 def provenance(command: str | None = None) -> dict:
-    """Provenance attributes: UTC time, versions, platform, command line, git commit."""
+    """Provenance attributes: UTC time, versions, platform, command line, git commit.
+
+    Parameters
+    ----------
+    command : str or None
+        The command line to record; None takes it from ``sys.argv``.
+
+    Returns
+    -------
+    dict
+        ``created_utc``, ``phasetools_version``, ``python_version``, ``platform``, ``command``,
+        ``git_commit`` and one ``<package>_version`` per dependency.
+    """
     if command is None:
         command = shlex.join([Path(sys.argv[0]).name] + sys.argv[1:]) if sys.argv and sys.argv[0] else "python"
     out = {

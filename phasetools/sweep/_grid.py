@@ -18,6 +18,16 @@ def product(**axes) -> list[dict]:
     ``product(gamma=[0.1, 0.2], n_layers=[2, 3])`` gives four tasks, in the order
     ``(0.1, 2), (0.1, 3), (0.2, 2), (0.2, 3)``. Each axis is a non-empty list, tuple or
     1-D array; numpy scalars become Python numbers.
+
+    Parameters
+    ----------
+    **axes : list, tuple or 1-D array
+        One non-empty axis of values per parameter name.
+
+    Returns
+    -------
+    list of dict
+        One ``{name: value}`` per combination.
     """
     if not axes:
         raise ValueError("product needs at least one parameter axis, e.g. product(gamma=[0.1, 0.2])")
@@ -41,6 +51,17 @@ def task_seed(seed: int, index: int) -> np.random.SeedSequence:
     Equal to ``numpy.random.SeedSequence(seed).spawn(n)[index]``: it depends only on the
     sweep seed and the task's index, never on the executor, the number of workers or the
     order in which tasks complete. ``fn(**params, rng=task_seed(seed, i))`` replays task i.
+
+    Parameters
+    ----------
+    seed : int >= 0
+        The sweep's seed.
+    index : int >= 0
+        The task's index in the sweep.
+
+    Returns
+    -------
+    numpy.random.SeedSequence
     """
     return np.random.SeedSequence(entropy=int(seed), spawn_key=(int(index),))
 
