@@ -127,21 +127,24 @@ class _Run:
         self.t_end = np.full(n, np.nan)   # steps from the entrance to B (NaN: not at B)
         self.log_weight, self.n_iter, self.done, self.n_censored = 0.0, 0, False, 0
 
-    def new_keys(self, k):
-        """Stream indices of the next ``k`` replicas of this run (disjoint from other runs')."""
-        keys = (self.index << 40) + np.arange(self.n_clones, self.n_clones + k)
-        self.n_clones += k
-        return keys
+    def branch(self, i, z):
+        """Replica ``i``'s first record above ``z``: ``(state, step, value)``.
 
-    def record(self, i):
-        """Replica ``i``'s records as three joined arrays (values, steps, states)."""
+        The values are joined on the first call (cached); the state is looked up in its piece."""
         rec = self.records[i]
         if isinstance(rec, list):
             v0, t0, x0, (vs, ts, xs) = rec
-            rec = (np.concatenate([[v0], *vs]), t0 + np.concatenate([[0], *ts]).astype(np.int64),
-                   np.concatenate([x0[None, :], *xs]))
-            self.records[i] = rec
-        return rec
+            rec = self.records[i] = (np.concatenate([[v0], *vs]) if vs else np.array([v0]), t0, x0, ts, xs)
+        values, t0, x0, ts, xs = rec
+        j = int(values.searchsorted(z, side="right"))
+        if j == 0:
+            return x0, t0, float(values[0])
+        k = j - 1
+        for t_piece, x_piece in zip(ts, xs):
+            if k < t_piece.size:
+                return x_piece[k], t0 + int(t_piece[k]), float(values[j])
+            k -= t_piece.size
+        raise RuntimeError("record index out of range")   # unreachable: values and pieces have equal lengths
 
 
 def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, max_steps, chunk, run_seeds,
@@ -230,17 +233,20 @@ def _iterate(run, r, n_kill, target):
     run.n_iter += 1
     parents = survivors[run.rng.integers(survivors.size, size=killed.size)]
     clones = []
-    for i, p in zip(killed, parents):
-        values, times, states = run.record(p)
-        j = int(np.searchsorted(values, z, side="right"))
-        clones.append((r, int(i), states[j], int(times[j]), float(values[j])))
+    for i, p in zip(killed.tolist(), parents.tolist()):
+        state, t, value = run.branch(p, z)
+        clones.append((r, i, state, t, value))
     return clones
 
 
 def _launch(engine, runs, items, entropy, *, start, target, max_steps, chunk):
     """Run the excursions ``items = [(run, replica, state, t0, max0)]`` and store them in their runs."""
     x = np.array([it[2] for it in items], dtype=float)
-    keys = np.concatenate([runs[it[0]].new_keys(1) for it in items])
+    keys = np.empty(len(items), dtype=np.int64)
+    for k, it in enumerate(items):   # run r's i-th replica (in order of creation): r * 2**40 + i
+        run = runs[it[0]]
+        keys[k] = (run.index << 40) + run.n_clones
+        run.n_clones += 1
     streams = engine.streams(entropy, keys)
     x_val = engine.coordinate(x)
     start_max = np.array([x_val[k] if it[4] is None else it[4] for k, it in enumerate(items)])
