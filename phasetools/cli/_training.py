@@ -157,7 +157,7 @@ def _check_sizes(args, *, epochs=0, n_points=1, d=2):
     n_par = 2 * h * d + max(n - 2, 0) * h * h
     n_log = epochs // max(getattr(args, "log_every", 1) or 1, 1) + 2
     check_memory(8 * s * n_points * (6 * n_par + n_log * (5 + d + n * h)),
-                 f"training n_seeds = {s} networks of width {h} and n_layers = {n} for epochs = {epochs}")
+                 f"training n_seeds = {s} network(s) of width {h} and n_layers = {n} for epochs = {epochs}")
 
 
 def _teacher(args):

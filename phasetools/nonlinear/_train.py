@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
-from .._validation import check_choice, check_int, check_scalar
+from .._validation import check_choice, check_int, check_memory, check_scalar
 from ..results import Result, register
 from . import _kernels as K
 from ._model import MLP, fourier_ipr
@@ -354,6 +354,9 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
     epochs, B, S, init_scale, log_every, threshold, seed_offset = _check_run_args(
         task, model, optimizer, epochs, batch_size, sampling, n_seeds, dtype, init_scale, log_every, threshold,
         seed_offset)
+    check_memory(8 * S * (4 * model.n_params + 7 * (epochs // log_every + 2)) + 32 * task.n_train * sum(model.dims),
+                 f"n_seeds = {S} network(s) of {model.n_params} weights (widths {tuple(model.dims)}) for epochs = "
+                 f"{epochs} logged every {log_every}")
     t0 = time.perf_counter()
     dt = np.dtype(dtype)
     net = _Net(model, task, dt)
