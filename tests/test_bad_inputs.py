@@ -132,6 +132,9 @@ TRAIN = [
     (["train", "trap", "--batch-size", 0], ["batch_size"]),
     (["train", "trap", "--n-samples", 0], ["n_samples"]),
     (["train", "trap", "--out", f"{MISSING}/x.h5"], ["--out", "does not exist"]),
+    (["nonlinear", "grok", "--n-seeds", "1000000000"], ["n_seeds", "memory"]),
+    (["nonlinear", "grok", "--epochs", "1000000000000000"], ["epochs", "memory"]),
+    (["nonlinear", "grok", "--width", "1000000"], ["memory"]),
 ]
 
 
