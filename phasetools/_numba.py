@@ -28,9 +28,10 @@ __all__ = ["jit", "pjit", "numba", "KERNEL_DEPENDENCIES", "dependency_hash"]
 
 #: Modules (relative to the package folder) whose jitted functions are called by kernels
 #: of other modules, or whose settings shape every kernel: ``_numba.py`` (the options of
-#: ``jit``) and ``_rng.py`` (the generator). Add a module here when a kernel starts to call
-#: a jitted function defined in it.
-KERNEL_DEPENDENCIES = ("_numba.py", "_rng.py")
+#: ``jit``) and ``_rng.py`` (the generator), and ``langevin/_codegen.py``, whose intrinsics
+#: (the atomic work counter, the thread count) the structured network kernel calls. Add a
+#: module here when a kernel starts to call a jitted function or intrinsic defined in it.
+KERNEL_DEPENDENCIES = ("_numba.py", "_rng.py", "langevin/_codegen.py")
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -75,6 +76,7 @@ class _DependencyLocator(caching._CacheLocator):
 
     def __init__(self, inner, tag):
         self._inner = inner
+        self._py_file = getattr(inner, "_py_file", None)  # numba's uncachable-function warning reads it
         self._cache_path = os.path.join(inner.get_cache_path(), f"deps-{tag}")
 
     def get_cache_path(self):

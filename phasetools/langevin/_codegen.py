@@ -40,7 +40,7 @@ __all__ = ["kernel_module", "module_name", "numpy_functions", "cache_dir", "GENE
 #: Modules (relative to the package folder) whose code the generated kernels call: the
 #: shared kernel dependencies (the generator) and this module (the intrinsics
 #: ``_fetch_add`` and ``_num_threads``). Their source hash is part of a kernel's name.
-GENERATED_DEPENDENCIES = (*KERNEL_DEPENDENCIES, "langevin/_codegen.py")
+GENERATED_DEPENDENCIES = KERNEL_DEPENDENCIES  # includes this module (its intrinsics)
 
 
 def cache_dir() -> Path:
