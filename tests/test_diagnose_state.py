@@ -115,3 +115,15 @@ def test_cures_against_constant_training(setup):
     spread = max(np.std(C.final_test_mse[f], ddof=1), 1e-3)
     assert abs(np.mean(C.final_test_mse[i]) - np.mean(C.final_test_mse[f])) <= 2 * spread
     assert "re-seed + dip" in C.table()
+
+
+def test_learned_feature_the_global_state_drops(setup):
+    """At 0.392 (between the strong feature's coexistence point and spinodal) its learned state is metastable:
+    the diagnosis names the downward escape and predicts its SGD time (training.predict_escape)."""
+    _, d, _ = setup
+    W = tr.aligned_weights(d, 0.392, n_layers=3, width=10, rank=1)
+    D = diagnose_state(W, d, weight_decay=0.392, lr=0.08, batch_size=64)
+    assert D.metastable and D.escape_mode == 0 and D.learned[0]
+    assert D.barrier == D.barrier_down[0] and np.isfinite(D.tau_epochs) and D.tau_epochs > 1e3
+    assert "learned but the global state drops it" in D.summary and "predicted to drop it" in D.summary
+    assert np.isnan(D.cure_seed) and D.cure_epochs == -1

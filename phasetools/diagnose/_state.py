@@ -114,7 +114,11 @@ class StateDiagnosis(Result):
     sgd_can_start : bool
         ``feature_noise`` of the escape mode is above ``1e-12 * noise_trace``.
     tau_epochs : float
-        Predicted epochs to the global state at the run's settings (inf: never).
+        Predicted epochs to the global state at the run's settings: for an unlearned
+        feature the gradient-flow growth time from its residual seed (inf: the seed is below
+        the saddle or absent and SGD noise cannot start it); for a learned feature the
+        global state drops, :func:`phasetools.training.predict_escape` (minibatch noise,
+        sampling with replacement; needs samples and ``batch_size``); NaN: no prediction.
     cure_seed, cure_weight_decay, cure_epochs : float, float, int
         The theory's cure of an unlearned escape feature (:func:`plan_cure`): re-seed it
         with ``cure_seed`` per layer (the residual seed if that is not numerically zero, else
@@ -286,6 +290,8 @@ def diagnose_state(weights, data, *, weight_decay, lr=None, batch_size=None, con
     can = bool(emode >= 0 and fnoise[emode] > 1e-12 * max(total, 1e-300))
     spe = 1 if batch_size is None else max(1, X.shape[0] // check_int(batch_size, "batch_size", 1))
     tau = _tau(n, spec, a, wd, seedk, emode, learned, lam_s, lr, spe, convention, can)
+    if emode >= 0 and learned[emode] and batch_size is not None and X.shape[0] == getattr(mom, "n_samples", -1):
+        tau = _tau_down(X, Y, n, W[0].shape[0], wd, lr, batch_size, emode, convention)
     metastable = state == "local_minimum" and emode >= 0
     cure = _cure(mom, n, wd, emode, learned, absent, seedk, lr, batch_size, X.shape[0], convention)
     diag = dict(n_layers=n, weight_decay=wd, convention=getattr(convention, "name", str(convention)), spectrum=spec, a=a,
@@ -352,6 +358,17 @@ def _tau(n, spec, a, wd, seedk, emode, learned, lam_s, lr, spe, convention, can)
     return float("inf") if not can else float("nan")
 
 
+def _tau_down(X, Y, n, width, wd, lr, batch_size, k, convention):
+    """Predicted epochs for minibatch SGD (with replacement) to drop a learned feature (NaN if no prediction)."""
+    from ..training import Dataset, predict_escape
+
+    try:
+        return float(predict_escape(Dataset(X, Y), n_layers=n, width=width, weight_decay=wd, lr=lr,
+                                    batch_size=int(batch_size), mode=k, convention=convention).tau_epochs)
+    except ValueError:
+        return float("nan")
+
+
 _ORDINAL = {0: "strongest", 1: "second", 2: "third"}
 
 
@@ -378,7 +395,9 @@ def summary_line(d: dict) -> str:
     name = "weakest" if k == K - 1 and K > 1 else _ORDINAL.get(k, f"#{k + 1}")
     name = f"the {name} feature (c = {d['spectrum'][k]:.3g})"
     if d["learned"][k]:
-        return head + f": {name} is learned but the global state drops it; the barrier is {d['barrier']:.3g}"
+        tau = d["tau_epochs"]
+        when = f"; SGD noise is predicted to drop it in {tau:.3g} epochs" if np.isfinite(tau) else ""
+        return head + f": {name} is learned but the global state drops it; the barrier is {d['barrier']:.3g}" + when
     parts = [head]
     if d["absent"][k]:
         parts.append(f"{name} is absent in every layer")
