@@ -103,7 +103,7 @@ def test_prediction_a_units_and_record(draw1):
 
 
 def test_prediction_a_matches_the_1d_sgd_theory_of_langevin():
-    """Gaussian moments, no coupling: the same diffusion as langevin.SGDTheory (an independent quadrature)."""
+    """Gaussian moments, no coupling: the same diffusion as langevin.SGDTheory (force and diffusion built independently)."""
     from phasetools.langevin import escape_problem
     from phasetools.theory import landscape
     L = landscape(3, 0.8, 0.32, convention="paper")

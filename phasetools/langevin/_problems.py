@@ -33,7 +33,8 @@ import numpy as np
 
 from .._validation import as_float_array, check_choice, check_n_layers
 from ..theory import (effective_temperature, eyring_kramers_time, gradient_covariance_from_K, gradient_noise_kernel,
-                      kramers_time, landscape, mfpt_1d, noise_strength, resolve_convention)
+                      kramers_time, landscape, log_first_passage_time, mfpt_1d, noise_strength,
+                      resolve_convention)
 from ._potentials import Potential, chain, double_well, network, reduced
 from ._simulate import SGDNoise, Threshold
 
@@ -458,12 +459,8 @@ class SGDTheory:
 
         Parameters
         ----------
-        lr : float > 0
-            Learning rate.
-        batch_size : int >= 1
-            Batch size.
-        n_samples : int or None
-            Data-set size for the without-replacement factor ``f``.
+        lr, batch_size, n_samples : float > 0, int >= 1, int or None
+            The SGD point, as in :meth:`kramers_tau`.
         at : {"start", "saddle"}
             Where ``tr Sigma`` is taken.
 
@@ -481,12 +478,8 @@ class SGDTheory:
 
         Parameters
         ----------
-        lr : float > 0
-            Learning rate.
-        batch_size : int >= 1
-            Batch size.
-        n_samples : int or None
-            Data-set size for the without-replacement factor ``f``.
+        lr, batch_size, n_samples : float > 0, int >= 1, int or None
+            The SGD point, as in :meth:`kramers_tau`.
         n_grid : int, default 40001
             Quadrature grid points.
 
@@ -494,45 +487,17 @@ class SGDTheory:
         -------
         float
         """
-        from scipy.integrate import cumulative_simpson, simpson
-
         eps = noise_strength(lr, batch_size, n_samples)
-        b0, bt = self.b_start, self.b_target
-        # reflecting wall far above the start, where the weight e^{-Phi}/D of the stationary
-        # density has dropped by e^{-50} (it decays at least like b^-(4n-2))
-        far = 2.0 * b0
-        lo, mid = np.log(bt), np.log(b0)
-        while True:
-            # grid uniform in ln b on both sides of the start, with the start on a node
-            n1 = int(n_grid * (mid - lo) / (np.log(far) - lo)) // 2 * 2 + 1
-            u = np.concatenate([np.linspace(lo, mid, n1), np.linspace(mid, np.log(far), n_grid - n1 + 1)[1:]])
-            b = np.exp(u)
-            f = self._drift_force(b) / (eps * self._dtilde(b))
-            phi = cumulative_simpson(f * b, x=u, initial=0.0)         # Phi(b) = int U'/(n D) db
-            log_w = -phi - np.log(eps * self._dtilde(b)) + u           # ln(e^{-Phi}/D db/du)
-            if log_w[-1] < np.max(log_w) - 50 or far > 1e3 * b0:
-                break
-            far *= 2.0
-        # inner(y) = int_y^far e^{-Phi}/D db;  tau = int_bt^b0 e^{Phi(y)} inner(y) dy
-        m = np.max(log_w)
-        rev = cumulative_simpson(np.exp(log_w - m)[::-1], x=-u[::-1], initial=0.0)[::-1]
-        with np.errstate(divide="ignore"):
-            log_outer = phi[:n1] + m + np.log(np.maximum(rev[:n1], 0.0)) + u[:n1]
-        top = np.max(log_outer)
-        integral = simpson(np.exp(log_outer - top), x=u[:n1])
-        return float(top + np.log(integral))
+        return log_first_passage_time(self._drift_force, lambda b: eps * self._dtilde(b), self.b_start,
+                                      self.b_target, n_grid=n_grid)
 
     def tau(self, lr, batch_size, n_samples=None) -> float:
         """Exact mean first-passage time (Langevin time, convention units) from the start to the stop.
 
         Parameters
         ----------
-        lr : float > 0
-            Learning rate.
-        batch_size : int >= 1
-            Batch size.
-        n_samples : int or None
-            Data-set size for the without-replacement factor ``f``.
+        lr, batch_size, n_samples : float > 0, int >= 1, int or None
+            The SGD point, as in :meth:`kramers_tau`.
 
         Returns
         -------

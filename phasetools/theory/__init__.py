@@ -44,7 +44,8 @@ from ._sgd import (effective_temperature, gradient_covariance_from_K, gradient_n
                    residual_moments, without_replacement_factor)
 from ._network import end_to_end, layer_shapes
 from ._predict import (CrossModeNoise, EscapePrediction, ModeNoise, PlateauPrediction, data_cross_noise,
-                       data_mode_noise, mode_noise, plateau_time, predict_injected_escape, predict_sgd_escape)
+                       data_mode_noise, log_first_passage_time, mode_noise, plateau_time, predict_injected_escape,
+                       predict_sgd_escape)
 from ._symbolic import (SYMBOLS, chain_potential, closed_forms, compiled_potential, network_potential,
                         reduced_potential)
 

@@ -38,7 +38,7 @@ from ._convention import Convention, resolve_convention
 from ._landscape import stationary_points
 from ._sgd import effective_temperature, without_replacement_factor
 
-__all__ = ["ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape",
+__all__ = ["log_first_passage_time", "ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape",
            "PlateauPrediction", "plateau_time", "predict_injected_escape", "MOMENTS", "PREDICTED_SAMPLINGS"]
 
 #: Per-sample noise models: the data's own fourth moments, or the Gaussian (Isserlis) ones.
@@ -399,20 +399,45 @@ class _Reduced:
         return 2 * self.kappa ** 2 * np.maximum(self.noise.kernel(b ** n), 0.0) * b ** (2 * n - 2)
 
 
-def _log_mfpt(red, eps, b0, bt, n_grid=20001):
-    """``ln`` of the mean first-passage time of ``db = -F dt + sqrt(2 eps D) dW`` from ``b0`` down to ``bt``
-    (reflecting far above ``b0``): ``tau = int_bt^b0 e^Phi(y) int_y^far e^-Phi / (eps D) dz dy``."""
+def log_first_passage_time(force, diffusion, b_start, b_target, *, n_grid=20001) -> float:
+    """``ln`` of the mean first-passage time of a 1-D diffusion from ``b_start`` down to ``b_target``.
+
+    The diffusion is ``db = -F(b) dt + sqrt(2 D(b)) dW`` with a reflecting wall far above the
+    start (placed where the weight ``e^-Phi / D`` of the stationary density has dropped by
+    ``e^-50``); ``tau = int_bt^b0 e^Phi(y) int_y^far e^-Phi(z) / D(z) dz dy`` with
+    ``Phi(b) = int F / D db``, by Simpson quadrature on a grid uniform in ``ln b`` on both sides
+    of the start (the start on a node). Computed in logarithms, so it never overflows.
+
+    Parameters
+    ----------
+    force : callable
+        ``F(b)`` on an array of ``b`` (the downhill drift, positive where ``b`` falls).
+    diffusion : callable
+        ``D(b) > 0`` on an array of ``b`` (the noise strength included).
+    b_start : float > b_target
+        Start of the paths.
+    b_target : float > 0
+        The absorbing level below the start.
+    n_grid : int, default 20001
+        Quadrature grid points.
+
+    Returns
+    -------
+    float
+        ``ln tau`` (time units of ``F`` and ``D``).
+    """
     from scipy.integrate import cumulative_simpson, simpson
 
+    b0, bt = b_start, b_target
     far = 2.0 * b0
     lo, mid = np.log(bt), np.log(b0)
     while True:
         n1 = int(n_grid * (mid - lo) / (np.log(far) - lo)) // 2 * 2 + 1
         u = np.concatenate([np.linspace(lo, mid, n1), np.linspace(mid, np.log(far), n_grid - n1 + 1)[1:]])
         b = np.exp(u)
-        D = eps * red.diffusion(b)
-        phi = cumulative_simpson((red.force(b) - eps * red.repulsion(b)) / D * b, x=u, initial=0.0)
-        log_w = -phi - np.log(D) + u
+        D = diffusion(b)
+        phi = cumulative_simpson(force(b) / D * b, x=u, initial=0.0)   # Phi(b) = int F/D db
+        log_w = -phi - np.log(D) + u                                    # ln(e^{-Phi}/D db/du)
         if log_w[-1] < np.max(log_w) - 50 or far > 1e3 * b0:
             break
         far *= 2.0
@@ -422,6 +447,13 @@ def _log_mfpt(red, eps, b0, bt, n_grid=20001):
         log_outer = phi[:n1] + m + np.log(np.maximum(rev[:n1], 0.0)) + u[:n1]
     top = np.max(log_outer)
     return float(top + np.log(simpson(np.exp(log_outer - top), x=u[:n1])))
+
+
+def _log_mfpt(red, eps, b0, bt, n_grid=20001):
+    """``ln`` of the mean first-passage time of ``db = -F dt + sqrt(2 eps D) dW`` from ``b0`` down to ``bt``
+    (reflecting far above ``b0``): :func:`log_first_passage_time` of the reduced mode."""
+    return log_first_passage_time(lambda b: red.force(b) - eps * red.repulsion(b), lambda b: eps * red.diffusion(b),
+                                  b0, bt, n_grid=n_grid)
 
 
 def _target_b(n, noise, P_start, target):
