@@ -127,3 +127,26 @@ def test_learned_feature_the_global_state_drops(setup):
     assert D.barrier == D.barrier_down[0] and np.isfinite(D.tau_epochs) and D.tau_epochs > 1e3
     assert "learned but the global state drops it" in D.summary and "predicted to drop it" in D.summary
     assert np.isnan(D.cure_seed) and D.cure_epochs == -1
+
+
+def test_checkpoints_over_time_give_spectra(setup):
+    _, d, trap = setup
+    W = trap.weights(seed=0)
+    R = reseed(trap, d, mode=1, size=0.2, rng=0)
+    log = {"epoch": np.arange(0, 1001, 10.0), "loss": np.full(101, 0.67)}
+    D = diagnose(log, {0: W, 500: [w[0] for w in R]}, d, weight_decay=WD, lr=0.08, batch_size=64)
+    assert list(D.sv_epochs) == [0, 500] and list(D.effective_rank) == [1, 1]
+    assert D.layer_singular_values.shape[:2] == (2, 3)
+    np.testing.assert_allclose(D.layer_singular_values[1, :, 1], 0.2, rtol=0.05)
+    assert D.state.feature_seed[1].min() > 0.18 and not D.state.absent[1]
+
+
+@pytest.mark.slow
+def test_trap_that_never_escapes_in_2e4_epochs_escapes_within_100_with_the_theorys_dip(setup):
+    t, d, trap = setup
+    p = plan_cure(d, n_layers=3, weight_decay=WD, mode=1, seed_size=0.1, lr=0.08, batch_size=64)
+    C = compare_cures(d, trap, {"re-seed + dip": ([Stage(p.dip_epochs, p.dip_weight_decay)], 0.1)},
+                      weight_decay=WD, epochs=20_000, n_layers=3, width=10, lr=0.08, batch_size=64,
+                      test=t.test_set(), log_every=10, rng=7)
+    assert C.escaped.sum(axis=1).tolist() == [0, 3, 3]
+    assert np.all(C.escape_epoch[1] <= 100)
