@@ -86,18 +86,8 @@ def eyring_kramers_time(n_layers, c, gamma, temperature, a=1.0, *, direction="fw
 
     Parameters
     ----------
-    n_layers : int >= 2
-        Number of weight matrices.
-    c : float or array
-        Feature strength ``E[xy]`` of the mode (``eta`` in the paper convention).
-    gamma : float or array
-        Coupling (the weight decay in the paper convention).
-    temperature : float > 0 or array
-        Temperature in the convention's energy units.
-    a : float > 0 or array, default 1
-        Input variance ``E[x^2]`` of the mode.
-    direction : {"fwd", "bwd"}
-        ``"fwd"``: from the trivial state to the learned minimum; ``"bwd"``: back.
+    n_layers, c, gamma, temperature, a, direction
+        The mode, its temperature and the direction of escape, as in :func:`kramers_time`.
     width : int >= 1, default 1
         Hidden width ``h`` of the network.
     convention : {"canonical", "paper"} or Convention
@@ -296,18 +286,8 @@ def mean_first_passage_time(n_layers, c, gamma, temperature, a=1.0, *, direction
 
     Parameters
     ----------
-    n_layers : int >= 2
-        Number of weight matrices.
-    c : float or array
-        Feature strength ``E[xy]`` of the mode (``eta`` in the paper convention).
-    gamma : float or array
-        Coupling (the weight decay in the paper convention).
-    temperature : float > 0 or array
-        Temperature in the convention's energy units.
-    a : float > 0 or array, default 1
-        Input variance ``E[x^2]`` of the mode.
-    direction : {"fwd", "bwd"}
-        ``"fwd"``: from the trivial state to the learned minimum; ``"bwd"``: back.
+    n_layers, c, gamma, temperature, a, direction
+        The mode, its temperature and the direction of escape, as in :func:`kramers_time`.
     convention : {"canonical", "paper"} or Convention
         Units of the inputs and of the result.
     n_grid : int >= 101, default 20001
