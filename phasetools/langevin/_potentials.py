@@ -204,15 +204,8 @@ def chain(n_layers, c, gamma, a=1.0, *, convention="canonical") -> Potential:
     ----------
     n_layers : int >= 2
         Number of weight matrices (here scalars ``w_1 ... w_n``).
-    c : float
-        The mode's signal ``E[xy]``.
-    gamma : float >= 0
-        Coupling (the weight decay in ``convention="paper"``).
-    a : float > 0
-        Input variance ``E[x^2]``.
-    convention : {"canonical", "paper"} or Convention
-        Energy convention: the potential is ``kappa x`` the canonical one and ``gamma`` is the
-        convention's coupling (the SGD weight decay in ``"paper"``).
+    c, gamma, a, convention
+        The mode and the energy convention, as in :func:`reduced`.
 
     Returns
     -------

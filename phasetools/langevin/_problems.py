@@ -105,7 +105,7 @@ class EscapeProblem:
         Parameters
         ----------
         temperature : float > 0
-            Temperature of additive noise (convention energy units).
+            As in :meth:`theory_tau`.
 
         Returns
         -------
@@ -143,12 +143,9 @@ class EscapeProblem:
 
         Parameters
         ----------
-        lr : float > 0
-            Learning rate.
-        batch_size : int >= 1
-            Batch size.
-        n_samples : int or None
-            Data-set size for the without-replacement factor ``(N - B)/(N - 1)``.
+        lr, batch_size, n_samples : float > 0, int >= 1, int or None
+            The SGD point, as in :class:`SGDNoise` (``n_samples`` switches on the
+            without-replacement factor ``(N - B)/(N - 1)``).
         output_var : float >= c^2/a, default 1
             ``E[y^2]`` (1: the paper's unit output variances).
 
@@ -198,7 +195,7 @@ class EscapeProblem:
         Parameters
         ----------
         temperature : float > 0
-            Temperature of additive noise (convention energy units).
+            As in :meth:`theory_tau`.
 
         Returns
         -------

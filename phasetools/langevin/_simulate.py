@@ -66,14 +66,8 @@ class BrownianBridge:
 
     Parameters
     ----------
-    name : str
-        The scheme's name in results (``"bridge"``).
-    strong_order, weak_order : float
-        Orders of convergence of paths and of expectations.
-    first_passage_order : float
-        Order of the first-passage (escape-time) bias in ``dt``.
-    bridge : bool
-        Whether the Brownian-bridge crossing test runs between grid points.
+    name, strong_order, weak_order, first_passage_order, bridge
+        As in :class:`EulerMaruyama` (``"bridge"``, first-passage order 1, bridge on).
     """
 
     name: str = "bridge"
@@ -123,16 +117,11 @@ class SGDNoise:
 
     Parameters
     ----------
-    lr : float > 0
-        Learning rate.
-    batch_size : int >= 1
-        Batch size ``B``.
-    input_cov : array (d, d)
-        ``S_xx = E[x x^T]``.
-    cross_cov : array (p, d)
-        ``S_yx = E[y x^T]``.
-    output_cov : array (p, p)
-        ``S_yy = E[y y^T]``.
+    lr, batch_size : float > 0, int >= 1
+        Learning rate and batch size ``B``.
+    input_cov, cross_cov, output_cov : arrays
+        ``S_xx`` (d, d), ``S_yx`` (p, d), ``S_yy`` (p, p), as in
+        :func:`phasetools.theory.residual_moments`.
     n_samples : int >= max(2, batch_size) or None
         Switches on the without-replacement factor ``(N - B)/(N - 1)``
         (:func:`phasetools.theory.without_replacement_factor`).

@@ -142,12 +142,8 @@ class GradientNoise(Result):
 
         Parameters
         ----------
-        lr : float > 0
-            Learning rate.
-        batch_size : int >= 1
-            Batch size.
-        n_samples : int or None
-            Data-set size for the without-replacement factor.
+        lr, batch_size, n_samples : float > 0, int >= 1, int or None
+            As in :func:`phasetools.theory.effective_temperature`.
 
         Returns
         -------
