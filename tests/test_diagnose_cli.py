@@ -51,3 +51,12 @@ def test_csv_alone_and_errors(stored, capsys):
     assert main(["diagnose", str(stored / "log.csv"), "--weights", str(stored / "ckpt.npz")]) == 2
     assert "--data" in capsys.readouterr().err
     assert main(["diagnose", str(stored / "missing.csv")]) == 2
+
+
+def test_teacher_data_flags(stored, capsys):
+    assert main(["diagnose", str(stored / "log.csv"), "--weights", str(stored / "ckpt.npz"), "--eta", "0.9,0.8",
+                 "--n-samples", "512", "--data-seed", "1", "--weight-decay", "0.258", "--lr", "0.08"]) == 0
+    assert "absent in every layer" in capsys.readouterr().out
+    assert main(["diagnose", str(stored / "log.csv"), "--weights", str(stored / "ckpt.npz"), "--eta", "0.9,0.8",
+                 "--data", str(stored / "data.npz"), "--weight-decay", "0.258"]) == 2
+    assert "not both" in capsys.readouterr().err
