@@ -64,7 +64,7 @@ def test_readers_agree(tmp_path):
     assert len({find_plateaus(g).n_plateaus for g in logs}) == 1
 
 
-def test_training_run_log(tiny_trap=None):
+def test_training_run_log():
     from phasetools.training import GaussianTeacher, train
     t = GaussianTeacher((0.9, 0.8))
     run = train(t.moments, n_layers=3, width=4, epochs=50, lr=0.1, weight_decay=0.0, n_seeds=2, rng=1, log_every=5)
