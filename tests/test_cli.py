@@ -328,3 +328,15 @@ def test_simulate_escape_ranges_and_n_threads(capsys):
     assert code == 2 and "batch_size must be integers" in err
     code, out, err = run(capsys, "simulate", "escape", "--c", "0.8,0.9", "--gamma", "0.32", "--temperature", "0.01")
     assert code == 2 and "c takes one value here" in err
+
+
+def test_command_group_adds_a_command_with_its_own_subcommands():
+    import argparse
+
+    from phasetools.cli._args import command_group
+    top = argparse.ArgumentParser().add_subparsers(dest="command")
+    parser, subcommands = command_group(top, "demo", "a demo command")
+    subcommands.add_parser("run")
+    args = top._name_parser_map["demo"].parse_args(["run"])
+    assert parser is top._name_parser_map["demo"]
+    assert args.demo_command == "run"

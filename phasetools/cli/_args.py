@@ -19,7 +19,7 @@ import argparse
 
 import numpy as np
 
-__all__ = ["ValuesError", "values", "one_value", "one_or_many", "values_type", "count", "Parser"]
+__all__ = ["ValuesError", "values", "one_value", "one_or_many", "values_type", "count", "command_group", "Parser"]
 
 #: Largest integer a count can take (numba kernels count in int64).
 MAX_COUNT = 2**63 - 1
@@ -117,12 +117,8 @@ def one_or_many(text, *, kind=float, name="value"):
 
     Parameters
     ----------
-    text : str
-        The flag's text.
-    kind : type
-        ``float`` or ``int``.
-    name : str
-        The parameter's name, used in error messages.
+    text, kind, name
+        As in :func:`one_value`.
 
     Returns
     -------
@@ -138,10 +134,8 @@ def values_type(*, kind=float, name="value"):
 
     Parameters
     ----------
-    kind : type
-        ``float`` or ``int``.
-    name : str
-        The parameter's name, used in error messages.
+    kind, name
+        As in :func:`values`.
 
     Returns
     -------
@@ -193,6 +187,29 @@ def count(name, *, minimum=0, maximum=MAX_COUNT):
 
     parse.__name__ = name
     return parse
+
+
+def command_group(sub, name, help):
+    """Add the command ``name`` with subcommands of its own (``args.<name>_command``) to ``sub``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The top-level subcommands.
+    name : str
+        The command (``"train"``, ``"predict"``, ...).
+    help : str
+        Its line in ``phasetools --help``.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    subcommands : argparse._SubParsersAction
+        Where its subcommands are added (``dest="<name>_command"``).
+    """
+    parser = sub.add_parser(name, help=help)
+    return parser, parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
 
 
 class Parser(argparse.ArgumentParser):

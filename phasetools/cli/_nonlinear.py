@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import one_value, values
+from ._args import command_group, one_value, values
 
 
 def add_parser(sub):
@@ -18,15 +18,15 @@ def add_parser(sub):
     Parameters
     ----------
     sub : argparse._SubParsersAction
-        The top-level subcommands.
+        Where ``nonlinear`` is registered (the top-level subcommands).
 
     Returns
     -------
     argparse.ArgumentParser
-        The ``nonlinear`` parser.
+        The ``nonlinear`` parser (subcommands grok, sweep, escape, verdicts).
     """
-    nl = sub.add_parser("nonlinear", help="grokking in nonlinear networks: runs, weight-decay sweeps, escapes, verdicts")
-    nsub = nl.add_subparsers(dest="nonlinear_command", metavar="SUBCOMMAND")
+    nl, nsub = command_group(sub, "nonlinear",
+                             "grokking in nonlinear networks: runs, weight-decay sweeps, escapes, verdicts")
 
     p = nsub.add_parser("grok", help="train and report fit and generalisation epochs (grokking curves)")
     _common(p)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from .._validation import check_int
-from ._args import values
+from ._args import command_group, values
 
 __all__ = ["add_parser"]
 
@@ -24,15 +24,14 @@ def add_parser(sub):
     Parameters
     ----------
     sub : argparse subparsers
-        The top-level subcommands.
+        The top-level subcommands of ``phasetools``.
 
     Returns
     -------
     argparse.ArgumentParser
-        The ``predict`` parser.
+        The ``predict`` parser (subcommands escape and plateau).
     """
-    pred = sub.add_parser("predict", help="predicted escape / plateau times of a training set-up (no training)")
-    psub = pred.add_subparsers(dest="predict_command", metavar="SUBCOMMAND")
+    pred, psub = command_group(sub, "predict", "predicted escape / plateau times of a training set-up (no training)")
     p = psub.add_parser("escape", help="(a) mean SGD escape time of the weakest metastable mode (with replacement)")
     _data(p, samples=512)
     p.add_argument("--width", type=count("width", minimum=1), default=10, help="hidden width (default 10)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._progress import plus_minus
-from ._args import count, one_value, values
+from ._args import command_group, count, one_value, values
 
 #: The paper's network and optimiser (E1, E2, E4).
 PAPER = dict(n_layers=3, width=10, lr=0.08, batch_size=64, target_weight_decay=0.32,
@@ -26,15 +26,14 @@ def add_parser(sub):
     Parameters
     ----------
     sub : argparse subparsers
-        The top-level subcommands.
+        The top-level subcommands, to which ``train`` is added.
 
     Returns
     -------
     argparse.ArgumentParser
-        The ``train`` parser.
+        The ``train`` parser (subcommands sweep, trap, arrhenius and sparse).
     """
-    train = sub.add_parser("train", help="real SGD on deep linear networks: the paper's protocols E1, E2, E4, E5")
-    tsub = train.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
+    train, tsub = command_group(sub, "train", "real SGD on deep linear networks: the paper's protocols E1, E2, E4, E5")
     _sweep_parser(tsub)
     _trap_parser(tsub)
     _arrhenius_parser(tsub)
