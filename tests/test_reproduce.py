@@ -40,6 +40,15 @@ def test_report_lists_every_claim_and_figure(smoke):
     assert "not run:" not in text
 
 
+def test_report_defines_its_terms_before_the_tables(smoke):
+    text = (smoke / "report.md").read_text()
+    terms = text.index("## Terms")
+    assert terms < text.index("## The paper's claims")
+    for term in ("**top-m state**", "**residual seed**", "E3 the barrier", "C = 2 N_θ / tr Σ"):
+        assert text.index(term) > terms, term
+        assert text.index(term) < text.index("## The paper's claims"), term
+
+
 def _stats(R):
     return {k: [copy.deepcopy(r.stats) for r in (v if isinstance(v, list) else [v])] for k, v in R.items()}
 

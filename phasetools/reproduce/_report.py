@@ -162,6 +162,21 @@ _SETTINGS = [
 ]
 
 
+# Terms the report uses before it explains them, defined once near its top.
+_TERMS = [
+    "* **E1, E2, E4, E5**: the paper's experiments as this report numbers them: E1 the weight-decay sweeps, "
+    "E2 trapping and release, E3 the barrier along the minimum-loss path (a theory check, F10), E4 escape "
+    "times against batch_size/lr, E5 sparse sub-sampling (grokking). See docs/reproduce.md.",
+    "* **top-m state**: the network state in which the m strongest features are learned and the rest are "
+    "off; for aligned data these are exactly its local minima (docs/theory.md).",
+    "* **residual seed**: what is left of an unlearned feature in a trapped network, the size of each layer's "
+    "component along that feature's directions; it sets how long a noise-free run stays on a plateau.",
+    "* **T_eff and C**: the isotropic effective temperature of SGD, T_eff = lr tr(Σ) / (2 B N_θ) with Σ the "
+    "per-sample gradient covariance and N_θ the number of weights; C = 2 N_θ / tr Σ is the factor that turns "
+    "B/lr into 1/T_eff (1/T_eff = C B/lr).",
+]
+
+
 def _md_escape(s) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
@@ -239,7 +254,7 @@ def write_report(out: Path, R, report, figures, *, figure_captions, scale, wall,
              f"**The paper's claims: {counts['agrees']} agree, {counts['disagrees']} disagree, "
              f"{counts['not testable']} not testable** (every id of the paper's catalogue F1-F14, N1-N15; the "
              f"toolkit's own checks below are not counted). Every row states how it was measured and the rule "
-             "that decided it.", "", "## The paper's claims", ""]
+             "that decided it.", "", "## Terms", ""] + _TERMS + ["", "## The paper's claims", ""]
     lines += _verdict_lines(report, "paper")
     lines += ["", f"## Checks of the theory and the engine (the toolkit's own; {own['agrees']} agree, "
               f"{own['disagrees']} disagree, {own['not testable']} not testable)", ""]

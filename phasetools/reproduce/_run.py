@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import progress
 from ._claims import claim_report
 from ._experiments import SCALES, run_experiment, tasks
 from ._figures import FIGURES, figures
@@ -214,6 +215,7 @@ def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers
                         n_workers=n_workers, scheduler=scheduler, dask_workers=dask_workers, resume=resume,
                         overwrite=overwrite, progress=not quiet)
     outcome.check()
+    phase = progress(total=3, desc="verdicts, figures, report", quiet=quiet)   # the phase after the sweep
     results = outcome.results()
     R = collect(grid, results)
     report = claim_report(R)
@@ -221,11 +223,15 @@ def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers
     if vpath.exists():
         vpath.unlink()
     save(report, vpath, name="claims", command=command)
+    phase.update(1)
     figs = figures(R, out)
+    phase.update(1)
     wall = time.perf_counter() - t0
     total, executors = run_log(out, wall, outcome.executor, resume)   # a resume keeps the first run's record
     rpath = write_report(out, R, report, figs, figure_captions=FIGURES, scale=scale, wall=total, command=command,
                          executor=executors, seed=outcome.seed)
+    phase.update(1)
+    phase.close()
     for lock in (out / "results.h5.lock", out / "verdicts.h5.lock"):   # the writers are done
         lock.unlink(missing_ok=True)
     return ReproduceOutcome(out=out, results=out / "results.h5", report=rpath, figures=tuple(figs), scale=scale,
