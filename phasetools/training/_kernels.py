@@ -102,6 +102,16 @@ def _products(th, dims, offs, pre, poffs, suf, soffs):
                 suf[sout + a * cols + j] = acc
 
 
+@jit(inline="always")
+def _residual_row(pre, mo, X, i, a, r, d_in, G):
+    """Row ``a`` of ``G += r_a x_i^T``, with ``r_a = r + (M x_i)_a`` (``r``: minus the target);
+    inlined into its callers (a call per row costs more than the row)."""
+    for b in range(d_in):
+        r += pre[mo + a * d_in + b] * X[i, b]
+    for b in range(d_in):
+        G[a * d_in + b] += r * X[i, b]
+
+
 @jit
 def _residual_batch(pre, mo, X, Y, idx, start, count, scale, d_in, d_out, G):
     """``G = scale * sum_q (M x_q - y_q) x_q^T`` over rows ``idx[start:start+count]``."""
@@ -110,11 +120,7 @@ def _residual_batch(pre, mo, X, Y, idx, start, count, scale, d_in, d_out, G):
     for q in range(count):
         i = idx[start + q]
         for a in range(d_out):
-            r = -Y[i, a]
-            for b in range(d_in):
-                r += pre[mo + a * d_in + b] * X[i, b]
-            for b in range(d_in):
-                G[a * d_in + b] += r * X[i, b]
+            _residual_row(pre, mo, X, i, a, -Y[i, a], d_in, G)
     for t in range(d_out * d_in):
         G[t] = G[t] * scale
 
@@ -166,11 +172,7 @@ def _residual_batch_labels(pre, mo, X, Y, idx, start, count, scale, d_in, d_out,
     for q in range(count):
         i = idx[start + q]
         for a in range(d_out):
-            r = -(Y[i, a] + eps[q * d_out + a])
-            for b in range(d_in):
-                r += pre[mo + a * d_in + b] * X[i, b]
-            for b in range(d_in):
-                G[a * d_in + b] += r * X[i, b]
+            _residual_row(pre, mo, X, i, a, -(Y[i, a] + eps[q * d_out + a]), d_in, G)
     for t in range(d_out * d_in):
         G[t] = G[t] * scale
 
