@@ -456,6 +456,16 @@ def _log_mfpt(red, eps, b0, bt, n_grid=20001):
                                   b0, bt, n_grid=n_grid)
 
 
+def _prediction(tau, tau_isotropic, assumptions, *, lr, steps_per_epoch, **fields) -> EscapePrediction:
+    """An :class:`EscapePrediction` of Langevin times ``tau`` and ``tau_isotropic``, also in steps
+    (``/ lr``) and epochs (``/ (lr steps_per_epoch)``); ``fields`` are the other fields."""
+    per_epoch = lr * steps_per_epoch
+    return EscapePrediction(lr=lr, steps_per_epoch=steps_per_epoch, tau_time=tau, tau_steps=tau / lr,
+                            tau_epochs=tau / per_epoch, tau_isotropic_time=tau_isotropic,
+                            tau_isotropic_epochs=tau_isotropic / per_epoch, assumptions="\n".join(assumptions),
+                            **fields)
+
+
 def _target_b(n, noise, P_start, target):
     """The stop: ``P`` at the MSE midpoint between ``P_start`` and 0 (``target=None``), else ``target``."""
     if target is None:
@@ -568,12 +578,12 @@ def predict_sgd_escape(n_layers, noise, weight_decay, *, lr, batch_size, n_sampl
         else:
             tau = float(np.exp(_log_mfpt(red, lr / B, b_m, bt)))
             tau_iso = float(np.exp(_isotropic_log_tau(red, T, b_m, bt)))
-    return EscapePrediction(
-        regime="sgd_replacement" if sampling == "replacement" else "full_batch", n_layers=n,
-        weight_decay=float(weight_decay), lr=lr, batch_size=B, n_samples=N, steps_per_epoch=spe, sampling=sampling,
-        moments=noise.moments, coupled=coupling is not None, convention=conv, barrier=float(red.energy(b_s) - red.energy(b_m)), b_start=b_m,
-        b_saddle=b_s, b_target=bt, tau_time=tau, tau_steps=tau / lr, tau_epochs=tau / (lr * spe), temperature=T,
-        tau_isotropic_time=tau_iso, tau_isotropic_epochs=tau_iso / (lr * spe), assumptions="\n".join(ASSUMPTIONS_A))
+    return _prediction(tau, tau_iso, ASSUMPTIONS_A, lr=lr, steps_per_epoch=spe,
+                       regime="sgd_replacement" if sampling == "replacement" else "full_batch", n_layers=n,
+                       weight_decay=float(weight_decay), batch_size=B, n_samples=N, sampling=sampling,
+                       moments=noise.moments, coupled=coupling is not None, convention=conv,
+                       barrier=float(red.energy(b_s) - red.energy(b_m)), b_start=b_m, b_saddle=b_s, b_target=bt,
+                       temperature=T)
 
 
 ASSUMPTIONS_C = (
@@ -658,11 +668,10 @@ def predict_injected_escape(n_layers, c, weight_decay, temperature, *, a=1.0, n_
         tau1 = float(np.exp(_log_mfpt_up(red.energy, T, n, 0, bt)))
     N = 1 if n_samples is None else check_int(n_samples, "n_samples", 1)
     barrier = float(red.energy(b_s) - red.energy(0.0)) if np.isfinite(b_s) else 0.0
-    return EscapePrediction(
-        regime="injected_upward", n_layers=n, weight_decay=float(weight_decay), lr=lr, batch_size=N, n_samples=N,
-        steps_per_epoch=1, sampling="full", moments="gaussian", coupled=False, convention=conv, barrier=barrier,
-        b_start=0.0, b_saddle=b_s, b_target=bt, tau_time=tau, tau_steps=tau / lr, tau_epochs=tau / lr,
-        temperature=T, tau_isotropic_time=tau1, tau_isotropic_epochs=tau1 / lr, assumptions="\n".join(ASSUMPTIONS_C))
+    return _prediction(tau, tau1, ASSUMPTIONS_C, lr=lr, steps_per_epoch=1, regime="injected_upward", n_layers=n,
+                       weight_decay=float(weight_decay), batch_size=N, n_samples=N, sampling="full",
+                       moments="gaussian", coupled=False, convention=conv, barrier=barrier, b_start=0.0,
+                       b_saddle=b_s, b_target=bt, temperature=T)
 
 
 @register
