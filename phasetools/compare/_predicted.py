@@ -124,7 +124,7 @@ class PredictedVsMeasured(Result):
         Parameters
         ----------
         model : str, optional
-            A column (default the first).
+            As in :meth:`ratio`.
 
         Returns
         -------

@@ -576,6 +576,7 @@ def load(path, name: str | None = None) -> Result:
     Returns
     -------
     Result
+        The stored result, as written.
 
     Raises
     ------

@@ -117,7 +117,7 @@ def parts_dir(path) -> Path:
     Parameters
     ----------
     path : str or Path
-        The sweep file.
+        The sweep file; the folder lies beside it.
 
     Returns
     -------
