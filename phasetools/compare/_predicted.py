@@ -169,7 +169,7 @@ class PredictedVsMeasured(Result):
         Parameters
         ----------
         regime : str, optional
-            Only the points of this regime.
+            As in :meth:`ablation`.
 
         Returns
         -------

@@ -611,11 +611,12 @@ def file_provenance(path) -> dict:
     Parameters
     ----------
     path : str or Path
-        A phasetools results file.
+        A phasetools results file; only its root attributes are read.
 
     Returns
     -------
     dict
+        Attribute name to value (see :func:`phasetools.io.provenance`).
     """
     with open_results(path) as f:
         try:
