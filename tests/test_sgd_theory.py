@@ -159,3 +159,15 @@ def test_sgd_noise_factor_is_the_theory_factor():
     n = lv.SGDNoise(0.1, 16, [[1.0]], [[0.5]], [[1.0]], n_samples=64)
     assert n.factor == without_replacement_factor(16, 64) == 48 / 63
     assert lv.SGDNoise(0.1, 16, [[1.0]], [[0.5]], [[1.0]]).factor == 1.0
+
+
+def test_log_first_passage_time_matches_mfpt_1d_for_constant_diffusion():
+    # db = -U'(b) dt + sqrt(2 T) dW from the well at b = 1 down to 0.5: the additive-noise
+    # formula of mfpt_1d (reflecting at 3, where U is 80 T above the well) is the same time
+    import math
+
+    from phasetools.theory import log_first_passage_time, mfpt_1d
+    T = 0.1
+    expected = mfpt_1d(lambda b: 2.0 * (b - 1.0) ** 2, 1.0, 0.5, 3.0, T)
+    got = log_first_passage_time(lambda b: 4.0 * (b - 1.0), lambda b: np.full_like(b, T), 1.0, 0.5)
+    assert got == pytest.approx(math.log(expected), rel=1e-6)
