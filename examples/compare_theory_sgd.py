@@ -13,8 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 
-from phasetools.reproduce import collect, evaluate_claims, run_experiment, side_by_side  # noqa: E402
-from phasetools.reproduce._figures import _scatter_figure  # noqa: E402
+from phasetools.reproduce import (collect, escape_scatter_figure, evaluate_claims, run_experiment,  # noqa: E402
+                                  side_by_side)
 
 out = Path(__file__).parent / "output"
 grid = [dict(experiment="theory_critical"), dict(experiment="theory_landscape"),
@@ -32,5 +32,5 @@ for cv in evaluate_claims(R):
     if cv.claim.id in ("langevin_arrhenius", "sgd_temperature"):
         for v in cv.verdicts:
             print(f"\n{cv.claim.statement}\n  -> {v.outcome}: {v.quantity}; {v.detail}\n     rule: {v.rule}")
-path = _scatter_figure(R).save(out / "compare_escape_times.png")
+path = escape_scatter_figure(R).save(out / "compare_escape_times.png")
 print("\nwrote", path[0])

@@ -26,11 +26,11 @@ figures. ``results`` maps experiment names to results (``theory_critical``, ``e1
 from ._claims import (CLAIM_IDS, CLAIMS, N_PARAMS_PAPER, OWN_CHECKS, claim_report, decide_delay_decades,
                       decide_noise_driver, evaluate_claims, fitted_seed, float_floor, noise_exponent, sensitivity)
 from ._experiments import SCALES, run_experiment, tasks
-from ._figures import FIGURES
+from ._figures import FIGURES, escape_scatter_figure
 from ._report import side_by_side
 from ._run import DEFAULT_SEED, ReproduceOutcome, collect, reproduce
 
 __all__ = ["reproduce", "ReproduceOutcome", "tasks", "run_experiment", "collect", "SCALES", "FIGURES",
            "DEFAULT_SEED", "CLAIMS", "CLAIM_IDS", "OWN_CHECKS", "N_PARAMS_PAPER", "evaluate_claims", "claim_report",
            "side_by_side", "sensitivity", "decide_noise_driver", "decide_delay_decades", "noise_exponent",
-           "fitted_seed", "float_floor"]
+           "fitted_seed", "float_floor", "escape_scatter_figure"]

@@ -67,7 +67,7 @@ def figures(R, out: Path) -> list:
         save(pp.escape_sweep(R["e4_corrected"]), "e4_escape_sweep.png")
     if "e5" in R and R["e5"].trapped.any():
         save(pp.grokking(R["e5"]), "e5_grokking.png")
-    save(_scatter_figure(R), "escape_scatter.png")
+    save(escape_scatter_figure(R), "escape_scatter.png")
     if "n12_noise" in R and "n12_runs" in R:
         save(_n12_figure(R["n12_noise"], R["n12_runs"]), "n12_noise.png")
     if "e5" in R:
@@ -199,7 +199,20 @@ def _sgd_predictions(R) -> list:
     return out
 
 
-def _scatter_figure(R):
+def escape_scatter_figure(R):
+    """Measured against predicted escape times: the Langevin chain and SGD (isotropic T_eff).
+
+    Parameters
+    ----------
+    R : dict
+        Experiment results by name, as :func:`phasetools.reproduce.collect` returns them
+        (uses ``langevin_chain`` and the corrected E4 sweep when present).
+
+    Returns
+    -------
+    phasetools.plot.Plot
+        One log-log panel with the line measured = predicted.
+    """
     from ..plot import Plot
     fig, (ax,) = _new(figsize=(5.6, 5.0))
     pts = []
