@@ -33,7 +33,7 @@ CONVENTION = "paper"
 BETA_PAPER = 0.32
 MODE_COLORS = ("tab:blue", "tab:orange")
 STATE_COLORS = ("0.35", "tab:green", "tab:purple")  # top-m states m = 0, 1, 2
-STATE_NAMES = ("m = 0: trivial", "m = 1: mode 1 learned", "m = 2: modes 1 and 2 learned")
+STATE_NAMES = ("m = 0: trivial", "m = 1: mode 0 learned", "m = 2: modes 0 and 1 learned")
 
 
 def print_tables(m_crit, m_at):
