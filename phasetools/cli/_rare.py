@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import count, values
+from ._args import command_group, count, values
 
 
 def add_parser(sub):
@@ -26,9 +26,8 @@ def add_parser(sub):
     argparse.ArgumentParser
         The ``rare`` parser.
     """
-    rare = sub.add_parser("rare", help="rare events: escape times far beyond brute force (adaptive multilevel "
-                                       "splitting)")
-    rsub = rare.add_subparsers(dest="rare_command", metavar="SUBCOMMAND")
+    rare, rsub = command_group(sub, "rare", "rare events: escape times far beyond brute force (adaptive "
+                                            "multilevel splitting)")
     p = rsub.add_parser("escape", help="mean escape time of an escape problem by AMS, against theory")
     p.add_argument("--model", choices=["chain", "network", "reduced", "double_well"], default="double_well",
                    help="the escape problem (default double_well)")
