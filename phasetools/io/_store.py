@@ -192,6 +192,14 @@ def _file_version(f) -> int:
     return int(f.attrs.get("schema_version", 1))
 
 
+def _group_names(root, path):
+    """Sorted names of the result groups under ``root`` (none when ``root`` is None)."""
+    try:
+        return sorted(root) if root is not None else []
+    except _READ_ERRORS as exc:
+        raise CorruptFileError(f"{path}: /results is unreadable: {exc}") from None
+
+
 def results_group(f, path=None):
     """The ``/results`` group of an open file, or None when the file holds no result.
 
@@ -522,10 +530,7 @@ def list_results(path) -> list[StoredResult]:
     """
     with open_results(path) as f:
         root = results_group(f, path)
-        try:
-            names = sorted(root) if root is not None else []
-        except _READ_ERRORS as exc:
-            raise CorruptFileError(f"{path}: /results is unreadable: {exc}") from None
+        names = _group_names(root, path)
         return [_inspect(root, name) for name in names]
 
 
@@ -588,10 +593,7 @@ def load(path, name: str | None = None) -> Result:
     """
     with open_results(path) as f:
         root = results_group(f, path)
-        try:
-            names = sorted(root) if root is not None else []
-        except _READ_ERRORS as exc:
-            raise CorruptFileError(f"{path}: /results is unreadable: {exc}") from None
+        names = _group_names(root, path)
         if name is None:
             if len(names) != 1:
                 raise StoreError(f"{path}: holds {len(names)} results; pass name= one of {names}")
