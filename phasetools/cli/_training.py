@@ -112,6 +112,9 @@ def _arrhenius_parser(tsub):
     p.add_argument("--epochs", type=count("epochs"), default=20000)
     p.add_argument("--escape-to-rank", type=count("escape_to_rank"), default=None,
                    help="rank the escape leads to (default: one more than the checkpoint's)")
+    p.add_argument("--sampling", choices=["shuffle", "replacement", "full"], default="shuffle",
+                   help="minibatch sampler of the release: random reshuffling (default, one pass over a permutation "
+                        "per epoch), with replacement, or full batch")
     p.set_defaults(handler=_arrhenius)
 
 
@@ -309,7 +312,8 @@ def _arrhenius(args):
                          f"target_weight_decay {target:g} (test-MSE levels by rank: "
                          f"{np.round(levels, 4).tolist()})")
     sw = arrhenius_sweep(data, trap, lr=lrs, batch_size=bs, target_weight_decay=target, epochs=args.epochs,
-                         levels=(levels[rank], levels[to]), test=teacher.test_set(), rng=s_sweep, quiet=args.quiet)
+                         levels=(levels[rank], levels[to]), test=teacher.test_set(), sampling=args.sampling,
+                         rng=s_sweep, quiet=args.quiet)
     names = _store([trap, sw], args)
     fit = None
     try:
@@ -317,13 +321,15 @@ def _arrhenius(args):
     except ValueError:
         pass
     if args.json:
-        _print({"trap_rank": rank, "escape_to_rank": to, "lr": sw.lr, "batch_size": sw.batch_size,
+        _print({"trap_rank": rank, "escape_to_rank": to, "sampling": sw.sampling, "lr": sw.lr,
+                "batch_size": sw.batch_size,
                 "temperature": sw.temperature, "n_escaped": sw.n_escaped, "tau_epochs": sw.tau_epochs,
                 "tau_time": sw.tau_time, "slope_batch_size_over_lr": None if fit is None else fit.slope,
                 "stored": names}, args)
         return
     lines = [f"E4 from a rank-{rank} checkpoint (trap {tb}), escape to rank {to} at weight decay {target:g}; "
-             f"test-MSE levels {levels[rank]:.4f} -> {levels[to]:.4f}"] + _arrhenius_table(sw, fit)
+             f"test-MSE levels {levels[rank]:.4f} -> {levels[to]:.4f}; sampler {sw.sampling!r}"]
+    lines += _arrhenius_table(sw, fit)
     if names:
         lines.append(f"stored {', '.join(names)} in {args.out}")
     _print(lines, args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from ..theory import Convention
 from ._converge import RANK_THRESHOLD, escape_epochs, finite_init, layer_sv, rank
 from ._data import Dataset, as_data
 from ._noise import effective_temperature, gradient_covariance
+from ._options import SAMPLINGS
 from ._run import TrainingRun
 from ._train import train
 
@@ -31,7 +32,9 @@ class ArrheniusSweep(Result):
     ``temperature``: the effective temperature ``lr tr(Sigma) / (2 B N_theta)``
     (without-replacement factor included) of the per-sample gradient covariance ``Sigma``
     measured on the training data at the checkpoint (median over seeds), in convention units.
-    Files written with the former field ``target_beta`` load.
+    ``sampling`` names the minibatch sampler of the release (``"shuffle"``, ``"replacement"``
+    or ``"full"``); files written before it was recorded load as ``"shuffle"``, the only
+    sampler the sweep used then. Files written with the former field ``target_beta`` load.
 
     Parameters
     ----------
@@ -51,6 +54,8 @@ class ArrheniusSweep(Result):
         Per point: the exponential-MLE mean escape time and its interval.
     seed_size : numpy.ndarray
         (seed, layer): the residual seed at the checkpoint.
+    sampling : str
+        The release's sampler (keyword-only; default ``"shuffle"``).
     """
 
     n_layers: int
@@ -77,9 +82,10 @@ class ArrheniusSweep(Result):
     tau_time_low: np.ndarray
     tau_time_high: np.ndarray
     seed_size: np.ndarray
+    sampling: str = field(default="shuffle", kw_only=True)
 
     _config_fields = ("n_layers", "width", "target_weight_decay", "epochs", "convention", "steps_per_epoch_rule",
-                      "n_samples", "plateau_level", "target_level", "midpoint")
+                      "n_samples", "plateau_level", "target_level", "midpoint", "sampling")
     _dims = {"lr": ("point",), "batch_size": ("point",), "steps_per_epoch": ("point",),
              "temperature": ("point",), "gradient_trace": ("point",), "escape_epoch": ("point", "seed"),
              "escaped": ("point", "seed"), "tau_epochs": ("point",), "tau_epochs_low": ("point",),
@@ -130,7 +136,7 @@ class ArrheniusSweep(Result):
         pts = ", ".join(f"(lr={a:g}, B={b}): {int(e)}/{self.escaped.shape[1]}"
                         for a, b, e in zip(self.lr, self.batch_size, self.n_escaped))
         return (f"ArrheniusSweep(target_weight_decay={self.target_weight_decay:g}, epochs={self.epochs}, "
-                f"escaped {pts})")
+                f"sampling={self.sampling!r}, escaped {pts})")
 
 
 def _points(lr, batch_size):
@@ -156,7 +162,8 @@ def _point(d, start, trap_trace, n_params, lr, B, mid, direction, kw, rng):
 
 
 def arrhenius_sweep(data, trap: TrainingRun, *, lr, batch_size, target_weight_decay, epochs, levels, n_layers=None,
-                    width=None, convention="paper", test=None, log_every=1, rng=None, quiet=False) -> ArrheniusSweep:
+                    width=None, convention="paper", test=None, log_every=1, sampling="shuffle", rng=None,
+                    quiet=False) -> ArrheniusSweep:
     """E4: release ``trap`` (every seed of the checkpoint) at each ``(lr, batch_size)`` point.
 
     Parameters
@@ -183,6 +190,9 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lr, batch_size, target_weight_de
         Where the test MSE is measured.
     log_every : int >= 1
         Epochs between log points.
+    sampling : {"shuffle", "replacement", "full"}
+        The minibatch sampler of every release (:func:`train`; default ``"shuffle"``, random
+        reshuffling); recorded in the result.
     rng : None, int, SeedSequence or Generator
         Root of the streams (one spawned per point).
     quiet : bool
@@ -200,6 +210,7 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lr, batch_size, target_weight_de
     lr_a, b_a = _points(lr, batch_size)
     target_weight_decay = check_scalar(target_weight_decay, "target_weight_decay")
     epochs = check_int(epochs, "epochs", 1)
+    check_choice(sampling, "sampling", SAMPLINGS)
     plateau, target = (float(x) for x in levels)
     mid = 0.5 * (plateau + target)
     direction = "down" if target < plateau else "up"
@@ -213,7 +224,7 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lr, batch_size, target_weight_de
     tr = float(np.median([gradient_covariance([w[s] for w in ws], d, convention=convention).trace
                           for s in range(ws[0].shape[0])]))
     kw = dict(n_layers=n_layers, width=width, weight_decay=target_weight_decay, convention=convention, epochs=epochs,
-              test=test, log_every=log_every, layer_log_every=epochs)
+              test=test, log_every=log_every, layer_log_every=epochs, sampling=sampling)
     rows = [_point(d, start, tr, trap.n_params, float(lr_a[i]), int(b_a[i]), mid, direction, kw, streams[i])
             for i in progress(range(lr_a.size), desc="E4 Arrhenius sweep", quiet=quiet)]
     cols = list(zip(*rows))
@@ -226,4 +237,4 @@ def arrhenius_sweep(data, trap: TrainingRun, *, lr, batch_size, target_weight_de
         tau_epochs=np.array(cols[5], dtype=float), tau_epochs_low=np.array(cols[6], dtype=float),
         tau_epochs_high=np.array(cols[7], dtype=float), tau_time=np.array(cols[8], dtype=float),
         tau_time_low=np.array(cols[9], dtype=float), tau_time_high=np.array(cols[10], dtype=float),
-        seed_size=layer_sv(ws, k), seeds=seeds_record(seq), stats={})
+        seed_size=layer_sv(ws, k), sampling=sampling, seeds=seeds_record(seq), stats={})

@@ -85,6 +85,13 @@ class SparseGrokking(Result):
         not rank 1 and its "escape" at epoch 0 means nothing)."""
         return np.nan_to_num(self.singular_values[:, 0, 1], nan=np.inf) < self.sv_threshold
 
+    @property
+    def sampling(self) -> np.ndarray:
+        """Per run: the sampler that ran, ``"full"`` where ``full_batch`` (one deterministic step
+        per epoch) and ``"shuffle"`` (random reshuffling, the protocol's only minibatch sampler)
+        otherwise."""
+        return np.where(self.full_batch, "full", "shuffle")
+
     def __repr__(self):
         return (f"SparseGrokking(n_train={self.n_train}, weight_decay={self.weight_decay:g}, lr={self.lr:g}, runs="
                 f"{self.escape_epoch.size}, escaped={int(self.escaped.sum())})")

@@ -127,6 +127,9 @@ class TrapRelease(Result):
     reference_epoch, reference_escaped, reference_rank : numpy.ndarray
         Per reference run.
     target_rank, trap_diverged : int
+    sampling : str
+        The release's minibatch sampler as the run recorded it (keyword-only; files written
+        before it was stored load as ``"shuffle"``, the only sampler the release used then).
     """
 
     n_layers: int
@@ -165,10 +168,11 @@ class TrapRelease(Result):
     reference_rank: np.ndarray
     target_rank: int
     trap_diverged: int
+    sampling: str = dataclasses.field(default="shuffle", kw_only=True)
 
     _config_fields = ("n_layers", "width", "lr", "batch_size", "target_weight_decay", "trap_weight_decays",
                       "trap_epochs", "epochs", "relax_epochs", "log_every", "steps_per_epoch", "convention", "dtype",
-                      "sv_index", "sv_threshold", "train_moments", "test_moments")
+                      "sv_index", "sv_threshold", "train_moments", "test_moments", "sampling")
     _dims = {"log_epochs": ("log",), "test_mse": ("seed", "log"), "train_mse": ("seed", "log"),
              "singular_values": ("seed", "log", "mode"), "reference_test_mse": ("reference_seed", "log"),
              "trap_rank": ("seed",), "seed_size": ("seed", "layer"), "escape_epoch_mse": ("seed",),
@@ -244,7 +248,8 @@ class TrapRelease(Result):
     def __repr__(self):
         return (f"TrapRelease(target_weight_decay={self.target_weight_decay:g}, "
                 f"trap_weight_decays={self.trap_weight_decays}, lr={self.lr:g}, "
-                f"batch_size={self.batch_size}, n_seeds={self.n_seeds}, trapped={int(self.trapped.sum())}, "
+                f"batch_size={self.batch_size}, sampling={self.sampling!r}, n_seeds={self.n_seeds}, "
+                f"trapped={int(self.trapped.sum())}, "
                 f"epochs={self.epochs}, escaped "
                 f"{int(self.escaped_mse.sum())} (mse) / {int(self.escaped_sv.sum())} (sv))")
 
@@ -437,5 +442,6 @@ def trap_and_release(data, *, target_weight_decay, epochs, n_layers, width, lr, 
         trap_rank=trap_rank.astype(np.int64), seed_size=layer_sv(start, k), trap_diverged=n_diverged,
         escape_epoch_mse=esc.ep_mse, escaped_mse=esc.ok_mse, escape_epoch_sv=esc.ep_sv, escaped_sv=esc.ok_sv,
         reference_epoch=ref_ep, reference_escaped=ref_ok, reference_rank=ref_rank, target_rank=int(target_rank),
+        sampling=str(release.sampling),
         seeds=seeds_record(seq),
         stats={"wall_time": release.stats["wall_time"] + (reference.stats["wall_time"] if reference else 0.0)})

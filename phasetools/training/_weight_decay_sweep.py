@@ -93,6 +93,13 @@ class WeightDecaySweep(Result):
         """Number of seeds."""
         return int(self.rank.shape[0])
 
+    @property
+    def sampling(self) -> str:
+        """The sampler of every step: ``"moments"`` without ``batch_size`` (full-batch descent on
+        the data's exact moments, a finite draw's included), else ``"shuffle"`` (random
+        reshuffling, the protocol's minibatch sampler)."""
+        return "moments" if self.batch_size is None else "shuffle"
+
     def drops(self, seed: int = 0) -> list:
         """Every change of rank along the sweep for one seed.
 
