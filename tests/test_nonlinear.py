@@ -206,3 +206,64 @@ def test_digits_task_when_scikit_learn_is_installed():
     assert set(np.unique(t.y_train)) == set(range(10))
     with pytest.raises(ValueError, match="n_train"):
         nl.digits(1797)
+
+
+# ---------------------------------------------------------------------------- noise
+def test_injected_noise_adds_gaussian_of_variance_2_lr_t(small):
+    """One full-batch SGD step with temperature T: the step minus the noise-free step is N(0, 2 lr T)."""
+    t, m = small
+    lr, T = 0.3, 0.05
+    clean = nl.train(t, m, nl.sgd(lr, 0.1), epochs=1, rng=1)
+    hot = nl.train(t, m, nl.sgd(lr, 0.1), epochs=1, rng=1, temperature=T)
+    d = hot.weights[0] - clean.weights[0]
+    assert hot.temperature == T and clean.temperature == 0.0
+    assert abs(d.mean()) < 4 * np.sqrt(2 * lr * T / d.size)
+    assert abs(d.var() / (2 * lr * T) - 1) < 4 * np.sqrt(2 / d.size), d.var() / (2 * lr * T)
+
+
+def test_label_noise_is_gaussian_noise_on_the_targets(small):
+    """The gradient is linear in the targets: noise of sd 2s moves the step twice as far as sd s (same normals)."""
+    t, m = small
+    clean = nl.train(t, m, nl.sgd(0.3, 0.0), epochs=1, rng=1)
+    one = nl.train(t, m, nl.sgd(0.3, 0.0), epochs=1, rng=1, label_noise=0.5)
+    two = nl.train(t, m, nl.sgd(0.3, 0.0), epochs=1, rng=1, label_noise=1.0)
+    d1 = one.weights[0] - clean.weights[0]
+    d2 = two.weights[0] - clean.weights[0]
+    assert np.max(np.abs(d1)) > 1e-4
+    assert np.allclose(d2, 2 * d1, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("noise", [{"label_noise": 0.3}, {"temperature": 1e-3}])
+def test_noisy_runs_are_bit_identical_for_any_thread_count(small, noise):
+    t, m = small
+    kw = dict(epochs=4, batch_size=8, sampling="replacement", rng=5, log_every=2, **noise)
+    a = nl.train(t, m, nl.sgd(0.5, 1e-3), n_seeds=3, n_threads=2, **kw)
+    b = nl.train(t, m, nl.sgd(0.5, 1e-3), n_seeds=3, n_threads=1, **kw)
+    c = nl.train(t, m, nl.sgd(0.5, 1e-3), n_seeds=1, seed_offset=1, n_threads=1, **kw)
+    assert a.equal_values(b)
+    assert np.array_equal(a.weights[1], c.weights[0])
+
+
+def test_noise_options_are_checked_and_stored(tmp_path, small):
+    from phasetools.io import load, save
+
+    t, m = small
+    with pytest.raises(ValueError, match="label_noise"):
+        nl.train(t, nl.relu_mlp(11, 8), nl.sgd(0.1), epochs=1, label_noise=0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        nl.train(t, m, nl.sgd(0.1), epochs=1, temperature=-1.0)
+    run = nl.train(t, m, nl.sgd(0.1), epochs=2, rng=0, label_noise=0.2, temperature=1e-4)
+    save(run, tmp_path / "n.h5")
+    back = load(tmp_path / "n.h5")
+    assert back.equal_values(run) and back.label_noise == 0.2 and back.temperature == 1e-4
+
+
+def test_loss_log_feeds_the_diagnose_interface(small):
+    from phasetools.diagnose import load_log
+
+    t, m = small
+    run = nl.train(t, m, nl.adamw(1e-2, 1.0), epochs=6, n_seeds=2, rng=0, log_every=2)
+    log = load_log(run.loss_log(1))
+    assert np.array_equal(log.epochs, run.log_epochs) and np.array_equal(log.test_mse, run.test_loss[1])
+    with pytest.raises(ValueError, match="seed"):
+        run.loss_log(2)

@@ -24,11 +24,13 @@ See docs/nonlinear.md.
 
 from ._model import MLP, fourier_ipr, fourier_solution, image_mlp, quadratic_mlp, relu_mlp, split_weights
 from ._tasks import Task, digits, is_prime, modular_addition, synthetic_images, task_from_config
-from ._protocols import NonlinearEscape, NonlinearSweep, escape_sweep, fit_escape_laws, weight_decay_sweep
+from ._protocols import (X_LAWS, NonlinearEscape, NonlinearSweep, escape_abscissa, escape_sweep, fit_escape_laws,
+                         weight_decay_sweep)
 from ._train import NonlinearRun, Optimizer, adamw, evaluate, loss_and_gradient, sgd, train
 from ._verdicts import verdicts
 
 __all__ = ["Task", "modular_addition", "synthetic_images", "digits", "task_from_config", "is_prime",
            "MLP", "quadratic_mlp", "relu_mlp", "image_mlp", "fourier_solution", "fourier_ipr", "split_weights",
            "Optimizer", "sgd", "adamw", "train", "NonlinearRun", "loss_and_gradient", "evaluate",
-           "weight_decay_sweep", "NonlinearSweep", "escape_sweep", "NonlinearEscape", "fit_escape_laws", "verdicts"]
+           "weight_decay_sweep", "NonlinearSweep", "escape_sweep", "NonlinearEscape", "fit_escape_laws", "verdicts",
+           "escape_abscissa", "X_LAWS"]

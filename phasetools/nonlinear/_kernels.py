@@ -32,7 +32,8 @@ from .._numba import jit, pjit
 from .._rng import normal_pair, uniform
 
 __all__ = ["ACT_QUADRATIC", "ACT_RELU", "LOSS_MSE", "LOSS_CE", "OPT_SGD", "OPT_ADAMW", "chunk_gradients",
-           "apply_update", "draw_batches", "shuffle_rows", "evaluate_chunks", "init_normals", "transpose_layers"]
+           "apply_update", "draw_batches", "draw_label_noise", "shuffle_rows", "evaluate_chunks", "init_normals",
+           "transpose_layers"]
 
 ACT_QUADRATIC, ACT_RELU = 0, 1
 LOSS_MSE, LOSS_CE = 0, 1
@@ -113,6 +114,17 @@ def _loss_grad(out, label, loss, scale, dout):
     return lse - float(out[label])
 
 
+@jit
+def _loss_grad_noisy(out, label, e, scale, dout):
+    """MSE of one sample against its one-hot target plus the noise row ``e`` (label noise)."""
+    total = 0.0
+    for q in range(out.shape[0]):
+        r = out[q] - (1 if q == label else 0) - e[q]
+        total += float(r) * float(r)
+        dout[q] = 2 * r * scale
+    return total
+
+
 #: samples processed together in the hidden and output layers: each weight row (and each
 #: row of the gradient) is loaded once per block instead of once per sample. Every sum keeps
 #: its order (samples in order within a block, blocks in order), so the bits do not change.
@@ -121,13 +133,15 @@ BLOCK = 8
 
 @pjit
 def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, idx, start, B, chunk, n_chunks,
-                    G, losses, Z, A, OUT, D1, D2):
+                    G, losses, Z, A, OUT, D1, D2, E, noisy):
     """Per-unit gradients of the mean loss over the batch ``idx[s, start:start+B]``.
 
     Unit ``u = s * n_chunks + c`` writes the gradient over samples ``c*chunk ..`` of the batch
     into ``G[u]`` and their summed loss (float64, already divided like the gradient) into
     ``losses[u]``; ``Z, A, OUT, D1, D2`` are per-unit work arrays of ``BLOCK`` rows
-    (shape ``(n_units, BLOCK, size)``), one row per sample of a block.
+    (shape ``(n_units, BLOCK, size)``), one row per sample of a block. With ``noisy`` (MSE
+    only) the target of batch position ``b`` of seed ``s`` is its one-hot row plus
+    ``E[s, b*C:(b+1)*C]`` (label noise drawn beforehand by :func:`draw_label_noise`).
     """
     S = th.shape[0]
     L = dims.shape[0] - 1
@@ -147,7 +161,12 @@ def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, id
             _forward_block(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, idx[s], start + b0, nb, Z[u],
                            A[u], OUT[u])
             for b in range(nb):
-                total += _loss_grad(OUT[u][b], y[idx[s, start + b0 + b]], loss, scale, D1[u][b])
+                if noisy:
+                    r0 = (b0 + b) * C
+                    total += _loss_grad_noisy(OUT[u][b], y[idx[s, start + b0 + b]], E[s, r0:r0 + C], scale,
+                                              D1[u][b])
+                else:
+                    total += _loss_grad(OUT[u][b], y[idx[s, start + b0 + b]], loss, scale, D1[u][b])
             _backward_block(th[s], dims, offs, hoffs, act, Xi, Xd, sparse, idx[s], start + b0, nb, Z[u], A[u],
                             D1[u], D2[u], g)
         losses[u] = total * scale
@@ -281,13 +300,15 @@ def transpose_layers(th, tht, dims, offs):
 
 
 @pjit
-def apply_update(th, tht, m, v, G, n_chunks, dims, offs, opt, hp, step):
+def apply_update(th, tht, m, v, G, n_chunks, dims, offs, opt, hp, step, states, noise_sd, kn, wn, fn):
     """One optimiser step of every run from its chunk gradients (summed in chunk order).
 
     ``hp`` (in the weights' dtype): ``lr, weight_decay, b1, b2, eps``. SGD with coupled weight
     decay: ``th -= lr * (g + weight_decay * th)`` (``torch.optim.SGD(weight_decay=...)``).
     AdamW (``torch.optim.AdamW``): ``th *= 1 - lr * weight_decay``, then the Adam step with
-    bias corrections at step ``step`` (1-based).
+    bias corrections at step ``step`` (1-based). With ``noise_sd > 0`` every weight then gets
+    ``noise_sd * N(0, 1)`` from seed ``s``'s stream (injected Langevin noise,
+    ``noise_sd = sqrt(2 lr temperature)``), in weight order, normals in pairs.
     """
     S, P = th.shape
     lr = hp[0]
@@ -317,6 +338,13 @@ def apply_update(th, tht, m, v, G, n_chunks, dims, offs, opt, hp, step):
                 m[s, t] = mt
                 v[s, t] = vt
                 w[t] = w[t] - step_size * (mt / (np.sqrt(vt) / sq2 + eps))
+        if noise_sd > 0:
+            st = states[s]
+            for t in range(0, P, 2):
+                z1, z2 = normal_pair(st, kn, wn, fn)
+                w[t] = w[t] + noise_sd * z1
+                if t + 1 < P:
+                    w[t + 1] = w[t + 1] + noise_sd * z2
         _transpose_one(w, tht[s], dims, offs)
 
 
@@ -328,6 +356,20 @@ def draw_batches(states, idx, n, B):
         for q in range(B):
             j = int(uniform(st) * n)
             idx[s, q] = j if j < n else n - 1
+
+
+@pjit
+def draw_label_noise(states, E, sd, kn, wn, fn):
+    """``E[s, :] = sd * N(0, 1)`` (``B * n_classes`` entries, normals in pairs, from stream ``s``)."""
+    for s in prange(E.shape[0]):
+        st = states[s]
+        e = E[s]
+        n = e.shape[0]
+        for i in range(0, n, 2):
+            z1, z2 = normal_pair(st, kn, wn, fn)
+            e[i] = sd * z1
+            if i + 1 < n:
+                e[i + 1] = sd * z2
 
 
 @pjit

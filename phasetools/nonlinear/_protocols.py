@@ -12,19 +12,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._rng import entropy_of
-from .._validation import as_float_array, check_int, check_scalar
+from .._validation import as_float_array, check_choice, check_int, check_scalar
 from ..results import Result, register
 from ..stats import arrhenius_fit, exponential_mle
 from ._model import MLP
 from ._tasks import Task
 from ._train import NonlinearRun, Optimizer, sgd, train
 
-__all__ = ["NonlinearSweep", "weight_decay_sweep", "NonlinearEscape", "escape_sweep", "fit_escape_laws"]
+__all__ = ["NonlinearSweep", "weight_decay_sweep", "NonlinearEscape", "escape_sweep", "fit_escape_laws", "X_LAWS",
+           "escape_abscissa"]
+
+#: abscissas of the escape-law fits: an inverse temperature of each noise source, up to a constant
+X_LAWS = ("batch_size/lr", "1/temperature", "batch_size/(lr*label_noise^2)")
 
 _METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "fourier_ipr")
 
@@ -139,7 +143,7 @@ def weight_decay_sweep(task: Task, model: MLP, optimizer: Optimizer, weight_deca
 @register
 @dataclass(frozen=True, eq=False, repr=False)
 class NonlinearEscape(Result):
-    """Escape of a memorising state at ``release_weight_decay`` over points ``(batch_size, lr)``.
+    """Escape of a memorising state at ``release_weight_decay`` over points ``(batch_size, lr, label_noise, temperature)``.
 
     ``escape_epochs[i, s]``: the first logged release epoch at which seed ``s`` at point ``i``
     reached test accuracy ``>= threshold`` (if ``censored``, the budget ``release_epochs``).
@@ -147,10 +151,13 @@ class NonlinearEscape(Result):
     point (:func:`phasetools.stats.exponential_mle`; ``tau`` NaN without escapes).
     ``tau_time`` is the mean escape time in Langevin time ``lr * steps`` (``steps_per_epoch``
     per point). The three laws
-    (see :func:`fit_escape_laws`) are fitted to ``ln tau_time`` of the points with escapes:
-    Arrhenius (linear in ``batch_size / lr``), power law (linear in ``ln(batch_size / lr)``)
-    and the deterministic ``1 / (lr weight_decay)`` law (``tau_time`` constant); each with its
-    chi-square, degrees of freedom and p-value (NaN when not enough points).
+    (see :func:`fit_escape_laws`) are fitted to ``ln tau_time`` of the points with escapes
+    against ``x`` (``x_law``: ``batch_size / lr``, ``1 / temperature`` or ``batch_size /
+    (lr label_noise^2)``, the inverse temperature of the noise source varied): Arrhenius
+    (linear in ``x``), power law (linear in ``ln x``) and the deterministic ``1 / (lr
+    weight_decay)`` law (``tau_time`` constant); each with its chi-square, degrees of freedom
+    and p-value (NaN when not enough points). ``label_noise`` and ``temperature`` (per point)
+    are the release's noise options of :func:`train` (zeros in files written before them).
     The noise-free reference: every prepared state released by full-batch gradient descent
     at ``reference_lr`` (the first point's lr) for the first point's budget in ``lr * steps``;
     ``reference_escape_time`` in ``lr * steps`` (the budget where ``reference_censored``).
@@ -200,29 +207,65 @@ class NonlinearEscape(Result):
     reference_lr: float
     reference_escape_time: np.ndarray
     reference_censored: np.ndarray
+    label_noise: np.ndarray = field(default=None)
+    temperature: np.ndarray = field(default=None)
+    x_law: str = "batch_size/lr"
 
     _config_fields = ("task", "task_config", "dims", "activation", "loss", "prepare_optimizer", "prepare_lr",
                       "prepare_weight_decay", "prepare_epochs", "release_weight_decay", "release_epochs", "sampling",
-                      "batch_size", "lr", "n_seeds", "dtype", "threshold", "log_every")
+                      "batch_size", "lr", "n_seeds", "dtype", "threshold", "log_every", "label_noise", "temperature",
+                      "x_law")
     _dims = {"batch_size": ("point",), "lr": ("point",), "escape_epochs": ("point", "seed"),
              "censored": ("point", "seed"), "n_escaped": ("point",), "tau": ("point",), "tau_stderr": ("point",),
              "tau_lower": ("point",), "tau_time": ("point",), "tau_time_stderr": ("point",),
              "prepared_train_acc": ("seed",), "prepared_test_acc": ("seed",), "reference_escape_time": ("seed",),
-             "steps_per_epoch": ("point",),
+             "steps_per_epoch": ("point",), "label_noise": ("point",), "temperature": ("point",),
              "reference_censored": ("seed",)}
     _units = {"escape_epochs": "epochs", "tau": "epochs", "tau_stderr": "epochs", "tau_lower": "epochs",
               "tau_time": "lr*steps", "tau_time_stderr": "lr*steps", "reference_escape_time": "lr*steps"}
 
+    def __post_init__(self):
+        for name in ("label_noise", "temperature"):
+            if getattr(self, name) is None:  # a file written before the noise options
+                object.__setattr__(self, name, np.zeros(np.shape(self.batch_size)))
+
     @property
     def x(self) -> np.ndarray:
-        """``batch_size / lr`` of each point (the inverse SGD temperature up to a constant)."""
-        return self.batch_size / self.lr
+        """The abscissa of the law fits at each point (``x_law``; inf where that noise is off)."""
+        return escape_abscissa(self.x_law, self.batch_size, self.lr, self.label_noise, self.temperature)
 
     def __repr__(self):
         return (f"NonlinearEscape(release_weight_decay={self.release_weight_decay:g}, points="
                 f"{list(zip(self.batch_size.tolist(), self.lr.tolist()))}, n_escaped={self.n_escaped.tolist()}, "
                 f"tau={np.round(self.tau, 1).tolist()}, arrhenius_pvalue={self.arrhenius_pvalue:.3g}, "
                 f"power_pvalue={self.power_pvalue:.3g}, deterministic_pvalue={self.deterministic_pvalue:.3g})")
+
+
+def escape_abscissa(x_law: str, batch_size, lr, label_noise, temperature) -> np.ndarray:
+    """The inverse temperature (up to a constant) of the noise source named by ``x_law``.
+
+    Parameters
+    ----------
+    x_law : {"batch_size/lr", "1/temperature", "batch_size/(lr*label_noise^2)"}
+        Minibatch noise (``T ~ lr / B``), injected noise (``T``), or label noise on a
+        minibatch (``T ~ lr label_noise^2 / B``).
+    batch_size, lr, label_noise, temperature : arrays (n,)
+        The points.
+
+    Returns
+    -------
+    ndarray (n,)
+        ``inf`` where the named noise is off.
+    """
+    check_choice(x_law, "x_law", X_LAWS)
+    B = np.asarray(batch_size, float)
+    L = np.asarray(lr, float)
+    with np.errstate(divide="ignore"):
+        if x_law == "batch_size/lr":
+            return B / L
+        if x_law == "1/temperature":
+            return 1.0 / np.asarray(temperature, float)
+        return B / (L * np.asarray(label_noise, float) ** 2)
 
 
 def _wls(y, w, X):
@@ -235,12 +278,13 @@ def _wls(y, w, X):
 
 
 def fit_escape_laws(x, tau_time, tau_time_stderr) -> dict:
-    """Fit three laws to mean escape times ``tau_time`` (Langevin time) against ``x = batch_size / lr``.
+    """Fit three laws to mean escape times ``tau_time`` (Langevin time) against an inverse temperature ``x``.
 
     Parameters
     ----------
     x : array (n,) > 0
-        ``batch_size / lr`` of each point.
+        ``batch_size / lr``, ``1 / temperature`` or ``batch_size / (lr label_noise^2)`` of
+        each point (:func:`escape_abscissa`).
     tau_time, tau_time_stderr : array (n,) > 0
         Mean escape times and their standard errors (weights ``(tau / stderr)^2`` in ``ln tau``).
 
@@ -278,27 +322,40 @@ def fit_escape_laws(x, tau_time, tau_time_stderr) -> dict:
     return out
 
 
-def _points(batch_size, lr):
-    B = np.atleast_1d(np.asarray(batch_size))
-    L = as_float_array(lr, "lr").ravel()
-    if B.size == 1 and L.size > 1:
-        B = np.repeat(B, L.size)
-    if L.size == 1 and B.size > 1:
-        L = np.repeat(L, B.size)
-    if B.size != L.size or B.size < 1:
-        raise ValueError(f"batch_size and lr must have one value each per point (or one in all), got {B.size} and "
-                         f"{L.size}")
+def _points(batch_size, lr, label_noise=0.0, temperature=0.0):
+    """The release points: batch sizes, lrs, label noises, temperatures (one value repeats to all points)."""
+    cols = [np.atleast_1d(np.asarray(batch_size)).ravel(), as_float_array(lr, "lr").ravel(),
+            as_float_array(label_noise, "label_noise").ravel(), as_float_array(temperature, "temperature").ravel()]
+    n = max(c.size for c in cols)
+    if any(c.size not in (1, n) for c in cols) or n < 1:
+        raise ValueError(f"batch_size, lr, label_noise and temperature must have one value each per point (or one in "
+                         f"all), got {[c.size for c in cols]}")
+    B, L, N, T = (np.repeat(c, n) if c.size == 1 else c for c in cols)
     B = np.asarray([check_int(int(b) if float(b).is_integer() else b, "batch_size", 1) for b in B], dtype=np.int64)
     if np.any(L <= 0):
         raise ValueError(f"lr must be > 0, got {lr!r}")
-    return B, L
+    for name, c in (("label_noise", N), ("temperature", T)):
+        if np.any(c < 0) or not np.all(np.isfinite(c)):
+            raise ValueError(f"{name} must be finite and >= 0, got {c.tolist()}")
+    return B, L, np.asarray(N, float), np.asarray(T, float)
+
+
+def _auto_x(x_law, L, N, T):
+    if x_law != "auto":
+        return check_choice(x_law, "x_law", X_LAWS)
+    if np.ptp(T) > 0:
+        return "1/temperature"
+    if np.ptp(N) > 0:
+        return "batch_size/(lr*label_noise^2)"
+    return "batch_size/lr"
 
 
 def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: int, release_weight_decay: float,
                  batch_size, lr, release_epochs: int, sampling: str = "replacement", n_seeds: int = 8,
                  dtype: str = "float64", threshold: float = 0.9, log_every: int = 10, init_scale: float = 1.0,
-                 rng=None, n_threads: int | None = None, progress=None) -> NonlinearEscape:
-    """Trap in a memorising state, release with SGD at each ``(batch_size, lr)``, time the escapes.
+                 label_noise=0.0, temperature=0.0, x_law: str = "auto", rng=None, n_threads: int | None = None,
+                 progress=None) -> NonlinearEscape:
+    """Trap in a memorising state, release with SGD at each point, time the escapes.
 
     Parameters
     ----------
@@ -314,7 +371,14 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
     release_weight_decay : float >= 0
         Coupled weight decay of the release (SGD), where the generalising state is better.
     batch_size, lr : int / float or arrays
-        The release points (one value is repeated to the length of the other).
+        The release points (one value is repeated to the number of points). With
+        ``sampling="full"`` the batch is the training set whatever ``batch_size`` says.
+    label_noise, temperature : float >= 0 or arrays
+        The release's noise (:func:`train`), per point or one value for all.
+    x_law : {"auto", "batch_size/lr", "1/temperature", "batch_size/(lr*label_noise^2)"}
+        The abscissa of the law fits; ``"auto"``: ``1/temperature`` if the temperature
+        varies across points, else the label-noise one if the label noise varies, else
+        ``batch_size/lr``. Points where that noise is off (``x`` infinite) are not fitted.
     release_epochs : int >= 1
         The release budget; runs that have not escaped by then are censored.
     sampling : {"replacement", "shuffle", "full"}
@@ -336,7 +400,10 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
     -------
     NonlinearEscape
     """
-    B, L = _points(batch_size, lr)
+    B, L, N, T = _points(batch_size, lr, label_noise, temperature)
+    if sampling == "full":
+        B = np.full(B.size, task.n_train, dtype=np.int64)
+    x_law = _auto_x(x_law, L, N, T)
     release_epochs = check_int(release_epochs, "release_epochs", 1)
     lam = check_scalar(release_weight_decay, "release_weight_decay")
     entropy = entropy_of(rng)
@@ -352,14 +419,16 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
     for i in range(B.size):
         run = train(task, model, sgd(float(L[i]), lam), epochs=release_epochs, batch_size=int(B[i]), sampling=sampling,
                     n_seeds=S, dtype=dtype, init=prep, log_every=log_every, threshold=threshold,
-                    rng=_step_rng(entropy, i + 1), n_threads=n_threads)
+                    label_noise=float(N[i]), temperature=float(T[i]), rng=_step_rng(entropy, i + 1),
+                    n_threads=n_threads)
         g = run.generalisation_epoch
         cens[i] = ~np.isfinite(g) | (run.status != 0)
         times[i] = np.where(cens[i], release_epochs, g)
         if progress is not None:
             progress(i + 1, B.size)
-    return _escape_result(task, model, prepare, prep, lam, release_epochs, sampling, B, L, S, dtype, threshold,
-                          log_every, times, cens, entropy, time.perf_counter() - t0, (float(L[0]), ref_time, ref_cens))
+    return _escape_result(task, model, prepare, prep, lam, release_epochs, sampling, (B, L, N, T, x_law), S, dtype,
+                          threshold, log_every, times, cens, entropy, time.perf_counter() - t0,
+                          (float(L[0]), ref_time, ref_cens))
 
 
 def _spe(n, B, sampling):
@@ -377,8 +446,9 @@ def _reference(task, model, prep, lam, lr, steps, log_every, dtype, threshold, e
     return np.where(cens, steps, g) * lr, cens
 
 
-def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs, sampling, B, L, S, dtype, threshold,
-                   log_every, times, cens, entropy, wall, reference):
+def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs, sampling, points, S, dtype,
+                   threshold, log_every, times, cens, entropy, wall, reference):
+    B, L, N, T, x_law = points
     n = task.n_train
     tau, se, lower, n_esc = (np.full(B.size, np.nan) for _ in range(4))
     for i in range(B.size):
@@ -390,10 +460,12 @@ def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs
     steps_per_epoch = np.where(sampling == "full", 1, n // B)
     tau_time = tau * steps_per_epoch * L
     tau_time_se = se * steps_per_epoch * L
-    ok = np.isfinite(tau_time) & (n_esc > 0)
-    laws = fit_escape_laws((B / L)[ok], tau_time[ok], tau_time_se[ok])
-    if ok.sum() >= 3 and np.ptp((B / L)[ok]) > 0:  # cross-check the Arrhenius slope with phasetools.stats
-        af = arrhenius_fit((B / L)[ok], tau_time[ok], tau_stderr=tau_time_se[ok], x_is="batch_size/lr",
+    x = escape_abscissa(x_law, B, L, N, T)
+    ok = np.isfinite(tau_time) & (n_esc > 0) & np.isfinite(x)
+    laws = fit_escape_laws(x[ok], tau_time[ok], tau_time_se[ok])
+    if ok.sum() >= 3 and np.ptp(x[ok]) > 0:  # cross-check the Arrhenius slope with phasetools.stats
+        af = arrhenius_fit(x[ok], tau_time[ok], tau_stderr=tau_time_se[ok],
+                           x_is="inverse_temperature" if x_law == "1/temperature" else "batch_size/lr",
                            time_unit="lr*steps")
         assert np.isclose(af.slope, laws["arrhenius_slope"], rtol=1e-6, atol=1e-12)
     return NonlinearEscape(
@@ -402,4 +474,5 @@ def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs
         prep.train_acc[:, -1], prep.test_acc[:, -1], times, cens, n_esc.astype(np.int64), tau, se, lower, tau_time,
         tau_time_se, **laws, steps_per_epoch=np.broadcast_to(steps_per_epoch, B.shape).astype(np.int64),
         reference_lr=reference[0], reference_escape_time=reference[1],
-        reference_censored=reference[2], seeds=(int(entropy),), stats={"wall_time": wall})
+        reference_censored=reference[2], label_noise=N, temperature=T, x_law=x_law, seeds=(int(entropy),),
+        stats={"wall_time": wall})

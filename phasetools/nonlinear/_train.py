@@ -131,7 +131,8 @@ class NonlinearRun(Result):
     ``fit_epoch`` / ``generalisation_epoch``: the first logged epoch with train / test
     accuracy >= ``threshold`` (NaN: not within ``epochs``, a censored observation).
     ``fourier_ipr`` is NaN for tasks other than modular addition. ``status``: 0 finished,
-    2 non-finite weights (the run stopped there).
+    2 non-finite weights (the run stopped there). ``label_noise`` and ``temperature``: the
+    optional noise of :func:`train` (0: none; files written before they existed read as 0).
     """
 
     task: str
@@ -165,10 +166,12 @@ class NonlinearRun(Result):
     generalisation_epoch: np.ndarray
     status: np.ndarray
     weights: np.ndarray
+    label_noise: float = 0.0
+    temperature: float = 0.0
 
     _config_fields = ("task", "task_config", "dims", "activation", "loss", "optimizer", "lr", "weight_decay",
                       "adam_b1", "adam_b2", "adam_eps", "epochs", "batch_size", "sampling", "n_seeds",
-                      "seed_offset", "dtype", "init_scale", "log_every", "threshold")
+                      "seed_offset", "dtype", "init_scale", "log_every", "threshold", "label_noise", "temperature")
     _dims = {k: ("seed", "log") for k in ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm",
                                            "fourier_ipr")} | {"log_epochs": ("log",), "fit_epoch": ("seed",),
                                                               "generalisation_epoch": ("seed",),
@@ -180,6 +183,25 @@ class NonlinearRun(Result):
     def model(self) -> MLP:
         """The network (initial standard deviations are not stored: ``init_std`` is zeros)."""
         return MLP(tuple(self.dims), self.activation, self.loss, (0.0,) * (len(self.dims) - 1))
+
+    def loss_log(self, seed: int = 0) -> dict:
+        """One seed's logged curves as columns (what ``phasetools.diagnose.load_log`` reads).
+
+        Parameters
+        ----------
+        seed : int >= 0
+            The seed (row).
+
+        Returns
+        -------
+        dict
+            ``epoch``, ``train_loss``, ``test_loss``, ``train_acc``, ``test_acc`` (1-d arrays).
+        """
+        s = check_int(seed, "seed", 0)
+        if s >= self.n_seeds:
+            raise ValueError(f"seed must be < {self.n_seeds} (the run's seeds), got {seed}")
+        return {"epoch": np.asarray(self.log_epochs, float), "train_loss": self.train_loss[s],
+                "test_loss": self.test_loss[s], "train_acc": self.train_acc[s], "test_acc": self.test_acc[s]}
 
     @property
     def delay(self) -> np.ndarray:
@@ -306,8 +328,9 @@ def _first_epoch(acc, log_epochs, threshold):
 
 def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_size: int | None = None,
           sampling: str = "full", n_seeds: int = 1, seed_offset: int = 0, dtype: str = "float64",
-          init_scale: float = 1.0, init=None, log_every: int = 10, threshold: float = 0.99, rng=None,
-          n_threads: int | None = None, progress=None) -> NonlinearRun:
+          init_scale: float = 1.0, init=None, log_every: int = 10, threshold: float = 0.99,
+          label_noise: float = 0.0, temperature: float = 0.0, rng=None, n_threads: int | None = None,
+          progress=None) -> NonlinearRun:
     """Train ``n_seeds`` independent copies of ``model`` on ``task`` with ``optimizer``.
 
     Parameters
@@ -340,6 +363,13 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
         Epochs between logged points (epoch 0 and the last epoch are always logged).
     threshold : float in (0, 1]
         Accuracy that counts as fitted / generalised.
+    label_noise : float >= 0
+        Standard deviation of fresh Gaussian noise added to every entry of every one-hot
+        target of every batch (MSE networks only; drawn per seed, per step).
+    temperature : float >= 0
+        Injected Langevin noise: ``sqrt(2 lr temperature) * N(0, 1)`` added to every weight
+        after every update (with SGD, the stationary density is ``exp(-(loss + weight_decay
+        |w|^2 / 2) / temperature)``).
     rng : None, int, SeedSequence or Generator
         Root of the streams; its entropy is recorded in ``seeds``.
     n_threads : int, optional
@@ -350,10 +380,12 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
     Returns
     -------
     NonlinearRun
+        Without noise (both 0) the bits are those of a run without the noise options.
     """
     epochs, B, S, init_scale, log_every, threshold, seed_offset = _check_run_args(
         task, model, optimizer, epochs, batch_size, sampling, n_seeds, dtype, init_scale, log_every, threshold,
         seed_offset)
+    noise = _check_noise(model, label_noise, temperature)
     check_memory(8 * S * (4 * model.n_params + 7 * (epochs // log_every + 2)) + 32 * task.n_train * sum(model.dims),
                  f"n_seeds = {S} network(s) of {model.n_params} weights (widths {tuple(model.dims)}) for epochs = "
                  f"{epochs} logged every {log_every}")
@@ -366,7 +398,8 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
     if n_threads is not None:
         numba.set_num_threads(check_int(n_threads, "n_threads", 1))
     try:
-        logs, status, th = _loop(net, model, task, optimizer, th, states, epochs, B, sampling, log_every, progress)
+        logs, status, th = _loop(net, model, task, optimizer, th, states, epochs, B, sampling, log_every, progress,
+                                 noise)
     finally:
         numba.set_num_threads(old)
     log_epochs, curves = logs
@@ -377,15 +410,25 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
         optimizer.weight_decay, optimizer.adam_b1, optimizer.adam_b2, optimizer.adam_eps, epochs, B, sampling, S,
         seed_offset, dtype, init_scale, log_every, threshold, log_epochs, curves["train_loss"], curves["test_loss"],
         curves["train_acc"], curves["test_acc"], curves["weight_norm"], curves["fourier_ipr"], fit, gen, status,
-        th, seeds=(int(entropy),), stats={"wall_time": time.perf_counter() - t0,
-                                          "steps_per_epoch": _steps(task.n_train, B, sampling)})
+        th, noise[0], noise[1], seeds=(int(entropy),),
+        stats={"wall_time": time.perf_counter() - t0, "steps_per_epoch": _steps(task.n_train, B, sampling)})
+
+
+def _check_noise(model, label_noise, temperature):
+    """(label_noise, temperature) checked: both >= 0, label noise only with MSE."""
+    ln = check_scalar(label_noise, "label_noise")
+    T = check_scalar(temperature, "temperature")
+    if ln > 0 and model.loss != "mse":
+        raise ValueError(f"label_noise needs an MSE network (Gaussian noise on one-hot targets), got loss "
+                         f"{model.loss!r}; use label_noise=0")
+    return ln, T
 
 
 def _steps(n, B, sampling):
     return 1 if sampling == "full" else n // B
 
 
-def _loop(net, model, task, opt, th, states, epochs, B, sampling, log_every, progress):
+def _loop(net, model, task, opt, th, states, epochs, B, sampling, log_every, progress, noise=(0.0, 0.0)):
     S, P = th.shape
     n = task.n_train
     n_chunks = -(-B // _CHUNK)
@@ -397,6 +440,9 @@ def _loop(net, model, task, opt, th, states, epochs, B, sampling, log_every, pro
     v = np.zeros_like(m)
     hp = np.array([opt.lr, opt.weight_decay, opt.adam_b1, opt.adam_b2, opt.adam_eps], dtype=net.dtype)
     optk = K.OPT_SGD if opt.kind == "sgd" else K.OPT_ADAMW
+    label_sd, temperature = noise
+    E = np.zeros((S, B * int(net.dims[-1]) if label_sd > 0 else 1), dtype=net.dtype)
+    noise_sd = float(np.sqrt(2.0 * opt.lr * temperature))
     idx = np.tile(np.arange(n, dtype=np.int64), (S, 1))
     tht = net.transpose(th)
     Xi, Xd, y = net.sets["train"]
@@ -426,10 +472,13 @@ def _loop(net, model, task, opt, th, states, epochs, B, sampling, log_every, pro
                 start = 0
             else:
                 start = j * B if sampling == "shuffle" else 0
+            if label_sd > 0:
+                K.draw_label_noise(states, E, label_sd, ZIG_K, ZIG_W, ZIG_F)
             K.chunk_gradients(th, tht, net.dims, net.offs, net.hoffs, net.act, net.lossk, Xi, Xd, net.sparse, y,
-                              idx, start, B, chunk, n_chunks, G, losses, Z, A, OUT, D1, D2)
+                              idx, start, B, chunk, n_chunks, G, losses, Z, A, OUT, D1, D2, E, label_sd > 0)
             step += 1
-            K.apply_update(th, tht, m, v, G, n_chunks, net.dims, net.offs, optk, hp, step)
+            K.apply_update(th, tht, m, v, G, n_chunks, net.dims, net.offs, optk, hp, step, states, noise_sd, ZIG_K,
+                           ZIG_W, ZIG_F)
     return (np.asarray(log_epochs, dtype=np.int64), curves), status, th
 
 
@@ -480,7 +529,7 @@ def loss_and_gradient(task: Task, model: MLP, weights, *, which: str = "train", 
     Z, A, OUT, D1, D2 = net.grad_work(n_chunks)
     idx = np.arange(n, dtype=np.int64).reshape(1, n)
     K.chunk_gradients(th, tht, net.dims, net.offs, net.hoffs, net.act, net.lossk, Xi, Xd, net.sparse, y, idx, 0, n,
-                      chunk, n_chunks, G, losses, Z, A, OUT, D1, D2)
+                      chunk, n_chunks, G, losses, Z, A, OUT, D1, D2, np.zeros((1, 1), dtype=dt), False)
     g = G[0].copy()
     for c in range(1, n_chunks):
         g += G[c]

@@ -102,24 +102,25 @@ def _metastable(esc: NonlinearEscape) -> Verdict:
 
 
 def _arrhenius(esc: NonlinearEscape) -> Verdict:
-    q = "Arrhenius escape in B/lr"
+    x = "B/lr" if esc.x_law == "batch_size/lr" else esc.x_law
+    q = f"Arrhenius escape in {x}"
     rule = (f"fits to ln(mean escape time in lr*steps) over points with escapes: agrees if the Arrhenius law "
-            f"(linear in batch_size/lr) passes its chi-square test (p >= {P_VALUE}) with a slope > 0 by 2 standard "
+            f"(linear in {esc.x_law}) passes its chi-square test (p >= {P_VALUE}) with a slope > 0 by 2 standard "
             f"errors while the deterministic law (constant) fails (p < {P_VALUE}); disagrees if the Arrhenius law "
             f"fails while the power law or the deterministic law passes; else not testable (too few points, or the "
             f"data cannot tell them apart)")
     if esc.arrhenius_dof < 1:
-        return Verdict(q, "ln tau linear in B/lr", f"{int(np.sum(esc.n_escaped > 0))} points with escapes",
+        return Verdict(q, f"ln tau linear in {x}", f"{int(np.sum(esc.n_escaped > 0))} points with escapes",
                        NOT_TESTABLE, rule, "fewer than 3 points with escapes")
     measured = (f"Arrhenius slope {esc.arrhenius_slope:.3g} +- {esc.arrhenius_slope_stderr:.2g}, "
                 f"p = {esc.arrhenius_pvalue:.3g}; power exponent {esc.power_exponent:.3g}, p = {esc.power_pvalue:.3g}; "
                 f"deterministic p = {esc.deterministic_pvalue:.3g}")
     arr_ok = esc.arrhenius_pvalue >= P_VALUE and esc.arrhenius_slope > 2 * esc.arrhenius_slope_stderr
     if arr_ok and esc.deterministic_pvalue < P_VALUE:
-        return Verdict(q, "ln tau linear in B/lr", measured, AGREES, rule)
+        return Verdict(q, f"ln tau linear in {x}", measured, AGREES, rule)
     if esc.arrhenius_pvalue < P_VALUE and (esc.power_pvalue >= P_VALUE or esc.deterministic_pvalue >= P_VALUE):
-        return Verdict(q, "ln tau linear in B/lr", measured, DISAGREES, rule, "another law fits, Arrhenius does not")
-    return Verdict(q, "ln tau linear in B/lr", measured, NOT_TESTABLE, rule, "the laws are not told apart")
+        return Verdict(q, f"ln tau linear in {x}", measured, DISAGREES, rule, "another law fits, Arrhenius does not")
+    return Verdict(q, f"ln tau linear in {x}", measured, NOT_TESTABLE, rule, "the laws are not told apart")
 
 
 def verdicts(sweep: NonlinearSweep | None = None, escape: NonlinearEscape | None = None) -> list:
@@ -130,7 +131,8 @@ def verdicts(sweep: NonlinearSweep | None = None, escape: NonlinearEscape | None
     sweep : NonlinearSweep, optional
         Decides "first-order transitions in weight decay" and "hysteresis".
     escape : NonlinearEscape, optional
-        Decides "metastable memorising state" and "Arrhenius escape in B/lr".
+        Decides "metastable memorising state" and "Arrhenius escape in B/lr" (in
+        ``1/temperature`` or ``batch_size/(lr*label_noise^2)`` when its ``x_law`` says so).
 
     Returns
     -------
