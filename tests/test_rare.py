@@ -236,3 +236,77 @@ def test_sgd_ams_refuses_bad_inputs():
         ams_training_escape((X, Y), init[:2], **kw)
     with pytest.raises(ValueError, match="past the target"):
         ams_training_escape((X, Y), init, **{**kw, "target": 0.9})
+
+
+# -- honest error bars: coverage of the interval, and the bias of few replicas ------------------
+COVERAGE = AMSOptions(n_replicas=20, n_kill=2, n_runs=10, n_walkers=20, n_rounds=5)
+
+
+def _binomial_ok(k, n, rate, alpha=0.002):
+    """``k`` successes in ``n`` trials consistent with ``rate`` (two-sided exact binomial test)."""
+    from scipy.stats import binomtest
+
+    return binomtest(k, n, rate).pvalue > alpha
+
+
+def test_binomial_tolerance_refuses_a_wrong_coverage():
+    assert _binomial_ok(190, 200, 0.95) and _binomial_ok(185, 200, 0.95)
+    assert not _binomial_ok(170, 200, 0.95)          # 85 %: intervals about 30 % too narrow
+
+
+@pytest.mark.slow   # about 3 minutes
+def test_interval_covers_the_exact_mfpt_at_the_nominal_rate():
+    """200 independent AMS estimates (cheap options: N = 20, 10 runs) of the double-well escape at
+    dU/T = 8 against the exact MFPT (Euler at dt = 0.01 agrees with it to 1.6 %, brute force): the
+    nominal 95 % interval covers it in a fraction consistent with 95 % (exact binomial test), and
+    the mean of the estimates is unbiased within its standard error."""
+    problem = escape_problem("double_well")
+    T = 0.25 / 8
+    exact = problem.exact_mfpt(T)
+    est = [escape_time(problem, temperature=T, dt=0.01, options=COVERAGE, rng=1000 + s, n_threads=1)
+           for s in range(200)]
+    covered = sum(r.tau_lower <= exact <= r.tau_upper for r in est)
+    ratio = np.array([r.tau / exact for r in est])
+    assert _binomial_ok(covered, len(est), 0.95), (covered, len(est))
+    assert abs(ratio.mean() - 1) < 3 * ratio.std(ddof=1) / np.sqrt(ratio.size), ratio.mean()
+
+
+# -- parallel workers, reactive trajectories, the level record ----------------------------------
+def test_same_seed_same_estimate_for_any_worker_count():
+    problem = escape_problem("double_well")
+    small = AMSOptions(n_replicas=10, n_kill=1, n_runs=3, n_walkers=10, n_rounds=3)
+    one = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=5)
+    two = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=5, n_workers=2)
+    assert one.equal_values(two)
+    assert two.stats["n_workers"] == 2
+
+
+def test_reactive_trajectories_are_kept_and_do_not_change_the_estimate():
+    problem = escape_problem("double_well")
+    small = AMSOptions(n_replicas=20, n_kill=2, n_runs=4, n_walkers=20, n_rounds=3)
+    plain = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=5)
+    kept = escape_time(problem, temperature=0.05, dt=0.01, options=dataclasses.replace(small, keep_paths=True), rng=5)
+    assert kept.tau == plain.tau and plain.reactive_paths is None
+    paths = kept.reactive()
+    assert len(paths) == round(float(np.sum(kept.final_fraction)) * 20)
+    for x, r in zip(paths, kept.reactive_runs):
+        assert x[0, 0] >= kept.level and x[-1, 0] >= kept.target      # from Sigma's entrance to B
+        assert np.all(x[1:-1, 0] < kept.target) and np.all(x[1:, 0] > kept.start)
+    for r in range(kept.n_runs):                                       # durations are the reactive times
+        lengths = kept.reactive_lengths[kept.reactive_runs == r]
+        np.testing.assert_allclose(np.mean(lengths - 1) * kept.dt, kept.t_reactive_runs[r])
+    with pytest.raises(ValueError, match="keep_paths"):
+        plain.reactive()
+
+
+def test_level_record_gives_each_run_its_estimate():
+    problem = escape_problem("double_well")
+    small = AMSOptions(n_replicas=20, n_kill=2, n_runs=4, n_walkers=20, n_rounds=3)
+    res = escape_time(problem, temperature=0.05, dt=0.01, options=small, rng=2)
+    assert res.levels.size == np.sum(res.n_iterations)
+    for r in range(res.n_runs):
+        z, prob = res.level_curve(r)
+        assert np.all(np.diff(z) >= 0) and np.all(np.diff(prob) <= 0)
+        assert prob[-1] * res.final_fraction[r] == pytest.approx(res.p_runs[r])
+    z, prob = res.level_curve()
+    assert prob[0] == 1.0 and np.all(np.diff(prob) <= 1e-12) and prob[-1] >= res.p * (1 - 1e-12)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._engine import excursions
 
-__all__ = ["ams_batch", "choose_levels", "loops"]
+__all__ = ["ams_batch", "choose_levels", "loops", "merge_batches"]
 
 
 def choose_levels(engine, x0, *, n_walkers, n_steps, quantile, entropy, target):
@@ -118,14 +118,25 @@ class _Run:
     """One AMS run's replicas: scores, running-maximum records, ends at ``B``.
 
     A replica's records are kept as the pieces :func:`excursions` returns and joined only
-    when the replica is chosen as a parent (most replicas are killed first)."""
+    when the replica is chosen as a parent (most replicas are killed first). With
+    ``keep_paths`` each replica also keeps its whole path from the entrance state (its
+    ancestors' up to the branching step, then its own), as pieces."""
 
-    def __init__(self, n, rng, index):
+    def __init__(self, n, rng, index, keep_paths=False):
         self.rng, self.index, self.n_clones = rng, index, 0
         self.score = np.empty(n)
         self.records = [None] * n
+        self.paths = [None] * n if keep_paths else None
         self.t_end = np.full(n, np.nan)   # steps from the entrance to B (NaN: not at B)
         self.log_weight, self.n_iter, self.done, self.n_censored = 0.0, 0, False, 0
+        self.levels, self.log_weights = [], []   # per iteration: the level z and ln prod (1 - K/N)
+
+    def path(self, i, t=None):
+        """Replica ``i``'s states at steps ``0 ... t`` from the entrance (all when ``t`` is None)."""
+        pieces = self.paths[i]
+        if len(pieces) > 1:
+            pieces = self.paths[i] = [np.concatenate(pieces)]
+        return pieces[0] if t is None else pieces[0][:t + 1]
 
     def branch(self, i, z):
         """Replica ``i``'s first record above ``z``: ``(state, step, value)``.
@@ -148,7 +159,7 @@ class _Run:
 
 
 def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, max_steps, chunk, run_seeds,
-              stream_entropy, progress=None):
+              stream_entropy, progress=None, run_indices=None, keep_paths=False):
     """``n_runs`` independent AMS runs, advanced together (stage 3 of the module docstring).
 
     Parameters
@@ -167,42 +178,59 @@ def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, ma
     chunk : int
         First chunk of steps of an excursion.
     run_seeds : list of numpy.random.SeedSequence
-        One per run: its start states and parent choices.
+        One per run (all ``n_runs`` of them): its start states and parent choices.
     stream_entropy : int
         Entropy of the replicas' streams; run ``r``'s ``i``-th replica (in order of
         creation) has stream index ``r * 2**40 + i``.
     progress : callable, optional
         Called with the number of runs finished after every iteration.
+    run_indices : sequence of int, optional
+        Only these runs (default all): a worker's share. Each run depends only on its own
+        seed, block and stream indices, so any split gives the same runs.
+    keep_paths : bool, default False
+        Keep every replica's path, and return the reactive ones.
 
     Returns
     -------
     dict
-        Per run: ``p`` (estimate), ``t_reactive`` (mean steps from ``Sigma`` to ``B`` given
-        success), ``n_iterations``, ``n_censored``, ``final_fraction``, ``extinct``; and
-        ``cost`` (steps integrated).
+        Per run (in the order of ``run_indices``): ``p`` (estimate), ``t_reactive`` (mean
+        steps from ``Sigma`` to ``B`` given success), ``n_iterations``, ``n_censored``,
+        ``final_fraction``, ``extinct``, ``levels`` and ``log_weights`` (lists of per-iteration
+        arrays: the level and ``ln prod (1 - K_j / N)`` after it), ``reactive`` (list of lists
+        of paths ``(steps + 1, dim)`` from the entrance state to ``B``; empty lists unless
+        ``keep_paths``); and ``cost`` (steps integrated).
     """
+    if len(run_seeds) != n_runs:
+        raise ValueError(f"run_seeds must hold n_runs = {n_runs} seeds, got {len(run_seeds)}")
+    indices = range(n_runs) if run_indices is None else [int(r) for r in run_indices]
     runs, starts = [], []
-    entropy = stream_entropy
     # each run draws from its own block of entrance states, so that the runs are independent
     # and their spread includes the sampling of the entrance states
-    blocks = np.array_split(np.arange(entrance.shape[0]), len(run_seeds))
-    for r, seq in enumerate(run_seeds):
-        rng = np.random.Generator(np.random.PCG64(seq))
-        runs.append(_Run(n_replicas, rng, r))
+    blocks = np.array_split(np.arange(entrance.shape[0]), n_runs)
+    for k, r in enumerate(indices):
+        rng = np.random.Generator(np.random.PCG64(run_seeds[r]))
+        runs.append(_Run(n_replicas, rng, r, keep_paths))
         pick = blocks[r][rng.integers(blocks[r].size, size=n_replicas)]
-        starts += [(r, i, entrance[pick[i]], 0, None) for i in range(n_replicas)]
-    cost = _launch(engine, runs, starts, entropy, start=start, target=target, max_steps=max_steps, chunk=chunk)
+        starts += [(k, i, entrance[pick[i]], 0, None) for i in range(n_replicas)]
+    launch = dict(start=start, target=target, max_steps=max_steps, chunk=chunk)
+    cost = _launch(engine, runs, starts, stream_entropy, **launch)
     while True:
         clones = []
-        for r, run in enumerate(runs):
+        for k, run in enumerate(runs):
             if not run.done:
-                clones += _iterate(run, r, n_kill, target)
+                clones += _iterate(run, k, n_kill, target)
         if progress is not None:
             progress(sum(run.done for run in runs))
         if not clones:
             break
-        cost += _launch(engine, runs, clones, entropy, start=start, target=target, max_steps=max_steps, chunk=chunk)
-    out = {"p": [], "t_reactive": [], "n_iterations": [], "n_censored": [], "final_fraction": [], "extinct": []}
+        cost += _launch(engine, runs, clones, stream_entropy, **launch)
+    return _collect(runs, cost)
+
+
+def _collect(runs, cost):
+    """The per-run outputs of :func:`ams_batch`."""
+    out = {k: [] for k in ("p", "t_reactive", "n_iterations", "n_censored", "final_fraction", "extinct")}
+    levels, log_weights, reactive = [], [], []
     for run in runs:
         at_b = np.isfinite(run.t_end)
         frac = float(np.mean(at_b))
@@ -212,8 +240,32 @@ def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, ma
         out["n_censored"].append(run.n_censored)
         out["final_fraction"].append(frac)
         out["extinct"].append(not at_b.any())
+        levels.append(np.asarray(run.levels, dtype=float))
+        log_weights.append(np.asarray(run.log_weights, dtype=float))
+        reactive.append([run.path(i) for i in np.nonzero(at_b)[0]] if run.paths is not None else [])
     out = {k: np.asarray(v) for k, v in out.items()}
-    out["cost"] = cost
+    out.update(levels=levels, log_weights=log_weights, reactive=reactive, cost=cost)
+    return out
+
+
+def merge_batches(parts):
+    """Join the outputs of :func:`ams_batch` over disjoint sets of runs (in the given order).
+
+    Parameters
+    ----------
+    parts : list of dict
+        Outputs of :func:`ams_batch`.
+
+    Returns
+    -------
+    dict
+        As one :func:`ams_batch` output over all their runs.
+    """
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("p", "t_reactive", "n_iterations", "n_censored",
+                                                               "final_fraction", "extinct")}
+    for k in ("levels", "log_weights", "reactive"):
+        out[k] = [v for p in parts for v in p[k]]
+    out["cost"] = int(sum(p["cost"] for p in parts))
     return out
 
 
@@ -231,16 +283,19 @@ def _iterate(run, r, n_kill, target):
         return []
     run.log_weight += np.log1p(-killed.size / n)
     run.n_iter += 1
+    run.levels.append(float(z))
+    run.log_weights.append(run.log_weight)
     parents = survivors[run.rng.integers(survivors.size, size=killed.size)]
     clones = []
     for i, p in zip(killed.tolist(), parents.tolist()):
         state, t, value = run.branch(p, z)
-        clones.append((r, i, state, t, value))
+        prefix = run.path(p, t) if run.paths is not None else None
+        clones.append((r, i, state, t, value, prefix))
     return clones
 
 
 def _launch(engine, runs, items, entropy, *, start, target, max_steps, chunk):
-    """Run the excursions ``items = [(run, replica, state, t0, max0)]`` and store them in their runs."""
+    """Run the excursions ``items = [(run, replica, state, t0, max0[, path prefix])]`` and store them."""
     x = np.array([it[2] for it in items], dtype=float)
     keys = np.empty(len(items), dtype=np.int64)
     for k, it in enumerate(items):   # run r's i-th replica (in order of creation): r * 2**40 + i
@@ -250,12 +305,17 @@ def _launch(engine, runs, items, entropy, *, start, target, max_steps, chunk):
     streams = engine.streams(entropy, keys)
     x_val = engine.coordinate(x)
     start_max = np.array([x_val[k] if it[4] is None else it[4] for k, it in enumerate(items)])
+    keep = runs[0].paths is not None
     ex = excursions(engine, x, streams, low=start, high=target, max_steps=max_steps, chunk=chunk, track=True,
-                    start_max=start_max)
-    for k, (r, i, _, t0, _) in enumerate(items):
+                    start_max=start_max, keep_paths=keep)
+    for k, it in enumerate(items):
+        r, i, _, t0 = it[:4]
         run = runs[r]
         vs = ex.records[k][0]
         run.records[i] = [start_max[k], t0, x[k], ex.records[k]]
+        if keep:
+            prefix = it[5] if len(it) > 5 and it[5] is not None else x[k][None, :]
+            run.paths[i] = [prefix, *ex.paths[k]]
         if ex.outcome[k] == 2:
             run.score[i], run.t_end[i] = np.inf, t0 + ex.steps[k]
         else:

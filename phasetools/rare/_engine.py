@@ -96,6 +96,9 @@ class Excursions:
         Per trajectory the strict running maxima of the coordinate after the start, the
         step at which each was reached and the state there, each a list of per-chunk
         arrays (concatenate to use).
+    paths : list of list of ndarray or None
+        With ``keep_paths``: per trajectory the states after each of its steps up to its
+        end, as per-chunk arrays ``(steps, dim)``.
     """
 
     x: np.ndarray
@@ -103,9 +106,11 @@ class Excursions:
     outcome: np.ndarray
     cost: int
     records: list | None
+    paths: list | None = None
 
 
-def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=False, start_max=None) -> Excursions:
+def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=False, start_max=None,
+               keep_paths=False) -> Excursions:
     """Run each trajectory from ``x`` until its coordinate is ``<= low`` or ``>= high``.
 
     Chunks of steps are run with the engine's own stop at ``low``; ``high`` is found on
@@ -128,6 +133,8 @@ def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=Fal
         Keep the running maxima (for cloning).
     start_max : array (n,), optional
         Running maximum at the start (default: the coordinate at ``x``).
+    keep_paths : bool, default False
+        Keep every trajectory's states after each step (``Excursions.paths``).
 
     Returns
     -------
@@ -139,6 +146,7 @@ def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=Fal
     outcome = np.zeros(n, dtype=np.int8)
     cmax = (engine.coordinate(x) if start_max is None else np.asarray(start_max, dtype=float)).copy()
     records = [([], [], []) for _ in range(n)] if track else None
+    paths = [[] for _ in range(n)] if keep_paths else None
     active = np.arange(n)
     cost = 0
     while active.size:
@@ -156,6 +164,9 @@ def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=Fal
         for j in np.nonzero(hit)[0]:
             xe[j] = path[j, first[j]]
         ns = np.where(hit, first + 1, ns)
+        if keep_paths:
+            for j, t in enumerate(active.tolist()):
+                paths[t].append(np.array(path[j, :ns[j]]))
         x[active] = xe
         steps[active] += ns
         outcome[active[hit]] = 2
@@ -164,7 +175,7 @@ def excursions(engine, x, streams, *, low, high, max_steps, chunk=256, track=Fal
         done = hit | down | (steps[active] >= max_steps)
         active = active[~done]
         chunk = 2 * c
-    return Excursions(x, steps, outcome, cost, records)
+    return Excursions(x, steps, outcome, cost, records, paths)
 
 
 def _track(records, active, cmax, xi, path, steps0, lengths):

@@ -14,7 +14,7 @@ from .._rng import seed_sequence, seeds_record
 from .._validation import as_float_array, check_choice, check_int, check_positive
 from ..langevin import EscapeProblem, Potential, simulate
 from ..results import Result, register, to_jsonable
-from ._ams import ams_batch, choose_levels, loops
+from ._ams import ams_batch, choose_levels, loops, merge_batches
 from ._engine import LangevinEngine
 
 __all__ = ["AMSEscape", "AMSOptions", "ams_escape", "ams_training_escape", "escape_time"]
@@ -49,6 +49,9 @@ class AMSOptions:
         First chunk of steps of an excursion (doubles while it runs on).
     confidence : float in (0, 1), default 0.95
         Level of the interval of ``tau``.
+    keep_paths : bool, default False
+        Keep the reactive trajectories (every replica's path is kept while the runs go on,
+        which costs memory: ``n_replicas`` excursions per run).
     """
 
     n_replicas: int = 100
@@ -61,6 +64,7 @@ class AMSOptions:
     max_steps: int = 10**7
     chunk: int = 256
     confidence: float = 0.95
+    keep_paths: bool = False
 
     def __post_init__(self):
         check_int(self.n_replicas, "n_replicas", minimum=2)
@@ -136,6 +140,16 @@ class AMSEscape(Result):
         Steps integrated: ``levels``, ``loops``, ``ams``, ``total`` (trajectory-steps).
     theory_tau : float or None
         The theory's mean escape time (from :func:`escape_time`'s problem), or None.
+    levels, level_log_weights : ndarray (sum(n_iterations),)
+        The AMS levels ``z_j`` of every iteration, run after run (run ``r``'s are the
+        ``n_iterations[r]`` entries after those of the runs before it), and ``ln prod_{i<=j}
+        (1 - K_i / N)``: the run's estimate of ``P(max of an excursion from Sigma > z_j)``
+        (see :meth:`level_curve`).
+    reactive_paths : ndarray (sum(reactive_lengths), dim) or None
+        With ``keep_paths``: the reactive trajectories (states from the entrance into
+        ``Sigma`` to the first state in ``B``, one step apart), one after the other.
+    reactive_lengths, reactive_runs : ndarray (n_reactive,) or None
+        Their lengths (states) and the run of each.
     """
 
     potential: str
@@ -168,10 +182,17 @@ class AMSEscape(Result):
     n_loop_successes: int
     cost: dict
     theory_tau: float | None = None
+    levels: np.ndarray | None = None
+    level_log_weights: np.ndarray | None = None
+    reactive_paths: np.ndarray | None = None
+    reactive_lengths: np.ndarray | None = None
+    reactive_runs: np.ndarray | None = None
 
     _config_fields = ("potential", "potential_config", "convention", "order", "direction", "temperature", "noise",
                       "dt", "start", "level", "target", "options")
-    _dims = {"p_runs": ("run",), "t_reactive_runs": ("run",), "n_iterations": ("run",), "final_fraction": ("run",)}
+    _dims = {"p_runs": ("run",), "t_reactive_runs": ("run",), "n_iterations": ("run",), "final_fraction": ("run",),
+             "levels": ("iteration",), "level_log_weights": ("iteration",), "reactive_paths": ("step", "coordinate"),
+             "reactive_lengths": ("reactive",), "reactive_runs": ("reactive",)}
     _units = {"tau": "time[convention]", "tau_stderr": "time[convention]", "tau_lower": "time[convention]",
               "tau_upper": "time[convention]", "t_first": "time[convention]", "t_loop": "time[convention]",
               "t_reactive": "time[convention]", "dt": "time[convention]",
@@ -182,13 +203,53 @@ class AMSEscape(Result):
         """Independent AMS runs."""
         return int(self.p_runs.size)
 
+    def reactive(self):
+        """The reactive trajectories as a list of arrays ``(states, dim)`` (needs ``keep_paths``).
+
+        Returns
+        -------
+        list of ndarray
+        """
+        if self.reactive_paths is None:
+            raise ValueError("the reactive trajectories were not kept: run with AMSOptions(keep_paths=True)")
+        return np.split(self.reactive_paths, np.cumsum(self.reactive_lengths)[:-1])
+
+    def level_curve(self, run=None):
+        """The estimated ``P(an excursion from Sigma reaches level z)`` against ``z``.
+
+        Parameters
+        ----------
+        run : int, optional
+            One run's staircase (levels ``z_j``, ``prod_{i<=j} (1 - K_i / N)``); default the
+            mean over the runs on the union of their levels (a run's estimate at ``z`` is its
+            product over the levels below ``z``).
+
+        Returns
+        -------
+        (ndarray, ndarray)
+            Levels (oriented coordinate) and probabilities.
+        """
+        if self.levels is None:
+            raise ValueError("this result has no level record (written before it was kept)")
+        ends = np.cumsum(self.n_iterations)
+        per = [(self.levels[e - n:e], np.exp(self.level_log_weights[e - n:e])) for n, e in zip(self.n_iterations, ends)]
+        if run is not None:
+            return per[int(run)]
+        z = np.unique(np.concatenate([np.concatenate([[self.level], lv]) for lv, _ in per]))
+        prob = np.zeros_like(z)
+        for lv, pw in per:
+            k = np.searchsorted(lv, z, side="left")          # levels strictly below z
+            prob += np.where(k > 0, pw[np.maximum(k - 1, 0)], 1.0)
+        return z, prob / len(per)
+
     def __repr__(self):
         return (f"AMSEscape(potential={self.potential!r}, tau={self.tau:.5g} [{self.tau_lower:.5g}, "
                 f"{self.tau_upper:.5g}], p={self.p:.4g}, n_runs={self.n_runs}, cost={self.cost.get('total')})")
 
 
 def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, level=None, temperature=None,
-               noise=None, dt, options=None, rng=None, n_threads=None, progress=False, theory_tau=None) -> AMSEscape:
+               noise=None, dt, options=None, rng=None, n_threads=None, progress=False, theory_tau=None,
+               n_workers=1) -> AMSEscape:
     """Mean escape time from ``x0`` to ``order = target`` by adaptive multilevel splitting.
 
     The reaction coordinate is the potential's order parameter. The method and its
@@ -224,6 +285,9 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
         Show a bar over the AMS runs (on a terminal).
     theory_tau : float, optional
         A prediction to keep beside the estimate.
+    n_workers : int >= 1, default 1
+        Processes for the AMS runs (a pool of spawned processes, each compiling the engine
+        once); the same ``rng`` gives the same result for any ``n_workers``.
 
     Returns
     -------
@@ -244,7 +308,8 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
     root = seed_sequence(rng)
-    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt)
+    n_workers = check_int(n_workers, "n_workers", minimum=1)
+    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, n_workers)
     return AMSEscape(
         potential=potential.name, potential_config=to_jsonable(potential.config()), convention=potential.convention,
         order=str(potential.order), direction=direction, temperature=None if temperature is None else float(temperature),
@@ -254,7 +319,7 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
         stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads, **extra})
 
 
-def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt):
+def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, n_workers=1):
     """Levels, loops and the AMS runs over ``engine``; ``(start, level, estimates, cost, stats)``."""
     s_levels, s_loops, s_streams, *s_runs = root.spawn(3 + opts.n_runs)
     a, sig, cost_levels = _levels(engine, x0, start, level, sign, b, opts, s_levels)
@@ -262,36 +327,95 @@ def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt):
         raise ValueError(f"n_walkers * n_rounds (the entrance states) must be >= n_runs = {opts.n_runs}")
     lp = loops(engine, x0, start=a, level=sig, target=b, n_walkers=opts.n_walkers, n_rounds=opts.n_rounds,
                max_steps=opts.max_steps, entropy=_entropy(s_loops))
-    bar = _progress(total=opts.n_runs, desc="AMS runs", quiet=not progress)
-    seen = [0]
-
-    def tick(n_done):
-        bar.update(n_done - seen[0])
-        seen[0] = n_done
-
-    try:
-        ams = ams_batch(engine, lp["entrance"], start=a, target=b, n_replicas=opts.n_replicas, n_kill=opts.n_kill,
-                        n_runs=opts.n_runs, max_steps=opts.max_steps, chunk=opts.chunk, run_seeds=s_runs,
-                        stream_entropy=_entropy(s_streams), progress=tick)
-    finally:
-        bar.close()
-    est = _estimate(lp, ams, dt, opts.confidence, opts.n_replicas)
+    kw = dict(start=a, target=b, n_replicas=opts.n_replicas, n_kill=opts.n_kill, n_runs=opts.n_runs,
+              max_steps=opts.max_steps, chunk=opts.chunk, run_seeds=s_runs, stream_entropy=_entropy(s_streams),
+              keep_paths=opts.keep_paths)
+    ams = run_batches(engine, lp["entrance"], kw, n_workers=n_workers, progress=progress)
+    est, dof = _estimate(lp, ams, dt, opts.confidence, opts.n_replicas)
     est.update(n_loops=int(lp["down"].size + lp["n_success"]), n_loop_successes=int(lp["n_success"]))
+    est.update(_level_fields(ams))
+    if opts.keep_paths:
+        est.update(_path_fields(ams, engine.dim))
     cost = {"levels": cost_levels, "loops": lp["cost"], "ams": ams["cost"]}
     cost["total"] = sum(cost.values())
-    extra = {"n_censored": int(np.sum(ams["n_censored"])), "p_loops": _p_loops(lp)}
+    extra = {"n_censored": int(np.sum(ams["n_censored"])), "p_loops": _p_loops(lp), "tau_dof": dof,
+             "n_workers": int(n_workers)}
     return a, sig, est, cost, extra
 
 
+def _level_fields(ams):
+    return {"levels": np.concatenate([np.asarray(v, dtype=float) for v in ams["levels"]]),
+            "level_log_weights": np.concatenate([np.asarray(v, dtype=float) for v in ams["log_weights"]])}
+
+
+def _path_fields(ams, dim):
+    paths = [(r, x) for r, run in enumerate(ams["reactive"]) for x in run]
+    return {"reactive_paths": np.concatenate([x for _, x in paths]) if paths else np.zeros((0, dim)),
+            "reactive_lengths": np.array([x.shape[0] for _, x in paths], dtype=np.int64),
+            "reactive_runs": np.array([r for r, _ in paths], dtype=np.int64)}
+
+
+def _batch_part(engine, entrance, kw, run_indices):
+    """One worker's share of the runs (module level: pickled by reference)."""
+    return ams_batch(engine, entrance, **kw, run_indices=run_indices)
+
+
+def run_batches(engine, entrance, kw, *, n_workers=1, progress=False):
+    """The AMS runs of :func:`~phasetools.rare._ams.ams_batch`, here or on a pool of processes.
+
+    Parameters
+    ----------
+    engine : splitting engine
+        Pickled to the workers.
+    entrance : ndarray (m, dim)
+        Entrance states.
+    kw : dict
+        The keyword arguments of ``ams_batch``.
+    n_workers : int >= 1
+        1: in this process; more: the runs split into ``n_workers`` contiguous shares on a
+        pool of spawned processes (each run depends only on its seed, block and stream
+        indices, so the result does not depend on the split).
+    progress : bool
+        Show a bar over the runs.
+
+    Returns
+    -------
+    dict
+        As ``ams_batch`` over all runs, in run order.
+    """
+    n_runs = kw["n_runs"]
+    bar = _progress(total=n_runs, desc="AMS runs", quiet=not progress)
+    try:
+        if n_workers <= 1:
+            seen = [0]
+
+            def tick(n_done):
+                bar.update(n_done - seen[0])
+                seen[0] = n_done
+
+            return ams_batch(engine, entrance, **kw, progress=tick)
+        import concurrent.futures as cf
+        import multiprocessing
+
+        shares = [s.tolist() for s in np.array_split(np.arange(n_runs), min(n_workers, n_runs))]
+        with cf.ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_batch_part, engine, entrance, kw, share) for share in shares]
+            for fut in cf.as_completed(futures):
+                bar.update(len(shares[futures.index(fut)]))
+            return merge_batches([f.result() for f in futures])
+    finally:
+        bar.close()
+
+
 def escape_time(problem: EscapeProblem, *, temperature=None, noise=None, dt, options=None, rng=None,
-                n_threads=None, progress=False, start=None, level=None) -> AMSEscape:
+                n_threads=None, progress=False, start=None, level=None, n_workers=1) -> AMSEscape:
     """:func:`ams_escape` for an :func:`phasetools.langevin.escape_problem`: its start, stop and theory.
 
     Parameters
     ----------
     problem : phasetools.langevin.EscapeProblem
         The problem (its ``x0``, its stop's level, direction and order parameter).
-    temperature, noise, dt, options, rng, n_threads, progress, start, level
+    temperature, noise, dt, options, rng, n_threads, progress, start, level, n_workers
         As for :func:`ams_escape`.
 
     Returns
@@ -308,7 +432,7 @@ def escape_time(problem: EscapeProblem, *, temperature=None, noise=None, dt, opt
     theory = problem.theory_tau(temperature) if temperature is not None else None
     return ams_escape(pot, problem.x0, target=problem.stop.level, direction=problem.stop.direction, start=start,
                       level=level, temperature=temperature, noise=noise, dt=dt, options=options, rng=rng,
-                      n_threads=n_threads, progress=progress, theory_tau=theory)
+                      n_threads=n_threads, progress=progress, theory_tau=theory, n_workers=n_workers)
 
 
 def _entropy(seq):
@@ -336,14 +460,21 @@ def _p_loops(lp):
 
 
 def _estimate(lp, ams, dt, confidence, n_replicas):
-    """``p``, ``tau`` and their uncertainty from the loop stage and the runs (times in ``dt``)."""
+    """``p``, ``tau`` and their uncertainty from the loop stage and the runs (times in ``dt``).
+
+    ``p`` is the mean of the runs' estimates (unbiased), ``tau`` the decomposition at ``p``
+    with the second-order correction of ``1/p``'s convexity (``E[1/p_bar] = (1 + v) / p``,
+    ``v = var(p_bar) / p**2``). The interval is ``tau exp(+-q se / tau)`` with ``se`` the
+    delta-method error from the spreads of the runs, the loops, the first legs and the
+    reactive times, and ``q`` Student's quantile with the Welch-Satterthwaite degrees of
+    freedom of that sum (about ``n_runs - 1`` when the runs dominate, as they do).
+    ``n_replicas`` is kept for the signature; the idealised floor of the variance is gone
+    (coverage measured in ``tests/test_rare.py``).
+    """
     p_runs = ams["p"]
     m = p_runs.size
     p = float(np.mean(p_runs))
-    # the spread of a few runs of a skewed estimator underestimates its variance when the
-    # rare large values are missing; the idealised AMS variance p^2 (p^(-1/N) - 1) (reached
-    # only with the committor as coordinate) is a floor
-    var_p = max(float(np.var(p_runs, ddof=1)), p**2 * (p ** (-1.0 / n_replicas) - 1.0) if p > 0 else 0.0) / m
+    var_p = float(np.var(p_runs, ddof=1)) / m
     first, up, down = (lp[k] * dt for k in ("first", "up", "down"))
     t_first = float(np.mean(first))
     t_loop = float(np.mean(down) + np.mean(up))
@@ -351,12 +482,16 @@ def _estimate(lp, ams, dt, confidence, n_replicas):
     reac = ams["t_reactive"] * dt
     ok = np.isfinite(reac)
     t_reac = float(np.mean(reac[ok])) if ok.any() else float("nan")
+    dof = float("nan")
     if p > 0:
-        tau = t_first + (1.0 / p - 1.0) * t_loop + t_reac
-        var = ((t_loop / p**2) ** 2 * var_p + (1.0 / p - 1.0) ** 2 * var_loop + _var_mean(first)
-               + (_var_mean(reac[ok]) if ok.sum() > 1 else 0.0))
+        inv_p = (1.0 - var_p / p**2) / p          # E[1/p_bar] = (1 + var/p^2) / p to second order
+        tau = t_first + (inv_p - 1.0) * t_loop + t_reac
+        parts = [((t_loop / p**2) ** 2 * var_p, m - 1), ((1.0 / p - 1.0) ** 2 * var_loop, down.size + up.size - 2),
+                 (_var_mean(first), first.size - 1), (_var_mean(reac[ok]) if ok.sum() > 1 else 0.0, ok.sum() - 1)]
+        var = sum(v for v, _ in parts)
         se = float(np.sqrt(var))
-        q = float(_st.t.ppf(0.5 + confidence / 2, m - 1))
+        dof = _satterthwaite(parts, m - 1)
+        q = float(_st.t.ppf(0.5 + confidence / 2, dof))
         with np.errstate(over="ignore"):
             lo, hi = tau * np.exp(-q * se / tau), tau * np.exp(q * se / tau)
     else:
@@ -364,7 +499,14 @@ def _estimate(lp, ams, dt, confidence, n_replicas):
     return {"p": p, "p_stderr": float(np.sqrt(var_p)), "p_runs": p_runs, "tau": float(tau), "tau_stderr": se,
             "tau_lower": float(lo), "tau_upper": float(hi), "t_first": t_first, "t_loop": t_loop,
             "t_loop_stderr": float(np.sqrt(var_loop)), "t_reactive": t_reac, "t_reactive_runs": reac,
-            "n_iterations": ams["n_iterations"], "final_fraction": ams["final_fraction"]}
+            "n_iterations": ams["n_iterations"], "final_fraction": ams["final_fraction"]}, dof
+
+
+def _satterthwaite(parts, fallback):
+    """Welch-Satterthwaite degrees of freedom of a sum of variances ``[(v_i, dof_i)]``."""
+    total = sum(v for v, _ in parts)
+    denom = sum(v**2 / d for v, d in parts if d > 0 and v > 0)
+    return float(total**2 / denom) if denom > 0 else float(max(fallback, 1))
 
 
 def _var_mean(v):
