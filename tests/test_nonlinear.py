@@ -267,3 +267,12 @@ def test_loss_log_feeds_the_diagnose_interface(small):
     assert np.array_equal(log.epochs, run.log_epochs) and np.array_equal(log.test_mse, run.test_loss[1])
     with pytest.raises(ValueError, match="seed"):
         run.loss_log(2)
+
+
+def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match="pip install"):
+        nl.digits(100)

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import command_group, one_value, values
+from ._args import command_group, count, one_value, values
+
+
+def _real(name):
+    """An argparse ``type=`` for one number (errors name the parameter; one line, exit 2)."""
+    def parse(text):
+        return one_value(text, name=name)
+
+    parse.__name__ = name
+    return parse
 
 
 def add_parser(sub):
@@ -23,7 +32,7 @@ def add_parser(sub):
     Returns
     -------
     argparse.ArgumentParser
-        The ``nonlinear`` parser (subcommands grok, sweep, escape, verdicts).
+        The ``nonlinear`` parser (subcommands grok, sweep, escape, init-scale, verdicts).
     """
     nl, nsub = command_group(sub, "nonlinear",
                              "grokking in nonlinear networks: runs, weight-decay sweeps, escapes, verdicts")
@@ -31,35 +40,62 @@ def add_parser(sub):
     p = nsub.add_parser("grok", help="train and report fit and generalisation epochs (grokking curves)")
     _common(p)
     _optimizer(p)
-    p.add_argument("--epochs", type=int, default=300, help="epochs (default 300)")
+    p.add_argument("--epochs", type=count("epochs"), default=300, help="epochs (default 300)")
     p.add_argument("--sampling", choices=["full", "shuffle", "replacement"], default="full")
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (not with --sampling full)")
-    p.add_argument("--log-every", type=int, default=10, help="epochs between logged points (default 10)")
-    p.add_argument("--threshold", type=float, default=0.99, help="accuracy that counts as fitted/generalised")
+    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=None,
+                   help="minibatch size (not with --sampling full)")
+    p.add_argument("--log-every", type=count("log_every", minimum=1), default=10,
+                   help="epochs between logged points (default 10)")
+    p.add_argument("--threshold", type=_real("threshold"), default=0.99, help="accuracy that counts as fitted/generalised")
+    p.add_argument("--label-noise", type=_real("label_noise"), default=0.0,
+                   help="sd of Gaussian noise on every one-hot target entry of every batch (MSE; default 0)")
+    p.add_argument("--temperature", type=_real("temperature"), default=0.0,
+                   help="injected Langevin noise sqrt(2 lr T) N(0,1) per weight per step (default 0)")
     p.set_defaults(handler=_grok)
 
     p = nsub.add_parser("sweep", help="weight-decay sweep up then down, warm-started (hysteresis)")
     _common(p)
     _optimizer(p, weight_decay=False)
     p.add_argument("--weight-decay", default="0:10:6", help="weight decays: list or START:STOP:NUM (default 0:10:6)")
-    p.add_argument("--epochs-per-step", type=int, default=100, help="epochs at each weight decay (default 100)")
+    p.add_argument("--epochs-per-step", type=count("epochs_per_step", minimum=1), default=100,
+                   help="epochs at each weight decay (default 100)")
     p.add_argument("--sampling", choices=["full", "shuffle", "replacement"], default="full")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=None)
     p.set_defaults(handler=_sweep)
 
     p = nsub.add_parser("escape", help="memorise, release with SGD over batch sizes and lrs, fit escape laws")
     _common(p)
-    p.add_argument("--prepare-lr", type=float, default=1e-2, help="AdamW lr of the preparation (default 0.01)")
-    p.add_argument("--prepare-weight-decay", type=float, default=0.0, help="its weight decay (default 0)")
-    p.add_argument("--prepare-epochs", type=int, default=100, help="preparation epochs (default 100)")
-    p.add_argument("--release-weight-decay", type=float, required=True, help="SGD weight decay of the release")
+    p.add_argument("--prepare-lr", type=_real("prepare_lr"), default=1e-2,
+                   help="AdamW lr of the preparation (default 0.01)")
+    p.add_argument("--prepare-weight-decay", type=_real("prepare_weight_decay"), default=0.0,
+                   help="its weight decay (default 0)")
+    p.add_argument("--prepare-epochs", type=count("prepare_epochs", minimum=1), default=100,
+                   help="preparation epochs (default 100)")
+    p.add_argument("--release-weight-decay", type=_real("release_weight_decay"), required=True,
+                   help="SGD weight decay of the release")
     p.add_argument("--batch-size", default="8,16,32", help="release batch sizes (list or range; default 8,16,32)")
-    p.add_argument("--lr", default="1.0", help="release learning rates (one, or one per batch size)")
-    p.add_argument("--release-epochs", type=int, default=200, help="release budget (default 200)")
+    p.add_argument("--lr", default="1.0", help="release learning rates (one, or one per point)")
+    p.add_argument("--label-noise", default="0", help="release label noise (one, or one per point; default 0)")
+    p.add_argument("--temperature", default="0", help="release injected-noise temperature (one, or one per point)")
+    p.add_argument("--x-law", choices=["auto", "batch_size/lr", "1/temperature", "batch_size/(lr*label_noise^2)"],
+                   default="auto", help="abscissa of the escape-law fits (default auto: the noise that varies)")
+    p.add_argument("--release-epochs", type=count("release_epochs", minimum=1), default=200,
+                   help="release budget (default 200)")
     p.add_argument("--sampling", choices=["replacement", "shuffle", "full"], default="replacement")
-    p.add_argument("--log-every", type=int, default=5, help="epochs between checks (default 5)")
-    p.add_argument("--threshold", type=float, default=0.9, help="test accuracy that counts as escaped")
+    p.add_argument("--log-every", type=count("log_every", minimum=1), default=5, help="epochs between checks (default 5)")
+    p.add_argument("--threshold", type=_real("threshold"), default=0.9, help="test accuracy that counts as escaped")
     p.set_defaults(handler=_escape)
+
+    p = nsub.add_parser("init-scale", help="delay between fitting and generalising against the initial scale")
+    _common(p)
+    _optimizer(p)
+    p.add_argument("--init-scales", default="0.5,1,2,4", help="initial scales (list or range; default 0.5,1,2,4)")
+    p.add_argument("--epochs", type=count("epochs", minimum=1), default=300, help="epochs per scale (default 300)")
+    p.add_argument("--sampling", choices=["full", "shuffle", "replacement"], default="full")
+    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=None)
+    p.add_argument("--log-every", type=count("log_every", minimum=1), default=10)
+    p.add_argument("--threshold", type=_real("threshold"), default=0.99)
+    p.set_defaults(handler=_init_scale)
 
     p = nsub.add_parser("verdicts", help="the verdict table from stored sweep and escape results")
     p.add_argument("file", metavar="FILE.h5")
@@ -72,16 +108,20 @@ def _common(p):
     p.add_argument("--task", choices=["modular_addition", "synthetic_images", "digits"], default="modular_addition")
     p.add_argument("--model", choices=["quadratic", "relu", "image"], default="quadratic",
                    help="quadratic MLP + MSE, ReLU MLP + cross-entropy, or the 3-layer image MLP")
-    p.add_argument("--p", type=int, default=97, help="modulus (default 97)")
-    p.add_argument("--train-fraction", type=float, default=0.5, help="fraction of pairs that train (default 0.5)")
-    p.add_argument("--n-train", type=int, default=1000, help="training images (image tasks; default 1000)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the split (default 0)")
-    p.add_argument("--width", type=int, default=500, help="hidden width (default 500)")
-    p.add_argument("--init-scale", type=float, default=1.0, help="multiplies the initial weights (default 1)")
-    p.add_argument("--n-seeds", type=int, default=1, help="independent runs (default 1)")
+    p.add_argument("--p", type=count("p", minimum=2), default=97, help="modulus (default 97)")
+    p.add_argument("--train-fraction", type=_real("train_fraction"), default=0.5,
+                   help="fraction of pairs that train (default 0.5)")
+    p.add_argument("--n-train", type=count("n_train", minimum=1), default=1000,
+                   help="training images (image tasks; default 1000)")
+    p.add_argument("--data-seed", type=count("data_seed"), default=0, help="seed of the split (default 0)")
+    p.add_argument("--width", type=count("width", minimum=1), default=500, help="hidden width (default 500)")
+    p.add_argument("--init-scale", type=_real("init_scale"), default=1.0,
+                   help="multiplies the initial weights (default 1)")
+    p.add_argument("--n-seeds", type=count("n_seeds", minimum=1), default=1, help="independent runs (default 1)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float32")
-    p.add_argument("--seed", type=int, default=None, help="root seed (default: fresh, recorded)")
-    p.add_argument("--n-threads", type=int, default=None, help="numba threads (results do not depend on it)")
+    p.add_argument("--seed", type=count("seed"), default=None, help="root seed (default: fresh, recorded)")
+    p.add_argument("--n-threads", type=count("n_threads", minimum=1), default=None,
+                   help="numba threads (results do not depend on it)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--out", metavar="FILE.h5", help="append the result to this HDF5 file")
 
@@ -96,19 +136,8 @@ def _optimizer(p, *, weight_decay=True):
 def _task_model(args):
     from .. import nonlinear as nl
 
-    if args.task == "modular_addition":
-        task = nl.modular_addition(args.p, args.train_fraction, data_seed=args.data_seed)
-    elif args.task == "synthetic_images":
-        task = nl.synthetic_images(args.n_train, args.n_train, data_seed=args.data_seed)
-    else:
-        task = nl.digits(args.n_train, data_seed=args.data_seed)
-    if args.model == "image":
-        model = nl.image_mlp(task.n_inputs, args.width, task.n_classes)
-    elif task.name != "modular_addition":
-        raise ValueError(f"model must be 'image' for task {args.task!r}, got {args.model!r}")
-    else:
-        model = (nl.quadratic_mlp if args.model == "quadratic" else nl.relu_mlp)(args.p, args.width)
-    return task, model
+    return nl.build_task_and_model(task=args.task, model=args.model, p=args.p, train_fraction=args.train_fraction,
+                                   n_train=args.n_train, data_seed=args.data_seed, width=args.width)
 
 
 def _opt(args, weight_decay):
@@ -140,8 +169,8 @@ def _grok(args):
     task, model = _task_model(args)
     run = nl.train(task, model, _opt(args, one_value(args.weight_decay, name="weight_decay")), epochs=args.epochs,
                    batch_size=args.batch_size, sampling=args.sampling, n_seeds=args.n_seeds, dtype=args.dtype,
-                   init_scale=args.init_scale, log_every=args.log_every, threshold=args.threshold, rng=args.seed,
-                   n_threads=args.n_threads)
+                   init_scale=args.init_scale, log_every=args.log_every, threshold=args.threshold,
+                   label_noise=args.label_noise, temperature=args.temperature, rng=args.seed, n_threads=args.n_threads)
     summary = {"fit_epoch": run.fit_epoch, "generalisation_epoch": run.generalisation_epoch,
                "final_train_acc": run.train_acc[:, -1], "final_test_acc": run.test_acc[:, -1],
                "final_fourier_ipr": run.fourier_ipr[:, -1], "wall_time": run.stats["wall_time"]}
@@ -177,21 +206,42 @@ def _escape(args):
     esc = nl.escape_sweep(task, model, prepare=nl.adamw(args.prepare_lr, args.prepare_weight_decay),
                           prepare_epochs=args.prepare_epochs, release_weight_decay=args.release_weight_decay,
                           batch_size=values(args.batch_size, kind=int, name="batch_size"),
-                          lr=values(args.lr, name="lr"), release_epochs=args.release_epochs, sampling=args.sampling,
+                          lr=values(args.lr, name="lr"), label_noise=values(args.label_noise, name="label_noise"),
+                          temperature=values(args.temperature, name="temperature"), x_law=args.x_law,
+                          release_epochs=args.release_epochs, sampling=args.sampling,
                           n_seeds=args.n_seeds, dtype=args.dtype, threshold=args.threshold, log_every=args.log_every,
                           init_scale=args.init_scale, rng=args.seed, n_threads=args.n_threads)
-    summary = {"batch_size": esc.batch_size, "lr": esc.lr, "n_escaped": esc.n_escaped, "tau": esc.tau,
+    summary = {"batch_size": esc.batch_size, "lr": esc.lr, "label_noise": esc.label_noise,
+               "temperature": esc.temperature, "x_law": esc.x_law, "n_escaped": esc.n_escaped, "tau": esc.tau,
                "tau_lower": esc.tau_lower, "arrhenius_pvalue": esc.arrhenius_pvalue,
                "power_pvalue": esc.power_pvalue, "deterministic_pvalue": esc.deterministic_pvalue}
     lines = [f"prepared: train acc {np.round(esc.prepared_train_acc, 3).tolist()}, test acc "
              f"{np.round(esc.prepared_test_acc, 3).tolist()}; release at weight decay {esc.release_weight_decay:g}",
-             "batch_size        lr  escaped  tau_epochs  tau_lower"]
+             "batch_size        lr  label_noise  temperature  escaped  tau_epochs  tau_lower"]
     for i in range(esc.batch_size.size):
-        lines.append(f"{esc.batch_size[i]:10d}  {esc.lr[i]:8g}  {esc.n_escaped[i]:3d}/{esc.n_seeds:<3d}  "
-                     f"{esc.tau[i]:10.4g}  {esc.tau_lower[i]:9.4g}")
-    lines.append(f"laws (p-values): Arrhenius {esc.arrhenius_pvalue:.3g}, power {esc.power_pvalue:.3g}, "
-                 f"deterministic {esc.deterministic_pvalue:.3g}")
+        lines.append(f"{esc.batch_size[i]:10d}  {esc.lr[i]:8g}  {esc.label_noise[i]:11g}  {esc.temperature[i]:11g}  "
+                     f"{esc.n_escaped[i]:3d}/{esc.n_seeds:<3d}  {esc.tau[i]:10.4g}  {esc.tau_lower[i]:9.4g}")
+    lines.append(f"laws against {esc.x_law} (p-values): Arrhenius {esc.arrhenius_pvalue:.3g}, power "
+                 f"{esc.power_pvalue:.3g}, deterministic {esc.deterministic_pvalue:.3g}")
     _emit(esc, summary, lines, args)
+
+
+def _init_scale(args):
+    from .. import nonlinear as nl
+
+    task, model = _task_model(args)
+    res = nl.init_scale_sweep(task, model, _opt(args, one_value(args.weight_decay, name="weight_decay")),
+                              values(args.init_scales, name="init_scales"), epochs=args.epochs,
+                              batch_size=args.batch_size, sampling=args.sampling, n_seeds=args.n_seeds,
+                              dtype=args.dtype, log_every=args.log_every, threshold=args.threshold, rng=args.seed,
+                              n_threads=args.n_threads)
+    summary = {"init_scales": res.init_scales, "fit_epoch": res.fit_epoch,
+               "generalisation_epoch": res.generalisation_epoch, "final_test_acc": res.test_acc[..., -1]}
+    lines = [f"delay against the initial scale, {res.epochs} epochs, {res.n_seeds} seeds (NaN: not within the budget)",
+             "init_scale  fit_epochs  generalisation_epochs"]
+    lines += [f"{s:10g}  {res.fit_epoch[k].tolist()}  {res.generalisation_epoch[k].tolist()}"
+              for k, s in enumerate(res.init_scales)]
+    _emit(res, summary, lines, args)
 
 
 def _verdicts(args):

@@ -163,8 +163,8 @@ def digits(n_train: int = 1000, *, data_seed: int = 0) -> Task:
     Returns
     -------
     Task
-        Dense 64-pixel inputs, 10 classes. Needs scikit-learn (an optional dependency:
-        ``pip install scikit-learn``); ``ImportError`` says so when it is missing.
+        Dense 64-pixel inputs, 10 classes. Needs scikit-learn (the optional extra
+        ``pip install "phasetools[nonlinear]"``); ``ImportError`` says so when it is missing.
     """
     n_train = check_int(n_train, "n_train", 1)
     if n_train > 1796:
@@ -172,8 +172,9 @@ def digits(n_train: int = 1000, *, data_seed: int = 0) -> Task:
     seed = check_int(data_seed, "data_seed", 0)
     try:
         from sklearn.datasets import load_digits
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the digits task needs scikit-learn: pip install scikit-learn") from exc
+    except ImportError as exc:
+        raise ImportError("the digits task needs scikit-learn: pip install \"phasetools[nonlinear]\" (or pip install "
+                          "scikit-learn)") from exc
     data = load_digits()
     X = np.asarray(data.data, dtype=np.float64) / 16.0
     y = np.asarray(data.target, dtype=np.int64)
