@@ -91,6 +91,7 @@ def _data(args):
 
 
 def _diagnose(args):
+    from .. import nonlinear  # noqa: F401  (registers NonlinearRun: a stored nonlinear run's curves load too)
     from ..diagnose import diagnose, plot_diagnosis
 
     log = Path(args.log)

@@ -113,8 +113,11 @@ def _read_hdf5(path: Path):
     with h5py.File(path, "r") as f:
         if "results" in f:
             from ..io import list_results, load
-            names = [e.name for e in list_results(path) if e.kind == "TrainingRun" and e.complete]
-            if names:
+            from ..results import registry
+
+            logs = {k for k, c in registry().items() if k == "TrainingRun" or callable(getattr(c, "loss_log", None))}
+            names = [e.name for e in list_results(path) if e.kind in logs and e.complete]
+            if names:  # the last run with loss curves (a TrainingRun, or any result with .loss_log(seed))
                 return load(path, names[-1])
         return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset) and f[k].ndim <= 1}
 
@@ -161,8 +164,10 @@ def load_log(log, *, seed: int = 0) -> LossLog:
             return _from_table(_read_csv(path), str(path))
         if suffix in (".h5", ".hdf5"):
             got = _read_hdf5(path)
-            return load_log(got, seed=seed) if isinstance(got, TrainingRun) else _from_table(got, str(path))
+            return _from_table(got, str(path)) if isinstance(got, dict) else load_log(got, seed=seed)
         raise ValueError(f"log: file type must be .npz, .csv, .h5 or .hdf5, got {suffix!r}")
+    if callable(getattr(log, "loss_log", None)):  # any run exposing its curves (phasetools.nonlinear.NonlinearRun)
+        return _from_table(log.loss_log(check_int(seed, "seed", 0)), f"{type(log).__name__} seed {seed}")
     if isinstance(log, dict):
         return _from_table(log, "dict")
     if isinstance(log, (list, tuple)) and log and all(isinstance(r, dict) for r in log):
