@@ -26,3 +26,23 @@ def test_rare_escape_stores_and_prints_json(tmp_path, capsys):
 def test_rare_escape_needs_one_of_temperature_and_barrier_ratio(capsys):
     assert main(["rare", "escape", "--model", "double_well", *SMALL]) == 2
     assert "--temperature" in capsys.readouterr().err
+
+
+def test_rare_escape_plots_the_levels(tmp_path, capsys):
+    prefix = tmp_path / "ams"
+    assert main(["rare", "escape", "--model", "double_well", "--barrier-ratio", "4", "--seed", "1", "--plot",
+                 str(prefix), *SMALL]) == 0
+    assert (tmp_path / "ams_tau.png").stat().st_size > 0 and (tmp_path / "ams_levels.png").stat().st_size > 0
+
+
+def test_rare_train_stores_plots_and_prints_json(tmp_path, capsys):
+    out, prefix = tmp_path / "sgd.h5", tmp_path / "sgd"
+    code = main(["rare", "train", "--target", "0.25", "--start", "0.534", "--level", "0.386", "--n-samples", "64",
+                 "--seed", "1", "--json", "--out", str(out), "--plot", str(prefix), "--keep-paths", *SMALL])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["tau_lower"] < summary["tau_epochs"] < summary["tau_upper"]
+    stored = load(out, summary["stored"][0])
+    assert stored.tau == summary["tau_epochs"] and stored.potential == "sgd_training"
+    assert all(x.shape[1] == 3 for x in stored.reactive()) and stored.reactive_lengths.size > 0
+    assert (tmp_path / "sgd_levels.png").stat().st_size > 0

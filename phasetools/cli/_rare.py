@@ -1,9 +1,14 @@
-"""``phasetools rare escape``: mean escape times by adaptive multilevel splitting.
+"""``phasetools rare escape`` and ``phasetools rare train``: mean escape times by adaptive multilevel splitting.
 
-One AMS estimate per temperature (``--temperature`` or ``--barrier-ratio`` = dU/T) of an
-escape problem (``phasetools.langevin.escape_problem``), printed beside the theory, each
-appended to ``--out FILE.h5`` with the command line as provenance; ``--plot PREFIX`` writes
-``PREFIX_tau.png`` (ln tau against dU/T with the theory).
+``escape``: one AMS estimate per temperature (``--temperature`` or ``--barrier-ratio`` =
+dU/T) of an escape problem (``phasetools.langevin.escape_problem``), printed beside the
+theory, each appended to ``--out FILE.h5`` with the command line as provenance; ``--plot
+PREFIX`` writes ``PREFIX_tau.png`` (ln tau against dU/T with the theory) and
+``PREFIX_levels.png`` (the AMS levels and ``P(reach level)`` of the deepest point).
+
+``train``: the same over real minibatch SGD (``phasetools.rare.ams_training_escape``) of
+the width-1 chain on a Gaussian teacher's samples, from the balanced learned state (``bwd``)
+or the trapped start (``fwd``) of ``escape_problem("chain", ...)`` to its stop level.
 """
 
 from __future__ import annotations
@@ -54,8 +59,126 @@ def add_parser(sub):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="also append each result to this HDF5 file")
+    p.add_argument("--keep-paths", action="store_true", help="keep the reactive trajectories in the result")
+    p.add_argument("--n-workers", type=count("n_workers", minimum=1), default=1,
+                   help="processes for the AMS runs (default 1; same result for any number)")
     p.set_defaults(handler=_escape)
+    _add_train(rsub)
     return rare
+
+
+def _add_train(rsub):
+    p = rsub.add_parser("train", help="mean escape time of real minibatch SGD (width-1 chain, Gaussian teacher) by "
+                                      "AMS, in epochs")
+    p.add_argument("--n-layers", type=count("n_layers", minimum=2), default=3, help="weight matrices n (default 3)")
+    p.add_argument("--eta", type=float, default=0.8, help="the teacher's feature strength (default 0.8)")
+    p.add_argument("--n-samples", type=count("n_samples", minimum=1), default=512, help="samples (default 512)")
+    p.add_argument("--data-seed", type=count("data_seed"), default=1, help="seed of the samples (default 1)")
+    p.add_argument("--lr", type=float, default=0.08, help="learning rate (default 0.08)")
+    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=4, help="batch size (default 4)")
+    p.add_argument("--weight-decay", type=float, default=0.32, help="SGD weight decay (default 0.32)")
+    p.add_argument("--sampling", choices=["replacement", "shuffle"], default="replacement")
+    p.add_argument("--convention", choices=["canonical", "paper"], default="paper")
+    p.add_argument("--direction", choices=["fwd", "bwd"], default="bwd", help="bwd (default): from the learned state")
+    p.add_argument("--target", type=float, default=None,
+                   help="level of the top singular value that ends an escape (default: the chain problem's stop)")
+    p.add_argument("--start", type=float, default=None, help="start level A of the top singular value (with --level)")
+    p.add_argument("--level", type=float, default=None, help="intermediate level Sigma (with --start)")
+    p.add_argument("--n-replicas", type=count("n_replicas", minimum=2), default=50, help="replicas per run (50)")
+    p.add_argument("--n-kill", type=count("n_kill", minimum=1), default=5, help="killed per iteration (default 5)")
+    p.add_argument("--n-runs", type=count("n_runs", minimum=2), default=20, help="independent AMS runs (default 20)")
+    p.add_argument("--n-walkers", type=count("n_walkers", minimum=1), default=50, help="loop walkers (default 50)")
+    p.add_argument("--n-rounds", type=count("n_rounds", minimum=2), default=4, help="loops per walker (default 4)")
+    p.add_argument("--keep-paths", action="store_true", help="keep the reactive trajectories in the result")
+    p.add_argument("--seed", type=count("seed"), default=None, help="root seed (default: fresh entropy, recorded)")
+    p.add_argument("--n-threads", type=count("n_threads", minimum=1), default=None, help="numba threads")
+    p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_levels.png (AMS levels and P(reach level))")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="FILE.h5", help="also append the result to this HDF5 file")
+    p.set_defaults(handler=_train)
+
+
+def _train(args):
+    from ..langevin import escape_problem
+    from ..rare import AMSOptions, ams_training_escape
+    from ..training import GaussianTeacher
+
+    problem = escape_problem("chain", n_layers=args.n_layers, c=args.eta, gamma=args.weight_decay,
+                             direction=args.direction, convention=args.convention)
+    data = GaussianTeacher([args.eta]).sample(args.n_samples, rng=args.data_seed)
+    target = problem.stop.level if args.target is None else args.target
+    opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
+                      n_rounds=args.n_rounds, keep_paths=args.keep_paths)
+    res = ams_training_escape(data, [np.full((1, 1), v) for v in problem.x0], n_layers=args.n_layers, width=1,
+                              lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay, target=target,
+                              direction="down" if problem.stop.direction == "down" else "up",
+                              sampling=args.sampling, convention=args.convention, start=args.start,
+                              level=args.level, options=opts, rng=args.seed, n_threads=args.n_threads,
+                              progress=not args.quiet)
+    names = []
+    if args.out:
+        from ..io import save
+
+        names.append(save(res, args.out, command=args.command_line))
+    if args.plot:
+        level_figure(res, f"{args.plot}_levels.png")
+    row = {"tau_epochs": res.tau, "tau_lower": res.tau_lower, "tau_upper": res.tau_upper, "p": res.p,
+           "target": target, "cost_steps": res.cost["total"], "wall_time": res.stats["wall_time"]}
+    if args.json:
+        import json
+
+        from ..results import to_jsonable
+
+        print(json.dumps(to_jsonable({**row, "stored": names})))
+        return
+    print(f"SGD escape (lr {args.lr:g}, B {args.batch_size}, weight decay {args.weight_decay:g}, {args.sampling}) "
+          f"{args.direction} to top singular value {target:.4g}:")
+    print(f"  tau = {res.tau:.4g} epochs  [{res.tau_lower:.4g}, {res.tau_upper:.4g}]  p = {res.p:.3g}  "
+          f"steps {res.cost['total']:.2e}  wall {res.stats['wall_time']:.1f}s")
+    if names:
+        print(f"stored {', '.join(names)} in {args.out}")
+
+
+def level_figure(res, path):
+    """The AMS levels over the iterations of each run, and the estimated ``P(reach level)``.
+
+    Parameters
+    ----------
+    res : phasetools.rare.AMSEscape
+        The result (its ``levels`` record).
+    path : str
+        PNG file to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sign = 1.0 if res.direction == "up" else -1.0
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for r in range(res.n_runs):
+        z, prob = res.level_curve(r)
+        a.plot(np.arange(1, z.size + 1), sign * z, lw=0.7, alpha=0.6)
+        b.step(sign * z, prob, where="post", color="0.6", lw=0.6, alpha=0.6)
+    z, prob = res.level_curve()
+    b.step(sign * z, prob, where="post", color="C3", lw=1.8, label="mean over runs")
+    b.plot([sign * res.target], [res.p], "k*", ms=10, label=f"p = P(B before A) = {res.p:.3g}")
+    for ax in (a, b):
+        kw = dict(color="k", ls=":", lw=0.8)
+        (ax.axhline if ax is a else ax.axvline)(sign * res.target, **kw)
+        (ax.axhline if ax is a else ax.axvline)(sign * res.level, **{**kw, "ls": "--"})
+    a.set_xlabel("AMS iteration")
+    a.set_ylabel(f"level of {res.order} (dashed: Sigma, dotted: target)")
+    a.set_title(f"levels of {res.n_runs} runs")
+    b.set_yscale("log")
+    b.set_xlabel(f"level z of {res.order}")
+    b.set_ylabel("P(excursion from Sigma reaches z)")
+    b.set_title(f"tau = {res.tau:.3g} [{res.tau_lower:.3g}, {res.tau_upper:.3g}]")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _temperatures(args, barrier):
@@ -76,11 +199,11 @@ def _escape(args):
         kw["width"] = args.width
     problem = escape_problem(args.model, direction=args.direction, **kw)
     opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
-                      n_rounds=args.n_rounds)
+                      n_rounds=args.n_rounds, keep_paths=args.keep_paths)
     results, names = [], []
     for T in _temperatures(args, problem.barrier):
         res = escape_time(problem, temperature=T, dt=args.dt, options=opts, rng=args.seed, n_threads=args.n_threads,
-                          progress=not args.quiet, start=args.start, level=args.level)
+                          progress=not args.quiet, start=args.start, level=args.level, n_workers=args.n_workers)
         results.append(res)
         if args.out:
             from ..io import save
@@ -88,6 +211,7 @@ def _escape(args):
             names.append(save(res, args.out, command=args.command_line))
     if args.plot:
         _plot(results, problem.barrier, args.plot)
+        level_figure(min(results, key=lambda r: r.temperature), f"{args.plot}_levels.png")
     _print(results, problem.barrier, names, args)
 
 
