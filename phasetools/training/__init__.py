@@ -10,7 +10,9 @@ Training
           sampling="shuffle"|"replacement"|"full", drop_last=True, test=, dtype="float64"|"float32",
           init="std"|"variance"|weights|TrainingRun, n_seeds=, log_every=, record_steps=, rng=,
           n_threads=)  or with option objects  train(data, ..., sgd=SGD(lr, batch_size, weight_decay),
-          noise=Noise(temperature, label_noise), logging=Logging(log_every, ..., test))
+          noise=Noise(temperature, label_noise), logging=Logging(log_every, ..., test)),
+          schedule=Schedule([Phase(epochs, lr=, batch_size=, weight_decay=, temperature=, label_noise=)])
+          (Schedule.dip / .anneal / .burst: phases first, then the run's own options)
         -> TrainingRun (registered result: logs, checkpoints, stats)
     batch_gradient(weights, data, ...): the kernel's gradient
 Protocols (the paper's experiments; the paper's values are passed by phasetools.reproduce)
@@ -37,7 +39,7 @@ from ._converge import RANK_THRESHOLD, converge, escape_epochs
 from ._data import TEST_ENTROPY, Dataset, GaussianTeacher, Moments, as_moments
 from ._levels import mse_levels, trap_weight_decay
 from ._noise import GradientNoise, effective_temperature, gradient_covariance, jacobian, per_sample_gradients
-from ._options import SGD, Logging, Noise
+from ._options import SCHEDULE_COLUMNS, SGD, Logging, Noise, Phase, Schedule
 from ._predict import aligned_weights, predict_escape, predict_injected, predict_plateau
 from ._sparse import SparseGrokking, sparse_grokking
 from ._train import INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient, train
@@ -45,7 +47,7 @@ from ._trap import TrapRelease, prepare_trap, trap_and_release
 from ._weight_decay_sweep import WeightDecaySweep, weight_decay_sweep
 
 __all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "as_moments", "train", "TrainingRun",
-           "batch_gradient", "SGD", "Noise", "Logging", "INIT_DEFAULT", "STATUS_OK", "STATUS_NONFINITE",
+           "batch_gradient", "SGD", "Noise", "Logging", "Phase", "Schedule", "SCHEDULE_COLUMNS", "INIT_DEFAULT", "STATUS_OK", "STATUS_NONFINITE",
            "GradientNoise", "gradient_covariance", "per_sample_gradients", "effective_temperature", "jacobian",
            "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease",
            "trap_weight_decay", "mse_levels", "escape_epochs", "arrhenius_sweep", "ArrheniusSweep",

@@ -35,7 +35,9 @@ class TrainingRun(Result):
     ``steps`` by a non-finite weight or end-to-end map). ``initial_params`` and
     ``final_params`` are the flat weights per seed (checkpoints; see :meth:`weights`).
     ``temperature`` and ``label_noise`` record the optional injected (Langevin/SGLD) and
-    label noise (0: off). Runs of one configuration and ``rng`` with disjoint seed indices
+    label noise (0: off). A run trained with a ``schedule`` (:class:`Schedule`) records its
+    phases in ``schedule`` (one row per phase: ``SCHEDULE_COLUMNS``, every option filled in);
+    its own options (``lr``, ``weight_decay``, ...) are those after the phases. Runs of one configuration and ``rng`` with disjoint seed indices
     merge with ``+`` (:meth:`merge`). Made by :func:`train`; files written with the former
     key ``beta`` load with it as ``weight_decay``.
 
@@ -63,6 +65,9 @@ batch_indices, step_params : numpy.ndarray
         The per-seed records described above.
     temperature, label_noise : float
         The injected noise (0: off).
+    schedule : numpy.ndarray, optional
+        (phase, 6): the phases of a scheduled run (epochs, lr, batch_size, weight_decay,
+        temperature, label_noise; batch_size NaN for training on moments); None without one.
     """
 
     n_layers: int
@@ -105,6 +110,7 @@ batch_indices, step_params : numpy.ndarray
     step_params: np.ndarray | None = None
     temperature: float = 0.0
     label_noise: float = 0.0
+    schedule: np.ndarray | None = None
 
     _config_fields = ("n_layers", "width", "d_in", "d_out", "lr", "weight_decay", "gamma", "convention", "batch_size",
                       "epochs", "n_samples", "sampling", "drop_last", "dtype", "init", "init_fan",
@@ -116,7 +122,7 @@ batch_indices, step_params : numpy.ndarray
              "layer_singular_values": ("seed", "layer_log", "layer", "mode"),
              "steps": ("seed",), "status": ("seed",), "initial_params": ("seed", "param"),
              "final_params": ("seed", "param"), "batch_indices": ("seed", "step", "sample"),
-             "step_params": ("seed", "step", "param")}
+             "step_params": ("seed", "step", "param"), "schedule": ("phase", "option")}
     _coords = {"seed": "seed_index", "log": "log_epochs", "layer_log": "layer_log_epochs"}
     _former_names = {"weight_decay": "beta"}
     _units = {"lr": "time[convention]/step", "weight_decay": "weight_decay", "gamma": "coupling[canonical]",
@@ -221,6 +227,8 @@ batch_indices, step_params : numpy.ndarray
             raise ValueError(f"cannot merge training runs with different rng entropies ({self.seeds} and "
                              f"{other.seeds}): a seed is identified by (rng, seed index); run the parts with "
                              f"the same rng and different seed_offset")
+        if not deep_equal(self.schedule, other.schedule):
+            raise ValueError("cannot merge training runs with different schedules")
         if np.intersect1d(self.seed_index, other.seed_index).size:
             raise ValueError("cannot merge training runs that share seed indices (the runs would repeat); "
                              "give the parts disjoint seed_offset ranges")
@@ -246,6 +254,8 @@ batch_indices, step_params : numpy.ndarray
             coupling += f", temperature={self.temperature:g}"
         if self.label_noise > 0:
             coupling += f", label_noise={self.label_noise:g}"
+        if self.schedule is not None:
+            coupling += f", schedule of {len(self.schedule)} phases"
         data = (f"n_samples={self.n_samples}, batch_size={self.batch_size}, sampling={self.sampling!r}"
                 if self.n_samples is not None else "population moments")
         return (f"TrainingRun(n_layers={self.n_layers}, width={self.width}, {self.d_in}->{self.d_out}, "

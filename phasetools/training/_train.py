@@ -14,6 +14,7 @@ result (:class:`TrainingRun`, :mod:`._run`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -29,11 +30,11 @@ from .._validation import (as_float_array, check_choice, check_int, check_memory
 from ..theory import Convention, layer_shapes, resolve_convention
 from . import _kernels as K
 from ._data import Dataset, Moments, as_data, as_moments
-from ._options import SGD, Logging, Noise, resolve
+from ._options import SGD, Logging, Noise, Phase, Schedule, resolve
 from ._run import STATUS_NONFINITE, STATUS_OK, TrainingRun
 
 __all__ = ["TrainingRun", "train", "batch_gradient", "resolve_training_convention", "STATUS_OK",
-           "STATUS_NONFINITE", "INIT_DEFAULT", "SGD", "Noise", "Logging"]
+           "STATUS_NONFINITE", "INIT_DEFAULT", "SGD", "Noise", "Logging", "Phase", "Schedule"]
 
 INIT_DEFAULT = "std"
 _INITS = ("std", "variance")
@@ -368,7 +369,7 @@ def train(data, *, n_layers, width, epochs, lr=None, weight_decay=None, gamma=No
           batch_size=None, sampling="shuffle", drop_last=True, test=None, dtype="float64", init=INIT_DEFAULT,
           init_fan="fan_in", n_seeds=None, seed_offset=0, log_every=1, layer_log_every=None,
           record_steps=False, temperature=0.0, label_noise=0.0, rng=None, n_threads=None, sgd=None, noise=None,
-          logging=None) -> TrainingRun:
+          logging=None, schedule=None) -> TrainingRun:
     """Train ``n_seeds`` independent copies of ``W_n ... W_1`` (no biases) with minibatch SGD.
 
     Each step, on a batch ``B`` (``kappa`` from ``convention``)::
@@ -462,6 +463,13 @@ def train(data, *, n_layers, width, epochs, lr=None, weight_decay=None, gamma=No
         ``temperature`` and ``label_noise`` as one object.
     logging : Logging, optional
         ``log_every``, ``layer_log_every``, ``record_steps`` and ``test`` as one object.
+    schedule : Schedule, optional
+        Phases with changed options (weight decay, learning rate, batch size, injected or
+        label noise) run first, each from the weights the previous one ended with; the rest
+        of ``epochs`` uses the options above. Phases take at most ``epochs``; each phase is
+        logged every ``min(log_every, its epochs)`` epochs from its start and at its end
+        (``layer_log_every`` likewise); not with ``record_steps``. Streams: see
+        :class:`Schedule`. None (default): no phases, the run is unchanged.
 
     Returns
     -------
@@ -474,6 +482,10 @@ def train(data, *, n_layers, width, epochs, lr=None, weight_decay=None, gamma=No
     noise = resolve(Noise, noise, dict(temperature=temperature, label_noise=label_noise), "noise")
     logging = resolve(Logging, logging, dict(log_every=log_every, layer_log_every=layer_log_every,
                                              record_steps=record_steps, test=test), "logging")
+    if schedule is not None:
+        return _train_scheduled(data, schedule, n_layers=n_layers, width=width, epochs=epochs, sgd=sgd, noise=noise,
+                                logging=logging, convention=convention, dtype=dtype, init=init, init_fan=init_fan,
+                                n_seeds=n_seeds, seed_offset=seed_offset, rng=rng, n_threads=n_threads)
     return _train(data, n_layers=n_layers, width=width, epochs=epochs, sgd=sgd, noise=noise, logging=logging,
                   convention=convention, dtype=dtype, init=init, init_fan=init_fan, n_seeds=n_seeds,
                   seed_offset=seed_offset, rng=rng, n_threads=n_threads)
@@ -543,6 +555,102 @@ def _train(data, *, n_layers, width, epochs, sgd, noise, logging, convention, dt
         initial_params=initial, final_params=theta, batch_indices=rec_idx if record else None,
         step_params=rec_params if record else None, temperature=noise.temperature,
         label_noise=noise.label_noise, seeds=(int(entropy),), stats=stats)
+
+
+def _phase_options(phase: Phase, sgd: SGD, noise: Noise):
+    """The (SGD, Noise) of one phase: the run's own with the phase's options in their place."""
+    def pick(a, b):
+        return b if a is None else a
+
+    s = dataclasses.replace(sgd, lr=pick(phase.lr, sgd.lr), batch_size=pick(phase.batch_size, sgd.batch_size))
+    if phase.weight_decay is not None:
+        s = dataclasses.replace(s, weight_decay=phase.weight_decay, gamma=None)
+    nz = Noise(temperature=pick(phase.temperature, noise.temperature),
+               label_noise=pick(phase.label_noise, noise.label_noise))
+    return s, nz
+
+
+def _carry(run: TrainingRun, bad: np.ndarray) -> list:
+    """A run's final weights per layer (seed, rows, cols), zero for the seeds in ``bad`` (diverged)."""
+    flat = np.array(run.final_params, dtype=np.float64)
+    flat[bad] = 0.0
+    out, k = [], 0
+    for r, c in run.layer_shapes:
+        out.append(flat[:, k:k + r * c].reshape(-1, r, c))
+        k += r * c
+    return out
+
+
+def _train_scheduled(data, schedule, *, epochs, sgd, noise, logging, init, n_seeds, seed_offset, rng,
+                     **common) -> TrainingRun:
+    """:func:`train` with a :class:`Schedule`: one :func:`_train` per phase and one for the rest, joined."""
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+    if logging.record_steps:
+        raise ValueError("record_steps must be False with a schedule")
+    epochs = check_int(epochs, "epochs", 0)
+    if schedule.epochs > epochs:
+        raise ValueError(f"epochs must be >= the schedule's {schedule.epochs} epochs, got {epochs}")
+    entropy = entropy_of(rng)
+    parts = [(p.epochs, *_phase_options(p, sgd, noise)) for p in schedule.phases]
+    parts.append((epochs - schedule.epochs, sgd, noise))
+    children = np.random.SeedSequence(entropy).spawn(len(parts) - 1)
+    runs, state, bad, div_part = [], init, None, None
+    for k, (e, s, nz) in enumerate(parts):
+        log = dataclasses.replace(logging, log_every=max(1, min(logging.log_every, e)),
+                                  layer_log_every=max(1, min(logging.layer_log_every or logging.log_every, e)))
+        run = _train(data, epochs=e, sgd=s, noise=nz, logging=log, init=state, n_seeds=n_seeds if k == 0 else None,
+                     seed_offset=seed_offset, rng=entropy if k == 0 else children[k - 1], **common)
+        if bad is None:
+            bad, div_part = np.zeros(run.n_seeds, bool), np.full(run.n_seeds, len(parts))
+        new = (run.status == STATUS_NONFINITE) & ~bad
+        div_part[new], bad = k, bad | new
+        runs.append(run)
+        state = _carry(run, bad)
+    table = np.array([[r.epochs, r.lr, np.nan if r.batch_size is None else r.batch_size, r.weight_decay,
+                       r.temperature, r.label_noise] for r in runs[:-1]], dtype=float)
+    return _join(runs, logging, entropy, table, div_part)
+
+
+def _join(runs, logging, entropy, table, div_part) -> TrainingRun:
+    """The parts of a scheduled run as one run: logs joined (a later part's epoch 0 repeats the
+    previous end and is dropped), the first part's initial weights, the last part's options;
+    a seed's logs after the part in which it diverged are NaN."""
+    first, last = runs[0], runs[-1]
+    offsets = np.cumsum([0] + [r.epochs for r in runs])
+    def keep(k):
+        return slice(1 if k else 0, None)
+
+    def part(name):
+        return np.concatenate([np.full(getattr(r, name)[keep(k)].size, k) for k, r in enumerate(runs)])
+
+    def cat(name, ax):
+        return np.concatenate([getattr(r, name)[(slice(None),) * ax + (keep(k),)] for k, r in enumerate(runs)],
+                              axis=ax)
+
+    fields = {name: cat(name, 1) for name in ("train_mse", "loss", "weight_norm", "singular_values",
+                                              "layer_singular_values")}
+    fields["test_mse"] = None if first.test_mse is None else cat("test_mse", 1)
+    log_part, layer_part = part("log_epochs"), part("layer_log_epochs")
+    for s in np.nonzero(div_part < len(runs))[0]:
+        for name, p in (("train_mse", log_part), ("test_mse", log_part), ("loss", log_part),
+                        ("weight_norm", log_part), ("singular_values", log_part), ("layer_singular_values", layer_part)):
+            if fields[name] is not None:
+                fields[name][s, p > div_part[s]] = np.nan
+    steps = sum(np.where(div_part >= k, r.steps, 0) for k, r in enumerate(runs))
+    status = np.where(div_part < len(runs), STATUS_NONFINITE, STATUS_OK).astype(first.status.dtype)
+    stats = {k: sum(r.stats.get(k, 0) for r in runs) for k in ("wall_time", "compile_time", "steps_total",
+                                                               "n_nonfinite")}
+    stats["steps_per_second"] = stats["steps_total"] / stats["wall_time"] if stats["wall_time"] > 0 else math.inf
+    stats["n_threads"] = max(r.stats.get("n_threads", 1) for r in runs)
+    return dataclasses.replace(
+        last, epochs=int(offsets[-1]), init=first.init, log_every=logging.log_every,
+        layer_log_every=logging.layer_log_every or logging.log_every,
+        log_epochs=np.concatenate([r.log_epochs[keep(k)] + offsets[k] for k, r in enumerate(runs)]).astype(np.int64),
+        layer_log_epochs=np.concatenate([r.layer_log_epochs[keep(k)] + offsets[k]
+                                         for k, r in enumerate(runs)]).astype(np.int64),
+        steps=steps.astype(first.steps.dtype), status=status, initial_params=first.initial_params, schedule=table,
+        seeds=(int(entropy),), stats=stats, **fields)
 
 
 def _buffers(lay, S, dt, plan, noise):
