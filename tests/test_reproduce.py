@@ -1,13 +1,17 @@
 """`phasetools reproduce` at the smoke scale: every claim in the report, every figure a valid PNG."""
 
 import copy
+import dataclasses
 
+import numpy as np
 import pytest
 
 from phasetools.cli import main
 from phasetools.io import load
-from phasetools.reproduce import CLAIMS, FIGURES, OWN_CHECKS, claim_report, collect, side_by_side, tasks
+from phasetools.reproduce import (CLAIMS, FIGURES, OWN_CHECKS, claim_report, collect, prediction_lines,
+                                  prediction_table, side_by_side, tasks)
 from phasetools.results import deep_equal
+from phasetools.stats import exponential_mle
 from phasetools.sweep import load_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -49,8 +53,13 @@ def test_report_defines_its_terms_before_the_tables(smoke):
         assert text.index(term) < text.index("## The paper's claims"), term
 
 
+def _results(v):
+    """The results of one entry of ``collect``'s mapping (a result, a list of them, or of tuples ending in one)."""
+    return [r[-1] if isinstance(r, tuple) else r for r in (v if isinstance(v, list) else [v])]
+
+
 def _stats(R):
-    return {k: [copy.deepcopy(r.stats) for r in (v if isinstance(v, list) else [v])] for k, v in R.items()}
+    return {k: [copy.deepcopy(r.stats) for r in _results(v)] for k, v in R.items()}
 
 
 def test_the_report_changes_no_result(smoke):
@@ -58,6 +67,7 @@ def test_the_report_changes_no_result(smoke):
     before = _stats(R)
     claim_report(R)
     side_by_side(R)
+    prediction_table(R)
     assert deep_equal(_stats(R), before)
     # derived values (per-temperature escape times, theory) are not written into a result
     assert not {"temperatures", "tau", "theory_tau"} & set(R["langevin_chain"].stats)
@@ -83,6 +93,42 @@ def test_task_grids():
         names = {t["experiment"] for t in tasks(scale)}
         assert {"theory_critical", "e1_up", "e1_down", "e1_draw", "e2_rank1", "e2_rank0", "e4_paper",
                 "e4_corrected", "e5", "langevin_chain", "n5_fresh", "n5_fresh_fan_in", "n6_draws", "n12_noise",
-                "n12_runs", "e2_rank0_fan_in", "e2_paper_rank1_fan_in"} <= names
+                "n12_runs", "e2_rank0_fan_in", "e2_paper_rank1_fan_in", "predict_replacement",
+                "predict_injected"} <= names
     with pytest.raises(ValueError, match="scale"):
         tasks("huge")
+
+
+def test_report_shows_predicted_against_measured_with_the_ablation(smoke):
+    text = (smoke / "report.md").read_text()
+    section = text[text.index("## Predicted against measured escape times"):text.index("## Figures")]
+    assert "](predict_vs_measured.png)" in section
+    assert (smoke / "predict_vs_measured.png").read_bytes()[:8] == PNG
+    assert "| regime | model | within x2 | median measured/predicted | worst factor | moves the prediction by |" in section
+    for regime in ("(a) with replacement", "(b) reshuffling", "(c) injected, upward", "(d) plateau"):
+        assert f"| {regime} |" in section, regime
+    for model in ("Gaussian moments", "no mode coupling", "isotropic T_eff", "width-1 chain (no entropy)"):
+        assert f"| {model} |" in section, model
+    # every SGD point names the sampler that ran
+    for row in section.splitlines():
+        if row.startswith(("| (a)", "| (b)", "| (c)")) and "draw" in row:
+            assert "sampling " in row, row
+
+
+def test_prediction_numbers_come_from_the_stored_results(smoke):
+    R = collect(tasks("smoke"), load_results(smoke / "results.h5"))
+    table = prediction_table(R)
+    text = (smoke / "report.md").read_text()
+    assert "\n".join(prediction_lines(table)) in text       # the report prints the table of the stored runs
+    draw, sw = R["predict_replacement"][0]
+    i = list(table.label).index(f"draw {draw}, wd {sw.target_weight_decay:g}, lr {sw.lr[0]:g}, B {sw.batch_size[0]}, "
+                                f"sampling replacement")
+    fit = exponential_mle(sw.escape_epoch[0].astype(float), ~sw.escaped[0], time_unit="epochs")
+    assert table.measured[i] == pytest.approx(fit.tau if fit.tau is not None else np.nan, nan_ok=True)
+    # change what was stored: the table follows (nothing is written into the code)
+    longer = dataclasses.replace(sw, escape_epoch=sw.escape_epoch * 3, escaped=np.ones_like(sw.escaped))
+    R2 = dict(R, predict_replacement=[(draw, longer)])
+    t2 = prediction_table(R2)
+    assert t2.measured[i] == pytest.approx(float(np.mean(sw.escape_epoch[0] * 3)))
+    assert t2.predicted[i, 0] == table.predicted[i, 0]
+    assert prediction_table({}) is None

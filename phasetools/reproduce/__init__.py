@@ -15,6 +15,10 @@ The paper's claims
     evaluate_claims(results) -> [ClaimVerdict]
     claim_report(results) -> ClaimReport (a stored result: one row per check)
     side_by_side(results) -> rows (quantity, unit, theory, langevin, training, note)
+Predicted against measured escape times (docs/predict.md)
+    prediction_table(results) -> PredictedVsMeasured (every regime the results hold), or None
+    prediction_figure(table) -> Plot; prediction_lines(table) -> the report's section (figure,
+    one row per point naming its sampler, the ablation table)
 
 ``phasetools reproduce --quick`` on the command line. The experiments run as one resumable
 sweep (:mod:`phasetools.sweep`) into ``out/results.h5``; the claim verdicts (built on
@@ -27,10 +31,12 @@ from ._claims import (CLAIM_IDS, CLAIMS, N_PARAMS_PAPER, OWN_CHECKS, claim_repor
                       decide_noise_driver, evaluate_claims, fitted_seed, float_floor, noise_exponent, sensitivity)
 from ._experiments import SCALES, run_experiment, tasks
 from ._figures import FIGURES, escape_scatter_figure
+from ._predicted import prediction_figure, prediction_lines, prediction_table
 from ._report import side_by_side
 from ._run import DEFAULT_SEED, ReproduceOutcome, collect, reproduce
 
 __all__ = ["reproduce", "ReproduceOutcome", "tasks", "run_experiment", "collect", "SCALES", "FIGURES",
            "DEFAULT_SEED", "CLAIMS", "CLAIM_IDS", "OWN_CHECKS", "N_PARAMS_PAPER", "evaluate_claims", "claim_report",
            "side_by_side", "sensitivity", "decide_noise_driver", "decide_delay_decades", "noise_exponent",
-           "fitted_seed", "float_floor", "escape_scatter_figure"]
+           "fitted_seed", "float_floor", "escape_scatter_figure", "prediction_table", "prediction_figure",
+           "prediction_lines"]

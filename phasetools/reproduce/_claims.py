@@ -36,8 +36,11 @@ def _log10(x):
 #: Every claim id of the paper's catalogue, in the order of the report.
 CLAIM_IDS = tuple(f"F{k}" for k in range(1, 15)) + tuple(f"N{k}" for k in range(1, 16))
 
-_E2_HOW = ("SGD lr 0.08, B = 64 (reshuffled each epoch, drop_last), N = 512, weight decay 0.32 after the release; "
-           "trap prepared at 0 then at the trap's weight decay; init std 1/sqrt(width) in every layer")
+def _e2_how(r) -> str:
+    """How an E2 release ran, its sampler read from the stored result."""
+    return (f"SGD lr {r.lr:g}, B = {r.batch_size} (sampling {r.sampling!r}, drop_last), N = 512, weight decay "
+            f"{r.target_weight_decay:g} after the release; trap prepared at 0 then at the trap's weight decay; init "
+            "std 1/sqrt(width) in every layer")
 
 
 def _log10(x):
@@ -154,7 +157,7 @@ def _rank1(R):
                                   f"seed {_seed(r):.2g}, {r.epochs} epochs, {int(r.trapped.sum())} trapped seeds)",
                                   fit.tau, fit.tau_ci, fit.tau_lower, 5500.0)
             vs.append(Verdict(v.quantity, v.expected, v.measured, v.outcome, v.rule, v.detail,
-                              how=_E2_HOW + "; trap at 0.361 on the first draw of the N6 sequence where it is a trap"))
+                              how=_e2_how(r) + "; trap at 0.361 on the first draw of the N6 sequence where it is a trap"))
     for name in ("e2_rank1", "e2_rank1_float32"):
         if name in R and R[name].trapped.any():
             r = R[name]
@@ -163,7 +166,7 @@ def _rank1(R):
                                   f"({r.dtype}, residual seed {_seed(r):.2g}, {r.epochs} epochs)",
                                   fit.tau, fit.tau_ci, fit.tau_lower, 5500.0)
             vs.append(Verdict(v.quantity, v.expected, v.measured, v.outcome, v.rule, v.detail,
-                              how=_E2_HOW + "; the draw of E2 (rng 1)"))
+                              how=_e2_how(r) + "; the draw of E2 (rng 1)"))
     return vs
 
 
@@ -181,7 +184,7 @@ def _rank0(R):
                               f"trapped seeds)", first, 7000.0, n_esc, t.size)
     if impossible and v1.outcome == AGREES:
         v1 = Verdict(v1.quantity, v1.expected, v1.measured, NOT_TESTABLE, v1.rule + "; not testable if no escape "
-                     "could happen at all (the rule could not fail)", why, how=_E2_HOW + "; trap at 0.43")
+                     "could happen at all (the rule could not fail)", why, how=_e2_how(r) + "; trap at 0.43")
     late = int(((~cens) & (t >= 7000)).sum())
     fit = r.fit()
     rule2 = ("agrees if some trapped run escapes after 7000 epochs; disagrees if none does and no escape can happen "
@@ -197,7 +200,7 @@ def _rank0(R):
         v2 = Verdict("second half: an escape to rank 1 after 7000 epochs", "> 7000, > 10^4 in total",
                      f"none of {t.size} in {r.epochs} epochs", NOT_TESTABLE, rule2, "budget too short to decide")
     return [v1, Verdict(v2.quantity, v2.expected, v2.measured, v2.outcome, v2.rule, v2.detail,
-                        how=_E2_HOW + f"; trap at 0.43; {r.dtype}; residual seed {seed:.2g}")]
+                        how=_e2_how(r) + f"; trap at 0.43; {r.dtype}; residual seed {seed:.2g}")]
 
 
 def decide_delay_decades(fresh_epochs, trap_tau, trap_tau_lower, claimed=2.0, tol=0.5) -> Verdict:
@@ -250,12 +253,14 @@ def _arrhenius(R):
     out = []
     if (sw.n_escaped > 0).sum() < 3:
         lb = ", ".join(f"lr {a:g}: tau > {b:.3g} epochs" for a, b in zip(sw.lr, sw.tau_epochs_low))
-        out.append(Verdict("R^2 of ln tau against batch_size/lr (rank-1 trap, the paper's lrs)", "0.991",
+        out.append(Verdict(f"R^2 of ln tau against batch_size/lr (rank-1 trap, the paper's lrs, sampling "
+                           f"{sw.sampling!r})", "0.991",
                            f"{int(sw.n_escaped.sum())} escapes in {sw.escaped.size} runs", NOT_TESTABLE,
                            "needs escapes at >= 3 points", "censored lower bounds: " + lb))
     else:
         fit = sw.fit("batch_size/lr")
-        out.append(check_value("R^2 of ln tau against batch_size/lr (the paper's lrs)", fit.r_squared
+        out.append(check_value(f"R^2 of ln tau against batch_size/lr (the paper's lrs, sampling {sw.sampling!r})",
+                               fit.r_squared
                                if hasattr(fit, "r_squared") else float("nan"), 0.991, tol=0.02))
     implied = 5500.0 * 0.08 / np.asarray(sw.lr, dtype=float)
     v = check_threshold("shortest escape (epochs) the paper's own numbers imply at its largest lr: 5500 x 0.08 / lr "
@@ -271,7 +276,8 @@ def _arrhenius(R):
             x, y = (c.batch_size / c.lr)[ok], np.log(c.tau_time[ok])
             r2 = float(np.corrcoef(x, y)[0, 1] ** 2)
             v = check_threshold("R^2 of ln tau against batch_size/lr where escapes exist (corrected E4: rank 2 -> 1 "
-                                f"at {c.target_weight_decay:g}, lr 0.1)", r2, 0.95, above=True)
+                                f"at {c.target_weight_decay:g}, lr 0.1, sampling {c.sampling!r})", r2, 0.95,
+                                above=True)
             out.append(Verdict(v.quantity, "linear (paper: R^2 = 0.991)", f"{r2:.4f}", v.outcome,
                                "agrees if R^2 > 0.95 over >= 3 points", v.detail))
     return out
@@ -464,7 +470,9 @@ def _grokking(R):
 
 def _grokking_noise(e5):
     rule = ("agrees if full-batch runs (B >= N: one deterministic step per epoch, no minibatch noise) stay trapped "
-            "where minibatch runs (B < N) from the same seeds escape; disagrees if full-batch runs escape too")
+            "where minibatch runs (B < N, sampling " + ", ".join(sorted({repr(str(x)) for x in
+                                                                     e5.sampling[~e5.full_batch]}) or ["-"])
+            + ") from the same seeds escape; disagrees if full-batch runs escape too")
     fb = e5.trapped & e5.full_batch
     mb = e5.trapped & ~e5.full_batch
     n_fb, n_mb = int((fb & e5.escaped).sum()), int((mb & e5.escaped).sum())
@@ -513,7 +521,8 @@ def _sgd_temperature(R):
         return [not_testable("slope of ln tau against 1/T_eff", "barrier", str(exc))]
     b = np.asarray(L.barrier_bwd, dtype=float).ravel()
     barrier = float(b[np.isfinite(b)][-1])
-    return [check_value(f"slope of ln tau (SGD, rank 2 -> 1 at beta = {sw.target_weight_decay:g}) against 1/T_eff, "
+    return [check_value(f"slope of ln tau (SGD, sampling {sw.sampling!r}, rank 2 -> 1 at beta = "
+                        f"{sw.target_weight_decay:g}) against 1/T_eff, "
                         f"over the barrier {barrier:.4g}", fit.slope / barrier, 1.0, stderr=fit.slope_stderr / barrier)]
 
 

@@ -23,18 +23,27 @@ SCALES = {
     "smoke": dict(n_seeds=2, epochs=60, trap_epochs=(40, 80), n_e1_draws=2, e1_step=0.02, e4_epochs=40,
                   e4_batch_sizes=(8, 12), e5_trap_epochs=(110, 300), e5_epochs=300, n_e5_seeds=1, e5_pool=500,
                   e5_test=1000, n_chain_walkers=40, chain_temps=(0.012, 0.0085), n_e4_seeds=2,
-                  n5_seeds=2, n5_epochs=40, n6_draws=5, n12_runs=1, n12_epochs=40),
+                  n5_seeds=2, n5_epochs=40, n6_draws=5, n12_runs=1, n12_epochs=40,
+                  predict_a=((1, 0.1, (16,)),), predict_seeds=2, predict_max_epochs=40, predict_min_epochs=20,
+                  predict_c=((1, (3,)),), predict_c_epochs=60, predict_c_trap=(40, 40)),
     "quick": dict(n_seeds=8, epochs=8000, trap_epochs=(300, 600), n_e1_draws=10, e1_step=0.01, e4_epochs=1000,
                   e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300, 190, 200, 210, 220),
                   e5_epochs=4000,
                   n_e5_seeds=2, e5_pool=5000, e5_test=10_000, n_chain_walkers=400, chain_temps=CHAIN_TEMPERATURES,
-                  n_e4_seeds=16, n5_seeds=8, n5_epochs=200, n6_draws=200, n12_runs=4, n12_epochs=2000),
+                  n_e4_seeds=16, n5_seeds=8, n5_epochs=200, n6_draws=200, n12_runs=4, n12_epochs=2000,
+                  predict_a=((1, 0.1, (6, 16, 32)), (2, 0.1, (8, 24))), predict_seeds=16, predict_max_epochs=3000,
+                  predict_min_epochs=100, predict_c=((1, (3, 10)),), predict_c_epochs=2000,
+                  predict_c_trap=(300, 600)),
     "full": dict(n_seeds=50, epochs=20_000, trap_epochs=(2000, 2000), n_e1_draws=20, e1_step=0.01, e4_epochs=5000,
                  e4_batch_sizes=(8, 10, 12, 14, 16),
                  e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300, 190, 210, 220),
                  e5_epochs=20_000, n_e5_seeds=8, e5_pool=5000, e5_test=10_000, n_chain_walkers=4000,
                  chain_temps=CHAIN_TEMPERATURES, n_e4_seeds=50, n5_seeds=50, n5_epochs=500, n6_draws=1000,
-                 n12_runs=16, n12_epochs=20_000),
+                 n12_runs=16, n12_epochs=20_000,
+                 predict_a=((1, 0.1, (6, 8, 16, 24, 32, 40)), (2, 0.1, (8, 16, 24, 32, 40)), (1, 0.05, (4, 8, 12, 16))),
+                 predict_seeds=16, predict_max_epochs=20_000, predict_min_epochs=100,
+                 predict_c=((1, (3, 5, 7, 10)), (2, (3, 5, 7, 10))), predict_c_epochs=5000,
+                 predict_c_trap=(300, 600)),
 }
 
 
@@ -81,6 +90,13 @@ def tasks(scale: str) -> list:
              dict(experiment="n6_draws", n_draws=s["n6_draws"]),
              dict(experiment="n12_noise"),
              dict(experiment="n12_runs", n_seeds=s["n12_runs"], epochs=s["n12_epochs"])]
+    # predicted against measured escape times (docs/predict.md): (a) with replacement, (c) injected noise
+    grid += [dict(experiment="predict_replacement", draw=d, lr=lr, batch_size=int(b), n_seeds=s["predict_seeds"],
+                  max_epochs=s["predict_max_epochs"], min_epochs=s["predict_min_epochs"])
+             for d, lr, bs in s["predict_a"] for b in bs]
+    grid += [dict(experiment="predict_injected", draw=d, ratio=float(r), width=10, n_seeds=s["predict_seeds"],
+                  epochs=s["predict_c_epochs"], trap_epochs=list(s["predict_c_trap"]))
+             for d, ratios in s["predict_c"] for r in ratios]
     return grid
 
 
@@ -231,6 +247,12 @@ def run_experiment(*, experiment, rng, **p):
         return tr.sparse_grokking(teacher, pool_size=p["pool_size"], test_size=p["test_size"],
                                   trap_epochs=tuple(p["trap_epochs"]), batch_size=(64, 5), n_seeds=p["n_seeds"],
                                   epochs=p["epochs"], **PAPER_E5, rng=rng, quiet=True)
+    if experiment == "predict_replacement":
+        from ._predicted import replacement_point
+        return replacement_point(p, rng)
+    if experiment == "predict_injected":
+        from ._predicted import injected_point
+        return injected_point(p, rng)
     if experiment == "langevin_chain":
         from ..langevin import Threshold, chain, simulate
         L = th.landscape(3, ETA[1], 0.32, convention="paper")

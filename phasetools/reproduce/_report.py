@@ -107,10 +107,12 @@ def _sgd_rows(R) -> list:
     except ValueError:
         tr = "fewer than 2 points with escapes"
     rows = [(f"barrier rank 2 -> 1 at beta = {e4c.target_weight_decay:g} (drawn data)", "loss (paper)",
-             _pm(_last_finite(Lc.barrier_bwd)), "-", tr, "SGD: slope of ln tau against 1/T_eff (isotropic T_eff)")]
+             _pm(_last_finite(Lc.barrier_bwd)), "-", tr,
+             f"SGD ({e4c.sampling}): slope of ln tau against 1/T_eff (isotropic T_eff)")]
     for i in range(e4c.lr.size):
         tau = _pm(e4c.tau_time[i]) if np.isfinite(e4c.tau_time[i]) else f"> {e4c.tau_time_low[i]:.3g}"
-        rows.append((f"escape time, lr {e4c.lr[i]:g}, B {e4c.batch_size[i]} (T_eff {e4c.temperature[i]:.3g})",
+        rows.append((f"escape time, lr {e4c.lr[i]:g}, B {e4c.batch_size[i]}, sampling {e4c.sampling} "
+                     f"(T_eff {e4c.temperature[i]:.3g})",
                      "time lr*steps (paper)", "-", "-", tau, f"{int(e4c.n_escaped[i])}/{e4c.escaped.shape[1]} escaped"))
     return rows
 
@@ -240,9 +242,11 @@ def _sensitivity_lines(R) -> list:
     return lines + [_md_row(r) for r in rows] + [""]
 
 
-def write_report(out: Path, R, report, figures, *, figure_captions, scale, wall, command, executor, seed) -> Path:
+def write_report(out: Path, R, report, figures, *, figure_captions, scale, wall, command, executor, seed,
+                 prediction=()) -> Path:
     """Write ``out/report.md``: the verdict tally and table, the side-by-side table, the
-    figures with their captions and the settings decided here. Returns its path."""
+    predicted-against-measured section (``prediction``: markdown lines), the figures with
+    their captions and the settings decided here. Returns its path."""
     from .. import __version__
     counts = report.counts("paper")
     own = report.counts("toolkit")
@@ -263,6 +267,7 @@ def write_report(out: Path, R, report, figures, *, figure_captions, scale, wall,
     lines += ["", "## Theory, Langevin and SGD side by side", "",
               "| quantity | unit | theory | Langevin | SGD training | note |", "|---|---|---|---|---|---|"]
     lines += [_md_row(row) for row in side_by_side(R)]
+    lines += [""] + list(prediction)
     lines += ["", "## Figures", ""]
     names = {Path(p).name for p in figures}
     for name, caption in figure_captions.items():

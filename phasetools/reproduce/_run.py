@@ -12,6 +12,7 @@ from .._progress import progress
 from ._claims import claim_report
 from ._experiments import SCALES, run_experiment, tasks
 from ._figures import FIGURES, figures
+from ._predicted import prediction_lines, prediction_table, write_prediction_figure
 from ._report import write_report
 
 __all__ = ["reproduce", "ReproduceOutcome", "collect", "DEFAULT_SEED"]
@@ -83,11 +84,13 @@ def collect(task_params, task_results) -> dict:
     dict
         Experiment name -> result: a list for the E1 draws (``e1_draws``) and the chain's
         ensembles (``langevin_ensembles``), the E4 corrected points merged into one
-        ``ArrheniusSweep``, and the chain's Arrhenius fit as ``langevin_chain`` (when at
-        least two temperatures saw escapes). The task results are not changed.
+        ``ArrheniusSweep``, the chain's Arrhenius fit as ``langevin_chain`` (when at
+        least two temperatures saw escapes), and the prediction runs as lists of tuples:
+        ``predict_replacement`` ``(draw, ArrheniusSweep)``, ``predict_injected``
+        ``(draw, ratio, TrainingRun)``. The task results are not changed.
     """
     from ..langevin import EscapeSweep
-    R, draws, e4c, ens = {}, [], [], []
+    R, draws, e4c, ens, pa, pc = {}, [], [], [], [], []
     for p, r in zip(task_params, task_results):
         if r is None:
             continue
@@ -98,10 +101,18 @@ def collect(task_params, task_results) -> dict:
             e4c.append(r)
         elif name == "langevin_chain":
             ens.append(r)
+        elif name == "predict_replacement":
+            pa.append((int(p["draw"]), r))
+        elif name == "predict_injected":
+            pc.append((int(p["draw"]), float(p["ratio"]), r))
         else:
             R[name] = r
     if draws:
         R["e1_draws"] = draws
+    if pa:
+        R["predict_replacement"] = pa
+    if pc:
+        R["predict_injected"] = pc
     if e4c:
         R["e4_corrected"] = _merge_points(e4c)
     if ens:
@@ -215,7 +226,7 @@ def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers
                         n_workers=n_workers, scheduler=scheduler, dask_workers=dask_workers, resume=resume,
                         overwrite=overwrite, progress=not quiet)
     outcome.check()
-    phase = progress(total=3, desc="verdicts, figures, report", quiet=quiet)   # the phase after the sweep
+    phase = progress(total=4, desc="verdicts, predictions, figures, report", quiet=quiet)   # the phase after the sweep
     results = outcome.results()
     R = collect(grid, results)
     report = claim_report(R)
@@ -224,12 +235,14 @@ def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers
         vpath.unlink()
     save(report, vpath, name="claims", command=command)
     phase.update(1)
-    figs = figures(R, out)
+    table = prediction_table(R)   # predicted against measured escape times, from the stored runs
+    phase.update(1)
+    figs = figures(R, out) + write_prediction_figure(table, out)
     phase.update(1)
     wall = time.perf_counter() - t0
     total, executors = run_log(out, wall, outcome.executor, resume)   # a resume keeps the first run's record
     rpath = write_report(out, R, report, figs, figure_captions=FIGURES, scale=scale, wall=total, command=command,
-                         executor=executors, seed=outcome.seed)
+                         executor=executors, seed=outcome.seed, prediction=prediction_lines(table))
     phase.update(1)
     phase.close()
     for lock in (out / "results.h5.lock", out / "verdicts.h5.lock"):   # the writers are done
