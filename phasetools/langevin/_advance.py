@@ -168,7 +168,7 @@ def advance(potential: Potential, x, streams, *, temperature=None, noise=None, d
     else:
         sigma, mode = 0.0, 1
         scale = float(2.0 * potential.kappa * np.sqrt(noise.lr * dt * noise.factor / noise.batch_size))
-        sxx, syx, syy = (np.ascontiguousarray(a) for a in (noise.input_cov, noise.cross_cov, noise.output_cov))
+        sxx, syx, syy = (np.ascontiguousarray(a) for a in noise.kernel_moments())
     has_stop = stop is not None
     level = stop.level if has_stop else 0.0
     direction = (1.0 if stop.direction == "up" else -1.0) if has_stop else 1.0

@@ -125,6 +125,16 @@ class SGDNoise:
     n_samples : int >= max(2, batch_size) or None
         Switches on the without-replacement factor ``(N - B)/(N - 1)``
         (:func:`phasetools.theory.without_replacement_factor`).
+    moments : {"gaussian", "data"}
+        Where the per-sample noise's fourth moments come from: Isserlis' theorem on the three
+        second-moment matrices (default), or the data's own (``fourth``); recorded in
+        :meth:`config` and so in ``EscapeEnsemble.noise``. Build the data option with
+        :meth:`from_mode`.
+    fourth : (float, float, float), optional
+        With ``moments="data"``, one scalar mode only (1 x 1 moment matrices, e.g. a ``chain``):
+        ``(E[x^4], E[y x^3], E[y^2 x^2])`` of the mode's projections, as in
+        :class:`phasetools.theory.ModeNoise`. The kernel then uses
+        ``K(P) = E[y^2 x^2] - 2 P E[y x^3] + P^2 E[x^4] - (c - P a)^2`` exactly.
     """
 
     lr: float
@@ -133,6 +143,8 @@ class SGDNoise:
     cross_cov: object
     output_cov: object
     n_samples: int | None = None
+    moments: str = "gaussian"
+    fourth: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "lr", float(check_positive(self.lr, "lr")))
@@ -146,6 +158,78 @@ class SGDNoise:
         object.__setattr__(self, "input_cov", sxx)
         object.__setattr__(self, "cross_cov", syx)
         object.__setattr__(self, "output_cov", syy)
+        check_choice(self.moments, "moments", ("gaussian", "data"))
+        if (self.moments == "data") != (self.fourth is not None):
+            raise ValueError("fourth must be given with moments='data' (and only then): (E[x^4], E[y x^3], "
+                             "E[y^2 x^2]) of the mode")
+        if self.fourth is not None:
+            if sxx.shape != (1, 1) or syx.shape != (1, 1):
+                raise ValueError(f"moments='data' is for one scalar mode (1 x 1 moment matrices, a chain), got "
+                                 f"input_cov {sxx.shape} and cross_cov {syx.shape}")
+            f = tuple(float(v) for v in np.asarray(self.fourth, dtype=float).ravel())
+            if len(f) != 3 or not np.all(np.isfinite(f)) or f[0] <= sxx[0, 0] ** 2:
+                raise ValueError(f"fourth must be three finite moments (E[x^4] > E[x^2]^2, E[y x^3], E[y^2 x^2]), "
+                                 f"got {self.fourth!r}")
+            object.__setattr__(self, "fourth", f)
+
+    @classmethod
+    def from_mode(cls, lr, batch_size, mode, n_samples=None) -> "SGDNoise":
+        """SGD-like noise of one scalar mode with the moments of a :class:`phasetools.theory.ModeNoise`.
+
+        Parameters
+        ----------
+        lr, batch_size, n_samples : float > 0, int >= 1, int or None
+            As in :class:`SGDNoise`.
+        mode : phasetools.theory.ModeNoise
+            E.g. from :func:`phasetools.theory.data_mode_noise` (``moments="data"``: the draw's own
+            fourth moments; ``"gaussian"``: Isserlis').
+
+        Returns
+        -------
+        SGDNoise
+            ``moments`` as the mode's; for ``"data"`` its ``fourth`` moments are recorded.
+        """
+        data = mode.moments == "data"
+        return cls(lr, batch_size, [[mode.a]], [[mode.c]], [[mode.output_var]], n_samples,
+                   moments="data" if data else "gaussian",
+                   fourth=(mode.m_xxxx, mode.m_yxxx, mode.m_yyxx) if data else None)
+
+    def kernel_moments(self) -> tuple:
+        """The ``(S_xx, S_yx, S_yy)`` the generated kernel evaluates ``K`` with (Isserlis' formula).
+
+        For ``moments="gaussian"`` the given matrices. For ``"data"`` (one scalar mode), the
+        moments ``(a', c', s')`` whose Isserlis kernel ``(a's' + c'^2) - 4 P a'c' + 2 P^2 a'^2``
+        is the data's ``K(P)`` coefficient by coefficient: ``a' = sqrt((E[x^4] - a^2)/2)``,
+        ``c' = (E[y x^3] - a c)/(2 a')``, ``s' = (E[y^2 x^2] - c^2 - c'^2)/a'`` (for Gaussian
+        moments these are ``a, c, s`` again). The drift does not use them.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+        """
+        if self.fourth is None:
+            return self.input_cov, self.cross_cov, self.output_cov
+        m_xxxx, m_yxxx, m_yyxx = self.fourth
+        a, c = float(self.input_cov[0, 0]), float(self.cross_cov[0, 0])
+        a_e = np.sqrt((m_xxxx - a * a) / 2.0)
+        c_e = (m_yxxx - a * c) / (2.0 * a_e)
+        s_e = (m_yyxx - c * c - c_e * c_e) / a_e
+        return np.array([[a_e]]), np.array([[c_e]]), np.array([[s_e]])
+
+    def kernel(self, M) -> np.ndarray:
+        """``K``, the per-sample covariance of ``vec(r x^T)`` at end-to-end map(s) ``M``, as the kernel uses it.
+
+        Parameters
+        ----------
+        M : array (..., p, d)
+            End-to-end map(s).
+
+        Returns
+        -------
+        numpy.ndarray (..., p d, p d)
+        """
+        from ..theory import gradient_noise_kernel
+        return gradient_noise_kernel(np.asarray(M, dtype=float), *self.kernel_moments())
 
     @property
     def factor(self) -> float:
@@ -162,7 +246,8 @@ class SGDNoise:
         """
         return {"lr": self.lr, "batch_size": int(self.batch_size), "n_samples": self.n_samples,
                 "input_cov": self.input_cov.tolist(), "cross_cov": self.cross_cov.tolist(),
-                "output_cov": self.output_cov.tolist()}
+                "output_cov": self.output_cov.tolist(), "moments": self.moments,
+                "fourth": None if self.fourth is None else list(self.fourth)}
 
 
 @register
@@ -428,7 +513,7 @@ def replay(potential: Potential, ensemble: EscapeEnsemble, trajectory: int, *, s
     if ensemble.noise is not None:
         cfg = dict(ensemble.noise)
         noise = SGDNoise(cfg["lr"], cfg["batch_size"], cfg["input_cov"], cfg["cross_cov"], cfg["output_cov"],
-                         cfg["n_samples"])
+                         cfg["n_samples"], moments=cfg.get("moments", "gaussian"), fourth=cfg.get("fourth"))
     return _simulate(potential, ensemble.x0[i], temperature=ensemble.temperature, noise=noise, dt=ensemble.dt,
                      n_traj=1,
                      max_steps=ensemble.max_steps, stop=stop, scheme=ensemble.scheme, save_every=save_every,
@@ -556,7 +641,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
     else:
         sigma, mode = 0.0, 1
         scale = float(2.0 * potential.kappa * np.sqrt(noise.lr * dt * noise.factor / noise.batch_size))
-        sxx, syx, syy = (np.ascontiguousarray(a) for a in (noise.input_cov, noise.cross_cov, noise.output_cov))
+        sxx, syx, syy = (np.ascontiguousarray(a) for a in noise.kernel_moments())
     head = (p, dt, sigma, mode, scale, sxx, syx, syy)
     tail = (has_stop, level, direction, scheme.bridge, save_every or 0)
 
