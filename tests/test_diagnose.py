@@ -75,9 +75,9 @@ def test_training_run_log():
         load_log(run, seed=2)
 
 
-@pytest.mark.parametrize("kw, match", [(dict(tol=0), "tol"), (dict(min_length=0), "min_length"),
-                                       (dict(min_drop=1.5), "min_drop"), (dict(window=0), "window"),
-                                       (dict(curve="val"), "curve")])
+@pytest.mark.parametrize("kw, match", [({"tol": 0}, "tol"), ({"min_length": 0}, "min_length"),
+                                       ({"min_drop": 1.5}, "min_drop"), ({"window": 0}, "window"),
+                                       ({"curve": "val"}, "curve")])
 def test_bad_options(kw, match):
     e, L = _two_plateaus()
     with pytest.raises(ValueError, match=match):

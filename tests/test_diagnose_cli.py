@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from phasetools import io, training as tr
+from phasetools import io
+from phasetools import training as tr
 from phasetools.cli._main import main
 
 

@@ -6,9 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from phasetools import io, training as tr
-from phasetools.diagnose import (CureComparison, Stage, compare_cures, diagnose, diagnose_state, load_weights,
-                                 plan_cure, plot_diagnosis, reseed, run_schedule)
+from phasetools import io
+from phasetools import training as tr
+from phasetools.diagnose import (
+    CureComparison,
+    Stage,
+    compare_cures,
+    diagnose,
+    diagnose_state,
+    load_weights,
+    plan_cure,
+    plot_diagnosis,
+    reseed,
+    run_schedule,
+)
 
 WD = 0.258           # below the weak feature's coexistence point (0.304) on this draw: rank 2 is global
 

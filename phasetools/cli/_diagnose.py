@@ -102,7 +102,7 @@ def _diagnose(args):
     data = _data(args)
     if weights is not None and data is None and run is None:
         raise ValueError("--weights needs the data: give --data X,Y.npz or --eta")
-    opts = dict(curve=args.curve, tol=args.tol, min_length=args.min_length, min_drop=args.min_drop)
+    opts = {"curve": args.curve, "tol": args.tol, "min_length": args.min_length, "min_drop": args.min_drop}
     d = diagnose(run if run is not None else log, weights, data, weight_decay=args.weight_decay, lr=args.lr,
                  batch_size=args.batch_size, convention=args.convention, seed=args.seed, plateau_options=opts)
     if args.plot:

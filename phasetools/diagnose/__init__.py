@@ -10,18 +10,29 @@ The state (weights and data)
         summary line (summary_line)
     diagnose(log, weights=None, data=None, ...) -> Diagnosis; plot_diagnosis(diagnosis, path)
 Cures (schedules of ``training.train`` stages; a run's weights carry over)
-    Stage(epochs, weight_decay, temperature), run_schedule(data, init, stages, ...) -> ScheduleRun,
-    train_stage; reseed(weights, data, mode=, size=);
+    Stage(epochs, weight_decay, temperature, label_noise, lr, batch_size) (or training.Phase / Schedule),
+    run_schedule(data, init, stages, ...) -> ScheduleRun (one training.train(schedule=...) call);
+    reseed(weights, data, mode=, size=);
     plan_cure(data, n_layers=, weight_decay=, mode=, seed_size=, lr=) -> CurePlan (the theory's dip)
-    compare_cures(data, trap, cures, weight_decay=, epochs=, ...) -> CureComparison (.table())
+    compare_cures(data, trap, cures, weight_decay=, epochs=, ...) -> CureComparison (.table());
+    plot_cures(comparisons, path) (epochs to escape per cure, censored seeds marked)
 """
 
-from ._cures import (CureComparison, CurePlan, ScheduleRun, Stage, compare_cures, plan_cure, reseed, run_schedule,
-                     train_stage)
+from ._cures import (
+    CureComparison,
+    CurePlan,
+    ScheduleRun,
+    Stage,
+    compare_cures,
+    plan_cure,
+    plot_cures,
+    reseed,
+    run_schedule,
+)
 from ._curves import LossLog, Plateaus, find_plateaus, load_log
 from ._diagnosis import Diagnosis, diagnose, plot_diagnosis
 from ._state import StateDiagnosis, diagnose_state, load_weights, summary_line
 
-__all__ = ["LossLog", "load_log", "Plateaus", "find_plateaus", "StateDiagnosis", "diagnose_state", "load_weights",
-           "summary_line", "Diagnosis", "diagnose", "plot_diagnosis", "Stage", "ScheduleRun", "run_schedule",
-           "train_stage", "reseed", "CurePlan", "plan_cure", "CureComparison", "compare_cures"]
+__all__ = ["CureComparison", "CurePlan", "Diagnosis", "LossLog", "Plateaus", "ScheduleRun", "Stage", "StateDiagnosis",
+           "compare_cures", "diagnose", "diagnose_state", "find_plateaus", "load_log", "load_weights", "plan_cure",
+           "plot_cures", "plot_diagnosis", "reseed", "run_schedule", "summary_line"]

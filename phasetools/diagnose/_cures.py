@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from .._validation import check_int, check_scalar
 from ..results import Result, register
+from ._state import data_convention
 
-__all__ = ["Stage", "ScheduleRun", "run_schedule", "reseed", "CurePlan", "plan_cure", "CureComparison",
-           "compare_cures"]
+__all__ = ["CureComparison", "CurePlan", "ScheduleRun", "Stage", "compare_cures", "plan_cure", "plot_cures", "reseed",
+           "run_schedule"]
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of a schedule: ``epochs`` at ``weight_decay`` with injected ``temperature``.
+    """One stage of a schedule: ``epochs`` at ``weight_decay`` with injected ``temperature``,
+    ``label_noise``, and optionally another learning rate or batch size.
 
     Parameters
     ----------
@@ -25,16 +28,41 @@ class Stage:
     weight_decay : float >= 0
     temperature : float >= 0
         Injected isotropic (Langevin) noise of the trainer (0: pure SGD).
+    label_noise : float >= 0
+        Standard deviation of the trainer's label noise (0: off).
+    lr : float > 0, optional
+        Learning rate of the stage (default: the schedule's).
+    batch_size : int >= 1, optional
+        Batch size of the stage (default: the schedule's).
     """
 
     epochs: int
     weight_decay: float
     temperature: float = 0.0
+    label_noise: float = 0.0
+    lr: float | None = None
+    batch_size: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "epochs", check_int(self.epochs, "epochs", 1))
-        object.__setattr__(self, "weight_decay", check_scalar(self.weight_decay, "weight_decay"))
-        object.__setattr__(self, "temperature", check_scalar(self.temperature, "temperature"))
+        for name in ("weight_decay", "temperature", "label_noise"):
+            object.__setattr__(self, name, check_scalar(getattr(self, name), name))
+        if self.lr is not None:
+            object.__setattr__(self, "lr", check_scalar(self.lr, "lr", positive=True))
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", check_int(self.batch_size, "batch_size", 1))
+
+    def phase(self):
+        """This stage as a trainer phase (``phasetools.training.Phase``).
+
+        Returns
+        -------
+        phasetools.training.Phase
+        """
+        from ..training import Phase
+
+        return Phase(self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay,
+                     temperature=self.temperature, label_noise=self.label_noise)
 
 
 @dataclass(frozen=True)
@@ -62,25 +90,34 @@ class ScheduleRun:
     final: object
 
 
-def run_schedule(data, init, stages, *, n_layers, width, lr, batch_size=None, test=None, log_every=10,
-                 convention="paper", rng=None, n_seeds=None) -> ScheduleRun:
-    """Train stage by stage, each from the weights the previous one ended with.
+def run_schedule(data, init, stages, *, n_layers, width, lr, batch_size=None, weight_decay=None, test=None,
+                 log_every=1, layer_log_every=None, convention="paper", rng=None, n_seeds=None) -> ScheduleRun:
+    """Train stage by stage, each from the weights the previous one ended with: one call of
+    ``phasetools.training.train`` with a ``Schedule`` of the stages (its streams: the first
+    stage uses ``rng``'s own, later ones spawned children; see ``training.Schedule``).
 
     Parameters
     ----------
     data : (X, Y), Dataset, Moments or GaussianTeacher
     init : TrainingRun, list of arrays or "std"
         The starting weights (a run's final weights per seed).
-    stages : sequence of Stage
+    stages : sequence of Stage or phasetools.training.Phase, or a phasetools.training.Schedule
+        A ``Phase``'s unset options are the schedule's (``lr``, ``batch_size``,
+        ``weight_decay``, no injected or label noise).
     n_layers, width : int
     lr : float > 0
     batch_size : int, optional
+    weight_decay : float >= 0, optional
+        The schedule's own weight decay (default: the last stage's, which must then set one).
     test : optional
         Where ``test_mse`` is measured.
     log_every : int >= 1
+        Epochs between log points within each stage (stage ends are always logged); 1
+        (default) reads the end-to-end map at the end of every epoch.
+    layer_log_every : int >= 1, optional
+        Epochs between log points of the per-layer singular values (default ``log_every``).
     convention : "paper" (default) or "canonical"
     rng : None, int, SeedSequence or Generator
-        One stream is spawned per stage.
     n_seeds : int, optional
         Only with a random ``init``.
 
@@ -88,49 +125,31 @@ def run_schedule(data, init, stages, *, n_layers, width, lr, batch_size=None, te
     -------
     ScheduleRun
     """
-    from .._rng import seed_sequence
+    from ..training import Schedule, train
 
-    stages = tuple(stages)
-    if not stages or not all(isinstance(s, Stage) for s in stages):
-        raise ValueError("stages must be a non-empty sequence of Stage")
-    seq = seed_sequence(rng)
-    state, logs, offset = init, [], 0
-    for k, st in enumerate(stages):
-        run = train_stage(data, state, st, n_layers=n_layers, width=width, lr=lr, batch_size=batch_size, test=test,
-                          log_every=min(log_every, st.epochs), convention=convention, rng=seq.spawn(1)[0],
-                          n_seeds=n_seeds if k == 0 else None)
-        sl = slice(0 if k == 0 else 1, None)   # epoch 0 of a later stage repeats the previous end
-        logs.append((run.log_epochs[sl] + offset, run.train_mse[:, sl],
-                     None if run.test_mse is None else run.test_mse[:, sl], run.singular_values[:, sl]))
-        offset += st.epochs
-        state = run
-    cat = [np.concatenate(x, axis=-1 if i < 3 else 1) if x[0] is not None else None
-           for i, x in enumerate(zip(*logs))]
-    return ScheduleRun(stages, cat[0], cat[1], cat[2], cat[3], state)
-
-
-def train_stage(data, init, stage, *, n_layers, width, lr, batch_size, test, log_every, convention, rng, n_seeds):
-    """One stage of :func:`run_schedule` (a thin call of ``phasetools.training.train``).
-
-    Parameters
-    ----------
-    data, init, n_layers, width, lr, batch_size, test, log_every, convention, rng, n_seeds
-        As :func:`run_schedule`.
-    stage : Stage
-
-    Returns
-    -------
-    TrainingRun
-    """
-    from ..training import train
-
-    d = data
-    kw = {} if batch_size is None else dict(batch_size=batch_size)
+    phases = _phases(stages)
+    if weight_decay is None:
+        weight_decay = phases[-1].weight_decay
+        if weight_decay is None:
+            raise ValueError("weight_decay must be given when the last stage does not set one")
+    kw = {} if batch_size is None else {"batch_size": batch_size}
     if isinstance(init, str):
         kw["n_seeds"] = 1 if n_seeds is None else n_seeds
-    return train(d, n_layers=n_layers, width=width, epochs=stage.epochs, lr=lr, weight_decay=stage.weight_decay,
-                 temperature=stage.temperature, init=init, test=test, log_every=log_every, convention=convention,
-                 rng=rng, **kw)
+    run = train(data, n_layers=n_layers, width=width, epochs=sum(p.epochs for p in phases), lr=lr,
+                weight_decay=weight_decay, init=init, test=test, log_every=log_every,
+                layer_log_every=layer_log_every, convention=convention, rng=rng, schedule=Schedule(phases), **kw)
+    return ScheduleRun(tuple(stages.phases if isinstance(stages, Schedule) else stages), run.log_epochs,
+                       run.train_mse, run.test_mse, run.singular_values, run)
+
+
+def _phases(stages) -> tuple:
+    """Stages (Stage, Phase or a Schedule) as a non-empty tuple of trainer phases."""
+    from ..training import Phase, Schedule
+
+    items = stages.phases if isinstance(stages, Schedule) else tuple(stages)
+    if not items or not all(isinstance(s, (Stage, Phase)) for s in items):
+        raise ValueError("stages must be a non-empty sequence of Stage or Phase, or a Schedule")
+    return tuple(s.phase() if isinstance(s, Stage) else s for s in items)
 
 
 def reseed(weights, data, *, mode, size, rng=0) -> list:
@@ -282,6 +301,7 @@ def plan_cure(data, *, n_layers, weight_decay, mode, seed_size, lr, batch_size=N
     from ..training import as_moments
 
     mom = as_moments(data)
+    convention = data_convention(convention, mom.d_out)
     n = check_int(n_layers, "n_layers", 3)
     wd = check_scalar(weight_decay, "weight_decay", positive=True)
     s = check_scalar(seed_size, "seed_size", positive=True)
@@ -307,7 +327,7 @@ def plan_cure(data, *, n_layers, weight_decay, mode, seed_size, lr, batch_size=N
            else max(1, mom.n_samples // check_int(batch_size, "batch_size", 1)))
     p = plateau_time(n, c, dip, s, a=ak, lr=lr, threshold=2 * float(lam_s), steps_per_epoch=spe,
                      convention=convention)
-    ep = int(math.ceil(margin * p.tau_epochs)) if np.isfinite(p.tau_epochs) else -1
+    ep = math.ceil(margin * p.tau_epochs) if np.isfinite(p.tau_epochs) else -1
     return CurePlan(n, k, wd, c, ak, bs, s, float(dip), ep, float(p.tau_epochs), float(margin))
 
 
@@ -329,8 +349,9 @@ class CureComparison(Result):
     threshold : float
         End-to-end singular value ``mode`` above which (to the end) the run has escaped.
     escape_epoch : numpy.ndarray
-        (cure, seed): the first logged epoch from which it stays above ``threshold``; the
-        last epoch where it never does (censored).
+        (cure, seed): the first logged epoch from which it stays above ``threshold`` (exact
+        to the epoch when every epoch is logged, the default); the last epoch where it never
+        does (censored).
     escaped : numpy.ndarray
         (cure, seed).
     tau, tau_low, tau_high : numpy.ndarray
@@ -356,7 +377,8 @@ class CureComparison(Result):
     cost_epochs: np.ndarray
 
     _config_fields = ("names", "weight_decay", "epochs", "mode", "threshold")
-    _dims = {"escape_epoch": ("cure", "seed"), "escaped": ("cure", "seed"), "final_test_mse": ("cure", "seed"),
+    _dims: ClassVar[dict] = {
+             "escape_epoch": ("cure", "seed"), "escaped": ("cure", "seed"), "final_test_mse": ("cure", "seed"),
              "tau": ("cure",), "tau_low": ("cure",), "tau_high": ("cure",), "cost_epochs": ("cure",)}
 
     def table(self) -> str:
@@ -394,7 +416,7 @@ def _escape(sv, epochs, thr):
 
 
 def compare_cures(data, trap, cures, *, weight_decay, epochs, n_layers, width, lr, batch_size=None, mode=1,
-                  threshold=None, test=None, log_every=10, convention="paper", reference=True,
+                  threshold=None, test=None, log_every=1, convention="paper", reference=True,
                   rng=None) -> CureComparison:
     """Run every cure from the same trapped weights and compare it with constant training.
 
@@ -405,9 +427,10 @@ def compare_cures(data, trap, cures, *, weight_decay, epochs, n_layers, width, l
         The trapped checkpoint (every seed of it is a seed of every cure).
     cures : dict
         Name -> ``(stages, reseed_size)``: the stages before the return to ``weight_decay``
-        (the schedule is filled up to ``epochs`` at ``weight_decay``) and the per-layer
-        re-seed along ``mode`` applied first (None: none). ``"constant"`` (the trap trained
-        on at ``weight_decay``) is added first.
+        (a list of Stage or ``training.Phase``, or a ``training.Schedule``; the schedule is
+        filled up to ``epochs`` at ``weight_decay``) and the per-layer re-seed along ``mode``
+        applied first (None: none). ``"constant"`` (the trap trained on at ``weight_decay``)
+        is added first.
     weight_decay : float >= 0
     epochs : int >= 1
         Total epochs of every schedule.
@@ -420,7 +443,9 @@ def compare_cures(data, trap, cures, *, weight_decay, epochs, n_layers, width, l
         Default: half the theory's learned value of the feature at ``weight_decay``.
     test : optional
         Where the final test MSE is measured.
-    log_every : int
+    log_every : int >= 1
+        Epochs between reads of the end-to-end map within each stage (stage ends are always
+        read). 1 (default): ``escape_epoch`` is exact to the epoch.
     convention : "paper" (default) or "canonical"
     reference : bool
         Add ``"fresh weights"``: random initial weights trained at ``weight_decay`` for
@@ -441,20 +466,22 @@ def compare_cures(data, trap, cures, *, weight_decay, epochs, n_layers, width, l
     wd = check_scalar(weight_decay, "weight_decay")
     mom = as_moments(data)
     if threshold is None:
-        lam_m = landscape(n_layers, float(mom.spectrum[mode]), wd, float(mom.a[mode]), convention=convention).lam_min
+        conv = data_convention(convention, mom.d_out)
+        lam_m = landscape(n_layers, float(mom.spectrum[mode]), wd, float(mom.a[mode]), convention=conv).lam_min
         threshold = 0.5 * float(lam_m)
     root = entropy_of(rng)
     names, esc_ep, esc, final, cost = [], [], [], [], []
     plan = {"constant": ([], None), **dict(cures), **({"fresh weights": ([], "fresh")} if reference else {})}
     for name, (stages, size) in plan.items():
+        stages = list(_phases(stages)) if (not isinstance(stages, (list, tuple)) or len(stages)) else []
         used = sum(s.epochs for s in stages)
         if used >= epochs:
             raise ValueError(f"cure {name!r}: its stages take {used} epochs, not less than epochs = {epochs}")
         init = (trap if size is None else "std" if isinstance(size, str) and size == "fresh"
                 else reseed(trap, data, mode=mode, size=size, rng=root))
         sch = run_schedule(data, init, [*stages, Stage(epochs - used, wd)], n_layers=n_layers, width=width, lr=lr,
-                           batch_size=batch_size, test=test, log_every=log_every, convention=convention, rng=root,
-                           n_seeds=trap.n_seeds)
+                           batch_size=batch_size, weight_decay=wd, test=test, log_every=log_every,
+                           layer_log_every=epochs, convention=convention, rng=root, n_seeds=trap.n_seeds)
         r = [_escape(sch.singular_values[s, :, mode], sch.log_epochs, threshold) for s in range(trap.n_seeds)]
         names.append(name)
         esc_ep.append([x[0] for x in r])
@@ -468,3 +495,66 @@ def compare_cures(data, trap, cures, *, weight_decay, epochs, n_layers, width, l
     hi = np.array([f.tau_ci[1] if f.tau_ci else np.inf for f in fits], dtype=float)
     return CureComparison(tuple(names), wd, epochs, int(mode), float(threshold), esc_ep, esc, tau, lo, hi,
                           np.array(final), np.array(cost, dtype=np.int64))
+
+
+def plot_cures(comparisons, path=None, *, titles=None):
+    """Epochs to escape per cure and seed, one panel per comparison; censored seeds marked.
+
+    Escaped seeds are filled dots at their escape epoch; seeds that never escaped are open
+    triangles pointing right at the end of the run (their escape time is only bounded below);
+    the black bar is the censoring-aware mean with its 95% interval (an open bar where no
+    seed escaped: the one-sided bound).
+
+    Parameters
+    ----------
+    comparisons : CureComparison or sequence of them
+    path : str or Path, optional
+        Where to save the figure (PNG/PDF/SVG by suffix).
+    titles : sequence of str, optional
+        One per comparison.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    comps = [comparisons] if isinstance(comparisons, CureComparison) else list(comparisons)
+    if not comps or not all(isinstance(c, CureComparison) for c in comps):
+        raise ValueError("comparisons must be a CureComparison or a non-empty sequence of them")
+    titles = [repr(c) for c in comps] if titles is None else list(titles)
+    if len(titles) != len(comps):
+        raise ValueError(f"titles must have one entry per comparison ({len(comps)}), got {len(titles)}")
+    n_rows = max(len(c.names) for c in comps)
+    fig, axes = plt.subplots(1, len(comps), figsize=(4.6 * len(comps), 0.32 * n_rows + 1.6), squeeze=False)
+    for ax, c, title in zip(axes[0], comps, titles):
+        _plot_comparison(ax, c, title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def _plot_comparison(ax, c, title):
+    n_seeds = c.escaped.shape[1]
+    jitter = (np.arange(n_seeds) - (n_seeds - 1) / 2) * (0.5 / max(n_seeds, 1))
+    for i in range(len(c.names)):
+        y = i + jitter
+        e, ok = c.escape_epoch[i], c.escaped[i]
+        ax.plot(np.maximum(e[ok], 1), y[ok], "o", color="tab:blue", ms=4)
+        ax.plot(e[~ok], y[~ok], ">", mfc="none", color="tab:red", ms=5)
+        lo, hi = c.tau_low[i], c.tau_high[i]
+        if ok.any():
+            ax.hlines(i, max(lo, 1), min(hi, c.epochs * 1e3), colors="k", lw=2)
+            ax.plot(c.tau[i], i, "|", color="k", ms=12, mew=2)
+        else:
+            ax.hlines(i, max(lo, 1), c.epochs * 30, colors="k", lw=1, linestyles=":")
+    ax.axvline(c.epochs, color="0.5", lw=1, ls="--")
+    ax.set_yticks(range(len(c.names)), [f"{n} ({int(c.escaped[i].sum())}/{n_seeds})" for i, n in enumerate(c.names)],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xscale="log", xlabel="epochs to escape", title=title)
+    ax.title.set_fontsize(9)

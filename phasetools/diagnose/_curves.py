@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from .._validation import check_int, check_scalar
 from ..results import Result, register
 
-__all__ = ["LossLog", "load_log", "Plateaus", "find_plateaus"]
+__all__ = ["LossLog", "Plateaus", "find_plateaus", "load_log"]
 
 _TRAIN_KEYS = ("train_mse", "train_loss", "loss", "train")
 _TEST_KEYS = ("test_mse", "test_loss", "val_loss", "valid_loss", "validation_loss", "test")
@@ -226,11 +227,11 @@ class Plateaus(Result):
     drop_abrupt: np.ndarray
 
     _config_fields = ("curve", "tol", "min_length", "window", "min_drop", "abrupt")
-    _dims = {"epochs": ("log",), "values": ("log",),
+    _dims: ClassVar[dict] = {"epochs": ("log",), "values": ("log",),
              **{k: ("plateau",) for k in ("plateau_start", "plateau_end", "plateau_level", "plateau_slope",
                                           "plateau_censored")},
              **{k: ("drop",) for k in ("drop_epoch", "drop_from", "drop_to", "drop_duration", "drop_abrupt")}}
-    _units = {"epochs": "epochs", "values": "mse", "plateau_start": "epochs", "plateau_end": "epochs",
+    _units: ClassVar[dict] = {"epochs": "epochs", "values": "mse", "plateau_start": "epochs", "plateau_end": "epochs",
               "plateau_level": "mse", "plateau_slope": "1/kiloepoch", "drop_epoch": "epochs", "drop_from": "mse",
               "drop_to": "mse", "drop_duration": "epochs"}
 

@@ -4,6 +4,7 @@ state's diagnosis and one summary line; ``plot_diagnosis`` draws it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class Diagnosis(Result):
     effective_rank: np.ndarray
     summary: str
 
-    _dims = {"sv_epochs": ("time",), "singular_values": ("time", "k"),
+    _dims: ClassVar[dict] = {"sv_epochs": ("time",), "singular_values": ("time", "k"),
              "layer_singular_values": ("time", "layer", "k"), "effective_rank": ("time",)}
 
     def __repr__(self):

@@ -5,7 +5,9 @@ missing feature (docs/diagnose.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -58,7 +60,7 @@ def load_weights(weights, *, seed: int = 0) -> list:
         raise ValueError("weights must be a list of at least 2 weight matrices, a TrainingRun, a dict of arrays "
                          "or an .npz path")
     W = [np.asarray(w, dtype=float) for w in weights]
-    for i, (w, nxt) in enumerate(zip(W, W[1:])):
+    for i, (w, nxt) in enumerate(pairwise(W)):
         if w.ndim != 2 or nxt.ndim != 2 or nxt.shape[1] != w.shape[0]:
             raise ValueError(f"weights: layer {i + 1} has shape {w.shape}, layer {i + 2} {nxt.shape}: they do not "
                              f"chain (W_{i + 2} W_{i + 1})")
@@ -162,7 +164,8 @@ class StateDiagnosis(Result):
     summary: str
 
     _config_fields = ("n_layers", "weight_decay", "convention")
-    _dims = {"spectrum": ("mode",), "a": ("mode",), "feature_lam": ("mode",), "feature_seed": ("mode", "layer"),
+    _dims: ClassVar[dict] = {
+             "spectrum": ("mode",), "a": ("mode",), "feature_lam": ("mode",), "feature_seed": ("mode", "layer"),
              "learned": ("mode",), "absent": ("mode",), "lam_saddle": ("mode",), "lam_min": ("mode",),
              "barrier_up": ("mode",), "barrier_down": ("mode",), "gamma_c": ("mode",), "gamma_sp": ("mode",),
              "global_state": ("mode",), "feature_noise": ("mode",), "layer_singular_values": ("layer", "k"),
@@ -186,7 +189,7 @@ def _layer_svs(W):
 
 def _balance(W):
     out = []
-    for w, nxt in zip(W, W[1:]):
+    for w, nxt in pairwise(W):
         scale = 0.5 * (np.sum(w ** 2) + np.sum(nxt ** 2))
         out.append(float(np.linalg.norm(nxt.T @ nxt - w @ w.T) / scale) if scale > 0 else 0.0)
     return np.array(out)
@@ -213,6 +216,27 @@ def _feature_noise(W, X, Y, U, Vt, n_learned, conv):
             cols.append((q_out @ g @ q_in).reshape(g.shape[0], -1))
         out.append(float(np.sum(np.var(np.concatenate(cols, axis=1), axis=0))))
     return np.array(out), total
+
+
+def data_convention(convention, d_out):
+    """The convention of a run on data with ``d_out`` outputs: ``"paper"`` averages the MSE over
+    them (``kappa = 1/d_out``, as ``training.train``); the theory's bare ``"paper"`` assumes two.
+
+    Parameters
+    ----------
+    convention : "paper", "canonical" or Convention
+    d_out : int
+        Output dimension of the data.
+
+    Returns
+    -------
+    Convention
+    """
+    from ..theory import Convention, resolve_convention
+
+    if isinstance(convention, str) and convention == "paper":
+        return Convention.paper(n_outputs=int(d_out))
+    return resolve_convention(convention)
 
 
 def diagnose_state(weights, data, *, weight_decay, lr=None, batch_size=None, convention="paper", seed=0,
@@ -255,6 +279,7 @@ def diagnose_state(weights, data, *, weight_decay, lr=None, batch_size=None, con
     lr = 0.1 if lr is None else check_scalar(lr, "lr", positive=True)
     n = len(W)
     mom = as_moments(data)
+    convention = data_convention(convention, mom.d_out)
     U, spec, Vt = np.linalg.svd(mom.cross_cov, full_matrices=False)
     keep = spec > 1e-12 * max(1.0, float(spec[0]))
     U, spec, Vt = U[:, keep], spec[keep], Vt[keep]
@@ -294,14 +319,14 @@ def diagnose_state(weights, data, *, weight_decay, lr=None, batch_size=None, con
         tau = _tau_down(X, Y, n, W[0].shape[0], wd, lr, batch_size, emode, convention)
     metastable = state == "local_minimum" and emode >= 0
     cure = _cure(mom, n, wd, emode, learned, absent, seedk, lr, batch_size, X.shape[0], convention)
-    diag = dict(n_layers=n, weight_decay=wd, convention=getattr(convention, "name", str(convention)), spectrum=spec, a=a,
-                layer_singular_values=lsv, singular_values=sv, effective_rank=int(np.sum(sv > RANK_THRESHOLD)),
-                feature_lam=lam, feature_seed=seedk, learned=learned, absent=absent, layer_balance=_balance(W),
-                lam_saddle=lam_s, lam_min=lam_m, barrier_up=up, barrier_down=down, gamma_c=_filled(cp.gamma_c),
-                gamma_sp=_filled(cp.gamma_sp), global_state=glob, state=state, metastable=bool(metastable),
-                escape_mode=int(emode), barrier=barrier, feature_noise=fnoise, noise_trace=total,
-                sgd_can_start=can, tau_epochs=float(tau), cure_seed=cure[0], cure_weight_decay=cure[1],
-                cure_epochs=cure[2])
+    diag = {"n_layers": n, "weight_decay": wd, "convention": getattr(convention, "name", str(convention)),
+            "spectrum": spec, "a": a, "layer_singular_values": lsv, "singular_values": sv,
+            "effective_rank": int(np.sum(sv > RANK_THRESHOLD)), "feature_lam": lam, "feature_seed": seedk,
+            "learned": learned, "absent": absent, "layer_balance": _balance(W), "lam_saddle": lam_s, "lam_min": lam_m,
+            "barrier_up": up, "barrier_down": down, "gamma_c": _filled(cp.gamma_c), "gamma_sp": _filled(cp.gamma_sp),
+            "global_state": glob, "state": state, "metastable": bool(metastable), "escape_mode": int(emode),
+            "barrier": barrier, "feature_noise": fnoise, "noise_trace": total, "sgd_can_start": can,
+            "tau_epochs": float(tau), "cure_seed": cure[0], "cure_weight_decay": cure[1], "cure_epochs": cure[2]}
     return StateDiagnosis(**diag, summary=summary_line(diag))
 
 

@@ -28,6 +28,8 @@ Predictions (docs/predict.md)
     predict_escape(data, n_layers=, width=, weight_decay=, lr=, batch_size=, sampling=, moments=)
         -> theory.EscapePrediction; predict_plateau(data, seed, ...) -> theory.PlateauPrediction;
     predict_injected(data, n_layers=, width=, weight_decay=, temperature=, lr=) -> theory.EscapePrediction
+    predict_shuffled_escape(data, n_layers=, weight_decay=, lr=, batch_size=) -> theory.EscapePrediction
+        (random reshuffling: an exact reduced simulation; reduced_shuffle_run -> ReducedShuffleRun)
 
 One update is ``W -= lr * (grad[kappa * mean_batch ||y - Mx||^2] + weight_decay * W)``:
 ``torch.optim.SGD(weight_decay=weight_decay)`` on ``torch.nn.MSELoss()`` for ``convention="paper"``
@@ -41,15 +43,18 @@ from ._levels import mse_levels, trap_weight_decay
 from ._noise import GradientNoise, effective_temperature, gradient_covariance, jacobian, per_sample_gradients
 from ._options import SCHEDULE_COLUMNS, SGD, Logging, Noise, Phase, Schedule
 from ._predict import aligned_weights, predict_escape, predict_injected, predict_plateau
+from ._reshuffle import ReducedShuffleRun, predict_shuffled_escape, reduced_shuffle_run
 from ._sparse import SparseGrokking, sparse_grokking
 from ._train import INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient, train
 from ._trap import TrapRelease, prepare_trap, trap_and_release
 from ._weight_decay_sweep import WeightDecaySweep, weight_decay_sweep
 
 __all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "as_moments", "train", "TrainingRun",
-           "batch_gradient", "SGD", "Noise", "Logging", "Phase", "Schedule", "SCHEDULE_COLUMNS", "INIT_DEFAULT", "STATUS_OK", "STATUS_NONFINITE",
+           "batch_gradient", "SGD", "Noise", "Logging", "Phase", "Schedule", "SCHEDULE_COLUMNS", "INIT_DEFAULT",
+           "STATUS_OK", "STATUS_NONFINITE",
            "GradientNoise", "gradient_covariance", "per_sample_gradients", "effective_temperature", "jacobian",
            "weight_decay_sweep", "WeightDecaySweep", "converge", "prepare_trap", "trap_and_release", "TrapRelease",
            "trap_weight_decay", "mse_levels", "escape_epochs", "arrhenius_sweep", "ArrheniusSweep",
            "sparse_grokking", "SparseGrokking", "RANK_THRESHOLD", "predict_escape", "predict_plateau",
-           "predict_injected", "aligned_weights"]
+           "predict_injected", "aligned_weights", "predict_shuffled_escape", "reduced_shuffle_run",
+           "ReducedShuffleRun"]
