@@ -1,6 +1,7 @@
 """Predictions for a training set-up: the theory's formulas fed with a data set and the trainer's settings.
 
-:func:`predict_escape` (prediction (a): minibatch SGD with replacement, a learned mode lost) and
+:func:`predict_escape` (prediction (a): minibatch SGD with replacement, a learned mode lost; with
+``sampling="shuffle"`` prediction (b), :func:`predict_shuffled_escape`, a reduced simulation) and
 :func:`predict_plateau` (prediction (d): the full-batch plateau from a residual seed) evaluate
 :func:`phasetools.theory.predict_sgd_escape` and :func:`phasetools.theory.plateau_time` on the
 draw's own modes (:func:`phasetools.theory.data_mode_noise`). They live in ``training`` (not
@@ -19,9 +20,10 @@ from ..theory import (data_cross_noise, data_mode_noise, landscape, plateau_time
 from ._data import Dataset, as_data
 from ._noise import gradient_covariance
 from ._options import SAMPLINGS
+from ._reshuffle import predict_shuffled_escape
 from ._train import resolve_training_convention
 
-__all__ = ["predict_escape", "predict_plateau", "predict_injected", "aligned_weights"]
+__all__ = ["predict_escape", "predict_plateau", "predict_injected", "aligned_weights", "predict_shuffled_escape"]
 
 
 def aligned_weights(data, weight_decay, *, n_layers, width, rank, convention="paper", lam=None):
@@ -79,13 +81,16 @@ def predict_escape(data, *, n_layers, width, weight_decay, lr, batch_size, sampl
     batch_size : int >= 1
         Batch size ``B`` (``N`` for ``sampling="full"``).
     sampling : {"replacement", "full", "shuffle"}
-        The trainer's sampler. ``"shuffle"`` (random reshuffling) has no model here and raises.
+        The trainer's sampler. ``"shuffle"`` (random reshuffling) is prediction (b):
+        :func:`predict_shuffled_escape` with its defaults (an exact reduced simulation of 64
+        seeds, ``rng=0``; ``coupling`` sets its ``cross``; ``moments`` must be ``"data"``).
     moments : {"data", "gaussian"}
         Per-sample noise from the draw's own fourth moments or from Isserlis' theorem.
     coupling : bool
         Include the next stronger learned mode's cross noise (its level repulsion on the
         escaping singular value; :func:`phasetools.theory.data_cross_noise`). Needs
-        ``width >= mode + 1``; ignored for the strongest mode.
+        ``width >= mode + 1``; ignored for the strongest mode. With ``"shuffle"``: keep the
+        cross-mode entries of the reduced layers.
     mode : int, optional
         The escaping mode (0 = strongest); default the weakest mode with a metastable learned state.
     convention : "paper" (default), "canonical" or Convention
@@ -101,11 +106,13 @@ def predict_escape(data, *, n_layers, width, weight_decay, lr, batch_size, sampl
     if not isinstance(d, Dataset):
         raise ValueError("data must be samples (X, Y) or a Dataset: the prediction uses the draw's own moments")
     check_choice(sampling, "sampling", SAMPLINGS)
-    if sampling == "shuffle":
-        raise ValueError("sampling='shuffle' (random reshuffling) has no prediction: the minibatch noise nearly "
-                         "cancels over an epoch and no reduced model here predicts it (docs/predict.md); use "
-                         "'replacement' or 'full'")
     check_choice(moments, "moments", ("data", "gaussian"))
+    if sampling == "shuffle":
+        if moments != "data" or checkpoint is not None:
+            raise ValueError("sampling='shuffle' simulates the draw's own samples: moments must be 'data' and "
+                             "checkpoint None")
+        return predict_shuffled_escape(d, n_layers=n_layers, weight_decay=weight_decay, lr=lr, batch_size=batch_size,
+                                       width=width, mode=mode, cross=coupling, convention=convention)
     n, h = check_int(n_layers, "n_layers", 2), check_int(width, "width", 1)
     wd = check_scalar(weight_decay, "weight_decay")
     B = d.n_samples if sampling == "full" else check_int(batch_size, "batch_size", 1)
