@@ -141,7 +141,8 @@ def test_too_few_replicas_bias_log_p_as_predicted_and_p_stays_unbiased():
     ref = ams_escape(pot, [-1.0], options=AMSOptions(n_replicas=200, n_kill=10, n_runs=10, n_walkers=50,
                                                      n_rounds=4), **common)
     ln_p = np.log(ref.p)
-    biases = {}
+    exact = escape_problem("double_well").exact_mfpt(0.05)
+    biases, single = {}, {}
     for n in (4, 32):
         res = ams_escape(pot, [-1.0], options=AMSOptions(n_replicas=n, n_kill=1, n_runs=300, n_walkers=100,
                                                          n_rounds=4), **common)
@@ -150,9 +151,13 @@ def test_too_few_replicas_bias_log_p_as_predicted_and_p_stays_unbiased():
         se = np.hypot(np.std(logs, ddof=1) / np.sqrt(logs.size), ref.p_stderr / ref.p)
         assert abs(np.mean(logs) - predicted) < 3 * se, (n, np.mean(logs), predicted, se)
         biases[n] = np.mean(logs) - ln_p
-        # p_hat itself is unbiased at any N
+        # p_hat itself is unbiased at any N, and so is tau built from the runs' mean
         assert abs(res.p - ref.p) < 3 * np.hypot(res.p_stderr, ref.p_stderr)
+        assert abs(np.log(res.tau / exact)) < 3 * res.tau_stderr / res.tau, (n, res.tau, exact)
+        # the escape time of one run, 1/p_hat, is biased up by about p^(-1/(N-1))
+        single[n] = np.mean(ref.p / res.p_runs[res.p_runs > 0])
     assert biases[4] < -0.1 * abs(ln_p) and abs(biases[32]) < abs(biases[4]) / 3
+    assert single[4] > 3 and 1 < single[32] < 1.6 and single[32] < single[4] / 3
 
 
 # -- deep barriers (slow) ---------------------------------------------------------------------
@@ -310,3 +315,38 @@ def test_level_record_gives_each_run_its_estimate():
         assert prob[-1] * res.final_fraction[r] == pytest.approx(res.p_runs[r])
     z, prob = res.level_curve()
     assert prob[0] == 1.0 and np.all(np.diff(prob) <= 1e-12) and prob[-1] >= res.p * (1 - 1e-12)
+
+
+@pytest.mark.slow   # about 4 minutes
+def test_sgd_escapes_to_the_standard_backward_level_go_up_first():
+    """Why AMS with sv1 fails at lam_saddle / 2 (docs/rare.md): in brute force most escape steps
+    start from sv1 far *above* the well (then one step falls past the target), so a score that
+    measures progress down in sv1 kills those paths first."""
+    from phasetools.rare import TrainingEngine
+    from phasetools.training import GaussianTeacher
+
+    X, Y = GaussianTeacher([0.8]).sample(512, 1)
+    b0 = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", convention="paper").x0
+    eng = TrainingEngine((X, Y), n_layers=3, width=1, lr=0.08, batch_size=4, weight_decay=0.32,
+                         sampling="replacement", convention="paper", sign=1.0, shapes=[(1, 1)] * 3,
+                         coordinate=lambda M: np.linalg.svd(M, compute_uv=False)[:, 0])
+    n, target = 100, 0.0462726
+    x = np.repeat(np.asarray(b0)[None, :], n, axis=0)
+    streams = eng.streams(3, np.arange(n))
+    prev, alive, pre, well = eng.coordinate(x), np.ones(n, bool), [], []
+    for c in range(-(-1562 * eng.steps_per_epoch // eng.max_chunk)):
+        idx = np.nonzero(alive)[0]
+        s = streams[idx]
+        xe, _, _, xi, _ = eng.advance(x[idx], s, eng.max_chunk, -np.inf)
+        streams[idx] = s
+        full = np.concatenate([prev[idx][:, None], xi], axis=1)
+        well.append(xi[:, ::64].ravel())
+        for j, i in enumerate(idx):
+            hit = np.nonzero(full[j, 1:] <= target)[0]
+            if hit.size:
+                pre.append(full[j, hit[0]])
+                alive[i] = False
+        x[idx], prev[idx] = xe, xi[:, -1]
+    median = np.median(np.concatenate(well))
+    assert len(pre) >= 5
+    assert np.mean(np.array(pre) > 2 * median) >= 0.6, (pre, median)

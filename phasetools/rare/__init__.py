@@ -8,7 +8,11 @@
     AMSOptions(n_replicas=100, n_kill=1, n_runs=20, n_walkers=100, n_rounds=10, ...)
     AMSEscape: p (P(B before A | entering Sigma)), tau (mean escape time) with tau_stderr,
         tau_lower, tau_upper (from the spread of independent runs), t_first, t_loop,
-        t_reactive, n_iterations, cost (trajectory-steps)
+        t_reactive, n_iterations, cost (trajectory-steps); level_curve() (P(reach a level));
+        reactive() (the reactive trajectories, with AMSOptions(keep_paths=True))
+    n_workers= (ams_escape, escape_time): the runs on a process pool, same result for any count
+    TrainingEngine, excursions: the SGD trainer as a splitting engine, and brute-force
+        excursions of any engine between two levels (e.g. brute-force SGD escape times)
 
 It sits on top of ``langevin`` (and may use ``theory``/``stats``), as its own layer: the
 splitting algorithm is independent of the engine that moves the replicas (any object with
@@ -17,6 +21,9 @@ through ``langevin.advance``, the SGD trainer through ``training.train(init=...)
 belongs to neither the Langevin engine nor the estimators of ``stats``.
 """
 
+from ._engine import excursions
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
+from ._training import TrainingEngine
 
-__all__ = ["AMSEscape", "AMSOptions", "ams_escape", "ams_training_escape", "escape_time"]
+__all__ = ["AMSEscape", "AMSOptions", "TrainingEngine", "ams_escape", "ams_training_escape", "escape_time",
+           "excursions"]

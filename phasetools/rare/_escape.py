@@ -113,16 +113,16 @@ class AMSEscape(Result):
     p : float
         Estimate of ``P(B before A | entering Sigma)``: the mean over the runs.
     p_stderr : float
-        Its standard error: the spread of the runs, but at least the idealised AMS value
-        ``p sqrt((p**(-1/N) - 1) / n_runs)`` (a lower bound of AMS's variance).
+        Its standard error: the standard deviation of the runs' estimates over ``sqrt(n_runs)``.
     p_runs : ndarray (n_runs,)
         Each run's estimate.
     tau : float
-        Mean escape time ``t_first + (1/p - 1) t_loop + t_reactive``.
+        Mean escape time ``t_first + (1/p - 1) t_loop + t_reactive``, with ``1/p`` estimated
+        by ``1 / (p (1 + v))``, ``v = (p_stderr / p)**2`` (the convexity of ``1/p``).
     tau_stderr, tau_lower, tau_upper : float
         Its standard error (delta method over ``p``, the loop, first-leg and reactive
         times) and the interval ``tau * exp(+-q se / tau)``, ``q`` Student's quantile with
-        ``n_runs - 1`` degrees of freedom.
+        the Welch-Satterthwaite degrees of freedom of that sum (``stats["tau_dof"]``).
     t_first, t_loop, t_reactive : float
         Mean time from the start to ``Sigma``, of a failed loop (``Sigma`` to ``A`` and back
         to ``Sigma``), and from ``Sigma`` to ``B`` given success.
@@ -464,7 +464,8 @@ def _estimate(lp, ams, dt, confidence, n_replicas):
 
     ``p`` is the mean of the runs' estimates (unbiased), ``tau`` the decomposition at ``p``
     with the second-order correction of ``1/p``'s convexity (``E[1/p_bar] = (1 + v) / p``,
-    ``v = var(p_bar) / p**2``). The interval is ``tau exp(+-q se / tau)`` with ``se`` the
+    ``v = var(p_bar) / p**2``, so ``1/p`` is estimated by ``1 / (p_bar (1 + v))``, positive
+    however large ``v``). The interval is ``tau exp(+-q se / tau)`` with ``se`` the
     delta-method error from the spreads of the runs, the loops, the first legs and the
     reactive times, and ``q`` Student's quantile with the Welch-Satterthwaite degrees of
     freedom of that sum (about ``n_runs - 1`` when the runs dominate, as they do).
@@ -484,7 +485,7 @@ def _estimate(lp, ams, dt, confidence, n_replicas):
     t_reac = float(np.mean(reac[ok])) if ok.any() else float("nan")
     dof = float("nan")
     if p > 0:
-        inv_p = (1.0 - var_p / p**2) / p          # E[1/p_bar] = (1 + var/p^2) / p to second order
+        inv_p = 1.0 / (p + var_p / p)             # E[1/p_bar] = (1 + v) / p to second order, v = var/p^2
         tau = t_first + (inv_p - 1.0) * t_loop + t_reac
         parts = [((t_loop / p**2) ** 2 * var_p, m - 1), ((1.0 / p - 1.0) ** 2 * var_loop, down.size + up.size - 2),
                  (_var_mean(first), first.size - 1), (_var_mean(reac[ok]) if ok.sum() > 1 else 0.0, ok.sum() - 1)]
