@@ -184,3 +184,18 @@ def test_arrhenius_verdict(escape):
 def test_verdicts_without_results_are_not_testable():
     assert set(_outcomes().values()) == {NOT_TESTABLE}
     assert len(nl.verdicts()) == 4
+
+
+def test_arrhenius_verdict_disagrees_when_more_noise_slows_the_escape(escape):
+    """Censoring-aware: a noisier point that never escapes (lower bound far above) contradicts activated escape."""
+    q = "Arrhenius escape in 1/temperature"
+    fields = dict(x_law="1/temperature", temperature=np.array([0.0, 1e-6, 1e-5]), batch_size=np.full(3, 8),
+                  lr=np.ones(3), steps_per_epoch=np.ones(3, dtype=np.int64), tau=np.array([100.0, 110.0, np.nan]),
+                  tau_stderr=np.array([40.0, 45.0, np.nan]), tau_lower=np.array([50.0, 55.0, 5000.0]),
+                  arrhenius_dof=0)
+    slowed = dataclasses.replace(escape, **fields)
+    v = {v.quantity: v for v in nl.verdicts(None, slowed)}[q]
+    assert v.outcome == DISAGREES and "slower" in v.detail
+    faster = dataclasses.replace(slowed, tau=np.array([5000.0, 110.0, 20.0]), tau_stderr=np.array([900.0, 45.0, 8.0]),
+                                 tau_lower=np.array([3000.0, 55.0, 10.0]))
+    assert {v.quantity: v for v in nl.verdicts(None, faster)}[q].outcome != DISAGREES

@@ -328,8 +328,8 @@ def _points(batch_size, lr, label_noise=0.0, temperature=0.0):
             as_float_array(label_noise, "label_noise").ravel(), as_float_array(temperature, "temperature").ravel()]
     n = max(c.size for c in cols)
     if any(c.size not in (1, n) for c in cols) or n < 1:
-        raise ValueError(f"batch_size, lr, label_noise and temperature must have one value each per point (or one in "
-                         f"all), got {[c.size for c in cols]}")
+        raise ValueError(f"batch_size and lr (and label_noise, temperature) must have one value each per point (or "
+                         f"one in all), got {[c.size for c in cols]}")
     B, L, N, T = (np.repeat(c, n) if c.size == 1 else c for c in cols)
     B = np.asarray([check_int(int(b) if float(b).is_integer() else b, "batch_size", 1) for b in B], dtype=np.int64)
     if np.any(L <= 0):

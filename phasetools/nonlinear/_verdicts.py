@@ -106,9 +106,14 @@ def _arrhenius(esc: NonlinearEscape) -> Verdict:
     q = f"Arrhenius escape in {x}"
     rule = (f"fits to ln(mean escape time in lr*steps) over points with escapes: agrees if the Arrhenius law "
             f"(linear in {esc.x_law}) passes its chi-square test (p >= {P_VALUE}) with a slope > 0 by 2 standard "
-            f"errors while the deterministic law (constant) fails (p < {P_VALUE}); disagrees if the Arrhenius law "
-            f"fails while the power law or the deterministic law passes; else not testable (too few points, or the "
-            f"data cannot tell them apart)")
+            f"errors while the deterministic law (constant) fails (p < {P_VALUE}); disagrees if escape is slower "
+            f"with more noise (a noisier point's censoring-aware lower bound on the mean escape time, or its estimate "
+            f"minus 2 standard errors, exceeds a less noisy point's estimate plus 2 standard errors; points without "
+            f"that noise count as the least noisy), or if the Arrhenius law fails while the power law or the "
+            f"deterministic law passes; else not testable (too few points, or the data cannot tell them apart)")
+    slower = _slower_with_noise(esc)
+    if slower:
+        return Verdict(q, f"ln tau linear in {x}", slower, DISAGREES, rule, "more noise, slower escape")
     if esc.arrhenius_dof < 1:
         return Verdict(q, f"ln tau linear in {x}", f"{int(np.sum(esc.n_escaped > 0))} points with escapes",
                        NOT_TESTABLE, rule, "fewer than 3 points with escapes")
@@ -121,6 +126,25 @@ def _arrhenius(esc: NonlinearEscape) -> Verdict:
     if esc.arrhenius_pvalue < P_VALUE and (esc.power_pvalue >= P_VALUE or esc.deterministic_pvalue >= P_VALUE):
         return Verdict(q, f"ln tau linear in {x}", measured, DISAGREES, rule, "another law fits, Arrhenius does not")
     return Verdict(q, f"ln tau linear in {x}", measured, NOT_TESTABLE, rule, "the laws are not told apart")
+
+
+def _slower_with_noise(esc: NonlinearEscape) -> str:
+    """A pair of points where the noisier one escapes significantly later (in lr*steps), described; else ''."""
+    scale = esc.lr * esc.steps_per_epoch
+    x = esc.x
+    if not esc.tau.shape == esc.tau_stderr.shape == esc.tau_lower.shape == x.shape == scale.shape:
+        return ""  # an assembled result whose per-point fields disagree: nothing to compare
+    est = esc.tau * scale
+    se = esc.tau_stderr * scale
+    low = np.where(np.isfinite(esc.tau), esc.tau - 2 * esc.tau_stderr, esc.tau_lower) * scale
+    for i in range(x.size):  # i: the less noisy point
+        if not np.isfinite(est[i]):
+            continue
+        for j in range(x.size):  # j: the noisier point (smaller inverse temperature)
+            if x[j] < x[i] and low[j] > est[i] + 2 * se[i]:
+                return (f"{esc.x_law} = {x[j]:.4g}: mean escape time >= {low[j]:.4g} lr*steps, against "
+                        f"{est[i]:.4g} +- {se[i]:.2g} at {esc.x_law} = {x[i]:.4g} (less noise)")
+    return ""
 
 
 def verdicts(sweep: NonlinearSweep | None = None, escape: NonlinearEscape | None = None) -> list:
