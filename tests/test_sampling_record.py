@@ -4,7 +4,6 @@ import dataclasses
 import json
 
 import h5py
-import numpy as np
 import pytest
 
 from phasetools.io import load, save

@@ -134,19 +134,38 @@ def _sweep_points(sw, draw, regime):
     for i in range(sw.lr.size):
         kw = dict(n_layers=sw.n_layers, width=sw.width, weight_decay=sw.target_weight_decay, lr=float(sw.lr[i]),
                   batch_size=int(sw.batch_size[i]))
-        base = predict_escape(data, **kw)
-        preds = {"isotropic T_eff": base.tau_isotropic_epochs}
+        try:
+            base = predict_escape(data, **kw)
+        except ValueError:          # e.g. no metastable learned state at this weight decay: no prediction
+            base = None
+        preds = {"isotropic T_eff": np.nan if base is None else base.tau_isotropic_epochs}
         if sw.sampling == "replacement":
-            preds["prediction"] = base.tau_epochs
+            preds["prediction"] = np.nan if base is None else base.tau_epochs
             for name, extra in _ABLATIONS:
-                preds[name] = predict_escape(data, **kw, **extra).tau_epochs
+                preds[name] = _safe(lambda extra=extra: predict_escape(data, **kw, **extra).tau_epochs)
         else:
-            preds["prediction"] = _safe(lambda: predict_escape(data, **kw, sampling=sw.sampling).tau_epochs)
-            preds["with-replacement model (contrast)"] = base.tau_epochs
+            preds.update(_shuffle_predictions(data, kw, sw))
+            preds["with-replacement model (contrast)"] = np.nan if base is None else base.tau_epochs
         label = (f"draw {draw}, wd {sw.target_weight_decay:g}, lr {sw.lr[i]:g}, B {sw.batch_size[i]}, "
                  f"sampling {sw.sampling}")
         out.append(MeasuredPoint(label, regime, _fit(sw.escape_epoch[i], sw.escaped[i]), preds))
     return out
+
+
+def _shuffle_predictions(data, kw, sw) -> dict:
+    """Prediction (b) and its no-coupling ablation where the toolkit has a reshuffling model.
+
+    Uses ``training.predict_shuffled_escape`` (an exact reduced simulation of the shuffled epochs,
+    fixed ``rng``) when it exists, with a budget of 4 x the measurement's; otherwise
+    ``predict_escape(sampling=...)``, which refuses ``"shuffle"``: the column is then NaN ("no model").
+    """
+    from .. import training
+    model = getattr(training, "predict_shuffled_escape", None)
+    if model is None:
+        return {"prediction": _safe(lambda: training.predict_escape(data, **kw, sampling=sw.sampling).tau_epochs)}
+    budget = dict(max_epochs=int(max(1000, 4 * sw.epochs)), rng=0)
+    return {"prediction": _safe(lambda: model(data, **kw, **budget).tau_epochs),
+            "no mode coupling": _safe(lambda: model(data, **kw, cross=False, **budget).tau_epochs)}
 
 
 def _injected_points(runs):
