@@ -3,6 +3,7 @@
     python examples/rare_validation.py            # the table (options and seed of tests/test_rare.py), ~7 min
     python examples/rare_validation.py --seeds    # independent seeds on the double well, ~3 min
     python examples/rare_validation.py --coverage # 200 estimates each at dU/T = 8 and 14: coverage, ~15 min
+    python examples/rare_validation.py --replicas # the bias of few replicas as N grows, ~5 min
 
 Table columns: problem, exact (or Eyring-Kramers), AMS tau, ratio, se/tau, trajectory-steps,
 wall time (s).
@@ -80,6 +81,30 @@ def coverage():
               f"spread of ln ratio {np.std(np.log(ratio), ddof=1):.3f}", flush=True)
 
 
+def replicas():
+    """The estimate as the replica number grows (double well, dU/T = 5, levels -0.95 and -0.7,
+    n_kill = 1, 300 runs per N; the slow test's set-up): the mean of ln p_hat and of p/p_hat (the
+    factor by which one run's escape time is too long) against the idealised predictions, and
+    tau (from the runs' mean p) against the exact MFPT."""
+    from phasetools.langevin import double_well
+    from phasetools.rare import ams_escape
+
+    common = dict(target=1.0, start=-0.95, level=-0.7, temperature=0.05, dt=0.01, rng=11)
+    ref = ams_escape(double_well(), [-1.0], options=AMSOptions(n_replicas=200, n_kill=10, n_runs=10, n_walkers=50,
+                                                               n_rounds=4), **common)
+    exact = escape_problem("double_well").exact_mfpt(0.05)
+    print(f"reference p = {ref.p:.4g} +- {ref.p_stderr:.2g}; exact tau = {exact:.4g}")
+    print("| N | mean ln p_hat | predicted | mean p/p_hat | predicted p^(-1/(N-1)) | tau / exact | se/tau |")
+    print("|---|---|---|---|---|---|---|")
+    for n in (4, 8, 16, 32):
+        res = ams_escape(double_well(), [-1.0], options=AMSOptions(n_replicas=n, n_kill=1, n_runs=300, n_walkers=100,
+                                                                   n_rounds=4), **common)
+        logs = np.log(res.p_runs)
+        print(f"| {n} | {logs.mean():.3f} +- {logs.std(ddof=1) / np.sqrt(logs.size):.3f} "
+              f"| {-n * np.log1p(-1 / n) * np.log(ref.p):.3f} | {np.mean(ref.p / res.p_runs):.3g} "
+              f"| {ref.p ** (-1 / (n - 1)):.3g} | {res.tau / exact:.3f} | {res.tau_stderr / res.tau:.3f} |", flush=True)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    {"--seeds": seeds, "--coverage": coverage}.get(mode, table)()
+    {"--seeds": seeds, "--coverage": coverage, "--replicas": replicas}.get(mode, table)()

@@ -122,6 +122,8 @@ def _train(args):
 
         names.append(save(res, args.out, command=args.command_line))
     if args.plot:
+        from ..rare import level_figure
+
         level_figure(res, f"{args.plot}_levels.png")
     row = {"tau_epochs": res.tau, "tau_lower": res.tau_lower, "tau_upper": res.tau_upper, "p": res.p,
            "target": target, "cost_steps": res.cost["total"], "wall_time": res.stats["wall_time"]}
@@ -138,47 +140,6 @@ def _train(args):
           f"steps {res.cost['total']:.2e}  wall {res.stats['wall_time']:.1f}s")
     if names:
         print(f"stored {', '.join(names)} in {args.out}")
-
-
-def level_figure(res, path):
-    """The AMS levels over the iterations of each run, and the estimated ``P(reach level)``.
-
-    Parameters
-    ----------
-    res : phasetools.rare.AMSEscape
-        The result (its ``levels`` record).
-    path : str
-        PNG file to write.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sign = 1.0 if res.direction == "up" else -1.0
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for r in range(res.n_runs):
-        z, prob = res.level_curve(r)
-        a.plot(np.arange(1, z.size + 1), sign * z, lw=0.7, alpha=0.6)
-        b.step(sign * z, prob, where="post", color="0.6", lw=0.6, alpha=0.6)
-    z, prob = res.level_curve()
-    b.step(sign * z, prob, where="post", color="C3", lw=1.8, label="mean over runs")
-    b.plot([sign * res.target], [res.p], "k*", ms=10, label=f"p = P(B before A) = {res.p:.3g}")
-    for ax in (a, b):
-        kw = dict(color="k", ls=":", lw=0.8)
-        (ax.axhline if ax is a else ax.axvline)(sign * res.target, **kw)
-        (ax.axhline if ax is a else ax.axvline)(sign * res.level, **{**kw, "ls": "--"})
-    a.set_xlabel("AMS iteration")
-    a.set_ylabel(f"level of {res.order} (dashed: Sigma, dotted: target)")
-    a.set_title(f"levels of {res.n_runs} runs")
-    b.set_yscale("log")
-    b.set_xlabel(f"level z of {res.order}")
-    b.set_ylabel("P(excursion from Sigma reaches z)")
-    b.set_title(f"tau = {res.tau:.3g} [{res.tau_lower:.3g}, {res.tau_upper:.3g}]")
-    b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _temperatures(args, barrier):
@@ -211,6 +172,8 @@ def _escape(args):
             names.append(save(res, args.out, command=args.command_line))
     if args.plot:
         _plot(results, problem.barrier, args.plot)
+        from ..rare import level_figure
+
         level_figure(min(results, key=lambda r: r.temperature), f"{args.plot}_levels.png")
     _print(results, problem.barrier, names, args)
 

@@ -11,6 +11,7 @@
         t_reactive, n_iterations, cost (trajectory-steps); level_curve() (P(reach a level));
         reactive() (the reactive trajectories, with AMSOptions(keep_paths=True))
     n_workers= (ams_escape, escape_time): the runs on a process pool, same result for any count
+    level_figure(res, path): the AMS levels over the iterations and P(reach level)
     TrainingEngine, excursions: the SGD trainer as a splitting engine, and brute-force
         excursions of any engine between two levels (e.g. brute-force SGD escape times)
 
@@ -23,7 +24,8 @@ belongs to neither the Langevin engine nor the estimators of ``stats``.
 
 from ._engine import excursions
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
+from ._figure import level_figure
 from ._training import TrainingEngine
 
 __all__ = ["AMSEscape", "AMSOptions", "TrainingEngine", "ams_escape", "ams_training_escape", "escape_time",
-           "excursions"]
+           "excursions", "level_figure"]
