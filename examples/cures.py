@@ -84,7 +84,7 @@ def cures(p, epochs):
         menu = {"dip alone": (dip, None), **menu, "re-seed + theory's dip": (dip, seed),
                 "re-seed + dip 1/3 as long": ([Stage(max(1, plan.dip_epochs // 3), plan.dip_weight_decay)], seed)}
     menu.update({
-        f"anneal {high:.3g} -> {wd:g} over {epochs // 4}": (Schedule.anneal(high, wd, epochs // 4), None),
+        f"anneal {high:.3g}->{wd:g}, {epochs // 4} ep": (Schedule.anneal(high, wd, epochs // 4), None),
         f"temperature 0.002, {b} ep": ([Phase(b, temperature=0.002)], None),
         f"label noise 0.5, {b} ep": ([Phase(b, label_noise=0.5)], None),
         f"lr x4, {b} ep": ([Phase(b, lr=4 * lr)], None),

@@ -12,7 +12,14 @@ import pytest
 
 from phasetools import io
 from phasetools import training as tr
-from phasetools.diagnose import Stage, compare_cures, plan_cure, plot_cures, reseed, run_schedule
+from phasetools.diagnose import (
+    Stage,
+    compare_cures,
+    plan_cure,
+    plot_cures,
+    reseed,
+    run_schedule,
+)
 from phasetools.training import SCHEDULE_COLUMNS, Phase, Schedule
 
 T = tr.GaussianTeacher((0.9, 0.8))

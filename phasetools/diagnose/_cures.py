@@ -528,10 +528,16 @@ def plot_cures(comparisons, path=None, *, titles=None):
     titles = [repr(c) for c in comps] if titles is None else list(titles)
     if len(titles) != len(comps):
         raise ValueError(f"titles must have one entry per comparison ({len(comps)}), got {len(titles)}")
-    n_rows = max(len(c.names) for c in comps)
-    fig, axes = plt.subplots(1, len(comps), figsize=(4.6 * len(comps), 0.32 * n_rows + 1.6), squeeze=False)
-    for ax, c, title in zip(axes[0], comps, titles):
+    n_names = max(len(c.names) for c in comps)
+    n_cols = min(2, len(comps))
+    n_rows = -(-len(comps) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(6.4 * n_cols, (0.3 * n_names + 1.4) * n_rows), squeeze=False)
+    for ax, c, title in zip(axes.ravel(), comps, titles):
         _plot_comparison(ax, c, title)
+    for ax in axes.ravel()[len(comps):]:
+        ax.set_visible(False)
+    fig.suptitle("dots: seeds that escaped; red triangles: never escaped by the end of the run (dashed); "
+                 "bar: censoring-aware mean and 95% interval", fontsize=9)
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)
@@ -541,18 +547,20 @@ def plot_cures(comparisons, path=None, *, titles=None):
 def _plot_comparison(ax, c, title):
     n_seeds = c.escaped.shape[1]
     jitter = (np.arange(n_seeds) - (n_seeds - 1) / 2) * (0.5 / max(n_seeds, 1))
+    floor = 0.5                                   # an escape at epoch 0 (already above the threshold) is drawn here
     for i in range(len(c.names)):
         y = i + jitter
         e, ok = c.escape_epoch[i], c.escaped[i]
-        ax.plot(np.maximum(e[ok], 1), y[ok], "o", color="tab:blue", ms=4)
+        ax.plot(np.maximum(e[ok], floor), y[ok], "o", color="tab:blue", ms=4)
         ax.plot(e[~ok], y[~ok], ">", mfc="none", color="tab:red", ms=5)
-        lo, hi = c.tau_low[i], c.tau_high[i]
+        lo, hi = max(c.tau_low[i], floor), c.tau_high[i]
         if ok.any():
-            ax.hlines(i, max(lo, 1), min(hi, c.epochs * 1e3), colors="k", lw=2)
-            ax.plot(c.tau[i], i, "|", color="k", ms=12, mew=2)
+            ax.hlines(i, lo, min(hi, c.epochs * 10), colors="k", lw=2)
+            ax.plot(max(c.tau[i], floor), i, "|", color="k", ms=12, mew=2)
         else:
-            ax.hlines(i, max(lo, 1), c.epochs * 30, colors="k", lw=1, linestyles=":")
+            ax.hlines(i, lo, lo * 3, colors="k", lw=1, linestyles=":")
     ax.axvline(c.epochs, color="0.5", lw=1, ls="--")
+    ax.set_xlim(floor / 1.5, c.epochs * 20)
     ax.set_yticks(range(len(c.names)), [f"{n} ({int(c.escaped[i].sum())}/{n_seeds})" for i, n in enumerate(c.names)],
                   fontsize=7)
     ax.invert_yaxis()
