@@ -406,9 +406,10 @@ def test_prediction_b_cross_mode_entries_drive_the_escape(draw1):
     assert not chains.coupled and chains.tau_epochs > 2 * full.tau_epochs
 
 
-#: Measured under random reshuffling (width 10 unless noted, 32 seeds from one trapped checkpoint, lr 0.1 unless
-#: noted; escape = the weak mode's end-to-end singular value below the MSE midpoint; /tmp-free: the command is
-#: ``python examples/predict_escape.py``): (teacher, draw, weight_decay, lr, B) -> tau in epochs.
+#: Measured under random reshuffling (32 seeds from one trapped checkpoint, width 10 for the two-mode teacher
+#: (eta 0.9, 0.8), width 1 for the one-mode teacher (eta 0.8); escape = the escaping mode's end-to-end singular
+#: value below the MSE midpoint; ``python examples/predict_escape.py`` prints them as its "(b)" lines):
+#: (teacher, draw, weight_decay, lr, B) -> tau in epochs.
 MEASURED_B = {("2d", 1, 0.35, 0.1, 6): 5.66, ("2d", 1, 0.35, 0.1, 8): 88.4, ("2d", 1, 0.345, 0.1, 6): 25.8,
               ("2d", 2, 0.286, 0.1, 4): 3.41, ("1d", 1, 0.55, 0.1, 6): 23.8}
 

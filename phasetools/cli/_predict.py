@@ -38,8 +38,8 @@ def add_parser(sub):
     p.add_argument("--weight-decay", required=True, help="SGD weight decay (paper convention)")
     p.add_argument("--lr", default="0.1", help="learning rate(s): one value, a list or a range (default 0.1)")
     p.add_argument("--batch-size", default="8", help="batch size(s): one value, a list or a range (default 8)")
-    p.add_argument("--sampling", choices=["replacement", "full"], default="replacement",
-                   help="the sampler (random reshuffling has no prediction; default replacement)")
+    p.add_argument("--sampling", choices=["replacement", "full", "shuffle"], default="replacement",
+                   help="the sampler (shuffle: prediction (b), a reduced simulation of 64 seeds; default replacement)")
     p.add_argument("--moments", choices=["data", "gaussian"], default="data",
                    help="per-sample noise from the draw's fourth moments or from Isserlis' theorem (default data)")
     p.add_argument("--coupling", action=argparse.BooleanOptionalAction, default=True,
@@ -97,7 +97,7 @@ def _escape(args):
         print(json.dumps([dict(to_jsonable(p.to_dict()), seconds=s) for p, s in rows]))
         return
     p0 = rows[0][0]
-    print(f"prediction (a): {p0.sampling}, moments={p0.moments}, coupled={p0.coupled}, weight decay {wd:g}, "
+    print(f"prediction {'(b)' if p0.sampling == 'shuffle' else '(a)'}: {p0.sampling}, moments={p0.moments}, coupled={p0.coupled}, weight decay {wd:g}, "
           f"barrier {p0.barrier:.4g} (paper units), N = {p0.n_samples}")
     print(f"{'lr':>8} {'B':>5} {'tau epochs':>12} {'tau steps':>12} {'tau time':>12} {'T_eff':>10} "
           f"{'isotropic epochs':>17} {'s':>6}")

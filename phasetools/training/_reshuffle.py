@@ -288,8 +288,9 @@ def predict_shuffled_escape(data, *, n_layers, weight_decay, lr, batch_size, wid
     lr : float > 0
     batch_size : int >= 1
     width : int, optional
-        The trained network's width (only checked: ``width >= r``; hidden directions beyond the
-        learned modes stay idle, so the prediction is the same for every such width).
+        The trained network's width (``width >= r``; default ``r``). Hidden directions beyond the
+        learned modes stay idle, so ``tau`` is the same for every such width; only the isotropic
+        contrast (``T_eff`` of the whole network's ``N_theta`` weights) depends on it.
     mode : int, optional
         The escaping mode (0 = strongest); default the weakest mode with a metastable learned state.
     cross : bool
@@ -324,8 +325,8 @@ def predict_shuffled_escape(data, *, n_layers, weight_decay, lr, batch_size, wid
     k, W0 = _learned_state(d, n, wd, conv, mode)
     if width is not None and check_int(width, "width", 1) < k + 1:
         raise ValueError(f"width must be >= {k + 1} (the learned modes), got {width}")
-    ref = predict_escape(d, n_layers=n, width=k + 1, weight_decay=wd, lr=lr, batch_size=batch_size, mode=k,
-                         convention=conv)
+    ref = predict_escape(d, n_layers=n, width=k + 1 if width is None else width, weight_decay=wd, lr=lr,
+                         batch_size=batch_size, mode=k, convention=conv)     # barrier, target, T_eff of the network
     run = reduced_shuffle_run(d, W0, weight_decay=wd, lr=lr, batch_size=batch_size, epochs=max_epochs, mode=k,
                               target=ref.b_target ** n, cross=cross, drop_last=drop_last, n_seeds=n_seeds, rng=rng,
                               convention=conv)
