@@ -300,8 +300,9 @@ class EscapePrediction(Result):
     Parameters
     ----------
     regime : str
-        ``"sgd_replacement"`` (prediction (a)), ``"full_batch"`` (no noise: infinite) or
-        ``"injected_upward"`` (prediction (c)).
+        ``"sgd_replacement"`` (prediction (a)), ``"sgd_shuffle"`` (prediction (b), a reduced
+        simulation: :func:`phasetools.training.predict_shuffled_escape`), ``"full_batch"`` (no
+        noise: infinite) or ``"injected_upward"`` (prediction (c)).
     n_layers : int
     weight_decay, lr : float
     batch_size, n_samples, steps_per_epoch : int
@@ -519,7 +520,9 @@ def predict_sgd_escape(n_layers, noise, weight_decay, *, lr, batch_size, n_sampl
         ``N`` (sets ``steps_per_epoch = N // B``).
     sampling : {"replacement", "full"}
         ``"replacement"``: the diffusion above; ``"full"``: full batch, no noise (``tau = inf``).
-        Random reshuffling has no prediction here (see docs/predict.md).
+        Random reshuffling has no 1-D diffusion limit at the step sizes where it escapes; its
+        prediction (b) is :func:`phasetools.training.predict_shuffled_escape`, an exact reduced
+        simulation (docs/predict.md).
     convention : {"paper", "canonical"} or Convention
         Units of ``weight_decay``, energies and time.
     coupling : CrossModeNoise, optional
