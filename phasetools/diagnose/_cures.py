@@ -473,7 +473,7 @@ def compare_cures(data, trap, cures, *, weight_decay, epochs, n_layers, width, l
     names, esc_ep, esc, final, cost = [], [], [], [], []
     plan = {"constant": ([], None), **dict(cures), **({"fresh weights": ([], "fresh")} if reference else {})}
     for name, (stages, size) in plan.items():
-        stages = list(_phases(stages)) if (not isinstance(stages, (list, tuple)) or len(stages)) else []
+        stages = [] if isinstance(stages, (list, tuple)) and not stages else list(_phases(stages))
         used = sum(s.epochs for s in stages)
         if used >= epochs:
             raise ValueError(f"cure {name!r}: its stages take {used} epochs, not less than epochs = {epochs}")
