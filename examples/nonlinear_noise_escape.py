@@ -45,9 +45,13 @@ def panel(ax, esc, name, levels):
         ax.plot(x[~done], lr_steps[~done, s], "o", mfc="none", color=f"C{s % 10}", ms=4)
     ref = esc.reference_escape_time
     ax.axhline(np.median(ref), color="k", ls=":", lw=1, label="noise-free release (median)")
-    ax.set(xscale="symlog", xlabel=name, ylabel="escape time (lr * steps)",
-           title=f"{name}: Arrhenius p = {esc.arrhenius_pvalue:.2g}, constant p = {esc.deterministic_pvalue:.2g}")
-    ax.legend(fontsize=8)
+    positive = levels[levels > 0]
+    ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
+    verdict = [v for v in nl.verdicts(None, esc) if v.quantity.startswith("Arrhenius")][0]
+    ax.set(xlabel=f"{name} (0: no noise)", ylabel="escape time (lr * steps)",
+           title=f"{name}: Arrhenius {verdict.outcome}", xticks=levels)
+    ax.set_xticklabels([f"{v:g}" for v in levels], fontsize=8)
+    ax.legend(fontsize=8, title="open: censored at the budget", title_fontsize=8)
 
 
 def main():
@@ -65,7 +69,7 @@ def main():
         results = [load(path, [e.name for e in list_results(path) if e.kind == "NonlinearEscape"][-1])
                    for path in args.plot_only]
     else:
-        results = [measure("T", [0.0, 1e-6, 1e-5, 3e-5, 1e-4], args), measure("L", [0.0, 0.1, 0.3, 1.0, 3.0], args)]
+        results = [measure("T", [0.0, 1e-6, 2e-6, 4e-6, 7e-6], args), measure("L", [0.0, 0.1, 0.3, 1.0, 3.0], args)]
         for esc, name in zip(results, ("T", "L")):
             save(esc, out / f"nonlinear_noise_escape_{name}.h5")
     for esc in results:

@@ -65,6 +65,9 @@ def test_noise_flags_and_init_scale(tmp_path, capsys):
                  "--batch-size", "4", "--lr", "1", "--temperature", "1e-4,1e-3", "--release-epochs", "2",
                  "--json"]) == 0
     assert _json(capsys)["x_law"] == "1/temperature"
+    assert main(["nonlinear", "escape", *TINY, "--prepare-epochs", "2", "--release-weight-decay", "0.001",
+                 "--sampling", "full", "--temperature", "0,1e-4,1e-3", "--release-epochs", "2", "--json"]) == 0
+    assert _json(capsys)["batch_size"] == [60] * 3  # full batch: the 60 training pairs, no --batch-size needed
     assert main(["nonlinear", "init-scale", *TINY, "--init-scales", "1,2", "--epochs", "2", "--log-every", "1",
                  "--json"]) == 0
     assert _json(capsys)["init_scales"] == [1.0, 2.0]

@@ -73,7 +73,8 @@ def add_parser(sub):
                    help="preparation epochs (default 100)")
     p.add_argument("--release-weight-decay", type=_real("release_weight_decay"), required=True,
                    help="SGD weight decay of the release")
-    p.add_argument("--batch-size", default="8,16,32", help="release batch sizes (list or range; default 8,16,32)")
+    p.add_argument("--batch-size", default=None,
+                   help="release batch sizes (list or range; default 8,16,32; not used with --sampling full)")
     p.add_argument("--lr", default="1.0", help="release learning rates (one, or one per point)")
     p.add_argument("--label-noise", default="0", help="release label noise (one, or one per point; default 0)")
     p.add_argument("--temperature", default="0", help="release injected-noise temperature (one, or one per point)")
@@ -205,7 +206,7 @@ def _escape(args):
     task, model = _task_model(args)
     esc = nl.escape_sweep(task, model, prepare=nl.adamw(args.prepare_lr, args.prepare_weight_decay),
                           prepare_epochs=args.prepare_epochs, release_weight_decay=args.release_weight_decay,
-                          batch_size=values(args.batch_size, kind=int, name="batch_size"),
+                          batch_size=_release_batch_sizes(args),
                           lr=values(args.lr, name="lr"), label_noise=values(args.label_noise, name="label_noise"),
                           temperature=values(args.temperature, name="temperature"), x_law=args.x_law,
                           release_epochs=args.release_epochs, sampling=args.sampling,
@@ -242,6 +243,12 @@ def _init_scale(args):
     lines += [f"{s:10g}  {res.fit_epoch[k].tolist()}  {res.generalisation_epoch[k].tolist()}"
               for k, s in enumerate(res.init_scales)]
     _emit(res, summary, lines, args)
+
+
+def _release_batch_sizes(args):
+    if args.batch_size is not None:
+        return values(args.batch_size, kind=int, name="batch_size")
+    return [1] if args.sampling == "full" else [8, 16, 32]  # full batch: the training set, whatever is given
 
 
 def _verdicts(args):
