@@ -15,8 +15,15 @@
 
 import argparse
 
-from phasetools import io, training as tr
-from phasetools.diagnose import Stage, compare_cures, diagnose, plan_cure, plot_diagnosis
+from phasetools import io
+from phasetools import training as tr
+from phasetools.diagnose import (
+    Stage,
+    compare_cures,
+    diagnose,
+    plan_cure,
+    plot_diagnosis,
+)
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("--epochs", type=int, default=2000)
