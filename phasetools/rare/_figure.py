@@ -17,7 +17,8 @@ def level_figure(res, path):
     path : str
         PNG file to write.
     """
-    from matplotlib.figure import Figure     # no pyplot: the caller's backend is left alone
+    # no pyplot: the caller's backend is left alone
+    from matplotlib.figure import Figure
 
     sign = 1.0 if res.direction == "up" else -1.0
     fig = Figure(figsize=(9, 3.6))
