@@ -212,6 +212,8 @@ class AMSEscape(Result):
         """
         if self.reactive_paths is None:
             raise ValueError("the reactive trajectories were not kept: run with AMSOptions(keep_paths=True)")
+        if self.reactive_lengths.size == 0:
+            return []
         return np.split(self.reactive_paths, np.cumsum(self.reactive_lengths)[:-1])
 
     def level_curve(self, run=None):
