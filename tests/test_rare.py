@@ -302,6 +302,9 @@ def test_reactive_trajectories_are_kept_and_do_not_change_the_estimate():
         np.testing.assert_allclose(np.mean(lengths - 1) * kept.dt, kept.t_reactive_runs[r])
     with pytest.raises(ValueError, match="keep_paths"):
         plain.reactive()
+    none = dataclasses.replace(kept, reactive_paths=np.zeros((0, 1)), reactive_lengths=np.zeros(0, dtype=np.int64),
+                               reactive_runs=np.zeros(0, dtype=np.int64))
+    assert none.reactive() == []
 
 
 def test_level_record_gives_each_run_its_estimate():
