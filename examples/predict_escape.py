@@ -10,7 +10,7 @@ quadrature from the data and the settings (about 0.3 s). Regimes:
 (c) upward escape (rank 1 -> 2) under injected noise, full batch, width 10 and 2, Delta U / T = 3 ... 10;
 (d) E5 plateaus: full-batch growth of mode 2 from its residual seed.
 
-    python examples/predict_escape.py            # about 15 minutes on two busy cores
+    python examples/predict_escape.py            # about 25 minutes on two busy cores ((b): about 20)
     python examples/predict_escape.py --quick    # a third of the points, about 2 minutes
 
 Writes predict_vs_measured.png and prints the table and the ablation.
@@ -26,7 +26,7 @@ import numpy as np
 from phasetools.compare import MeasuredPoint, predicted_vs_measured
 from phasetools.plot import predicted_vs_measured as figure
 from phasetools.stats import exponential_mle
-from phasetools.theory import landscape
+from phasetools.theory import data_mode_noise, landscape, log_first_passage_time
 from phasetools.training import (GaussianTeacher, escape_epochs, mse_levels, predict_escape, predict_injected,
                                  predict_plateau, predict_shuffled_escape, prepare_trap, sparse_grokking, train,
                                  trap_weight_decay)
@@ -85,6 +85,32 @@ SHUFFLED = {((0.9, 0.8), 1, 0.35, 0.1, 10): ((4, 300), (6, 600), (8, 1000), (9, 
 QUICK_SHUFFLED = {((0.9, 0.8), 1, 0.35, 0.1, 10): ((6, 600), (8, 1000))}
 
 
+def derived_epoch_diffusion(data, wd, lr, B, n=3):
+    """The 1-D model one derives by expanding the shuffled epoch map in ``lr`` (docs/predict.md, (b)):
+    the balanced ray ``b`` of the weak mode with ``D_eff = eps D(b) [(lr F'(b))^2 (m^2 - 1)/12 + (N mod B)/(B m)]``
+    (the partial sums of the batch noise under the curvature, and the samples ``drop_last`` leaves out),
+    no coupling; its mean first-passage time in epochs (``inf`` where ``D_eff`` vanishes on the path)."""
+    modes = data_mode_noise(data.X, data.Y)
+    md = modes[-1]
+    ref = predict_escape(data, n_layers=n, width=len(modes), weight_decay=wd, lr=lr, batch_size=B, coupling=False)
+    kappa = 1.0 / data.Y.shape[1]
+    gamma = wd / (2 * kappa)
+    m, drop = data.n_samples // B, data.n_samples % B
+
+    def force(b):
+        return kappa * (-2 * md.c * b ** (n - 1) + 2 * md.a * b ** (2 * n - 1) + 2 * gamma * b)
+
+    def curvature(b):
+        return kappa * (-2 * md.c * (n - 1) * b ** (n - 2) + 2 * md.a * (2 * n - 1) * b ** (2 * n - 2) + 2 * gamma)
+
+    def diffusion(b):
+        D = 2 * kappa ** 2 * np.maximum(md.kernel(b ** n), 0.0) * b ** (2 * n - 2)
+        return lr / B * D * ((lr * curvature(b)) ** 2 * (m * m - 1) / 12 + drop / (B * m)) + 1e-300
+
+    with np.errstate(all="ignore"):
+        return float(np.exp(log_first_passage_time(force, diffusion, ref.b_start, ref.b_target)) / (lr * m))
+
+
 def reshuffled(eta, draw, wd, lr, width, points, n_seeds=32, ablate=False):
     """(b): the weak mode lost under random reshuffling, from a trapped checkpoint, 32 seeds per point.
 
@@ -110,7 +136,8 @@ def reshuffled(eta, draw, wd, lr, width, points, n_seeds=32, ablate=False):
         cost = time.process_time() - t0
         preds = {"data + coupling": pred.tau_epochs, "isotropic T_eff": pred.tau_isotropic_epochs,
                  "with replacement (a)": predict_escape(data, n_layers=3, width=width, weight_decay=wd, lr=lr,
-                                                        batch_size=B).tau_epochs}
+                                                        batch_size=B).tau_epochs,
+                 "derived lr^2 diffusion": derived_epoch_diffusion(data, wd, lr, B)}
         if ablate:
             preds["scalar chains, no cross"] = predict_shuffled_escape(
                 data, n_layers=3, weight_decay=wd, lr=lr, batch_size=B, cross=False, max_epochs=epochs).tau_epochs
@@ -121,7 +148,8 @@ def reshuffled(eta, draw, wd, lr, width, points, n_seeds=32, ablate=False):
         mse = _fit(*escape_epochs(run.log_epochs, run.test_mse, 0.5 * (lev[-2] + lev[-1]), direction="up"))
         print(f"(b) eta {eta}, draw {draw}, wd {wd}, lr {lr}, width {width}, B {B}: measured {fit.tau} "
               f"({fit.n_escaped}/{fit.n} in {epochs}; test-MSE crossings {mse.tau}), predicted {pred.tau_epochs:.4g} "
-              f"({cost:.2f} s CPU), with replacement {preds['with replacement (a)']:.3g}")
+              f"({cost:.2f} s CPU), with replacement {preds['with replacement (a)']:.3g}, derived "
+              f"{preds['derived lr^2 diffusion']:.3g}")
         label = f"{'1 mode' if k == 0 else f'draw {draw}'}, wd {wd}, lr {lr}, width {width}, B {B}, shuffle"
         out.append(MeasuredPoint(label, "(b) reshuffling", fit, preds))
     return out
