@@ -109,7 +109,15 @@ def test_report_shows_predicted_against_measured_with_the_ablation(smoke):
         assert f"| {regime} |" in section, regime
     for model in ("Gaussian moments", "no mode coupling", "isotropic T_eff", "width-1 chain (no entropy)"):
         assert f"| {model} |" in section, model
-    # every SGD point names the sampler that ran
+    # every SGD verdict names the sampler that ran, read from its result
+    claims = load(smoke / "verdicts.h5", "claims")
+    assert sum(cid in ("N6", "N7") and how.startswith("SGD") for cid, how in zip(claims.claim_id, claims.how)) >= 2
+    for cid, how, quantity in zip(claims.claim_id, claims.how, claims.quantity):
+        if cid in ("N6", "N7") and how.startswith("SGD"):
+            assert "sampling 'shuffle'" in how, (cid, how)
+        if cid == "T2" or (cid == "N9" and "R^2" in quantity):
+            assert "sampling '" in quantity, (cid, quantity)
+    # every SGD point of the prediction table names the sampler that ran
     for row in section.splitlines():
         if row.startswith(("| (a)", "| (b)", "| (c)")) and "draw" in row:
             assert "sampling " in row, row

@@ -67,10 +67,12 @@ def _draw_model(axis, table, j, name, regimes, top):
     """One model column: the first filled with error bars, the others hollow; lower bounds as triangles."""
     meas, lo, hi, lb = table.measured, table.measured_low, table.measured_high, table.lower_bound
     p = table.predicted[:, table._col(name)]
-    off = np.isfinite(p) & ~lb & (p > top)
-    label = name + (f" (off scale: up to {np.max(p[off]):.0e})" if off.any() else "")
+    off = ~np.isnan(p) & ~lb & (p > top)          # beyond the axes, or "never" (inf): at the right edge
+    big = p[off & np.isfinite(p)]
+    label = name + (f" (off scale: up to {np.max(big):.0e})" if big.size else "")
+    label += " (never)" if (off & np.isinf(p)).any() else ""
     for r_i, reg in enumerate(regimes):
-        sel = (table.regime == reg) & np.isfinite(p) & ~lb
+        sel = (table.regime == reg) & ~np.isnan(p) & ~lb
         inr = sel & ~off
         kw = dict(marker=_MARKERS[r_i % len(_MARKERS)], ls="none", color=f"C{j}")
         if j == 0 and inr.any():

@@ -518,7 +518,7 @@ def _sgd_temperature(R):
     try:
         fit = sw.fit("inverse_temperature")
     except ValueError as exc:
-        return [not_testable("slope of ln tau against 1/T_eff", "barrier", str(exc))]
+        return [not_testable(f"slope of ln tau (SGD, sampling {sw.sampling!r}) against 1/T_eff", "barrier", str(exc))]
     b = np.asarray(L.barrier_bwd, dtype=float).ravel()
     barrier = float(b[np.isfinite(b)][-1])
     return [check_value(f"slope of ln tau (SGD, sampling {sw.sampling!r}, rank 2 -> 1 at beta = "

@@ -156,14 +156,16 @@ def _shuffle_predictions(data, kw, sw) -> dict:
     """Prediction (b) and its no-coupling ablation where the toolkit has a reshuffling model.
 
     Uses ``training.predict_shuffled_escape`` (an exact reduced simulation of the shuffled epochs,
-    fixed ``rng``) when it exists, with a budget of 4 x the measurement's; otherwise
-    ``predict_escape(sampling=...)``, which refuses ``"shuffle"``: the column is then NaN ("no model").
+    fixed ``rng``) when it exists, with as many simulated seeds as the measurement has (at least
+    16) and twice its epoch budget (at least 500): enough to tell a measured escape from a
+    censored one; otherwise ``predict_escape(sampling=...)``, which refuses ``"shuffle"``: the
+    column is then NaN ("no model").
     """
     from .. import training
     model = getattr(training, "predict_shuffled_escape", None)
     if model is None:
         return {"prediction": _safe(lambda: training.predict_escape(data, **kw, sampling=sw.sampling).tau_epochs)}
-    budget = dict(max_epochs=int(max(1000, 4 * sw.epochs)), rng=0)
+    budget = dict(max_epochs=int(max(500, 2 * sw.epochs)), n_seeds=int(max(16, sw.escaped.shape[1])), rng=0)
     return {"prediction": _safe(lambda: model(data, **kw, **budget).tau_epochs),
             "no mode coupling": _safe(lambda: model(data, **kw, cross=False, **budget).tau_epochs)}
 
@@ -296,7 +298,8 @@ def prediction_lines(table, figure_name="predict_vs_measured.png") -> list:
              f"{table.measured[i]:.3g} [{table.measured_low[i]:.3g}, {table.measured_high[i]:.3g}]")
         p = table.predicted[i, 0]
         pred = "no model" if np.isnan(p) else ("never" if np.isinf(p) else f"{p:.3g}")
-        lines.append(f"| {table.regime[i]} | {table.label[i]} | {m} | {pred} | {_g(table.ratio()[i])} | {out[i]} |")
+        ratio = _g(table.ratio()[i]) if np.isfinite(p) else "-"
+        lines.append(f"| {table.regime[i]} | {table.label[i]} | {m} | {pred} | {ratio} | {out[i]} |")
     lines += ["", "**Ablation**: what each ingredient buys. `moves the prediction by` is the median of the model's "
               "prediction over the full prediction on the same points; the other columns compare it with the "
               "measurements.", "",
