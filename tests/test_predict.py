@@ -439,3 +439,17 @@ def test_prediction_b_matches_a_trained_width_10_network():
     ep, ok = escape_epochs(run.log_epochs, run.singular_values[:, :, 1], p.b_target ** 3, direction="down")
     tau = exponential_mle(ep.astype(float), ~ok).tau
     assert 0.5 <= tau / p.tau_epochs <= 2.0, (tau, p.tau_epochs)
+
+
+def test_cli_predict_escape_shuffle(capsys):
+    import json as _json
+    from phasetools.cli._main import main
+    from phasetools.training import predict_shuffled_escape
+    assert main(["predict", "escape", "--weight-decay", "0.35", "--batch-size", "6", "--sampling", "shuffle",
+                 "--json"]) == 0
+    row = _json.loads(capsys.readouterr().out)[0]
+    assert row["sampling"] == "shuffle" and row["regime"] == "sgd_shuffle"
+    assert row["tau_epochs"] == predict_shuffled_escape(GaussianTeacher([0.9, 0.8]).sample(512, rng=1), n_layers=3,
+                                                        width=10, weight_decay=0.35, lr=0.1, batch_size=6).tau_epochs
+    assert main(["predict", "escape", "--weight-decay", "0.35", "--batch-size", "6", "--sampling", "shuffle"]) == 0
+    assert "prediction (b)" in capsys.readouterr().out
