@@ -192,8 +192,9 @@ def reduced_shuffle_run(data, init, *, weight_decay, lr, batch_size, epochs, mod
     data : (X, Y) or Dataset
         The training samples.
     init : array (n_layers, r, r)
-        The reduced weights: ``init[k - 1][i, j]`` is ``u_i^T W_k v_j`` style entries of layer ``k``
-        between mode ``j`` (input side) and mode ``i`` (output side), ``r <= min(d_in, d_out)``.
+        The layers in the modes' basis (``r <= min(d_in, d_out)``): ``W_1 V_r``, ``W_2 ... W_{n-1}``,
+        ``U_r^T W_n`` for a width-``r`` network, ``V_r``/``U_r`` the first ``r`` right/left singular
+        vectors of ``Y^T X / N`` as columns; the aligned learned state is diagonal.
     weight_decay : float >= 0
         The SGD weight decay (the trainer's ``weight_decay``).
     lr : float > 0
