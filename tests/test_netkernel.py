@@ -182,7 +182,7 @@ def test_one_compilation_for_every_width_depth_data_noise_scheme_and_stop():
         for noise in (dict(temperature=0.01), dict(noise=SGDNoise(0.05, 4, sxx, syx, syy))):
             for scheme in ("euler", "bridge"):
                 simulate(pot, theta, dt=0.001, n_traj=3, max_steps=20, stop=stop, scheme=scheme, rng=k, **noise)
-                assert len(nk._worker.signatures) == 1
+                assert all(len(w.signatures) <= 1 for w in nk.WORKERS.values())
 
 
 def test_same_bits_for_1_and_2_threads_and_replay():
@@ -195,6 +195,45 @@ def test_same_bits_for_1_and_2_threads_and_replay():
     for i in (0, 17, 39):
         one = replay(pr.potential, r1, i)
         assert one.steps[0] == r1.steps[i] and np.array_equal(one.final[0], r1.final[i])
+
+
+def test_same_bits_for_any_lane_count(monkeypatch):
+    """Trajectories do not depend on how many lanes a thread advances together (the default
+    grows with the network: :func:`nk.lanes_for`), including a lane count that is not a
+    multiple of the padded row length."""
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
+    assert nk.lanes_for(pr.potential.structure.layout) == 512
+    assert nk.lanes_for(nk.layout((2, 10, 10, 2))) == nk.LANES
+    kw = dict(noise=pr.sgd_noise(0.08, 3), dt=0.02, n_traj=40, max_steps=3000, stop=pr.stop, scheme="bridge", rng=4,
+              n_threads=1)
+    ref = simulate(pr.potential, pr.x0, **kw)
+    monkeypatch.setitem(nk.run.__kwdefaults__, "lanes", 7)
+    other = simulate(pr.potential, pr.x0, **kw)
+    assert ref.equal_values(other) and 0 < ref.escaped.sum() < 40
+
+
+_VARIANT_SCRIPT = """
+import numpy as np
+from phasetools.langevin import SGDNoise, Threshold, network, simulate
+from phasetools.langevin import _netkernel as nk
+pot = network(3, 3, np.eye(2), np.diag([0.9, 0.8]), 0.32)
+simulate(pot, np.full(pot.dim, 0.3), noise=SGDNoise(0.08, 4, np.eye(2), np.diag([0.9, 0.8]), np.eye(2)), dt=0.01,
+         n_traj=2, max_steps=5, stop=Threshold(0.05, "down"), rng=1)
+print(sum(len(w.signatures) for w in nk.WORKERS.values()), len(nk.worker(True, False, 0).signatures),
+      len(nk._bridge_variance.signatures), len(nk._order_gradient.signatures), len(nk._singular.signatures))
+"""
+
+
+def test_a_run_compiles_only_its_own_variant(tmp_path):
+    """With empty caches, an SGD-noise Euler run with a linear order parameter compiles one worker
+    and none of the bridge or singular-value code (the variants are pruned before typing)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PHASETOOLS_CACHE_DIR=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    out = subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1", "0", "0", "0"], out.stdout
 
 
 # --- physics on the structured kernel (slow) -------------------------------------------------------

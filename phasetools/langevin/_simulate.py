@@ -16,7 +16,6 @@ from ..theory import without_replacement_factor
 from ._codegen import kernel_module, numpy_functions
 from ._expr import order_text, parse_expression
 from ._potentials import Potential
-from ._netkernel import _worker as _net_worker
 from ._structured import structured_kernel
 from .._rng import ZIG_F, ZIG_K, ZIG_W, entropy_of, seed_states, trajectory_keys
 
@@ -596,7 +595,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
         raise ValueError(f"scheme must be 'euler', 'bridge' or a scheme object, got {scheme!r}")
     if stop is not None and not isinstance(stop, Threshold):
         raise ValueError(f"stop must be a Threshold or None, got {type(stop).__name__}")
-    structured = structured_kernel(potential, stop)  # network potentials: the kernel compiled once per structure
+    structured = structured_kernel(potential, stop, sgd=noise is not None, bridge=scheme.bridge)  # networks
     if stop is not None and stop.order is not None:
         potential = dataclasses.replace(potential, order=stop.order)
     x0 = as_float_array(x0, "x0")
@@ -626,7 +625,7 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
     compile_time = _first_call_time(seed_states, keys[:1].copy())
     states = seed_states(keys)
     module = structured or kernel_module(potential, sgd=noise is not None)
-    compile_notice([_net_worker if structured else module.run])
+    compile_notice([structured.worker if structured else module.run])
     p = potential.param_values
     out_steps = np.empty(n_traj, dtype=np.int64)
     out_status = np.empty(n_traj, dtype=np.int8)

@@ -208,15 +208,16 @@ class NetworkStructure:
 
 
 class _Run:
-    """``run`` with the generated kernel's arguments, on the structured kernel."""
+    """``run`` with the generated kernel's arguments, on the structured kernel's worker ``worker``."""
 
-    def __init__(self, structure: NetworkStructure):
+    def __init__(self, structure: NetworkStructure, worker):
         self._structure = structure
+        self.worker = worker
 
     @property
     def signatures(self):
-        """The compiled signatures of the structured kernel (empty before the first call)."""
-        return nk._worker.signatures
+        """The compiled signatures of the worker (empty before its first call)."""
+        return self.worker.signatures
 
     def __call__(self, x0, p, dt, sigma, mode, scale, sxx, syx, syy, max_steps, has_stop, level, direction, bridge,
                  save_every, states, kn, wn, fn, out_steps, out_status, out_x, paths):
@@ -237,11 +238,16 @@ class StructuredKernel:
     ----------
     structure : NetworkStructure
         The network.
+    sgd : bool
+        SGD-like noise (else additive).
+    bridge : bool
+        The Brownian-bridge crossing test (with a stop).
     """
 
-    def __init__(self, structure: NetworkStructure):
+    def __init__(self, structure: NetworkStructure, sgd=False, bridge=False):
         self.structure = structure
-        self.run = _Run(structure)
+        self.worker = nk.worker(sgd, bridge, structure.order_kind)  # the variant's compiled worker (compiles only that variant)
+        self.run = _Run(structure, self.worker)
 
     def largest_stable_dt(self, x0):
         """See :meth:`NetworkStructure.largest_stable_dt`.
@@ -258,7 +264,7 @@ class StructuredKernel:
         return self.structure.largest_stable_dt(x0)
 
 
-def structured_kernel(potential, stop=None):
+def structured_kernel(potential, stop=None, *, sgd=False, bridge=False):
     """The structured kernel of ``potential``, or None when it needs its generated kernel.
 
     A potential made by ``network(...)`` carries a :class:`NetworkStructure`; a stop whose
@@ -272,6 +278,10 @@ def structured_kernel(potential, stop=None):
         The potential to simulate.
     stop : Threshold or None
         The stop condition.
+    sgd : bool
+        SGD-like noise (else additive): picks the compiled variant.
+    bridge : bool
+        The scheme is the Brownian bridge (used only with a stop): picks the compiled variant.
 
     Returns
     -------
@@ -283,7 +293,7 @@ def structured_kernel(potential, stop=None):
     order = getattr(stop, "order", None)
     if order is not None and not _same_order(potential, st, order):
         return None
-    return StructuredKernel(st)
+    return StructuredKernel(st, sgd, bridge and stop is not None)
 
 
 def _same_order(potential, st, order) -> bool:
