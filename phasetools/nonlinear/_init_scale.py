@@ -26,6 +26,21 @@ class NonlinearInitScale(Result):
     ``generalisation_epoch`` ``(n_scales, n_seeds)`` are the first logged epochs with train /
     test accuracy ``>= threshold`` (NaN: censored at ``epochs``). Every scale starts from the
     same unscaled initial weights of each seed (the same streams), multiplied by the scale.
+
+    Parameters
+    ----------
+    task, task_config, dims, activation, loss
+        The data and network (as in :class:`NonlinearRun`).
+    optimizer, lr, weight_decay, epochs, batch_size, sampling, n_seeds, dtype, threshold
+        The training settings shared by every scale.
+    init_scales : ndarray (n_scales,)
+        The initial scales.
+    log_epochs : ndarray (n_logs,)
+        Logged epochs.
+    train_acc, test_acc, train_loss, test_loss, weight_norm : ndarray (n_scales, n_seeds, n_logs)
+        The curves.
+    fit_epoch, generalisation_epoch : ndarray (n_scales, n_seeds)
+        First logged epochs at or above ``threshold`` (NaN: not reached).
     """
 
     task: str

@@ -86,7 +86,8 @@ def _metastable(esc: NonlinearEscape) -> Verdict:
         return not_testable(q, expected, "the preparation did not give a memorising state in every seed", rule=rule)
     n_ref = int(np.sum(~esc.reference_censored))
     sgd_t = esc.escape_epochs[0][~esc.censored[0]]
-    measured = (f"full batch: {n_ref}/{esc.n_seeds} escaped; SGD: {int(esc.n_escaped.sum())} escapes over "
+    measured = (f"noise-free full batch: {n_ref}/{esc.n_seeds} escaped; noisy releases (SGD, label or injected "
+                f"noise): {int(esc.n_escaped.sum())} escapes over "
                 f"{esc.batch_size.size} points")
     if n_ref == 0 and esc.n_escaped.sum() > 0:
         return Verdict(q, expected, measured, AGREES, rule)
