@@ -245,8 +245,35 @@ def _sensitivity_lines(R) -> list:
 def write_report(out: Path, R, report, figures, *, figure_captions, scale, wall, command, executor, seed,
                  prediction=()) -> Path:
     """Write ``out/report.md``: the verdict tally and table, the side-by-side table, the
-    predicted-against-measured section (``prediction``: markdown lines), the figures with
-    their captions and the settings decided here. Returns its path."""
+    predicted-against-measured section, the figures with their captions and the settings decided here.
+
+    Parameters
+    ----------
+    out : Path
+        The reproduction folder.
+    R : mapping
+        The results by experiment name (:func:`collect`).
+    report : ClaimReport
+        The verdicts.
+    figures : sequence of Path
+        The figures written (only these are embedded).
+    figure_captions : dict
+        File name -> caption (:data:`FIGURES`).
+    scale, command, executor : str
+        Recorded in the header (``command`` None: the Python call).
+    wall : float
+        Seconds of every run together.
+    seed : int
+        The sweep seed.
+    prediction : sequence of str
+        The predicted-against-measured section (:func:`prediction_lines`), printed after the
+        side-by-side table.
+
+    Returns
+    -------
+    Path
+        ``out/report.md``.
+    """
     from .. import __version__
     counts = report.counts("paper")
     own = report.counts("toolkit")
