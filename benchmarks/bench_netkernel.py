@@ -10,8 +10,9 @@
    Then the paper's network (2 -> 10 -> 10 -> 2, 140 weights, ``S_xx = I``,
    ``S_yx = diag(0.9, 0.8)``, ``S_yy = I``, ``beta = 0.32``) with SGD-like noise
    (``lr = 0.08``, ``B = 4``), from the import of phasetools to the end of the first call,
-   empty and filled caches; and a check that other widths, depths and data sets after it
-   compile nothing (``compile_time`` 0 and one signature of the worker).
+   empty and filled caches; and a check that other widths, depths and data sets with the same
+   noise and scheme after it compile nothing (``compile_time`` 0 and one compiled worker: a
+   run compiles only the worker variant of its noise, scheme and order-parameter kind).
 2. **Steps per second per core**, in interleaved rounds (every round runs every contender
    once, in an order rotated from round to round; medians over rounds, ratios as medians of
    per-round ratios), one thread each, in this process:
@@ -68,15 +69,18 @@ t1 = time.perf_counter()
 c1 = time.process_time()
 r = simulate(pot, x0, dt=0.01, n_traj=64, max_steps=2000, rng=1, **kw)
 out = {"import": t_import, "call": time.perf_counter() - t1, "call_cpu": time.process_time() - c1,
-       "total": time.perf_counter() - t0, **{k: r.stats[k] for k in ("compile_time", "setup_time", "wall_time")}}
-if case.get("others"):   # other widths, depths and data sets of the same structure after it
+       "total": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
+       **{k: r.stats[k] for k in ("compile_time", "setup_time", "wall_time")}}
+if case.get("others"):   # other widths, depths and data sets, same noise and scheme, after it
     extra = []
     for n, h, din, dout in [(3, 4, 2, 2), (4, 6, 3, 1), (2, 10, 1, 1)]:
-        p = network(n, h, np.eye(din), np.full((dout, din), 0.5), 0.1)
-        rr = simulate(p, np.full(p.dim, 0.2), temperature=0.01, dt=0.01, n_traj=8, max_steps=100, rng=2)
+        S = np.full((dout, din), 0.5)
+        p = network(n, h, np.eye(din), S, 0.1)
+        rr = simulate(p, np.full(p.dim, 0.2), noise=SGDNoise(0.08, 4, np.eye(din), S, np.eye(dout)), dt=0.01,
+                      n_traj=8, max_steps=100, stop=Threshold(-10.0, "down"), rng=2)
         extra.append(rr.stats["compile_time"])
     out["others_compile"] = extra
-    out["signatures"] = len(nk._worker.signatures)
+    out["signatures"] = sum(len(w.signatures) for w in nk.WORKERS.values())
 sys.stdout.write(json.dumps(out))
 """
 
@@ -106,11 +110,12 @@ def first_call_table(widths):
         warm = first_call({"model": "paper"}, cache)
     print()
     print("| paper's network, SGD-like noise | import | first call | compile | setup | kernel run | "
-          "import + call |")
-    print("|---|---|---|---|---|---|---|")
+          "import + call | CPU of the call | CPU of import + call |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, c in (("empty caches", cold), ("filled caches", warm)):
         print(f"| {label} | {c['import']:.1f} s | {c['call']:.2f} s | {c['compile_time']:.2f} s | "
-              f"{c['setup_time']:.2f} s | {c['wall_time']:.3f} s | {c['total']:.1f} s |")
+              f"{c['setup_time']:.2f} s | {c['wall_time']:.3f} s | {c['total']:.1f} s | {c['call_cpu']:.1f} s | "
+              f"{c['total_cpu']:.1f} s |")
     print(f"\nafter it, other widths/depths/data sets: compile_time {cold['others_compile']}, "
           f"worker signatures {cold['signatures']}")
     return {"widths": rows, "paper": {"cold": cold, "warm": warm}}
@@ -268,9 +273,17 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     out = {}
+
+    def load(when):  # the machine may be shared: state the load next to the figures
+        out.setdefault("load", {})[when] = os.getloadavg()
+        print(f"\nload average {when}: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + "\n")
+
     if not args.skip_first_call:
+        load("before the first-call table")
         out["first_call"] = first_call_table([2, 10] if args.quick else [2, 4, 6, 10])
+        load("after the first-call table")
     out["speed"] = speed_table(args.quick, args.rounds or (2 if args.quick else 5))
+    load("after the speed table")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1, default=str)

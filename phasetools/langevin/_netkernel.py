@@ -848,6 +848,20 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
             t.join()
 
 
+@_inner
+def _forward_at(thetas, lay):
+    """A work array with one lane per row of ``thetas``: the weights in the state rows and
+    their prefix products (for the host-side entry points below)."""
+    m, P = thetas.shape
+    ro = lay[4]
+    W = np.zeros((ro[R_TOTAL], m))
+    for i in range(P):
+        for j in range(m):
+            W[ro[R_X] + i, j] = thetas[j, i]
+    _forward(W, lay, ro[R_X], m - m, m)
+    return W
+
+
 @jit
 def gradient(thetas, lay, mom, two_kappa, decay, out):
     """``grad U`` at each row of ``thetas`` by the kernel's own products and back-propagation.
@@ -865,12 +879,8 @@ def gradient(thetas, lay, mom, two_kappa, decay, out):
     """
     m, P = thetas.shape
     ro = lay[4]
-    W = np.zeros((ro[R_TOTAL], m))
+    W = _forward_at(thetas, lay)
     zero = m - m
-    for i in range(P):
-        for j in range(m):
-            W[ro[R_X] + i, j] = thetas[j, i]
-    _forward(W, lay, ro[R_X], zero, m)
     _suffix(W, lay, zero, m)
     _residual(W, lay, mom, two_kappa, zero, m)
     _backprop(W, lay, zero, m)
@@ -896,14 +906,9 @@ def order_values(thetas, lay, emat, kind, out):
     out : float64 array (m,)
         Receives the values.
     """
-    m, P = thetas.shape
+    m = thetas.shape[0]
     ro = lay[4]
-    W = np.zeros((ro[R_TOTAL], m))
-    zero = m - m
-    for i in range(P):
-        for j in range(m):
-            W[ro[R_X] + i, j] = thetas[j, i]
-    _forward(W, lay, ro[R_X], zero, m)
-    _order(W, lay, emat, kind, ro[R_PHN], zero, m)
+    W = _forward_at(thetas, lay)
+    _order(W, lay, emat, kind, ro[R_PHN], m - m, m)
     for j in range(m):
         out[j] = W[ro[R_PHN], j]
