@@ -12,6 +12,7 @@ from phasetools.reproduce import (CLAIMS, FIGURES, OWN_CHECKS, claim_report, col
                                   prediction_table, side_by_side, tasks)
 from phasetools.results import deep_equal
 from phasetools.stats import exponential_mle
+from phasetools.training import GaussianTeacher
 from phasetools.sweep import load_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -94,7 +95,7 @@ def test_task_grids():
         assert {"theory_critical", "e1_up", "e1_down", "e1_draw", "e2_rank1", "e2_rank0", "e4_paper",
                 "e4_corrected", "e5", "langevin_chain", "n5_fresh", "n5_fresh_fan_in", "n6_draws", "n12_noise",
                 "n12_runs", "e2_rank0_fan_in", "e2_paper_rank1_fan_in", "predict_replacement",
-                "predict_injected"} <= names
+                "predict_injected", "predict_shuffle"} <= names
     with pytest.raises(ValueError, match="scale"):
         tasks("huge")
 
@@ -140,3 +141,14 @@ def test_prediction_numbers_come_from_the_stored_results(smoke):
     assert t2.measured[i] == pytest.approx(float(np.mean(sw.escape_epoch[0] * 3)))
     assert t2.predicted[i, 0] == table.predicted[i, 0]
     assert prediction_table({}) is None
+    # (b) is measured by the rank criterion: the escaping mode's singular value below the prediction's target
+    draw_b, run = R["predict_shuffle"][0]
+    j = [k for k, lab in enumerate(table.label) if lab.startswith(f"draw {draw_b}") and "sampling shuffle" in lab][0]
+    from phasetools.training import escape_epochs, predict_escape
+    target = predict_escape(GaussianTeacher([0.9, 0.8]).sample(512, rng=draw_b), n_layers=3, width=run.width,
+                            weight_decay=run.weight_decay, lr=run.lr, batch_size=run.batch_size).b_target ** 3
+    ep, ok = escape_epochs(run.log_epochs, run.singular_values[:, :, 1], target, direction="down")
+    fit = exponential_mle(ep.astype(float), ~ok, time_unit="epochs")
+    assert table.lower_bound[j] == (fit.tau is None)
+    assert (table.measured_low[j] if fit.tau is None else table.measured[j]) == pytest.approx(
+        fit.tau_lower if fit.tau is None else fit.tau)

@@ -25,7 +25,8 @@ SCALES = {
                   e5_test=1000, n_chain_walkers=40, chain_temps=(0.012, 0.0085), n_e4_seeds=2,
                   n5_seeds=2, n5_epochs=40, n6_draws=5, n12_runs=1, n12_epochs=40,
                   predict_a=((1, 0.1, (16,)),), predict_seeds=2, predict_max_epochs=40, predict_min_epochs=20,
-                  predict_c=((1, (3,)),), predict_c_epochs=60, predict_c_trap=(40, 40)),
+                  predict_c=((1, (3,)),), predict_c_epochs=60, predict_c_trap=(40, 40),
+                  predict_b=((1, 0.1, (8,)),), predict_b_epochs=40),
     "quick": dict(n_seeds=8, epochs=8000, trap_epochs=(300, 600), n_e1_draws=10, e1_step=0.01, e4_epochs=1000,
                   e4_batch_sizes=(8, 10, 12, 14), e5_trap_epochs=(110, 130, 150, 175, 300, 190, 200, 210, 220),
                   e5_epochs=4000,
@@ -33,7 +34,7 @@ SCALES = {
                   n_e4_seeds=16, n5_seeds=8, n5_epochs=200, n6_draws=200, n12_runs=4, n12_epochs=2000,
                   predict_a=((1, 0.1, (6, 16, 32)), (2, 0.1, (8, 24))), predict_seeds=16, predict_max_epochs=3000,
                   predict_min_epochs=100, predict_c=((1, (3, 10)),), predict_c_epochs=2000,
-                  predict_c_trap=(300, 600)),
+                  predict_c_trap=(300, 600), predict_b=((1, 0.1, (8, 9)),), predict_b_epochs=1500),
     "full": dict(n_seeds=50, epochs=20_000, trap_epochs=(2000, 2000), n_e1_draws=20, e1_step=0.01, e4_epochs=5000,
                  e4_batch_sizes=(8, 10, 12, 14, 16),
                  e5_trap_epochs=(100, 110, 120, 130, 140, 150, 175, 200, 300, 190, 210, 220),
@@ -43,7 +44,8 @@ SCALES = {
                  predict_a=((1, 0.1, (6, 8, 16, 24, 32, 40)), (2, 0.1, (8, 16, 24, 32, 40)), (1, 0.05, (4, 8, 12, 16))),
                  predict_seeds=16, predict_max_epochs=20_000, predict_min_epochs=100,
                  predict_c=((1, (3, 5, 7, 10)), (2, (3, 5, 7, 10))), predict_c_epochs=5000,
-                 predict_c_trap=(300, 600)),
+                 predict_c_trap=(300, 600), predict_b=((1, 0.1, (8, 9, 10)), (2, 0.1, (6, 7))),
+                 predict_b_epochs=5000),
 }
 
 
@@ -97,6 +99,9 @@ def tasks(scale: str) -> list:
     grid += [dict(experiment="predict_injected", draw=d, ratio=float(r), width=10, n_seeds=s["predict_seeds"],
                   epochs=s["predict_c_epochs"], trap_epochs=list(s["predict_c_trap"]))
              for d, ratios in s["predict_c"] for r in ratios]
+    # (b) random reshuffling, measured by the rank criterion (the test MSE counts excursions under reshuffling)
+    grid += [dict(experiment="predict_shuffle", draw=d, lr=lr, batch_size=int(b), n_seeds=s["predict_seeds"],
+                  epochs=s["predict_b_epochs"]) for d, lr, bs in s["predict_b"] for b in bs]
     return grid
 
 
@@ -250,6 +255,9 @@ def run_experiment(*, experiment, rng, **p):
     if experiment == "predict_replacement":
         from ._predicted import replacement_point
         return replacement_point(p, rng)
+    if experiment == "predict_shuffle":
+        from ._predicted import shuffle_point
+        return shuffle_point(p, rng)
     if experiment == "predict_injected":
         from ._predicted import injected_point
         return injected_point(p, rng)

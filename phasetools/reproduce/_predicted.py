@@ -5,8 +5,11 @@ predicted from the data and the settings alone:
 
 * (a) minibatches drawn with replacement, rank 2 -> 1 (``predict_replacement`` tasks: one
   :class:`~phasetools.training.ArrheniusSweep` point per batch size, ``sampling="replacement"``);
-* (b) random reshuffling at the same settings: the corrected E4 sweep (``e4_corrected``, the
-  trainer's default sampler);
+* (b) random reshuffling (the trainer's default sampler) at the same settings
+  (``predict_shuffle`` tasks: one :class:`~phasetools.training.TrainingRun` per batch size),
+  escape measured by the rank criterion: under reshuffling the test MSE crosses its midpoint
+  over and over while the mode is still learned, so the midpoint rule of (a) (and of the
+  corrected E4 sweep) counts excursions, not escapes;
 * (c) upward escape (rank 1 -> 2) under injected noise, full batch (``predict_injected`` tasks:
   one :class:`~phasetools.training.TrainingRun` per ``Delta U / T``);
 * (d) E5's full-batch plateaus from a residual seed (the ``e5`` result).
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._experiments import DATA_SEED, ETA
+from ._experiments import ETA
 
 __all__ = ["prediction_table", "prediction_figure", "prediction_lines", "INJECTED_SETUPS", "MODEL_NAMES"]
 
@@ -79,6 +82,36 @@ def replacement_point(p, rng):
     return tr.arrhenius_sweep(data, trap, lr=p["lr"], batch_size=[p["batch_size"]], target_weight_decay=wd,
                               epochs=epochs, levels=(lev[2], lev[1]), test=test, sampling="replacement", rng=rng,
                               quiet=True)
+
+
+def shuffle_point(p, rng):
+    """Run one (b) point: release the E4 checkpoint of draw ``p["draw"]`` with random reshuffling.
+
+    Parameters
+    ----------
+    p : dict
+        ``draw``, ``lr``, ``batch_size``, ``n_seeds``, ``epochs``.
+    rng : numpy.random.SeedSequence
+        The task's stream.
+
+    Returns
+    -------
+    phasetools.training.TrainingRun
+        The release (``sampling="shuffle"`` recorded), end-to-end singular values every epoch
+        (the rank criterion is applied to them in :func:`prediction_table`).
+    """
+    from .. import training as tr
+    from . import _measure as M
+    from ._experiments import PAPER_BATCH_SIZE, PAPER_LR, PAPER_NET, corrected_weight_decay
+    data, test = _draw(p["draw"]), _teacher().test_set()
+    wd = corrected_weight_decay(data)
+    trap = tr.prepare_trap(data, trap_weight_decays=(0.0, wd), trap_epochs=(300, 300), **PAPER_NET, lr=PAPER_LR,
+                           batch_size=PAPER_BATCH_SIZE,
+                           init=M.fresh_init(data, p["n_seeds"], np.random.SeedSequence(4243), "width"),
+                           rng=np.random.SeedSequence(4242))
+    return tr.train(data, **PAPER_NET, lr=p["lr"], batch_size=p["batch_size"], sampling="shuffle", weight_decay=wd,
+                    convention="paper", init=trap, epochs=p["epochs"], test=test, log_every=1,
+                    layer_log_every=p["epochs"], rng=rng)
 
 
 def injected_point(p, rng):
@@ -144,7 +177,7 @@ def _sweep_points(sw, draw, regime):
             for name, extra in _ABLATIONS:
                 preds[name] = _safe(lambda extra=extra: predict_escape(data, **kw, **extra).tau_epochs)
         else:
-            preds.update(_shuffle_predictions(data, kw, sw))
+            preds.update(_shuffle_predictions(data, kw, sw.epochs, sw.escaped.shape[1], sw.sampling))
             preds["with-replacement model (contrast)"] = np.nan if base is None else base.tau_epochs
         label = (f"draw {draw}, wd {sw.target_weight_decay:g}, lr {sw.lr[i]:g}, B {sw.batch_size[i]}, "
                  f"sampling {sw.sampling}")
@@ -152,7 +185,7 @@ def _sweep_points(sw, draw, regime):
     return out
 
 
-def _shuffle_predictions(data, kw, sw) -> dict:
+def _shuffle_predictions(data, kw, epochs, n_seeds, sampling) -> dict:
     """Prediction (b) and its no-coupling ablation where the toolkit has a reshuffling model.
 
     Uses ``training.predict_shuffled_escape`` (an exact reduced simulation of the shuffled epochs,
@@ -164,10 +197,31 @@ def _shuffle_predictions(data, kw, sw) -> dict:
     from .. import training
     model = getattr(training, "predict_shuffled_escape", None)
     if model is None:
-        return {"prediction": _safe(lambda: training.predict_escape(data, **kw, sampling=sw.sampling).tau_epochs)}
-    budget = dict(max_epochs=int(max(500, 2 * sw.epochs)), n_seeds=int(max(16, sw.escaped.shape[1])), rng=0)
+        return {"prediction": _safe(lambda: training.predict_escape(data, **kw, sampling=sampling).tau_epochs)}
+    budget = dict(max_epochs=int(max(500, 2 * epochs)), n_seeds=int(max(16, n_seeds)), rng=0)
     return {"prediction": _safe(lambda: model(data, **kw, **budget).tau_epochs),
             "no mode coupling": _safe(lambda: model(data, **kw, cross=False, **budget).tau_epochs)}
+
+
+def _shuffled_points(runs):
+    """(b): the rank criterion on each reshuffled release, beside the reshuffling model and the contrasts."""
+    from ..compare import MeasuredPoint
+    from ..training import escape_epochs, predict_escape
+    out = []
+    for draw, run in runs:
+        data = _draw(draw)
+        kw = dict(n_layers=run.n_layers, width=run.width, weight_decay=float(run.weight_decay), lr=float(run.lr),
+                  batch_size=int(run.batch_size))
+        base = predict_escape(data, **kw)
+        k = int(base.mode) if hasattr(base, "mode") else run.singular_values.shape[-1] - 1
+        ep, ok = escape_epochs(run.log_epochs, run.singular_values[:, :, k], base.b_target ** run.n_layers,
+                               direction="down")
+        preds = {"isotropic T_eff": base.tau_isotropic_epochs, "with-replacement model (contrast)": base.tau_epochs}
+        preds.update(_shuffle_predictions(data, kw, run.epochs, ep.size, run.sampling))
+        label = (f"draw {draw}, wd {run.weight_decay:g}, lr {run.lr:g}, B {run.batch_size}, sampling {run.sampling} "
+                 "(rank criterion)")
+        out.append(MeasuredPoint(label, REGIMES[1], _fit(ep, ok), preds))
+    return out
 
 
 def _injected_points(runs):
@@ -207,8 +261,9 @@ def prediction_table(R):
     ----------
     R : mapping
         Experiment name -> result (:func:`phasetools.reproduce.collect`): ``predict_replacement``
-        (list of ``(draw, ArrheniusSweep)``), ``e4_corrected``, ``predict_injected`` (list of
-        ``(draw, ratio, TrainingRun)``) and ``e5``; missing ones give no points.
+        (list of ``(draw, ArrheniusSweep)``), ``predict_shuffle`` (list of ``(draw,
+        TrainingRun)``), ``predict_injected`` (list of ``(draw, ratio, TrainingRun)``) and
+        ``e5``; missing ones give no points.
 
     Returns
     -------
@@ -220,8 +275,7 @@ def prediction_table(R):
     pts = []
     for draw, sw in R.get("predict_replacement", []):
         pts += _sweep_points(sw, draw, REGIMES[0])
-    if "e4_corrected" in R:
-        pts += _sweep_points(R["e4_corrected"], DATA_SEED, REGIMES[1])
+    pts += _shuffled_points(R.get("predict_shuffle", []))
     pts += _injected_points(R.get("predict_injected", []))
     if "e5" in R:
         pts += _plateau_points(R["e5"])

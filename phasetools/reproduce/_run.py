@@ -87,10 +87,11 @@ def collect(task_params, task_results) -> dict:
         ``ArrheniusSweep``, the chain's Arrhenius fit as ``langevin_chain`` (when at
         least two temperatures saw escapes), and the prediction runs as lists of tuples:
         ``predict_replacement`` ``(draw, ArrheniusSweep)``, ``predict_injected``
-        ``(draw, ratio, TrainingRun)``. The task results are not changed.
+        ``(draw, ratio, TrainingRun)``, ``predict_shuffle`` ``(draw, TrainingRun)``. The task
+        results are not changed.
     """
     from ..langevin import EscapeSweep
-    R, draws, e4c, ens, pa, pc = {}, [], [], [], [], []
+    R, draws, e4c, ens, pa, pc, pb = {}, [], [], [], [], [], []
     for p, r in zip(task_params, task_results):
         if r is None:
             continue
@@ -105,6 +106,8 @@ def collect(task_params, task_results) -> dict:
             pa.append((int(p["draw"]), r))
         elif name == "predict_injected":
             pc.append((int(p["draw"]), float(p["ratio"]), r))
+        elif name == "predict_shuffle":
+            pb.append((int(p["draw"]), r))
         else:
             R[name] = r
     if draws:
@@ -113,6 +116,8 @@ def collect(task_params, task_results) -> dict:
         R["predict_replacement"] = pa
     if pc:
         R["predict_injected"] = pc
+    if pb:
+        R["predict_shuffle"] = pb
     if e4c:
         R["e4_corrected"] = _merge_points(e4c)
     if ens:
