@@ -199,3 +199,20 @@ def test_arrhenius_verdict_disagrees_when_more_noise_slows_the_escape(escape):
     faster = dataclasses.replace(slowed, tau=np.array([5000.0, 110.0, 20.0]), tau_stderr=np.array([900.0, 45.0, 8.0]),
                                  tau_lower=np.array([3000.0, 55.0, 10.0]))
     assert {v.quantity: v for v in nl.verdicts(None, faster)}[q].outcome != DISAGREES
+
+
+def test_metastable_verdict_compares_the_reference_with_the_first_noisy_point(escape):
+    """With a noise-free first point (temperature 0), the comparison uses the first point with noise."""
+    q = "metastable memorising state"
+    times = [[500, 500, 500], [40, 60, 500]]  # point 0: T = 0, nothing escapes; point 1: T > 0, two escape
+    base = _escape_with(escape, times, [[True] * 3, [False, False, True]])
+    res = dataclasses.replace(base, x_law="1/temperature", temperature=np.array([0.0, 1e-3]),
+                              n_escaped=np.array([0, 2]))
+    v = {v.quantity: v for v in nl.verdicts(None, res)}[q]
+    assert v.outcome == AGREES and "2 seed(s) freed only with noise" in v.measured
+    # the noise-free first point escapes exactly as the reference does; the noisy point 5x later: not drift-like
+    times = [[10, 20, 500], [50, 100, 500]]
+    base = _escape_with(escape, times, [[False, False, True], [False, False, True]],
+                        reference=np.array([100.0, 200.0, 5000.0]), ref_censored=[False, False, True])
+    res = dataclasses.replace(base, x_law="1/temperature", temperature=np.array([0.0, 1e-3]))
+    assert {v.quantity: v for v in nl.verdicts(None, res)}[q].outcome == NOT_TESTABLE

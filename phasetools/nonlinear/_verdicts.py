@@ -76,30 +76,33 @@ def _metastable(esc: NonlinearEscape) -> Verdict:
     q = "metastable memorising state"
     rule = ("the prepared state must fit (train accuracy >= threshold) and not generalise (test accuracy < threshold) "
             "in every seed; then, released by noise-free full-batch descent for the same lr*steps as the first "
-            "point: agrees if it stays trapped in every seed while SGD noise lets >= 1 seed escape at some point "
-            "(trapped without noise, freed by it); disagrees if it escapes without noise in every seed that SGD "
-            "frees at the first point, at a median time within a factor 2 of SGD's (deterministic drift, not "
-            "metastability); else not testable")
-    expected = "trapped without noise, escapes with SGD noise"
+            "point: agrees if it stays trapped in every seed while noise (SGD, label or injected) lets >= 1 seed "
+            "escape at some point (trapped without noise, freed by it); disagrees if it escapes without noise in "
+            "every seed that the first noisy point frees (the first point whose x is finite), at a median time in "
+            "lr*steps within a factor 2 of the noisy one (deterministic drift, not metastability); else not testable")
+    expected = "trapped without noise, escapes with noise"
     prepared = bool(np.all(esc.prepared_train_acc >= esc.threshold) and np.all(esc.prepared_test_acc < esc.threshold))
     if not prepared:
         return not_testable(q, expected, "the preparation did not give a memorising state in every seed", rule=rule)
+    noisy = np.isfinite(esc.x) if np.shape(esc.x) == np.shape(esc.n_escaped) else np.ones(esc.n_escaped.shape, bool)
+    i0 = int(np.argmax(noisy)) if noisy.any() else 0
     n_ref = int(np.sum(~esc.reference_censored))
-    sgd_t = esc.escape_epochs[0][~esc.censored[0]]
+    freed = ~esc.censored[noisy] if noisy.any() else np.zeros((0, esc.n_seeds), bool)
+    only_noise = int(np.sum(freed.any(0) & esc.reference_censored)) if freed.size else 0
     measured = (f"noise-free full batch: {n_ref}/{esc.n_seeds} escaped; noisy releases (SGD, label or injected "
-                f"noise): {int(esc.n_escaped.sum())} escapes over "
-                f"{esc.batch_size.size} points")
-    if n_ref == 0 and esc.n_escaped.sum() > 0:
+                f"noise): {int(esc.n_escaped[noisy].sum())} escapes over {int(noisy.sum())} points, "
+                f"{only_noise} seed(s) freed only with noise")
+    if n_ref == 0 and esc.n_escaped[noisy].sum() > 0:
         return Verdict(q, expected, measured, AGREES, rule)
-    if n_ref > 0 and sgd_t.size:
-        both = ~esc.reference_censored & ~esc.censored[0]
+    if n_ref > 0 and np.any(~esc.censored[i0]):
+        both = ~esc.reference_censored & ~esc.censored[i0]
         if both.any():
-            spe = esc.reference_escape_time[both] / esc.lr[0]  # reference steps
-            ratio = float(np.median(spe) / np.median(esc.escape_epochs[0][both] * esc.steps_per_epoch[0]))
-            measured += f"; median noise-free / SGD escape time (lr*steps) {ratio:.3g}"
-            if np.all(~esc.reference_censored[~esc.censored[0]]) and 0.5 <= ratio <= 2.0:
+            noisy_time = esc.escape_epochs[i0][both] * esc.steps_per_epoch[i0] * esc.lr[i0]  # lr*steps
+            ratio = float(np.median(esc.reference_escape_time[both]) / np.median(noisy_time))
+            measured += f"; median noise-free / noisy escape time (lr*steps) {ratio:.3g}"
+            if np.all(~esc.reference_censored[~esc.censored[i0]]) and 0.5 <= ratio <= 2.0:
                 return Verdict(q, expected, measured, DISAGREES, rule, "escapes without noise: deterministic drift")
-    return Verdict(q, expected, measured, NOT_TESTABLE, rule, "the noise-free and SGD releases do not decide")
+    return Verdict(q, expected, measured, NOT_TESTABLE, rule, "the noise-free and noisy releases do not decide")
 
 
 def _arrhenius(esc: NonlinearEscape) -> Verdict:
