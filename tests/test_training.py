@@ -649,3 +649,16 @@ def test_library_functions_have_no_paper_defaults():
     assert {"n_layers"} <= req(tr.mse_levels) and {"n_layers"} <= req(tr.trap_weight_decay)
     assert inspect.signature(tr.trap_and_release).parameters["n_seeds"].default == 1
     assert inspect.signature(tr.sparse_grokking).parameters["n_seeds"].default == 1
+
+
+def test_trap_weight_decay_paper_units_follow_the_data_outputs():
+    """'paper' averages the MSE over the data's outputs (as train does): four outputs are not two."""
+    from phasetools.theory import Convention
+    data = tr.GaussianTeacher([1.0, 0.8, 0.6, 0.4]).sample(512, rng=1)
+    four = tr.trap_weight_decay(data, 1, n_layers=3, convention=Convention.paper(n_outputs=4))
+    assert tr.trap_weight_decay(data, 1, n_layers=3) == four
+    with pytest.raises(ValueError, match="averages over 2 outputs"):
+        tr.trap_weight_decay(data, 1, n_layers=3, convention=Convention.paper(n_outputs=2))
+    two = tr.GaussianTeacher([0.9, 0.8]).sample(512, rng=1)
+    assert tr.trap_weight_decay(two, 1, n_layers=3) == tr.trap_weight_decay(
+        two, 1, n_layers=3, convention=Convention.paper(n_outputs=2))

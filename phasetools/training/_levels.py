@@ -71,15 +71,18 @@ def trap_weight_decay(data, rank, *, n_layers, convention="paper") -> float:
     n_layers : int
         Weight matrices of the network.
     convention : "paper" (default), "canonical" or Convention
-        The units of the result.
+        The units of the result; ``"paper"`` averages the MSE over the data's outputs, as
+        :func:`train` does.
 
     Returns
     -------
     float
     """
     from ..theory import critical_points
+    from ._train import resolve_training_convention
     mom = as_moments(data)
-    sp = np.sort(np.asarray(critical_points(n_layers, mom.spectrum, mom.a, convention=convention).gamma_sp,
+    conv = resolve_training_convention(convention, mom.cross_cov.shape[0])
+    sp = np.sort(np.asarray(critical_points(n_layers, mom.spectrum, mom.a, convention=conv).gamma_sp,
                             dtype=float))[::-1]
     sp = sp[np.isfinite(sp)]
     rank = check_int(rank, "rank", 0)
