@@ -209,11 +209,13 @@ def _plot_landscape(ax, state):
         ax.text(0.5, 0.5, "no state diagnosed" if state is None else "at the global state", ha="center",
                 transform=ax.transAxes)
         return
-    from ..theory import compiled_potential, resolve_convention
+    from ..theory import compiled_potential, critical_points
 
     k, n = state.escape_mode, state.n_layers
-    conv = resolve_convention(state.convention)
-    gamma = float(conv.gamma_to_canonical(state.weight_decay))
+    # the run's units scale linearly to canonical ones; the stored gamma_c carries the scale of
+    # the run's own convention (the data's output count), which the convention's name alone does not
+    scale = float(critical_points(n, float(state.spectrum[k]), float(state.a[k])).gamma_c) / float(state.gamma_c[k])
+    gamma = state.weight_decay * scale
     U = compiled_potential(n).U
     lam_max = 1.3 * (state.lam_min[k] if np.isfinite(state.lam_min[k]) else 1.0)
     lam = np.linspace(0, lam_max, 300)
