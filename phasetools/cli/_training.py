@@ -115,6 +115,10 @@ def _arrhenius_parser(tsub):
     p.add_argument("--sampling", choices=["shuffle", "replacement", "full"], default="shuffle",
                    help="minibatch sampler of the release: random reshuffling (default, one pass over a permutation "
                         "per epoch), with replacement, or full batch")
+    p.add_argument("--criterion", choices=["test_mse", "rank"], default="test_mse",
+                   help="escape rule: the test MSE crossing the midpoint of the levels (default) or the escaping "
+                        "mode's end-to-end singular value below its MSE-midpoint value (rank; counts real escapes "
+                        "under reshuffling, where the test MSE dips in short excursions)")
     p.set_defaults(handler=_arrhenius)
 
 
@@ -313,7 +317,7 @@ def _arrhenius(args):
                          f"{np.round(levels, 4).tolist()})")
     sw = arrhenius_sweep(data, trap, lr=lrs, batch_size=bs, target_weight_decay=target, epochs=args.epochs,
                          levels=(levels[rank], levels[to]), test=teacher.test_set(), sampling=args.sampling,
-                         rng=s_sweep, quiet=args.quiet)
+                         criterion=args.criterion, rng=s_sweep, quiet=args.quiet)
     names = _store([trap, sw], args)
     fit = None
     try:
@@ -321,15 +325,22 @@ def _arrhenius(args):
     except ValueError:
         pass
     if args.json:
-        _print({"trap_rank": rank, "escape_to_rank": to, "sampling": sw.sampling, "lr": sw.lr,
+        _print({"trap_rank": rank, "escape_to_rank": to, "sampling": sw.sampling, "criterion": sw.criterion,
+                "n_escaped_mse": None if sw.escaped_mse is None else sw.escaped_mse.sum(axis=1),
+                "tau_epochs_mse": None if sw.escaped_mse is None else sw.tau_epochs_of("test_mse"), "lr": sw.lr,
                 "batch_size": sw.batch_size,
                 "temperature": sw.temperature, "n_escaped": sw.n_escaped, "tau_epochs": sw.tau_epochs,
                 "tau_time": sw.tau_time, "slope_batch_size_over_lr": None if fit is None else fit.slope,
                 "stored": names}, args)
         return
     lines = [f"E4 from a rank-{rank} checkpoint (trap {tb}), escape to rank {to} at weight decay {target:g}; "
-             f"test-MSE levels {levels[rank]:.4f} -> {levels[to]:.4f}; sampler {sw.sampling!r}"]
+             f"test-MSE levels {levels[rank]:.4f} -> {levels[to]:.4f}; sampler {sw.sampling!r}; "
+             f"escape rule {sw.criterion!r}"]
     lines += _arrhenius_table(sw, fit)
+    if sw.escaped_mse is not None:
+        lines += [f"test-MSE midpoint rule on the same releases: lr {a:g}, B {b}: {int(k)}/{sw.escaped.shape[1]} "
+                  "escaped" + (f", tau {t:.4g} epochs" if np.isfinite(t) else "") for a, b, k, t in
+                  zip(sw.lr, sw.batch_size, sw.escaped_mse.sum(axis=1), sw.tau_epochs_of("test_mse"))]
     if names:
         lines.append(f"stored {', '.join(names)} in {args.out}")
     _print(lines, args)
