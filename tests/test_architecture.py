@@ -37,7 +37,7 @@ ALLOWED = {
     "reproduce": {"theory", "stats", "langevin", "training", "compare", "io", "plot", "sweep"},
     "cli": {"theory", "stats", "langevin", "training", "nonlinear", "compare", "io", "plot", "sweep", "reproduce",
             "rare", "diagnose"},
-    "rare": {"theory", "stats", "langevin", "training"},
+    "rare": {"theory", "stats", "langevin", "training", "nonlinear"},
     "diagnose": {"theory", "stats", "training", "io"},
 }
 

@@ -14,6 +14,9 @@
     level_figure(res, path): the AMS levels over the iterations and P(reach level)
     TrainingEngine, excursions: the SGD trainer as a splitting engine, and brute-force
         excursions of any engine between two levels (e.g. brute-force SGD escape times)
+    NonlinearEngine, ams_nonlinear_escape(task, model, init, lr=, weight_decay=, target=,
+        coordinate="fourier_ipr", sampling="full", temperature=, ...) -> AMSEscape: the
+        nonlinear trainer (phasetools.nonlinear.train) as a splitting engine (times in epochs)
 
 It sits on top of ``langevin`` (and may use ``theory``/``stats``), as its own layer: the
 splitting algorithm is independent of the engine that moves the replicas (any object with
@@ -25,7 +28,8 @@ belongs to neither the Langevin engine nor the estimators of ``stats``.
 from ._engine import excursions
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
 from ._figure import level_figure
+from ._nonlinear import NonlinearEngine, ams_nonlinear_escape
 from ._training import TrainingEngine
 
-__all__ = ["AMSEscape", "AMSOptions", "TrainingEngine", "ams_escape", "ams_training_escape", "escape_time",
-           "excursions", "level_figure"]
+__all__ = ["AMSEscape", "AMSOptions", "NonlinearEngine", "TrainingEngine", "ams_escape", "ams_nonlinear_escape",
+           "ams_training_escape", "escape_time", "excursions", "level_figure"]

@@ -480,7 +480,8 @@ def _estimate(lp, ams, dt, confidence, n_replicas):
     var_p = float(np.var(p_runs, ddof=1)) / m
     first, up, down = (lp[k] * dt for k in ("first", "up", "down"))
     t_first = float(np.mean(first))
-    t_loop = float(np.mean(down) + np.mean(up))
+    # no failed excursion seen and p = 1 (drift carries every excursion to B): no loop term
+    t_loop = float(np.mean(down) + np.mean(up)) if down.size or p < 1.0 else 0.0
     var_loop = _var_mean(down) + _var_mean(up)
     reac = ams["t_reactive"] * dt
     ok = np.isfinite(reac)
