@@ -113,3 +113,74 @@ def test_measurement_is_stored_and_read_back(tmp_path):
     assert np.isnan(back.array("a")[1]) and back.array("d").shape == (2, 2)
     with pytest.raises(ValueError, match="key"):
         back.array("zz")
+
+
+def _taus(ep, ok):
+    """Per point: the exponential MLE of the escape epochs and its interval (censored: NaN, lower bound, inf)."""
+    from phasetools.stats import exponential_mle
+    fits = [exponential_mle(e.astype(float), ~o, time_unit="epochs") for e, o in zip(ep, ok)]
+    return (np.array([np.nan if f.tau is None else f.tau for f in fits]),
+            np.array([f.tau_lower if f.tau_ci is None else f.tau_ci[0] for f in fits]),
+            np.array([np.inf if f.tau_ci is None else f.tau_ci[1] for f in fits]))
+
+
+def _e4_sweep(criterion="rank"):
+    """A corrected-E4 sweep of three points, stored by ``criterion``; with "rank" the test-MSE rule's
+    epochs of the same releases (escaping much earlier) are kept beside it."""
+    from phasetools.theory import Convention
+    from phasetools.training import ArrheniusSweep
+    lr, b = np.full(3, 0.1), np.array([8, 10, 12])
+    spe = 512 // b
+    ep = np.array([[100, 140, 200, 80], [300, 500, 1000, 1000], [1000, 1000, 1000, 1000]])
+    ok = ep < 1000
+    ep_mse, ok_mse = ep // 3, np.ones_like(ok)
+    tau, lo, hi = _taus(ep, ok)
+    kw = {} if criterion == "test_mse" else {"criterion": "rank", "sv_index": 1, "sv_threshold": 0.12,
+                                              "escape_epoch_mse": ep_mse, "escaped_mse": ok_mse}
+    return ArrheniusSweep(n_layers=3, width=10, target_weight_decay=0.35, epochs=1000, convention=Convention.paper(),
+                          steps_per_epoch_rule="floor(N / batch_size)", n_samples=512, plateau_level=0.5,
+                          target_level=0.7, midpoint=0.6, lr=lr, batch_size=b, steps_per_epoch=spe,
+                          temperature=1e-4 * 8 / b, gradient_trace=np.ones(3), escape_epoch=ep, escaped=ok,
+                          tau_epochs=tau, tau_epochs_low=lo, tau_epochs_high=hi, tau_time=tau * lr * spe,
+                          tau_time_low=lo * lr * spe, tau_time_high=hi * lr * spe, seed_size=np.zeros((4, 3)),
+                          sampling="shuffle", **kw)
+
+
+def _e4_verdicts(sw):
+    report = claim_report({"e4_paper": sw, "e4_corrected": sw})
+    return [(cid, q, m, o, d) for cid, q, m, o, d in zip(report.claim_id, report.quantity, report.measured,
+                                                         report.outcome, report.detail)
+            if "corrected" in q]
+
+
+def test_e4_corrected_verdicts_name_the_rule_read_from_the_result():
+    from phasetools.stats import exponential_mle
+    rank = _e4_verdicts(_e4_sweep("rank"))
+    assert {cid for cid, *_ in rank} == {"N9", "F14"}
+    for cid, q, m, o, d in rank:
+        assert "criterion 'rank'" in q and "sampling 'shuffle'" in q, (cid, q)
+        # the test-MSE rule's numbers beside it, computed from the stored epochs of that rule
+        tau8 = exponential_mle((np.array([100, 140, 200, 80]) // 3).astype(float), np.zeros(4, bool)).tau
+        assert f"by the test-MSE rule of the paper: B 8: 4/4 escaped, tau {tau8:.3g} epochs" in d, d
+        assert "mode 1's end-to-end singular value below 0.12" in d, d
+    # two points of three escape by the rank rule, so N9's corrected row cannot be decided; the test-MSE rule's
+    # R^2 over its three escaping points stands beside it
+    n9 = next(v for v in rank if v[0] == "N9")
+    assert n9[3] == NOT_TESTABLE and "R^2 = " in n9[4]
+    old = _e4_verdicts(_e4_sweep("test_mse"))    # an older file loads as "test_mse": the verdicts say so
+    assert old and all("criterion 'test_mse'" in q and "by the test-MSE rule" not in d for _, q, _, _, d in old)
+
+
+def test_e4_rank_verdicts_follow_the_stored_epochs():
+    import dataclasses
+    sw = _e4_sweep("rank")
+    ep = np.array(sw.escape_epoch)
+    ep[2, 1] = 900                                        # a third point escapes by the rank rule
+    ok = ep < 1000
+    tau, lo, hi = _taus(ep, ok)
+    scale = sw.lr * sw.steps_per_epoch
+    sw3 = dataclasses.replace(sw, escape_epoch=ep, escaped=ok, tau_epochs=tau, tau_time=tau * scale,
+                              tau_epochs_low=lo, tau_epochs_high=hi, tau_time_low=lo * scale, tau_time_high=hi * scale)
+    n9 = next(v for v in _e4_verdicts(sw3) if v[0] == "N9")
+    x, y = sw.batch_size / sw.lr, np.log(sw3.tau_time)
+    assert n9[2] == f"{np.corrcoef(x, y)[0, 1] ** 2:.4f}" and n9[3] in (AGREES, DISAGREES)

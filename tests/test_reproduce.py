@@ -118,6 +118,10 @@ def test_report_shows_predicted_against_measured_with_the_ablation(smoke):
             assert "sampling 'shuffle'" in how, (cid, how)
         if cid == "T2" or (cid == "N9" and "R^2" in quantity):
             assert "sampling '" in quantity, (cid, quantity)
+        # and every E4 verdict names its escape rule, read from the stored sweep (corrected E4: the rank criterion)
+        if cid == "T2" or (cid == "N9" and "R^2" in quantity) or (cid == "F14" and "training" in quantity):
+            rule = "rank" if cid != "N9" or "corrected" in quantity else "test_mse"
+            assert f"criterion '{rule}'" in quantity, (cid, quantity)
     # every SGD point of the prediction table names the sampler that ran
     for row in section.splitlines():
         if row.startswith(("| (a)", "| (b)", "| (c)")) and "draw" in row:
@@ -152,3 +156,60 @@ def test_prediction_numbers_come_from_the_stored_results(smoke):
     assert table.lower_bound[j] == (fit.tau is None)
     assert (table.measured_low[j] if fit.tau is None else table.measured[j]) == pytest.approx(
         fit.tau_lower if fit.tau is None else fit.tau)
+
+
+def test_e4_corrected_is_measured_by_the_rank_criterion(monkeypatch):
+    import phasetools.training as training
+    from phasetools.reproduce._experiments import run_experiment
+    seen = {}
+
+    def fake_sweep(data, trap, **kw):
+        seen.update(kw)
+        return "sweep"
+    monkeypatch.setattr(training, "prepare_trap", lambda *a, **k: "trap")
+    monkeypatch.setattr(training, "mse_levels", lambda *a, **k: (0.0, 0.3, 0.7))
+    monkeypatch.setattr(training, "arrhenius_sweep", fake_sweep)
+    p = next(t for t in tasks("smoke") if t["experiment"] == "e4_corrected")
+    assert run_experiment(**p, rng=np.random.SeedSequence(0)) == "sweep"
+    assert seen["criterion"] == "rank" and seen["levels"] == (0.7, 0.3)     # a rising level: a mode is lost
+
+
+def test_e4_corrected_points_merge_with_their_rule(smoke):
+    from phasetools.reproduce._run import _merge_points
+    R = collect(tasks("smoke"), load_results(smoke / "results.h5"))
+    sw = R["e4_corrected"]
+    assert sw.criterion == "rank" and sw.sv_index == 1 and np.isfinite(sw.sv_threshold)
+    assert sw.escape_epoch_mse.shape == sw.escaped_mse.shape == sw.escape_epoch.shape == (2, 2)
+    from phasetools.reproduce._e4 import by_test_mse
+    assert np.array_equal(by_test_mse(sw).tau_epochs, sw.tau_epochs_of("test_mse"), equal_nan=True)
+    single = [dataclasses.replace(sw, **{f: getattr(sw, f)[i:i + 1] for f in (
+        "lr", "batch_size", "steps_per_epoch", "temperature", "gradient_trace", "tau_epochs", "tau_epochs_low",
+        "tau_epochs_high", "tau_time", "tau_time_low", "tau_time_high", "escape_epoch", "escaped",
+        "escape_epoch_mse", "escaped_mse")}) for i in range(2)]
+    merged = _merge_points(single)
+    assert np.array_equal(merged.escape_epoch_mse, sw.escape_epoch_mse)
+    assert np.array_equal(merged.escaped_mse, sw.escaped_mse)
+    old = dataclasses.replace(single[1], criterion="test_mse", sv_index=-1, sv_threshold=float("nan"),
+                              escape_epoch_mse=None, escaped_mse=None)
+    with pytest.raises(ValueError, match="escape rules"):
+        _merge_points([single[0], old])
+    # an older file's sweep (no criterion stored: "test_mse") is reported by that rule
+    R_old = dict(R, e4_corrected=_merge_points([dataclasses.replace(s, criterion="test_mse", sv_index=-1,
+                                                                    sv_threshold=float("nan"), escape_epoch_mse=None,
+                                                                    escaped_mse=None) for s in single]))
+    rows = [r for r in side_by_side(R_old) if r[0].startswith("escape time, lr")]
+    assert rows and all("criterion 'test_mse'" in r[0] and "test-MSE rule" not in r[5] for r in rows)
+    rows = [r for r in side_by_side(R) if r[0].startswith("escape time, lr")]
+    assert rows and all("criterion 'rank'" in r[0] and "by the test-MSE rule of the paper" in r[5] for r in rows)
+
+
+def test_the_reshuffled_escaping_mode_is_the_checkpoint_rank_minus_one():
+    from types import SimpleNamespace
+
+    from phasetools.reproduce._predicted import escaping_mode
+    sv = np.zeros((3, 2, 4))
+    sv[:, 0, :3] = [0.9, 0.5, 0.2]                 # rank 3 at the checkpoint (first log point)
+    sv[:, 1, 2] = 0.0
+    assert escaping_mode(SimpleNamespace(singular_values=sv)) == 2
+    with pytest.raises(ValueError, match="rank is 0"):
+        escaping_mode(SimpleNamespace(singular_values=np.zeros((3, 2, 4))))

@@ -10,6 +10,7 @@ check propagates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..compare import (AGREES, DISAGREES, NOT_TESTABLE, Claim, ClaimReport, Verdict, check_censored_claim,
                        check_exact, check_lower_bound, check_threshold, check_value, not_testable)
+from ._e4 import by_test_mse, mse_sentence, rule_name, rule_text
 from ._measure import is_rank1_trap
 from ._theory_claims import THEORY_CHECKS
 
@@ -254,12 +256,13 @@ def _arrhenius(R):
     if (sw.n_escaped > 0).sum() < 3:
         lb = ", ".join(f"lr {a:g}: tau > {b:.3g} epochs" for a, b in zip(sw.lr, sw.tau_epochs_low))
         out.append(Verdict(f"R^2 of ln tau against batch_size/lr (rank-1 trap, the paper's lrs, sampling "
-                           f"{sw.sampling!r})", "0.991",
+                           f"{sw.sampling!r}, {rule_name(sw)})", "0.991",
                            f"{int(sw.n_escaped.sum())} escapes in {sw.escaped.size} runs", NOT_TESTABLE,
                            "needs escapes at >= 3 points", "censored lower bounds: " + lb))
     else:
         fit = sw.fit("batch_size/lr")
-        out.append(check_value(f"R^2 of ln tau against batch_size/lr (the paper's lrs, sampling {sw.sampling!r})",
+        out.append(check_value(f"R^2 of ln tau against batch_size/lr (the paper's lrs, sampling {sw.sampling!r}, "
+                               f"{rule_name(sw)})",
                                fit.r_squared
                                if hasattr(fit, "r_squared") else float("nan"), 0.991, tol=0.02))
     implied = 5500.0 * 0.08 / np.asarray(sw.lr, dtype=float)
@@ -270,17 +273,35 @@ def _arrhenius(R):
                        "consistent (agrees) if the implied escape at the largest lr fits in the stated run length",
                        "implied minimum per lr: " + ", ".join(f"{a:g}: {b:.3g}" for a, b in zip(sw.lr, implied))))
     if "e4_corrected" in R:
-        c = R["e4_corrected"]
-        ok = np.isfinite(c.tau_time) & (c.n_escaped > 0)
-        if ok.sum() >= 3:
-            x, y = (c.batch_size / c.lr)[ok], np.log(c.tau_time[ok])
-            r2 = float(np.corrcoef(x, y)[0, 1] ** 2)
-            v = check_threshold("R^2 of ln tau against batch_size/lr where escapes exist (corrected E4: rank 2 -> 1 "
-                                f"at {c.target_weight_decay:g}, lr 0.1, sampling {c.sampling!r})", r2, 0.95,
-                                above=True)
-            out.append(Verdict(v.quantity, "linear (paper: R^2 = 0.991)", f"{r2:.4f}", v.outcome,
-                               "agrees if R^2 > 0.95 over >= 3 points", v.detail))
+        out.append(_corrected_r2(R["e4_corrected"]))
     return out
+
+
+def _escape_r2(c):
+    """R^2 of ln tau against batch_size/lr over the points with escapes, or None with fewer than 3."""
+    ok = np.isfinite(c.tau_time) & (c.n_escaped > 0)
+    if ok.sum() < 3:
+        return None
+    x, y = (c.batch_size / c.lr)[ok], np.log(c.tau_time[ok])
+    return float(np.corrcoef(x, y)[0, 1] ** 2)
+
+
+def _corrected_r2(c):
+    """N9 on corrected E4 by the sweep's own escape rule, the test-MSE rule's R^2 beside it."""
+    q = (f"R^2 of ln tau against batch_size/lr where escapes exist (corrected E4: rank 2 -> 1 at "
+         f"{c.target_weight_decay:g}, lr 0.1, sampling {c.sampling!r}, {rule_name(c)})")
+    alt = by_test_mse(c)
+    r2_mse = _escape_r2(alt) if alt is not None and alt is not c else None
+    extra = mse_sentence(c, "R^2 = " + ("n/a (< 3 points with escapes)" if r2_mse is None else f"{r2_mse:.4f}"))
+    detail = "; ".join(t for t in (rule_text(c), extra) if t)
+    r2 = _escape_r2(c)
+    if r2 is None:
+        n = int(np.sum(np.isfinite(c.tau_time) & (c.n_escaped > 0)))
+        return Verdict(q, "linear (paper: R^2 = 0.991)", f"{n} points with escapes", NOT_TESTABLE,
+                       "needs escapes at >= 3 points", detail)
+    v = check_threshold(q, r2, 0.95, above=True)
+    return Verdict(v.quantity, "linear (paper: R^2 = 0.991)", f"{r2:.4f}", v.outcome,
+                   "agrees if R^2 > 0.95 over >= 3 points", "; ".join(t for t in (v.detail, detail) if t))
 
 
 def _factor50(R):
@@ -512,18 +533,34 @@ def _metastable(R):
     return [check_exact("metastable minima at beta = 0.32 (theory: top-m states, one global)", int(m.n_metastable), 2)]
 
 
+def _slope_over_barrier(sw, barrier):
+    """``(slope / barrier, its standard error)`` of ln tau against 1/T_eff; ValueError with < 2 escaping points."""
+    fit = sw.fit("inverse_temperature")
+    return fit.slope / barrier, fit.slope_stderr / barrier
+
+
 def _sgd_temperature(R):
     sw = R["e4_corrected"]
     L = R["theory_corrected"]
-    try:
-        fit = sw.fit("inverse_temperature")
-    except ValueError as exc:
-        return [not_testable(f"slope of ln tau (SGD, sampling {sw.sampling!r}) against 1/T_eff", "barrier", str(exc))]
     b = np.asarray(L.barrier_bwd, dtype=float).ravel()
     barrier = float(b[np.isfinite(b)][-1])
-    return [check_value(f"slope of ln tau (SGD, sampling {sw.sampling!r}, rank 2 -> 1 at beta = "
-                        f"{sw.target_weight_decay:g}) against 1/T_eff, "
-                        f"over the barrier {barrier:.4g}", fit.slope / barrier, 1.0, stderr=fit.slope_stderr / barrier)]
+    alt = by_test_mse(sw)
+    try:
+        r_mse = "slope / barrier = {:.3g} ± {:.2g}".format(*_slope_over_barrier(alt, barrier)) if alt not in (None, sw) \
+            else ""
+    except ValueError:
+        r_mse = "slope / barrier n/a (< 2 points with escapes)"
+    extra = "; ".join(t for t in (rule_text(sw), mse_sentence(sw, r_mse)) if t)
+    try:
+        ratio, se = _slope_over_barrier(sw, barrier)
+    except ValueError as exc:
+        v = not_testable(f"slope of ln tau (SGD, sampling {sw.sampling!r}, {rule_name(sw)}) against 1/T_eff",
+                         "barrier", str(exc))
+        return [dataclasses.replace(v, detail="; ".join(t for t in (v.detail, extra) if t))]
+    v = check_value(f"slope of ln tau (SGD, sampling {sw.sampling!r}, {rule_name(sw)}, rank 2 -> 1 at beta = "
+                    f"{sw.target_weight_decay:g}) against 1/T_eff, "
+                    f"over the barrier {barrier:.4g}", ratio, 1.0, stderr=se)
+    return [dataclasses.replace(v, detail="; ".join(t for t in (v.detail, extra) if t))]
 
 
 def _langevin(R):

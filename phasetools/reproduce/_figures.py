@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._e4 import MSE_RULE, by_test_mse, rule_name
 from ._experiments import ETA
 from ._report import _chain_points, _chain_theory_tau, _last_finite
 
@@ -26,7 +27,9 @@ FIGURES = {
     "survival.png": "Langevin: survival of the 3-weight chain at each temperature, against Eyring-Kramers.",
     "arrhenius.png": "Arrhenius: ln tau against 1/T for the chain (theory line; the paper's barrier 0.003 and "
                      "the equations' 0.02845), and SGD escape times (E4 corrected) against 1/T_eff.",
-    "e4_escape_sweep.png": "E4 corrected: SGD escape (rank 2 -> 1) against batch_size/lr.",
+    "e4_escape_sweep.png": "E4 corrected: SGD escape (rank 2 -> 1) against batch_size/lr, by the escape rule "
+                           "stored with the sweep (the title names it); open grey markers: the same releases by "
+                           "the paper's test-MSE midpoint rule, which counts short excursions under reshuffling.",
     "e5_grokking.png": "E5: sparse sub-sampling, test/train MSE and escape epoch against the residual seed.",
     "escape_scatter.png": "Measured against predicted escape times: Langevin chain (Eyring-Kramers) and SGD "
                           "(width-1 Eyring-Kramers at the isotropic T_eff).",
@@ -64,7 +67,7 @@ def figures(R, out: Path) -> list:
         save(pp.survival(ens, theory_tau=[_chain_theory_tau(e.temperature) for e in ens]), "survival.png")
     save(_arrhenius_figure(R), "arrhenius.png")
     if "e4_corrected" in R:
-        save(pp.escape_sweep(R["e4_corrected"]), "e4_escape_sweep.png")
+        save(_e4_sweep_figure(R["e4_corrected"]), "e4_escape_sweep.png")
     if "e5" in R and R["e5"].trapped.any():
         save(pp.grokking(R["e5"]), "e5_grokking.png")
     save(escape_scatter_figure(R), "escape_scatter.png")
@@ -123,6 +126,25 @@ def _seed_curve(e5):
     return Plot(fig, (ax,))
 
 
+def _e4_sweep_figure(sw):
+    """E4 corrected against batch_size/lr by the sweep's rule (title), the test-MSE rule's points beside it."""
+    from .. import plot as pp
+    p = pp.escape_sweep(sw)
+    ax = p.axes[0]
+    alt = by_test_mse(sw)
+    if alt is not None and alt is not sw:
+        xs = alt.batch_size / alt.lr
+        ok = np.isfinite(alt.tau_time)
+        ax.plot(xs[ok], np.log(alt.tau_time[ok]), "o", mfc="none", color="0.5", label=f"{MSE_RULE} (MLE)")
+        if (~ok).any():
+            ax.plot(xs[~ok], np.log(alt.tau_time_low[~ok]), "^", mfc="none", color="0.5",
+                    label="test-MSE rule: no escape (lower bound)")
+        ax.legend(fontsize=7)
+    ax.set_title(f"E4 corrected at weight decay {sw.target_weight_decay:g}, sampling {sw.sampling!r}, "
+                 f"{rule_name(sw)}", fontsize=9)
+    return p
+
+
 def _new(nrows=1, figsize=(6.4, 4.2)):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(nrows, 1, figsize=figsize, squeeze=False, layout="constrained")
@@ -144,9 +166,13 @@ def _chain_panel(ax, f):
 def _sgd_panel(ax, sw, theory_corrected):
     ok = np.isfinite(sw.tau_time)
     x = 1 / sw.temperature
-    ax.plot(x[ok], np.log(sw.tau_time[ok]), "o", label="SGD, rank 2 -> 1 (E4 corrected)")
+    ax.plot(x[ok], np.log(sw.tau_time[ok]), "o", label=f"SGD, rank 2 -> 1 (E4 corrected, {rule_name(sw)})")
     if (~ok).any():
         ax.plot(x[~ok], np.log(sw.tau_time_low[~ok]), "^", color="C3", label="no escape (lower bound)")
+    alt = by_test_mse(sw)
+    if alt is not None and alt is not sw and np.isfinite(alt.tau_time).any():
+        m = np.isfinite(alt.tau_time)
+        ax.plot(x[m], np.log(alt.tau_time[m]), "o", mfc="none", color="0.5", label=MSE_RULE)
     if theory_corrected is not None and ok.any():
         barrier = _last_finite(theory_corrected.barrier_bwd)
         mid = float(np.mean(x[ok]))
@@ -174,7 +200,8 @@ def _arrhenius_figure(R):
         _sgd_panel(a2, R["e4_corrected"], R.get("theory_corrected"))
     a2.set_xlabel("1 / T_eff (isotropic: lr tr Σ / (2 B N_θ))")
     a2.set_ylabel("ln tau (Langevin time lr x steps)")
-    a2.set_title("SGD: the isotropic T_eff underestimates the noise along the escape path", fontsize=10)
+    a2.set_title("SGD (E4 corrected): ln tau against the isotropic 1/T_eff; slope = barrier if T_eff is right",
+                 fontsize=9)
     a2.legend(fontsize=7)
     return Plot(fig, (a1, a2))
 
@@ -222,7 +249,8 @@ def escape_scatter_figure(R):
                         label="Langevin chain" if not pts else None)
             pts.append((p.theory_tau, p.tau))
     for j, (pred, tau) in enumerate(_sgd_predictions(R)):
-        ax.plot(pred, tau, "s", color="C3", label="SGD (isotropic T_eff)" if j == 0 else None)
+        ax.plot(pred, tau, "s", color="C3",
+                label=f"SGD (isotropic T_eff, {rule_name(R['e4_corrected'])})" if j == 0 else None)
         pts.append((pred, tau))
     if pts:
         lo = min(min(p) for p in pts) / 3

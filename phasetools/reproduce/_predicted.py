@@ -203,6 +203,29 @@ def _shuffle_predictions(data, kw, epochs, n_seeds, sampling) -> dict:
             "no mode coupling": _safe(lambda: model(data, **kw, cross=False, **budget).tau_epochs)}
 
 
+def escaping_mode(run) -> int:
+    """The mode a reshuffled release can lose: the checkpoint's rank minus one, as
+    :func:`phasetools.training.arrhenius_sweep` picks it for ``criterion="rank"``.
+
+    Parameters
+    ----------
+    run : phasetools.training.TrainingRun
+        The release; its first log point is the checkpoint.
+
+    Returns
+    -------
+    int
+        The index of the weakest learned mode among the end-to-end singular values (descending);
+        ValueError when the checkpoint has no learned mode.
+    """
+    from ..training import RANK_THRESHOLD
+    sv = np.nan_to_num(np.asarray(run.singular_values[:, 0], dtype=float), nan=0.0)
+    k = int(np.median(np.sum(sv > RANK_THRESHOLD, axis=-1))) - 1
+    if k < 0:
+        raise ValueError("run: the checkpoint has no learned mode to lose (its rank is 0)")
+    return k
+
+
 def _shuffled_points(runs):
     """(b): the rank criterion on each reshuffled release, beside the reshuffling model and the contrasts."""
     from ..compare import MeasuredPoint
@@ -212,8 +235,8 @@ def _shuffled_points(runs):
         data = _draw(draw)
         kw = dict(n_layers=run.n_layers, width=run.width, weight_decay=float(run.weight_decay), lr=float(run.lr),
                   batch_size=int(run.batch_size))
-        base = predict_escape(data, **kw)
-        k = int(base.mode) if hasattr(base, "mode") else run.singular_values.shape[-1] - 1
+        k = escaping_mode(run)
+        base = predict_escape(data, **kw, mode=k)
         ep, ok = escape_epochs(run.log_epochs, run.singular_values[:, :, k], base.b_target ** run.n_layers,
                                direction="down")
         preds = {"isotropic T_eff": base.tau_isotropic_epochs, "with-replacement model (contrast)": base.tau_epochs}

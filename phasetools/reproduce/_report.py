@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._progress import plus_minus
+from ._e4 import MSE_RULE, by_test_mse, mse_sentence, rule_name, rule_text
 from ._experiments import DATA_SEED, ETA
 
 __all__ = ["side_by_side"]
@@ -106,14 +107,27 @@ def _sgd_rows(R) -> list:
         tr = _pm(f.slope, f.slope_stderr)
     except ValueError:
         tr = "fewer than 2 points with escapes"
+    alt = by_test_mse(e4c)
+    alt = None if alt is e4c else alt
+    mse_slope = ""
+    if alt is not None:
+        try:
+            f = alt.fit("inverse_temperature")
+            mse_slope = f"; {MSE_RULE}: slope {_pm(f.slope, f.slope_stderr)}"
+        except ValueError:
+            mse_slope = f"; {MSE_RULE}: fewer than 2 points with escapes"
     rows = [(f"barrier rank 2 -> 1 at beta = {e4c.target_weight_decay:g} (drawn data)", "loss (paper)",
              _pm(_last_finite(Lc.barrier_bwd)), "-", tr,
-             f"SGD ({e4c.sampling}): slope of ln tau against 1/T_eff (isotropic T_eff)")]
+             f"SGD ({e4c.sampling}, {rule_name(e4c)}): slope of ln tau against 1/T_eff (isotropic T_eff)" + mse_slope)]
     for i in range(e4c.lr.size):
         tau = _pm(e4c.tau_time[i]) if np.isfinite(e4c.tau_time[i]) else f"> {e4c.tau_time_low[i]:.3g}"
-        rows.append((f"escape time, lr {e4c.lr[i]:g}, B {e4c.batch_size[i]}, sampling {e4c.sampling} "
-                     f"(T_eff {e4c.temperature[i]:.3g})",
-                     "time lr*steps (paper)", "-", "-", tau, f"{int(e4c.n_escaped[i])}/{e4c.escaped.shape[1]} escaped"))
+        note = f"{int(e4c.n_escaped[i])}/{e4c.escaped.shape[1]} escaped"
+        if alt is not None:
+            t = _pm(alt.tau_time[i]) if np.isfinite(alt.tau_time[i]) else f"> {alt.tau_time_low[i]:.3g}"
+            note += f"; {MSE_RULE}: {int(alt.n_escaped[i])}/{alt.escaped.shape[1]} escaped, tau {t}"
+        rows.append((f"escape time, lr {e4c.lr[i]:g}, B {e4c.batch_size[i]}, sampling {e4c.sampling}, "
+                     f"{rule_name(e4c)} (T_eff {e4c.temperature[i]:.3g})",
+                     "time lr*steps (paper)", "-", "-", tau, note))
     return rows
 
 
@@ -153,7 +167,8 @@ _SETTINGS = [
     "* Network: input dimension 2 (bias-free 2 -> 10 -> 10 -> 2, 140 parameters); init std "
     "1/sqrt(fan_in) (the 'variance' reading diverges for most seeds at lr 0.08).",
     "* Escape: test MSE crossing the midpoint between plateau and target level (first crossing, no "
-    "smoothing), and a singular-value threshold; censored runs kept; tau = censoring-aware exponential "
+    "smoothing), and a singular-value threshold (E4 corrected: its rule is stated below, read from the "
+    "stored sweep); censored runs kept; tau = censoring-aware exponential "
     "MLE (total observed time / escapes) with exact 95% intervals.",
     "* Time unit: epochs (floor(N/B) steps) and Langevin time lr x steps; Arrhenius fits in Langevin "
     "time. T_eff = lr tr(Σ)/(2 B N_θ) (N-B)/(N-1) with the per-sample gradient covariance at the "
@@ -242,6 +257,19 @@ def _sensitivity_lines(R) -> list:
     return lines + [_md_row(r) for r in rows] + [""]
 
 
+def _e4_rule_lines(R) -> list:
+    """The escape rule E4 corrected was measured by, read from the stored sweep, and the test-MSE rule's numbers."""
+    sw = R.get("e4_corrected")
+    if sw is None:
+        return []
+    line = (f"* E4 corrected escape rule (read from the stored sweep): {rule_name(sw)}, {rule_text(sw)}.")
+    if sw.criterion == "rank":
+        line += (" Under random reshuffling the test MSE crosses its midpoint in short excursions while the weak "
+                 "mode stays learned, so the test-MSE rule counts excursions, not escapes.")
+    extra = mse_sentence(sw)
+    return [line + (f" Beside it, {extra}." if extra else "")]
+
+
 def write_report(out: Path, R, report, figures, *, figure_captions, scale, wall, command, executor, seed,
                  prediction=()) -> Path:
     """Write ``out/report.md``: the verdict tally and table, the side-by-side table, the
@@ -300,7 +328,7 @@ def write_report(out: Path, R, report, figures, *, figure_captions, scale, wall,
     for name, caption in figure_captions.items():
         if name in names:
             lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
-    lines += ["## Settings decided here", ""] + _SETTINGS + [""]
+    lines += ["## Settings decided here", ""] + _SETTINGS + _e4_rule_lines(R) + [""]
     path = Path(out) / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -56,15 +56,39 @@ class ReproduceOutcome:
 
 
 def _merge_points(sweeps):
-    """One ArrheniusSweep from single-point sweeps of the same configuration."""
+    """One ArrheniusSweep from single-point sweeps of the same configuration.
+
+    Parameters
+    ----------
+    sweeps : list of phasetools.training.ArrheniusSweep
+        Sweeps of one escape rule (``criterion``, ``sv_index``, ``sv_threshold``) and sampler;
+        the test-MSE rule's epochs of a ``"rank"`` sweep (``escape_epoch_mse``, ``escaped_mse``)
+        are merged with the rest.
+
+    Returns
+    -------
+    phasetools.training.ArrheniusSweep
+        The points in the order given; ValueError if the sweeps counted escapes by different rules.
+    """
     from dataclasses import replace
     first = sweeps[0]
+    for s in sweeps[1:]:
+        same = (s.criterion == first.criterion and s.sampling == first.sampling and s.sv_index == first.sv_index
+                and (s.sv_threshold == first.sv_threshold or (np.isnan(s.sv_threshold)
+                                                             and np.isnan(first.sv_threshold))))
+        if not same:
+            raise ValueError(f"sweeps: E4 points of different escape rules or samplers cannot be merged "
+                             f"({first.criterion!r}/{first.sampling!r} and {s.criterion!r}/{s.sampling!r})")
     cat = {}
     for f in ("lr", "batch_size", "steps_per_epoch", "temperature", "gradient_trace", "tau_epochs", "tau_epochs_low",
               "tau_epochs_high", "tau_time", "tau_time_low", "tau_time_high"):
         cat[f] = np.concatenate([getattr(s, f) for s in sweeps])
-    for f in ("escape_epoch", "escaped"):
+    fields = ("escape_epoch", "escaped") + (("escape_epoch_mse", "escaped_mse")
+                                            if all(s.escape_epoch_mse is not None for s in sweeps) else ())
+    for f in fields:
         cat[f] = np.concatenate([getattr(s, f) for s in sweeps], axis=0)
+    if len(fields) == 2:   # a point without the test-MSE epochs: none are kept (never a shorter array)
+        cat.update(escape_epoch_mse=None, escaped_mse=None)
     return replace(first, **cat)
 
 

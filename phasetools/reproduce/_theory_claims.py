@@ -12,8 +12,9 @@ import functools
 import numpy as np
 import sympy as sp
 
-from ..compare import (AGREES, DISAGREES, Verdict, check_exact, check_identity, check_threshold, check_trend,
-                       check_value, not_testable)
+from ..compare import (AGREES, DISAGREES, NOT_TESTABLE, Verdict, check_exact, check_identity, check_threshold,
+                       check_trend, check_value)
+from ._e4 import by_test_mse, mse_sentence, rule_name, rule_text
 
 __all__ = ["THEORY_CHECKS", "DEPTHS"]
 
@@ -215,25 +216,39 @@ def f14(R):
                  v1.detail, how="phasetools.langevin escape_problem('chain', ...).sgd_theory().tau(lr = 0.08, B)")
     out = [v1]
     if "e4_corrected" in R:
-        sw = R["e4_corrected"]
-        ok = np.isfinite(sw.tau_time) & (sw.n_escaped > 0)
-        if ok.sum() >= 3:
-            xs = (sw.batch_size / sw.lr)[ok]
-            y = np.log(sw.tau_time[ok])
-            se = (0.5 * (np.log(sw.tau_time_high) - np.log(sw.tau_time_low)) / 1.96)[ok]
-            r2t, _, c = _linear_r2(xs, y)
-            res = y - (c[0] * xs + c[1])
-            chi2 = float(np.sum((res / se) ** 2))
-            from scipy.stats import chi2 as chi2d
-            pval = float(chi2d.sf(chi2, ok.sum() - 2))
-            out.append(Verdict("ln tau against B/lr in training (E4 corrected, rank 2 -> 1, lr 0.1)", "linear",
-                               f"R^2 = {r2t:.4f}, chi^2 = {chi2:.3g} for {int(ok.sum()) - 2} dof (p = {pval:.3g})",
-                               AGREES if pval >= 0.01 else DISAGREES,
-                               "agrees if the straight line's chi^2 has p >= 0.01 (errors from the 95% intervals)"))
-        else:
-            out.append(not_testable("ln tau against B/lr in training (E4 corrected)", "linear",
-                                    f"{int(ok.sum())} points with escapes (3 needed)"))
+        out.append(_f14_training(R["e4_corrected"]))
     return out
+
+
+def _line_fit(sw):
+    """``(text, p-value)`` of a straight line of ln tau in B/lr over the points with escapes, or
+    ``(reason, None)`` with fewer than 3."""
+    ok = np.isfinite(sw.tau_time) & (sw.n_escaped > 0)
+    if ok.sum() < 3:
+        return f"{int(ok.sum())} points with escapes (3 needed)", None
+    xs = (sw.batch_size / sw.lr)[ok]
+    y = np.log(sw.tau_time[ok])
+    se = (0.5 * (np.log(sw.tau_time_high) - np.log(sw.tau_time_low)) / 1.96)[ok]
+    r2t, _, c = _linear_r2(xs, y)
+    res = y - (c[0] * xs + c[1])
+    chi2 = float(np.sum((res / se) ** 2))
+    from scipy.stats import chi2 as chi2d
+    pval = float(chi2d.sf(chi2, ok.sum() - 2))
+    return f"R^2 = {r2t:.4f}, chi^2 = {chi2:.3g} for {int(ok.sum()) - 2} dof (p = {pval:.3g})", pval
+
+
+def _f14_training(sw):
+    """F14's training row by the sweep's escape rule, the test-MSE rule's line fit beside it."""
+    q = (f"ln tau against B/lr in training (E4 corrected, rank 2 -> 1, lr 0.1, sampling {sw.sampling!r}, "
+         f"{rule_name(sw)})")
+    alt = by_test_mse(sw)
+    extra = mse_sentence(sw, _line_fit(alt)[0] if alt is not None and alt is not sw else "")
+    detail = "; ".join(t for t in (rule_text(sw), extra) if t)
+    text, pval = _line_fit(sw)
+    if pval is None:
+        return Verdict(q, "linear", text, NOT_TESTABLE, "needs escapes at >= 3 points", detail)
+    return Verdict(q, "linear", text, AGREES if pval >= 0.01 else DISAGREES,
+                   "agrees if the straight line's chi^2 has p >= 0.01 (errors from the 95% intervals)", detail)
 
 
 def _once(check):
