@@ -63,9 +63,12 @@ def _stored_run(path: Path):
         return None
     import h5py
 
-    with h5py.File(path, "r") as f:
-        if "results" not in f:
-            return None
+    try:
+        with h5py.File(path, "r") as f:
+            if "results" not in f:
+                return None
+    except OSError as exc:   # h5py's own message names neither the flag nor the file
+        raise ValueError(f"LOG: {str(path)!r} is not a readable HDF5 file (truncated or corrupt?): {exc}") from None
     from ..io import list_results, load
 
     names = [e.name for e in list_results(path) if e.kind == "TrainingRun" and e.complete]

@@ -203,12 +203,14 @@ def _sweep(args):
 def _escape(args):
     from .. import nonlinear as nl
 
+    lrs, noise, temps = (values(args.lr, name="lr"), values(args.label_noise, name="label_noise"),
+                         values(args.temperature, name="temperature"))
+    _check_x_law(args.x_law, noise, temps)
     task, model = _task_model(args)
     esc = nl.escape_sweep(task, model, prepare=nl.adamw(args.prepare_lr, args.prepare_weight_decay),
                           prepare_epochs=args.prepare_epochs, release_weight_decay=args.release_weight_decay,
                           batch_size=_release_batch_sizes(args),
-                          lr=values(args.lr, name="lr"), label_noise=values(args.label_noise, name="label_noise"),
-                          temperature=values(args.temperature, name="temperature"), x_law=args.x_law,
+                          lr=lrs, label_noise=noise, temperature=temps, x_law=args.x_law,
                           release_epochs=args.release_epochs, sampling=args.sampling,
                           n_seeds=args.n_seeds, dtype=args.dtype, threshold=args.threshold, log_every=args.log_every,
                           init_scale=args.init_scale, rng=args.seed, n_threads=args.n_threads)
@@ -243,6 +245,23 @@ def _init_scale(args):
     lines += [f"{s:10g}  {res.fit_epoch[k].tolist()}  {res.generalisation_epoch[k].tolist()}"
               for k, s in enumerate(res.init_scales)]
     _emit(res, summary, lines, args)
+
+
+def _check_x_law(x_law, label_noise, temperature):
+    """Refuse an ``x_law`` whose noise is off at every point (every abscissa inf: no law can be fitted).
+
+    Parameters
+    ----------
+    x_law : str
+        The ``--x-law`` choice.
+    label_noise, temperature : list of float
+        The release points' label noise and injected-noise temperature.
+    """
+    for law, name, vals in (("1/temperature", "temperature", temperature),
+                            ("batch_size/(lr*label_noise^2)", "label_noise", label_noise)):
+        if x_law == law and not any(v > 0 for v in vals):
+            raise ValueError(f"--x-law {law} needs {name} > 0 at some point (at {name} = 0 the abscissa is inf), "
+                             f"got --{name.replace('_', '-')} {','.join(f'{v:g}' for v in vals)}")
 
 
 def _release_batch_sizes(args):

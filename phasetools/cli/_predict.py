@@ -12,8 +12,7 @@ import time
 
 import numpy as np
 
-from .._validation import check_int
-from ._args import command_group, values
+from ._args import command_group, count, one_value, values
 
 __all__ = ["add_parser"]
 
@@ -55,16 +54,6 @@ def add_parser(sub):
     return pred
 
 
-def count(name, *, minimum=0):
-    """An argparse type: an integer ``>= minimum`` (ValueError naming ``name`` otherwise)."""
-    def parse(text):
-        try:
-            return check_int(int(text), name, minimum)
-        except (TypeError, ValueError) as exc:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {text!r}") from exc
-    return parse
-
-
 def _data(p, *, samples):
     p.add_argument("--eta", default="0.9,0.8", help="feature strengths of the teacher (default 0.9,0.8)")
     p.add_argument("--n-samples", type=count("n_samples", minimum=2), default=samples,
@@ -83,7 +72,7 @@ def _escape(args):
     from ..results import to_jsonable
     from ..training import predict_escape
     data = _draw(args)
-    wd = values(args.weight_decay, name="weight_decay")[0]
+    wd = one_value(args.weight_decay, name="weight_decay")   # a list was cut to its first value
     lrs = values(args.lr, name="lr")
     bs = values(args.batch_size, kind=int, name="batch_size")
     rows = []
@@ -111,9 +100,9 @@ def _plateau(args):
     from ..results import to_jsonable
     from ..training import predict_plateau
     data = _draw(args)
-    wd = values(args.weight_decay, name="weight_decay")[0]
-    lr = values(args.lr, name="lr")[0]
-    thr = values(args.threshold, name="threshold")[0]
+    wd = one_value(args.weight_decay, name="weight_decay")
+    lr = one_value(args.lr, name="lr")
+    thr = one_value(args.threshold, name="threshold")
     out = [predict_plateau(data, s, n_layers=args.n_layers, weight_decay=wd, lr=lr, mode=1, threshold=thr)
            for s in values(args.seed_size, name="seed_size")]
     if args.json:

@@ -100,10 +100,15 @@ def _add_train(rsub):
 
 
 def _train(args):
+    from .._validation import check_positive, check_scalar
     from ..langevin import escape_problem
     from ..rare import AMSOptions, ams_training_escape
     from ..training import GaussianTeacher
 
+    check_positive(args.eta, "eta")   # named as the flags (the chain problem calls them c and gamma)
+    check_scalar(args.weight_decay, "weight_decay")
+    if args.target is not None:   # a top singular value is >= 0: a level <= 0 is never crossed (the run would hang)
+        check_scalar(args.target, "target", positive=True)
     problem = escape_problem("chain", n_layers=args.n_layers, c=args.eta, gamma=args.weight_decay,
                              direction=args.direction, convention=args.convention)
     data = GaussianTeacher([args.eta]).sample(args.n_samples, rng=args.data_seed)
@@ -147,7 +152,11 @@ def _temperatures(args, barrier):
         raise ValueError("give exactly one of --temperature and --barrier-ratio")
     if args.temperature is not None:
         return [float(t) for t in values(args.temperature, name="temperature")]
-    return [barrier / float(r) for r in values(args.barrier_ratio, name="barrier_ratio")]
+    from .._validation import check_positive
+
+    ratios = values(args.barrier_ratio, name="barrier_ratio")
+    check_positive(ratios, "barrier_ratio")   # dU/T: 0, negative or inf would divide into a T that is no temperature
+    return [barrier / float(r) for r in ratios]
 
 
 def _escape(args):
