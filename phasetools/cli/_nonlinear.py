@@ -93,9 +93,12 @@ def add_parser(sub):
     p.add_argument("--init-scales", default="0.5,1,2,4", help="initial scales (list or range; default 0.5,1,2,4)")
     p.add_argument("--epochs", type=count("epochs", minimum=1), default=300, help="epochs per scale (default 300)")
     p.add_argument("--sampling", choices=["full", "shuffle", "replacement"], default="full")
-    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=None)
-    p.add_argument("--log-every", type=count("log_every", minimum=1), default=10)
-    p.add_argument("--threshold", type=_real("threshold"), default=0.99)
+    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=None,
+                   help="minibatch size (not with --sampling full)")
+    p.add_argument("--log-every", type=count("log_every", minimum=1), default=10,
+                   help="epochs between logged points (default 10)")
+    p.add_argument("--threshold", type=_real("threshold"), default=0.99,
+                   help="accuracy that counts as fitted/generalised (default 0.99)")
     p.set_defaults(handler=_init_scale)
 
     p = nsub.add_parser("verdicts", help="the verdict table from stored sweep and escape results")

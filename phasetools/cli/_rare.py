@@ -55,7 +55,8 @@ def add_parser(sub):
     p.add_argument("--level", type=float, default=None, help="intermediate level Sigma (with --start)")
     p.add_argument("--seed", type=count("seed"), default=None, help="root seed (default: fresh entropy, recorded)")
     p.add_argument("--n-threads", type=count("n_threads", minimum=1), default=None, help="numba threads")
-    p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_tau.png")
+    p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_tau.png (ln tau against dU/T with the theory) and "
+                                                     "PREFIX_levels.png (AMS levels of the lowest temperature)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="also append each result to this HDF5 file")
