@@ -16,7 +16,7 @@ from phasetools.nonlinear import adamw, modular_addition, quadratic_mlp, train
 from phasetools.rare import AMSOptions, NonlinearEngine, ams_nonlinear_escape, excursions
 
 RELEASE = dict(lr=4.0, weight_decay=3e-3, temperature=7e-7)
-TARGET, START, LEVEL = 0.505, 0.4968, 0.498
+TARGET, START, LEVEL = 0.505, 0.4971, 0.498
 
 
 def main(n_brute=100, ams_seed=1):
@@ -35,7 +35,7 @@ def main(n_brute=100, ams_seed=1):
           f"{np.quantile(ex.steps, [0.1, 0.5, 0.9]).tolist()}), {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
     res = ams_nonlinear_escape(task, model, x0, target=TARGET, start=START, level=LEVEL, rng=ams_seed, n_threads=1,
-                               options=AMSOptions(n_replicas=20, n_kill=4, n_runs=10, n_walkers=20, n_rounds=5,
+                               options=AMSOptions(n_replicas=20, n_kill=4, n_runs=10, n_walkers=20, n_rounds=3,
                                                   max_steps=500, chunk=16), **RELEASE)
     print(f"AMS: tau {res.tau:.2f} +- {res.tau_stderr:.2f} epochs [{res.tau_lower:.2f}, {res.tau_upper:.2f}], "
           f"p {res.p:.3f} +- {res.p_stderr:.3f}, t_first {res.t_first:.2f}, t_loop {res.t_loop:.2f}, "

@@ -100,7 +100,7 @@ def test_ams_agrees_with_brute_force_on_a_memorising_network(memorising):
                     max_steps=400, chunk=64)
     assert np.all(ex.outcome == 2)
     bf, bf_se = ex.steps.mean(), ex.steps.std(ddof=1) / np.sqrt(n)
-    res = ams_nonlinear_escape(task, model, x0, target=0.505, start=0.4968, level=0.498, rng=1, n_threads=1,
+    res = ams_nonlinear_escape(task, model, x0, target=0.505, start=0.4971, level=0.498, rng=1, n_threads=1,
                                options=AMSOptions(n_replicas=20, n_kill=4, n_runs=10, n_walkers=20, n_rounds=3,
                                                   max_steps=500, chunk=16), **RELEASE)
     assert res.tau_stderr / res.tau < 0.1
