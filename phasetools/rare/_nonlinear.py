@@ -23,7 +23,7 @@ from ..nonlinear import MLP, Task, evaluate, fourier_ipr, sgd, train
 
 __all__ = ["NonlinearEngine", "ams_nonlinear_escape"]
 
-#: reaction coordinates by name: f(engine, weights (n, n_params)) -> (n,)
+#: reaction coordinates by name (functions of flat weights (n, n_params) -> (n,))
 COORDINATES = ("fourier_ipr", "test_acc", "test_loss")
 
 
@@ -78,7 +78,17 @@ class NonlinearEngine:
         self.n_calls = 0
 
     def coordinate(self, x):
-        """``sign * coordinate(weights)`` at flat weights ``x (..., n_params)``."""
+        """``sign * coordinate(weights)`` at flat weights (NaN where a weight is not finite).
+
+        Parameters
+        ----------
+        x : array (..., n_params)
+            Flat weights.
+
+        Returns
+        -------
+        ndarray (...,)
+        """
         x = np.asarray(x, dtype=float)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.dim)
