@@ -11,12 +11,19 @@ import numbers
 import numpy as np
 
 
+def _shown(value) -> str:
+    """``repr`` of ``value`` as a user wrote it: numpy scalars shown as Python numbers (0, not np.int64(0))."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
 def check_n_layers(n_layers, *, name: str = "n_layers", minimum: int = 2) -> int:
     """Return ``n_layers`` as a Python int, or raise if it is not an integer >= minimum."""
     if isinstance(n_layers, bool) or not isinstance(n_layers, numbers.Integral):
         raise ValueError(
             f"{name} must be an integer >= {minimum} (the number of weight matrices), "
-            f"got {n_layers!r}"
+            f"got {_shown(n_layers)}"
         )
     n = int(n_layers)
     if n < minimum:
@@ -31,23 +38,23 @@ def as_float_array(value, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite real number or array of them, got {value!r}") from None
+        raise ValueError(f"{name} must be a finite real number or array of them, got {_shown(value)}") from None
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {_shown(value)}")
     return arr
 
 
 def check_positive(value, name: str) -> np.ndarray:
     arr = as_float_array(value, name)
     if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise ValueError(f"{name} must be > 0, got {_shown(value)}")
     return arr
 
 
 def check_nonnegative(value, name: str) -> np.ndarray:
     arr = as_float_array(value, name)
     if np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+        raise ValueError(f"{name} must be >= 0, got {_shown(value)}")
     return arr
 
 
@@ -68,7 +75,7 @@ def check_int(value, name: str, minimum: int = 0) -> int:
     int
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {_shown(value)}")
     return int(value)
 
 
@@ -93,22 +100,22 @@ def check_scalar(value, name: str, *, positive: bool = False) -> float:
         raise ValueError(f"{name} must be a number, got shape {arr.shape}")
     v = float(arr)
     if positive and v <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise ValueError(f"{name} must be > 0, got {_shown(value)}")
     if not positive and v < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+        raise ValueError(f"{name} must be >= 0, got {_shown(value)}")
     return v
 
 
 def check_width(width, name: str = "width") -> int:
     if isinstance(width, bool) or not isinstance(width, numbers.Integral) or int(width) < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {width!r}")
+        raise ValueError(f"{name} must be an integer >= 1, got {_shown(width)}")
     return int(width)
 
 
 def check_choice(value, name: str, choices) -> str:
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        raise ValueError(f"{name} must be one of {allowed}, got {_shown(value)}")
     return value
 
 

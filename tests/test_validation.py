@@ -47,3 +47,12 @@ def test_nonaligned_inputs():
 def test_empirical_inputs():
     with pytest.raises(ValueError, match="same number of rows"):
         empirical_modes(3, np.ones((5, 2)), np.ones((4, 2)))
+
+
+def test_messages_show_numpy_scalars_as_plain_numbers():
+    """A value from an array is quoted as the user wrote it (0, not np.int64(0))."""
+    from phasetools._validation import check_int, check_scalar
+    with pytest.raises(ValueError, match=r"got 0$"):
+        check_int(np.int64(0), "n_seeds", 1)
+    with pytest.raises(ValueError, match=r"got nan$"):
+        check_scalar(np.float64("nan"), "lr", positive=True)
