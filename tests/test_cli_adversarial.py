@@ -95,3 +95,18 @@ def test_nonlinear_escape_x_law_without_its_noise_is_refused(capsys, law, name):
     argv = ["nonlinear", "escape", *TINY, "--prepare-epochs", "2", "--release-weight-decay", "0.001",
             "--release-epochs", "2", "--log-every", "1", "--batch-size", "4,8", "--x-law", law]
     _one_line_error(capsys, argv, "x-law", name)
+
+
+@pytest.mark.parametrize("kind", ["text", "folder"])
+def test_out_that_is_not_an_hdf5_file_is_refused_before_any_work(capsys, tmp_path, kind):
+    # was refused only after the computation had run; the file is never touched
+    out = tmp_path / "notes.txt"
+    if kind == "text":
+        out.write_text("my notes\n")
+    else:
+        out.mkdir()
+    argv = ["rare", "escape", "--barrier-ratio", "3", *AMS, "--out", str(out)]
+    err = _one_line_error(capsys, argv, "--out")
+    assert "not an HDF5 file" in err or "is a folder" in err
+    if kind == "text":
+        assert out.read_text() == "my notes\n"

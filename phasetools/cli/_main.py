@@ -228,6 +228,23 @@ def _check_outputs(args):
         path = getattr(args, flag, None)
         if path and not (flag == "out" and args.command == "reproduce"):   # reproduce --out is a folder it makes
             check_folder(path, flag)
+            if flag == "out":
+                _check_store(path)
+
+
+def _check_store(path):
+    """Refuse, before any work, an ``--out`` that exists and is not an HDF5 file (it would only be refused
+    after the computation, and it is never overwritten)."""
+    from pathlib import Path
+
+    import h5py
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValueError(f"--out: {str(p)!r} is a folder; give an HDF5 file name")
+    if p.is_file() and p.stat().st_size > 0 and not h5py.is_hdf5(p):
+        raise ValueError(f"--out: {str(p)!r} exists and is not an HDF5 file (it is left untouched); "
+                         f"choose another --out")
 
 
 def _error(exc):
