@@ -219,8 +219,10 @@ def _feature_noise(W, X, Y, U, Vt, n_learned, conv):
 
 
 def data_convention(convention, d_out):
-    """The convention of a run on data with ``d_out`` outputs: ``"paper"`` averages the MSE over
-    them (``kappa = 1/d_out``, as ``training.train``); the theory's bare ``"paper"`` assumes two.
+    """The convention of a run on data with ``d_out`` outputs (:func:`phasetools.training.resolve_training_convention`).
+
+    ``"paper"`` averages the MSE over the outputs (``kappa = 1/d_out``, as ``training.train``);
+    the theory's bare ``"paper"`` assumes two.
 
     Parameters
     ----------
@@ -232,11 +234,9 @@ def data_convention(convention, d_out):
     -------
     Convention
     """
-    from ..theory import Convention, resolve_convention
+    from ..training import resolve_training_convention
 
-    if isinstance(convention, str) and convention == "paper":
-        return Convention.paper(n_outputs=int(d_out))
-    return resolve_convention(convention)
+    return resolve_training_convention(convention, int(d_out))
 
 
 def diagnose_state(weights, data, *, weight_decay, lr=None, batch_size=None, convention="paper", seed=0,

@@ -45,7 +45,8 @@ from ._options import SCHEDULE_COLUMNS, SGD, Logging, Noise, Phase, Schedule
 from ._predict import aligned_weights, predict_escape, predict_injected, predict_plateau
 from ._reshuffle import ReducedShuffleRun, predict_shuffled_escape, reduced_shuffle_run
 from ._sparse import SparseGrokking, sparse_grokking
-from ._train import INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient, train
+from ._train import (INIT_DEFAULT, STATUS_NONFINITE, STATUS_OK, TrainingRun, batch_gradient,
+                     resolve_training_convention, train)
 from ._trap import TrapRelease, prepare_trap, trap_and_release
 from ._weight_decay_sweep import WeightDecaySweep, weight_decay_sweep
 
@@ -57,4 +58,4 @@ __all__ = ["GaussianTeacher", "Moments", "Dataset", "TEST_ENTROPY", "as_moments"
            "trap_weight_decay", "mse_levels", "escape_epochs", "arrhenius_sweep", "ArrheniusSweep",
            "sparse_grokking", "SparseGrokking", "RANK_THRESHOLD", "predict_escape", "predict_plateau",
            "predict_injected", "aligned_weights", "predict_shuffled_escape", "reduced_shuffle_run",
-           "ReducedShuffleRun"]
+           "ReducedShuffleRun", "resolve_training_convention"]
