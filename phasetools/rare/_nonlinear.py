@@ -20,6 +20,7 @@ import numpy as np
 from .._rng import seed_sequence, seeds_record
 from .._validation import as_float_array, check_choice, check_scalar
 from ..nonlinear import MLP, Task, evaluate, fourier_ipr, sgd, train
+from ._training import stream_keys
 
 __all__ = ["NonlinearEngine", "ams_nonlinear_escape"]
 
@@ -112,11 +113,7 @@ class NonlinearEngine:
         -------
         ndarray (n, 4) of uint64
         """
-        idx = np.asarray(indices, dtype=np.uint64)
-        out = np.zeros((idx.size, 4), dtype=np.uint64)
-        out[:, 0] = np.uint64(int(entropy) % 2**64)
-        out[:, 1] = idx
-        return out
+        return stream_keys(entropy, indices)
 
     def advance(self, x, streams, n_steps, low):
         """Train ``x`` for up to ``n_steps`` epochs; a replica stops at its first epoch with

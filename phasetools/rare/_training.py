@@ -20,6 +20,27 @@ from ..training import train
 __all__ = ["TrainingEngine"]
 
 
+def stream_keys(entropy, indices):
+    """Stream keys ``(entropy, index, chunk = 0, 0)`` of the trainer engines, one row per replica.
+
+    Parameters
+    ----------
+    entropy : int
+        Root entropy.
+    indices : array of int
+        Trajectory indices.
+
+    Returns
+    -------
+    ndarray (n, 4) of uint64
+    """
+    idx = np.asarray(indices, dtype=np.uint64)
+    out = np.zeros((idx.size, 4), dtype=np.uint64)
+    out[:, 0] = np.uint64(int(entropy) % 2**64)
+    out[:, 1] = idx
+    return out
+
+
 class TrainingEngine:
     """Minibatch SGD (:func:`phasetools.training.train`) as a splitting engine.
 
@@ -85,11 +106,7 @@ class TrainingEngine:
 
     def streams(self, entropy, indices):
         """Stream keys ``(entropy, index, chunk, 0)``; each :meth:`advance` bumps ``chunk``."""
-        idx = np.asarray(indices, dtype=np.uint64)
-        out = np.zeros((idx.size, 4), dtype=np.uint64)
-        out[:, 0] = np.uint64(int(entropy) % 2**64)
-        out[:, 1] = idx
-        return out
+        return stream_keys(entropy, indices)
 
     def advance(self, x, streams, n_steps, low):
         """Train ``x`` for ``n_steps`` SGD steps (whole epochs, the rest discarded); a replica
