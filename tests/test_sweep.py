@@ -523,23 +523,42 @@ def test_appends_write_batch_files_that_are_folded_in_at_the_end(tmp_path, monke
     assert all(a == b for a, b in zip(sw.load_results(path), reference["grid"]))
 
 
+class _TenSecondClock:
+    """A clock that moves 10 s per reading: every finished task is past its write time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        self.now += 10.0
+        return self.now
+
+
 def _killed_with_batches(path):
-    """A sweep stopped after its batches were written but before they were folded in."""
+    """A sweep stopped after its batches were written but before they were folded in.
+
+    The clock seen by the write scheduler is replaced so that each task lands in its own
+    batch file whatever the machine's speed (with the real clock a fast machine finished
+    all six tasks inside one write interval and wrote a single batch).
+    """
+    import phasetools.sweep._run as run
     import phasetools.sweep._store as store
 
-    real = store.SweepFile.consolidate
+    real_consolidate, real_time = store.SweepFile.consolidate, run.time
     store.SweepFile.consolidate = lambda self: None
+    run.time = type("FakeTime", (), {"monotonic": _TenSecondClock().monotonic,
+                                      "perf_counter": staticmethod(time.perf_counter)})()
     try:
         sw.run_sweep(probe, GRID, path=path, seed=3, executor="inline", write_interval=1e-3, progress=False)
     finally:
-        store.SweepFile.consolidate = real
+        store.SweepFile.consolidate, run.time = real_consolidate, real_time
 
 
 def test_a_damaged_batch_file_only_costs_its_tasks(tmp_path, reference):
     path = tmp_path / "s.h5"
     _killed_with_batches(path)
     parts = sorted(sw.parts_dir(path).glob("*.h5"))
-    assert parts and len(sw.read_sweep(path).complete) == len(GRID)
+    assert len(parts) == len(GRID) and len(sw.read_sweep(path).complete) == len(GRID)
     parts[0].write_bytes(parts[0].read_bytes()[:100])  # truncated by something outside the sweep
     info = sw.read_sweep(path)
     assert 0 < len(info.complete) < len(GRID)
