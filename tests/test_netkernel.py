@@ -12,7 +12,7 @@ import pytest
 from phasetools.langevin import SGDNoise, Threshold, escape_problem, network, replay, simulate
 from phasetools.langevin import _netkernel as nk
 from phasetools.langevin._codegen import numpy_functions
-from phasetools.langevin._structured import NetworkStructure, structured_kernel
+from phasetools.langevin._structured import structured_kernel
 
 
 def _case(d_in=2, d_out=2, seed=31):

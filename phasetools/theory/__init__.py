@@ -63,5 +63,5 @@ __all__ = [
     "residual_moments", "gradient_noise_kernel", "gradient_covariance_from_K", "without_replacement_factor",
     "noise_strength", "effective_temperature",
     "ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape", "PlateauPrediction",
-    "plateau_time", "predict_injected_escape",
+    "plateau_time", "predict_injected_escape", "log_first_passage_time",
 ]
