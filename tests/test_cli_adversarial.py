@@ -97,6 +97,34 @@ def test_nonlinear_escape_x_law_without_its_noise_is_refused(capsys, law, name):
     _one_line_error(capsys, argv, "x-law", name)
 
 
+@pytest.mark.parametrize("argv", [
+    ["nonlinear", "init-scale", *TINY, "--init-scales", "1,2", "--epochs", "1"],
+    ["nonlinear", "escape", *TINY, "--prepare-epochs", "1", "--release-weight-decay", "0.001", "--release-epochs", "1"],
+    ["nonlinear", "grok", *TINY, "--epochs", "1"],
+    ["nonlinear", "sweep", *TINY, "--weight-decay", "0,1", "--epochs-per-step", "1"]])
+def test_nonlinear_batch_size_with_full_sampling_is_refused(capsys, argv):
+    # the API ignores batch_size with sampling="full": the run went through at the full batch, exit 0
+    _one_line_error(capsys, [*argv, "--sampling", "full", "--batch-size", "4"], "--batch-size 4", "--sampling full")
+
+
+@pytest.mark.parametrize("argv", [
+    ["nonlinear", "grok", *TINY, "--model", "relu", "--epochs", "1", "--label-noise", "0.1"],
+    ["nonlinear", "escape", *TINY, "--model", "relu", "--prepare-epochs", "1", "--release-weight-decay", "0.001",
+     "--release-epochs", "1", "--batch-size", "4", "--label-noise", "0,0.1"]])
+def test_nonlinear_label_noise_on_cross_entropy_names_the_flags(capsys, argv):
+    # the message advised "use label_noise=0", an API argument the command line does not have
+    err = _one_line_error(capsys, argv, "--label-noise", "--model relu")
+    assert "label_noise=" not in err
+
+
+def test_nonlinear_api_label_noise_message_names_the_argument():
+    from phasetools import nonlinear as nl
+
+    task, model = nl.build_task_and_model(model="relu", p=11, width=8)
+    with pytest.raises(ValueError, match="use label_noise=0"):
+        nl.train(task, model, nl.sgd(1.0), epochs=1, label_noise=0.1)
+
+
 @pytest.mark.parametrize("kind", ["text", "folder"])
 def test_out_that_is_not_an_hdf5_file_is_refused_before_any_work(capsys, tmp_path, kind):
     # was refused only after the computation had run; the file is never touched

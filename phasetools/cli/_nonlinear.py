@@ -60,7 +60,8 @@ def add_parser(sub):
     p.add_argument("--epochs-per-step", type=count("epochs_per_step", minimum=1), default=100,
                    help="epochs at each weight decay (default 100)")
     p.add_argument("--sampling", choices=["full", "shuffle", "replacement"], default="full")
-    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=None)
+    p.add_argument("--batch-size", type=count("batch_size", minimum=1), default=None,
+                   help="minibatch size (not with --sampling full)")
     p.set_defaults(handler=_sweep)
 
     p = nsub.add_parser("escape", help="memorise, release with SGD over batch sizes and lrs, fit escape laws")
@@ -74,7 +75,7 @@ def add_parser(sub):
     p.add_argument("--release-weight-decay", type=_real("release_weight_decay"), required=True,
                    help="SGD weight decay of the release")
     p.add_argument("--batch-size", default=None,
-                   help="release batch sizes (list or range; default 8,16,32; not used with --sampling full)")
+                   help="release batch sizes (list or range; default 8,16,32; not with --sampling full)")
     p.add_argument("--lr", default="1.0", help="release learning rates (one, or one per point)")
     p.add_argument("--label-noise", default="0", help="release label noise (one, or one per point; default 0)")
     p.add_argument("--temperature", default="0", help="release injected-noise temperature (one, or one per point)")
@@ -170,7 +171,9 @@ def _emit(result, summary, lines, args):
 def _grok(args):
     from .. import nonlinear as nl
 
+    _check_batch_size(args)
     task, model = _task_model(args)
+    _check_label_noise(model, [args.label_noise])
     run = nl.train(task, model, _opt(args, one_value(args.weight_decay, name="weight_decay")), epochs=args.epochs,
                    batch_size=args.batch_size, sampling=args.sampling, n_seeds=args.n_seeds, dtype=args.dtype,
                    init_scale=args.init_scale, log_every=args.log_every, threshold=args.threshold,
@@ -178,8 +181,8 @@ def _grok(args):
     summary = {"fit_epoch": run.fit_epoch, "generalisation_epoch": run.generalisation_epoch,
                "final_train_acc": run.train_acc[:, -1], "final_test_acc": run.test_acc[:, -1],
                "final_fourier_ipr": run.fourier_ipr[:, -1], "wall_time": run.stats["wall_time"]}
-    lines = [f"{task.name} {task.config}, dims {model.dims}, {run.optimizer} lr {run.lr:g} weight_decay "
-             f"{run.weight_decay:g}, {run.epochs} epochs, {run.n_seeds} seeds, {run.stats['wall_time']:.1f} s",
+    lines = [(f"{task.name} {task.config}, dims {model.dims}, {run.optimizer} lr {run.lr:g} weight_decay "
+              f"{run.weight_decay:g}, {run.epochs} epochs, {run.n_seeds} seeds, {run.stats['wall_time']:.1f} s"),
              "seed  fit_epoch  generalisation_epoch  train_acc  test_acc  fourier_ipr"]
     for s in range(run.n_seeds):
         lines.append(f"{s:4d}  {run.fit_epoch[s]:9g}  {run.generalisation_epoch[s]:20g}  {run.train_acc[s, -1]:9.4f}  "
@@ -190,6 +193,7 @@ def _grok(args):
 def _sweep(args):
     from .. import nonlinear as nl
 
+    _check_batch_size(args)
     task, model = _task_model(args)
     wds = values(args.weight_decay, name="weight_decay")
     sw = nl.weight_decay_sweep(task, model, _opt(args, 0.0), wds, epochs_per_step=args.epochs_per_step,
@@ -197,8 +201,8 @@ def _sweep(args):
                                dtype=args.dtype, init_scale=args.init_scale, rng=args.seed, n_threads=args.n_threads)
     up, down = sw.test_acc.mean(-1)
     summary = {"weight_decays": sw.weight_decays, "test_acc_up": up, "test_acc_down": down}
-    lines = [f"weight-decay sweep, {args.epochs_per_step} epochs per step, {sw.n_seeds} seeds "
-             f"(seed-mean test accuracy)", "weight_decay      up    down"]
+    lines = [(f"weight-decay sweep, {args.epochs_per_step} epochs per step, {sw.n_seeds} seeds "
+              f"(seed-mean test accuracy)"), "weight_decay      up    down"]
     lines += [f"{w:12g}  {u:6.3f}  {d:6.3f}" for w, u, d in zip(sw.weight_decays, up, down)]
     _emit(sw, summary, lines, args)
 
@@ -209,7 +213,9 @@ def _escape(args):
     lrs, noise, temps = (values(args.lr, name="lr"), values(args.label_noise, name="label_noise"),
                          values(args.temperature, name="temperature"))
     _check_x_law(args.x_law, noise, temps)
+    _check_batch_size(args)
     task, model = _task_model(args)
+    _check_label_noise(model, noise)
     esc = nl.escape_sweep(task, model, prepare=nl.adamw(args.prepare_lr, args.prepare_weight_decay),
                           prepare_epochs=args.prepare_epochs, release_weight_decay=args.release_weight_decay,
                           batch_size=_release_batch_sizes(args),
@@ -221,8 +227,8 @@ def _escape(args):
                "temperature": esc.temperature, "x_law": esc.x_law, "n_escaped": esc.n_escaped, "tau": esc.tau,
                "tau_lower": esc.tau_lower, "arrhenius_pvalue": esc.arrhenius_pvalue,
                "power_pvalue": esc.power_pvalue, "deterministic_pvalue": esc.deterministic_pvalue}
-    lines = [f"prepared: train acc {np.round(esc.prepared_train_acc, 3).tolist()}, test acc "
-             f"{np.round(esc.prepared_test_acc, 3).tolist()}; release at weight decay {esc.release_weight_decay:g}",
+    lines = [(f"prepared: train acc {np.round(esc.prepared_train_acc, 3).tolist()}, test acc "
+              f"{np.round(esc.prepared_test_acc, 3).tolist()}; release at weight decay {esc.release_weight_decay:g}"),
              "batch_size        lr  label_noise  temperature  escaped  tau_epochs  tau_lower"]
     for i in range(esc.batch_size.size):
         lines.append(f"{esc.batch_size[i]:10d}  {esc.lr[i]:8g}  {esc.label_noise[i]:11g}  {esc.temperature[i]:11g}  "
@@ -235,6 +241,7 @@ def _escape(args):
 def _init_scale(args):
     from .. import nonlinear as nl
 
+    _check_batch_size(args)
     task, model = _task_model(args)
     res = nl.init_scale_sweep(task, model, _opt(args, one_value(args.weight_decay, name="weight_decay")),
                               values(args.init_scales, name="init_scales"), epochs=args.epochs,
@@ -267,10 +274,43 @@ def _check_x_law(x_law, label_noise, temperature):
                              f"got --{name.replace('_', '-')} {','.join(f'{v:g}' for v in vals)}")
 
 
+def _check_batch_size(args):
+    """Refuse ``--batch-size`` with ``--sampling full``, where every step uses the whole training set.
+
+    The API ignores ``batch_size`` with ``sampling="full"`` (see :func:`phasetools.nonlinear.train`);
+    on the command line a batch size given there is a contradiction, not a default.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed flags (``sampling``, ``batch_size``).
+    """
+    if args.sampling == "full" and args.batch_size is not None:
+        raise ValueError(f"--batch-size does not go with --sampling full (each step uses the whole training set), "
+                         f"got --batch-size {args.batch_size}; leave out --batch-size, or use --sampling shuffle "
+                         f"or --sampling replacement")
+
+
+def _check_label_noise(model, label_noise):
+    """Refuse label noise on a cross-entropy network, naming the command-line flags.
+
+    Parameters
+    ----------
+    model : phasetools.nonlinear.MLP
+        The network the flags built.
+    label_noise : list of float
+        The ``--label-noise`` values.
+    """
+    if model.loss != "mse" and any(v > 0 for v in label_noise):
+        raise ValueError(f"--label-noise needs an MSE network (Gaussian noise on one-hot targets: --model quadratic "
+                         f"or image), got --model relu (cross-entropy) and --label-noise "
+                         f"{','.join(f'{v:g}' for v in label_noise)}; use --label-noise 0")
+
+
 def _release_batch_sizes(args):
     if args.batch_size is not None:
         return values(args.batch_size, kind=int, name="batch_size")
-    return [1] if args.sampling == "full" else [8, 16, 32]  # full batch: the training set, whatever is given
+    return [1] if args.sampling == "full" else [8, 16, 32]  # full batch: escape_sweep uses the training set
 
 
 def _verdicts(args):
