@@ -416,6 +416,57 @@ def _noise_cov(W, lay, mom, lo, hi):
 
 
 @_inner
+def _noise_cov_data(W, lay, mom, lo, hi):
+    """:func:`_noise_cov` from the data's own fourth moments (the ``data`` variant): with
+    ``A = [M, -I]``, ``z = (x, y)``, ``K[(a,b),(c,d)] = sum_kl A_ak A_cl T[k,b,l,d] - R_ab R_cd``,
+    ``T[k,b,l,d] = E[z_k x_b z_l x_d]`` (``mom[3]``, flat, shape ``(d+p, d, d+p, d)``) and
+    ``R = -A S = S_yx - M S_xx`` (``S = E[z x^T]``, ``mom[2]``: ``S_xx`` then ``S_yx``, flat)."""
+    dims, offs, poffs, soffs, ro = lay
+    S, T = mom[2], mom[3]
+    n = dims.shape[0] - 1
+    d = dims[0]
+    p = dims[n]
+    mm = p * d
+    st = (d + p) * d  # T's stride between consecutive (k, b)
+    one = d - d + 1
+    mo = ro[R_PRE] + poffs[n]
+    rr, kk = ro[R_R], ro[R_K]
+    m = hi - lo
+    for a in range(p):
+        for b in range(d):  # R = S_yx - M S_xx
+            _comb(W, rr + a * d + b, 0.0, S, b, d, mo + a * d, one, d, lo, hi)
+            _affine(W, rr + a * d + b, one, S[(d + a) * d + b], -1.0, lo, hi)
+    for r in range(mm):
+        a = r // d
+        b = r % d
+        ty = (d + a) * d + b  # (k, b) = (y_a, x_b)
+        for c_ in range(r + 1):
+            cc = c_ // d
+            dd = c_ % d
+            dst = W[kk + r * mm + c_, lo:hi]
+            x = W[rr + r, lo:hi]
+            y = W[rr + c_, lo:hi]
+            t0 = T[ty * st + (d + cc) * d + dd]
+            for j in range(m):  # the y y term and the mean
+                dst[j] = t0 - x[j] * y[j]
+            for l in range(d):  # - M_cl T[y_a, b, x_l, d]
+                mcl = W[mo + cc * d + l, lo:hi]
+                f = T[ty * st + l * d + dd]
+                for j in range(m):
+                    dst[j] -= f * mcl[j]
+            for k in range(d):  # - M_ak T[x_k, b, y_c, d] + M_ak M_cl T[x_k, b, x_l, d]
+                mak = W[mo + a * d + k, lo:hi]
+                g = T[(k * d + b) * st + (d + cc) * d + dd]
+                for j in range(m):
+                    dst[j] -= g * mak[j]
+                for l in range(d):
+                    mcl = W[mo + cc * d + l, lo:hi]
+                    h = T[(k * d + b) * st + l * d + dd]
+                    for j in range(m):
+                        dst[j] += mak[j] * h * mcl[j]
+
+
+@_inner
 def _cholesky_apply(W, ro, q0, mm, scale, lo, hi):
     """``E += scale * L z`` with ``L L^T = K`` (semi-definite Cholesky: a non-positive pivot gives
     a zero column, as in the generated kernels), ``z`` the normals at row ``q0``; lanes innermost."""
@@ -592,11 +643,12 @@ def _lane_out(W, U, I, j, t, P, x0, states, lay, outs, mode):
             I[w, j] = I[w, t]
 
 
-def _make_worker(sgd, bridge, singular):
+def _make_worker(sgd, bridge, singular, data=False):
     """The worker of one variant: SGD-like or additive noise, Euler or bridge, a singular-value or
     a linear order parameter. The three flags are constants of the closure, so numba prunes the
     other variants' branches before typing and compiles only what this variant calls (numba's
-    cache keys a closure by its constants: one cache entry per variant)."""
+    cache keys a closure by its constants: one cache entry per variant). ``data``: the SGD-like
+    noise's ``K`` from the data's fourth moments (:func:`_noise_cov_data`), else Isserlis'."""
 
     @jit
     def _worker(queue, K, W, U, I, x0, states, lay, mom, fc, ic, zig, outs):
@@ -647,7 +699,10 @@ def _make_worker(sgd, bridge, singular):
                 _suffix(W, lay, zero, width)
                 _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
                 if sgd:
-                    _noise_cov(W, lay, mom, zero, width)
+                    if data:
+                        _noise_cov_data(W, lay, mom, zero, width)
+                    else:
+                        _noise_cov(W, lay, mom, zero, width)
                 if bridge:
                     _order_gradient(W, lay, mom[5], kind, zero, width)
                     _bridge_variance(W, lay, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
@@ -741,9 +796,11 @@ def _make_worker(sgd, bridge, singular):
 
 #: the workers by variant ``(sgd, bridge, singular)``; each compiles on its first use
 WORKERS = {(a, b, c): _make_worker(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)}
+#: the SGD-noise workers whose ``K`` comes from the data's fourth moments, by ``(bridge, singular)``
+DATA_WORKERS = {(b, c): _make_worker(True, b, c, True) for b in (False, True) for c in (False, True)}
 
 
-def worker(sgd, bridge, order_kind):
+def worker(sgd, bridge, order_kind, data=False):
     """The worker of a variant (a numba dispatcher, compiled on its first call).
 
     Parameters
@@ -754,11 +811,16 @@ def worker(sgd, bridge, order_kind):
         The Brownian-bridge crossing test (only with a stop).
     order_kind : int
         :data:`ORDER_LINEAR`, :data:`ORDER_SV1` or :data:`ORDER_SV2`.
+    data : bool
+        With ``sgd``: ``K`` from the data's fourth moments (``mom[2]``, ``mom[3]`` are ``S`` and
+        ``T``; :func:`_noise_cov_data`), else Isserlis' from ``S_xx, S_yx, S_yy``.
 
     Returns
     -------
     numba dispatcher
     """
+    if sgd and data:
+        return DATA_WORKERS[bool(bridge), order_kind != ORDER_LINEAR]
     return WORKERS[bool(sgd), bool(bridge), order_kind != ORDER_LINEAR]
 
 
@@ -802,7 +864,8 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
         ``2 kappa``, ``2 kappa gamma``, ``dt``, ``sigma = sqrt(2 T dt)``, ``scale = 2 kappa
         sqrt(lr dt f / B)``, stop level, stop direction (+1 up, -1 down).
     ic : int64 array (6,)
-        SGD-like noise (0/1), bridge (0/1), has a stop (0/1), order kind
+        SGD-like noise (0 off, 1 Isserlis, 2 the data's fourth moments: ``mom[2]``, ``mom[3]``
+        are then ``S`` and ``T`` of :func:`_noise_cov_data`), bridge (0/1), has a stop (0/1), order kind
         (:data:`ORDER_LINEAR`, :data:`ORDER_SV1`, :data:`ORDER_SV2`), save_every (0: none),
         max_steps.
     zig : tuple
@@ -821,7 +884,8 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
     n_workers = max(1, min(numba.get_num_threads() if n_threads is None else int(n_threads), n))
     K = int(min(lanes_for(lay) if lanes is None else lanes, -(-n // n_workers)))
     queue = np.zeros(1, dtype=np.int64)
-    _worker = worker(ic[IC_SGD] != 0, ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0, ic[IC_ORDER])
+    _worker = worker(ic[IC_SGD] != 0, ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0, ic[IC_ORDER],
+                     data=ic[IC_SGD] == 2)
     dims, ro = lay[0], lay[4]
     nn = int(dims[0] * dims[-1]) if ic[IC_SGD] != 0 else int(x0.shape[1])
 

@@ -107,12 +107,14 @@ class Threshold:
 class SGDNoise:
     """SGD-like multiplicative noise: covariance ``(lr / batch_size) Sigma(theta)`` per unit time.
 
-    ``Sigma`` is the exact per-sample gradient covariance of the linear-network loss under
-    the Gaussian data model: with ``r = y - M x``, ``Sigma = 4 kappa^2 J^T K J``,
-    ``J = dM/dtheta`` and ``K[(a,b),(c,d)] = E[r_a r_c] E[x_b x_d] + E[r_a x_d] E[r_c x_b]``
-    (:func:`phasetools.theory.gradient_noise_kernel`; the generated kernel evaluates it at
-    every step). It vanishes where ``J`` does, e.g. at the trivial state. Time is Langevin
-    time ``t = lr * steps`` of the potential's convention.
+    ``Sigma`` is the exact per-sample gradient covariance of the linear-network loss: with
+    ``r = y - M x``, ``Sigma = 4 kappa^2 J^T K J``, ``J = dM/dtheta`` and ``K`` the covariance
+    of ``vec(r x^T)``. Under the Gaussian data model (``moments="gaussian"``)
+    ``K[(a,b),(c,d)] = E[r_a r_c] E[x_b x_d] + E[r_a x_d] E[r_c x_b]``
+    (:func:`phasetools.theory.gradient_noise_kernel`); with the data's own fourth moments
+    (``moments="data"``) ``K`` is :func:`phasetools.theory.data_noise_kernel`. The kernel
+    evaluates ``K`` at every step. It vanishes where ``J`` does, e.g. at the trivial state.
+    Time is Langevin time ``t = lr * steps`` of the potential's convention.
 
     Parameters
     ----------
@@ -128,12 +130,15 @@ class SGDNoise:
         Where the per-sample noise's fourth moments come from: Isserlis' theorem on the three
         second-moment matrices (default), or the data's own (``fourth``); recorded in
         :meth:`config` and so in ``EscapeEnsemble.noise``. Build the data option with
-        :meth:`from_mode`.
-    fourth : (float, float, float), optional
-        With ``moments="data"``, one scalar mode only (1 x 1 moment matrices, e.g. a ``chain``):
-        ``(E[x^4], E[y x^3], E[y^2 x^2])`` of the mode's projections, as in
-        :class:`phasetools.theory.ModeNoise`. The kernel then uses
-        ``K(P) = E[y^2 x^2] - 2 P E[y x^3] + P^2 E[x^4] - (c - P a)^2`` exactly.
+        :meth:`from_data` (a training set, any network) or :meth:`from_mode` (one scalar mode).
+    fourth : array, optional
+        With ``moments="data"``: either the tensor ``T[k,b,l,d] = E[z_k x_b z_l x_d]``,
+        ``z = (x, y)``, of shape ``(d + p, d, d + p, d)``
+        (:func:`phasetools.theory.sample_fourth_moments`; any network on the structured
+        kernel, or a 1 x 1 chain), or, for one scalar mode (1 x 1 moment matrices), the three
+        numbers ``(E[x^4], E[y x^3], E[y^2 x^2])`` of the mode's projections, as in
+        :class:`phasetools.theory.ModeNoise` (``K(P) = E[y^2 x^2] - 2 P E[y x^3] + P^2 E[x^4]
+        - (c - P a)^2``).
     """
 
     lr: float
@@ -143,7 +148,7 @@ class SGDNoise:
     output_cov: object
     n_samples: int | None = None
     moments: str = "gaussian"
-    fourth: tuple | None = None
+    fourth: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "lr", float(check_positive(self.lr, "lr")))
@@ -159,17 +164,48 @@ class SGDNoise:
         object.__setattr__(self, "output_cov", syy)
         check_choice(self.moments, "moments", ("gaussian", "data"))
         if (self.moments == "data") != (self.fourth is not None):
-            raise ValueError("fourth must be given with moments='data' (and only then): (E[x^4], E[y x^3], "
-                             "E[y^2 x^2]) of the mode")
+            raise ValueError("fourth must be given with moments='data' (and only then): the tensor "
+                             "E[z_k x_b z_l x_d] of the data (SGDNoise.from_data), or (E[x^4], E[y x^3], E[y^2 x^2]) "
+                             "of one scalar mode (SGDNoise.from_mode)")
         if self.fourth is not None:
-            if sxx.shape != (1, 1) or syx.shape != (1, 1):
-                raise ValueError(f"moments='data' is for one scalar mode (1 x 1 moment matrices, a chain), got "
-                                 f"input_cov {sxx.shape} and cross_cov {syx.shape}")
-            f = tuple(float(v) for v in np.asarray(self.fourth, dtype=float).ravel())
-            if len(f) != 3 or not np.all(np.isfinite(f)) or f[0] <= sxx[0, 0] ** 2:
-                raise ValueError(f"fourth must be three finite moments (E[x^4] > E[x^2]^2, E[y x^3], E[y^2 x^2]), "
-                                 f"got {self.fourth!r}")
-            object.__setattr__(self, "fourth", f)
+            object.__setattr__(self, "fourth", _check_fourth(self.fourth, sxx, syx))
+
+    @classmethod
+    def from_data(cls, lr, batch_size, data, n_samples=None) -> "SGDNoise":
+        """SGD-like noise with the fourth moments of a training set (any network shape).
+
+        Parameters
+        ----------
+        lr, batch_size, n_samples : float > 0, int >= 1, int or None
+            As in :class:`SGDNoise` (``n_samples=None``: batches drawn with replacement).
+        data : (X, Y) or phasetools.training.Dataset
+            The training samples in rows, ``X`` (N, d_in), ``Y`` (N, d_out) (1-D arrays are one
+            column); anything that unpacks as ``X, Y``.
+
+        Returns
+        -------
+        SGDNoise
+            ``moments="data"``, the data's second moments (``X^T X / N``, ``Y^T X / N``,
+            ``Y^T Y / N``) and ``fourth`` = :func:`phasetools.theory.sample_fourth_moments`.
+        """
+        from ..theory import sample_fourth_moments
+
+        try:
+            X, Y = data
+        except (TypeError, ValueError):
+            raise ValueError(f"data must be a pair (X, Y) of sample arrays or a training Dataset, got "
+                             f"{type(data).__name__}") from None
+        X = as_float_array(X, "X")
+        Y = as_float_array(Y, "Y")
+        X = X[:, None] if X.ndim == 1 else X
+        Y = Y[:, None] if Y.ndim == 1 else Y
+        if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0] or X.shape[0] < 2:
+            raise ValueError(f"data: X (N, d_in) and Y (N, d_out) need the same number N >= 2 of rows, got "
+                             f"{X.shape} and {Y.shape}")
+        N = X.shape[0]
+        sxx, syx, syy = X.T @ X / N, Y.T @ X / N, Y.T @ Y / N
+        return cls(lr, batch_size, 0.5 * (sxx + sxx.T), syx, 0.5 * (syy + syy.T), n_samples, moments="data",
+                   fourth=sample_fourth_moments(X, Y))
 
     @classmethod
     def from_mode(cls, lr, batch_size, mode, n_samples=None) -> "SGDNoise":
@@ -193,14 +229,32 @@ class SGDNoise:
                    moments="data" if data else "gaussian",
                    fourth=(mode.m_xxxx, mode.m_yxxx, mode.m_yyxx) if data else None)
 
-    def kernel_moments(self) -> tuple:
-        """The ``(S_xx, S_yx, S_yy)`` the generated kernel evaluates ``K`` with (Isserlis' formula).
+    @property
+    def tensor(self) -> bool:
+        """True when ``fourth`` is the full tensor ``T`` (made by :meth:`from_data`)."""
+        return isinstance(self.fourth, np.ndarray)
 
-        For ``moments="gaussian"`` the given matrices. For ``"data"`` (one scalar mode), the
+    def data_moments(self) -> tuple:
+        """``(S, T)`` of :func:`phasetools.theory.data_noise_kernel`: ``S = E[z x^T]``, ``T = E[z x^T z x^T]``.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``S`` (d + p, d) (``S_xx`` stacked on ``S_yx``) and ``T`` (d + p, d, d + p, d).
+        """
+        if not self.tensor:
+            raise ValueError("data_moments needs the full fourth-moment tensor (SGDNoise.from_data)")
+        return np.concatenate([self.input_cov, self.cross_cov], axis=0), self.fourth
+
+    def kernel_moments(self) -> tuple:
+        """The ``(S_xx, S_yx, S_yy)`` a kernel that evaluates Isserlis' ``K`` uses.
+
+        For ``moments="gaussian"`` the given matrices. For ``"data"`` of one scalar mode, the
         moments ``(a', c', s')`` whose Isserlis kernel ``(a's' + c'^2) - 4 P a'c' + 2 P^2 a'^2``
         is the data's ``K(P)`` coefficient by coefficient: ``a' = sqrt((E[x^4] - a^2)/2)``,
         ``c' = (E[y x^3] - a c)/(2 a')``, ``s' = (E[y^2 x^2] - c^2 - c'^2)/a'`` (for Gaussian
-        moments these are ``a, c, s`` again). The drift does not use them.
+        moments these are ``a, c, s`` again). The drift does not use them. Data moments of a
+        larger network have no such form: they run on the structured network kernel only.
 
         Returns
         -------
@@ -208,7 +262,12 @@ class SGDNoise:
         """
         if self.fourth is None:
             return self.input_cov, self.cross_cov, self.output_cov
-        m_xxxx, m_yxxx, m_yyxx = self.fourth
+        if self.input_cov.shape != (1, 1) or self.cross_cov.shape != (1, 1):
+            raise ValueError(f"moments='data' of a {self.input_cov.shape[0]} -> {self.cross_cov.shape[0]} map runs on "
+                             "the structured network kernel only (network(..., kernel='structured') with its own "
+                             "order parameter); the generated kernels evaluate Isserlis' formula, which the data's "
+                             "fourth moments fit only for one scalar mode")
+        m_xxxx, m_yxxx, m_yyxx = _scalar_fourth(self.fourth)
         a, c = float(self.input_cov[0, 0]), float(self.cross_cov[0, 0])
         a_e = np.sqrt((m_xxxx - a * a) / 2.0)
         c_e = (m_yxxx - a * c) / (2.0 * a_e)
@@ -227,7 +286,9 @@ class SGDNoise:
         -------
         numpy.ndarray (..., p d, p d)
         """
-        from ..theory import gradient_noise_kernel
+        from ..theory import data_noise_kernel, gradient_noise_kernel
+        if self.tensor:
+            return data_noise_kernel(np.asarray(M, dtype=float), self.input_cov, self.cross_cov, self.fourth)
         return gradient_noise_kernel(np.asarray(M, dtype=float), *self.kernel_moments())
 
     @property
@@ -241,12 +302,53 @@ class SGDNoise:
         Returns
         -------
         dict
-            ``lr``, ``batch_size``, ``n_samples`` and the three moment matrices as lists.
+            ``lr``, ``batch_size``, ``n_samples``, the three moment matrices as lists, ``moments``
+            and ``fourth`` (None, the three scalar-mode moments, or the nested-list tensor).
         """
+        fourth = None if self.fourth is None else (self.fourth.tolist() if self.tensor else list(self.fourth))
         return {"lr": self.lr, "batch_size": int(self.batch_size), "n_samples": self.n_samples,
                 "input_cov": self.input_cov.tolist(), "cross_cov": self.cross_cov.tolist(),
-                "output_cov": self.output_cov.tolist(), "moments": self.moments,
-                "fourth": None if self.fourth is None else list(self.fourth)}
+                "output_cov": self.output_cov.tolist(), "moments": self.moments, "fourth": fourth}
+
+
+def _scalar_fourth(fourth) -> tuple:
+    """``(E[x^4], E[y x^3], E[y^2 x^2])`` of a 1 x 1 mode from either form of ``fourth``."""
+    if isinstance(fourth, np.ndarray):
+        return float(fourth[0, 0, 0, 0]), float(fourth[1, 0, 0, 0]), float(fourth[1, 0, 1, 0])
+    return fourth
+
+
+def _check_fourth(fourth, sxx, syx):
+    """``fourth`` validated: three scalar-mode moments (a tuple) or the tensor ``T`` (an array)."""
+    d, p = sxx.shape[0], syx.shape[0]
+    f = np.asarray(fourth, dtype=float)
+    if f.ndim <= 1:
+        if sxx.shape != (1, 1) or syx.shape != (1, 1):
+            raise ValueError(f"fourth as three numbers (E[x^4], E[y x^3], E[y^2 x^2]) is for one scalar mode (1 x 1 "
+                             f"moment matrices, a chain), got input_cov {sxx.shape} and cross_cov {syx.shape}; "
+                             f"give the tensor of shape {(d + p, d, d + p, d)} (SGDNoise.from_data)")
+        t = tuple(float(v) for v in f.ravel())
+        if len(t) != 3 or not np.all(np.isfinite(t)) or t[0] <= sxx[0, 0] ** 2:
+            raise ValueError(f"fourth must be three finite moments (E[x^4] > E[x^2]^2, E[y x^3], E[y^2 x^2]), "
+                             f"got {fourth!r}")
+        return t
+    shape = (d + p, d, d + p, d)
+    if f.shape != shape:
+        raise ValueError(f"fourth must be the tensor E[z_k x_b z_l x_d] of shape (d_in + d_out, d_in, d_in + d_out, "
+                         f"d_in) = {shape} for input_cov {sxx.shape} and cross_cov {syx.shape}, got shape {f.shape}")
+    if not np.all(np.isfinite(f)):
+        raise ValueError("fourth must be finite")
+    n = (d + p) * d
+    T = f.reshape(n, n)
+    scale = float(np.max(np.abs(T))) or 1.0
+    if np.max(np.abs(T - T.T)) > 1e-9 * scale:
+        raise ValueError("fourth must be symmetric under (k, b) <-> (l, d): T[k,b,l,d] = E[z_k x_b z_l x_d]")
+    S = np.concatenate([sxx, syx], axis=0).ravel()
+    C = 0.5 * (T + T.T) - np.outer(S, S)
+    if np.min(np.linalg.eigvalsh(C)) < -1e-9 * scale:
+        raise ValueError("fourth and the second moments (input_cov, cross_cov) are not those of one data set: "
+                         "T - vec(S) vec(S)^T, the covariance of vec(z x^T), must be positive semi-definite")
+    return np.ascontiguousarray(0.5 * (T + T.T)).reshape(shape)
 
 
 @register
@@ -595,7 +697,10 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
         raise ValueError(f"scheme must be 'euler', 'bridge' or a scheme object, got {scheme!r}")
     if stop is not None and not isinstance(stop, Threshold):
         raise ValueError(f"stop must be a Threshold or None, got {type(stop).__name__}")
-    structured = structured_kernel(potential, stop, sgd=noise is not None, bridge=scheme.bridge)  # networks
+    data = noise is not None and noise.tensor   # the data's fourth-moment tensor: the structured kernel's own variant
+    structured = structured_kernel(potential, stop, sgd=noise is not None, bridge=scheme.bridge, data=data)  # networks
+    if data and not structured:
+        noise.kernel_moments()   # a generated kernel: only a scalar mode's data moments (else a ValueError)
     if stop is not None and stop.order is not None:
         potential = dataclasses.replace(potential, order=stop.order)
     x0 = as_float_array(x0, "x0")
@@ -640,7 +745,11 @@ def _simulate(potential, x0, *, temperature, noise, dt, n_traj, max_steps, stop,
     else:
         sigma, mode = 0.0, 1
         scale = float(2.0 * potential.kappa * np.sqrt(noise.lr * dt * noise.factor / noise.batch_size))
-        sxx, syx, syy = (np.ascontiguousarray(a) for a in noise.kernel_moments())
+        if data and structured:   # mode 2: the kernel's data variant reads S, T in place of S_xx, S_yx
+            mode = 2
+            sxx, syx, syy = (np.ascontiguousarray(a) for a in (*noise.data_moments(), noise.output_cov))
+        else:
+            sxx, syx, syy = (np.ascontiguousarray(a) for a in noise.kernel_moments())
     head = (p, dt, sigma, mode, scale, sxx, syx, syy)
     tail = (has_stop, level, direction, scheme.bridge, save_every or 0)
 

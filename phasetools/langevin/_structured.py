@@ -224,7 +224,7 @@ class _Run:
         st = self._structure
         fc = np.array([2.0 * st.kappa, 2.0 * st.kappa * st.gamma, dt, sigma, scale, level, direction],
                       dtype=np.float64)
-        ic = np.array([int(mode != 0), int(bool(bridge)), int(bool(has_stop)), st.order_kind, int(save_every),
+        ic = np.array([int(mode), int(bool(bridge)), int(bool(has_stop)), st.order_kind, int(save_every),
                        int(max_steps)], dtype=np.int64)
         mom = st.moments((sxx, syx, syy))
         nk.run(np.ascontiguousarray(x0, dtype=np.float64), states, st.layout, mom, fc, ic, (kn, wn, fn),
@@ -242,11 +242,13 @@ class StructuredKernel:
         SGD-like noise (else additive).
     bridge : bool
         The Brownian-bridge crossing test (with a stop).
+    data : bool
+        SGD-like noise with the data's fourth-moment tensor (``SGDNoise.from_data``).
     """
 
-    def __init__(self, structure: NetworkStructure, sgd=False, bridge=False):
+    def __init__(self, structure: NetworkStructure, sgd=False, bridge=False, data=False):
         self.structure = structure
-        self.worker = nk.worker(sgd, bridge, structure.order_kind)  # the variant's compiled worker (compiles only that variant)
+        self.worker = nk.worker(sgd, bridge, structure.order_kind, data=data)  # the variant's compiled worker (compiles only that variant)
         self.run = _Run(structure, self.worker)
 
     def largest_stable_dt(self, x0):
@@ -264,7 +266,7 @@ class StructuredKernel:
         return self.structure.largest_stable_dt(x0)
 
 
-def structured_kernel(potential, stop=None, *, sgd=False, bridge=False):
+def structured_kernel(potential, stop=None, *, sgd=False, bridge=False, data=False):
     """The structured kernel of ``potential``, or None when it needs its generated kernel.
 
     A potential made by ``network(...)`` carries a :class:`NetworkStructure`; a stop whose
@@ -282,6 +284,8 @@ def structured_kernel(potential, stop=None, *, sgd=False, bridge=False):
         SGD-like noise (else additive): picks the compiled variant.
     bridge : bool
         The scheme is the Brownian bridge (used only with a stop): picks the compiled variant.
+    data : bool
+        SGD-like noise from the data's fourth-moment tensor: picks the compiled variant.
 
     Returns
     -------
@@ -293,7 +297,7 @@ def structured_kernel(potential, stop=None, *, sgd=False, bridge=False):
     order = getattr(stop, "order", None)
     if order is not None and not _same_order(potential, st, order):
         return None
-    return StructuredKernel(st, sgd, bridge and stop is not None)
+    return StructuredKernel(st, sgd, bridge and stop is not None, data=sgd and data)
 
 
 def _same_order(potential, st, order) -> bool:

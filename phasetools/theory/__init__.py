@@ -21,7 +21,8 @@ Escape times
     kramers_time, mean_first_passage_time, mfpt_1d, eyring_kramers_time
 SGD noise (per-sample gradient covariance of the linear network)
     residual_moments, gradient_noise_kernel, gradient_covariance_from_K,
-    without_replacement_factor, noise_strength, effective_temperature
+    without_replacement_factor, noise_strength, effective_temperature; from the data's own
+    fourth moments: sample_fourth_moments, gaussian_fourth_moments, data_noise_kernel
 Predictions for trained networks (docs/predict.md)
     data_mode_noise, mode_noise -> ModeNoise; data_cross_noise -> CrossModeNoise;
     predict_sgd_escape, predict_injected_escape -> EscapePrediction;
@@ -40,8 +41,9 @@ from ._escape import eyring_kramers_time, kramers_time, mean_first_passage_time,
 from ._landscape import HessianSpectrum, Landscape, landscape
 from ._modes import ModeState, ModeTransition, Modes, PhaseDiagram, modes, phase_diagram
 from ._nonaligned import NonalignedCriticalPoints, nonaligned_critical_points
-from ._sgd import (effective_temperature, gradient_covariance_from_K, gradient_noise_kernel, noise_strength,
-                   residual_moments, without_replacement_factor)
+from ._sgd import (data_noise_kernel, effective_temperature, gaussian_fourth_moments, gradient_covariance_from_K,
+                   gradient_noise_kernel, noise_strength, residual_moments, sample_fourth_moments,
+                   without_replacement_factor)
 from ._network import end_to_end, layer_shapes
 from ._predict import (CrossModeNoise, EscapePrediction, ModeNoise, PlateauPrediction, data_cross_noise,
                        data_mode_noise, log_first_passage_time, mode_noise, plateau_time, predict_injected_escape,
@@ -61,7 +63,7 @@ __all__ = [
     "EmpiricalModes", "RelaxedState", "MisalignmentWarning", "empirical_modes", "empirical_moments",
     "kramers_time", "mean_first_passage_time", "mfpt_1d", "eyring_kramers_time",
     "residual_moments", "gradient_noise_kernel", "gradient_covariance_from_K", "without_replacement_factor",
-    "noise_strength", "effective_temperature",
+    "noise_strength", "effective_temperature", "data_noise_kernel", "sample_fourth_moments", "gaussian_fourth_moments",
     "ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape", "PlateauPrediction",
     "plateau_time", "predict_injected_escape", "log_first_passage_time",
 ]

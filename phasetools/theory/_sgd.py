@@ -27,7 +27,8 @@ import sympy as sp
 
 from .._validation import check_int, check_scalar
 
-__all__ = ["residual_moments", "gradient_noise_kernel", "gradient_covariance_from_K",
+__all__ = ["residual_moments", "gradient_noise_kernel", "data_noise_kernel", "sample_fourth_moments",
+           "gaussian_fourth_moments", "gradient_covariance_from_K",
            "without_replacement_factor", "noise_strength", "effective_temperature"]
 
 
@@ -93,6 +94,98 @@ def gradient_noise_kernel(M, input_cov, cross_cov, output_cov):
         return sp.Matrix(p * d, p * d, lambda i, j: _kernel_entry(Q, R, input_cov, *divmod(i, d), *divmod(j, d)))
     p, d = R.shape[-2:]
     K = np.einsum("...ac,...bd->...abcd", Q, input_cov) + np.einsum("...ad,...cb->...abcd", R, R)
+    return K.reshape(K.shape[:-4] + (p * d, p * d))
+
+
+def sample_fourth_moments(X, Y) -> np.ndarray:
+    """The fourth moments ``T[k,b,l,d] = E[z_k x_b z_l x_d]`` of a data set, ``z = (x, y)``.
+
+    The moments that fix the per-sample gradient noise of any linear network trained on the
+    samples (:func:`data_noise_kernel`): ``(d_in + d_out)^2 d_in^2`` numbers, averaged over the
+    ``N`` samples (normalised by ``N``, as the loss).
+
+    Parameters
+    ----------
+    X, Y : arrays (N, d_in), (N, d_out)
+        The samples in rows (``N >= 2``).
+
+    Returns
+    -------
+    numpy.ndarray (d_in + d_out, d_in, d_in + d_out, d_in)
+    """
+    X = np.asarray(X, dtype=float)
+    Y = np.asarray(Y, dtype=float)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0] or X.shape[0] < 2:
+        raise ValueError(f"X and Y must be 2-D arrays (N, d_in), (N, d_out) with the same number N >= 2 of rows, "
+                         f"got {X.shape} and {Y.shape}")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
+        raise ValueError("X and Y must be finite")
+    N, d = X.shape
+    Z = np.concatenate([X, Y], axis=1)
+    V = (Z[:, :, None] * X[:, None, :]).reshape(N, -1)   # vec(z x^T) per sample
+    T = V.T @ V / N
+    T = 0.5 * (T + T.T)
+    return T.reshape(Z.shape[1], d, Z.shape[1], d)
+
+
+def gaussian_fourth_moments(input_cov, cross_cov, output_cov) -> np.ndarray:
+    """Isserlis' fourth moments ``T[k,b,l,d] = S_kb S_ld + S_kl S_bd + S_kd S_lb`` of zero-mean Gaussian data.
+
+    With them :func:`data_noise_kernel` is :func:`gradient_noise_kernel`.
+
+    Parameters
+    ----------
+    input_cov, cross_cov, output_cov : arrays
+        ``S_xx`` (d, d), ``S_yx`` (p, d), ``S_yy`` (p, p).
+
+    Returns
+    -------
+    numpy.ndarray (d + p, d, d + p, d)
+        ``S`` here is the joint second-moment matrix of ``z = (x, y)``; ``x`` is its first ``d``.
+    """
+    sxx = np.atleast_2d(np.asarray(input_cov, dtype=float))
+    syx = np.atleast_2d(np.asarray(cross_cov, dtype=float))
+    syy = np.atleast_2d(np.asarray(output_cov, dtype=float))
+    d = sxx.shape[0]
+    joint = np.block([[sxx, syx.T], [syx, syy]])
+    Sx = joint[:, :d]
+    return (np.einsum("kb,ld->kbld", Sx, Sx) + np.einsum("kl,bd->kbld", joint, sxx)
+            + np.einsum("kd,lb->kbld", Sx, Sx))
+
+
+def data_noise_kernel(M, input_cov, cross_cov, fourth):
+    """``K`` of ``Sigma = 4 kappa^2 J^T K J`` from the data's own fourth moments.
+
+    With ``e = M x - y = A z``, ``A = [M, -I]``, ``z = (x, y)``, the per-sample ``vec(e x^T)``
+    has covariance ``K[(a,b),(c,d)] = sum_kl A_ak A_cl T[k,b,l,d] - (A S)_ab (A S)_cd`` with
+    ``T[k,b,l,d] = E[z_k x_b z_l x_d]`` and ``S[k,b] = E[z_k x_b]`` (``S_xx`` stacked on
+    ``S_yx``). The sign of ``e`` does not matter (``r = -e``). For Gaussian data
+    (:func:`gaussian_fourth_moments`) this is :func:`gradient_noise_kernel`.
+
+    Parameters
+    ----------
+    M : array (..., p, d)
+        End-to-end map(s); leading axes are a batch.
+    input_cov, cross_cov : arrays
+        ``S_xx`` (d, d) and ``S_yx`` (p, d) of the same data.
+    fourth : array (d + p, d, d + p, d)
+        ``T`` (:func:`sample_fourth_moments`).
+
+    Returns
+    -------
+    numpy.ndarray (..., p d, p d)
+    """
+    M = np.asarray(M, dtype=float)
+    p, d = M.shape[-2:]
+    S = np.concatenate([np.atleast_2d(np.asarray(input_cov, dtype=float)),
+                        np.atleast_2d(np.asarray(cross_cov, dtype=float))], axis=0)
+    T = np.asarray(fourth, dtype=float)
+    if T.shape != (d + p, d, d + p, d) or S.shape != (d + p, d):
+        raise ValueError(f"fourth must have shape {(d + p, d, d + p, d)} and input_cov, cross_cov ({d}, {d}), "
+                         f"({p}, {d}) for M of shape {M.shape[-2:]}, got {T.shape} and {S.shape}")
+    A = np.concatenate([M, np.broadcast_to(-np.eye(p), M.shape[:-2] + (p, p))], axis=-1)
+    AS = A @ S
+    K = np.einsum("...ak,...cl,kbld->...abcd", A, A, T) - np.einsum("...ab,...cd->...abcd", AS, AS)
     return K.reshape(K.shape[:-4] + (p * d, p * d))
 
 
