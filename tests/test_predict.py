@@ -379,13 +379,100 @@ def test_reduced_shuffle_run_stops_at_the_target_and_checks_input():
         reduced_shuffle_run(d.moments(), init, weight_decay=0.5, lr=0.1, batch_size=8, epochs=1)
 
 
+def _stop_rule_run(d, **kw):
+    from phasetools.training import reduced_shuffle_run
+    init = np.array([np.diag([0.62, 0.55])] * 3)
+    return reduced_shuffle_run(d, init, weight_decay=0.35, lr=0.1, batch_size=9, epochs=400, mode=1, target=0.06,
+                               rng=5, **kw)
+
+
+def test_reduced_shuffle_run_is_the_same_on_one_and_two_threads(draw1):
+    """Every seed has its own stream and the stopping rule counts seeds in index order: the thread count
+    changes nothing, with and without the rule (and the rule's early stop of a running seed discards it)."""
+    for rule in (None, 6, 12):     # seeds 7, 8 (3 epochs each) finish while seed 6 (120 epochs) runs
+        one = _stop_rule_run(draw1, n_seeds=24, min_escapes=rule, n_threads=1)
+        assert one.escaped.any() and not one.escaped.all()      # some seeds censored: the rule is exercised
+        for _ in range(3):                                      # thread timing varies from run to run
+            two = _stop_rule_run(draw1, n_seeds=24, min_escapes=rule, n_threads=2)
+            assert one.n_threads == 1 and two.n_threads == 2
+            assert np.array_equal(one.epochs, two.epochs) and np.array_equal(one.escaped, two.escaped)
+            assert np.array_equal(one.weights, two.weights)
+
+
+def test_stopping_rule_counts_seeds_in_index_order():
+    """Seeds finishing out of order (as on several threads): the limit waits for the finished prefix."""
+    from phasetools.training._reshuffle import CENSORED, ESCAPED, _Schedule
+    sched = _Schedule(6, 2)
+    sched.finish(1, ESCAPED)
+    sched.finish(2, ESCAPED)
+    assert sched.limit[0] == 6                                  # seed 0 still running: it may escape
+    sched.finish(0, CENSORED)
+    assert sched.limit[0] == 3 and sched.done == 3              # seeds 0, 1, 2 hold the 2 escapes
+    late = _Schedule(6, 2)
+    late.finish(2, ESCAPED)
+    late.finish(0, ESCAPED)
+    assert late.limit[0] == 6
+    late.finish(1, ESCAPED)                                     # the 2nd escape in index order is seed 1
+    assert late.limit[0] == 2
+
+
+def test_reduced_shuffle_run_stopping_rule(draw1):
+    """The run ends at the first seed index where ``min_escapes`` seeds escaped, and those seeds are the
+    first ones of the run without the rule (same streams)."""
+    full = _stop_rule_run(draw1, n_seeds=40, n_threads=1)
+    stopped = _stop_rule_run(draw1, n_seeds=40, min_escapes=12, n_threads=2)
+    m = int(np.searchsorted(np.cumsum(full.escaped), 12)) + 1    # the 12th escape is seed m - 1
+    assert full.escaped.sum() > 12 and full.n_run == 40 and full.min_escapes is None
+    assert not full.escaped[:m].all()                            # censored seeds inside the prefix count too
+    assert stopped.n_run == m < 40 and stopped.escaped.sum() == 12 and stopped.escaped[-1]
+    assert stopped.n_seeds == 40 and stopped.min_escapes == 12
+    assert np.array_equal(stopped.epochs, full.epochs[:m]) and np.array_equal(stopped.weights, full.weights[:m])
+    # not enough escapes: every allowed seed runs
+    few = _stop_rule_run(draw1, n_seeds=10, min_escapes=int(full.escaped[:10].sum()) + 1, n_threads=2)
+    assert few.n_run == 10 and np.array_equal(few.epochs, full.epochs[:10])
+    with pytest.raises(ValueError, match="min_escapes"):
+        _stop_rule_run(draw1, n_seeds=4, min_escapes=0)
+
+
+def test_reduced_shuffle_run_general_kernel_equals_the_r2_kernel(draw1):
+    """r = 2 runs a kernel with the 2 x 2 products in registers; the general-r kernel gives the same
+    weights to rounding (both are checked against the trainer above: r = 2 and r = 1)."""
+    from phasetools.training import _reshuffle as rs
+    init = np.array([[[0.62, 0.05], [-0.03, 0.55]]] * 3)
+    xs, ys = rs._mode_projections(draw1, 2)
+    D = rs._sample_products(xs, ys)
+    consts = np.array([0.1, 0.35, 1.0, -np.inf])
+    ints = np.array([6, 85, 4, 0, 1], dtype=np.int64)
+    st = np.array([1, 2, 3, 4], dtype=np.uint64)
+    limit = np.array([1], dtype=np.int64)
+    Wa, Wb = init.copy(), init.copy()
+    pm = np.empty(512, dtype=np.int64)
+    assert rs._seed_kernel_r2(Wa, D, pm, st.copy(), consts, ints, limit, 0) == (4, rs.CENSORED)
+    assert rs._seed_kernel(Wb, D, pm, st.copy(), (0.0, 0.0), consts, ints, limit, 0) == (4, rs.CENSORED)
+    assert np.allclose(Wa, Wb, rtol=0, atol=1e-14) and np.abs(Wa - init).max() > 1e-3
+
+
+def test_prediction_b_stopping_rule_is_recorded(draw1):
+    from phasetools.training import predict_shuffled_escape
+    kw = dict(n_layers=3, weight_decay=0.35, lr=0.1, batch_size=6, max_epochs=400)
+    p = predict_shuffled_escape(draw1, rel_error=0.25, **kw)             # 16 escapes
+    assert "until 16 escaped (relative standard error <= 0.25), at most 64" in p.assumptions
+    assert "16 of 16 simulated seeds escaped" in p.assumptions
+    allseeds = predict_shuffled_escape(draw1, rel_error=None, n_seeds=16, **kw)
+    assert p.tau_epochs == allseeds.tau_epochs                           # the same 16 seeds
+    assert "no stopping rule" in allseeds.assumptions
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="rel_error"):
+            predict_shuffled_escape(draw1, rel_error=bad, **kw)
+
+
 def test_prediction_b_record_and_delegation(draw1):
     from phasetools.training import predict_shuffled_escape
     p = predict_shuffled_escape(draw1, n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=6, n_seeds=16)
     assert p.regime == "sgd_shuffle" and p.sampling == "shuffle" and p.coupled
     assert p.steps_per_epoch == 85 and p.tau_steps == pytest.approx(85 * p.tau_epochs)
     assert p.tau_time == pytest.approx(0.1 * p.tau_steps)
-    assert "exact reduced simulation" in p.assumptions and "16 simulated seeds" in p.assumptions
+    assert "exact reduced simulation" in p.assumptions and "of 16 simulated seeds" in p.assumptions
     rep = predict_escape(draw1, n_layers=3, width=10, weight_decay=0.35, lr=0.1, batch_size=6)
     assert p.b_target == rep.b_target and p.barrier == rep.barrier
     assert p.tau_epochs > 2 * rep.tau_epochs                     # reshuffling escapes later than replacement
