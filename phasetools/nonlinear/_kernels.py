@@ -41,62 +41,17 @@ OPT_SGD, OPT_ADAMW = 0, 1
 
 
 @jit
-def _forward(th, tht, dims, offs, hoffs, act, Xi, Xd, sparse, i, z, a, out):
-    """Forward pass of sample ``i``: hidden pre-activations ``z``, activations ``a``, logits ``out``.
+def _loss_grad(out, label, loss, e, scale, dout):
+    """Loss of one sample (float64) and ``dout`` = ``scale`` times its gradient wrt the logits.
 
-    Inner loops index slices with the loop variable only: an offset index (``w[r + j]``)
-    costs numba a negative-index check that blocks vectorisation (measured 6x slower).
+    MSE (``loss`` 0) is taken against the one-hot target plus the row ``e`` (label noise;
+    zeros without it: subtracting 0 leaves every bit as it is); cross-entropy ignores ``e``.
     """
-    L = dims.shape[0] - 1
-    h = dims[1]
-    o = offs[0]
-    z1 = z[hoffs[1]:hoffs[1] + h]
-    for j in range(h):
-        z1[j] = 0
-    if sparse:
-        for t in range(Xi.shape[1]):
-            r = o + Xi[i, t] * h
-            row = tht[r:r + h]
-            for j in range(h):
-                z1[j] += row[j]
-    else:
-        for c in range(dims[0]):
-            x = Xd[i, c]
-            if x != 0:
-                r = o + c * h
-                row = tht[r:r + h]
-                for j in range(h):
-                    z1[j] += x * row[j]
-    for k in range(1, L):
-        n_in = dims[k]
-        n_out = dims[k + 1]
-        zk = z[hoffs[k]:hoffs[k] + n_in]
-        ak = a[hoffs[k]:hoffs[k] + n_in]
-        if act == 0:
-            for j in range(n_in):
-                ak[j] = zk[j] * zk[j]
-        else:
-            for j in range(n_in):
-                ak[j] = zk[j] if zk[j] > 0 else 0 * zk[j]
-        dst = out if k == L - 1 else z[hoffs[k + 1]:hoffs[k + 1] + n_out]
-        for q in range(n_out):
-            dst[q] = 0
-        o = offs[k]
-        for j in range(n_in):
-            x = ak[j]
-            row = tht[o + j * n_out:o + (j + 1) * n_out]
-            for q in range(n_out):
-                dst[q] += x * row[q]
-
-
-@jit
-def _loss_grad(out, label, loss, scale, dout):
-    """Loss of one sample (float64) and ``dout`` = ``scale`` times its gradient wrt the logits."""
     C = out.shape[0]
     if loss == 0:
         total = 0.0
         for q in range(C):
-            r = out[q] - (1 if q == label else 0)
+            r = out[q] - (1 if q == label else 0) - e[q]
             total += float(r) * float(r)
             dout[q] = 2 * r * scale
         return total
@@ -112,17 +67,6 @@ def _loss_grad(out, label, loss, scale, dout):
         pq = math.exp(float(out[q]) - lse)
         dout[q] = (pq - (1.0 if q == label else 0.0)) * scale
     return lse - float(out[label])
-
-
-@jit
-def _loss_grad_noisy(out, label, e, scale, dout):
-    """MSE of one sample against its one-hot target plus the noise row ``e`` (label noise)."""
-    total = 0.0
-    for q in range(out.shape[0]):
-        r = out[q] - (1 if q == label else 0) - e[q]
-        total += float(r) * float(r)
-        dout[q] = 2 * r * scale
-    return total
 
 
 #: samples processed together in the hidden and output layers: each weight row (and each
@@ -156,17 +100,15 @@ def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, id
         lo = c * chunk
         hi = min(B, lo + chunk)
         total = 0.0
+        zero = np.zeros(C, dtype=OUT.dtype)
         for b0 in range(lo, hi, BLOCK):
             nb = min(BLOCK, hi - b0)
             _forward_block(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, idx[s], start + b0, nb, Z[u],
                            A[u], OUT[u])
             for b in range(nb):
-                if noisy:
-                    r0 = (b0 + b) * C
-                    total += _loss_grad_noisy(OUT[u][b], y[idx[s, start + b0 + b]], E[s, r0:r0 + C], scale,
-                                              D1[u][b])
-                else:
-                    total += _loss_grad(OUT[u][b], y[idx[s, start + b0 + b]], loss, scale, D1[u][b])
+                r0 = (b0 + b) * C
+                e = E[s, r0:r0 + C] if noisy else zero
+                total += _loss_grad(OUT[u][b], y[idx[s, start + b0 + b]], loss, e, scale, D1[u][b])
             _backward_block(th[s], dims, offs, hoffs, act, Xi, Xd, sparse, idx[s], start + b0, nb, Z[u], A[u],
                             D1[u], D2[u], g)
         losses[u] = total * scale
@@ -174,7 +116,14 @@ def chunk_gradients(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, id
 
 @jit
 def _forward_block(th, tht, dims, offs, hoffs, act, Xi, Xd, sparse, rows, first, nb, Z, A, OUT):
-    """:func:`_forward` of samples ``rows[first:first+nb]`` into rows ``0..nb-1`` of ``Z, A, OUT``."""
+    """Forward pass of samples ``rows[first:first+nb]`` into rows ``0..nb-1`` of ``Z, A, OUT``.
+
+    ``Z``/``A``: hidden pre-activations / activations (layer ``k`` at ``hoffs[k]``), ``OUT``:
+    logits. Per sample the sums are those of a one-sample pass (inputs in order), so
+    training and evaluation, which both call this, see the same bits for the same weights.
+    Inner loops index slices with the loop variable only: an offset index (``w[r + j]``)
+    costs numba a negative-index check that blocks vectorisation (measured 6x slower).
+    """
     L = dims.shape[0] - 1
     for b in range(nb):  # first layer: per sample (sparse rows or a dense pass)
         _first_layer(tht, dims, offs, hoffs, Xi, Xd, sparse, rows[first + b], Z[b])
@@ -183,14 +132,7 @@ def _forward_block(th, tht, dims, offs, hoffs, act, Xi, Xd, sparse, rows, first,
         n_out = dims[k + 1]
         h0 = hoffs[k]
         for b in range(nb):
-            zk = Z[b, h0:h0 + n_in]
-            ak = A[b, h0:h0 + n_in]
-            if act == 0:
-                for j in range(n_in):
-                    ak[j] = zk[j] * zk[j]
-            else:
-                for j in range(n_in):
-                    ak[j] = zk[j] if zk[j] > 0 else 0 * zk[j]
+            _activate(act, Z[b, h0:h0 + n_in], A[b, h0:h0 + n_in])
             dst = OUT[b] if k == L - 1 else Z[b, hoffs[k + 1]:hoffs[k + 1] + n_out]
             for q in range(n_out):
                 dst[q] = 0
@@ -205,7 +147,19 @@ def _forward_block(th, tht, dims, offs, hoffs, act, Xi, Xd, sparse, rows, first,
 
 
 @jit
+def _activate(act, z, a):
+    """``a = activation(z)`` elementwise (0: ``z^2``, 1: ReLU, ``0 * z`` below zero as torch)."""
+    if act == 0:
+        for j in range(z.shape[0]):
+            a[j] = z[j] * z[j]
+    else:
+        for j in range(z.shape[0]):
+            a[j] = z[j] if z[j] > 0 else 0 * z[j]
+
+
+@jit
 def _first_layer(tht, dims, offs, hoffs, Xi, Xd, sparse, i, z):
+    """First-layer pre-activations ``z[hoffs[1]:]`` of sample ``i`` (sparse one-hot columns or a dense row)."""
     h = dims[1]
     o = offs[0]
     z1 = z[hoffs[1]:hoffs[1] + h]
@@ -229,7 +183,11 @@ def _first_layer(tht, dims, offs, hoffs, Xi, Xd, sparse, i, z):
 
 @jit
 def _backward_block(th, dims, offs, hoffs, act, Xi, Xd, sparse, rows, first, nb, Z, A, D1, D2, g):
-    """:func:`_backward` of a block: ``D1[b]`` holds sample ``b``'s gradient at the logits."""
+    """Backward pass of the block of :func:`_forward_block`, accumulating the weight gradient into ``g``.
+
+    ``D1[b]`` holds sample ``b``'s gradient at the logits (overwritten layer by layer with
+    the gradient at each hidden pre-activation); ``D2`` is work space.
+    """
     L = dims.shape[0] - 1
     for k in range(L - 1, 0, -1):
         n_in = dims[k]
@@ -388,16 +346,17 @@ def shuffle_rows(states, idx):
 
 
 @pjit
-def evaluate_chunks(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, chunk, n_chunks, sums, Z, A, OUT):
+def evaluate_chunks(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, rows, chunk, n_chunks, sums, Z, A,
+                    OUT):
     """Per-unit loss sums and correct counts of every run over a whole data set (forward only).
 
     ``sums[u] = (summed per-sample loss, number correct)`` for unit ``u = s * n_chunks + c``;
     the per-sample loss is MSE summed over classes divided by their number, or cross-entropy.
+    ``rows`` is ``0..n-1``; samples go through :func:`_forward_block` ``BLOCK`` at a time
+    (``Z, A, OUT`` of shape ``(n_units, BLOCK, size)``) and are summed in order.
     """
     S = th.shape[0]
     n = y.shape[0]
-    L = dims.shape[0] - 1
-    C = dims[L]
     for u in prange(S * n_chunks):
         s = u // n_chunks
         c = u - s * n_chunks
@@ -405,31 +364,39 @@ def evaluate_chunks(th, tht, dims, offs, hoffs, act, loss, Xi, Xd, sparse, y, ch
         hi = min(n, lo + chunk)
         total = 0.0
         correct = 0.0
-        out = OUT[u]
-        for i in range(lo, hi):
-            _forward(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, i, Z[u], A[u], out)
-            best = 0
-            for q in range(1, C):
-                if out[q] > out[best]:
-                    best = q
-            if best == y[i]:
-                correct += 1.0
-            if loss == 0:
-                e = 0.0
-                for q in range(C):
-                    r = float(out[q]) - (1.0 if q == y[i] else 0.0)
-                    e += r * r
-                total += e / C
-            else:
-                m = float(out[0])
-                for q in range(1, C):
-                    m = max(m, float(out[q]))
-                ssum = 0.0
-                for q in range(C):
-                    ssum += math.exp(float(out[q]) - m)
-                total += m + math.log(ssum) - float(out[y[i]])
+        for b0 in range(lo, hi, BLOCK):
+            nb = min(BLOCK, hi - b0)
+            _forward_block(th[s], tht[s], dims, offs, hoffs, act, Xi, Xd, sparse, rows, b0, nb, Z[u], A[u], OUT[u])
+            for b in range(nb):
+                t, k = _score(OUT[u][b], y[b0 + b], loss)
+                total += t
+                correct += k
         sums[u, 0] = total
         sums[u, 1] = correct
+
+
+@jit
+def _score(out, label, loss):
+    """(loss in float64, 1.0 if the arg-max logit is ``label`` else 0.0) of one sample's logits."""
+    C = out.shape[0]
+    best = 0
+    for q in range(1, C):
+        if out[q] > out[best]:
+            best = q
+    hit = 1.0 if best == label else 0.0
+    if loss == 0:
+        e = 0.0
+        for q in range(C):
+            r = float(out[q]) - (1.0 if q == label else 0.0)
+            e += r * r
+        return e / C, hit
+    m = float(out[0])
+    for q in range(1, C):
+        m = max(m, float(out[q]))
+    ssum = 0.0
+    for q in range(C):
+        ssum += math.exp(float(out[q]) - m)
+    return m + math.log(ssum) - float(out[label]), hit
 
 
 @jit

@@ -268,9 +268,9 @@ def _evaluate(net: _Net, th, tht, which):
     S = th.shape[0]
     n_chunks = -(-n // _CHUNK)
     sums = np.zeros((S * n_chunks, 2))
-    Z, A, OUT = net.work(S * n_chunks)
-    K.evaluate_chunks(th, tht, net.dims, net.offs, net.hoffs, net.act, net.lossk, Xi, Xd, net.sparse, y, _CHUNK,
-                      n_chunks, sums, Z, A, OUT)
+    Z, A, OUT = net.work(S * n_chunks, K.BLOCK)
+    K.evaluate_chunks(th, tht, net.dims, net.offs, net.hoffs, net.act, net.lossk, Xi, Xd, net.sparse, y,
+                      np.arange(n, dtype=np.int64), _CHUNK, n_chunks, sums, Z, A, OUT)
     s = sums.reshape(S, n_chunks, 2)
     tot = np.zeros((S, 2))
     for c in range(n_chunks):  # fixed order
