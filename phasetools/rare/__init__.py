@@ -4,7 +4,9 @@
     ams_escape(potential, x0, target=, direction="up"|"down", start=, level=, temperature= | noise=,
                dt=, options=, rng=) -> AMSEscape
     ams_training_escape(data, init, n_layers=, width=, lr=, batch_size=, weight_decay=, target=,
-                        direction=, coordinate="sv1") -> AMSEscape (real SGD; times in epochs)
+                        direction=, coordinate="sv1" | "sharpness") -> AMSEscape (real SGD; times in epochs)
+    SharpnessScore: the two-branch score of backward SGD escapes (down in sv_k or up in the
+        mode's sharpness, the catapult route), coordinate="sharpness"
     AMSOptions(n_replicas=100, n_kill=1, n_runs=20, n_walkers=100, n_rounds=10, ...)
     AMSEscape: p (P(B before A | entering Sigma)), tau (mean escape time) with tau_stderr,
         tau_lower, tau_upper (from the spread of independent runs), t_first, t_loop,
@@ -29,7 +31,7 @@ from ._engine import excursions
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
 from ._figure import level_figure
 from ._nonlinear import NonlinearEngine, ams_nonlinear_escape
-from ._training import TrainingEngine
+from ._training import SharpnessScore, TrainingEngine
 
-__all__ = ["AMSEscape", "AMSOptions", "NonlinearEngine", "TrainingEngine", "ams_escape", "ams_nonlinear_escape",
+__all__ = ["AMSEscape", "AMSOptions", "NonlinearEngine", "SharpnessScore", "TrainingEngine", "ams_escape", "ams_nonlinear_escape",
            "ams_training_escape", "escape_time", "excursions", "level_figure"]

@@ -518,12 +518,6 @@ def _var_mean(v):
     return float(np.var(v, ddof=1) / v.size) if v.size > 1 else 0.0
 
 
-def _sv_coordinate(k):
-    def sv(M):
-        return np.linalg.svd(M, compute_uv=False)[:, k]
-    return sv
-
-
 def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, direction="up",
                         coordinate="sv1", sampling="replacement", convention="paper", start=None, level=None,
                         options=None, rng=None, n_threads=None, progress=False) -> AMSEscape:
@@ -552,8 +546,13 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         The coordinate's level that ends an escape.
     direction : {"up", "down"}
         Escape when the coordinate rises to (``"up"``) or falls to (``"down"``) ``target``.
-    coordinate : "sv1", "sv2", ... or callable
-        The ``k``-th largest singular value of ``M``, or ``f(M (n, d_out, d_in)) -> (n,)``.
+    coordinate : "sv1", "sv2", ..., "sharpness", "sharpness2", ... or callable
+        The ``k``-th largest singular value of ``M``; ``"sharpness"`` (``"sharpness<k>"``, for
+        ``direction="down"``): the two-branch score of
+        :class:`~phasetools.rare.SharpnessScore` (progress down in that singular value *or* up
+        in the mode's sharpness, the catapult route of SGD; ``start``/``level`` and the
+        result's levels are then in score units, ``potential_config["coordinate"]`` records
+        it); or ``f(M (n, d_out, d_in)) -> (n,)``.
     sampling : {"replacement", "shuffle"}
         Minibatch sampling.
     convention : {"paper", "canonical"}
@@ -576,22 +575,13 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         batch_size``; ``convention`` is ``"epochs"``); ``noise`` records the SGD
         configuration; ``cost`` is in SGD steps of one replica.
     """
-    from ._training import TrainingEngine
+    from ._training import TrainingEngine, training_coordinate
 
     t0 = time.perf_counter()
     opts = AMSOptions() if options is None else options
     if not isinstance(opts, AMSOptions):
         raise ValueError(f"options must be an AMSOptions, got {type(opts).__name__}")
     check_choice(direction, "direction", ("up", "down"))
-    sign = 1.0 if direction == "up" else -1.0
-    if isinstance(coordinate, str):
-        if not (coordinate.startswith("sv") and coordinate[2:].isdigit() and int(coordinate[2:]) >= 1):
-            raise ValueError(f"coordinate must be 'sv1', 'sv2', ... or a function of M, got {coordinate!r}")
-        name, order = coordinate, _sv_coordinate(int(coordinate[2:]) - 1)
-    elif callable(coordinate):
-        name, order = getattr(coordinate, "__name__", "custom"), coordinate
-    else:
-        raise ValueError(f"coordinate must be 'sv1', 'sv2', ... or a function of M, got {coordinate!r}")
     init = [np.asarray(w, dtype=float) for w in init]
     engine = TrainingEngine(data, n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
                             batch_size=batch_size, sampling=check_choice(sampling, "sampling", ("replacement",
@@ -601,13 +591,12 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
     if len(init) != n_layers:
         raise ValueError(f"init must hold n_layers = {n_layers} weight matrices, got {len(init)}")
     x0 = np.concatenate([w.ravel() for w in init])
-    b = sign * float(as_float_array(target, "target"))
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"init is already past the target {target} (direction={direction!r})")
     root = seed_sequence(rng)
     a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, engine.time_unit)
     config = {"n_layers": int(n_layers), "width": int(width), "shapes": [list(w.shape) for w in init],
-              "init": x0.tolist()}
+              "init": x0.tolist(), **({} if score is None else {"coordinate": score})}
     sgd = {"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(weight_decay),
            "sampling": sampling, "convention": str(convention), "n_samples": int(np.asarray(data[0]).shape[0])
            if isinstance(data, tuple) else None}
@@ -617,3 +606,5 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         cost=cost, theory_tau=None, seeds=seeds_record(root),
         stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads, "n_train_calls": engine.n_calls,
                **extra})
+    name, order, sign, b, score = training_coordinate(coordinate, direction=direction, init=init, data=data,
+                                                      target=float(as_float_array(target, "target")))

@@ -15,9 +15,165 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..training import train
+from .._validation import check_int
+from ..training import as_moments, train
 
-__all__ = ["TrainingEngine"]
+__all__ = ["SharpnessScore", "TrainingEngine", "training_coordinate"]
+
+#: names ``coordinate=`` takes besides ``"sv1"``, ``"sv2"``, ...
+COORDINATES = ("sv<k>", "sharpness", "sharpness<k>")
+
+
+class SharpnessScore:
+    """Reaction coordinate of a backward SGD escape that sees both routes: down in the mode's
+    singular value (diffusive) and up in its sharpness (the catapult).
+
+    Backward escapes of SGD at the paper's learning rates mostly leave the well *upwards*:
+    a minibatch throws the mode's weights outwards, the mode's sharpness (the Gauss-Newton
+    curvature along it, which grows like the layers' norms to the power ``2 (n - 1)``) passes
+    the step-size instability, and the next step throws the singular value past the target
+    (docs/rare.md, "AMS over real SGD training"). With ``s`` the mode's singular value of the
+    end-to-end map and ``h = v^T Sigma_xx v * sum_i prod_{j != i} s_{j}^2`` its curvature
+    (``v`` the mode's input direction, ``s_j`` the mode's singular value of layer ``j``), both
+    relative to the start state (``s0``, ``h0``), the score is::
+
+        xi = L                                   if s <= target (the target set B)
+        xi = max(ln(s0 / s), L (1 - (h0 / h)^(1 / L)))   otherwise,  L = ln(s0 / target)
+
+    The first branch reaches ``L`` exactly at the target; the second rises like ``ln(h / h0)``
+    at first and approaches ``L`` only as the curvature diverges, so ``B`` is the top level set
+    ``{xi >= L}`` and AMS stays unbiased (Brehier, Gazeau, Goudenege, Lelievre & Rousset 2016).
+
+    Parameters
+    ----------
+    target : float > 0
+        The mode's singular value that ends an escape (``B = {s <= target}``).
+    reference : list of arrays
+        The start state's layers ``W_1 ... W_n`` (``(rows, cols)`` each); ``s0 > target``.
+    input_cov : (d_in, d_in) array
+        ``E[x x^T]`` of the training data.
+    mode : int >= 0
+        Which singular value (0: the largest).
+    """
+
+    takes_layers = True
+
+    def __init__(self, target, reference, input_cov, mode=0):
+        self.target, self.mode = float(target), check_int(mode, "mode", minimum=0)
+        if not self.target > 0:
+            raise ValueError(f"target must be > 0 for coordinate='sharpness', got {target}")
+        self.input_cov = np.atleast_2d(np.asarray(input_cov, dtype=float))
+        s0, h0 = self.parts([np.asarray(w, dtype=float)[None] for w in reference])
+        self.s0, self.h0 = float(s0[0]), float(h0[0])
+        if not (self.s0 > self.target and self.h0 > 0):
+            raise ValueError(f"the start's singular value {self.s0:.4g} must lie above the target {self.target:.4g} "
+                             "(and its layers must be non-zero) for coordinate='sharpness'")
+        self.level = float(np.log(self.s0 / self.target))
+
+    def parts(self, layers):
+        """The mode's singular value ``s`` and curvature factor ``h`` of ``layers`` ``(n, rows, cols)`` each.
+
+        Parameters
+        ----------
+        layers : list of arrays (n, rows, cols)
+            ``W_1 ... W_n`` of ``n`` states.
+
+        Returns
+        -------
+        (ndarray (n,), ndarray (n,))
+        """
+        M = layers[0]
+        for W in layers[1:]:
+            M = W @ M
+        k = self.mode
+        _, sv, vt = np.linalg.svd(M)
+        v = vt[:, k, :]
+        var = np.einsum("ni,ij,nj->n", v, self.input_cov, v)
+        sl = np.stack([np.linalg.svd(W, compute_uv=False)[:, k] for W in layers], axis=1) ** 2   # (n, layers)
+        others = np.stack([np.prod(np.delete(sl, i, axis=1), axis=1) for i in range(sl.shape[1])], axis=1)
+        return sv[:, k], var * others.sum(axis=1)
+
+    def __call__(self, layers):
+        """The score ``xi`` of ``layers`` (list of ``(n, rows, cols)``), ``(n,)``.
+
+        Parameters
+        ----------
+        layers : list of arrays (n, rows, cols)
+
+        Returns
+        -------
+        ndarray (n,)
+        """
+        s, h = self.parts(layers)
+        L = self.level
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            down = np.log(self.s0 / s)
+            up = L * (1.0 - (self.h0 / h) ** (1.0 / L))
+        xi = np.maximum(down, up)
+        xi[s <= self.target] = L
+        return xi
+
+    def config(self):
+        """The score's definition, for the result's record.
+
+        Returns
+        -------
+        dict
+        """
+        return {"name": "sharpness", "mode": self.mode + 1, "target": self.target, "s0": self.s0, "h0": self.h0,
+                "level": self.level}
+
+
+def _sv_coordinate(k):
+    def sv(M):
+        return np.linalg.svd(M, compute_uv=False)[:, k]
+    sv.__name__ = f"sv{k + 1}"
+    return sv
+
+
+def training_coordinate(coordinate, *, direction, target, init, data):
+    """Resolve ``coordinate=`` of :func:`~phasetools.rare.ams_training_escape`.
+
+    Parameters
+    ----------
+    coordinate : "sv1", "sv2", ..., "sharpness", "sharpness2", ... or callable
+        A singular value of ``M``, the two-branch :class:`SharpnessScore` of that mode
+        (``direction="down"`` only), or ``f(M (n, d_out, d_in)) -> (n,)``.
+    direction : {"up", "down"}
+        Direction of the escape in the singular value.
+    target : float
+        The singular value (or ``f(M)``) that ends an escape.
+    init : list of arrays
+        The start's layers.
+    data : (X, Y), Dataset or Moments
+        Training data (its input covariance enters the sharpness).
+
+    Returns
+    -------
+    (str, callable, float, float, dict or None)
+        ``name``, the coordinate, the engine's ``sign``, the target level ``b`` of the oriented
+        coordinate, and the score's record (None for ``sv<k>`` and callables).
+    """
+    sign = 1.0 if direction == "up" else -1.0
+    bad = f"coordinate must be one of {COORDINATES} or a function of M, got {coordinate!r}"
+    if callable(coordinate):
+        return getattr(coordinate, "__name__", "custom"), coordinate, sign, sign * float(target), None
+    if not isinstance(coordinate, str):
+        raise ValueError(bad)
+    for prefix in ("sv", "sharpness"):
+        rest = coordinate[len(prefix):] if coordinate.startswith(prefix) else None
+        if rest is not None and (rest == "" and prefix == "sharpness" or rest.isdigit() and int(rest) >= 1):
+            k = int(rest or 1) - 1
+            break
+    else:
+        raise ValueError(bad)
+    if prefix == "sv":
+        return coordinate, _sv_coordinate(k), sign, sign * float(target), None
+    if direction != "down":
+        raise ValueError(f"coordinate={coordinate!r} measures progress of a backward escape: direction must be "
+                         f"'down', got {direction!r}")
+    score = SharpnessScore(target, init, as_moments(data).input_cov, mode=k)
+    return coordinate, score, 1.0, score.level, score.config()
 
 
 def stream_keys(entropy, indices):
@@ -60,7 +216,9 @@ class TrainingEngine:
         ``"paper"`` or ``"canonical"``.
     coordinate : callable
         ``coordinate(M)`` of the end-to-end maps ``M (n, d_out, d_in)`` -> ``(n,)``, e.g. a
-        singular value or ``u^T M v``.
+        singular value or ``u^T M v``; one with ``takes_layers = True`` (a
+        :class:`SharpnessScore`) gets the list of layers instead and is not multiplied by
+        ``sign``.
     sign : {+1, -1}
         +1 when the target lies above the start in the coordinate.
     shapes : list of (rows, cols)
@@ -86,7 +244,16 @@ class TrainingEngine:
         self.max_chunk = 16 * self.steps_per_epoch       # record_steps keeps every step of a call
 
     def layers(self, x):
-        """Flat weights ``x (n, dim)`` as the list of per-layer arrays ``(n, rows, cols)``."""
+        """Flat weights ``x (n, dim)`` as the list of per-layer arrays ``(n, rows, cols)``.
+
+        Parameters
+        ----------
+        x : array (..., dim)
+
+        Returns
+        -------
+        list of ndarray (..., rows, cols)
+        """
         x = np.asarray(x, dtype=float)
         out, i = [], 0
         for (r, c), s in zip(self.shapes, self.sizes):
@@ -95,10 +262,21 @@ class TrainingEngine:
         return out
 
     def coordinate(self, x):
-        """``sign * coordinate(M)`` at flat weights ``x (..., dim)``."""
+        """``sign * coordinate(M)`` at flat weights ``x (..., dim)`` (a layer score: its value).
+
+        Parameters
+        ----------
+        x : array (..., dim)
+
+        Returns
+        -------
+        ndarray (...)
+        """
         x = np.asarray(x, dtype=float)
         lead = x.shape[:-1]
         ws = self.layers(x.reshape(-1, self.dim))
+        if getattr(self.order, "takes_layers", False):
+            return np.asarray(self.order(ws), dtype=float).reshape(lead)
         M = ws[0]
         for W in ws[1:]:
             M = W @ M
