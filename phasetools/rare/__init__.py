@@ -33,5 +33,5 @@ from ._figure import level_figure
 from ._nonlinear import NonlinearEngine, ams_nonlinear_escape
 from ._training import SharpnessScore, TrainingEngine
 
-__all__ = ["AMSEscape", "AMSOptions", "NonlinearEngine", "SharpnessScore", "TrainingEngine", "ams_escape", "ams_nonlinear_escape",
-           "ams_training_escape", "escape_time", "excursions", "level_figure"]
+__all__ = ["AMSEscape", "AMSOptions", "NonlinearEngine", "SharpnessScore", "TrainingEngine", "ams_escape",
+           "ams_nonlinear_escape", "ams_training_escape", "escape_time", "excursions", "level_figure"]
