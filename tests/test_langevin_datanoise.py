@@ -288,3 +288,29 @@ def test_data_noise_of_a_network_needs_the_structured_kernel():
     np.testing.assert_allclose([m[0, 0] for m in one.kernel_moments()],
                                [m[0, 0] for m in SGDNoise.from_mode(0.1, 4, mode).kernel_moments()], rtol=1e-9)
     assert nk.worker(True, False, 0, data=True) is not nk.worker(True, False, 0)
+
+
+# --- the 1-D SGD theory with the simulated noise ------------------------------------------------------
+def test_sgd_theory_uses_the_noise_it_is_given():
+    """EscapeProblem.sgd_theory(noise=...) reduces the simulated noise, data moments included:
+    tr Sigma(b) = 4 kappa^2 n b^(2n-2) K(b^n) with the draw's K (ModeNoise.kernel), not Isserlis'."""
+    rng = np.random.default_rng(2)
+    x = rng.laplace(scale=1 / np.sqrt(2), size=4000)
+    y = 0.8 * x + 0.3 * rng.standard_t(5, size=4000)
+    mode = data_mode_noise(x[:, None], y[:, None])[0]
+    pr = escape_problem("chain", n_layers=3, c=mode.c, gamma=0.32, a=mode.a, direction="bwd", convention="paper")
+    kappa = pr.potential.kappa
+    th_m = pr.sgd_theory(noise=SGDNoise.from_mode(0.1, 4, mode))
+    th_d = pr.sgd_theory(noise=SGDNoise.from_data(0.1, 4, (x, y)))
+    th_g = pr.sgd_theory(output_var=mode.output_var)
+    for b in (0.5, th_m.b_start, th_m.b_saddle):
+        tr = 4 * kappa ** 2 * 3 * b ** 4
+        assert th_m.trace(b) == pytest.approx(tr * float(mode.kernel(b ** 3)), rel=1e-9)
+        assert th_d.trace(b) == pytest.approx(tr * float(mode.kernel(b ** 3)), rel=1e-6)
+        assert th_g.trace(b) == pytest.approx(tr * float(mode.gaussian().kernel(b ** 3)), rel=1e-9)
+    assert abs(th_m.tau(0.1, 4) / th_g.tau(0.1, 4) - 1) > 0.05
+    assert th_m.temperature(0.1, 4) != th_g.temperature(0.1, 4)
+    with pytest.raises(ValueError, match="problem a"):
+        pr.sgd_theory(noise=SGDNoise(0.1, 4, [[2.0]], [[mode.c]], [[1.0]]))
+    with pytest.raises(ValueError, match="SGDNoise"):
+        pr.sgd_theory(noise=mode)

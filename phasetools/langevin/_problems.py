@@ -158,7 +158,7 @@ class EscapeProblem:
         s = _output_var(output_var, a, c)
         return SGDNoise(lr, batch_size, [[a]], [[c]], [[s]], n_samples)
 
-    def sgd_theory(self, *, output_var=1.0) -> "SGDTheory":
+    def sgd_theory(self, *, output_var=1.0, noise=None) -> "SGDTheory":
         """The 1D reduction of escape under SGD-like noise (see :class:`SGDTheory`).
 
         Backward escape only: the noise is exactly zero at the trivial state, so there is no
@@ -167,13 +167,20 @@ class EscapeProblem:
         Parameters
         ----------
         output_var : float >= c^2/a, default 1
-            ``E[y^2]`` of the mode.
+            ``E[y^2]`` of the mode (ignored with ``noise``).
+        noise : SGDNoise, optional
+            The simulated noise of this mode (1 x 1 moments ``a``, ``c`` of the problem, e.g.
+            :meth:`SGDNoise.from_mode` or :meth:`SGDNoise.from_data` of the mode's samples): ``K(P)``
+            is then its :meth:`SGDNoise.kernel` (with ``moments="data"`` the data's fourth
+            moments) and ``output_var`` its ``S_yy``. Default: Isserlis' ``K`` of ``a, c, output_var``.
 
         Returns
         -------
         SGDTheory
         """
         self._check_sgd()
+        if noise is not None:
+            output_var = _noise_of_mode(noise, self.config["a"], self.config["c"])
         if self.direction != "bwd":
             raise ValueError("direction must be 'bwd' for SGD-like noise: the noise vanishes at the trivial "
                              "state (the per-sample gradients are all zero there), so pure SGD never leaves it "
@@ -187,7 +194,7 @@ class EscapeProblem:
         return SGDTheory(n_layers=n, n_params=self.potential.dim, kappa=float(self.potential.kappa),
                          a=cfg["a"], c=abs(cfg["c"]), output_var=s, barrier=self.barrier,
                          b_start=float(L.b_min), b_saddle=float(L.b_saddle),
-                         b_target=float(abs(self.stop.level)) ** (1.0 / n), _potential=red)
+                         b_target=float(abs(self.stop.level)) ** (1.0 / n), _potential=red, noise=noise)
 
     def kramers_tau(self, temperature):
         """Kramers' one-dimensional weak-noise escape time (no weight-space orbit factors).
@@ -297,6 +304,18 @@ def _output_var(output_var, a, c):
     return s
 
 
+def _noise_of_mode(noise, a, c) -> float:
+    """``E[y^2]`` of an :class:`SGDNoise` checked against the problem's mode ``a``, ``c``."""
+    if not isinstance(noise, SGDNoise):
+        raise ValueError(f"noise must be an SGDNoise, got {type(noise).__name__}")
+    if noise.cross_cov.shape != (1, 1):
+        raise ValueError(f"noise must be of one scalar mode (1 x 1 moments), got cross_cov {noise.cross_cov.shape}")
+    a_n, c_n = float(noise.input_cov[0, 0]), float(noise.cross_cov[0, 0])
+    if not (np.isclose(a_n, a, rtol=1e-6) and np.isclose(abs(c_n), abs(c), rtol=1e-6)):
+        raise ValueError(f"noise has E[x^2] = {a_n:g}, E[xy] = {c_n:g} but the problem a = {a:g}, c = {c:g}")
+    return float(noise.output_cov[0, 0])
+
+
 @dataclass(frozen=True)
 class SGDTheory:
     """Backward escape under SGD-like noise, reduced to the balanced magnitude ``b``.
@@ -355,14 +374,18 @@ class SGDTheory:
     b_saddle: float
     b_target: float
     _potential: object = field(default=None, repr=False, compare=False)   # the reduced U(b)
+    noise: object = field(default=None, repr=False, compare=False)   # an SGDNoise whose K(P) is used, or None
 
     def _sigma_trace(self, b):
         """``tr Sigma`` at the balanced points of magnitudes ``b`` (any shape): ``M = b^n`` and
         ``J = dM/dw = b^(n-1) (1, ..., 1)`` (the other parameters of a wider network do not move M)."""
         n = self.n_layers
         b = np.asarray(b, dtype=float)
-        K = gradient_noise_kernel((b ** n)[..., None, None], np.array([[self.a]]), np.array([[self.c]]),
-                                  np.array([[self.output_var]]))
+        if self.noise is not None:   # its own K (data moments); M carries the sign of its E[xy]
+            K = self.noise.kernel(np.sign(self.noise.cross_cov[0, 0] or 1.0) * (b ** n)[..., None, None])
+        else:
+            K = gradient_noise_kernel((b ** n)[..., None, None], np.array([[self.a]]), np.array([[self.c]]),
+                                      np.array([[self.output_var]]))
         J = np.broadcast_to((b ** (n - 1))[..., None, None], b.shape + (1, n))
         return np.trace(gradient_covariance_from_K(J, K, self.kappa), axis1=-2, axis2=-1)
 
