@@ -164,6 +164,54 @@ def test_warm_start_continues_a_run(small):
     assert np.allclose(cont.weights, whole.weights, rtol=1e-12)  # full-batch SGD has no randomness after init
 
 
+def _bits(run):
+    return [np.asarray(getattr(run, f)).tobytes() for f in ("train_loss", "test_loss", "train_acc", "test_acc",
+                                                           "weight_norm", "fourier_ipr", "weights")]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_warm_start_from_final_weights_evaluates_them_once(small, monkeypatch, dtype):
+    # AMS over the trainer calls train(epochs=1, init=previous weights) per epoch: each call evaluated
+    # both data sets at epoch 0, the weights the previous call had just evaluated at its end
+    from phasetools.nonlinear import _train
+
+    t, m = small
+    opt = nl.sgd(0.5, 1e-3)
+    first = nl.train(t, m, opt, epochs=3, n_seeds=3, dtype=dtype, rng=1)
+    calls = []
+    evaluate = _train._evaluate
+    monkeypatch.setattr(_train, "_evaluate", lambda *a: calls.append(a[-1]) or evaluate(*a))
+    chained = [nl.train(t, m, opt, epochs=1, init=first.weights, n_seeds=3, dtype=dtype, log_every=1, rng=2)]
+    chained.append(nl.train(t, m, opt, epochs=1, init=chained[0].weights[1:], n_seeds=2, dtype=dtype, log_every=1,
+                            rng=3))  # a subset of the rows, as when replicas stop
+    assert calls == ["train", "test"] * 2  # epoch 1 only
+    for run, before in zip(chained, (first, chained[0])):
+        rows = slice(None) if run.n_seeds == before.n_seeds else slice(1, None)
+        for f in ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm", "fourier_ipr"):
+            assert getattr(run, f)[:, 0].tobytes() == getattr(before, f)[rows, -1].tobytes()
+    monkeypatch.setattr(_train, "_FINAL", _train._FinalMetrics())  # nothing remembered: evaluate everything
+    fresh = nl.train(t, m, opt, epochs=1, init=first.weights, n_seeds=3, dtype=dtype, log_every=1, rng=2)
+    assert calls[4:] == ["train", "test"] * 2
+    assert _bits(fresh) == _bits(chained[0])
+
+
+def test_evaluate_reads_remembered_final_metrics_bit_for_bit(small, monkeypatch):
+    from phasetools.nonlinear import _train
+
+    t, m = small
+    run = nl.train(t, m, nl.adamw(1e-2, 0.5), epochs=2, n_seeds=2, rng=4)
+    remembered = nl.evaluate(t, m, run.weights)
+    assert list(remembered) == ["train_loss", "train_acc", "test_loss", "test_acc"]
+    monkeypatch.setattr(_train, "_FINAL", _train._FinalMetrics())
+    computed = nl.evaluate(t, m, run.weights)
+    assert all(remembered[k].tobytes() == computed[k].tobytes() for k in computed)
+    other = run.weights.copy()
+    other[0, 0] += 1e-3  # changed weights are evaluated, not recalled
+    _train._FINAL.remember(t, m, run.weights, {k: np.zeros((2, 1)) for k in _train._CURVES})
+    assert nl.evaluate(t, m, other)["train_loss"][1] == computed["train_loss"][1]
+    assert nl.evaluate(t, m, other)["train_loss"][0] != computed["train_loss"][0]
+
+
 def test_train_rejects_bad_input(small):
     t, m = small
     with pytest.raises(ValueError, match="sampling"):

@@ -8,7 +8,10 @@ number of threads (see ``_kernels.py`` for the fixed chunking of a batch).
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import numba
@@ -278,6 +281,77 @@ def _evaluate(net: _Net, th, tht, which):
     return tot[:, 0] / n, tot[:, 1] / n
 
 
+_CURVES = ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm", "fourier_ipr")
+
+
+class _FinalMetrics:
+    """The logged metrics of the final weights of each task's latest run, by weight row.
+
+    A run warm-started from those weights (``init=``) logs epoch 0 from here instead of
+    evaluating both data sets again: AMS over the trainer (``rare.NonlinearEngine``)
+    advances its replicas by one ``train`` call per epoch, and each call's epoch 0 is the
+    previous call's last epoch. A row is recognised by its bytes in the run's dtype
+    (together with the task object, the model and the dtype); the metrics of a row do not
+    depend on the other rows, so the stored numbers are those an evaluation would give.
+    Only the latest run of a task is kept, and only while the task is alive.
+    """
+
+    def __init__(self):
+        self._by_task = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _keys(model, th):
+        return [(model, th.dtype.str, hashlib.blake2b(row.tobytes(), digest_size=16).digest()) for row in th]
+
+    def remember(self, task, model, th, curves):
+        """Store the last logged column of ``curves`` for the rows of ``th``.
+
+        Parameters
+        ----------
+        task : Task
+            The data (a key by identity).
+        model : MLP
+            The network.
+        th : ndarray (S, n_params)
+            Final weights in the run's dtype.
+        curves : dict of ndarray (S, n_logs)
+            The run's curves, their last column logged at ``th``.
+        """
+        rows = {k: tuple(float(curves[c][s, -1]) for c in _CURVES) for s, k in enumerate(self._keys(model, th))}
+        with self._lock:
+            self._by_task[task] = rows
+
+    def recall(self, task, model, th):
+        """The stored metrics of every row of ``th``, or None unless all are known.
+
+        Parameters
+        ----------
+        task : Task
+            The data.
+        model : MLP
+            The network.
+        th : ndarray (S, n_params)
+            Weights in the run's dtype.
+
+        Returns
+        -------
+        dict of ndarray (S,) or None
+            One array per name of ``_CURVES``.
+        """
+        with self._lock:
+            rows = self._by_task.get(task)
+        if not rows:
+            return None
+        found = [rows.get(k) for k in self._keys(model, th)]
+        if any(f is None for f in found):
+            return None
+        return {c: np.array([f[i] for f in found]) for i, c in enumerate(_CURVES)}
+
+
+_FINAL = _FinalMetrics()
+
+
 def _initial(model, init, n_seeds, entropy, seed_offset, init_scale, dtype):
     states = seed_states(trajectory_keys(entropy, np.arange(seed_offset, seed_offset + n_seeds)))
     if init is None:
@@ -403,6 +477,8 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
     finally:
         numba.set_num_threads(old)
     log_epochs, curves = logs
+    if np.all(status == 0):
+        _FINAL.remember(task, model, th, curves)
     fit = _first_epoch(curves["train_acc"], log_epochs, threshold)
     gen = _first_epoch(curves["test_acc"], log_epochs, threshold)
     return NonlinearRun(
@@ -451,11 +527,12 @@ def _loop(net, model, task, opt, th, states, epochs, B, sampling, log_every, pro
     curves = {k: np.full((S, len(log_epochs)), np.nan) for k in ("train_loss", "test_loss", "train_acc", "test_acc",
                                                                   "weight_norm", "fourier_ipr")}
     modular = task.name == "modular_addition"
+    known = _FINAL.recall(task, model, th)  # a warm start from a run's final weights: epoch 0 is logged there
     step = 0
     li = 0
     for epoch in range(epochs + 1):
         if epoch == log_epochs[li]:
-            _log(net, model, th, tht, curves, li, modular)
+            _log(net, model, th, tht, curves, li, modular, known if li == 0 else None)
             li += 1
             if progress is not None:
                 progress(epoch, epochs)
@@ -482,7 +559,13 @@ def _loop(net, model, task, opt, th, states, epochs, B, sampling, log_every, pro
     return (np.asarray(log_epochs, dtype=np.int64), curves), status, th
 
 
-def _log(net, model, th, tht, curves, li, modular):
+def _log(net, model, th, tht, curves, li, modular, known=None):
+    """Fill column ``li`` of ``curves`` at the weights ``th``: from ``known`` (metrics already
+    measured at these weights, :class:`_FinalMetrics`) when given, else by evaluating."""
+    if known is not None:
+        for c in _CURVES:
+            curves[c][:, li] = known[c]
+        return
     for which in ("train", "test"):
         loss, acc = _evaluate(net, th, tht, which)
         curves[f"{which}_loss"][:, li] = loss
@@ -556,6 +639,9 @@ def evaluate(task: Task, model: MLP, weights) -> dict:
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     net = _Net(model, task, np.dtype(np.float64))
     th = np.ascontiguousarray(w)
+    known = _FINAL.recall(task, model, th)  # the final weights of the latest float64 run on this task
+    if known is not None:
+        return {k: known[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     tht = net.transpose(th)
     out = {}
     for which in ("train", "test"):
