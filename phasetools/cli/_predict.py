@@ -38,7 +38,8 @@ def add_parser(sub):
     p.add_argument("--lr", default="0.1", help="learning rate(s): one value, a list or a range (default 0.1)")
     p.add_argument("--batch-size", default="8", help="batch size(s): one value, a list or a range (default 8)")
     p.add_argument("--sampling", choices=["replacement", "full", "shuffle"], default="replacement",
-                   help="the sampler (shuffle: prediction (b), a reduced simulation of 64 seeds; default replacement)")
+                   help="the sampler (shuffle: prediction (b), a reduced simulation of up to 64 seeds, stopped "
+                        "at 45 escapes; default replacement)")
     p.add_argument("--moments", choices=["data", "gaussian"], default="data",
                    help="per-sample noise from the draw's fourth moments or from Isserlis' theorem (default data)")
     p.add_argument("--coupling", action=argparse.BooleanOptionalAction, default=True,

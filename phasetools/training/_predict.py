@@ -82,8 +82,9 @@ def predict_escape(data, *, n_layers, width, weight_decay, lr, batch_size, sampl
         Batch size ``B`` (``N`` for ``sampling="full"``).
     sampling : {"replacement", "full", "shuffle"}
         The trainer's sampler. ``"shuffle"`` (random reshuffling) is prediction (b):
-        :func:`predict_shuffled_escape` with its defaults (an exact reduced simulation of 64
-        seeds, ``rng=0``; ``coupling`` sets its ``cross``; ``moments`` must be ``"data"``).
+        :func:`predict_shuffled_escape` with its defaults (an exact reduced simulation of up to
+        64 seeds, stopped at 45 escapes, ``rng=0``; ``coupling`` sets its ``cross``; ``moments``
+        must be ``"data"``).
     moments : {"data", "gaussian"}
         Per-sample noise from the draw's own fourth moments or from Isserlis' theorem.
     coupling : bool

@@ -441,7 +441,7 @@ def _min_escapes(rel_error):
     e = check_scalar(rel_error, "rel_error", positive=True)
     if e >= 1:
         raise ValueError(f"rel_error must be in (0, 1) or None, got {rel_error!r}")
-    return int(math.ceil(1.0 / (e * e) - 1e-9))
+    return math.ceil(1.0 / (e * e) - 1e-9)
 
 
 def predict_shuffled_escape(data, *, n_layers, weight_decay, lr, batch_size, width=None, mode=None, cross=True,
@@ -527,8 +527,8 @@ def predict_shuffled_escape(data, *, n_layers, weight_decay, lr, batch_size, wid
     rule = ("every seed ran (no stopping rule)" if k_min is None else
             f"stopping rule: seeds in index order until {k_min} escaped (relative standard error <= {rel_error:g}), "
             f"at most {run.n_seeds}")
-    notes = ASSUMPTIONS_B + (f"{int(run.escaped.sum())} of {run.epochs.size} simulated seeds escaped within "
-                             f"{max_epochs} epochs ({rule}; {run.seconds:.2f} s)",)
+    notes = ASSUMPTIONS_B + ((f"{int(run.escaped.sum())} of {run.epochs.size} simulated seeds escaped within "
+                              f"{max_epochs} epochs ({rule}; {run.seconds:.2f} s)"),)
     return EscapePrediction(
         regime="sgd_shuffle", n_layers=n, weight_decay=wd, lr=ref.lr, batch_size=ref.batch_size,
         n_samples=d.n_samples, steps_per_epoch=spe, sampling="shuffle", moments="data", coupled=bool(cross),
