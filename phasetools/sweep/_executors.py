@@ -21,9 +21,9 @@ import uuid
 
 import numpy as np
 
-__all__ = ["run_task", "make_executor", "DASK_INSTALL_HINT"]
+from .._dask import DASK_INSTALL_HINT, DaskConnectError, connect
 
-DASK_INSTALL_HINT = 'pip install "phasetools[dask]"'
+__all__ = ["run_task", "make_executor", "DASK_INSTALL_HINT"]
 
 
 def run_task(fn, params, seed, index):
@@ -152,30 +152,12 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, scheduler: str | None, n_workers: int, connect_timeout: float):
-        try:
-            import distributed
-        except ImportError:
-            raise ImportError(f'executor="dask" needs dask.distributed, which is not installed: '
-                              f'{DASK_INSTALL_HINT}') from None
-        self._distributed = distributed
-        self._cluster = None
-        if scheduler is not None:
-            try:
-                self._client = distributed.Client(scheduler, timeout=connect_timeout, set_as_default=False)
-            except (OSError, ValueError, TypeError, TimeoutError) as exc:
-                from ._store import SweepError
+        try:   # the client and its errors are shared with phasetools.rare (phasetools/_dask.py)
+            self._client, self._cluster = connect(scheduler, n_workers, connect_timeout)
+        except DaskConnectError as exc:
+            from ._store import SweepError
 
-                raise SweepError(
-                    f"cannot connect to the Dask scheduler at {scheduler!r} within {connect_timeout:g} s: "
-                    f"{exc}. Check the address (tcp://HOST:PORT) and that the scheduler is running and "
-                    "reachable") from None
-        else:
-            import logging
-
-            self._cluster = distributed.LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.ERROR)
-            self._client = distributed.Client(self._cluster, set_as_default=False)
+            raise SweepError(str(exc)) from None
         threads = sum(self._client.nthreads().values()) or n_workers
         self.window = max(4, 2 * threads)
         self._run = uuid.uuid4().hex[:12]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._dask import check_scheduler
 from .._progress import progress as _progress
 from .._validation import check_choice
 from ..io import CorruptFileError, StoreError, marker_set, open_results, read_result_group
@@ -135,12 +136,7 @@ def _check_picklable(fn, executor):
 def _check_executor(executor, scheduler, dask_workers):
     if executor is not None:
         check_choice(executor, "executor", EXECUTORS)
-    if scheduler is not None and dask_workers is not None:
-        raise ValueError("give either scheduler= (connect to a running Dask cluster) or dask_workers= "
-                         "(start a local one), not both")
-    if scheduler is not None and not isinstance(scheduler, str):
-        raise ValueError(f"scheduler must be the address of a Dask scheduler as a string, e.g. "
-                         f"'tcp://HOST:8786', got {scheduler!r}")
+    check_scheduler(scheduler, dask_workers)   # shared with phasetools.rare
     if (scheduler is not None or dask_workers is not None) and executor not in (None, "dask"):
         raise ValueError(f"scheduler= and dask_workers= apply to executor='dask', not executor={executor!r}")
 
