@@ -13,8 +13,11 @@ or the trapped start (``fwd``) of ``escape_problem("chain", ...)`` to its stop l
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
+from .._dask import DASK_INSTALL_HINT, connect
 from ._args import command_group, count, values
 
 
@@ -63,6 +66,11 @@ def add_parser(sub):
     p.add_argument("--keep-paths", action="store_true", help="keep the reactive trajectories in the result")
     p.add_argument("--n-workers", type=count("n_workers", minimum=1), default=1,
                    help="processes for the AMS runs (default 1; same result for any number)")
+    d = p.add_mutually_exclusive_group()
+    d.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the AMS runs on the Dask scheduler at tcp://HOST:PORT (same result as locally)")
+    d.add_argument("--dask-workers", type=count("dask_workers", minimum=1), default=None,
+                   help="start a local Dask cluster with N worker processes for the AMS runs")
     p.set_defaults(handler=_escape)
     _add_train(rsub)
     return rare
@@ -171,21 +179,50 @@ def _escape(args):
     problem = escape_problem(args.model, direction=args.direction, **kw)
     opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
                       n_rounds=args.n_rounds, keep_paths=args.keep_paths)
+    temperatures = _temperatures(args, problem.barrier)
     results, names = [], []
-    for T in _temperatures(args, problem.barrier):
-        res = escape_time(problem, temperature=T, dt=args.dt, options=opts, rng=args.seed, n_threads=args.n_threads,
-                          progress=not args.quiet, start=args.start, level=args.level, n_workers=args.n_workers)
-        results.append(res)
-        if args.out:
-            from ..io import save
+    with _dask_scheduler(args) as scheduler:
+        for T in temperatures:
+            res = escape_time(problem, temperature=T, dt=args.dt, options=opts, rng=args.seed,
+                              n_threads=args.n_threads, progress=not args.quiet, start=args.start, level=args.level,
+                              n_workers=args.n_workers, scheduler=scheduler)
+            results.append(res)
+            if args.out:
+                from ..io import save
 
-            names.append(save(res, args.out, command=args.command_line))
+                names.append(save(res, args.out, command=args.command_line))
     if args.plot:
         _plot(results, problem.barrier, args.plot)
         from ..rare import level_figure
 
         level_figure(min(results, key=lambda r: r.temperature), f"{args.plot}_levels.png")
     _print(results, problem.barrier, names, args)
+
+
+@contextlib.contextmanager
+def _dask_scheduler(args):
+    """The Dask scheduler address for the AMS runs: ``--scheduler``, or a LocalCluster of
+    ``--dask-workers`` started once for every temperature (and closed after); None: no Dask."""
+    if args.scheduler is None and args.dask_workers is None:
+        yield None
+        return
+    if args.n_workers > 1:
+        raise ValueError(f"--n-workers {args.n_workers} (a local process pool) and --scheduler/--dask-workers (a Dask "
+                         "cluster) exclude each other: give one")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ValueError(f"--scheduler and --dask-workers need dask.distributed, which is not installed: "
+                         f"{DASK_INSTALL_HINT}") from None
+    if args.scheduler is not None:
+        yield args.scheduler
+        return
+    client, cluster = connect(None, args.dask_workers, 5.0, what="--dask-workers")
+    try:
+        client.close()
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
 
 
 def _print(results, barrier, names, args):

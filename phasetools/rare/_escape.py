@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
+from .._dask import check_scheduler, connect
 from .._progress import progress as _progress
 from .._rng import seed_sequence, seeds_record
 from .._validation import as_float_array, check_choice, check_int, check_positive
@@ -251,7 +253,7 @@ class AMSEscape(Result):
 
 def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, level=None, temperature=None,
                noise=None, dt, options=None, rng=None, n_threads=None, progress=False, theory_tau=None,
-               n_workers=1) -> AMSEscape:
+               n_workers=1, scheduler=None, dask_workers=None, connect_timeout=5.0) -> AMSEscape:
     """Mean escape time from ``x0`` to ``order = target`` by adaptive multilevel splitting.
 
     The reaction coordinate is the potential's order parameter. The method and its
@@ -290,6 +292,16 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     n_workers : int >= 1, default 1
         Processes for the AMS runs (a pool of spawned processes, each compiling the engine
         once); the same ``rng`` gives the same result for any ``n_workers``.
+    scheduler : str, optional
+        Address ``"tcp://HOST:PORT"`` of a running Dask scheduler: the AMS runs are split
+        over its workers' threads (each worker process compiles the engine once). The same
+        ``rng`` gives the same result on any cluster. Needs ``pip install "phasetools[dask]"``.
+    dask_workers : int >= 1, optional
+        Instead of ``scheduler``: start a Dask LocalCluster of this many single-threaded
+        worker processes on this machine for the runs (closed at the end).
+    connect_timeout : float > 0, default 5.0
+        Seconds to wait for ``scheduler``; unreachable or malformed: a ``ValueError``
+        (``phasetools._dask.DaskConnectError``) naming the address, before any work.
 
     Returns
     -------
@@ -303,15 +315,16 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     sign = 1.0 if direction == "up" else -1.0
     x0 = as_float_array(x0, "x0").reshape(-1)
     dt = float(check_positive(dt, "dt"))
-    # validates the potential, noise and dt (stability at x0) with the engine's own checks
-    simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=1, max_steps=1, rng=0)
-    engine = LangevinEngine(potential, sign, temperature=temperature, noise=noise, dt=dt, n_threads=n_threads)
-    b = sign * float(as_float_array(target, "target"))
-    if float(engine.coordinate(x0[None, :])[0]) >= b:
-        raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
-    root = seed_sequence(rng)
-    n_workers = check_int(n_workers, "n_workers", minimum=1)
-    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, n_workers)
+    where = _executor(n_workers, scheduler, dask_workers, connect_timeout)
+    with _runner(where) as runner:   # connect (or start the cluster) before any work: a bad address fails fast
+        # validates the potential, noise and dt (stability at x0) with the engine's own checks
+        simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=1, max_steps=1, rng=0)
+        engine = LangevinEngine(potential, sign, temperature=temperature, noise=noise, dt=dt, n_threads=n_threads)
+        b = sign * float(as_float_array(target, "target"))
+        if float(engine.coordinate(x0[None, :])[0]) >= b:
+            raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
+        root = seed_sequence(rng)
+        a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, runner)
     return AMSEscape(
         potential=potential.name, potential_config=to_jsonable(potential.config()), convention=potential.convention,
         order=str(potential.order), direction=direction, temperature=None if temperature is None else float(temperature),
@@ -321,8 +334,11 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
         stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads, **extra})
 
 
-def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, n_workers=1):
-    """Levels, loops and the AMS runs over ``engine``; ``(start, level, estimates, cost, stats)``."""
+def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, runner=None):
+    """Levels, loops and the AMS runs over ``engine``; ``(start, level, estimates, cost, stats)``.
+
+    ``runner`` (from :func:`_runner`) runs the AMS stage; default in this process."""
+    runner = _Runner(_Executor()) if runner is None else runner
     s_levels, s_loops, s_streams, *s_runs = root.spawn(3 + opts.n_runs)
     a, sig, cost_levels = _levels(engine, x0, start, level, sign, b, opts, s_levels)
     if opts.n_walkers * opts.n_rounds < opts.n_runs:
@@ -332,7 +348,7 @@ def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, n_wor
     kw = dict(start=a, target=b, n_replicas=opts.n_replicas, n_kill=opts.n_kill, n_runs=opts.n_runs,
               max_steps=opts.max_steps, chunk=opts.chunk, run_seeds=s_runs, stream_entropy=_entropy(s_streams),
               keep_paths=opts.keep_paths)
-    ams = run_batches(engine, lp["entrance"], kw, n_workers=n_workers, progress=progress)
+    ams = runner(engine, lp["entrance"], kw, progress)
     est, dof = _estimate(lp, ams, dt, opts.confidence, opts.n_replicas)
     est.update(n_loops=int(lp["down"].size + lp["n_success"]), n_loop_successes=int(lp["n_success"]))
     est.update(_level_fields(ams))
@@ -341,7 +357,7 @@ def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, n_wor
     cost = {"levels": cost_levels, "loops": lp["cost"], "ams": ams["cost"]}
     cost["total"] = sum(cost.values())
     extra = {"n_censored": int(np.sum(ams["n_censored"])), "p_loops": _p_loops(lp), "tau_dof": dof,
-             "n_workers": int(n_workers)}
+             **runner.stats()}
     return a, sig, est, cost, extra
 
 
@@ -362,8 +378,76 @@ def _batch_part(engine, entrance, kw, run_indices):
     return ams_batch(engine, entrance, **kw, run_indices=run_indices)
 
 
-def run_batches(engine, entrance, kw, *, n_workers=1, progress=False):
-    """The AMS runs of :func:`~phasetools.rare._ams.ams_batch`, here or on a pool of processes.
+@dataclass(frozen=True)
+class _Executor:
+    """Where the AMS runs go: this process, a process pool (``n_workers``) or a Dask cluster."""
+
+    n_workers: int = 1
+    scheduler: str | None = None
+    dask_workers: int | None = None
+    connect_timeout: float = 5.0
+
+    @property
+    def kind(self):
+        if self.scheduler is not None or self.dask_workers is not None:
+            return "dask"
+        return "process" if self.n_workers > 1 else "inline"
+
+
+def _executor(n_workers, scheduler, dask_workers, connect_timeout):
+    """The checked :class:`_Executor` of ``ams_escape``'s arguments."""
+    n_workers = check_int(n_workers, "n_workers", minimum=1)
+    if dask_workers is not None:
+        dask_workers = check_int(dask_workers, "dask_workers", minimum=1)
+    check_scheduler(scheduler, dask_workers)
+    if n_workers > 1 and (scheduler is not None or dask_workers is not None):
+        raise ValueError(f"n_workers = {n_workers} (a local process pool) and scheduler=/dask_workers= (a Dask "
+                         "cluster) exclude each other: give one")
+    connect_timeout = float(check_positive(connect_timeout, "connect_timeout"))
+    return _Executor(n_workers, scheduler, dask_workers, connect_timeout)
+
+
+class _Runner:
+    """Runs the AMS stage (:func:`run_batches`) on an open Dask client, or locally."""
+
+    def __init__(self, where, client=None):
+        self.where, self.client = where, client
+
+    def __call__(self, engine, entrance, kw, progress):
+        return run_batches(engine, entrance, kw, n_workers=self.where.n_workers, client=self.client,
+                           progress=progress)
+
+    def stats(self):
+        out = {"n_workers": int(self.where.n_workers), "executor": self.where.kind}
+        if self.client is not None:
+            out.update(scheduler=self.where.scheduler, dask_threads=_dask_threads(self.client))
+        return out
+
+
+@contextlib.contextmanager
+def _runner(where):
+    """A :class:`_Runner` for ``where``, with its Dask client connected (and closed after)."""
+    if where.kind != "dask":
+        yield _Runner(where)
+        return
+    client, cluster = connect(where.scheduler, where.dask_workers or 1, where.connect_timeout,
+                              what="scheduler= / dask_workers=")
+    try:
+        yield _Runner(where, client)
+    finally:
+        try:
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def _dask_threads(client):
+    return int(sum(client.nthreads().values()))
+
+
+def run_batches(engine, entrance, kw, *, n_workers=1, client=None, progress=False):
+    """The AMS runs of :func:`~phasetools.rare._ams.ams_batch`: here, on a process pool or on Dask.
 
     Parameters
     ----------
@@ -377,6 +461,8 @@ def run_batches(engine, entrance, kw, *, n_workers=1, progress=False):
         1: in this process; more: the runs split into ``n_workers`` contiguous shares on a
         pool of spawned processes (each run depends only on its seed, block and stream
         indices, so the result does not depend on the split).
+    client : distributed.Client, optional
+        Run the shares on this Dask cluster instead (one share per worker thread).
     progress : bool
         Show a bar over the runs.
 
@@ -388,6 +474,8 @@ def run_batches(engine, entrance, kw, *, n_workers=1, progress=False):
     n_runs = kw["n_runs"]
     bar = _progress(total=n_runs, desc="AMS runs", quiet=not progress)
     try:
+        if client is not None:
+            return _on_dask(client, engine, entrance, kw, bar)
         if n_workers <= 1:
             seen = [0]
 
@@ -399,7 +487,7 @@ def run_batches(engine, entrance, kw, *, n_workers=1, progress=False):
         import concurrent.futures as cf
         import multiprocessing
 
-        shares = [s.tolist() for s in np.array_split(np.arange(n_runs), min(n_workers, n_runs))]
+        shares = _shares(n_runs, n_workers)
         with cf.ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_batch_part, engine, entrance, kw, share) for share in shares]
             for fut in cf.as_completed(futures):
@@ -409,16 +497,38 @@ def run_batches(engine, entrance, kw, *, n_workers=1, progress=False):
         bar.close()
 
 
+def _shares(n_runs, n_parts):
+    """Contiguous shares of the run indices (any split gives the same runs)."""
+    return [s.tolist() for s in np.array_split(np.arange(n_runs), max(1, min(n_parts, n_runs)))]
+
+
+def _on_dask(client, engine, entrance, kw, bar):
+    """The shares of the runs as tasks of a Dask cluster; a task's error is raised here."""
+    from distributed import as_completed
+
+    shares = _shares(kw["n_runs"], _dask_threads(client))
+    futures = [client.submit(_batch_part, engine, entrance, kw, share, pure=False) for share in shares]
+    try:
+        for fut in as_completed(futures, loop=client.loop):   # the client is not the session's default
+            bar.update(len(shares[futures.index(fut)]))
+        return merge_batches(client.gather(futures))
+    finally:
+        client.cancel(futures)
+
+
 def escape_time(problem: EscapeProblem, *, temperature=None, noise=None, dt, options=None, rng=None,
-                n_threads=None, progress=False, start=None, level=None, n_workers=1) -> AMSEscape:
+                n_threads=None, progress=False, start=None, level=None, n_workers=1, scheduler=None,
+                dask_workers=None, connect_timeout=5.0) -> AMSEscape:
     """:func:`ams_escape` for an :func:`phasetools.langevin.escape_problem`: its start, stop and theory.
 
     Parameters
     ----------
     problem : phasetools.langevin.EscapeProblem
         The problem (its ``x0``, its stop's level, direction and order parameter).
-    temperature, noise, dt, options, rng, n_threads, progress, start, level, n_workers
+    temperature, noise, dt, options, rng, n_threads, progress, start, level
         As for :func:`ams_escape`.
+    n_workers, scheduler, dask_workers, connect_timeout
+        Where the AMS runs go, as for :func:`ams_escape` (a process pool or a Dask cluster).
 
     Returns
     -------
@@ -434,7 +544,8 @@ def escape_time(problem: EscapeProblem, *, temperature=None, noise=None, dt, opt
     theory = problem.theory_tau(temperature) if temperature is not None else None
     return ams_escape(pot, problem.x0, target=problem.stop.level, direction=problem.stop.direction, start=start,
                       level=level, temperature=temperature, noise=noise, dt=dt, options=options, rng=rng,
-                      n_threads=n_threads, progress=progress, theory_tau=theory, n_workers=n_workers)
+                      n_threads=n_threads, progress=progress, theory_tau=theory, n_workers=n_workers,
+                      scheduler=scheduler, dask_workers=dask_workers, connect_timeout=connect_timeout)
 
 
 def _entropy(seq):
@@ -583,6 +694,8 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         raise ValueError(f"options must be an AMSOptions, got {type(opts).__name__}")
     check_choice(direction, "direction", ("up", "down"))
     init = [np.asarray(w, dtype=float) for w in init]
+    name, order, sign, b, score = training_coordinate(coordinate, direction=direction, init=init, data=data,
+                                                      target=float(as_float_array(target, "target")))
     engine = TrainingEngine(data, n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
                             batch_size=batch_size, sampling=check_choice(sampling, "sampling", ("replacement",
                                                                                                  "shuffle")),
@@ -606,5 +719,3 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         cost=cost, theory_tau=None, seeds=seeds_record(root),
         stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads, "n_train_calls": engine.n_calls,
                **extra})
-    name, order, sign, b, score = training_coordinate(coordinate, direction=direction, init=init, data=data,
-                                                      target=float(as_float_array(target, "target")))
