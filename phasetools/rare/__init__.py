@@ -12,7 +12,8 @@
         tau_lower, tau_upper (from the spread of independent runs), t_first, t_loop,
         t_reactive, n_iterations, cost (trajectory-steps); level_curve() (P(reach a level));
         reactive() (the reactive trajectories, with AMSOptions(keep_paths=True))
-    n_workers= (ams_escape, escape_time): the runs on a process pool, same result for any count
+    n_workers= (ams_escape, escape_time): the runs on a process pool; scheduler= / dask_workers=: on a
+        Dask cluster; the same result for any count or cluster
     level_figure(res, path): the AMS levels over the iterations and P(reach level)
     TrainingEngine, excursions: the SGD trainer as a splitting engine, and brute-force
         excursions of any engine between two levels (e.g. brute-force SGD escape times)
