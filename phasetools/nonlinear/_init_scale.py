@@ -9,17 +9,17 @@ import numpy as np
 
 from .._rng import entropy_of
 from .._validation import as_float_array
-from ..results import Result, register
+from ..results import register
 from ._model import MLP
 from ._tasks import Task
-from ._train import Optimizer, train
+from ._train import Optimizer, _network_fields, _NetworkResult, _provenance, train
 
 __all__ = ["NonlinearInitScale", "init_scale_sweep"]
 
 
 @register
 @dataclass(frozen=True, eq=False, repr=False)
-class NonlinearInitScale(Result):
+class NonlinearInitScale(_NetworkResult):
     """Grokking curves of the same configuration at several initial scales (``train(init_scale=)``).
 
     Curves have shape ``(n_scales, n_seeds, n_logs)`` at ``log_epochs``; ``fit_epoch`` and
@@ -43,11 +43,6 @@ class NonlinearInitScale(Result):
         First logged epochs at or above ``threshold`` (NaN: not reached).
     """
 
-    task: str
-    task_config: dict
-    dims: tuple
-    activation: str
-    loss: str
     optimizer: str
     lr: float
     weight_decay: float
@@ -132,7 +127,6 @@ def init_scale_sweep(task: Task, model: MLP, optimizer: Optimizer, init_scales, 
     curves = {m: np.stack([getattr(r, m) for r in runs]) for m in ("train_acc", "test_acc", "train_loss", "test_loss",
                                                                     "weight_norm", "fit_epoch",
                                                                     "generalisation_epoch")}
-    return NonlinearInitScale(task.name, dict(task.config), tuple(model.dims), model.activation, model.loss,
-                              optimizer.kind, optimizer.lr, optimizer.weight_decay, r0.epochs, r0.batch_size,
-                              sampling, r0.n_seeds, dtype, r0.threshold, scales, r0.log_epochs, **curves,
-                              seeds=(int(entropy),), stats={"wall_time": time.perf_counter() - t0})
+    return NonlinearInitScale(*_network_fields(task, model), optimizer.kind, optimizer.lr, optimizer.weight_decay,
+                              r0.epochs, r0.batch_size, sampling, r0.n_seeds, dtype, r0.threshold, scales,
+                              r0.log_epochs, **curves, **_provenance(entropy, t0))

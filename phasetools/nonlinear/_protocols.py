@@ -18,11 +18,11 @@ import numpy as np
 
 from .._rng import entropy_of
 from .._validation import as_float_array, check_choice, check_int, check_scalar
-from ..results import Result, register
+from ..results import register
 from ..stats import arrhenius_fit, exponential_mle
 from ._model import MLP
 from ._tasks import Task
-from ._train import NonlinearRun, Optimizer, sgd, train
+from ._train import NonlinearRun, Optimizer, _network_fields, _NetworkResult, _provenance, sgd, train
 
 __all__ = ["NonlinearSweep", "weight_decay_sweep", "NonlinearEscape", "escape_sweep", "fit_escape_laws", "X_LAWS",
            "escape_abscissa"]
@@ -39,18 +39,13 @@ def _step_rng(entropy, k):
 
 @register
 @dataclass(frozen=True, eq=False, repr=False)
-class NonlinearSweep(Result):
+class NonlinearSweep(_NetworkResult):
     """Final metrics after each weight decay of an increasing and a decreasing warm-started sweep.
 
     Metric arrays have shape ``(2, n_weight_decays, n_seeds)``: direction (0 up, 1 down)
     and the weight decays in increasing order (``weight_decays``), whatever the order visited.
     """
 
-    task: str
-    task_config: dict
-    dims: tuple
-    activation: str
-    loss: str
     optimizer: str
     lr: float
     adam_b1: float
@@ -134,15 +129,14 @@ def weight_decay_sweep(task: Task, model: MLP, optimizer: Optimizer, weight_deca
             k += 1
             if progress is not None:
                 progress(k, 2 * wds.size)
-    return NonlinearSweep(task.name, dict(task.config), tuple(model.dims), model.activation, model.loss,
-                          optimizer.kind, optimizer.lr, optimizer.adam_b1, optimizer.adam_b2, optimizer.adam_eps, wds,
-                          epochs_per_step, init.batch_size, sampling, n_seeds, dtype, float(init_scale),
-                          **out, seeds=(int(entropy),), stats={"wall_time": time.perf_counter() - t0})
+    return NonlinearSweep(*_network_fields(task, model), optimizer.kind, optimizer.lr, optimizer.adam_b1,
+                          optimizer.adam_b2, optimizer.adam_eps, wds, epochs_per_step, init.batch_size, sampling,
+                          n_seeds, dtype, float(init_scale), **out, **_provenance(entropy, t0))
 
 
 @register
 @dataclass(frozen=True, eq=False, repr=False)
-class NonlinearEscape(Result):
+class NonlinearEscape(_NetworkResult):
     """Escape of a memorising state at ``release_weight_decay`` over points ``(batch_size, lr, label_noise, temperature)``.
 
     ``escape_epochs[i, s]``: the first logged release epoch at which seed ``s`` at point ``i``
@@ -163,11 +157,6 @@ class NonlinearEscape(Result):
     ``reference_escape_time`` in ``lr * steps`` (the budget where ``reference_censored``).
     """
 
-    task: str
-    task_config: dict
-    dims: tuple
-    activation: str
-    loss: str
     prepare_optimizer: str
     prepare_lr: float
     prepare_weight_decay: float
@@ -427,7 +416,7 @@ def escape_sweep(task: Task, model: MLP, *, prepare: Optimizer, prepare_epochs: 
         if progress is not None:
             progress(i + 1, B.size)
     return _escape_result(task, model, prepare, prep, lam, release_epochs, sampling, (B, L, N, T, x_law), S, dtype,
-                          threshold, log_every, times, cens, entropy, time.perf_counter() - t0,
+                          threshold, log_every, times, cens, entropy, t0,
                           (float(L[0]), ref_time, ref_cens))
 
 
@@ -447,7 +436,7 @@ def _reference(task, model, prep, lam, lr, steps, log_every, dtype, threshold, e
 
 
 def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs, sampling, points, S, dtype,
-                   threshold, log_every, times, cens, entropy, wall, reference):
+                   threshold, log_every, times, cens, entropy, t0, reference):
     B, L, N, T, x_law = points
     n = task.n_train
     tau, se, lower, n_esc = (np.full(B.size, np.nan) for _ in range(4))
@@ -469,10 +458,9 @@ def _escape_result(task, model, prepare, prep: NonlinearRun, lam, release_epochs
                            time_unit="lr*steps")
         assert np.isclose(af.slope, laws["arrhenius_slope"], rtol=1e-6, atol=1e-12)
     return NonlinearEscape(
-        task.name, dict(task.config), tuple(model.dims), model.activation, model.loss, prepare.kind, prepare.lr,
-        prepare.weight_decay, prep.epochs, lam, release_epochs, sampling, B, L, S, dtype, float(threshold), log_every,
+        *_network_fields(task, model), prepare.kind, prepare.lr, prepare.weight_decay, prep.epochs, lam,
+        release_epochs, sampling, B, L, S, dtype, float(threshold), log_every,
         prep.train_acc[:, -1], prep.test_acc[:, -1], times, cens, n_esc.astype(np.int64), tau, se, lower, tau_time,
         tau_time_se, **laws, steps_per_epoch=np.broadcast_to(steps_per_epoch, B.shape).astype(np.int64),
         reference_lr=reference[0], reference_escape_time=reference[1],
-        reference_censored=reference[2], label_noise=N, temperature=T, x_law=x_law, seeds=(int(entropy),),
-        stats={"wall_time": wall})
+        reference_censored=reference[2], label_noise=N, temperature=T, x_law=x_law, **_provenance(entropy, t0))

@@ -125,9 +125,68 @@ def adamw(lr: float = 1e-2, weight_decay: float = 1.0, *, adam_b1: float = 0.9, 
     return Optimizer("adamw", lr, weight_decay, adam_b1, adam_b2, adam_eps)
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class _NetworkResult(Result):
+    """The fields every nonlinear result starts with: the data and the network.
+
+    Parameters
+    ----------
+    task : str
+        The task's name (``Task.name``).
+    task_config : dict
+        The task's settings (``Task.config``: :func:`task_from_config` rebuilds it).
+    dims, activation, loss
+        The network (``MLP.dims``, ``MLP.activation``, ``MLP.loss``).
+    """
+
+    task: str
+    task_config: dict
+    dims: tuple
+    activation: str
+    loss: str
+
+
+def _network_fields(task: Task, model: MLP) -> tuple:
+    """The values of :class:`_NetworkResult`'s fields for a task and a network, in field order.
+
+    Parameters
+    ----------
+    task : Task
+        The data.
+    model : MLP
+        The network.
+
+    Returns
+    -------
+    tuple
+        ``(task.name, task.config, dims, activation, loss)``.
+    """
+    return task.name, dict(task.config), tuple(model.dims), model.activation, model.loss
+
+
+def _provenance(entropy: int, t0: float, **stats) -> dict:
+    """The ``seeds`` and ``stats`` keywords of a nonlinear result.
+
+    Parameters
+    ----------
+    entropy : int
+        The root entropy of the call's streams.
+    t0 : float
+        ``time.perf_counter()`` when the call started.
+    **stats
+        More entries of ``stats``.
+
+    Returns
+    -------
+    dict
+        ``{"seeds": (entropy,), "stats": {"wall_time": seconds since t0, **stats}}``.
+    """
+    return {"seeds": (int(entropy),), "stats": {"wall_time": time.perf_counter() - t0, **stats}}
+
+
 @register
 @dataclass(frozen=True, eq=False, repr=False)
-class NonlinearRun(Result):
+class NonlinearRun(_NetworkResult):
     """Training curves and final weights of ``n_seeds`` runs of one nonlinear configuration.
 
     Curves have shape ``(n_seeds, n_logs)`` at ``log_epochs`` (epoch 0 is the start).
@@ -138,11 +197,6 @@ class NonlinearRun(Result):
     optional noise of :func:`train` (0: none; files written before they existed read as 0).
     """
 
-    task: str
-    task_config: dict
-    dims: tuple
-    activation: str
-    loss: str
     optimizer: str
     lr: float
     weight_decay: float
@@ -482,12 +536,11 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
     fit = _first_epoch(curves["train_acc"], log_epochs, threshold)
     gen = _first_epoch(curves["test_acc"], log_epochs, threshold)
     return NonlinearRun(
-        task.name, dict(task.config), tuple(model.dims), model.activation, model.loss, optimizer.kind, optimizer.lr,
+        *_network_fields(task, model), optimizer.kind, optimizer.lr,
         optimizer.weight_decay, optimizer.adam_b1, optimizer.adam_b2, optimizer.adam_eps, epochs, B, sampling, S,
         seed_offset, dtype, init_scale, log_every, threshold, log_epochs, curves["train_loss"], curves["test_loss"],
         curves["train_acc"], curves["test_acc"], curves["weight_norm"], curves["fourier_ipr"], fit, gen, status,
-        th, noise[0], noise[1], seeds=(int(entropy),),
-        stats={"wall_time": time.perf_counter() - t0, "steps_per_epoch": _steps(task.n_train, B, sampling)})
+        th, noise[0], noise[1], **_provenance(entropy, t0, steps_per_epoch=_steps(task.n_train, B, sampling)))
 
 
 def _check_noise(model, label_noise, temperature):
