@@ -14,6 +14,8 @@ or the trapped start (``fwd``) of ``escape_problem("chain", ...)`` to its stop l
 from __future__ import annotations
 
 import contextlib
+import sys
+import warnings
 
 import numpy as np
 
@@ -183,9 +185,13 @@ def _escape(args):
     results, names = [], []
     with _dask_scheduler(args) as scheduler:
         for T in temperatures:
-            res = escape_time(problem, temperature=T, dt=args.dt, options=opts, rng=args.seed,
-                              n_threads=args.n_threads, progress=not args.quiet, start=args.start, level=args.level,
-                              n_workers=args.n_workers, scheduler=scheduler)
+            with warnings.catch_warnings(record=True) as caught:   # shown as one line each, below
+                warnings.simplefilter("always", RuntimeWarning)
+                res = escape_time(problem, temperature=T, dt=args.dt, options=opts, rng=args.seed,
+                                  n_threads=args.n_threads, progress=not args.quiet, start=args.start,
+                                  level=args.level, n_workers=args.n_workers, scheduler=scheduler)
+            for w in caught:
+                print(f"phasetools: warning: dU/T = {problem.barrier / T:.3g}: {w.message}", file=sys.stderr)
             results.append(res)
             if args.out:
                 from ..io import save
