@@ -139,8 +139,10 @@ def _optimizer(p, *, weight_decay=True):
 
 
 def _task_model(args):
+    """The task and network the flags name (after refusing contradictory sampling flags)."""
     from .. import nonlinear as nl
 
+    _check_batch_size(args)
     return nl.build_task_and_model(task=args.task, model=args.model, p=args.p, train_fraction=args.train_fraction,
                                    n_train=args.n_train, data_seed=args.data_seed, width=args.width)
 
@@ -171,7 +173,6 @@ def _emit(result, summary, lines, args):
 def _grok(args):
     from .. import nonlinear as nl
 
-    _check_batch_size(args)
     task, model = _task_model(args)
     _check_label_noise(model, [args.label_noise])
     run = nl.train(task, model, _opt(args, one_value(args.weight_decay, name="weight_decay")), epochs=args.epochs,
@@ -193,7 +194,6 @@ def _grok(args):
 def _sweep(args):
     from .. import nonlinear as nl
 
-    _check_batch_size(args)
     task, model = _task_model(args)
     wds = values(args.weight_decay, name="weight_decay")
     sw = nl.weight_decay_sweep(task, model, _opt(args, 0.0), wds, epochs_per_step=args.epochs_per_step,
@@ -213,7 +213,6 @@ def _escape(args):
     lrs, noise, temps = (values(args.lr, name="lr"), values(args.label_noise, name="label_noise"),
                          values(args.temperature, name="temperature"))
     _check_x_law(args.x_law, noise, temps)
-    _check_batch_size(args)
     task, model = _task_model(args)
     _check_label_noise(model, noise)
     esc = nl.escape_sweep(task, model, prepare=nl.adamw(args.prepare_lr, args.prepare_weight_decay),
@@ -241,7 +240,6 @@ def _escape(args):
 def _init_scale(args):
     from .. import nonlinear as nl
 
-    _check_batch_size(args)
     task, model = _task_model(args)
     res = nl.init_scale_sweep(task, model, _opt(args, one_value(args.weight_decay, name="weight_decay")),
                               values(args.init_scales, name="init_scales"), epochs=args.epochs,
