@@ -486,7 +486,10 @@ def train(task: Task, model: MLP, optimizer: Optimizer, *, epochs: int, batch_si
     init_scale : float > 0
         Multiplies the initial weights (Omnigrok's control), also a given ``init``.
     init : NonlinearRun or array, optional
-        Start from these weights (a warm start; optimiser state starts at zero).
+        Start from these weights (a warm start; optimiser state starts at zero). When they
+        are the final weights of the latest run on this task (same model and dtype), epoch
+        0 is logged from that run's last evaluation instead of evaluating again (the same
+        numbers; what makes one ``train`` call per epoch cheap).
     log_every : int >= 1
         Epochs between logged points (epoch 0 and the last epoch are always logged).
     threshold : float in (0, 1]
