@@ -145,9 +145,9 @@ def test_structured_step_covariance_is_the_training_sets_per_sample_covariance()
 
 def test_one_mode_chain_and_network_agree_to_rounding():
     """One scalar mode of a non-Gaussian draw: the chain on the generated kernel with
-    from_mode (effective Isserlis moments), the width-1 network on the structured kernel with
-    from_mode, and the same network with from_data (the data variant) give the same
-    trajectories on the same streams, up to rounding."""
+    from_mode (effective Isserlis moments) or from_data (its 1 x 1 tensor converted), the
+    width-1 network on the structured kernel with from_mode, and the same network with
+    from_data (the data variant) give the same trajectories on the same streams, up to rounding."""
     rng = np.random.default_rng(2)
     x = rng.laplace(scale=1 / np.sqrt(2), size=4000)
     y = 0.8 * x + 0.3 * rng.standard_t(5, size=4000)
@@ -161,7 +161,8 @@ def test_one_mode_chain_and_network_agree_to_rounding():
     nm = simulate(net, w0, noise=SGDNoise.from_mode(0.1, 4, mode), **kw)
     nd = simulate(net, w0, noise=full, **kw)
     assert nd.noise["moments"] == "data" and np.shape(nd.noise["fourth"]) == (2, 1, 2, 1)
-    for other in (nm, nd):
+    cd = simulate(chain(3, mode.c, 0.1, mode.a, convention="paper"), w0, noise=full, **kw)   # the tensor, converted
+    for other in (nm, nd, cd):
         assert np.array_equal(other.steps, ch.steps)
         np.testing.assert_allclose(other.final, ch.final, rtol=1e-9, atol=1e-12)
     g = simulate(net, w0, noise=SGDNoise.from_mode(0.1, 4, mode.gaussian()), **kw)
