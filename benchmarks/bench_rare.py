@@ -33,6 +33,7 @@ Run from the repository root::
     python benchmarks/bench_rare.py --quick    # dU/T = 10 and 20, smaller runs
     python benchmarks/bench_rare.py --ratios 20 --n-replicas 100 --n-kill 5   # other AMS settings
     python benchmarks/bench_rare.py --pytams --ratios 20 --rounds 2   # against pytams, about 10 min
+    python benchmarks/bench_rare.py --scheduler tcp://HOST:8786        # the AMS runs on a Dask cluster
 
 It prints a table (markdown); it is not a test.
 """
@@ -255,6 +256,9 @@ def main(argv=None):
     ap.add_argument("--n-walkers", type=int, default=200, help="loop walkers (10 loops each)")
     ap.add_argument("--n-threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the AMS runs on the Dask scheduler at tcp://HOST:PORT (the same estimate; the wall "
+                         "time is the cluster's)")
     ap.add_argument("--quick", action="store_true", help="dU/T 10 and 20, 50 replicas")
     ap.add_argument("--pytams", action="store_true", help="compare with pytams (interleaved rounds)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the pytams comparison")
@@ -280,7 +284,8 @@ def main(argv=None):
         escape_time(problem, temperature=T, dt=0.01, options=AMSOptions(n_replicas=4, n_runs=2, n_walkers=4,
                                                                          n_rounds=2), rng=0)   # warm-up
         t0 = time.perf_counter()
-        res = escape_time(problem, temperature=T, dt=0.01, options=opts, rng=args.seed, n_threads=args.n_threads)
+        res = escape_time(problem, temperature=T, dt=0.01, options=opts, rng=args.seed, n_threads=args.n_threads,
+                          scheduler=args.scheduler)
         wall = time.perf_counter() - t0
         rel = res.tau_stderr / res.tau
         scale = (rel / SE_TARGET) ** 2
