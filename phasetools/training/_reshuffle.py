@@ -20,6 +20,13 @@ of the trainer's seed ``s`` under the same ``rng``), and the escape is checked a
 every epoch, as the measurements log it. What it leaves out: the data's directions beyond the
 ``r`` modes (their residuals ``y - M x`` outside the modes' span) and the hidden directions
 beyond ``r``, both exactly idle in the aligned state.
+
+Cost. A step sums the batch's precomputed ``x x^T`` and ``y x^T`` (``2 B r^2`` additions) and
+forms the gradients from the layer products (``O(n r^3)``); the ``r``-loops are unrolled at
+compile time (one compiled kernel per ``r``, a hand-written one for ``r = 2``), and the
+permutation's xoshiro256** state stays in registers while it is shuffled: about 0.1 µs per step
+at ``r = 2``. The seeds run on ``n_threads`` threads and stop by a sequential rule (seeds in
+index order until enough have escaped); both leave the result independent of the thread count.
 """
 
 from __future__ import annotations
