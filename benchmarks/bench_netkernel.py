@@ -26,8 +26,17 @@
 
     python benchmarks/bench_netkernel.py            # about 15 minutes on 2 quiet cores
     python benchmarks/bench_netkernel.py --quick    # fewer steps and rounds; widths 2 and 10
+    python benchmarks/bench_netkernel.py --cold-rounds 3   # the paper network's cold first call only
 
-Options: ``--rounds N`` (default 5; quick 2), ``--skip-first-call``, ``--json PATH``.
+3. With ``--cold-rounds N``: the paper's network's first call on empty caches, with and without
+   the compile helper process (``PHASETOOLS_COMPILE_HELPER=0``), in ``N`` interleaved rounds;
+   wall time, CPU time of the call (this process plus the helper) and the load average.
+
+On empty caches the first call shares the compilation with a helper process
+(``phasetools._numba.compile_shared``); the CPU times printed include that process's.
+
+Options: ``--rounds N`` (default 5; quick 2), ``--skip-first-call``, ``--cold-rounds N`` (then
+only that table, unless ``--speed``), ``--json PATH``.
 Prints markdown tables. Not a test (no ``test_`` prefix).
 """
 
@@ -48,7 +57,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 FIRST_CALL = """
-import json, sys, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 c0 = time.process_time()
 import numpy as np
@@ -68,8 +77,10 @@ else:
 t1 = time.perf_counter()
 c1 = time.process_time()
 r = simulate(pot, x0, dt=0.01, n_traj=64, max_steps=2000, rng=1, **kw)
-out = {"import": t_import, "call": time.perf_counter() - t1, "call_cpu": time.process_time() - c1,
-       "total": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
+child = resource.getrusage(resource.RUSAGE_CHILDREN)   # the compile helper process (empty caches)
+child_cpu = child.ru_utime + child.ru_stime
+out = {"import": t_import, "call": time.perf_counter() - t1, "call_cpu": time.process_time() - c1 + child_cpu,
+       "helper_cpu": child_cpu, "total": time.perf_counter() - t0, "total_cpu": time.process_time() - c0 + child_cpu,
        **{k: r.stats[k] for k in ("compile_time", "setup_time", "wall_time")}}
 if case.get("others"):   # other widths, depths and data sets, same noise and scheme, after it
     extra = []
@@ -85,9 +96,11 @@ sys.stdout.write(json.dumps(out))
 """
 
 
-def first_call(case, cache):
-    """One fresh interpreter running ``case`` with its caches in the folder ``cache``."""
-    env = dict(os.environ, PHASETOOLS_CACHE_DIR=cache, NUMBA_CACHE_DIR=os.path.join(cache, "numba"))
+def first_call(case, cache, helper=True):
+    """One fresh interpreter running ``case`` with its caches in the folder ``cache`` (``helper``
+    False: no compile helper process, ``PHASETOOLS_COMPILE_HELPER=0``)."""
+    env = dict(os.environ, PHASETOOLS_CACHE_DIR=cache, NUMBA_CACHE_DIR=os.path.join(cache, "numba"),
+               PHASETOOLS_COMPILE_HELPER="1" if helper else "0")
     out = subprocess.run([sys.executable, "-c", FIRST_CALL, json.dumps(case)], env=env, capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout)
@@ -100,25 +113,52 @@ def first_call_table(widths):
             cold = first_call({"model": "escape", "width": w}, cache)
             warm = first_call({"model": "escape", "width": w}, cache)
         rows.append((w, cold, warm))
-    print("| width | weights | first call | compile | setup | kernel run | CPU of the call | filled cache: first call |")
+    print("| width | weights | first call | compile | setup | kernel run | CPU of the call (of it the helper) | "
+          "filled cache: first call |")
     print("|---|---|---|---|---|---|---|---|")
     for w, c, h in rows:
         print(f"| {w} | {2 * w + w * w} | {c['call']:.1f} s | {c['compile_time']:.1f} s | {c['setup_time']:.2f} s | "
-              f"{c['wall_time']:.3f} s | {c['call_cpu']:.1f} s | {h['call']:.2f} s |")
+              f"{c['wall_time']:.3f} s | {c['call_cpu']:.1f} s ({c['helper_cpu']:.1f} s) | {h['call']:.2f} s |")
     with tempfile.TemporaryDirectory() as cache:
         cold = first_call({"model": "paper", "others": True}, cache)
         warm = first_call({"model": "paper"}, cache)
     print()
     print("| paper's network, SGD-like noise | import | first call | compile | setup | kernel run | "
-          "import + call | CPU of the call | CPU of import + call |")
+          "import + call | CPU of the call (of it the helper) | CPU of import + call |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, c in (("empty caches", cold), ("filled caches", warm)):
         print(f"| {label} | {c['import']:.1f} s | {c['call']:.2f} s | {c['compile_time']:.2f} s | "
-              f"{c['setup_time']:.2f} s | {c['wall_time']:.3f} s | {c['total']:.1f} s | {c['call_cpu']:.1f} s | "
-              f"{c['total_cpu']:.1f} s |")
+              f"{c['setup_time']:.2f} s | {c['wall_time']:.3f} s | {c['total']:.1f} s | {c['call_cpu']:.1f} s "
+              f"({c['helper_cpu']:.1f} s) | {c['total_cpu']:.1f} s |")
     print(f"\nafter it, other widths/depths/data sets: compile_time {cold['others_compile']}, "
           f"worker signatures {cold['signatures']}")
     return {"widths": rows, "paper": {"cold": cold, "warm": warm}}
+
+
+def cold_rounds(rounds):
+    """The paper's network's first call on empty caches, with and without the compile helper
+    process, in interleaved rounds (the order alternates); wall, CPU (this process and the
+    helper) and the 1-minute load average before each call."""
+    res = {"helper": [], "no helper": []}
+    for r in range(rounds):
+        for helper in ((True, False) if r % 2 == 0 else (False, True)):
+            load = os.getloadavg()[0]
+            with tempfile.TemporaryDirectory() as cache:
+                c = first_call({"model": "paper"}, cache, helper=helper)
+            c["load"] = load
+            res["helper" if helper else "no helper"].append(c)
+            print(f"round {r + 1}, {'helper' if helper else 'no helper'}: call {c['call']:.1f} s wall, "
+                  f"{c['call_cpu']:.1f} s CPU (helper {c['helper_cpu']:.1f} s), load {load:.2f}", file=sys.stderr)
+    print("\n| paper's network, SGD-like, empty caches | first call wall (median) | per round | "
+          "CPU of the call (median; of it the helper) | load average (1 min) before each |")
+    print("|---|---|---|---|---|")
+    for k, cs in res.items():
+        walls = ", ".join(f"{c['call']:.1f}" for c in cs)
+        loads = ", ".join(f"{c['load']:.1f}" for c in cs)
+        print(f"| {k} | {np.median([c['call'] for c in cs]):.1f} s | {walls} | "
+              f"{np.median([c['call_cpu'] for c in cs]):.1f} s ({np.median([c['helper_cpu'] for c in cs]):.1f} s) | "
+              f"{loads} |")
+    return res
 
 
 # --- the numpy reference -------------------------------------------------------------------------
@@ -271,6 +311,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--skip-first-call", action="store_true")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--cold-rounds", type=int, default=0,
+                        help="interleaved rounds of the paper network's first call on empty caches, with and without "
+                             "the compile helper process (then only this table, unless --speed)")
+    parser.add_argument("--speed", action="store_true", help="with --cold-rounds: the speed table too")
     args = parser.parse_args(argv)
     out = {}
 
@@ -278,12 +322,17 @@ def main(argv=None):
         out.setdefault("load", {})[when] = os.getloadavg()
         print(f"\nload average {when}: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + "\n")
 
-    if not args.skip_first_call:
+    if args.cold_rounds:
+        load("before the cold rounds")
+        out["cold_rounds"] = cold_rounds(args.cold_rounds)
+        load("after the cold rounds")
+    if not args.skip_first_call and not args.cold_rounds:
         load("before the first-call table")
         out["first_call"] = first_call_table([2, 10] if args.quick else [2, 4, 6, 10])
         load("after the first-call table")
-    out["speed"] = speed_table(args.quick, args.rounds or (2 if args.quick else 5))
-    load("after the speed table")
+    if args.speed or not args.cold_rounds:
+        out["speed"] = speed_table(args.quick, args.rounds or (2 if args.quick else 5))
+        load("after the speed table")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1, default=str)

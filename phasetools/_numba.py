@@ -19,12 +19,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numba
 from numba.core import caching
 
-__all__ = ["jit", "pjit", "numba", "KERNEL_DEPENDENCIES", "dependency_hash"]
+__all__ = ["jit", "pjit", "numba", "KERNEL_DEPENDENCIES", "dependency_hash", "in_cache", "compile_shared",
+           "COMPILE_HELPER_ENV"]
 
 #: Modules (relative to the package folder) whose jitted functions are called by kernels
 #: of other modules, or whose settings shape every kernel: ``_numba.py`` (the options of
@@ -153,3 +158,119 @@ def pjit(func=None, **options):
     numba dispatcher, or a decorator when ``func`` is None
     """
     return jit(func, parallel=True, **options)
+
+
+# --- compiling on two cores ---------------------------------------------------------------------------
+# numba compiles in one thread (a process-wide lock), and a kernel made of many functions spends
+# most of its first call compiling its callees one after the other. They are independent, and
+# numba's disk cache is shared between processes: :func:`compile_shared` has a second process
+# compile part of them into the cache while this one compiles the rest, then this process loads
+# the other's share from the cache (a few ms each) and compiles the caller on top.
+
+#: environment variable: "0" makes :func:`compile_shared` compile everything in this process
+COMPILE_HELPER_ENV = "PHASETOOLS_COMPILE_HELPER"
+
+
+def in_cache(dispatcher, sig) -> bool:
+    """Whether numba's disk cache holds ``dispatcher``'s machine code for ``sig``.
+
+    Parameters
+    ----------
+    dispatcher : numba dispatcher
+        A function made by :func:`jit` (with ``cache=True``).
+    sig : tuple of numba types
+        The argument types.
+
+    Returns
+    -------
+    bool
+        True when the cache index has the entry, or when that cannot be told (numba's cache
+        internals differ: nothing is then done in parallel); False when it is missing.
+    """
+    try:
+        cache = dispatcher._cache
+        key = cache._index_key(tuple(sig), dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - unknown numba internals: behave as if cached
+        return True
+
+
+def _claim(folder, i) -> bool:
+    """Take job ``i`` (an atomic create of the file ``folder/i``): True if this process got it."""
+    try:
+        os.close(os.open(os.path.join(folder, str(i)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def compile_shared(jobs, *, timeout=600.0):
+    """Compile ``jobs`` into numba's disk cache on this process and one helper process.
+
+    This process takes the jobs from the front of the list, the helper from the back, each
+    claiming one job at a time (so the split follows the real cost), until they meet; then
+    this process waits for the helper and loads its share from the cache. Nothing is done
+    when fewer than two jobs are missing from the cache, on a one-core machine, or when
+    the environment variable :data:`COMPILE_HELPER_ENV` is ``"0"``; any job the helper did
+    not finish (it failed or was slow) is compiled here later, on the first call, as
+    without this function. The machine code is the same either way.
+
+    Parameters
+    ----------
+    jobs : list of (dispatcher, tuple of numba types)
+        Functions made by :func:`jit` and the argument types to compile. Put first what the
+        later jobs call (this process compiles it first, so the helper loads it instead of
+        compiling it again) and last the costly jobs that call nothing of the list.
+    timeout : float
+        Seconds to wait for the helper; it is killed after that.
+
+    Returns
+    -------
+    int
+        Jobs the helper took (0: no helper was started).
+    """
+    todo = [(d, tuple(s)) for d, s in jobs if s not in d.overloads and not in_cache(d, s)]
+    if len(todo) < 2 or (os.cpu_count() or 1) < 2 or os.environ.get(COMPILE_HELPER_ENV, "1") == "0":
+        return 0
+    names = [(d.py_func.__module__, d.py_func.__name__) for d, _ in todo]
+    with tempfile.TemporaryDirectory(prefix="phasetools-compile-") as folder:
+        payload = pickle.dumps((folder, [(mod, name, s) for (mod, name), (_, s) in zip(names, todo)]))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_PACKAGE.parent)] +
+                                                          [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        proc = subprocess.Popen([sys.executable, "-c", "from phasetools._numba import _helper_main; _helper_main()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            proc.stdin.write(payload)
+            proc.stdin.close()
+        except OSError:
+            pass
+        mine = 0
+        try:
+            for i, (d, s) in enumerate(todo):
+                if not _claim(folder, i):
+                    break
+                mine += 1
+                try:
+                    d.compile(s)
+                except Exception:  # noqa: BLE001 - the first call compiles it again and reports the error
+                    pass
+        finally:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return sum(os.path.exists(os.path.join(folder, str(i))) for i in range(len(todo))) - mine
+
+
+def _helper_main():
+    """The helper process of :func:`compile_shared`: the jobs from stdin (a pickle written by
+    the parent process), taken from the back of the list while unclaimed."""
+    import importlib
+
+    folder, jobs = pickle.loads(sys.stdin.buffer.read())
+    for i in range(len(jobs) - 1, -1, -1):
+        if not _claim(folder, i):
+            break
+        mod, name, sig = jobs[i]
+        getattr(importlib.import_module(mod), name).compile(sig)

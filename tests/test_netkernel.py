@@ -213,27 +213,53 @@ def test_same_bits_for_any_lane_count(monkeypatch):
 
 
 _VARIANT_SCRIPT = """
+import hashlib
+import json
 import numpy as np
 from phasetools.langevin import SGDNoise, Threshold, network, simulate
 from phasetools.langevin import _netkernel as nk
+helper = []
+precompile = nk.precompile
+nk.precompile = lambda *a, **k: helper.append(precompile(*a, **k)) or helper[-1]
 pot = network(3, 3, np.eye(2), np.diag([0.9, 0.8]), 0.32)
-simulate(pot, np.full(pot.dim, 0.3), noise=SGDNoise(0.08, 4, np.eye(2), np.diag([0.9, 0.8]), np.eye(2)), dt=0.01,
-         n_traj=2, max_steps=5, stop=Threshold(0.05, "down"), rng=1)
+r = simulate(pot, np.full(pot.dim, 0.3), noise=SGDNoise(0.08, 4, np.eye(2), np.diag([0.9, 0.8]), np.eye(2)), dt=0.01,
+             n_traj=2, max_steps=5, stop=Threshold(0.05, "down"), rng=1)
 print(sum(len(w.signatures) for w in nk.WORKERS.values()), len(nk.worker(True, False, 0).signatures),
       len(nk._bridge_variance.signatures), len(nk._order_gradient.signatures), len(nk._singular.signatures))
+jobs = nk.callee_jobs(nk.worker(True, False, 0).signatures[0], sgd=True, bridge=False, singular=False)
+print(json.dumps([helper, [len(d.signatures) for d, s in jobs], sum(d.stats.cache_hits[s] for d, s in jobs),
+                  sum(d.stats.cache_misses[s] for d, s in jobs), len(jobs)]))
+print(hashlib.sha256(r.final.tobytes()).hexdigest())
 """
 
 
 def test_a_run_compiles_only_its_own_variant(tmp_path):
     """With empty caches, an SGD-noise Euler run with a linear order parameter compiles one worker
-    and none of the bridge or singular-value code (the variants are pruned before typing)."""
+    and none of the bridge or singular-value code (the variants are pruned before typing); a
+    helper process compiled part of the worker's callees (``precompile``), which this process
+    then loaded from the cache instead of compiling them again, each callee once, with the
+    signature the worker calls it with; and the trajectories are the same bits as in this
+    process."""
+    import hashlib
+    import json
     import os
     import subprocess
     import sys
 
     env = dict(os.environ, PHASETOOLS_CACHE_DIR=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    env.pop("PHASETOOLS_COMPILE_HELPER", None)
     out = subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["1", "1", "0", "0", "0"], out.stdout
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["1", "1", "0", "0", "0"], out.stdout
+    helper, n_sigs, hits, misses, n_jobs = json.loads(lines[1])
+    assert all(n == 1 for n in n_sigs), out.stdout             # no duplicate specialisation
+    if (os.cpu_count() or 1) >= 2:
+        assert len(helper) == 1 and 1 <= helper[0] < n_jobs, out.stdout
+        assert hits == helper[0] and misses == n_jobs - helper[0], out.stdout   # the helper's share: loaded
+    pot = network(3, 3, np.eye(2), np.diag([0.9, 0.8]), 0.32)
+    r = simulate(pot, np.full(pot.dim, 0.3), noise=SGDNoise(0.08, 4, np.eye(2), np.diag([0.9, 0.8]), np.eye(2)),
+                 dt=0.01, n_traj=2, max_steps=5, stop=Threshold(0.05, "down"), rng=1)
+    assert lines[2] == hashlib.sha256(r.final.tobytes()).hexdigest()
 
 
 # --- physics on the structured kernel (slow) -------------------------------------------------------

@@ -31,7 +31,9 @@ functions: every lane-parallel product is one of four row primitives (:func:`_do
 :func:`_dot_add`, :func:`_comb`, :func:`_affine`) over one float work array whose rows are
 the buffers (offsets in :func:`layout`), and the threads are Python threads running the
 GIL-free :func:`_worker` (no parallel region to compile). Calls between kernel functions
-never pass literal constants (a literal would compile a second specialisation).
+never pass literal constants (a literal would compile a second specialisation). On an empty
+cache the worker's callees are independent compilations: :func:`precompile` shares them with a
+helper process (:func:`.._numba.compile_shared`) before the worker compiles on top of them.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import threading
 import numba
 import numpy as np
 
-from .._numba import jit
+from .._numba import compile_shared, in_cache, jit
 from .._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar
 from ._codegen import _fetch_add
 
@@ -846,6 +848,72 @@ def lanes_for(lay):
     return k
 
 
+def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
+    """The kernel functions a worker variant calls, with the argument types it calls them with.
+
+    Parameters
+    ----------
+    arg_types : tuple of numba types
+        The types of the worker's arguments (``numba.typeof`` of each).
+    sgd, bridge, singular, data : bool
+        The variant (see :func:`worker`).
+
+    Returns
+    -------
+    list of (numba dispatcher, tuple of numba types)
+        In the order :func:`.._numba.compile_shared` wants: the row primitives (called by the
+        rest) first, the costly self-contained functions of the step last.
+    """
+    from numba import types
+
+    queue, K, W, U, I, x0, states, lay, mom, fc, ic, zig, outs = arg_types
+    i8, f8 = types.int64, types.float64
+    ro, emat = lay.types[4], mom.types[5]
+    jobs = [(_dot, (W,) + (i8,) * 8), (_copy, (W,) + (i8,) * 5), (_comb, (W, i8, f8, emat) + (i8,) * 7),
+            (_affine, (W, i8, i8, f8, f8, i8, i8)), (_lane_out, (W, U, I, i8, i8, i8, x0, states, lay, outs, i8)),
+            (_forward, (W, lay, i8, i8, i8)), (_order_linear, (W, lay, emat, i8, i8, i8))]
+    if singular:
+        jobs += [(_singular, (W,) + (i8,) * 5), (_order, (W, lay, emat) + (i8,) * 4)]
+    jobs += [(_draw, (W, U, I, i8, i8, i8, zig)), (_suffix, (W, lay, i8, i8)), (_residual, (W, lay, mom, f8, i8, i8)),
+             (_backprop, (W, lay, i8, i8))]
+    if bridge:
+        jobs += [(_dot_add, (W,) + (i8,) * 8), (_order_gradient, (W, lay, emat, i8, i8, i8)),
+                 (_bridge_variance, (W, lay, types.literal(sgd), f8, i8, i8))]  # sgd: a closure constant
+    if sgd:
+        jobs += [(_noise_cov_data if data else _noise_cov, (W, lay, mom, i8, i8)),
+                 (_cholesky_apply, (W, ro, i8, i8, f8, i8, i8))]
+    return jobs
+
+
+def precompile(worker, args, **variant):
+    """Compile the callees of ``worker`` on two cores when they are not in the cache.
+
+    When the worker's machine code for these arguments is not in numba's disk cache (an empty
+    cache: the first call on this machine), its callees (:func:`callee_jobs`) are compiled
+    by this process and a helper process together (:func:`.._numba.compile_shared`), so that
+    the worker's own compilation, on the first call, loads them from the cache. Nothing is
+    done when the worker is cached.
+
+    Parameters
+    ----------
+    worker : numba dispatcher
+        The worker variant (:func:`worker`).
+    args : tuple
+        The worker's arguments.
+    **variant
+        ``sgd``, ``bridge``, ``singular``, ``data`` (see :func:`callee_jobs`).
+
+    Returns
+    -------
+    int
+        Jobs the helper process compiled.
+    """
+    sig = tuple(numba.typeof(a) for a in args)
+    if in_cache(worker, sig):
+        return 0
+    return compile_shared(callee_jobs(sig, **{k: bool(v) for k, v in variant.items()}))
+
+
 def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
     """Advance every trajectory of ``x0`` until it stops or reaches ``max_steps``.
 
@@ -899,6 +967,9 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
         return (queue, K, np.zeros((int(ro[R_TOTAL]), cols)), np.zeros((4 + nn, cols), dtype=np.uint64),
                 np.zeros((4, cols), dtype=np.int64), x0, states, lay, mom, fc, ic, zig, outs)
 
+    if not _worker.signatures:  # first call in this process: share the compilation with a helper process
+        precompile(_worker, args(), sgd=ic[IC_SGD] != 0, bridge=ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0,
+                   singular=ic[IC_ORDER] != ORDER_LINEAR, data=ic[IC_SGD] == 2)
     if n_workers == 1:
         _worker(*args())
         return
