@@ -125,6 +125,25 @@ def test_nonlinear_api_label_noise_message_names_the_argument():
         nl.train(task, model, nl.sgd(1.0), epochs=1, label_noise=0.1)
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "sweep", "--eta", "1", "--weight-decay", "0.1,0.2", "--batch-size", "64"], "--batch-size"),
+    (["train", "trap", "--eta", "1"], "--batch-size"),   # the default batch size, 64
+    (["train", "arrhenius", "--eta", "1", "--batch-size", "8,64"], "--batch-size"),
+    (["train", "arrhenius", "--eta", "1", "--batch-size", "8"], "the trap's batch size")])
+def test_train_batch_larger_than_the_samples_names_the_flags(capsys, argv, flag):
+    # the message advised "use drop_last=False", an API argument the command line does not have
+    err = _one_line_error(capsys, [*argv, "--n-samples", "32", "--n-seeds", "1", "--quiet"], flag, "--n-samples")
+    assert "drop_last" not in err
+
+
+def test_training_api_batch_message_names_drop_last():
+    from phasetools.training import GaussianTeacher, train
+
+    data = GaussianTeacher([1.0]).sample(32, rng=0)
+    with pytest.raises(ValueError, match="drop_last=False"):
+        train(data, n_layers=2, width=2, lr=0.01, weight_decay=0.1, epochs=1, batch_size=64)
+
+
 @pytest.mark.parametrize("kind", ["text", "folder"])
 def test_out_that_is_not_an_hdf5_file_is_refused_before_any_work(capsys, tmp_path, kind):
     # was refused only after the computation had run; the file is never touched

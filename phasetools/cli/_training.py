@@ -166,6 +166,24 @@ def _check_sizes(args, *, epochs=0, n_points=1, d=2):
                  f"training n_seeds = {s} network(s) of width {h} and n_layers = {n} for epochs = {epochs}")
 
 
+def _check_batch_fits(args, batch_sizes, flag="--batch-size"):
+    """Refuse a batch larger than the samples, naming the flags (the API's advice, ``drop_last=False``, is no flag).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The command's flags (``n_samples``; 0 means population moments and is not checked).
+    batch_sizes : list of int
+        The batch sizes the command will train with.
+    flag : str
+        What sets them, for the message.
+    """
+    big = [b for b in batch_sizes if args.n_samples > 0 and b > args.n_samples]
+    if big:
+        raise ValueError(f"{flag} must be <= --n-samples = {args.n_samples} (an epoch of minibatches would have no "
+                         f"step), got {','.join(str(b) for b in big)}; use a smaller {flag} or a larger --n-samples")
+
+
 def _teacher(args):
     from ..training import GaussianTeacher
     return GaussianTeacher(values(args.eta, name="eta"))
@@ -203,6 +221,7 @@ def _sweep(args):
     _check_sizes(args, epochs=args.epochs_per_step, n_points=wds.size, d=max(teacher.d_in, teacher.d_out))
     if args.n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {args.n_draws}")
+    _check_batch_fits(args, [] if args.batch_size is None else [args.batch_size])
     root = np.random.SeedSequence(args.seed)
     results, rows = [], []
     for k, seq in enumerate(root.spawn(args.n_draws)):
@@ -253,6 +272,7 @@ def _trap(args):
     _check_sizes(args, epochs=max([args.epochs, *values(args.trap_epochs, kind=int, name="trap_epochs")]))
     if args.n_samples < 1:
         raise ValueError("n_samples must be >= 1 for minibatch training")
+    _check_batch_fits(args, [one_value(args.batch_size, kind=int, name="batch_size")])
     data = _data(args, teacher)
     tb, te = _trap_stages(args, data)
     target = one_value(args.target_weight_decay, name="target_weight_decay")
@@ -303,6 +323,8 @@ def _arrhenius(args):
     target = one_value(args.target_weight_decay, name="target_weight_decay")
     lrs = values(args.lr, name="lr")
     bs = values(args.batch_size, kind=int, name="batch_size")
+    _check_batch_fits(args, bs)
+    _check_batch_fits(args, [PAPER["batch_size"]], flag="the trap's batch size (the paper's)")
     root = np.random.SeedSequence(args.seed)
     s_trap, s_sweep = root.spawn(2)
     trap = prepare_trap(data, trap_weight_decays=tb, trap_epochs=te, n_layers=args.n_layers, width=args.width,
