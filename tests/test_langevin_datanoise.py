@@ -315,3 +315,23 @@ def test_sgd_theory_uses_the_noise_it_is_given():
         pr.sgd_theory(noise=SGDNoise(0.1, 4, [[2.0]], [[mode.c]], [[1.0]]))
     with pytest.raises(ValueError, match="SGDNoise"):
         pr.sgd_theory(noise=mode)
+
+
+def test_network_sigma_and_t_eff_agree_with_the_trainers_empirical_covariance():
+    """At a network's weights, 4 kappa^2 J^T K J with the data tensor's K is the trainer's
+    per-sample gradient covariance over the training set (training.gradient_covariance,
+    moments='data'), so T_eff from either is the same."""
+    from phasetools.theory import effective_temperature, gradient_covariance_from_K
+    from phasetools.training import gradient_covariance, jacobian
+
+    X, Y = _heavy(n=1500)
+    noise = SGDNoise.from_data(0.1, 8, (X, Y))
+    rng = np.random.default_rng(4)
+    W = [rng.normal(scale=0.6, size=s) for s in ((3, 2), (3, 3), (2, 3))]
+    M = W[2] @ W[1] @ W[0]
+    for conv, kappa in (("canonical", 1.0), ("paper", 0.5)):
+        g = gradient_covariance(W, (X, Y), convention=conv, moments="data")
+        sigma = gradient_covariance_from_K(jacobian(W), noise.kernel(M), kappa)
+        np.testing.assert_allclose(sigma, g.covariance, rtol=0, atol=1e-9 * np.max(np.abs(sigma)))
+        assert effective_temperature(np.trace(sigma), g.n_params, 0.1, 8) == pytest.approx(g.temperature(0.1, 8),
+                                                                                            rel=1e-9)
