@@ -361,6 +361,9 @@ class SGDTheory:
         Balanced magnitudes of the start (learned minimum), the saddle and the stop level.
     _potential : Potential
         The reduced potential ``U(b)`` (drift and curvatures).
+    noise : SGDNoise, optional
+        Whose ``K(P)`` (:meth:`SGDNoise.kernel`, e.g. the data's fourth moments) replaces
+        Isserlis' formula of ``a, c, output_var`` (:meth:`EscapeProblem.sgd_theory`).
     """
 
     n_layers: int
