@@ -29,7 +29,8 @@
     python benchmarks/bench_netkernel.py --cold-rounds 3   # the paper network's cold first call only
 
 3. With ``--cold-rounds N``: the paper's network's first call on empty caches, with and without
-   the compile helper process (``PHASETOOLS_COMPILE_HELPER=0``), in ``N`` interleaved rounds;
+   the compile helper process (``PHASETOOLS_COMPILE_HELPER=1`` / ``0``: forced, whatever the
+   load; by default the helper starts only when the load average leaves a core idle), in ``N`` interleaved rounds;
    wall time, CPU time of the call (this process plus the helper) and the load average.
 
 On empty caches the first call shares the compilation with a helper process
@@ -96,11 +97,14 @@ sys.stdout.write(json.dumps(out))
 """
 
 
-def first_call(case, cache, helper=True):
-    """One fresh interpreter running ``case`` with its caches in the folder ``cache`` (``helper``
-    False: no compile helper process, ``PHASETOOLS_COMPILE_HELPER=0``)."""
-    env = dict(os.environ, PHASETOOLS_CACHE_DIR=cache, NUMBA_CACHE_DIR=os.path.join(cache, "numba"),
-               PHASETOOLS_COMPILE_HELPER="1" if helper else "0")
+def first_call(case, cache, helper=None):
+    """One fresh interpreter running ``case`` with its caches in the folder ``cache`` (``helper``:
+    True with the compile helper process, ``PHASETOOLS_COMPILE_HELPER=1``, False without, ``=0``,
+    whatever the load; None: the default, a helper when the load average leaves a core idle)."""
+    env = dict(os.environ, PHASETOOLS_CACHE_DIR=cache, NUMBA_CACHE_DIR=os.path.join(cache, "numba"))
+    env.pop("PHASETOOLS_COMPILE_HELPER", None)
+    if helper is not None:
+        env["PHASETOOLS_COMPILE_HELPER"] = "1" if helper else "0"
     out = subprocess.run([sys.executable, "-c", FIRST_CALL, json.dumps(case)], env=env, capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout)
@@ -150,14 +154,16 @@ def cold_rounds(rounds):
             print(f"round {r + 1}, {'helper' if helper else 'no helper'}: call {c['call']:.1f} s wall, "
                   f"{c['call_cpu']:.1f} s CPU (helper {c['helper_cpu']:.1f} s), load {load:.2f}", file=sys.stderr)
     print("\n| paper's network, SGD-like, empty caches | first call wall (median) | per round | "
-          "CPU of the call (median; of it the helper) | load average (1 min) before each |")
-    print("|---|---|---|---|---|")
+          "CPU of the call (median; of it the helper) | CPU of this process, per round | "
+          "load average (1 min) before each |")
+    print("|---|---|---|---|---|---|")
     for k, cs in res.items():
         walls = ", ".join(f"{c['call']:.1f}" for c in cs)
+        mains = ", ".join(f"{c['call_cpu'] - c['helper_cpu']:.1f}" for c in cs)
         loads = ", ".join(f"{c['load']:.1f}" for c in cs)
         print(f"| {k} | {np.median([c['call'] for c in cs]):.1f} s | {walls} | "
               f"{np.median([c['call_cpu'] for c in cs]):.1f} s ({np.median([c['helper_cpu'] for c in cs]):.1f} s) | "
-              f"{loads} |")
+              f"{mains} | {loads} |")
     return res
 
 

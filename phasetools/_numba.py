@@ -167,8 +167,25 @@ def pjit(func=None, **options):
 # compile part of them into the cache while this one compiles the rest, then this process loads
 # the other's share from the cache (a few ms each) and compiles the caller on top.
 
-#: environment variable: "0" makes :func:`compile_shared` compile everything in this process
+#: environment variable: "0" makes :func:`compile_shared` compile everything in this process, "1"
+#: starts the helper whenever the machine has two cores; unset (or "auto"): only when the load
+#: average leaves a core idle (on a busy machine the helper shares this process's CPU time and
+#: adds its start-up, measured 2 s of CPU: slower, not faster)
 COMPILE_HELPER_ENV = "PHASETOOLS_COMPILE_HELPER"
+
+
+def _helper_wanted() -> bool:
+    """Whether :func:`compile_shared` starts its helper process (see :data:`COMPILE_HELPER_ENV`)."""
+    setting = os.environ.get(COMPILE_HELPER_ENV, "auto").strip().lower()
+    cores = os.cpu_count() or 1
+    if setting == "0" or cores < 2:
+        return False
+    if setting == "1":
+        return True
+    try:
+        return os.getloadavg()[0] <= cores - 1.0
+    except (AttributeError, OSError):  # no load average on this platform
+        return True
 
 
 def in_cache(dispatcher, sig) -> bool:
@@ -210,8 +227,9 @@ def compile_shared(jobs, *, timeout=600.0):
     This process takes the jobs from the front of the list, the helper from the back, each
     claiming one job at a time (so the split follows the real cost), until they meet; then
     this process waits for the helper and loads its share from the cache. Nothing is done
-    when fewer than two jobs are missing from the cache, on a one-core machine, or when
-    the environment variable :data:`COMPILE_HELPER_ENV` is ``"0"``; any job the helper did
+    when fewer than two jobs are missing from the cache, on a one-core machine, when the
+    1-minute load average leaves no core idle (``> cores - 1``), or when the environment
+    variable :data:`COMPILE_HELPER_ENV` is ``"0"`` (``"1"``: regardless of the load); any job the helper did
     not finish (it failed or was slow) is compiled here later, on the first call, as
     without this function. The machine code is the same either way.
 
@@ -230,7 +248,7 @@ def compile_shared(jobs, *, timeout=600.0):
         Jobs the helper took (0: no helper was started).
     """
     todo = [(d, tuple(s)) for d, s in jobs if s not in d.overloads and not in_cache(d, s)]
-    if len(todo) < 2 or (os.cpu_count() or 1) < 2 or os.environ.get(COMPILE_HELPER_ENV, "1") == "0":
+    if len(todo) < 2 or not _helper_wanted():
         return 0
     names = [(d.py_func.__module__, d.py_func.__name__) for d, _ in todo]
     with tempfile.TemporaryDirectory(prefix="phasetools-compile-") as folder:
@@ -254,12 +272,12 @@ def compile_shared(jobs, *, timeout=600.0):
                     d.compile(s)
                 except Exception:  # noqa: BLE001 - the first call compiles it again and reports the error
                     pass
-        finally:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.wait(timeout=timeout)
+        except BaseException:  # timeout, interrupt: the helper stops with this call
+            proc.kill()
+            proc.wait()
+            if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+                raise
         return sum(os.path.exists(os.path.join(folder, str(i))) for i in range(len(todo))) - mine
 
 

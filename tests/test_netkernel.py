@@ -247,7 +247,7 @@ def test_a_run_compiles_only_its_own_variant(tmp_path):
     import sys
 
     env = dict(os.environ, PHASETOOLS_CACHE_DIR=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    env.pop("PHASETOOLS_COMPILE_HELPER", None)
+    env["PHASETOOLS_COMPILE_HELPER"] = "1"   # whatever the load
     out = subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT], env=env, capture_output=True, text=True, check=True)
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["1", "1", "0", "0", "0"], out.stdout
@@ -260,6 +260,28 @@ def test_a_run_compiles_only_its_own_variant(tmp_path):
     r = simulate(pot, np.full(pot.dim, 0.3), noise=SGDNoise(0.08, 4, np.eye(2), np.diag([0.9, 0.8]), np.eye(2)),
                  dt=0.01, n_traj=2, max_steps=5, stop=Threshold(0.05, "down"), rng=1)
     assert lines[2] == hashlib.sha256(r.final.tobytes()).hexdigest()
+
+
+def test_compile_helper_only_with_an_idle_core(monkeypatch):
+    """The compile helper process starts by default only when the 1-minute load average leaves
+    a core idle; PHASETOOLS_COMPILE_HELPER=0 / 1 turn it off / on whatever the load."""
+    from phasetools import _numba
+
+    monkeypatch.setattr(_numba.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("PHASETOOLS_COMPILE_HELPER", raising=False)
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.6, 0.5, 0.5))
+    assert _numba._helper_wanted()
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (1.7, 0.5, 0.5))
+    assert not _numba._helper_wanted()
+    monkeypatch.setenv("PHASETOOLS_COMPILE_HELPER", "1")
+    assert _numba._helper_wanted()
+    monkeypatch.setenv("PHASETOOLS_COMPILE_HELPER", "0")
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not _numba._helper_wanted()
+    monkeypatch.setattr(_numba.os, "cpu_count", lambda: 1)
+    monkeypatch.setenv("PHASETOOLS_COMPILE_HELPER", "1")
+    assert not _numba._helper_wanted()
+    assert _numba.compile_shared([(nk._dot, ()), (nk._copy, ())]) == 0   # one core: nothing started
 
 
 # --- physics on the structured kernel (slow) -------------------------------------------------------
