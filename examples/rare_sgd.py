@@ -6,9 +6,12 @@ value lam_saddle / 2 = 0.0463 (docs/rare.md, "AMS over real SGD training").
 
     python examples/rare_sgd.py route          # brute force, lr 0.08: where each escape step starts (~4 min)
     python examples/rare_sgd.py committor      # P(B before the well) from balanced states, lr 0.1 (~2 min)
-    python examples/rare_sgd.py ams            # lr 0.1: AMS with sv1 and with coordinate="sharpness" (~5 min)
-    python examples/rare_sgd.py brute          # lr 0.1: brute force by the same trainer (~5 min)
-    python examples/rare_sgd.py beyond         # lr 0.08 and 0.06: AMS with coordinate="sharpness" (~10 min)
+    python examples/rare_sgd.py ams            # lr 0.1: AMS with sv1 and with coordinate="sharpness" (~12 min)
+    python examples/rare_sgd.py brute          # lr 0.1: brute force by the same trainer (~3 min)
+    python examples/rare_sgd.py replay         # brute force at lr 0.1, 0.08, 0.07 by a numba replay of the step (~3 min)
+    python examples/rare_sgd.py beyond         # lr 0.08 and 0.07: AMS with coordinate="sharpness" (~10 min)
+
+(times on an idle 2-core machine)
 """
 
 import sys
@@ -124,11 +127,59 @@ def brute(lr=0.1, n=200, epochs=2000, seed=5):
 
 
 def beyond():
-    """The standard point lr 0.08 (brute force about 1.5e4 epochs) and lr 0.06 (beyond brute force)."""
+    """The standard point lr 0.08 (brute force about 1.5e4 epochs) and lr 0.07 (2.2e5 epochs)."""
     _ams(0.08, "sharpness", 1)
-    _ams(0.06, "sharpness", 1)
+    _ams(0.07, "sharpness", 1)
+
+
+def _replay_kernel():
+    import numba
+
+    @numba.njit
+    def run(x, y, w0, lr, bs, wd, target, n_runs, max_steps, seed):
+        esc = np.full(n_runs, -1, np.int64)
+        for r in range(n_runs):
+            np.random.seed(seed * 100003 + r)
+            w = w0.copy()
+            for s in range(max_steps):
+                a = 0.0
+                for _ in range(bs):
+                    i = np.random.randint(x.size)
+                    a += -2.0 * x[i] * (y[i] - w[0] * w[1] * w[2] * x[i])
+                a /= bs
+                g = np.array([w[1] * w[2], w[0] * w[2], w[0] * w[1]])
+                w = w - lr * (a * g + wd * w)
+                if not abs(w[0] * w[1] * w[2]) > target:
+                    esc[r] = s + 1
+                    break
+        return esc
+    return run
+
+
+def replay():
+    """Brute force by a numba copy of the trainer's step for the width-1 chain (paper convention,
+    batches with replacement; checked against ``train``'s ``step_params``), cheap enough for
+    ``tau`` of 1e5 epochs."""
+    from phasetools.training import train
+
+    run = train((X, Y), **SGD, lr=0.08, epochs=2, sampling="replacement", convention="paper", init=INIT,
+                record_steps=True, rng=5)
+    w, x, y = np.array(B0, float), X[:, 0], Y[:, 0]
+    err = 0.0
+    for s, idx in enumerate(np.asarray(run.batch_indices)[0]):
+        a = np.mean(-2 * x[idx] * (y[idx] - w.prod() * x[idx]))
+        w = w - 0.08 * (a * w.prod() / w + 0.32 * w)
+        err = max(err, np.abs(w - np.asarray(run.step_params)[0, s + 1]).max())
+    print(f"replay of 256 steps of train: max |difference| {err:.1e}")
+    kernel = _replay_kernel()
+    for lr, n, epochs in [(0.1, 1000, 4000), (0.08, 300, 10_000), (0.07, 50, 50_000)]:
+        t = time.perf_counter()
+        esc = kernel(x, y, np.array(B0, float), lr, 4, 0.32, TARGET, n, epochs * 128, 7)
+        fit = exponential_mle(np.where(esc > 0, esc, epochs * 128) / 128, esc < 0)
+        print(f"lr {lr}: {n} runs x {epochs} epochs, {np.sum(esc > 0)} escapes, tau = {fit.tau:.4g} +- "
+              f"{fit.tau_stderr:.3g} epochs ({time.perf_counter() - t:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
-    {"route": route, "committor": committor, "ams": ams, "brute": brute,
+    {"route": route, "committor": committor, "ams": ams, "brute": brute, "replay": replay,
      "beyond": beyond}[sys.argv[1] if len(sys.argv) > 1 else "route"]()
