@@ -878,7 +878,7 @@ def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
              (_backprop, (W, lay, i8, i8))]
     if bridge:
         jobs += [(_dot_add, (W,) + (i8,) * 8), (_order_gradient, (W, lay, emat, i8, i8, i8)),
-                 (_bridge_variance, (W, lay, types.literal(sgd), f8, i8, i8))]  # sgd: a closure constant
+                 (_bridge_variance, (W, lay, types.literal(bool(sgd)), f8, i8, i8))]  # a closure constant
     if sgd:
         jobs += [(_noise_cov_data if data else _noise_cov, (W, lay, mom, i8, i8)),
                  (_cholesky_apply, (W, ro, i8, i8, f8, i8, i8))]
