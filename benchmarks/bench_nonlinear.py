@@ -9,6 +9,11 @@
   per seed, one after the other (``torch.randint`` batches, ``torch.optim.SGD``).
   Figure: SGD steps per second, summed over seeds.
 
+* ``engine``: AMS's view of the trainer, ``phasetools.rare.NonlinearEngine.advance``: 8
+  replicas of the ``seeds`` network (p = 23, width 64) released by full-batch SGD (lr 4,
+  weight decay 3e-4) from a short AdamW preparation, one ``train(epochs=1, init=...)`` call per
+  epoch. Figure: replica-epochs per second. phasetools only (no peer has this engine).
+
 * JAX (when installed): the same networks as pure functions, AdamW / SGD written out, the
   step ``jax.jit``-compiled; for ``seeds`` all 16 seeds advance together under ``jax.vmap``
   and the steps of a timing run inside one compiled ``lax.fori_loop`` (batches drawn with
@@ -50,6 +55,23 @@ def phasetools_grok(task, model, epochs, threads):
     nl.train(task, model, nl.adamw(1e-2, 5.0), epochs=epochs, log_every=epochs, rng=0, dtype="float32",
              n_threads=threads)
     return epochs / (time.perf_counter() - t0)
+
+
+def engine_setup(task, model, n_replicas=8):
+    """The engine's start: ``n_replicas`` states of a short AdamW run (the network fitting)."""
+    prep = nl.train(task, model, nl.adamw(1e-2, 0.0), epochs=10, n_seeds=n_replicas, rng=0)
+    return task, model, prep.weights
+
+
+def phasetools_engine(setup, epochs, threads):
+    from phasetools.rare import NonlinearEngine
+
+    task, model, start = setup
+    engine = NonlinearEngine(task, model, lr=4.0, weight_decay=3e-4, n_threads=threads)
+    streams = engine.streams(0, np.arange(start.shape[0]))
+    t0 = time.perf_counter()
+    engine.advance(start, streams, epochs, -np.inf)
+    return start.shape[0] * epochs / (time.perf_counter() - t0)
 
 
 def torch_grok(task, epochs, threads, width=500):
@@ -232,6 +254,9 @@ def main():
     firsts = {}  # first calls: numba kernels (cache load or compile), torch initialisation, JAX tracing + XLA
     _first("phasetools grok", lambda: phasetools_grok(t97, m97, 1, 1), firsts)
     _first("phasetools seeds", lambda: phasetools_seeds(t23, m23, 1, 1, 16, 32), firsts)
+    eng = engine_setup(t23, m23)
+    _first("phasetools engine", lambda: phasetools_engine(eng, 1, 1), firsts)
+    engine_epochs = 20 if args.quick else 60
     if have_torch:
         _first("torch grok", lambda: torch_grok(t97, 1, 1), firsts)
         _first("torch seeds", lambda: torch_seeds(t23, 1, 1, 1, 32), firsts)
@@ -246,7 +271,8 @@ def main():
     for r in range(args.rounds):
         for th in threads:
             jobs = [("grok", "phasetools", lambda: phasetools_grok(t97, m97, grok_epochs, th)),
-                    ("seeds", "phasetools", lambda: phasetools_seeds(t23, m23, seed_epochs, th, 16, 32))]
+                    ("seeds", "phasetools", lambda: phasetools_seeds(t23, m23, seed_epochs, th, 16, 32)),
+                    ("engine", "phasetools", lambda: phasetools_engine(eng, engine_epochs, th))]
             if have_torch:
                 jobs += [("grok", "torch", lambda: torch_grok(t97, grok_epochs, th)),
                          ("seeds", "torch", lambda: torch_seeds(t23, seed_epochs // 4, th, 16, 32))]
@@ -273,6 +299,9 @@ def main():
             c = med.get((work, "jax", th), nan)
             print(f"| {work} | {th} | {a:.4g} | {b:.4g} | {c:.4g} | {a / b:.3g} | {a / c:.3g} |")
         print()
+    print("| engine: replica-epochs/s (8 replicas) | threads | phasetools |\n|---|---|---|")
+    for th in threads:
+        print(f"| engine | {th} | {med[('engine', 'phasetools', th)]:.4g} |")
 
 
 if __name__ == "__main__":
