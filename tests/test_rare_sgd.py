@@ -94,7 +94,7 @@ def test_ams_with_the_sharpness_score_records_it():
 
 
 # -- validation against brute force (slow) -----------------------------------------------------
-@pytest.mark.slow   # about 5 minutes on an idle machine
+@pytest.mark.slow   # about 5 minutes
 def test_sharpness_ams_agrees_with_brute_force_at_the_standard_backward_level():
     """lr 0.1, B = 4 (tau about 550 epochs): the escape to lam_saddle / 2 mostly goes up first (the
     catapult); AMS with the sharpness score and brute force by the same trainer agree."""
@@ -117,3 +117,31 @@ def test_sharpness_ams_agrees_with_brute_force_at_the_standard_backward_level():
     # the catapult is a one-step jump: the runs' p_hat are heavy-tailed (docs/rare.md), se/tau about 0.55 here
     assert brute.tau_stderr / brute.tau < 0.2 and res.tau_stderr / res.tau < 0.75
     assert res.tau_lower <= brute.tau <= res.tau_upper, (res.tau, res.tau_lower, res.tau_upper, brute.tau)
+    # the top singular value as coordinate kills the catapult paths: six decades too long (3.99e8 measured)
+    sv = ams_training_escape((X, Y), INIT, **SGD, lr=0.1, target=TARGET, direction="down", rng=1,
+                             options=AMSOptions(n_replicas=50, n_kill=5, n_runs=20, n_walkers=50, n_rounds=4))
+    assert sv.tau_lower > 1e3 * brute.tau, (sv.tau, brute.tau)
+
+
+@pytest.mark.slow   # about a minute
+def test_the_committor_rises_on_both_sides_of_the_sgd_well():
+    """lr 0.1: from balanced states, P(sv1 <= target before the well's band 0.45-0.6) is large far
+    below (the diffusive route) and far above (the catapult), and tiny in between (docs/rare.md)."""
+    from phasetools.rare import excursions
+
+    n, q = 1000, {}
+    for k, s in enumerate((0.06, 0.2, 1.0, 2.0)):
+        x = np.full((n, 3), np.cbrt(s))
+        sign = -1.0 if s < 0.45 else 1.0
+        eng = TrainingEngine((X, Y), **SGD, lr=0.1, sampling="replacement", convention="paper",
+                             coordinate=lambda M: np.linalg.svd(M, compute_uv=False)[:, 0], sign=sign,
+                             shapes=[(1, 1)] * 3)
+        streams = eng.streams(9, np.arange(n) + k * n)
+        if sign < 0:
+            ex = excursions(eng, x, streams, low=-0.45, high=-TARGET, max_steps=10**6)
+            q[s] = np.mean(ex.outcome == 2)
+        else:
+            ex = excursions(eng, x, streams, low=0.6, high=np.inf, max_steps=10**6)
+            q[s] = np.mean(eng.coordinate(ex.x) <= TARGET)
+    assert q[0.06] > 0.02 and q[2.0] > 0.04, q          # measured 0.043 and 0.083 (20 000 each)
+    assert q[0.2] < 0.005 and q[1.0] < 0.005, q          # measured 5e-5 and 1e-4
