@@ -102,71 +102,66 @@ def layout(dims):
 
 
 # --- row primitives: every lane j in [lo, hi) at once (the loops over j vectorise) -----------------
+# The lane loops index the 2-D work array with unsigned lane numbers rather than slicing rows:
+# the same machine loop, but numba compiles it in about half the time (measured 0.165 -> 0.078 s
+# of CPU per three-operand loop: no slice lowering, no reference counting of views).
 @_inner
 def _dot(W, d, a, sa, b, sb, cnt, lo, hi):
     """``W[d] = sum_{c < cnt} W[a + c sa] * W[b + c sb]``, first term first (``cnt >= 1``).
 
-    The row primitives slice the lanes ``lo:hi`` and loop from 0, so that LLVM sees
-    non-negative, contiguous indices and vectorises the loops.
+    The lane loops run over unsigned indices, so that LLVM sees non-negative, contiguous
+    indices and vectorises them (no wrap-around of negative indices to handle).
     """
-    m = hi - lo
-    dst = W[d, lo:hi]
-    x = W[a, lo:hi]
-    y = W[b, lo:hi]
-    for j in range(m):
-        dst[j] = x[j] * y[j]
+    js, je = np.uint64(lo), np.uint64(hi)
+    for j in range(js, je):
+        W[d, j] = W[a, j] * W[b, j]
     for c in range(1, cnt):
-        x = W[a + c * sa, lo:hi]
-        y = W[b + c * sb, lo:hi]
-        for j in range(m):
-            dst[j] += x[j] * y[j]
+        ra = a + c * sa
+        rb = b + c * sb
+        for j in range(js, je):
+            W[d, j] += W[ra, j] * W[rb, j]
 
 
 @_inner
 def _dot_add(W, d, a, sa, b, sb, cnt, lo, hi):
     """``W[d] += sum_{c < cnt} W[a + c sa] * W[b + c sb]``."""
-    m = hi - lo
-    dst = W[d, lo:hi]
+    js, je = np.uint64(lo), np.uint64(hi)
     for c in range(cnt):
-        x = W[a + c * sa, lo:hi]
-        y = W[b + c * sb, lo:hi]
-        for j in range(m):
-            dst[j] += x[j] * y[j]
+        ra = a + c * sa
+        rb = b + c * sb
+        for j in range(js, je):
+            W[d, j] += W[ra, j] * W[rb, j]
 
 
 @_inner
 def _comb(W, d, init, coef, ci, cs, a, sa, cnt, lo, hi):
     """``W[d] = init + sum_{c < cnt} coef[ci + c cs] * W[a + c sa]`` (``init`` first)."""
-    m = hi - lo
-    dst = W[d, lo:hi]
-    for j in range(m):
-        dst[j] = init
+    js, je = np.uint64(lo), np.uint64(hi)
+    for j in range(js, je):
+        W[d, j] = init
     for c in range(cnt):
-        x = W[a + c * sa, lo:hi]
+        ra = a + c * sa
         f = coef[ci + c * cs]
-        for j in range(m):
-            dst[j] += f * x[j]
+        for j in range(js, je):
+            W[d, j] += f * W[ra, j]
 
 
 @_inner
 def _affine(W, d, cnt, alpha, beta, lo, hi):
     """``W[d + t] = alpha + beta * W[d + t]`` for ``t < cnt``."""
-    m = hi - lo
-    for t in range(cnt):
-        dst = W[d + t, lo:hi]
-        for j in range(m):
-            dst[j] = alpha + beta * dst[j]
+    js, je = np.uint64(lo), np.uint64(hi)
+    for t in range(d, d + cnt):
+        for j in range(js, je):
+            W[t, j] = alpha + beta * W[t, j]
 
 
 @_inner
 def _copy(W, d, a, cnt, lo, hi):
     """``W[d + t] = W[a + t]`` for ``t < cnt``."""
-    m = hi - lo
+    js, je = np.uint64(lo), np.uint64(hi)
     for t in range(cnt):
-        dst = W[d + t, lo:hi]
-        src = W[a + t, lo:hi]
-        for j in range(m):
-            dst[j] = src[j]
+        for j in range(js, je):
+            W[d + t, j] = W[a + t, j]
 
 
 # --- products ---------------------------------------------------------------------------------------
@@ -471,43 +466,42 @@ def _noise_cov_data(W, lay, mom, lo, hi):
 @_inner
 def _cholesky_apply(W, ro, q0, mm, scale, lo, hi):
     """``E += scale * L z`` with ``L L^T = K`` (semi-definite Cholesky: a non-positive pivot gives
-    a zero column, as in the generated kernels), ``z`` the normals at row ``q0``; lanes innermost."""
+    a zero column, as in the generated kernels), ``z`` the normals at row ``q0``; lanes innermost
+    (unsigned lane indices, as the row primitives)."""
     kk = ro[R_K]
     ll = ro[R_L]
     sc = ro[R_S]
-    m = hi - lo
+    js, je = np.uint64(lo), np.uint64(hi)
     for c in range(mm):
         for r in range(c, mm):  # L[r, c] = K[r, c] - sum_k L[r, k] L[c, k]
-            v = W[ll + r * mm + c, lo:hi]
-            kv = W[kk + r * mm + c, lo:hi]
-            for j in range(m):
-                v[j] = kv[j]
+            v = ll + r * mm + c
+            kv = kk + r * mm + c
+            for j in range(js, je):
+                W[v, j] = W[kv, j]
             for k in range(c):
-                x = W[ll + r * mm + k, lo:hi]
-                y = W[ll + c * mm + k, lo:hi]
-                for j in range(m):
-                    v[j] -= x[j] * y[j]
-        piv = W[ll + c * mm + c, lo:hi]
-        for j in range(m):
-            piv[j] = math.sqrt(piv[j]) if piv[j] > 0.0 else 0.0
+                x = ll + r * mm + k
+                y = ll + c * mm + k
+                for j in range(js, je):
+                    W[v, j] -= W[x, j] * W[y, j]
+        piv = ll + c * mm + c
+        for j in range(js, je):
+            W[piv, j] = math.sqrt(W[piv, j]) if W[piv, j] > 0.0 else 0.0
         for r in range(c + 1, mm):
-            v = W[ll + r * mm + c, lo:hi]
-            for j in range(m):
-                v[j] = v[j] / piv[j] if piv[j] > 0.0 else 0.0
-    w = W[sc, lo:hi]
+            v = ll + r * mm + c
+            for j in range(js, je):
+                W[v, j] = W[v, j] / W[piv, j] if W[piv, j] > 0.0 else 0.0
     for r in range(mm):
-        x = W[ll + r * mm, lo:hi]
-        z = W[q0, lo:hi]
-        for j in range(m):
-            w[j] = x[j] * z[j]
+        x = ll + r * mm
+        for j in range(js, je):
+            W[sc, j] = W[x, j] * W[q0, j]
         for c in range(1, r + 1):
-            x = W[ll + r * mm + c, lo:hi]
-            z = W[q0 + c, lo:hi]
-            for j in range(m):
-                w[j] += x[j] * z[j]
-        e = W[ro[R_E] + r, lo:hi]
-        for j in range(m):
-            e[j] += scale * w[j]
+            x = ll + r * mm + c
+            z = q0 + c
+            for j in range(js, je):
+                W[sc, j] += W[x, j] * W[z, j]
+        e = ro[R_E] + r
+        for j in range(js, je):
+            W[e, j] += scale * W[sc, j]
 
 
 @_inner
