@@ -23,12 +23,26 @@ CLI_SMALL = ["--n-replicas", "10", "--n-kill", "1", "--n-runs", "5", "--n-walker
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A LocalCluster of 2 single-threaded worker processes (its scheduler's address)."""
+    """A LocalCluster of 2 single-threaded worker processes (its scheduler's address).
+
+    On a loaded machine a worker's nanny can miss its start-up deadline ("Nanny failed to
+    start"); that is the test machine, not the code under test, so the start is tried again
+    with a longer deadline."""
     distributed = pytest.importorskip("distributed", reason='dask is an optional extra: pip install "phasetools[dask]"')
     import logging
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=logging.CRITICAL) as c:
+    import dask
+
+    for attempt in range(3):
+        try:
+            with dask.config.set({"distributed.comm.timeouts.connect": "60s"}):
+                c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                             dashboard_address=None, silence_logs=logging.CRITICAL)
+            break
+        except (RuntimeError, TimeoutError, OSError):
+            if attempt == 2:
+                raise
+    with c:
         yield c.scheduler_address
 
 
