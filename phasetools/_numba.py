@@ -16,13 +16,16 @@ Langevin kernels put the same hash into their module name.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numba
@@ -168,9 +171,10 @@ def pjit(func=None, **options):
 # the other's share from the cache (a few ms each) and compiles the caller on top.
 
 #: environment variable: "0" makes :func:`compile_shared` compile everything in this process, "1"
-#: starts the helper whenever the machine has two cores; unset (or "auto"): only when the load
-#: average leaves a core idle (on a busy machine the helper shares this process's CPU time and
-#: adds its start-up, measured 2 s of CPU: slower, not faster)
+#: starts the helper whenever the machine has two cores; unset (or "auto"): only when the
+#: 1-minute load average is at most ``cores - 1.5``, i.e. a core is idle. On a busy machine the
+#: helper only shares this process's CPU time (the scheduler divides it by session, not by
+#: process) and adds its start-up, 2 s of CPU: measured slower, not faster.
 COMPILE_HELPER_ENV = "PHASETOOLS_COMPILE_HELPER"
 
 
@@ -183,7 +187,7 @@ def _helper_wanted() -> bool:
     if setting == "1":
         return True
     try:
-        return os.getloadavg()[0] <= cores - 1.0
+        return os.getloadavg()[0] <= cores - 1.5
     except (AttributeError, OSError):  # no load average on this platform
         return True
 
@@ -213,25 +217,34 @@ def in_cache(dispatcher, sig) -> bool:
 
 
 def _claim(folder, i) -> bool:
-    """Take job ``i`` (an atomic create of the file ``folder/i``): True if this process got it."""
+    """Take job ``i`` (an atomic create of the file ``folder/i``): True if this process got it
+    (False when another did, or when the folder is gone: the parent has moved on)."""
     try:
         os.close(os.open(os.path.join(folder, str(i)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         return True
-    except FileExistsError:
+    except (FileExistsError, FileNotFoundError):
         return False
 
 
-def compile_shared(jobs, *, timeout=600.0):
+def _reap(proc, folder):
+    """Wait for the helper process to end (in a daemon thread), then remove its claim folder."""
+    proc.wait()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def compile_shared(jobs, *, wait=False, timeout=600.0):
     """Compile ``jobs`` into numba's disk cache on this process and one helper process.
 
     This process takes the jobs from the front of the list, the helper from the back, each
-    claiming one job at a time (so the split follows the real cost), until they meet; then
-    this process waits for the helper and loads its share from the cache. Nothing is done
-    when fewer than two jobs are missing from the cache, on a one-core machine, when the
-    1-minute load average leaves no core idle (``> cores - 1``), or when the environment
-    variable :data:`COMPILE_HELPER_ENV` is ``"0"`` (``"1"``: regardless of the load); any job the helper did
-    not finish (it failed or was slow) is compiled here later, on the first call, as
-    without this function. The machine code is the same either way.
+    claiming one job at a time (so the split follows the real cost), until they meet. Then,
+    by default, this process returns at once: the caller compiles on top of the jobs, loading
+    from the cache what the helper has finished and compiling again what it has not (the
+    helper may get little CPU on a busy machine; this process never waits for it, so the
+    first call is at worst about as long as without a helper). The helper ends after its last
+    job. Nothing is done when fewer than two jobs are missing from the cache, on a one-core
+    machine, when the 1-minute load average leaves no core idle (``> cores - 1.5``), or when the
+    environment variable :data:`COMPILE_HELPER_ENV` is ``"0"`` (``"1"``: regardless of the
+    load). The machine code is the same whichever process compiled it.
 
     Parameters
     ----------
@@ -239,46 +252,55 @@ def compile_shared(jobs, *, timeout=600.0):
         Functions made by :func:`jit` and the argument types to compile. Put first what the
         later jobs call (this process compiles it first, so the helper loads it instead of
         compiling it again) and last the costly jobs that call nothing of the list.
+    wait : bool
+        Wait for the helper to end before returning (its whole share is then in the cache).
     timeout : float
-        Seconds to wait for the helper; it is killed after that.
+        With ``wait``: seconds to wait for the helper; it is killed after that.
 
     Returns
     -------
     int
-        Jobs the helper took (0: no helper was started).
+        Jobs the helper took (finished or, without ``wait``, possibly still running; 0: no
+        helper was started).
     """
     todo = [(d, tuple(s)) for d, s in jobs if s not in d.overloads and not in_cache(d, s)]
     if len(todo) < 2 or not _helper_wanted():
         return 0
     names = [(d.py_func.__module__, d.py_func.__name__) for d, _ in todo]
-    with tempfile.TemporaryDirectory(prefix="phasetools-compile-") as folder:
-        payload = pickle.dumps((folder, [(mod, name, s) for (mod, name), (_, s) in zip(names, todo)]))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_PACKAGE.parent)] +
-                                                          [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        proc = subprocess.Popen([sys.executable, "-c", "from phasetools._numba import _helper_main; _helper_main()"],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        try:
-            proc.stdin.write(payload)
-            proc.stdin.close()
-        except OSError:
-            pass
-        mine = 0
-        try:
-            for i, (d, s) in enumerate(todo):
-                if not _claim(folder, i):
-                    break
-                mine += 1
-                try:
-                    d.compile(s)
-                except Exception:  # noqa: BLE001 - the first call compiles it again and reports the error
-                    pass
+    folder = tempfile.mkdtemp(prefix="phasetools-compile-")
+    atexit.register(shutil.rmtree, folder, True)   # a helper still running then takes no further job
+    payload = pickle.dumps((folder, [(mod, name, s) for (mod, name), (_, s) in zip(names, todo)]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_PACKAGE.parent)] +
+                                                      [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    proc = subprocess.Popen([sys.executable, "-c", "from phasetools._numba import _helper_main; _helper_main()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    except OSError:
+        pass
+    mine = 0
+    try:
+        for i, (d, s) in enumerate(todo):
+            if not _claim(folder, i):
+                break
+            mine += 1
+            try:
+                d.compile(s)
+            except Exception:  # noqa: BLE001 - the first call compiles it again and reports the error
+                pass
+        if wait:
             proc.wait(timeout=timeout)
-        except BaseException:  # timeout, interrupt: the helper stops with this call
-            proc.kill()
-            proc.wait()
-            if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
-                raise
-        return sum(os.path.exists(os.path.join(folder, str(i))) for i in range(len(todo))) - mine
+    except BaseException:  # timeout, interrupt: the helper stops with this call
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+        if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+            raise
+        return 0
+    n_helper = sum(os.path.exists(os.path.join(folder, str(i))) for i in range(len(todo))) - mine
+    threading.Thread(target=_reap, args=(proc, folder), daemon=True).start()
+    return n_helper
 
 
 def _helper_main():
