@@ -34,3 +34,26 @@ def test_rare_escape_cli_prints_the_warning_in_one_line(capsys):
     assert main(args) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("phasetools: warning: dU/T = 30: |ln p| / n_replicas")
+
+
+@pytest.mark.slow   # about 6 minutes of one core
+def test_interval_covers_the_exact_mfpt_at_dU_T_30_with_enough_replicas():
+    """100 independent estimates at dU/T = 30 (tau 4.8e13) with N = 100 (|ln p| / N = 0.3, no
+    warning): the 95 % interval covers the exact MFPT at a rate consistent with 95 % (exact
+    binomial test, as in tests/test_rare.py) and the mean of tau/exact is 1 within 3 standard
+    errors: no bias at high barriers (the row of docs/rare.md's coverage table)."""
+    import numpy as np
+    from scipy.stats import binomtest
+
+    problem = escape_problem("double_well")
+    T = 0.25 / 30
+    exact = problem.exact_mfpt(T)
+    opts = AMSOptions(n_replicas=100, n_kill=10, n_runs=20, n_walkers=50, n_rounds=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        est = [escape_time(problem, temperature=T, dt=0.01, options=opts, rng=130000 + s, n_threads=1)
+               for s in range(100)]
+    covered = sum(r.tau_lower <= exact <= r.tau_upper for r in est)
+    ratio = np.array([r.tau / exact for r in est])
+    assert binomtest(covered, len(est), 0.95).pvalue > 0.002, covered
+    assert abs(ratio.mean() - 1) < 3 * ratio.std(ddof=1) / np.sqrt(ratio.size), ratio.mean()
