@@ -157,3 +157,10 @@ def test_out_that_is_not_an_hdf5_file_is_refused_before_any_work(capsys, tmp_pat
     assert "not an HDF5 file" in err or "is a folder" in err
     if kind == "text":
         assert out.read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("extra, words", [(["--coordinate", "bogus"], ("coordinate", "sharpness")),
+                                          (["--coordinate", "sharpness", "--direction", "fwd"],
+                                           ("coordinate", "direction"))])
+def test_rare_train_bad_coordinate_is_one_line(capsys, extra, words):
+    _one_line_error(capsys, ["rare", "train", "--n-samples", "64", *extra, *AMS], *words)

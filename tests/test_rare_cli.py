@@ -46,3 +46,14 @@ def test_rare_train_stores_plots_and_prints_json(tmp_path, capsys):
     assert stored.tau == summary["tau_epochs"] and stored.potential == "sgd_training"
     assert all(x.shape[1] == 3 for x in stored.reactive()) and stored.reactive_lengths.size > 0
     assert (tmp_path / "sgd_levels.png").stat().st_size > 0
+
+
+def test_rare_train_takes_the_sharpness_score(tmp_path, capsys):
+    out = tmp_path / "sgd.h5"
+    code = main(["rare", "train", "--coordinate", "sharpness", "--n-samples", "64", "--lr", "0.1", "--seed", "1",
+                 "--json", "--out", str(out), *SMALL])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["coordinate"] == "sharpness" and summary["p"] >= 0
+    assert load(out, summary["stored"][0]).order == "sharpness"
+    assert "Traceback" not in capsys.readouterr().err

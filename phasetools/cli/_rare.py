@@ -93,7 +93,11 @@ def _add_train(rsub):
     p.add_argument("--direction", choices=["fwd", "bwd"], default="bwd", help="bwd (default): from the learned state")
     p.add_argument("--target", type=float, default=None,
                    help="level of the top singular value that ends an escape (default: the chain problem's stop)")
-    p.add_argument("--start", type=float, default=None, help="start level A of the top singular value (with --level)")
+    p.add_argument("--coordinate", default="sv1", metavar="NAME",
+                   help="the AMS score: sv1 (default; the top singular value) or sharpness (bwd only: the "
+                        "singular value below the well, the mode's curvature x lr above it, for escapes that "
+                        "go up before they fall; docs/rare.md)")
+    p.add_argument("--start", type=float, default=None, help="start level A of the coordinate (with --level)")
     p.add_argument("--level", type=float, default=None, help="intermediate level Sigma (with --start)")
     p.add_argument("--n-replicas", type=count("n_replicas", minimum=2), default=50, help="replicas per run (50)")
     p.add_argument("--n-kill", type=count("n_kill", minimum=1), default=5, help="killed per iteration (default 5)")
@@ -113,7 +117,7 @@ def _add_train(rsub):
 def _train(args):
     from .._validation import check_positive, check_scalar
     from ..langevin import escape_problem
-    from ..rare import AMSOptions, ams_training_escape
+    from ..rare import AMSOptions
     from ..training import GaussianTeacher
 
     check_positive(args.eta, "eta")   # named as the flags (the chain problem calls them c and gamma)
@@ -126,12 +130,30 @@ def _train(args):
     target = problem.stop.level if args.target is None else args.target
     opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
                       n_rounds=args.n_rounds, keep_paths=args.keep_paths)
-    res = ams_training_escape(data, [np.full((1, 1), v) for v in problem.x0], n_layers=args.n_layers, width=1,
+    with warnings.catch_warnings(record=True) as caught:   # shown as one line each, below
+        warnings.simplefilter("always", RuntimeWarning)
+        res = _ams_train(args, problem, data, target, opts)
+    for w in caught:
+        print(f"phasetools: warning: {w.message}", file=sys.stderr)
+    if res.p == 0:
+        print("phasetools: warning: no AMS run reached the target (every run died out), so tau is not bounded "
+              "above: raise --n-replicas or --n-runs", file=sys.stderr)
+    _train_report(args, res, target)
+
+
+def _ams_train(args, problem, data, target, opts):
+    from ..rare import ams_training_escape
+
+    return ams_training_escape(data, [np.full((1, 1), v) for v in problem.x0], n_layers=args.n_layers, width=1,
                               lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay, target=target,
                               direction="down" if problem.stop.direction == "down" else "up",
-                              sampling=args.sampling, convention=args.convention, start=args.start,
+                              sampling=args.sampling, convention=args.convention, coordinate=args.coordinate,
+                              start=args.start,
                               level=args.level, options=opts, rng=args.seed, n_threads=args.n_threads,
                               progress=not args.quiet)
+
+
+def _train_report(args, res, target):
     names = []
     if args.out:
         from ..io import save
@@ -142,7 +164,8 @@ def _train(args):
 
         level_figure(res, f"{args.plot}_levels.png")
     row = {"tau_epochs": res.tau, "tau_lower": res.tau_lower, "tau_upper": res.tau_upper, "p": res.p,
-           "target": target, "cost_steps": res.cost["total"], "wall_time": res.stats["wall_time"]}
+           "target": target, "coordinate": args.coordinate, "cost_steps": res.cost["total"],
+           "wall_time": res.stats["wall_time"]}
     if args.json:
         import json
 
@@ -151,7 +174,7 @@ def _train(args):
         print(json.dumps(to_jsonable({**row, "stored": names})))
         return
     print(f"SGD escape (lr {args.lr:g}, B {args.batch_size}, weight decay {args.weight_decay:g}, {args.sampling}) "
-          f"{args.direction} to top singular value {target:.4g}:")
+          f"{args.direction} to top singular value {target:.4g} (AMS score {args.coordinate}):")
     print(f"  tau = {res.tau:.4g} epochs  [{res.tau_lower:.4g}, {res.tau_upper:.4g}]  p = {res.p:.3g}  "
           f"steps {res.cost['total']:.2e}  wall {res.stats['wall_time']:.1f}s")
     if names:
