@@ -213,3 +213,20 @@ def test_the_reshuffled_escaping_mode_is_the_checkpoint_rank_minus_one():
     assert escaping_mode(SimpleNamespace(singular_values=sv)) == 2
     with pytest.raises(ValueError, match="rank is 0"):
         escaping_mode(SimpleNamespace(singular_values=np.zeros((3, 2, 4))))
+
+
+def test_an_unreachable_scheduler_leaves_no_folder_behind(tmp_path):
+    """The sweep's lock file used to stay behind in a folder that held nothing else."""
+    pytest.importorskip("distributed", reason='dask is an optional extra: pip install "phasetools[dask]"')
+    from phasetools.reproduce import reproduce
+    from phasetools.sweep import SweepError
+
+    out = tmp_path / "new"
+    with pytest.raises(SweepError, match="scheduler"):
+        reproduce(out, scheduler="tcp://127.0.0.1:1", quiet=True)
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(SweepError, match="scheduler"):
+        reproduce(kept, scheduler="tcp://127.0.0.1:1", quiet=True)
+    assert kept.is_dir()   # a folder that was there before stays

@@ -204,6 +204,20 @@ def _prepare_folder(out: Path, resume: bool, overwrite: bool):
         raise OSError(f"out: cannot create the folder {out}: {exc.strerror or exc}") from None
 
 
+def _tidy_failed_start(out: Path, existed: bool):
+    """After a sweep that failed or was interrupted in a folder this call created: if only the
+    writers' empty lock files are in it (e.g. a Dask scheduler that could not be reached), remove
+    them and the folder. A folder that existed before (another run's, possibly still writing)
+    and any stored result are left as they are."""
+    if existed or not out.is_dir():
+        return
+    entries = list(out.iterdir())
+    if all(p.name in ("results.h5.lock", "verdicts.h5.lock") and p.stat().st_size == 0 for p in entries):
+        for p in entries:
+            p.unlink(missing_ok=True)
+        out.rmdir()
+
+
 def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers=None, scheduler=None,
               dask_workers=None, resume=False, overwrite=False, quiet=False, command=None) -> ReproduceOutcome:
     """Run every experiment of the paper and write one folder with results, verdicts, figures and a report.
@@ -248,12 +262,17 @@ def reproduce(out, *, scale="quick", seed=DEFAULT_SEED, executor=None, n_workers
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     out = Path(out)
+    existed = out.exists()
     _prepare_folder(out, resume, overwrite)
     t0 = time.perf_counter()
     grid = tasks(scale)
-    outcome = run_sweep(run_experiment, grid, path=out / "results.h5", seed=seed, executor=executor,
-                        n_workers=n_workers, scheduler=scheduler, dask_workers=dask_workers, resume=resume,
-                        overwrite=overwrite, progress=not quiet)
+    try:
+        outcome = run_sweep(run_experiment, grid, path=out / "results.h5", seed=seed, executor=executor,
+                            n_workers=n_workers, scheduler=scheduler, dask_workers=dask_workers, resume=resume,
+                            overwrite=overwrite, progress=not quiet)
+    except BaseException:
+        _tidy_failed_start(out, existed)
+        raise
     outcome.check()
     phase = progress(total=4, desc="verdicts, predictions, figures, report", quiet=quiet)   # the phase after the sweep
     results = outcome.results()
