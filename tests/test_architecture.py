@@ -3,7 +3,7 @@
 Every concept lives in one subpackage; a subpackage uses another only through its public
 names (``phasetools.<sub>``), and data flows one way (theory -> langevin / training ->
 stats -> compare -> io / plot / sweep -> reproduce -> cli). Top-level private modules
-(``phasetools/_rng.py``, ``_validation.py``, ``_numba.py``, ``_progress.py``) are shared
+(``phasetools/_rng.py``, ``_validation.py``, ``_numba.py``, ``_progress.py``, ``_dask.py``) are shared
 infrastructure, not a subpackage's internals.
 """
 
