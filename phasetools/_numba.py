@@ -172,7 +172,7 @@ def pjit(func=None, **options):
 
 #: environment variable: "0" makes :func:`compile_shared` compile everything in this process, "1"
 #: starts the helper whenever the machine has two cores; unset (or "auto"): only when the
-#: 1-minute load average is at most ``cores - 1.5``, i.e. a core is idle. On a busy machine the
+#: 1-minute load average is at most ``cores - 1``, i.e. a core is idle. On a busy machine the
 #: helper only shares this process's CPU time (the scheduler divides it by session, not by
 #: process) and adds its start-up, 2 s of CPU: measured slower, not faster.
 COMPILE_HELPER_ENV = "PHASETOOLS_COMPILE_HELPER"
@@ -187,7 +187,7 @@ def _helper_wanted() -> bool:
     if setting == "1":
         return True
     try:
-        return os.getloadavg()[0] <= cores - 1.5
+        return os.getloadavg()[0] <= cores - 1.0
     except (AttributeError, OSError):  # no load average on this platform
         return True
 
@@ -242,7 +242,7 @@ def compile_shared(jobs, *, wait=False, timeout=600.0):
     helper may get little CPU on a busy machine; this process never waits for it, so the
     first call is at worst about as long as without a helper). The helper ends after its last
     job. Nothing is done when fewer than two jobs are missing from the cache, on a one-core
-    machine, when the 1-minute load average leaves no core idle (``> cores - 1.5``), or when the
+    machine, when the 1-minute load average leaves no core idle (``> cores - 1``), or when the
     environment variable :data:`COMPILE_HELPER_ENV` is ``"0"`` (``"1"``: regardless of the
     load). The machine code is the same whichever process compiled it.
 

@@ -272,9 +272,9 @@ def test_compile_helper_only_with_an_idle_core(monkeypatch):
 
     monkeypatch.setattr(_numba.os, "cpu_count", lambda: 2)
     monkeypatch.delenv("PHASETOOLS_COMPILE_HELPER", raising=False)
-    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.4, 0.5, 0.5))
-    assert _numba._helper_wanted()
     monkeypatch.setattr(_numba.os, "getloadavg", lambda: (0.9, 0.5, 0.5))
+    assert _numba._helper_wanted()
+    monkeypatch.setattr(_numba.os, "getloadavg", lambda: (1.7, 0.5, 0.5))
     assert not _numba._helper_wanted()
     monkeypatch.setenv("PHASETOOLS_COMPILE_HELPER", "1")
     assert _numba._helper_wanted()
