@@ -75,6 +75,21 @@ def test_training_coordinate_resolves_names_and_refuses_bad_ones():
         training_coordinate("sharpness", direction="down", target=0.9, init=INIT, data=(X, Y))
 
 
+def test_a_mode_beyond_the_networks_rank_is_refused():
+    # sharpness2 / sv2 of a width-1 chain were an IndexError deep in the SVD
+    for bad in ("sv2", "sharpness2"):
+        with pytest.raises(ValueError, match=r"coordinate.*sv1\.\.sv1"):
+            training_coordinate(bad, direction="down", target=0.01, init=INIT, data=(X, Y))
+    with pytest.raises(ValueError, match=r"mode must be in \[0, 0\]"):
+        SharpnessScore(TARGET, INIT, np.eye(1), mode=1)
+    # the rank is the smallest side of any layer, not only of M: a width-1 hidden layer caps it at 1
+    narrow = [np.ones((1, 2)), np.ones((2, 1)) * 2]
+    with pytest.raises(ValueError, match="rank 1"):
+        training_coordinate("sv2", direction="down", target=0.01, init=narrow, data=(np.eye(2), np.eye(2)))
+    assert training_coordinate("sv2", direction="down", target=0.01, init=[np.eye(2)] * 3,
+                               data=(np.eye(2), np.eye(2)))[0] == "sv2"
+
+
 def test_engine_reads_a_layer_score_without_the_sign():
     score = SharpnessScore(TARGET, INIT, np.eye(1))
     eng = TrainingEngine((X, Y), **SGD, lr=0.1, sampling="replacement", convention="paper", coordinate=score,

@@ -60,6 +60,10 @@ class SharpnessScore:
 
     def __init__(self, target, reference, input_cov, mode=0):
         self.target, self.mode = float(target), check_int(mode, "mode", minimum=0)
+        n_modes = network_rank(reference)
+        if self.mode >= n_modes:
+            raise ValueError(f"mode must be in [0, {n_modes - 1}] (the network's rank: the smallest side of its "
+                             f"layers), got {mode}")
         if not self.target > 0:
             raise ValueError(f"target must be > 0 for coordinate='sharpness', got {target}")
         self.input_cov = np.atleast_2d(np.asarray(input_cov, dtype=float))
@@ -124,6 +128,24 @@ class SharpnessScore:
                 "level": self.level}
 
 
+def network_rank(layers):
+    """The largest possible rank of ``M = W_n ... W_1``: the smallest side of any layer.
+
+    Singular values of ``M`` beyond it are identically zero and the layers have no ``k``-th
+    singular value there, so ``sv<k>`` and ``sharpness<k>`` need ``k <=`` this.
+
+    Parameters
+    ----------
+    layers : list of arrays
+        ``W_1 ... W_n``, ``(rows, cols)`` each (a leading batch axis is allowed).
+
+    Returns
+    -------
+    int
+    """
+    return int(min(min(np.shape(w)[-2:]) for w in layers))
+
+
 def _sv_coordinate(k):
     def sv(M):
         return np.linalg.svd(M, compute_uv=False)[:, k]
@@ -167,6 +189,10 @@ def training_coordinate(coordinate, *, direction, target, init, data):
             break
     else:
         raise ValueError(bad)
+    n_modes = network_rank(init)
+    if k >= n_modes:
+        raise ValueError(f"coordinate={coordinate!r} is beyond the network's rank {n_modes} (the smallest side of "
+                         f"its layers): coordinate must be sv1..sv{n_modes} or sharpness1..sharpness{n_modes}")
     if prefix == "sv":
         return coordinate, _sv_coordinate(k), sign, sign * float(target), None
     if direction != "down":
