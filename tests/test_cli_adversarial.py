@@ -161,6 +161,8 @@ def test_out_that_is_not_an_hdf5_file_is_refused_before_any_work(capsys, tmp_pat
 
 @pytest.mark.parametrize("extra, words", [(["--coordinate", "bogus"], ("coordinate", "sharpness")),
                                           (["--coordinate", "sharpness", "--direction", "fwd"],
-                                           ("coordinate", "direction"))])
+                                           ("--coordinate sharpness needs --direction bwd",)),
+                                          (["--coordinate", "sharpness2"], ("coordinate", "rank 1")),
+                                          (["--coordinate", "sv2"], ("coordinate", "sv1..sv1"))])
 def test_rare_train_bad_coordinate_is_one_line(capsys, extra, words):
     _one_line_error(capsys, ["rare", "train", "--n-samples", "64", *extra, *AMS], *words)

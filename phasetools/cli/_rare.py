@@ -14,6 +14,7 @@ or the trapped start (``fwd``) of ``escape_problem("chain", ...)`` to its stop l
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import warnings
 
@@ -124,6 +125,10 @@ def _train(args):
     check_scalar(args.weight_decay, "weight_decay")
     if args.target is not None:   # a top singular value is >= 0: a level <= 0 is never crossed (the run would hang)
         check_scalar(args.target, "target", positive=True)
+    if re.fullmatch(r"sharpness\d*", args.coordinate) and args.direction != "bwd":
+        # the API's message names its own values (direction 'down'/'up'), which are no flags here
+        raise ValueError(f"--coordinate {args.coordinate} needs --direction bwd (it scores escapes from the learned "
+                         f"state), got --direction {args.direction}")
     problem = escape_problem("chain", n_layers=args.n_layers, c=args.eta, gamma=args.weight_decay,
                              direction=args.direction, convention=args.convention)
     data = GaussianTeacher([args.eta]).sample(args.n_samples, rng=args.data_seed)
