@@ -36,6 +36,13 @@ class Task:
         Class labels.
     sparse : bool
         Whether inputs are given as active columns.
+    extra : dict
+        Task-specific arrays (e.g. the ``(a, b)`` pairs of modular addition).
+
+    Notes
+    -----
+    The arrays are stored as read-only copies: changing them in place raises
+    ``ValueError``; build a new task for new data.
     """
 
     name: str
@@ -49,6 +56,14 @@ class Task:
     sparse: bool
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # A task is data: its arrays are read-only copies, so they cannot change under a
+        # cache keyed on the task (the trainer's remembered final metrics) or a caller's feet.
+        for name in _ARRAYS:
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "extra", {k: _frozen(v) if isinstance(v, np.ndarray) else v
+                                           for k, v in self.extra.items()})
+
     @property
     def n_train(self) -> int:
         """Number of training samples."""
@@ -58,6 +73,16 @@ class Task:
     def n_test(self) -> int:
         """Number of test samples."""
         return int(self.y_test.shape[0])
+
+
+_ARRAYS = ("X_train", "y_train", "X_test", "y_test")
+
+
+def _frozen(a) -> np.ndarray:
+    """A read-only copy of ``a`` (the caller's array stays as it was)."""
+    out = np.array(a, copy=True)
+    out.setflags(write=False)
+    return out
 
 
 def is_prime(n: int) -> bool:

@@ -292,11 +292,12 @@ class _Net:
         self.dtype = dtype
         self.sets = {}
         for name, X, y in (("train", task.X_train, task.y_train), ("test", task.X_test, task.y_test)):
+            # writeable copies: the task's arrays are read-only, a different numba type
             if task.sparse:
-                Xi, Xd = np.ascontiguousarray(X, dtype=np.int64), np.zeros((1, 1), dtype=dtype)
+                Xi, Xd = np.array(X, dtype=np.int64, order="C"), np.zeros((1, 1), dtype=dtype)
             else:
-                Xi, Xd = np.zeros((1, 1), dtype=np.int64), np.ascontiguousarray(X, dtype=dtype)
-            self.sets[name] = (Xi, Xd, np.ascontiguousarray(y, dtype=np.int64))
+                Xi, Xd = np.zeros((1, 1), dtype=np.int64), np.array(X, dtype=dtype, order="C")
+            self.sets[name] = (Xi, Xd, np.array(y, dtype=np.int64, order="C"))
 
     def work(self, n_units, block=None):
         """Work arrays ``Z, A, OUT`` per unit (with ``block`` rows each when given)."""
@@ -345,7 +346,8 @@ class _FinalMetrics:
     evaluating both data sets again: AMS over the trainer (``rare.NonlinearEngine``)
     advances its replicas by one ``train`` call per epoch, and each call's epoch 0 is the
     previous call's last epoch. A row is recognised by its bytes in the run's dtype
-    (together with the task object, the model and the dtype); the metrics of a row do not
+    (together with the task object, whose arrays are read-only, the model and the dtype);
+    the metrics of a row do not
     depend on the other rows, so the stored numbers are those an evaluation would give.
     Only the latest run of a task is kept, and only while the task is alive.
     """
