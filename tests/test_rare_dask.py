@@ -123,3 +123,18 @@ def test_without_dask_the_options_say_how_to_install(monkeypatch, capsys):
     assert main(["rare", "escape", *CLI_SMALL, "--dask-workers", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and 'pip install "phasetools[dask]"' in err
+
+
+@pytest.mark.parametrize("x0, dt, match", [([1.5], 0.01, "already past the target"), ([-1.0], 5.0, "dt = 5 is too large")])
+def test_bad_input_is_refused_before_a_cluster_is_started(monkeypatch, x0, dt, match):
+    # dask_workers= started a LocalCluster (worker processes, seconds) before these cheap checks
+    import phasetools.rare._escape as escape
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a Dask cluster was started before the input was checked")
+
+    monkeypatch.setattr(escape, "connect", no_cluster)
+    problem = escape_problem("double_well")
+    with pytest.raises(ValueError, match=match):
+        escape.ams_escape(problem.potential, x0, target=problem.stop.level, temperature=0.05, dt=dt, options=SMALL,
+                          rng=5, dask_workers=2)

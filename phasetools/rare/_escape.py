@@ -319,13 +319,14 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     x0 = as_float_array(x0, "x0").reshape(-1)
     dt = float(check_positive(dt, "dt"))
     where = _executor(n_workers, scheduler, dask_workers, connect_timeout)
-    with _runner(where) as runner:   # connect (or start the cluster) before any work: a bad address fails fast
-        # validates the potential, noise and dt (stability at x0) with the engine's own checks
-        simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=1, max_steps=1, rng=0)
-        engine = LangevinEngine(potential, sign, temperature=temperature, noise=noise, dt=dt, n_threads=n_threads)
-        b = sign * float(as_float_array(target, "target"))
-        if float(engine.coordinate(x0[None, :])[0]) >= b:
-            raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
+    # bad input fails before a Dask cluster is started or connected: the potential, noise and dt (stability
+    # at x0) by the engine's own checks, then the start against the target
+    simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=1, max_steps=1, rng=0)
+    engine = LangevinEngine(potential, sign, temperature=temperature, noise=noise, dt=dt, n_threads=n_threads)
+    b = sign * float(as_float_array(target, "target"))
+    if float(engine.coordinate(x0[None, :])[0]) >= b:
+        raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
+    with _runner(where) as runner:   # connect (or start the cluster) before the AMS work
         root = seed_sequence(rng)
         a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, runner)
     return AMSEscape(
