@@ -57,3 +57,24 @@ def test_rare_train_takes_the_sharpness_score(tmp_path, capsys):
     assert summary["coordinate"] == "sharpness" and summary["p"] >= 0
     assert load(out, summary["stored"][0]).order == "sharpness"
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_rare_escape_prints_runtime_warnings_as_lines_and_lets_others_through(monkeypatch, capsys):
+    # every category used to be recorded and printed as "phasetools: warning: ..."; only RuntimeWarning
+    # (the AMS precision warning) is, others reach the filters outside unchanged
+    import warnings
+
+    import phasetools.rare as rare
+
+    real = rare.escape_time
+
+    def noisy(*args, **kwargs):
+        warnings.warn("a deprecated option", UserWarning)
+        warnings.warn("too few replicas", RuntimeWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rare, "escape_time", noisy)
+    with pytest.warns(UserWarning, match="a deprecated option"):
+        assert main(["rare", "escape", "--barrier-ratio", "4", "--seed", "1", *SMALL]) == 0
+    err = capsys.readouterr().err
+    assert err == "phasetools: warning: dU/T = 4: too few replicas\n"

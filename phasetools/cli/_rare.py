@@ -95,9 +95,10 @@ def _add_train(rsub):
     p.add_argument("--target", type=float, default=None,
                    help="level of the top singular value that ends an escape (default: the chain problem's stop)")
     p.add_argument("--coordinate", default="sv1", metavar="NAME",
-                   help="the AMS score: sv1 (default; the top singular value) or sharpness (bwd only: the "
-                        "singular value below the well, the mode's curvature x lr above it, for escapes that "
-                        "go up before they fall; docs/rare.md)")
+                   help="the AMS score: sv<k> (default sv1, the top singular value) or sharpness / sharpness<k> "
+                        "(bwd only: ln of the fall of the mode's singular value, or the rise of its curvature "
+                        "h relative to the start's h0, whichever is further; for escapes that go up before they "
+                        "fall; docs/rare.md)")
     p.add_argument("--start", type=float, default=None, help="start level A of the coordinate (with --level)")
     p.add_argument("--level", type=float, default=None, help="intermediate level Sigma (with --start)")
     p.add_argument("--n-replicas", type=count("n_replicas", minimum=2), default=50, help="replicas per run (50)")
@@ -135,15 +136,36 @@ def _train(args):
     target = problem.stop.level if args.target is None else args.target
     opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
                       n_rounds=args.n_rounds, keep_paths=args.keep_paths)
-    with warnings.catch_warnings(record=True) as caught:   # shown as one line each, below
-        warnings.simplefilter("always", RuntimeWarning)
+    with _runtime_warnings_as_lines():
         res = _ams_train(args, problem, data, target, opts)
-    for w in caught:
-        print(f"phasetools: warning: {w.message}", file=sys.stderr)
     if res.p == 0:
         print("phasetools: warning: no AMS run reached the target (every run died out), so tau is not bounded "
               "above: raise --n-replicas or --n-runs", file=sys.stderr)
     _train_report(args, res, target)
+
+
+@contextlib.contextmanager
+def _runtime_warnings_as_lines(prefix=""):
+    """Print each RuntimeWarning raised inside as one line ``phasetools: warning: PREFIX...`` on
+    stderr (after the block); other warnings are issued again, unchanged, to the filters outside.
+
+    Parameters
+    ----------
+    prefix : str
+        Put before each message (e.g. which temperature it belongs to).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning):
+            print(f"phasetools: warning: {prefix}{w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _ams_train(args, problem, data, target, opts):
@@ -213,13 +235,10 @@ def _escape(args):
     results, names = [], []
     with _dask_scheduler(args) as scheduler:
         for T in temperatures:
-            with warnings.catch_warnings(record=True) as caught:   # shown as one line each, below
-                warnings.simplefilter("always", RuntimeWarning)
+            with _runtime_warnings_as_lines(f"dU/T = {problem.barrier / T:.3g}: "):
                 res = escape_time(problem, temperature=T, dt=args.dt, options=opts, rng=args.seed,
                                   n_threads=args.n_threads, progress=not args.quiet, start=args.start,
                                   level=args.level, n_workers=args.n_workers, scheduler=scheduler)
-            for w in caught:
-                print(f"phasetools: warning: dU/T = {problem.barrier / T:.3g}: {w.message}", file=sys.stderr)
             results.append(res)
             if args.out:
                 from ..io import save
@@ -236,7 +255,22 @@ def _escape(args):
 @contextlib.contextmanager
 def _dask_scheduler(args):
     """The Dask scheduler address for the AMS runs: ``--scheduler``, or a LocalCluster of
-    ``--dask-workers`` started once for every temperature (and closed after); None: no Dask."""
+    ``--dask-workers`` started once for every temperature (and closed after); None: no Dask.
+
+    Its two checks are not the API's repeated: they run before this command starts a cluster
+    (the API would refuse ``--n-workers`` only after it), name the flags, and turn a missing
+    dask.distributed into a one-line error (the API raises an ImportError).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``scheduler``, ``dask_workers`` and ``n_workers``.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields the address or None.
+    """
     if args.scheduler is None and args.dask_workers is None:
         yield None
         return
