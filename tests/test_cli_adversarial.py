@@ -134,6 +134,7 @@ def test_train_batch_larger_than_the_samples_names_the_flags(capsys, argv, flag)
     # the message advised "use drop_last=False", an API argument the command line does not have
     err = _one_line_error(capsys, [*argv, "--n-samples", "32", "--n-seeds", "1", "--quiet"], flag, "--n-samples")
     assert "drop_last" not in err
+    assert "a smaller the" not in err   # the trap's batch size has no flag: only --n-samples can change
 
 
 def test_training_api_batch_message_names_drop_last():

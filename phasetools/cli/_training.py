@@ -166,7 +166,7 @@ def _check_sizes(args, *, epochs=0, n_points=1, d=2):
                  f"training n_seeds = {s} network(s) of width {h} and n_layers = {n} for epochs = {epochs}")
 
 
-def _check_batch_fits(args, batch_sizes, flag="--batch-size"):
+def _check_batch_fits(args, batch_sizes, flag="--batch-size", advice=None):
     """Refuse a batch larger than the samples, naming the flags (the API's advice, ``drop_last=False``, is no flag).
 
     Parameters
@@ -177,11 +177,14 @@ def _check_batch_fits(args, batch_sizes, flag="--batch-size"):
         The batch sizes the command will train with.
     flag : str
         What sets them, for the message.
+    advice : str, optional
+        What to do instead (default: ``"use a smaller FLAG or a larger --n-samples"``).
     """
     big = [b for b in batch_sizes if args.n_samples > 0 and b > args.n_samples]
     if big:
+        advice = f"use a smaller {flag} or a larger --n-samples" if advice is None else advice
         raise ValueError(f"{flag} must be <= --n-samples = {args.n_samples} (an epoch of minibatches would have no "
-                         f"step), got {','.join(str(b) for b in big)}; use a smaller {flag} or a larger --n-samples")
+                         f"step), got {','.join(str(b) for b in big)}; {advice}")
 
 
 def _teacher(args):
@@ -324,7 +327,8 @@ def _arrhenius(args):
     lrs = values(args.lr, name="lr")
     bs = values(args.batch_size, kind=int, name="batch_size")
     _check_batch_fits(args, bs)
-    _check_batch_fits(args, [PAPER["batch_size"]], flag="the trap's batch size (the paper's)")
+    _check_batch_fits(args, [PAPER["batch_size"]], flag="the trap's batch size (the paper's)",
+                      advice="it has no flag: use a larger --n-samples")
     root = np.random.SeedSequence(args.seed)
     s_trap, s_sweep = root.spawn(2)
     trap = prepare_trap(data, trap_weight_decays=tb, trap_epochs=te, n_layers=args.n_layers, width=args.width,
