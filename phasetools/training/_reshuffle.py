@@ -466,8 +466,10 @@ def predict_shuffled_escape(data, *, n_layers, weight_decay, lr, batch_size, wid
     escapes for the default 15 %), at most ``n_seeds``; the rule and the seeds used are in
     ``assumptions``. The cost is ``(escape epochs + censored epochs) x N / B`` steps of the
     ``r x r`` network, about ``tau_epochs x N / B / rel_error^2`` steps at 0.1 µs each (r = 2):
-    proportional to ``tau``, so below 1 s of CPU only for ``tau`` up to about 1000 epochs at
-    ``N / B = 64`` (docs/benchmarks.md); several threads share the seeds.
+    proportional to ``tau``, so below 1 s of CPU only for ``tau`` up to about 2000 epochs at
+    ``N / B = 64`` (0.3-0.9 s for ``tau`` of 750-2200; about 3 s at ``tau`` = 5900 and 10 s when
+    few seeds escape the default 20 000-epoch budget; docs/benchmarks.md, docs/predict.md);
+    several threads share the seeds.
 
     Parameters
     ----------
