@@ -64,7 +64,7 @@ def test_rare_escape_prints_runtime_warnings_as_lines_and_lets_others_through(mo
     # (the AMS precision warning) is, others reach the filters outside unchanged
     import warnings
 
-    import phasetools.rare as rare
+    from phasetools import rare
 
     real = rare.escape_time
 
