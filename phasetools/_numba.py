@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numba
@@ -174,13 +175,26 @@ def pjit(func=None, **options):
 #: starts the helper whenever the machine has two cores; unset (or "auto"): only when the
 #: 1-minute load average is at most ``cores - 1``, i.e. a core is idle. On a busy machine the
 #: helper only shares this process's CPU time (the scheduler divides it by session, not by
-#: process) and adds its start-up, 2 s of CPU: measured slower, not faster.
+#: process) and adds its start-up, 2 s of CPU: measured slower, not faster. Any other value is
+#: refused (``ValueError``) rather than read as "auto".
 COMPILE_HELPER_ENV = "PHASETOOLS_COMPILE_HELPER"
+_HELPER_SETTINGS = ("0", "1", "auto")
+
+
+def _helper_setting() -> str:
+    """The value of :data:`COMPILE_HELPER_ENV`: "0", "1" or "auto" (unset or empty)."""
+    raw = os.environ.get(COMPILE_HELPER_ENV, "")
+    setting = raw.strip().lower() or "auto"
+    if setting not in _HELPER_SETTINGS:
+        raise ValueError(f"environment variable {COMPILE_HELPER_ENV} must be \"0\" (no compile helper), \"1\" "
+                         f"(a helper whatever the load) or unset / \"auto\" (a helper when a core is idle), "
+                         f"got {raw!r}")
+    return setting
 
 
 def _helper_wanted() -> bool:
     """Whether :func:`compile_shared` starts its helper process (see :data:`COMPILE_HELPER_ENV`)."""
-    setting = os.environ.get(COMPILE_HELPER_ENV, "auto").strip().lower()
+    setting = _helper_setting()
     cores = os.cpu_count() or 1
     if setting == "0" or cores < 2:
         return False
@@ -226,10 +240,38 @@ def _claim(folder, i) -> bool:
         return False
 
 
+# claim folders of this process's helpers, removed at exit by one atexit hook (a helper still
+# running then takes no further job; it also watches this process, see _watch_parent)
+_FOLDERS = set()
+_FOLDERS_LOCK = threading.Lock()
+_ATEXIT = []
+
+
+def _track(folder):
+    with _FOLDERS_LOCK:
+        _FOLDERS.add(folder)
+        if not _ATEXIT:
+            atexit.register(_remove_folders)
+            _ATEXIT.append(True)
+
+
+def _remove(folder):
+    shutil.rmtree(folder, ignore_errors=True)
+    with _FOLDERS_LOCK:
+        _FOLDERS.discard(folder)
+
+
+def _remove_folders():
+    with _FOLDERS_LOCK:
+        folders = list(_FOLDERS)
+    for folder in folders:
+        _remove(folder)
+
+
 def _reap(proc, folder):
     """Wait for the helper process to end (in a daemon thread), then remove its claim folder."""
     proc.wait()
-    shutil.rmtree(folder, ignore_errors=True)
+    _remove(folder)
 
 
 def compile_shared(jobs, *, wait=False, timeout=600.0):
@@ -241,10 +283,12 @@ def compile_shared(jobs, *, wait=False, timeout=600.0):
     from the cache what the helper has finished and compiling again what it has not (the
     helper may get little CPU on a busy machine; this process never waits for it, so the
     first call is at worst about as long as without a helper). The helper ends after its last
-    job. Nothing is done when fewer than two jobs are missing from the cache, on a one-core
-    machine, when the 1-minute load average leaves no core idle (``> cores - 1``), or when the
-    environment variable :data:`COMPILE_HELPER_ENV` is ``"0"`` (``"1"``: regardless of the
-    load). The machine code is the same whichever process compiled it.
+    job, or (between or during jobs) within a fraction of a second of this process's end,
+    however it ended (a signal included), removing the temporary claim folder. Nothing is done
+    when fewer than two jobs are missing from the cache, on a one-core machine, when the
+    1-minute load average leaves no core idle (``> cores - 1``), or when the environment
+    variable :data:`COMPILE_HELPER_ENV` is ``"0"`` (``"1"``: regardless of the load). The
+    machine code is the same whichever process compiled it.
 
     Parameters
     ----------
@@ -262,14 +306,20 @@ def compile_shared(jobs, *, wait=False, timeout=600.0):
     int
         Jobs the helper took (finished or, without ``wait``, possibly still running; 0: no
         helper was started).
+
+    Raises
+    ------
+    ValueError
+        When :data:`COMPILE_HELPER_ENV` is set to anything but ``"0"``, ``"1"`` or ``"auto"``.
     """
+    _helper_setting()   # a bad value is refused whether or not there is anything to compile
     todo = [(d, tuple(s)) for d, s in jobs if s not in d.overloads and not in_cache(d, s)]
     if len(todo) < 2 or not _helper_wanted():
         return 0
     names = [(d.py_func.__module__, d.py_func.__name__) for d, _ in todo]
     folder = tempfile.mkdtemp(prefix="phasetools-compile-")
-    atexit.register(shutil.rmtree, folder, True)   # a helper still running then takes no further job
-    payload = pickle.dumps((folder, [(mod, name, s) for (mod, name), (_, s) in zip(names, todo)]))
+    _track(folder)
+    payload = pickle.dumps((os.getpid(), folder, [(mod, name, s) for (mod, name), (_, s) in zip(names, todo)]))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_PACKAGE.parent)] +
                                                       [p for p in [os.environ.get("PYTHONPATH")] if p]))
     proc = subprocess.Popen([sys.executable, "-c", "from phasetools._numba import _helper_main; _helper_main()"],
@@ -294,7 +344,7 @@ def compile_shared(jobs, *, wait=False, timeout=600.0):
     except BaseException:  # timeout, interrupt: the helper stops with this call
         proc.kill()
         proc.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder)
         if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
             raise
         return 0
@@ -303,14 +353,34 @@ def compile_shared(jobs, *, wait=False, timeout=600.0):
     return n_helper
 
 
+def _orphaned(parent) -> bool:
+    """Whether the process ``parent`` that started this one has ended (this one was re-parented)."""
+    return os.getppid() != parent
+
+
+def _watch_parent(parent, folder, period=0.1):
+    """Exit this helper process (removing the claim folder) as soon as its parent has ended.
+
+    The parent removes the folder at its normal exit; killed by a signal (``timeout``, a
+    killed worker) it cannot, and the helper would otherwise go on compiling every job left.
+    Runs in a daemon thread: numba spends most of a compile in LLVM calls that release the GIL.
+    """
+    while not _orphaned(parent):
+        time.sleep(period)
+    shutil.rmtree(folder, ignore_errors=True)
+    os._exit(0)
+
+
 def _helper_main():
     """The helper process of :func:`compile_shared`: the jobs from stdin (a pickle written by
-    the parent process), taken from the back of the list while unclaimed."""
+    the parent process), taken from the back of the list while unclaimed and while the parent
+    process lives."""
     import importlib
 
-    folder, jobs = pickle.loads(sys.stdin.buffer.read())
+    parent, folder, jobs = pickle.loads(sys.stdin.buffer.read())
+    threading.Thread(target=_watch_parent, args=(parent, folder), daemon=True).start()
     for i in range(len(jobs) - 1, -1, -1):
-        if not _claim(folder, i):
+        if _orphaned(parent) or not _claim(folder, i):
             break
         mod, name, sig = jobs[i]
         getattr(importlib.import_module(mod), name).compile(sig)
