@@ -19,8 +19,8 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
+import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -317,9 +317,15 @@ def compile_shared(jobs, *, wait=False, timeout=600.0):
     if len(todo) < 2 or not _helper_wanted():
         return 0
     names = [(d.py_func.__module__, d.py_func.__name__) for d, _ in todo]
+    try:   # the jobs go to the helper as plain data (JSON), never as code or pickles
+        sigs = [[_encode_type(t) for t in s] for _, s in todo]
+        if any(tuple(_decode_type(t) for t in e) != s for e, (_, s) in zip(sigs, todo)):
+            raise TypeError("a type does not survive its plain-data form")
+    except TypeError:   # a type the codec does not know: this process compiles everything
+        return 0
     folder = tempfile.mkdtemp(prefix="phasetools-compile-")
     _track(folder)
-    payload = pickle.dumps((os.getpid(), folder, [(mod, name, s) for (mod, name), (_, s) in zip(names, todo)]))
+    payload = json.dumps([os.getpid(), folder, [[mod, name, e] for (mod, name), e in zip(names, sigs)]]).encode()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_PACKAGE.parent)] +
                                                       [p for p in [os.environ.get("PYTHONPATH")] if p]))
     proc = subprocess.Popen([sys.executable, "-c", "from phasetools._numba import _helper_main; _helper_main()"],
@@ -372,15 +378,56 @@ def _watch_parent(parent, folder, period=0.1):
 
 
 def _helper_main():
-    """The helper process of :func:`compile_shared`: the jobs from stdin (a pickle written by
-    the parent process), taken from the back of the list while unclaimed and while the parent
+    """The helper process of :func:`compile_shared`: the jobs from stdin (JSON written by the
+    parent process: module, function and argument types as plain data, nothing evaluated), taken from the back of the list while unclaimed and while the parent
     process lives."""
     import importlib
 
-    parent, folder, jobs = pickle.loads(sys.stdin.buffer.read())
+    parent, folder, jobs = json.loads(sys.stdin.buffer.read())
     threading.Thread(target=_watch_parent, args=(parent, folder), daemon=True).start()
     for i in range(len(jobs) - 1, -1, -1):
         if _orphaned(parent) or not _claim(folder, i):
             break
         mod, name, sig = jobs[i]
-        getattr(importlib.import_module(mod), name).compile(sig)
+        if not mod.startswith("phasetools."):   # only the package's own kernels
+            continue
+        getattr(importlib.import_module(mod), name).compile(tuple(_decode_type(t) for t in sig))
+
+
+def _encode_type(t):
+    """A numba argument type as plain JSON data (arrays, numbers, booleans, tuples, literals).
+
+    Raises TypeError for any other type (the caller then compiles everything itself).
+    """
+    from numba import types
+    from numba.np.numpy_support import as_dtype
+
+    if isinstance(t, types.Literal):
+        if not isinstance(t.literal_value, (bool, int)):
+            raise TypeError(f"literal {t!r}")
+        return {"literal": t.literal_value}
+    if isinstance(t, types.Array):
+        return {"array": [as_dtype(t.dtype).name, t.ndim, t.layout, not t.mutable]}
+    if isinstance(t, types.BaseTuple):
+        return {"tuple": [_encode_type(e) for e in t.types]}
+    if isinstance(t, (types.Integer, types.Float, types.Boolean)):
+        return {"scalar": as_dtype(t).name}
+    raise TypeError(f"no plain-data form for the numba type {t!r}")
+
+
+def _decode_type(data):
+    """The numba type of :func:`_encode_type`'s data (numpy dtype names only; nothing evaluated)."""
+    import numpy as np
+    from numba import types
+
+    (kind, value), = data.items()
+    if kind == "literal":
+        return types.literal(value)
+    if kind == "array":
+        name, ndim, layout, readonly = value
+        return types.Array(numba.from_dtype(np.dtype(name)), int(ndim), str(layout), readonly=bool(readonly))
+    if kind == "tuple":
+        return types.Tuple([_decode_type(e) for e in value])
+    if kind == "scalar":
+        return numba.from_dtype(np.dtype(value))
+    raise ValueError(f"unknown type record {kind!r}")

@@ -103,3 +103,23 @@ def test_atexit_hook_registered_once(monkeypatch):
     for name in ("a", "b", "c"):
         _numba._track(name)
     assert len(calls) == 1 and _numba._FOLDERS == {"a", "b", "c"}
+
+
+def test_job_types_travel_as_plain_data():
+    """The helper gets its jobs as JSON (no pickle: nothing it reads is code); every type the
+    structured kernel's callees take survives the round trip, anything else is refused."""
+    import json
+
+    import numba
+    import numpy as np
+    from numba import types
+
+    from phasetools._numba import _decode_type, _encode_type
+
+    cases = [types.int64, types.float64, types.boolean, types.literal(True), numba.typeof(np.zeros((2, 3))),
+             numba.typeof(np.zeros(3, dtype=np.uint64)), numba.typeof((np.zeros((2, 2)), np.zeros(3, np.int64), 1.0)),
+             numba.typeof((np.zeros(2), np.zeros(3))), types.Array(types.float64, 2, "A", readonly=True)]
+    for t in cases:
+        assert _decode_type(json.loads(json.dumps(_encode_type(t)))) == t
+    with pytest.raises(TypeError):
+        _encode_type(types.unicode_type)
