@@ -50,6 +50,7 @@ def test_ln_p_per_replica_of_no_probability_is_nan():
 
 
 @pytest.mark.slow   # about 6 minutes of one core
+@pytest.mark.long   # minutes: outside the default run (pytest -m long)
 def test_interval_covers_the_exact_mfpt_at_dU_T_30_with_enough_replicas():
     """100 independent estimates at dU/T = 30 (tau 4.8e13) with N = 100 (|ln p| / N = 0.3, no
     warning): the 95 % interval covers the exact MFPT at a rate consistent with 95 % (exact

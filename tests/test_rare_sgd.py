@@ -110,6 +110,7 @@ def test_ams_with_the_sharpness_score_records_it():
 
 # -- validation against brute force (slow) -----------------------------------------------------
 @pytest.mark.slow   # about 5 minutes
+@pytest.mark.long   # minutes: outside the default run (pytest -m long)
 def test_sharpness_ams_agrees_with_brute_force_at_the_standard_backward_level():
     """lr 0.1, B = 4 (tau about 550 epochs): the escape to lam_saddle / 2 mostly goes up first (the
     catapult); AMS with the sharpness score and brute force by the same trainer agree."""
