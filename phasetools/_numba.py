@@ -389,8 +389,6 @@ def _helper_main():
         if _orphaned(parent) or not _claim(folder, i):
             break
         mod, name, sig = jobs[i]
-        if not mod.startswith("phasetools."):   # only the package's own kernels
-            continue
         getattr(importlib.import_module(mod), name).compile(tuple(_decode_type(t) for t in sig))
 
 
