@@ -5,13 +5,19 @@
     python examples/rare_validation.py --coverage # 200 estimates each at dU/T = 8 and 14: coverage, ~15 min
     python examples/rare_validation.py --coverage-deep  # dU/T = 20 and 30, two option sets: ~17 min of CPU
     python examples/rare_validation.py --replicas # the bias of few replicas as N grows, ~5 min
+    python examples/rare_validation.py --coverage-reduced  # reduced n_layers 3, 4, fwd, bwd; 30 estimates each
+                                                           # at dU/T = 5, 10, 20, 30: ~25 min of CPU
+    python examples/rare_validation.py --chain-kramers     # the 3-weight chain against Eyring-Kramers, 30
+                                                           # estimates each at dU/T = 10, 15, 20, 25: ~10 min of CPU
+
+``--ratios 20,30`` and ``--k 30`` choose the barriers and the number of estimates of the last two,
+``--layers 3`` the reduced potentials.
 
 Table columns: problem, exact (or Eyring-Kramers), AMS tau, ratio, se/tau, trajectory-steps,
 wall time (s).
 """
 
 import dataclasses
-import sys
 
 import numpy as np
 
@@ -70,29 +76,69 @@ DEEP_COVERAGE = AMSOptions(n_replicas=100, n_kill=10, n_runs=20, n_walkers=50, n
 
 def coverage_row(r, opts, seeds):
     """One row of the coverage tables: ``len(seeds)`` independent estimates of the double-well
-    escape at dU/T = ``r`` against the exact MFPT: how often the 95 % interval covers it (with the
-    exact binomial test's p-value against 95 %) and the mean of tau/exact with its standard error."""
+    escape at dU/T = ``r`` against the exact MFPT (see :func:`coverage_of`)."""
+    dw = escape_problem("double_well")
+    coverage_of("double well", dw, r, dw.exact_mfpt(0.25 / r), opts, seeds)
+
+
+def coverage_of(label, problem, r, reference, opts, seeds):
+    """``len(seeds)`` independent estimates (own seed, one thread each) of ``problem``'s escape at
+    dU/T = ``r`` against ``reference``: how often the 95 % interval covers it (with the exact
+    binomial test's p-value against 95 % and the Clopper-Pearson 95 % interval of the coverage),
+    the mean of tau/reference with its standard error, and the cost of one estimate.
+
+    Parameters
+    ----------
+    label : str
+        The row's name.
+    problem : phasetools.langevin.EscapeProblem
+        The problem.
+    r : float
+        Barrier over temperature (``T = problem.barrier / r``).
+    reference : float
+        The exact (or asymptotic) mean escape time at that temperature.
+    opts : AMSOptions
+        The options of every estimate.
+    seeds : sequence of int
+        One root seed per estimate.
+
+    Returns
+    -------
+    dict
+        ``ratio`` (array of tau/reference), ``covered``, ``low``, ``high`` (reference below /
+        above the interval), ``n``, ``rel_se`` (median se/tau), ``ln_p_per_replica`` (mean),
+        ``steps`` and ``cpu`` (mean per estimate, CPU seconds of this process).
+    """
+    import time
     import warnings
 
     from scipy.stats import binomtest
 
-    dw = escape_problem("double_well")
-    T = 0.25 / r
-    exact = dw.exact_mfpt(T)
+    T = problem.barrier / r
+    est, cpu = [], time.process_time()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # the |ln p| / N warning, studied here
-        est = [escape_time(dw, temperature=T, dt=0.01, options=opts, rng=s, n_threads=1) for s in seeds]
+        warnings.simplefilter("ignore", RuntimeWarning)   # the |ln p| / N warning, recorded below
+        for s in seeds:
+            est.append(escape_time(problem, temperature=T, dt=0.01, options=opts, rng=s, n_threads=1))
+    cpu = (time.process_time() - cpu) / len(est)
     n = len(est)
-    ratio = np.array([e.tau / exact for e in est])
-    low = sum(exact < e.tau_lower for e in est)
-    high = sum(exact > e.tau_upper for e in est)
+    ratio = np.array([e.tau / reference for e in est])
+    low = sum(reference < e.tau_lower for e in est)
+    high = sum(reference > e.tau_upper for e in est)
     covered = n - low - high
-    print(f"dU/T = {r} (N = {opts.n_replicas}, n_kill = {opts.n_kill}, {opts.n_runs} runs; seeds {seeds[0]}-"
-          f"{seeds[-1]}): covered {covered}/{n} (exact below the interval {low}, above {high}; binomial p = "
-          f"{binomtest(covered, n, 0.95).pvalue:.2g}); mean ratio {ratio.mean():.4f} +- "
-          f"{ratio.std(ddof=1) / np.sqrt(n):.4f}, median {np.median(ratio):.3f}; median reported se/tau "
-          f"{np.median([e.tau_stderr / e.tau for e in est]):.3f}; mean |ln p| / N "
-          f"{np.mean([e.stats['ln_p_per_replica'] for e in est]):.2f}", flush=True)
+    test = binomtest(covered, n, 0.95)
+    ci = test.proportion_ci(0.95)
+    out = {"ratio": ratio, "covered": covered, "low": low, "high": high, "n": n,
+           "rel_se": float(np.median([e.tau_stderr / e.tau for e in est])),
+           "ln_p_per_replica": float(np.mean([e.stats["ln_p_per_replica"] for e in est])),
+           "steps": float(np.mean([e.cost["total"] for e in est])), "cpu": cpu}
+    print(f"{label}, dU/T = {r} (reference {reference:.4g}; N = {opts.n_replicas}, n_kill = {opts.n_kill}, "
+          f"{opts.n_runs} runs; seeds {seeds[0]}-{seeds[-1]}): covered {covered}/{n} (reference below the "
+          f"interval {low}, above {high}; binomial p = {test.pvalue:.2g}, coverage 95 % CI "
+          f"{ci.low:.2f}-{ci.high:.2f}); mean ratio {ratio.mean():.4f} +- {ratio.std(ddof=1) / np.sqrt(n):.4f}, "
+          f"median {np.median(ratio):.3f}; median reported se/tau {out['rel_se']:.3f}; mean |ln p| / N "
+          f"{out['ln_p_per_replica']:.2f}; per estimate {out['steps']:.3g} steps, {cpu:.1f} s CPU", flush=True)
+    return out
 
 
 def coverage():
@@ -119,7 +165,7 @@ def replicas():
     from phasetools.langevin import double_well
     from phasetools.rare import ams_escape
 
-    common = dict(target=1.0, start=-0.95, level=-0.7, temperature=0.05, dt=0.01, rng=11)
+    common = {"target": 1.0, "start": -0.95, "level": -0.7, "temperature": 0.05, "dt": 0.01, "rng": 11}
     ref = ams_escape(double_well(), [-1.0], options=AMSOptions(n_replicas=200, n_kill=10, n_runs=10, n_walkers=50,
                                                                n_rounds=4), **common)
     exact = escape_problem("double_well").exact_mfpt(0.05)
@@ -135,6 +181,178 @@ def replicas():
               f"| {ref.p ** (-1 / (n - 1)):.3g} | {res.tau / exact:.3f} | {res.tau_stderr / res.tau:.3f} |", flush=True)
 
 
+# N = 100 keeps |ln p| / N at 0.2-0.3 up to dU/T = 30 (the calibrated regime, docs/rare.md)
+REDUCED = ((3, 0.32), (4, 0.24))   # (n_layers, weight decay), paper convention, eta = 0.8
+
+
+def coverage_reduced(ratios=(5, 10, 20, 30), k=30, layers=(3, 4)):
+    """The reduced potentials (``n_layers`` 3 and 4, forward and backward): ``k`` independent
+    estimates per barrier against the exact 1D mean first-passage time (``problem.exact_mfpt``,
+    the quadrature of :func:`phasetools.theory.mfpt_1d`).
+
+    Parameters
+    ----------
+    ratios : sequence of float
+        The barriers ``dU/T``.
+    k : int
+        Estimates per row.
+    layers : sequence of int
+        The ``n_layers`` to run (of 3 and 4).
+    """
+    for n, weight_decay in REDUCED:
+        if n not in layers:
+            continue
+        for d in ("fwd", "bwd"):
+            pr = escape_problem("reduced", n_layers=n, c=0.8, gamma=weight_decay, direction=d, convention="paper")
+            for r in ratios:
+                base = 3_000_000 + 100_000 * n + 50_000 * (d == "bwd") + 1000 * int(r)
+                coverage_of(f"reduced n={n} {d}", pr, r, pr.exact_mfpt(pr.barrier / r), DEEP_COVERAGE,
+                            list(range(base, base + k)))
+
+
+def chain_kramers(ratios=(10, 15, 20, 25), k=30):
+    """The paper's 3-weight chain (eta = 0.8, weight decay 0.32), forward: ``k`` independent
+    estimates per barrier against Eyring-Kramers with its 4 saddles (``problem.theory_tau``). Also
+    prints the finite-barrier error of the same asymptotics in 1D, Kramers against the exact MFPT
+    of the reduced potential with the same barrier (the chain's balanced direction).
+
+    Parameters
+    ----------
+    ratios : sequence of float
+        The barriers ``dU/T``.
+    k : int
+        Estimates per row.
+    """
+    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    red = escape_problem("reduced", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    for r in ratios:
+        T = ch.barrier / r
+        print(f"dU/T = {r}: 1D Kramers / exact MFPT of the reduced potential (n = 3 fwd) "
+              f"{red.kramers_tau(T) / red.exact_mfpt(T):.4f}", flush=True)
+        base = 4_000_000 + 1000 * int(r)
+        coverage_of("chain n=3 fwd against Eyring-Kramers", ch, r, ch.theory_tau(T), DEEP_COVERAGE,
+                    list(range(base, base + k)))
+
+
+def _chain_potential(w1, w2, w3):
+    """The paper's 3-weight chain at eta = 0.8, weight decay 0.32 (``escape_problem("chain", ...)``'s energy)."""
+    p = w1 * w2 * w3
+    return 0.5 * p**2 - 0.8 * p + 0.16 * (w1**2 + w2**2 + w3**2)
+
+
+def chain_mfpt_fv(r, h, half_width=0.75, cut=20.0):
+    """The chain's forward mean first-passage time from the origin to ``P >= level`` at dU/T = ``r``,
+    by finite volumes on a grid of spacing ``h``: the reversible jump process with rates
+    ``(T/h^2) exp(-(U_j - U_i) / 2T)`` between neighbouring cells (the square-root approximation of
+    ``T Lap - grad U . grad``; error O(h^2)), on the quarter ``w1, w2 >= 0`` of the box
+    ``[-half_width, half_width]^3`` whose faces ``w1 = 0`` and ``w2 = 0`` are glued by the pair sign
+    flips that leave ``U`` and ``P`` unchanged; cells with ``P >= level`` absorb, cells above the
+    saddle by more than ``cut * T`` are left out (reflecting). One sparse direct solve.
+
+    Parameters
+    ----------
+    r : float
+        Barrier over temperature.
+    h : float
+        Grid spacing.
+    half_width : float
+        Half the box side.
+    cut : float
+        Energies kept, in ``T`` above the saddle.
+
+    Returns
+    -------
+    tuple
+        ``(tau, n_cells)``: the mean first-passage time averaged over the start well
+        (``|w| < 0.2``) with the Boltzmann weights, and the number of unknowns.
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    T, level = ch.barrier / r, float(ch.stop.level)
+    n1 = round(half_width / h)
+    x = (np.arange(n1) + 0.5) * h
+    z = (np.arange(2 * n1) + 0.5) * h - n1 * h
+    w1, w2, w3 = np.meshgrid(x, x, z, indexing="ij")
+    log_pi = -_chain_potential(w1, w2, w3) / T
+    absorb = w1 * w2 * w3 >= level
+    keep = ~absorb & (-log_pi * T <= ch.barrier + cut * T)
+    idx = np.full(keep.shape, -1)
+    idx[keep] = np.arange(keep.sum())
+    rows, cols, vals, diag = [], [], [], np.zeros(keep.sum())
+
+    def edges(a, b):   # pi_i q_ij = (T/h^2) sqrt(pi_i pi_j), symmetric
+        s = (T / h**2) * np.exp(0.5 * (log_pi[a] + log_pi[b]))
+        both = keep[a] & keep[b]
+        rows.extend([idx[a][both], idx[b][both]])
+        cols.extend([idx[b][both], idx[a][both]])
+        vals.extend([-s[both], -s[both]])
+        for i, j in ((a, b), (b, a)):
+            m = keep[i] & (keep[j] | absorb[j])
+            np.add.at(diag, idx[i][m], s[m])
+
+    full, lo, hi = slice(None), slice(0, -1), slice(1, None)
+    edges((lo, full, full), (hi, full, full))
+    edges((full, lo, full), (full, hi, full))
+    edges((full, full, lo), (full, full, hi))
+    half, mirror = slice(0, n1), slice(2 * n1 - 1, n1 - 1, -1)     # w3 -> -w3
+    edges((slice(0, 1), full, half), (slice(0, 1), full, mirror))  # (w1, w2, w3) ~ (-w1, w2, -w3)
+    edges((full, slice(0, 1), half), (full, slice(0, 1), mirror))  # (w1, w2, w3) ~ (w1, -w2, -w3)
+    n = int(keep.sum())
+    a = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    a = (a.tocsr() + sparse.diags(diag))
+    d = sparse.diags(1 / np.sqrt(diag))                              # symmetric diagonal scaling
+    tau = np.zeros(keep.shape)
+    tau[keep] = d @ spsolve((d @ a @ d).tocsc(), d @ np.exp(log_pi[keep]))
+    well = keep & (w1**2 + w2**2 + w3**2 < 0.04)
+    return float(np.average(tau[well], weights=np.exp(log_pi[well]))), n
+
+
+def chain_exact(ratios=(10, 15, 20), k=None):
+    """The chain's exact forward MFPT (finite volumes on three grids, ``h^2``-extrapolated; see
+    :func:`chain_mfpt_fv`) against Eyring-Kramers with its 4 saddles.
+
+    Parameters
+    ----------
+    ratios : sequence of float
+        The barriers ``dU/T``; the grids scale with ``sqrt(T)`` (``h`` = 0.05, 0.0375, 0.03 at 10).
+    k : None
+        Unused (the options of the other modes).
+    """
+    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    for r in ratios:
+        hs = np.array([0.05, 0.0375, 0.03]) * np.sqrt(10 / r)
+        taus = []
+        for h in hs:
+            tau, n = chain_mfpt_fv(r, h)
+            taus.append(tau)
+            print(f"dU/T = {r}, h = {h:.4f} ({n} cells): tau = {tau:.5g}", flush=True)
+        _, tau0 = np.polyfit(hs**2, taus, 1)
+        last2 = taus[-1] - (taus[-2] - taus[-1]) / (hs[-2]**2 - hs[-1]**2) * hs[-1]**2
+        ek = ch.theory_tau(ch.barrier / r)
+        print(f"dU/T = {r}: exact tau (h -> 0) {tau0:.5g} (last two grids {last2:.5g}); Eyring-Kramers {ek:.5g}; "
+              f"EK / exact {ek / tau0:.4f}", flush=True)
+
+
 if __name__ == "__main__":
-    mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    {"--seeds": seeds, "--coverage": coverage, "--coverage-deep": coverage_deep, "--replicas": replicas}.get(mode, table)()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    for flag in ("--seeds", "--coverage", "--coverage-deep", "--replicas", "--coverage-reduced", "--chain-kramers",
+                 "--chain-exact"):
+        group.add_argument(flag, dest="mode", action="store_const", const=flag)
+    parser.add_argument("--ratios", default=None, help="comma-separated dU/T (--coverage-reduced, --chain-kramers)")
+    parser.add_argument("--k", type=int, default=30, help="estimates per row (--coverage-reduced, --chain-kramers)")
+    parser.add_argument("--layers", default="3,4", help="comma-separated n_layers (--coverage-reduced)")
+    args = parser.parse_args()
+    extra = {"k": args.k}
+    if args.mode == "--coverage-reduced":
+        extra["layers"] = [int(v) for v in args.layers.split(",")]
+    if args.ratios:
+        extra["ratios"] = [float(v) if "." in v else int(v) for v in args.ratios.split(",")]
+    modes = {"--seeds": seeds, "--coverage": coverage, "--coverage-deep": coverage_deep, "--replicas": replicas,
+             "--coverage-reduced": lambda: coverage_reduced(**extra), "--chain-kramers": lambda: chain_kramers(**extra),
+             "--chain-exact": lambda: chain_exact(**extra)}
+    modes.get(args.mode, table)()
