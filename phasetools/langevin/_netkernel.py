@@ -184,13 +184,12 @@ def _forward(W, lay, src, lo, hi):
 
 
 @_inner
-def _suffix(W, lay, lo, hi):
-    """Suffix products ``A_{n-1} = W_n``, ``A_{k-1} = A_k W_k`` of the state ``X``."""
+def _suffix(W, lay, x, lo, hi):
+    """Suffix products ``A_{n-1} = W_n``, ``A_{k-1} = A_k W_k`` of the weights at rows ``x`` (the state)."""
     dims, offs, poffs, soffs, ro = lay
     n = dims.shape[0] - 1
     d_out = dims[n]
     suf = ro[R_SUF]
-    x = ro[R_X]
     one = d_out - d_out + 1
     if n < 2:
         return
@@ -230,6 +229,80 @@ def _backprop(W, lay, lo, hi):
             for i in range(rows):
                 for c in range(cols):
                     _dot(W, og + i * cols + c, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, lo, hi)
+
+
+@_inner
+def _dot_step(W, d, a, sa, b, sb, cnt, x, z, fin, decay, noise, lo, hi):
+    """The update of weight row ``d`` of the proposal from its gradient entry ``g = sum_{c <
+    cnt} W[a + c sa] * W[b + c sb]`` (summed as :func:`_dot`): ``W[d] = W[x] - (g + decay
+    W[x]) + noise W[z]`` (the state at row ``x``, a normal at row ``z``), and ``W[fin] += W[d]
+    * 0`` (0, or nan once a value is not finite); the last term of ``g`` and the update in one
+    pass."""
+    js, je = np.uint64(lo), np.uint64(hi)
+    if cnt > 1:
+        for j in range(js, je):
+            W[d, j] = W[a, j] * W[b, j]
+        for c in range(1, cnt - 1):
+            ra = a + c * sa
+            rb = b + c * sb
+            for j in range(js, je):
+                W[d, j] += W[ra, j] * W[rb, j]
+        ra = a + (cnt - 1) * sa
+        rb = b + (cnt - 1) * sb
+        for j in range(js, je):
+            v = W[x, j] - ((W[d, j] + W[ra, j] * W[rb, j]) + decay * W[x, j]) + noise * W[z, j]
+            W[d, j] = v
+            W[fin, j] += v * 0.0
+    else:
+        for j in range(js, je):
+            v = W[x, j] - (W[a, j] * W[b, j] + decay * W[x, j]) + noise * W[z, j]
+            W[d, j] = v
+            W[fin, j] += v * 0.0
+
+
+@_inner
+def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
+    """The proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` (state rows from ``xr``,
+    proposal rows from ``yr``, the normal of weight ``i`` at row ``zr + i zs``): the gradient
+    entries of :func:`_backprop`, each summed in the same order and updated as it is made
+    (:func:`_dot_step`), so the same bits as the back-propagation followed by the update,
+    without the gradient's rows in between; ``FIN`` as in :func:`_dot_step`."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    d_in = dims[0]
+    d_out = dims[n]
+    one = d_in - d_in + 1
+    fin = ro[R_FIN]
+    js, je = np.uint64(lo), np.uint64(hi)
+    for j in range(js, je):
+        W[fin, j] = 0.0
+    for k in range(1, n + 1):
+        rows = dims[k]
+        cols = dims[k - 1]
+        src = ro[R_E]
+        if k > 1:  # C = E P_{k-1}^T (d_out x cols)
+            src = ro[R_CB]
+            for a in range(d_out):
+                for c in range(cols):
+                    _dot(W, src + a * cols + c, ro[R_E] + a * d_in, one, ro[R_PRE] + poffs[k - 1] + c * d_in, one,
+                         d_in, lo, hi)
+        o = offs[k - 1]
+        if k == n:  # the gradient is C itself
+            for t in range(rows * cols):
+                x = xr + o + t
+                y = yr + o + t
+                z = zr + (o + t) * zs
+                s = src + t
+                for j in range(js, je):
+                    v = W[x, j] - (W[s, j] + decay * W[x, j]) + noise * W[z, j]
+                    W[y, j] = v
+                    W[fin, j] += v * 0.0
+        else:
+            for i in range(rows):
+                for c in range(cols):
+                    t = o + i * cols + c
+                    _dot_step(W, yr + t, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, xr + t, zr + t * zs,
+                              fin, decay, noise, lo, hi)
 
 
 @_inner
@@ -464,6 +537,34 @@ def _noise_cov_data(W, lay, mom, lo, hi):
 
 
 @_inner
+def _noise_one(W, ro, mom, mo, factor, scale, q0, lo, hi):
+    """:func:`_residual`, :func:`_noise_cov` and :func:`_cholesky_apply` in one pass over the
+    lanes for a network with one input and one output (``p = d = 1``: ``K`` is 1 x 1, ``L =
+    sqrt(K)``), the same operations in the same order (the same bits), without the rows in
+    between: ``E = factor (M S_xx - S_yx) + scale sqrt(K) z`` with the normals at row ``q0``,
+    and ``K`` into its row (for the bridge variance). ``mo``: the row of ``M``."""
+    a0 = -mom[1][0]
+    b0 = mom[0][0]
+    f = mom[2][0]
+    g = mom[3][0]
+    y = mom[4][0]
+    alpha = 0.0 * factor
+    e0 = ro[R_E]
+    kk = ro[R_K]
+    js, je = np.uint64(lo), np.uint64(hi)
+    for j in range(js, je):
+        m = W[mo, j]
+        e = alpha + factor * (a0 + b0 * m)  # _residual
+        r = g + -1.0 * (0.0 + f * m)  # _noise_cov: R, Q, K
+        ms = 0.0 + (m * g + g * m)
+        msm = 0.0 + m * f * m
+        k = (y - ms + msm) * f + r * r
+        W[kk, j] = k
+        lk = math.sqrt(k) if k > 0.0 else 0.0  # _cholesky_apply
+        W[e0, j] = e + scale * (lk * W[q0, j])
+
+
+@_inner
 def _cholesky_apply(W, ro, q0, mm, scale, lo, hi):
     """``E += scale * L z`` with ``L L^T = K`` (semi-definite Cholesky: a non-positive pivot gives
     a zero column, as in the generated kernels), ``z`` the normals at row ``q0``; lanes innermost
@@ -608,13 +709,12 @@ def _draw(W, U, I, z0, nn, width, zig):
 
 # --- one step and the worker -----------------------------------------------------------------------
 @_inner
-def _lane_out(W, U, I, j, t, P, x0, states, lay, outs, mode):
+def _lane_out(W, U, I, j, t, P, x0, states, lay, outs, mode, xr):
     """Lane ``j``: ``mode`` 0 loads trajectory ``t``; 1 writes its trajectory out; 2 takes the
-    values of lane ``t`` (compaction)."""
-    ro = lay[4]
+    values of lane ``t`` (compaction). ``xr``: first row of the state (``X`` and ``Y`` swap roles)."""
     if mode == 0:
         for i in range(P):
-            W[ro[R_X] + i, j] = x0[t, i]
+            W[xr + i, j] = x0[t, i]
         for w in range(4):
             U[w, j] = states[t, w]
         I[0, j] = 0
@@ -627,7 +727,7 @@ def _lane_out(W, U, I, j, t, P, x0, states, lay, outs, mode):
         out_steps[tid] = I[0, j]
         out_status[tid] = 0 if ev == 3 else ev
         for i in range(P):
-            out_x[tid, i] = W[ro[R_X] + i, j]
+            out_x[tid, i] = W[xr + i, j]
         for w in range(4):
             states[tid, w] = U[w, j]
     else:
@@ -673,17 +773,29 @@ def _make_worker(sgd, bridge, singular, data=False):
         zero = K - K
         load, write, move = zero, zero + 1, zero + 2
         width = zero
+        xr, yr = ro[R_X], ro[R_Y]  # the state's and the proposal's rows: they swap roles when every lane moves
         for j in range(K):
             t = _fetch_add(queue, 1)
             if t >= n_traj:
                 break
-            _lane_out(W, U, I, j, t, P, x0, states, lay, outs, load)
+            _lane_out(W, U, I, j, t, P, x0, states, lay, outs, load, xr)
             width += 1
-        _forward(W, lay, ro[R_X], zero, width)
+        _forward(W, lay, xr, zero, width)
         if singular:
             _order(W, lay, mom[5], kind, ro[R_PHI], zero, width)
         else:
             _order_linear(W, lay, mom[5], ro[R_PHI], zero, width)
+        mo = ro[R_PRE] + poffs[n]
+        max_steps = ic[IC_MAX_STEPS]
+        decay = fc[FC_DECAY] * dt
+        noise = 0.0 if sgd else sigma
+        zs = zero if sgd else zero + 1  # row stride of the normals of the weights (SGD-like: none)
+        fin = W[ro[R_FIN]]
+        act = W[ro[R_ACT]]
+        phn_row = W[ro[R_PHN]]
+        phi_row = W[ro[R_PHI]]
+        var_row = W[ro[R_VAR]]
+        steps, events = I[0], I[1]
         while width > 0:
             _draw(W, U, I, ro[R_Z], nn, width, zig)
             nev = 0
@@ -692,49 +804,40 @@ def _make_worker(sgd, bridge, singular, data=False):
                 # earlier in the round computes a step too but keeps its values. Events (I[1]):
                 # 1 escaped, 2 non-finite, 3 reached max_steps. The prefix rows hold the products
                 # at X (from the previous step or the load).
-                _suffix(W, lay, zero, width)
-                _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
+                _suffix(W, lay, xr, zero, width)
                 if sgd:
                     if data:
+                        _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
                         _noise_cov_data(W, lay, mom, zero, width)
+                    elif mm == 1:  # K is 1 x 1: residual, K and its square root in one pass
+                        _noise_one(W, ro, mom, mo, fc[FC_TWO_KAPPA] * dt, fc[FC_SCALE], q0, zero, width)
                     else:
+                        _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
                         _noise_cov(W, lay, mom, zero, width)
+                else:
+                    _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
                 if bridge:
                     _order_gradient(W, lay, mom[5], kind, zero, width)
                     _bridge_variance(W, lay, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
-                if sgd:
+                if sgd and (data or mm != 1):
                     _cholesky_apply(W, ro, q0, mm, fc[FC_SCALE], zero, width)
-                _backprop(W, lay, zero, width)
-                decay = fc[FC_DECAY] * dt
-                fin = W[ro[R_FIN]]
-                for j in range(width):
-                    fin[j] = 0.0
-                noise = 0.0 if sgd else sigma
-                for i in range(P):
-                    x = W[ro[R_X] + i]
-                    y = W[ro[R_Y] + i]
-                    g = W[ro[R_GR] + i]
-                    z = W[q0 + i] if not sgd else W[q0]
-                    for j in range(width):
-                        v = x[j] - (g[j] + decay * x[j]) + noise * z[j]
-                        y[j] = v
-                        fin[j] += v * 0.0
-                _forward(W, lay, ro[R_Y], zero, width)
+                # Y = X - (J^T vec(E) + decay X) + noise z (SGD-like: the noise is in E; z a finite row)
+                _backprop_step(W, lay, xr, yr, q0, zs, decay, noise, zero, width)
+                _forward(W, lay, yr, zero, width)
                 if singular:
                     _order(W, lay, mom[5], kind, ro[R_PHN], zero, width)
                 else:
                     _order_linear(W, lay, mom[5], ro[R_PHN], zero, width)
-                act = W[ro[R_ACT]]
                 n_dead = zero
                 for j in range(width):
-                    phin = W[ro[R_PHN], j]
+                    phin = phn_row[j]
                     ok = fin[j] == 0.0 and math.isfinite(phin)
                     esc = has_stop and direction * (phin - level) >= 0.0
-                    ev = I[1, j]
+                    ev = events[j]
                     if bridge and ev == 0 and ok and not esc:
-                        var = W[ro[R_VAR], j]
+                        var = var_row[j]
                         if var > 0.0:
-                            va = direction * (level - W[ro[R_PHI], j])
+                            va = direction * (level - phi_row[j])
                             vb = direction * (level - phin)
                             u, s0, s1, s2, s3 = _next_scalar(U[0, j], U[1, j], U[2, j], U[3, j])
                             U[0, j] = s0
@@ -743,41 +846,41 @@ def _make_worker(sgd, bridge, singular, data=False):
                             U[3, j] = s3
                             w = ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
                             esc = w < math.exp(-2.0 * va * vb / var)
-                    k = I[0, j]
-                    e = 3 if k + 1 >= ic[IC_MAX_STEPS] else 0
+                    k = steps[j]
+                    e = 3 if k + 1 >= max_steps else 0
                     e = 1 if esc else e
                     e = e if ok else 2
                     live = ev == 0
                     act[j] = 1.0 if live else 0.0
                     n_dead += 0 if live else 1
-                    W[ro[R_PHI], j] = phin if live else W[ro[R_PHI], j]
-                    I[0, j] = k + 1 if live else k
-                    I[1, j] = e if live else ev
+                    phi_row[j] = phin if live else phi_row[j]
+                    steps[j] = k + 1 if live else k
+                    events[j] = e if live else ev
                     nev += e if live else 0
-                if n_dead == 0:  # every lane moves (a plain copy vectorises)
-                    _copy(W, ro[R_X], ro[R_Y], P, zero, width)
+                if n_dead == 0:  # every lane moves: the proposal's rows become the state's
+                    xr, yr = yr, xr
                 else:
                     for i in range(P):
-                        x = W[ro[R_X] + i]
-                        y = W[ro[R_Y] + i]
+                        x = W[xr + i]
+                        y = W[yr + i]
                         for j in range(width):
                             x[j] = y[j] if act[j] != 0.0 else x[j]
                 if save_every > 0:
                     for j in range(width):
-                        k = I[0, j]
+                        k = steps[j]
                         r = k // save_every - 1
                         if k % save_every == 0 and r < n_save:
                             for i in range(P):
-                                paths[I[2, j], r, i] = W[ro[R_X] + i, j]
+                                paths[I[2, j], r, i] = W[xr + i, j]
             if nev > 0:  # stopped trajectories: write out, refill the lane or close the gap
                 for j in range(width - 1, -1, -1):
-                    if I[1, j] == 0:
+                    if events[j] == 0:
                         continue
-                    _lane_out(W, U, I, j, j, P, x0, states, lay, outs, write)
+                    _lane_out(W, U, I, j, j, P, x0, states, lay, outs, write, xr)
                     t = _fetch_add(queue, 1)
                     if t < n_traj:
-                        _lane_out(W, U, I, j, t, P, x0, states, lay, outs, load)
-                        _forward(W, lay, ro[R_X], j, j + 1)
+                        _lane_out(W, U, I, j, t, P, x0, states, lay, outs, load, xr)
+                        _forward(W, lay, xr, j, j + 1)
                         if singular:
                             _order(W, lay, mom[5], kind, ro[R_PHI], j, j + 1)
                         else:
@@ -785,7 +888,7 @@ def _make_worker(sgd, bridge, singular, data=False):
                     else:
                         width -= 1
                         if j != width:  # the last lane moves into the gap
-                            _lane_out(W, U, I, j, width, P, x0, states, lay, outs, move)
+                            _lane_out(W, U, I, j, width, P, x0, states, lay, outs, move, xr)
 
     return _worker
 
@@ -864,18 +967,20 @@ def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
     i8, f8 = types.int64, types.float64
     ro, emat = lay.types[4], mom.types[5]
     jobs = [(_dot, (W,) + (i8,) * 8), (_copy, (W,) + (i8,) * 5), (_comb, (W, i8, f8, emat) + (i8,) * 7),
-            (_affine, (W, i8, i8, f8, f8, i8, i8)), (_lane_out, (W, U, I, i8, i8, i8, x0, states, lay, outs, i8)),
+            (_affine, (W, i8, i8, f8, f8, i8, i8)), (_lane_out, (W, U, I, i8, i8, i8, x0, states, lay, outs, i8, i8)),
             (_forward, (W, lay, i8, i8, i8)), (_order_linear, (W, lay, emat, i8, i8, i8))]
     if singular:
         jobs += [(_singular, (W,) + (i8,) * 5), (_order, (W, lay, emat) + (i8,) * 4)]
-    jobs += [(_draw, (W, U, I, i8, i8, i8, zig)), (_suffix, (W, lay, i8, i8)), (_residual, (W, lay, mom, f8, i8, i8)),
-             (_backprop, (W, lay, i8, i8))]
+    jobs += [(_draw, (W, U, I, i8, i8, i8, zig)), (_suffix, (W, lay, i8, i8, i8)), (_residual, (W, lay, mom, f8, i8, i8)),
+             (_dot_step, (W,) + (i8,) * 9 + (f8, f8, i8, i8)), (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
     if bridge:
         jobs += [(_dot_add, (W,) + (i8,) * 8), (_order_gradient, (W, lay, emat, i8, i8, i8)),
                  (_bridge_variance, (W, lay, types.literal(bool(sgd)), f8, i8, i8))]  # a closure constant
     if sgd:
         jobs += [(_noise_cov_data if data else _noise_cov, (W, lay, mom, i8, i8)),
                  (_cholesky_apply, (W, ro, i8, i8, f8, i8, i8))]
+        if not data:
+            jobs += [(_noise_one, (W, ro, mom, i8, f8, f8, i8, i8, i8))]
     return jobs
 
 
@@ -1010,7 +1115,7 @@ def gradient(thetas, lay, mom, two_kappa, decay, out):
     ro = lay[4]
     W = _forward_at(thetas, lay)
     zero = m - m
-    _suffix(W, lay, zero, m)
+    _suffix(W, lay, ro[R_X], zero, m)
     _residual(W, lay, mom, two_kappa, zero, m)
     _backprop(W, lay, zero, m)
     for i in range(P):
