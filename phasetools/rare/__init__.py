@@ -14,6 +14,9 @@
         reactive() (the reactive trajectories, with AMSOptions(keep_paths=True))
     n_workers= (ams_escape, escape_time): the runs on a process pool; scheduler= / dask_workers=: on a
         Dask cluster; the same result for any count or cluster
+    kick_escape(data, init, n_layers=, width=, lr=, batch_size=, weight_decay=, target=, well=(lo, hi),
+                options=KickOptions(...), rng=) -> KickEscape: SGD with replacement beyond brute force, by
+        importance sampling the minibatch that kicks the network out of its well (times in epochs)
     level_figure(res, path): the AMS levels over the iterations and P(reach level)
     TrainingEngine, excursions: the SGD trainer as a splitting engine, and brute-force
         excursions of any engine between two levels (e.g. brute-force SGD escape times)
@@ -31,8 +34,10 @@ belongs to neither the Langevin engine nor the estimators of ``stats``.
 from ._engine import excursions
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
 from ._figure import level_figure
+from ._kick import KickEscape, KickOptions, kick_escape, tilted_minibatches
 from ._nonlinear import NonlinearEngine, ams_nonlinear_escape
 from ._training import SharpnessScore, TrainingEngine
 
-__all__ = ["AMSEscape", "AMSOptions", "NonlinearEngine", "SharpnessScore", "TrainingEngine", "ams_escape",
-           "ams_nonlinear_escape", "ams_training_escape", "escape_time", "excursions", "level_figure"]
+__all__ = ["AMSEscape", "AMSOptions", "KickEscape", "KickOptions", "NonlinearEngine", "SharpnessScore", "TrainingEngine",
+           "ams_escape", "ams_nonlinear_escape", "ams_training_escape", "escape_time", "excursions", "kick_escape",
+           "level_figure", "tilted_minibatches"]

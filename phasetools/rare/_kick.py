@@ -1,0 +1,483 @@
+"""``kick_escape``: the escape rate of SGD with replacement by importance sampling the kicking minibatch.
+
+With ``sampling="replacement"`` every SGD step draws its minibatch independently, so the
+weights are a Markov chain. With ``A`` the well (the mode's singular value in ``[lo, hi]``),
+``B`` the target and ``nu`` the quasi-stationary distribution (QSD) of the chain killed at
+``B``, every escape has exactly one last exit from ``A``, and the escape probability per step
+from ``nu`` is (the last-exit / reactive-flux decomposition)::
+
+    k = sum_{x in A} nu(x) sum_mb p(mb) q(x'(x, mb)),        tau = 1 / k steps,
+
+``x'`` the state after the step with minibatch ``mb`` and ``q`` the committor
+``P(B before A)`` (``q = 0`` in ``A``, ``1`` in ``B``). This is exact for any ``A`` up to the
+QSD mass outside ``A`` that reaches ``B`` without visiting ``A`` (negligible for a metastable
+well). ``nu`` is sampled by plain SGD runs; the inner sum by minibatches drawn from a tilted
+distribution over the samples (defensive mixture with the uniform one), each weighted by its
+likelihood ratio; ``q(x')`` by continuation runs of the real trainer. See docs/rare.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy import stats as _st
+
+from .._rng import seed_sequence, seeds_record
+from .._validation import check_int
+from ..results import Result, register
+from ..training import as_moments, per_sample_gradients, resolve_training_convention
+from ._engine import excursions
+from ._training import SharpnessScore, TrainingEngine, network_rank
+
+__all__ = ["KickEscape", "KickOptions", "kick_escape", "tilted_minibatches"]
+
+
+@dataclass(frozen=True)
+class KickOptions:
+    """Options of :func:`kick_escape`.
+
+    Parameters
+    ----------
+    n_chains : int >= 2, default 40
+        Independent plain SGD runs sampling the QSD; each gives an independent estimate of
+        ``k`` (the interval comes from their spread).
+    burn_in_epochs : int >= 0, default 4
+        Epochs of each chain before its states are used.
+    n_epochs : int >= 1, default 16
+        Epochs of each chain after the burn-in.
+    thin : int >= 1, default 32
+        SGD steps between the QSD states used.
+    n_draws : int >= 1, default 8
+        Minibatches drawn at each QSD state.
+    n_continue : int >= 1, default 4
+        Continuation runs (real SGD) from each post-step state outside the well and the target.
+    defensive : float in (0, 1), default 0.1
+        Probability of an untilted minibatch in the mixture (bounds every weight by ``1 / defensive``).
+    kick : float > 0, default 1.4
+        The tilt aims a minibatch's linearised step at ``lr * lambda = kick`` after it,
+        ``lambda = 2 kappa h`` the mode's Gauss-Newton curvature (``kick`` about 1: the
+        step-size instability the catapult starts from).
+    max_steps : int >= 1, default 100_000
+        Step budget of one continuation run (a censored run counts as not reaching ``B``;
+        their number is recorded).
+    confidence : float in (0, 1), default 0.95
+        Level of the interval of ``tau``.
+    """
+
+    n_chains: int = 40
+    burn_in_epochs: int = 4
+    n_epochs: int = 16
+    thin: int = 32
+    n_draws: int = 8
+    n_continue: int = 4
+    defensive: float = 0.1
+    kick: float = 1.4
+    max_steps: int = 100_000
+    confidence: float = 0.95
+
+    def __post_init__(self):
+        check_int(self.n_chains, "n_chains", minimum=2)
+        check_int(self.burn_in_epochs, "burn_in_epochs", minimum=0)
+        for name in ("n_epochs", "thin", "n_draws", "n_continue", "max_steps"):
+            check_int(getattr(self, name), name, minimum=1)
+        for name in ("defensive", "confidence"):
+            if not 0.0 < float(getattr(self, name)) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if not float(self.kick) > 0:
+            raise ValueError(f"kick must be > 0, got {self.kick}")
+
+
+@register
+@dataclass(frozen=True, eq=False, repr=False)
+class KickEscape(Result):
+    """The mean escape time of SGD with replacement from the kick estimator (made by :func:`kick_escape`).
+
+    Parameters
+    ----------
+    n_layers, width : int
+        The network.
+    lr, batch_size, weight_decay : float, int, float
+        SGD.
+    convention : str
+        ``"paper"`` or ``"canonical"``.
+    mode : int
+        The mode whose singular value ``s`` defines the sets (0: the largest).
+    target : float
+        ``B = {s <= target}``.
+    well : (float, float)
+        ``A = {lo <= s <= hi}``.
+    options : dict
+        The :class:`KickOptions`.
+    k : float
+        Escape probability per SGD step from the QSD: the mean over the chains.
+    k_stderr : float
+        Its standard error (spread of the chains over ``sqrt(n_chains)``).
+    k_chains : ndarray (n_chains,)
+        Each chain's estimate.
+    tau, tau_stderr, tau_lower, tau_upper : float
+        Mean escape time in epochs ``1 / (k * steps_per_epoch)``, its delta-method error and
+        the interval ``[1 / (k + t se), 1 / (k - t se)]`` (inf when ``k - t se <= 0``;
+        ``t`` Student's quantile with ``n_chains - 1`` degrees of freedom).
+    steps_per_epoch : int
+        ``n_samples // batch_size``.
+    n_states, n_in_well : int
+        QSD states sampled and those in ``A``.
+    n_draws, n_outside, n_target_direct : int
+        Minibatches drawn, post-step states outside ``A`` (continued), and those in ``B`` at once.
+    n_reached, n_censored : int
+        Continuation runs that reached ``B`` and that hit the step budget.
+    weight_mean : float
+        Mean likelihood-ratio weight of all draws (1 in expectation).
+    top_share : float
+        Share of the estimate from the single largest contribution (near 1: one lucky draw
+        carries it and the interval is not to be trusted).
+    tail_share : float
+        Share of the estimate from the draws at the 5 % of QSD states with the largest ``s``
+        (near 1: the route starts in the QSD's tail, which the chains sample poorly; longer
+        chains are needed and the interval is optimistic).
+    cost : dict
+        SGD steps: ``qsd``, ``continue``, ``total``.
+    """
+
+    n_layers: int
+    width: int
+    lr: float
+    batch_size: int
+    weight_decay: float
+    convention: str
+    mode: int
+    target: float
+    well: tuple
+    options: dict
+    k: float
+    k_stderr: float
+    k_chains: np.ndarray
+    tau: float
+    tau_stderr: float
+    tau_lower: float
+    tau_upper: float
+    steps_per_epoch: int
+    n_states: int
+    n_in_well: int
+    n_draws: int
+    n_outside: int
+    n_target_direct: int
+    n_reached: int
+    n_censored: int
+    weight_mean: float
+    top_share: float
+    tail_share: float
+    cost: dict
+
+    _config_fields = ("n_layers", "width", "lr", "batch_size", "weight_decay", "convention", "mode", "target",
+                      "well", "options")
+    _units: ClassVar[dict] = {"tau": "epochs", "tau_stderr": "epochs", "tau_lower": "epochs", "tau_upper": "epochs",
+              "k": "1/step", "k_stderr": "1/step"}
+
+
+def tilted_minibatches(scores, target_mean, batch_size, n_draws, *, defensive, gen, theta_max=None):
+    """Draw minibatches (with replacement) from the defensive mixture of the uniform and an
+    exponentially tilted distribution over the samples, with their likelihood ratios.
+
+    The tilt is ``w(i) ∝ exp(theta * scores[i])``, ``theta >= 0`` chosen so that the tilted
+    mean of ``scores`` is ``target_mean`` (``theta = 0`` when the plain mean is already
+    above it; capped at ``theta_max``). A minibatch is untilted with probability
+    ``defensive``; its weight is ``p(mb) / p_mix(mb) = 1 / (defensive + (1 - defensive)
+    n^B prod_k w(i_k))``, at most ``1 / defensive``, with mean 1 under the mixture.
+
+    Parameters
+    ----------
+    scores : array (n,)
+        Per-sample scores (larger: more towards the escape).
+    target_mean : float
+        Aimed tilted mean of a sample's score.
+    batch_size : int
+        ``B``.
+    n_draws : int
+        Minibatches.
+    defensive : float in (0, 1)
+        Mixture weight of the uniform distribution.
+    gen : numpy.random.Generator
+        Randomness.
+    theta_max : float, optional
+        Cap of ``theta`` (default ``50 / (max - min)`` of the scores).
+
+    Returns
+    -------
+    (ndarray (n_draws, B) of int, ndarray (n_draws,), float)
+        Sample indices, likelihood-ratio weights, and ``theta``.
+    """
+    s = np.asarray(scores, dtype=float)
+    n = s.size
+    span = float(s.max() - s.min())
+    theta = 0.0
+    if span > 0 and target_mean > s.mean():
+        hi = 50.0 / span if theta_max is None else float(theta_max)
+
+        def tilted_mean(t):
+            e = np.exp(t * (s - s.max()))
+            return float(e @ s / e.sum())
+        if tilted_mean(hi) <= target_mean:
+            theta = hi
+        else:
+            lo = 0.0
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if tilted_mean(mid) < target_mean else (lo, mid)
+            theta = 0.5 * (lo + hi)
+    logw = theta * (s - s.max())
+    logw -= np.log(np.exp(logw).sum())
+    w = np.exp(logw)
+    plain = gen.random(n_draws) < defensive
+    idx = np.where(plain[:, None], gen.integers(0, n, (n_draws, batch_size)),
+                   gen.choice(n, size=(n_draws, batch_size), p=w))
+    log_ratio = batch_size * np.log(n) + logw[idx].sum(axis=1)     # ln (p_tilt / p)
+    with np.errstate(over="ignore"):
+        weight = 1.0 / (defensive + (1.0 - defensive) * np.exp(log_ratio))
+    return idx, weight, theta
+
+
+def _set_code(s, target, lo, hi):
+    """1 in ``B`` (``s <= target``), -1 in ``A`` (``lo <= s <= hi``), 0 elsewhere (NaN stays NaN)."""
+    out = np.where(s <= target, 1.0, np.where((s >= lo) & (s <= hi), -1.0, 0.0))
+    return np.where(np.isfinite(s), out, np.nan)
+
+
+class _Sets:
+    """The mode's singular value as the code of the sets, for :class:`TrainingEngine`."""
+
+    def __init__(self, mode, target, well):
+        self.mode, self.target, (self.lo, self.hi) = mode, target, well
+        self.__name__ = "kick_sets"
+
+    def sv(self, M):
+        """The mode's singular value of each ``M (n, d_out, d_in)`` (NaN where ``M`` is not finite)."""
+        M = np.asarray(M, dtype=float)
+        out = np.full(M.shape[0], np.nan)
+        ok = np.all(np.isfinite(M), axis=(1, 2))
+        if ok.any():
+            out[ok] = np.linalg.svd(M[ok], compute_uv=False)[:, self.mode]
+        return out
+
+    def __call__(self, M):
+        return _set_code(self.sv(M), self.target, self.lo, self.hi)
+
+
+def _check(lr, batch_size, weight_decay, target, well, sampling):
+    for name, v in (("lr", lr), ("weight_decay", weight_decay), ("target", target)):
+        if not (np.isfinite(v) and v >= 0 and (name == "weight_decay" or v > 0)):
+            raise ValueError(f"{name} must be {'>= 0' if name == 'weight_decay' else '> 0'} and finite, got {v}")
+    check_int(batch_size, "batch_size", minimum=1)
+    if sampling != "replacement":
+        raise ValueError(f"sampling must be 'replacement' (independent minibatches at every step), got {sampling!r}")
+    lo, hi = (float(v) for v in well)
+    if not target < lo < hi:
+        raise ValueError(f"well must be (lo, hi) with target < lo < hi, got well={well} and target={target}")
+    return lo, hi
+
+
+def _qsd(eng, x0, opts, entropy, sets):
+    """Plain SGD chains from ``x0``: the states every ``thin`` steps after the burn-in, each
+    chain stopped at its first step in ``B``. Returns (states (n, T, dim), valid (n, T), cost)."""
+    n = opts.n_chains
+    x = np.repeat(np.asarray(x0, dtype=float)[None, :], n, axis=0)
+    streams = eng.streams(entropy, np.arange(n))
+    spe = eng.steps_per_epoch
+    total = (opts.burn_in_epochs + opts.n_epochs) * spe
+    burn = opts.burn_in_epochs * spe
+    keep = np.arange(burn + opts.thin - 1, total, opts.thin)            # step index (0-based) of kept states
+    states = np.full((n, keep.size, x.shape[1]), np.nan)
+    alive = np.ones(n, dtype=bool)
+    done, cost = 0, 0
+    while done < total:
+        c = min(eng.max_chunk, total - done)
+        xe, _, _, code, path = eng.advance(x, streams, c, -np.inf)
+        cost += int(alive.sum()) * c
+        hit = np.nan_to_num(code, nan=1.0) >= 1
+        first = np.where(hit.any(axis=1), hit.argmax(axis=1), c)
+        sel = (keep >= done) & (keep < done + c)
+        for t in np.nonzero(sel)[0]:
+            j = keep[t] - done
+            ok = alive & (j < first)
+            states[ok, t] = path[ok, j]
+        alive &= ~hit.any(axis=1)
+        x, done = xe, done + c
+    return states, np.all(np.isfinite(states), axis=2), cost
+
+
+def _end_to_end(eng, x):
+    ws = eng.layers(x)
+    M = ws[0]
+    for W in ws[1:]:
+        M = W @ M
+    return M
+
+
+def _per_sample_steps(eng, x, X, Y, lr, weight_decay, convention):
+    """``y_i = x - lr (g_i + weight_decay x)`` for every sample ``i``: the step's result is
+    their mean over the minibatch."""
+    g = per_sample_gradients([w[0] for w in eng.layers(x[None])], X, Y, convention=convention)
+    return x[None, :] - lr * (g + weight_decay * x[None, :])
+
+
+def _log_curvature(score, eng, x):
+    """``ln h`` of flat weights ``x (n, dim)`` (the mode's curvature factor)."""
+    _, h = score.parts(eng.layers(x))
+    return np.log(h)
+
+
+def _draws(eng, score, states, valid, X, Y, *, lr, weight_decay, convention, kappa, batch_size, opts, gen, sets):
+    """Tilted minibatches at every QSD state in ``A``: post-step states and weights, with the
+    chain of each."""
+    n, T, dim = states.shape
+    aim = np.log(opts.kick / (2.0 * kappa * lr))
+    post, weights, chain, origin = [], [], [], []
+    eps = 1e-6
+    for c in range(n):
+        for t in range(T):
+            if not valid[c, t]:
+                continue
+            x = states[c, t]
+            if sets(_end_to_end(eng, x[None]))[0] != -1.0:
+                continue
+            ys = _per_sample_steps(eng, x, X, Y, lr, weight_decay, convention)
+            f0 = _log_curvature(score, eng, x[None])[0]
+            grad = (_log_curvature(score, eng, x[None] + eps * np.eye(dim))
+                    - _log_curvature(score, eng, x[None] - eps * np.eye(dim))) / (2 * eps)
+            d = (ys - x[None]) @ grad
+            idx, w, _ = tilted_minibatches(d, aim - f0, batch_size, opts.n_draws, defensive=opts.defensive, gen=gen)
+            post.append(ys[idx].mean(axis=1))
+            weights.append(w)
+            chain.append(np.full(opts.n_draws, c))
+            origin.append(np.full(opts.n_draws, sets.sv(_end_to_end(eng, x[None]))[0]))
+    if not post:
+        return np.zeros((0, dim)), np.zeros(0), np.zeros(0, dtype=int), np.zeros(0)
+    return np.concatenate(post), np.concatenate(weights), np.concatenate(chain), np.concatenate(origin)
+
+
+def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, well, mode=0,
+                sampling="replacement", convention="paper", options=None, rng=None, n_threads=None) -> KickEscape:
+    """Mean escape time of SGD with replacement, down in a mode's singular value, by importance
+    sampling the minibatch that kicks the network out of its well.
+
+    The escape probability per step from the quasi-stationary distribution ``nu`` of the
+    well is ``k = sum_{x in A} nu(x) sum_mb p(mb) q(x'(x, mb))`` (one last exit from the
+    well ``A`` per escape; ``q`` the committor ``P(B before A)``, module docstring). Plain
+    chains sample ``nu``; at each of their states in ``A`` minibatches are drawn from a
+    defensive mixture of the uniform distribution and an exponential tilt of the samples
+    towards a larger curvature of the mode (the catapult route of backward SGD escapes,
+    docs/rare.md), each weighted by its likelihood ratio; ``q`` of a post-step state outside
+    ``A`` and ``B`` is the fraction of ``n_continue`` continuation runs of the real trainer
+    that reach ``B`` before ``A``. The estimate is unbiased for any tilt; the tilt sets its
+    variance, which is small when the escape's rare part is the one kicking step.
+
+    Parameters
+    ----------
+    data : (X, Y) or Dataset
+        Training samples.
+    init : list of arrays
+        Start layers ``W_1 ... W_n`` (in or near the well; the burn-in relaxes them).
+    n_layers, width : int
+        The network.
+    lr, batch_size, weight_decay : float > 0, int >= 1, float >= 0
+        SGD.
+    target : float > 0
+        ``B = {s <= target}``, ``s`` the mode's singular value of the end-to-end map.
+    well : (float, float)
+        ``A = {lo <= s <= hi}``, ``target < lo < hi``: the region where the committor is
+        flat (choose ``hi`` below the step-size instability, e.g. ``lr * lambda`` about 0.7).
+    mode : int >= 0, default 0
+        Which singular value.
+    sampling : "replacement"
+        The only sampling for which minibatches are independent between steps.
+    convention : {"paper", "canonical"}
+        Loss convention of the trainer.
+    options : KickOptions, optional
+        Sizes of the estimator.
+    rng : None, int, SeedSequence or Generator
+        Seed: the same seed (and options) gives the same estimate.
+    n_threads : int, optional
+        numba threads of the trainer.
+
+    Returns
+    -------
+    KickEscape
+    """
+    opts = options if options is not None else KickOptions()
+    if not isinstance(opts, KickOptions):
+        raise ValueError(f"options must be a KickOptions, got {type(opts).__name__}")  # noqa: TRY004 (house rule)
+    lo, hi = _check(lr, batch_size, weight_decay, target, well, sampling)
+    t_start = time.perf_counter()
+    X, Y = (np.asarray(a, dtype=float) for a in (data if isinstance(data, tuple) else (data.X, data.Y)))
+    init = [np.asarray(w, dtype=float) for w in init]
+    check_int(mode, "mode", minimum=0)
+    if mode >= network_rank(init):
+        raise ValueError(f"mode must be in [0, {network_rank(init) - 1}] (the network's rank), got {mode}")
+    sets = _Sets(mode, float(target), (lo, hi))
+    shapes = [w.shape for w in init]
+    eng = TrainingEngine((X, Y), n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, sampling="replacement", convention=convention, coordinate=sets,
+                         sign=1.0, shapes=shapes, n_threads=n_threads)
+    kappa = resolve_training_convention(convention, Y.shape[1]).kappa
+    score = SharpnessScore(target, init, as_moments((X, Y)).input_cov, mode=mode)
+    root = seed_sequence(rng)
+    s_qsd, s_draw, s_cont = root.spawn(3)
+    e_qsd, e_cont = (int(s.generate_state(2, np.uint64)[0] % 2**63) for s in (s_qsd, s_cont))
+    x0 = np.concatenate([w.ravel() for w in init])
+    with np.errstate(over="ignore", invalid="ignore"):      # weights after a catapult may overflow
+        states, valid, cost_qsd = _qsd(eng, x0, opts, e_qsd, sets)
+    post, weight, chain, origin = _draws(eng, score, states, valid, X, Y, lr=lr, weight_decay=weight_decay,
+                                 convention=convention, kappa=kappa, batch_size=batch_size, opts=opts,
+                                 gen=np.random.default_rng(s_draw), sets=sets)
+    code = sets(_end_to_end(eng, post)) if post.size else np.zeros(0)
+    q = np.where(code == 1.0, 1.0, 0.0)
+    out = np.nonzero(code == 0.0)[0]
+    n_reached = n_censored = cost_cont = 0
+    if out.size:
+        starts = np.repeat(post[out], opts.n_continue, axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ex = excursions(eng, starts, eng.streams(e_cont, np.arange(starts.shape[0])), low=-0.5, high=0.5,
+                            max_steps=opts.max_steps, chunk=eng.steps_per_epoch)
+        hits = (ex.outcome == 2).reshape(out.size, opts.n_continue)
+        q[out] = hits.mean(axis=1)
+        n_reached, n_censored, cost_cont = int(hits.sum()), int(np.sum(ex.outcome == 0)), int(ex.cost)
+    contrib = weight * q
+    n_per_chain = valid.sum(axis=1).astype(float)                       # QSD states of each chain (all of nu)
+    k_chains = np.array([contrib[chain == c].sum() / opts.n_draws / max(n_per_chain[c], 1.0)
+                         for c in range(opts.n_chains)])
+    tail = origin >= np.quantile(origin, 0.95) if origin.size else origin.astype(bool)
+    tail_share = float(contrib[tail].sum() / contrib.sum()) if contrib.sum() > 0 else np.nan
+    return _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts,
+                   {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
+                        "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
+                        "target": float(target), "well": (lo, hi)},
+                   dict(qsd=cost_qsd, **{"continue": cost_cont}, total=cost_qsd + cost_cont),
+                   n_reached, n_censored, root, time.perf_counter() - t_start)
+
+
+def _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts, cfg, cost,
+            n_reached, n_censored, root, wall):
+    n = k_chains.size
+    k = float(k_chains.mean())
+    se = float(k_chains.std(ddof=1) / np.sqrt(n))
+    t = float(_st.t.ppf(0.5 + opts.confidence / 2, n - 1))
+    spe = eng.steps_per_epoch
+    with np.errstate(divide="ignore"):
+        tau = 1.0 / (k * spe) if k > 0 else np.inf
+        lower = 1.0 / ((k + t * se) * spe) if k + t * se > 0 else np.inf
+        upper = 1.0 / ((k - t * se) * spe) if k - t * se > 0 else np.inf
+    flat = states[valid]
+    in_well = int(np.sum(sets(_end_to_end(eng, flat)) == -1.0)) if flat.size else 0
+    total = contrib.sum()
+    return KickEscape(**cfg, options=dict(opts.__dict__), k=k, k_stderr=se, k_chains=k_chains, tau=float(tau),
+                      tau_stderr=float(se / k**2 / spe) if k > 0 else np.inf, tau_lower=float(lower),
+                      tau_upper=float(upper), steps_per_epoch=int(spe), n_states=int(n_per_chain.sum()),
+                      n_in_well=in_well, n_draws=int(weight.size), n_outside=int(np.sum(code == 0.0)),
+                      n_target_direct=int(np.sum(code == 1.0)), n_reached=n_reached, n_censored=n_censored,
+                      weight_mean=float(weight.mean()) if weight.size else np.nan,
+                      top_share=float(contrib.max() / total) if total > 0 else np.nan, tail_share=tail_share,
+                      cost=cost,
+                      seeds=seeds_record(root), stats={"wall_seconds": wall})

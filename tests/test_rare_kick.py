@@ -1,0 +1,151 @@
+"""The kick estimator of SGD escapes with replacement (phasetools.rare.kick_escape, docs/rare.md)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from phasetools.langevin import escape_problem
+from phasetools.rare import (
+    KickEscape,
+    KickOptions,
+    TrainingEngine,
+    kick_escape,
+    tilted_minibatches,
+)
+from phasetools.rare._kick import _per_sample_steps
+from phasetools.training import GaussianTeacher, train
+
+TARGET = 0.0462726          # lam_saddle / 2 of the paper's chain (eta 0.8, weight decay 0.32)
+X, Y = GaussianTeacher([0.8]).sample(512, 1)
+B0 = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", convention="paper").x0
+INIT = [np.full((1, 1), v) for v in B0]
+SGD = {"n_layers": 3, "width": 1, "batch_size": 4, "weight_decay": 0.32}
+SMALL = KickOptions(n_chains=4, burn_in_epochs=1, n_epochs=2, thin=64, n_draws=4, n_continue=2)
+
+
+def _well(lr, level=0.7):
+    """The well's top where lr * lambda_GN of a balanced chain is ``level``."""
+    return 0.2, (level / (6 * lr * np.mean(X**2))) ** 0.75
+
+
+def _engine(data, lr, batch_size):
+    return TrainingEngine(data, n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=batch_size,
+                          sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
+                          shapes=[(1, 1)] * 3)
+
+
+def test_likelihood_ratio_weights_average_one_and_are_bounded():
+    gen = np.random.default_rng(0)
+    scores = gen.normal(size=50) ** 3
+    idx, w, theta = tilted_minibatches(scores, 2.0, 4, 200_000, defensive=0.1, gen=gen)
+    assert theta > 0 and idx.shape == (200_000, 4)
+    assert w.max() <= 1 / 0.1 + 1e-12 and w.min() > 0
+    assert abs(w.mean() - 1.0) < 3 * w.std() / np.sqrt(w.size), w.mean()
+    # the tilt moves the drawn samples' mean score towards the aim (mixture: 90 % tilted)
+    assert scores[idx].mean() > 1.5
+    # no tilt when the plain mean is above the aim: every weight is 1
+    _, w0, t0 = tilted_minibatches(scores, -10.0, 4, 100, defensive=0.1, gen=gen)
+    assert t0 == 0.0 and np.allclose(w0, 1.0)
+
+
+def test_minibatch_step_is_the_mean_of_per_sample_steps_as_in_the_trainer():
+    """The estimator builds a step's result as the mean of per-sample steps; the trainer's
+    recorded steps (with their minibatch indices) are exactly that."""
+    lr = 0.08
+    run = train((X, Y), **SGD, lr=lr, epochs=1, sampling="replacement", convention="paper", init=INIT,
+                record_steps=True, rng=5)
+    eng = _engine((X, Y), lr, 4)
+    x = np.asarray(run.step_params)[0, 0]
+    for s, idx in enumerate(np.asarray(run.batch_indices)[0][:64]):
+        ys = _per_sample_steps(eng, x, X, Y, lr, 0.32, "paper")
+        x_next = ys[idx].mean(axis=0)
+        assert np.allclose(x_next, np.asarray(run.step_params)[0, s + 1], rtol=1e-12, atol=1e-14)
+        x = np.asarray(run.step_params)[0, s + 1]
+
+
+def test_importance_sampled_kick_probability_matches_exact_enumeration():
+    """Tiny data (6 samples, B = 3): P(one step lifts sv1 above a level) by enumerating all
+    6^3 minibatches, against the tilted draws weighted by their likelihood ratios (q an indicator)."""
+    gen = np.random.default_rng(1)
+    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
+    lr = 0.1
+    eng = _engine((Xs, Ys), lr, 3)
+    x = np.full(3, np.cbrt(0.5))
+    ys = _per_sample_steps(eng, x, Xs, Ys, lr, 0.32, "paper")
+    sv = np.prod(ys, axis=1)                                     # balanced width-1 chain: sv1 = product
+    post = lambda idx: np.prod(ys[idx].mean(axis=-2), axis=-1)
+    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
+    level = np.quantile(post(all_mb), 0.97)
+    exact = np.mean(post(all_mb) > level)
+    assert 0 < exact < 0.05
+    idx, w, theta = tilted_minibatches(sv, level, 3, 40_000, defensive=0.2, gen=gen)
+    hits = w * (post(idx) > level)
+    est, se = hits.mean(), hits.std() / np.sqrt(hits.size)
+    assert theta > 0 and abs(est - exact) < 3.5 * se, (est, se, exact)
+    assert se < 0.1 * exact                                      # and the tilt pays: plain MC would be ~3x worse
+    plain_se = np.sqrt(exact * (1 - exact) / hits.size)
+    assert se < plain_se
+
+
+def test_kick_escape_is_seeded_stored_and_sane():
+    from phasetools import io
+
+    kw = dict(**SGD, lr=0.1, target=TARGET, well=_well(0.1), options=SMALL)
+    a = kick_escape((X, Y), INIT, rng=3, **kw)
+    b = kick_escape((X, Y), INIT, rng=3, **kw)
+    c = kick_escape((X, Y), INIT, rng=4, **kw)
+    assert isinstance(a, KickEscape) and a.equal_values(b) and not a.equal_values(c)
+    assert a.k_chains.shape == (4,) and a.n_states == 4 * (3 * 128 // 64 - 2)
+    assert a.n_draws == 4 * a.n_in_well and 0 < a.weight_mean < 10
+    assert a.steps_per_epoch == 128 and a.cost["total"] == a.cost["qsd"] + a.cost["continue"]
+    if a.k > 0:
+        assert a.tau == pytest.approx(1 / (a.k * 128)) and a.tau_lower <= a.tau <= a.tau_upper
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        io.save(a, f"{d}/k.h5", name="kick")
+        back = io.load(f"{d}/k.h5", "kick")
+    assert back.equal_values(a)
+
+
+def test_kick_escape_refuses_bad_input():
+    kw = dict(**SGD, lr=0.1, target=TARGET, options=SMALL, rng=1)
+    with pytest.raises(ValueError, match="well"):
+        kick_escape((X, Y), INIT, well=(1.0, 0.5), **{k: v for k, v in kw.items()})
+    with pytest.raises(ValueError, match="well"):
+        kick_escape((X, Y), INIT, well=(0.01, 1.0), **kw)
+    with pytest.raises(ValueError, match="sampling"):
+        kick_escape((X, Y), INIT, well=(0.2, 1.0), sampling="shuffle", **kw)
+    with pytest.raises(ValueError, match="mode"):
+        kick_escape((X, Y), INIT, well=(0.2, 1.0), mode=1, **kw)
+    with pytest.raises(ValueError, match="options"):
+        kick_escape((X, Y), INIT, well=(0.2, 1.0), **{**kw, "options": {"n_chains": 4}})
+    for bad in ({"n_chains": 1}, {"defensive": 0.0}, {"defensive": 1.0}, {"kick": -1.0}, {"thin": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            KickOptions(**bad)
+
+
+@pytest.mark.slow   # about 3 minutes
+def test_kick_escape_agrees_with_brute_force_at_lr_0_1():
+    """lr 0.1, B = 4, backward to lam_saddle / 2 (brute force about 550 epochs, docs/rare.md):
+    the kick estimate's interval contains the brute-force tau of the same trainer."""
+    from phasetools.rare import excursions
+    from phasetools.stats import exponential_mle
+
+    res = kick_escape((X, Y), INIT, **SGD, lr=0.1, target=TARGET, well=_well(0.1), rng=1,
+                      options=KickOptions(kick=1.0))
+    eng = TrainingEngine((X, Y), **SGD, lr=0.1, sampling="replacement", convention="paper",
+                         coordinate=lambda M: np.linalg.svd(M, compute_uv=False)[:, 0], sign=-1.0,
+                         shapes=[(1, 1)] * 3)
+    n = 200
+    x = np.repeat(np.asarray(B0)[None, :], n, axis=0)
+    ex = excursions(eng, x, eng.streams(5, np.arange(n)), low=-np.inf, high=-TARGET, max_steps=2000 * 128,
+                    chunk=2048)
+    brute = exponential_mle(ex.steps * eng.time_unit, ex.outcome != 2)
+    print(f"kick {res.tau:.4g} [{res.tau_lower:.4g}, {res.tau_upper:.4g}]; brute force {brute.tau:.4g} +- "
+          f"{brute.tau_stderr:.3g}")
+    assert res.tau_stderr / res.tau < 0.3 and abs(res.weight_mean - 1) < 0.2
+    assert abs(np.log(res.tau / brute.tau)) < 2.5 * np.hypot(res.tau_stderr / res.tau,
+                                                              brute.tau_stderr / brute.tau)
+    assert res.cost["total"] < 0.05 * ex.cost
