@@ -67,6 +67,24 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="also append each result to this HDF5 file")
     p.add_argument("--keep-paths", action="store_true", help="keep the reactive trajectories in the result")
+    _add_executor(p)
+    p.set_defaults(handler=_escape)
+    _add_train(rsub)
+    return rare
+
+
+def _add_executor(p):
+    """``--n-workers``, ``--scheduler`` and ``--dask-workers``: where the AMS runs go (see :func:`_dask_scheduler`).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        A ``rare`` subcommand.
+
+    Returns
+    -------
+    None
+    """
     p.add_argument("--n-workers", type=count("n_workers", minimum=1), default=1,
                    help="processes for the AMS runs (default 1; same result for any number)")
     d = p.add_mutually_exclusive_group()
@@ -74,9 +92,6 @@ def add_parser(sub):
                    help="run the AMS runs on the Dask scheduler at tcp://HOST:PORT (same result as locally)")
     d.add_argument("--dask-workers", type=count("dask_workers", minimum=1), default=None,
                    help="start a local Dask cluster with N worker processes for the AMS runs")
-    p.set_defaults(handler=_escape)
-    _add_train(rsub)
-    return rare
 
 
 def _add_train(rsub):
@@ -113,6 +128,7 @@ def _add_train(rsub):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="also append the result to this HDF5 file")
+    _add_executor(p)
     p.set_defaults(handler=_train)
 
 
@@ -136,8 +152,8 @@ def _train(args):
     target = problem.stop.level if args.target is None else args.target
     opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
                       n_rounds=args.n_rounds, keep_paths=args.keep_paths)
-    with _runtime_warnings_as_lines():
-        res = _ams_train(args, problem, data, target, opts)
+    with _dask_scheduler(args) as scheduler, _runtime_warnings_as_lines():
+        res = _ams_train(args, problem, data, target, opts, scheduler)
     if res.p == 0:
         print("phasetools: warning: no AMS run reached the target (every run died out), so tau is not bounded "
               "above: raise --n-replicas or --n-runs", file=sys.stderr)
@@ -168,7 +184,7 @@ def _runtime_warnings_as_lines(prefix=""):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
-def _ams_train(args, problem, data, target, opts):
+def _ams_train(args, problem, data, target, opts, scheduler):
     from ..rare import ams_training_escape
 
     return ams_training_escape(data, [np.full((1, 1), v) for v in problem.x0], n_layers=args.n_layers, width=1,
@@ -177,7 +193,7 @@ def _ams_train(args, problem, data, target, opts):
                               sampling=args.sampling, convention=args.convention, coordinate=args.coordinate,
                               start=args.start,
                               level=args.level, options=opts, rng=args.seed, n_threads=args.n_threads,
-                              progress=not args.quiet)
+                              progress=not args.quiet, n_workers=args.n_workers, scheduler=scheduler)
 
 
 def _train_report(args, res, target):

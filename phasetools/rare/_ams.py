@@ -213,7 +213,7 @@ def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, ma
         pick = blocks[r][rng.integers(blocks[r].size, size=n_replicas)]
         starts += [(k, i, entrance[pick[i]], 0, None) for i in range(n_replicas)]
     launch = dict(start=start, target=target, max_steps=max_steps, chunk=chunk)
-    cost = _launch(engine, runs, starts, stream_entropy, **launch)
+    cost = _launch_runs(engine, runs, starts, stream_entropy, **launch)
     while True:
         clones = []
         for k, run in enumerate(runs):
@@ -223,7 +223,7 @@ def ams_batch(engine, entrance, *, start, target, n_replicas, n_kill, n_runs, ma
             progress(sum(run.done for run in runs))
         if not clones:
             break
-        cost += _launch(engine, runs, clones, stream_entropy, **launch)
+        cost += _launch_runs(engine, runs, clones, stream_entropy, **launch)
     return _collect(runs, cost)
 
 
@@ -292,6 +292,19 @@ def _iterate(run, r, n_kill, target):
         prefix = run.path(p, t) if run.paths is not None else None
         clones.append((r, i, state, t, value, prefix))
     return clones
+
+
+def _launch_runs(engine, runs, items, entropy, **launch):
+    """:func:`_launch` of ``items``: all together, or one run at a time when the engine's random
+    draws depend on which trajectories it advances together (``engine.batch_streams``, the
+    trainers: one ``SeedSequence`` per call), so that a run's draws do not depend on the other
+    runs of a worker's share and the result does not depend on how the runs are split."""
+    if not getattr(engine, "batch_streams", False):
+        return _launch(engine, runs, items, entropy, **launch)
+    by_run = {}
+    for it in items:
+        by_run.setdefault(it[0], []).append(it)
+    return sum(_launch(engine, runs, group, entropy, **launch) for group in by_run.values())
 
 
 def _launch(engine, runs, items, entropy, *, start, target, max_steps, chunk):

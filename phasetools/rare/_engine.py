@@ -9,6 +9,10 @@ An engine is anything with
   ``n_steps`` steps, stopping a trajectory when ``xi <= low`` (``low = -inf``: never),
   streams updated in place; ``xi_path``/``path`` (n, n_steps[, dim]) NaN after the stop;
 * ``time_unit``: the time of one step (``dt``).
+* ``batch_streams`` (optional, default False): True when the draws of one ``advance`` depend
+  on which trajectories it advances together (the trainers draw a call's minibatches from one
+  ``SeedSequence`` of the batch's stream keys); AMS then advances each run alone, so that a
+  run does not depend on the other runs of a worker's share.
 
 :func:`excursions` runs such an engine until every trajectory has gone down to ``low`` or
 up to ``high``, chunk by chunk, and keeps what splitting needs: the running maxima of the

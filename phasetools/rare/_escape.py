@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sys
@@ -19,8 +18,9 @@ from .._rng import seed_sequence, seeds_record
 from .._validation import as_float_array, check_choice, check_int, check_positive
 from ..langevin import EscapeProblem, Potential, simulate
 from ..results import Result, register, to_jsonable
-from ._ams import ams_batch, choose_levels, loops, merge_batches
+from ._ams import choose_levels, loops
 from ._engine import LangevinEngine
+from ._executor import Executor, check_executor, open_runner
 
 __all__ = ["AMSEscape", "AMSOptions", "ams_escape", "ams_training_escape", "escape_time"]
 
@@ -318,7 +318,7 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     sign = 1.0 if direction == "up" else -1.0
     x0 = as_float_array(x0, "x0").reshape(-1)
     dt = float(check_positive(dt, "dt"))
-    where = _executor(n_workers, scheduler, dask_workers, connect_timeout)
+    where = check_executor(n_workers, scheduler, dask_workers, connect_timeout)
     # bad input fails before a Dask cluster is started or connected: the potential, noise and dt (stability
     # at x0) by the engine's own checks, then the start against the target
     simulate(potential, x0, temperature=temperature, noise=noise, dt=dt, n_traj=1, max_steps=1, rng=0)
@@ -326,9 +326,8 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
     b = sign * float(as_float_array(target, "target"))
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"x0 is already past the target {target} (direction={direction!r})")
-    with _runner(where) as runner:   # connect (or start the cluster) before the AMS work
-        root = seed_sequence(rng)
-        a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, runner)
+    root = seed_sequence(rng)
+    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, where)
     return AMSEscape(
         potential=potential.name, potential_config=to_jsonable(potential.config()), convention=potential.convention,
         order=str(potential.order), direction=direction, temperature=None if temperature is None else float(temperature),
@@ -338,11 +337,20 @@ def ams_escape(potential: Potential, x0, *, target, direction="up", start=None, 
         stats={"wall_time": time.perf_counter() - t0, "n_threads": n_threads, **extra})
 
 
-def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, runner=None):
+def _pipeline(engine, x0, b, start, level, sign, opts, root, progress, dt, where=None):
     """Levels, loops and the AMS runs over ``engine``; ``(start, level, estimates, cost, stats)``.
 
-    ``runner`` (from :func:`_runner`) runs the AMS stage; default in this process."""
-    runner = _Runner(_Executor()) if runner is None else runner
+    ``where`` (a checked :class:`~phasetools.rare._executor.Executor`; default this process)
+    is where the AMS runs go: the engine is checked to travel there and the Dask cluster is
+    connected (or started) before any work, and closed at the end."""
+    where = Executor() if where is None else where
+    where.check_engine(engine)
+    with open_runner(where) as runner:
+        return _stages(engine, x0, b, start, level, sign, opts, root, progress, dt, runner)
+
+
+def _stages(engine, x0, b, start, level, sign, opts, root, progress, dt, runner):
+    """The three stages of :func:`_pipeline`, the AMS runs by ``runner``."""
     s_levels, s_loops, s_streams, *s_runs = root.spawn(3 + opts.n_runs)
     a, sig, cost_levels = _levels(engine, x0, start, level, sign, b, opts, s_levels)
     if opts.n_walkers * opts.n_rounds < opts.n_runs:
@@ -410,149 +418,6 @@ def _path_fields(ams, dim):
     return {"reactive_paths": np.concatenate([x for _, x in paths]) if paths else np.zeros((0, dim)),
             "reactive_lengths": np.array([x.shape[0] for _, x in paths], dtype=np.int64),
             "reactive_runs": np.array([r for r, _ in paths], dtype=np.int64)}
-
-
-def _batch_part(engine, entrance, kw, run_indices):
-    """One worker's share of the runs (module level: pickled by reference)."""
-    return ams_batch(engine, entrance, **kw, run_indices=run_indices)
-
-
-@dataclass(frozen=True)
-class _Executor:
-    """Where the AMS runs go: this process, a process pool (``n_workers``) or a Dask cluster."""
-
-    n_workers: int = 1
-    scheduler: str | None = None
-    dask_workers: int | None = None
-    connect_timeout: float = 5.0
-
-    @property
-    def kind(self):
-        if self.scheduler is not None or self.dask_workers is not None:
-            return "dask"
-        return "process" if self.n_workers > 1 else "inline"
-
-
-def _executor(n_workers, scheduler, dask_workers, connect_timeout):
-    """The checked :class:`_Executor` of ``ams_escape``'s arguments."""
-    n_workers = check_int(n_workers, "n_workers", minimum=1)
-    if dask_workers is not None:
-        dask_workers = check_int(dask_workers, "dask_workers", minimum=1)
-    check_scheduler(scheduler, dask_workers)
-    if n_workers > 1 and (scheduler is not None or dask_workers is not None):
-        raise ValueError(f"n_workers = {n_workers} (a local process pool) and scheduler=/dask_workers= (a Dask "
-                         "cluster) exclude each other: give one")
-    connect_timeout = float(check_positive(connect_timeout, "connect_timeout"))
-    return _Executor(n_workers, scheduler, dask_workers, connect_timeout)
-
-
-class _Runner:
-    """Runs the AMS stage (:func:`run_batches`) on an open Dask client, or locally."""
-
-    def __init__(self, where, client=None):
-        self.where, self.client = where, client
-
-    def __call__(self, engine, entrance, kw, progress):
-        return run_batches(engine, entrance, kw, n_workers=self.where.n_workers, client=self.client,
-                           progress=progress)
-
-    def stats(self):
-        out = {"n_workers": int(self.where.n_workers), "executor": self.where.kind}
-        if self.client is not None:
-            out.update(scheduler=self.where.scheduler, dask_threads=_dask_threads(self.client))
-        return out
-
-
-@contextlib.contextmanager
-def _runner(where):
-    """A :class:`_Runner` for ``where``, with its Dask client connected (and closed after)."""
-    if where.kind != "dask":
-        yield _Runner(where)
-        return
-    client, cluster = connect(where.scheduler, where.dask_workers or 1, where.connect_timeout,
-                              what="scheduler= / dask_workers=")
-    try:
-        yield _Runner(where, client)
-    finally:
-        try:
-            client.close()
-        finally:
-            if cluster is not None:
-                cluster.close()
-
-
-def _dask_threads(client):
-    return int(sum(client.nthreads().values()))
-
-
-def run_batches(engine, entrance, kw, *, n_workers=1, client=None, progress=False):
-    """The AMS runs of :func:`~phasetools.rare._ams.ams_batch`: here, on a process pool or on Dask.
-
-    Parameters
-    ----------
-    engine : splitting engine
-        Pickled to the workers.
-    entrance : ndarray (m, dim)
-        Entrance states.
-    kw : dict
-        The keyword arguments of ``ams_batch``.
-    n_workers : int >= 1
-        1: in this process; more: the runs split into ``n_workers`` contiguous shares on a
-        pool of spawned processes (each run depends only on its seed, block and stream
-        indices, so the result does not depend on the split).
-    client : distributed.Client, optional
-        Run the shares on this Dask cluster instead (one share per worker thread).
-    progress : bool
-        Show a bar over the runs.
-
-    Returns
-    -------
-    dict
-        As ``ams_batch`` over all runs, in run order.
-    """
-    n_runs = kw["n_runs"]
-    bar = _progress(total=n_runs, desc="AMS runs", quiet=not progress)
-    try:
-        if client is not None:
-            return _on_dask(client, engine, entrance, kw, bar)
-        if n_workers <= 1:
-            seen = [0]
-
-            def tick(n_done):
-                bar.update(n_done - seen[0])
-                seen[0] = n_done
-
-            return ams_batch(engine, entrance, **kw, progress=tick)
-        import concurrent.futures as cf
-        import multiprocessing
-
-        shares = _shares(n_runs, n_workers)
-        with cf.ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_batch_part, engine, entrance, kw, share) for share in shares]
-            for fut in cf.as_completed(futures):
-                bar.update(len(shares[futures.index(fut)]))
-            return merge_batches([f.result() for f in futures])
-    finally:
-        bar.close()
-
-
-def _shares(n_runs, n_parts):
-    """Contiguous shares of the run indices (any split gives the same runs)."""
-    return [s.tolist() for s in np.array_split(np.arange(n_runs), max(1, min(n_parts, n_runs)))]
-
-
-def _on_dask(client, engine, entrance, kw, bar):
-    """The shares of the runs as tasks of a Dask cluster; a task's error is raised here."""
-    from distributed import as_completed
-
-    shares = _shares(kw["n_runs"], _dask_threads(client))
-    futures = [client.submit(_batch_part, engine, entrance, kw, share, pure=False) for share in shares]
-    try:
-        for fut in as_completed(futures, loop=client.loop):   # the client is not the session's default
-            bar.update(len(shares[futures.index(fut)]))
-        return merge_batches(client.gather(futures))
-    finally:
-        client.cancel(futures)
 
 
 def escape_time(problem: EscapeProblem, *, temperature=None, noise=None, dt, options=None, rng=None,
@@ -670,7 +535,8 @@ def _var_mean(v):
 
 def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, direction="up",
                         coordinate="sv1", sampling="replacement", convention="paper", start=None, level=None,
-                        options=None, rng=None, n_threads=None, progress=False) -> AMSEscape:
+                        options=None, rng=None, n_threads=None, progress=False, n_workers=1, scheduler=None,
+                        dask_workers=None, connect_timeout=5.0) -> AMSEscape:
     """Mean escape time of real minibatch SGD, in epochs, by adaptive multilevel splitting.
 
     A replica is a network state; :func:`phasetools.training.train` advances it (a clone
@@ -717,6 +583,11 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         numba threads of the trainer.
     progress : bool
         Show a bar over the AMS runs.
+    n_workers, scheduler, dask_workers, connect_timeout
+        Where the AMS runs go, as for :func:`ams_escape` (a process pool or a Dask cluster);
+        the same ``rng`` gives the same result, bit for bit, for any of them (each run is
+        advanced alone, its minibatches drawn from its own replicas' stream keys). A
+        ``coordinate`` function must be module-level for ``n_workers > 1``.
 
     Returns
     -------
@@ -732,6 +603,7 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
     if not isinstance(opts, AMSOptions):
         raise ValueError(f"options must be an AMSOptions, got {type(opts).__name__}")
     check_choice(direction, "direction", ("up", "down"))
+    where = check_executor(n_workers, scheduler, dask_workers, connect_timeout)
     init = [np.asarray(w, dtype=float) for w in init]
     name, order, sign, b, score = training_coordinate(coordinate, direction=direction, init=init, data=data,
                                                       target=float(as_float_array(target, "target")))
@@ -746,7 +618,8 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"init is already past the target {target} (direction={direction!r})")
     root = seed_sequence(rng)
-    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, engine.time_unit)
+    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, engine.time_unit,
+                                         where)
     config = {"n_layers": int(n_layers), "width": int(width), "shapes": [list(w.shape) for w in init],
               "init": x0.tolist(), **({} if score is None else {"coordinate": score})}
     sgd = {"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(weight_decay),

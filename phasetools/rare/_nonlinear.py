@@ -20,6 +20,7 @@ import numpy as np
 from .._rng import seed_sequence, seeds_record
 from .._validation import as_float_array, check_choice, check_scalar
 from ..nonlinear import MLP, Task, evaluate, fourier_ipr, sgd, train
+from ._executor import check_executor
 from ._training import stream_keys
 
 __all__ = ["NonlinearEngine", "ams_nonlinear_escape"]
@@ -55,6 +56,9 @@ class NonlinearEngine:
     n_threads : int, optional
         numba threads.
     """
+
+    #: an epoch's noise comes from one SeedSequence of the running replicas' keys (AMS advances runs alone)
+    batch_streams = True
 
     def __init__(self, task, model, *, lr, weight_decay, coordinate="fourier_ipr", sign=1.0, sampling="full",
                  batch_size=None, temperature=0.0, label_noise=0.0, dtype="float64", n_threads=None):
@@ -168,21 +172,36 @@ class NonlinearEngine:
 
 
 def _named_coordinate(name, task, model):
-    if name == "fourier_ipr":
-        def ipr(w):
-            return fourier_ipr(model, w)
-        return ipr
-    key = name
+    """The coordinate called ``name`` (one of :data:`COORDINATES`) of ``task`` and ``model``."""
+    return _FourierIPR(model) if name == "fourier_ipr" else _OnTest(task, model, name)
 
-    def on_test(w):
-        return evaluate(task, model, w)[key]
-    on_test.__name__ = name
-    return on_test
+
+class _FourierIPR:
+    """The Fourier IPR of the first layer at flat weights ``(n, n_params)`` (module level: it pickles)."""
+
+    __name__ = "fourier_ipr"
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, w):
+        return fourier_ipr(self.model, w)
+
+
+class _OnTest:
+    """A test-set metric (``"test_acc"``, ``"test_loss"``) at flat weights (module level: it pickles)."""
+
+    def __init__(self, task, model, key):
+        self.task, self.model, self.key, self.__name__ = task, model, key, key
+
+    def __call__(self, w):
+        return evaluate(self.task, self.model, w)[self.key]
 
 
 def ams_nonlinear_escape(task, model, init, *, lr, weight_decay, target, direction="up", coordinate="fourier_ipr",
                          sampling="full", batch_size=None, temperature=0.0, label_noise=0.0, dtype="float64",
-                         start=None, level=None, options=None, rng=None, n_threads=None, progress=False):
+                         start=None, level=None, options=None, rng=None, n_threads=None, progress=False, n_workers=1,
+                         scheduler=None, dask_workers=None, connect_timeout=5.0):
     """Mean escape time of a nonlinear network under SGD and noise, in epochs, by AMS.
 
     A replica is a network state; :func:`phasetools.nonlinear.train` advances it one epoch
@@ -226,6 +245,11 @@ def ams_nonlinear_escape(task, model, init, *, lr, weight_decay, target, directi
         numba threads of the trainer.
     progress : bool
         Show a bar over the AMS runs.
+    n_workers, scheduler, dask_workers, connect_timeout
+        Where the AMS runs go, as for :func:`~phasetools.rare.ams_escape` (a process pool or a
+        Dask cluster); the same ``rng`` gives the same result, bit for bit, for any of them
+        (each run is advanced alone). A ``coordinate`` function must be module-level for
+        ``n_workers > 1``.
 
     Returns
     -------
@@ -240,6 +264,7 @@ def ams_nonlinear_escape(task, model, init, *, lr, weight_decay, target, directi
     if not isinstance(opts, AMSOptions):
         raise ValueError(f"options must be an AMSOptions, got {type(opts).__name__}")
     sign = 1.0 if check_choice(direction, "direction", ("up", "down")) == "up" else -1.0
+    where = check_executor(n_workers, scheduler, dask_workers, connect_timeout)
     engine = NonlinearEngine(task, model, lr=lr, weight_decay=weight_decay, coordinate=coordinate, sign=sign,
                              sampling=sampling, batch_size=batch_size, temperature=check_scalar(temperature,
                                                                                                 "temperature"),
@@ -251,7 +276,7 @@ def ams_nonlinear_escape(task, model, init, *, lr, weight_decay, target, directi
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"init is already past the target {target} (direction={direction!r})")
     root = seed_sequence(rng)
-    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, 1.0)
+    a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, 1.0, where)
     config = {"task": task.name, "task_config": dict(task.config), "dims": list(model.dims),
               "activation": model.activation, "loss": model.loss, "init": x0.tolist()}
     noise = {"lr": float(lr), "weight_decay": float(weight_decay), "sampling": sampling,

@@ -146,11 +146,15 @@ def network_rank(layers):
     return int(min(min(np.shape(w)[-2:]) for w in layers))
 
 
-def _sv_coordinate(k):
-    def sv(M):
-        return np.linalg.svd(M, compute_uv=False)[:, k]
-    sv.__name__ = f"sv{k + 1}"
-    return sv
+class _SingularValue:
+    """The ``k``-th largest singular value of end-to-end maps ``M (n, d_out, d_in)`` -> ``(n,)``
+    (a module-level class, not a closure: it pickles, so the engine travels to process pools)."""
+
+    def __init__(self, k):
+        self.k, self.__name__ = int(k), f"sv{int(k) + 1}"
+
+    def __call__(self, M):
+        return np.linalg.svd(M, compute_uv=False)[:, self.k]
 
 
 def training_coordinate(coordinate, *, direction, target, init, data):
@@ -194,7 +198,7 @@ def training_coordinate(coordinate, *, direction, target, init, data):
         raise ValueError(f"coordinate={coordinate!r} is beyond the network's rank {n_modes} (the smallest side of "
                          f"its layers): coordinate must be sv1..sv{n_modes} or sharpness1..sharpness{n_modes}")
     if prefix == "sv":
-        return coordinate, _sv_coordinate(k), sign, sign * float(target), None
+        return coordinate, _SingularValue(k), sign, sign * float(target), None
     if direction != "down":
         raise ValueError(f"coordinate={coordinate!r} measures progress of a backward escape: direction must be "
                          f"'down', got {direction!r}")
@@ -252,6 +256,9 @@ class TrainingEngine:
     n_threads : int, optional
         numba threads.
     """
+
+    #: a call's minibatches come from one SeedSequence of the batch's stream keys (AMS advances runs alone)
+    batch_streams = True
 
     def __init__(self, data, *, n_layers, width, lr, weight_decay, batch_size, sampling, convention, coordinate,
                  sign, shapes, n_threads=None):
