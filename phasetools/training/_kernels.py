@@ -22,6 +22,14 @@ adds ``label_sd * z`` to each target of the batch, injected (Langevin/SGLD) nois
 xoshiro256** stream in pairs (``normal_pair``; an odd count discards the last spare), are
 scaled in float64 and rounded to the weights' dtype into the buffer ``noise`` before they are
 added, so the arithmetic of the step stays in that dtype.
+
+Shuffled epochs. One Fisher-Yates shuffle (``_shuffle``, the generator state in registers)
+serves both the trainer and the reduced shuffled-SGD simulation of prediction (b)
+(``_seed_kernel``, ``_seed_kernel_r2``, driven by ``training/_reshuffle.py``), so seed ``s`` of
+the simulation sees the permutations of the trainer's seed ``s``. The simulation's kernels live
+here, next to the shuffle they call: numba's disk cache of a kernel checks only the kernel's own
+file, so a jitted call into another module of the package would keep stale machine code after an
+edit of the callee (``phasetools._numba``).
 """
 
 from __future__ import annotations
@@ -382,12 +390,25 @@ def _log_point(th, dims, offs, monitor, s, li, lj, basic, layers, outs):
 
 @jit
 def _shuffle(pm, st, n_samples):
-    """Fisher-Yates: a fresh uniform permutation of ``pm[:n_samples]`` in place."""
+    """Fisher-Yates: a fresh uniform permutation of ``pm[:n_samples]`` in place.
+
+    Swap ``i`` (from ``n_samples - 1`` down to 1) exchanges ``pm[i]`` and ``pm[j]``,
+    ``j = min(floor(u (i + 1)), i)`` with ``u`` the stream's next ``uniform`` (53 bits, in
+    (0, 1)); the xoshiro256** state is held in registers (``_next_scalar``) while the
+    permutation is written, and stored back into ``st`` at the end: the same draws and the same
+    permutation as ``uniform(st)`` per swap, without re-reading the state from memory after
+    every store into ``pm``. The trainer's shuffled epochs and the reduced simulation's
+    (:func:`_seed_kernel`) both call it.
+    """
+    s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
     for i in range(n_samples - 1, 0, -1):
-        j = min(np.int64(uniform(st) * (i + 1)), i)
+        u, s0, s1, s2, s3 = _next_scalar(s0, s1, s2, s3)
+        x = ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+        j = min(np.int64(x * (i + 1)), i)
         tmp = pm[i]
         pm[i] = pm[j]
         pm[j] = tmp
+    st[0], st[1], st[2], st[3] = s0, s1, s2, s3
 
 
 @jit
@@ -527,3 +548,167 @@ def train_kernel(lo, hi, run, data, layout, sgd, schedule, monitor, bufs, outs, 
                     break
         out_steps[s] = step
         out_status[s] = status
+
+
+# --- the reduced shuffled SGD (prediction (b), training/_reshuffle.py) --------------------
+
+#: Seed outcomes of the kernels: ran to the epoch budget, escaped, weights not finite, stopped
+#: because the stopping rule no longer needs the seed (its result is discarded).
+CENSORED, ESCAPED, NONFINITE, ABORTED = 0, 1, 2, 3
+
+
+@jit
+def _matmul(A, B, C, R):
+    """``C = A @ B`` for ``R x R`` matrices (``R`` a compile-time constant in the callers)."""
+    for i in range(R):
+        for j in range(R):
+            acc = 0.0
+            for q in range(R):
+                acc += A[i, q] * B[q, j]
+            C[i, j] = acc
+
+
+@jit
+def _seed_kernel(W, D, pm, st, rt, consts, ints, limit, s):
+    """One seed of the reduced shuffled SGD, any ``r``, in place on ``W`` (n, r, r) and ``st``.
+
+    ``D`` (N, 2 r^2): per sample ``x x^T`` and ``y x^T`` (row-major), so a step's batch sums cost
+    ``2 B r^2`` additions and the step ``G = scale (M Sxx - Syx)``, ``grad_k = A_k^T G P_{k-1}^T``
+    (``P_k = W_k ... W_1``, ``A_k = W_n ... W_{k+1}``) ``O(n r^3)``. ``rt``: a tuple of ``r`` zeros,
+    whose length numba knows at compile time (the ``r``-loops are unrolled per ``r``).
+    ``consts = (lr, wd, 2 kappa, p_target)``, ``ints = (batch_size, steps_per_epoch, epochs, mode,
+    cross)``; the seed stops when ``s >= limit[0]`` (checked every epoch). Returns ``(epoch, outcome)``.
+    """
+    R = len(rt)
+    lr, wd, two_kappa, p_target = consts[0], consts[1], consts[2], consts[3]
+    B, spe, epochs, mode, cross = ints[0], ints[1], ints[2], ints[3], ints[4] != 0
+    n, N, RR = W.shape[0], D.shape[0], R * R
+    pre = np.zeros((n + 1, R, R))
+    suf = np.zeros((n + 1, R, R))
+    for i in range(R):
+        pre[0, i, i] = 1.0
+        suf[n, i, i] = 1.0
+    S = np.empty(2 * RR)
+    G = np.empty((R, R))
+    T = np.empty((R, R))
+    for i in range(N):
+        pm[i] = i
+    for e in range(1, epochs + 1):
+        if s >= limit[0]:
+            return e - 1, ABORTED
+        _shuffle(pm, st, N)
+        for b in range(spe):
+            start = b * B
+            count = min(B, N - start)
+            S[:] = 0.0
+            for q in range(count):
+                row = D[pm[start + q]]
+                for c in range(2 * RR):
+                    S[c] += row[c]
+            for k in range(1, n + 1):
+                _matmul(W[k - 1], pre[k - 1], pre[k], R)
+            for k in range(n - 1, 0, -1):
+                _matmul(suf[k + 1], W[k], suf[k], R)
+            scale = two_kappa / count
+            for a in range(R):
+                for j in range(R):
+                    acc = -S[RR + a * R + j]
+                    for q in range(R):
+                        acc += pre[n, a, q] * S[q * R + j]
+                    G[a, j] = scale * acc
+            total = 0.0
+            for k in range(n):
+                for a in range(R):                      # T = G P_{k-1}^T
+                    for j in range(R):
+                        acc = 0.0
+                        for q in range(R):
+                            acc += G[a, q] * pre[k, j, q]
+                        T[a, j] = acc
+                for i in range(R):                      # grad = A_k^T T
+                    for j in range(R):
+                        acc = 0.0
+                        if cross or i == j:
+                            for a in range(R):
+                                acc += suf[k + 1, a, i] * T[a, j]
+                        v = W[k, i, j] - lr * (acc + wd * W[k, i, j])
+                        W[k, i, j] = v
+                        total += v
+            if not math.isfinite(total):                # a non-finite weight makes the sum non-finite
+                return e, NONFINITE
+        for k in range(1, n + 1):
+            _matmul(W[k - 1], pre[k - 1], pre[k], R)
+        if pre[n, mode, mode] < p_target:
+            return e, ESCAPED
+    return epochs, CENSORED
+
+
+@jit
+def _seed_kernel_r2(W, D, pm, st, consts, ints, limit, s):
+    """:func:`_seed_kernel` for ``r = 2`` with the 2 x 2 products in registers (the same arithmetic
+    up to the order of additions; the two-mode teacher's case, 1.3-1.5x faster than the general one)."""
+    lr, wd, two_kappa, p_target = consts[0], consts[1], consts[2], consts[3]
+    B, spe, epochs, mode = ints[0], ints[1], ints[2], ints[3]
+    cr = 1.0 if ints[4] != 0 else 0.0
+    n, N = W.shape[0], D.shape[0]
+    pre = np.empty((n, 4))                              # P_0 = I, ..., P_{n-1}
+    suf = np.empty((n, 4))                              # A_1, ..., A_{n-1}, A_n = I
+    pre[0, 0], pre[0, 1], pre[0, 2], pre[0, 3] = 1.0, 0.0, 0.0, 1.0
+    suf[n - 1, 0], suf[n - 1, 1], suf[n - 1, 2], suf[n - 1, 3] = 1.0, 0.0, 0.0, 1.0
+    for i in range(N):
+        pm[i] = i
+    for e in range(1, epochs + 1):
+        if s >= limit[0]:
+            return e - 1, ABORTED
+        _shuffle(pm, st, N)
+        for b in range(spe):
+            start = b * B
+            count = min(B, N - start)
+            a0 = a1 = a2 = a3 = c0 = c1 = c2 = c3 = 0.0
+            for q in range(count):
+                i = pm[start + q]
+                a0 += D[i, 0]
+                a1 += D[i, 1]
+                a2 += D[i, 2]
+                a3 += D[i, 3]
+                c0 += D[i, 4]
+                c1 += D[i, 5]
+                c2 += D[i, 6]
+                c3 += D[i, 7]
+            p0, p1, p2, p3 = 1.0, 0.0, 0.0, 1.0
+            for k in range(n):
+                w0, w1, w2, w3 = W[k, 0, 0], W[k, 0, 1], W[k, 1, 0], W[k, 1, 1]
+                p0, p1, p2, p3 = w0 * p0 + w1 * p2, w0 * p1 + w1 * p3, w2 * p0 + w3 * p2, w2 * p1 + w3 * p3
+                if k + 1 < n:
+                    pre[k + 1, 0], pre[k + 1, 1], pre[k + 1, 2], pre[k + 1, 3] = p0, p1, p2, p3
+            s0, s1, s2, s3 = 1.0, 0.0, 0.0, 1.0
+            for k in range(n - 1, 0, -1):
+                w0, w1, w2, w3 = W[k, 0, 0], W[k, 0, 1], W[k, 1, 0], W[k, 1, 1]
+                s0, s1, s2, s3 = s0 * w0 + s1 * w2, s0 * w1 + s1 * w3, s2 * w0 + s3 * w2, s2 * w1 + s3 * w3
+                suf[k - 1, 0], suf[k - 1, 1], suf[k - 1, 2], suf[k - 1, 3] = s0, s1, s2, s3
+            sc = two_kappa / count
+            g0 = sc * (p0 * a0 + p1 * a2 - c0)
+            g1 = sc * (p0 * a1 + p1 * a3 - c1)
+            g2 = sc * (p2 * a0 + p3 * a2 - c2)
+            g3 = sc * (p2 * a1 + p3 * a3 - c3)
+            total = 0.0
+            for k in range(n):
+                q0, q1, q2, q3 = pre[k, 0], pre[k, 1], pre[k, 2], pre[k, 3]
+                t0, t1 = g0 * q0 + g1 * q1, g0 * q2 + g1 * q3
+                t2, t3 = g2 * q0 + g3 * q1, g2 * q2 + g3 * q3
+                u0, u1, u2, u3 = suf[k, 0], suf[k, 1], suf[k, 2], suf[k, 3]
+                w0, w1, w2, w3 = W[k, 0, 0], W[k, 0, 1], W[k, 1, 0], W[k, 1, 1]
+                w0 = w0 - lr * ((u0 * t0 + u2 * t2) + wd * w0)
+                w1 = w1 - lr * ((u0 * t1 + u2 * t3) * cr + wd * w1)
+                w2 = w2 - lr * ((u1 * t0 + u3 * t2) * cr + wd * w2)
+                w3 = w3 - lr * ((u1 * t1 + u3 * t3) + wd * w3)
+                W[k, 0, 0], W[k, 0, 1], W[k, 1, 0], W[k, 1, 1] = w0, w1, w2, w3
+                total += (w0 + w1) + (w2 + w3)
+            if not math.isfinite(total):
+                return e, NONFINITE
+        p0, p1, p2, p3 = 1.0, 0.0, 0.0, 1.0
+        for k in range(n):
+            w0, w1, w2, w3 = W[k, 0, 0], W[k, 0, 1], W[k, 1, 0], W[k, 1, 1]
+            p0, p1, p2, p3 = w0 * p0 + w1 * p2, w0 * p1 + w1 * p3, w2 * p0 + w3 * p2, w2 * p1 + w3 * p3
+        if (p0 if mode == 0 else p3) < p_target:
+            return e, ESCAPED
+    return epochs, CENSORED
