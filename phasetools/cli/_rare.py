@@ -9,6 +9,9 @@ PREFIX`` writes ``PREFIX_tau.png`` (ln tau against dU/T with the theory) and
 ``train``: the same over real minibatch SGD (``phasetools.rare.ams_training_escape``) of
 the width-1 chain on a Gaussian teacher's samples, from the balanced learned state (``bwd``)
 or the trapped start (``fwd``) of ``escape_problem("chain", ...)`` to its stop level.
+
+Both take ``--n-workers N`` (a process pool), ``--scheduler tcp://HOST:PORT`` (a running Dask
+cluster) or ``--dask-workers N`` (a local one) for the AMS runs, with the same result.
 """
 
 from __future__ import annotations
@@ -271,7 +274,8 @@ def _escape(args):
 @contextlib.contextmanager
 def _dask_scheduler(args):
     """The Dask scheduler address for the AMS runs: ``--scheduler``, or a LocalCluster of
-    ``--dask-workers`` started once for every temperature (and closed after); None: no Dask.
+    ``--dask-workers`` started once for the command (every temperature of ``escape``) and
+    closed after; None: no Dask.
 
     Its two checks are not the API's repeated: they run before this command starts a cluster
     (the API would refuse ``--n-workers`` only after it), name the flags, and turn a missing

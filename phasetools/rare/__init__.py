@@ -12,8 +12,8 @@
         tau_lower, tau_upper (from the spread of independent runs), t_first, t_loop,
         t_reactive, n_iterations, cost (trajectory-steps); level_curve() (P(reach a level));
         reactive() (the reactive trajectories, with AMSOptions(keep_paths=True))
-    n_workers= (ams_escape, escape_time): the runs on a process pool; scheduler= / dask_workers=: on a
-        Dask cluster; the same result for any count or cluster
+    n_workers= (every ams_* function and escape_time): the runs on a process pool; scheduler= /
+        dask_workers=: on a Dask cluster; the same result for any count or cluster
     kick_escape(data, init, n_layers=, width=, lr=, batch_size=, weight_decay=, target=, well=(lo, hi),
                 options=KickOptions(...), rng=) -> KickEscape: SGD with replacement beyond brute force, by
         importance sampling the minibatch that kicks the network out of its well (times in epochs)
