@@ -10,6 +10,9 @@ value lam_saddle / 2 = 0.0463 (docs/rare.md, "AMS over real SGD training").
     python examples/rare_sgd.py brute          # lr 0.1: brute force by the same trainer (~3 min)
     python examples/rare_sgd.py replay         # brute force at lr 0.1, 0.08, 0.07 by a numba replay of the step (~3 min)
     python examples/rare_sgd.py beyond         # lr 0.08 and 0.07: AMS with coordinate="sharpness" (~10 min)
+    python examples/rare_sgd.py kick [lr ...]  # kick_escape sweep lr 0.1 .. 0.05 -> kick_sweep.h5 (~1-5 min per lr)
+    python examples/rare_sgd.py kick-check     # the well's top at lr * lambda 0.5, and the tilted continuation
+    python examples/rare_sgd.py kick-figure    # ln tau vs B / lr: brute force, AMS, kick; Arrhenius fit -> kick_sweep.png
 
 (times on an idle 2-core machine)
 """
@@ -180,6 +183,105 @@ def replay():
               f"{fit.tau_stderr:.3g} epochs ({time.perf_counter() - t:.0f} s)", flush=True)
 
 
+# -- the kick estimator (phasetools.rare.kick_escape): beyond brute force -------------------------
+KICK_FILE = "kick_sweep.h5"
+KICK_LRS = (0.1, 0.09, 0.08, 0.075, 0.07, 0.065, 0.06, 0.055, 0.05)
+#: (lr, tau, stderr) of brute force by the numba replay (`replay`, docs/rare.md)
+BRUTE = [(0.1, 547.7, 17.0), (0.08, 1.53e4, 0.13e4), (0.07, 2.24e5, 0.32 * 2.24e5)]
+#: (lr, tau, lower, upper) of AMS with coordinate="sharpness", N = 100 (docs/rare.md)
+AMS = [(0.1, 883, 287, 2716), (0.08, 1.38e4, 2904, 65810), (0.07, 9.4e4, 1.0e4, 8.5e5)]
+
+
+def well(lr, level=0.7):
+    """The well ``A``: sv1 from 0.2 up to where ``lr * lambda_GN`` of the balanced chain is ``level``
+    (``lambda_GN = 6 E[x^2] sv1^(4/3)`` in the paper convention); the committor is flat in it."""
+    return 0.2, float((level / (6 * lr * np.mean(X**2))) ** 0.75)
+
+
+def _kick(lr, seed=1, level=0.7, **options):
+    from phasetools.rare import KickOptions, kick_escape
+
+    t = time.perf_counter()
+    res = kick_escape((X, Y), INIT, **SGD, lr=lr, target=TARGET, well=well(lr, level), rng=seed,
+                      options=KickOptions(kick=1.0, **options))
+    print(f"lr {lr} (B/lr {4 / lr:.1f}), well top at lr*lambda {level}, {res.options['continuation']}, seed {seed}: "
+          f"tau = {res.tau:.4g} +- {res.tau_stderr:.2g} epochs [{res.tau_lower:.4g}, {res.tau_upper:.4g}]; "
+          f"top share {res.top_share:.2f}, tail share {res.tail_share:.2f}, weights {res.weight_mean:.3f}, "
+          f"{res.n_reached} runs reached B; cost {res.cost['total']:.3g} SGD steps, {time.perf_counter() - t:.0f} s",
+          flush=True)
+    return res
+
+
+def kick():
+    """The sweep at B = 4 (default options: 40 QSD chains of 16 epochs, 8 draws per state, 4
+    trainer continuation runs per post-step state outside the well), stored in kick_sweep.h5."""
+    from phasetools import io
+
+    lrs = [float(v) for v in sys.argv[2:]] or KICK_LRS
+    for lr in lrs:
+        io.save(_kick(lr), KICK_FILE, name=f"kick_lr{lr}")
+
+
+def kick_check():
+    """The estimate must not depend on the well (exact for any A): its top at lr * lambda 0.5
+    instead of 0.7, and the tilted continuation instead of plain trainer runs."""
+    for lr in (0.07, 0.06, 0.055, 0.05):
+        _kick(lr, seed=2, level=0.5)
+    for lr in (0.08, 0.06):
+        _kick(lr, seed=3, continuation="tilted")
+
+
+def _fit(b, ln_tau, se):
+    """Weighted least squares ln tau = a + slope * B / lr: (slope, its se, a, its se)."""
+    w = 1 / se**2
+    A = np.stack([np.ones_like(b), b], axis=1)
+    cov = np.linalg.inv(A.T @ (A * w[:, None]))
+    a, slope = cov @ (A.T @ (w * ln_tau))
+    chi2 = float(np.sum(w * (ln_tau - a - slope * b) ** 2) / max(b.size - 2, 1))
+    scale = max(1.0, chi2)                                   # inflate by the reduced chi^2 when it exceeds 1
+    return slope, np.sqrt(cov[1, 1] * scale), a, np.sqrt(cov[0, 0] * scale), chi2
+
+
+def kick_figure(path="kick_sweep.png"):
+    """ln tau against B / lr: brute force, AMS, the kick estimator; the Arrhenius fit over the kick points."""
+    from matplotlib.figure import Figure
+
+    from phasetools import io
+
+    res = sorted((io.load(KICK_FILE, e.name) for e in io.list_results(KICK_FILE)), key=lambda r: -r.lr)
+    res = [r for r in res if np.isfinite(r.tau)]
+    b = np.array([4 / r.lr for r in res])
+    lt = np.log([r.tau for r in res])
+    se = np.array([r.tau_stderr / r.tau for r in res])
+    slope, s_se, a, a_se, chi2 = _fit(b, lt, se)
+    print(f"Arrhenius fit over {b.size} kick points (B/lr {b.min():.0f}-{b.max():.0f}): ln tau = "
+          f"({a:.2f} +- {a_se:.2f}) + ({slope:.3f} +- {s_se:.3f}) B/lr; reduced chi^2 {chi2:.2f}")
+    for r in res:
+        print(f"  lr {r.lr}: B/lr {4 / r.lr:.1f}  tau {r.tau:.3g} [{r.tau_lower:.3g}, {r.tau_upper:.3g}]  "
+              f"top share {r.top_share:.2f}  cost {r.cost['total']:.3g}")
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    ax.errorbar(b, lt, yerr=1.96 * se, fmt="o", color="C0", label="kick_escape (95 %)")
+    bb = np.linspace(b.min() - 2, b.max() + 2, 50)
+    ax.plot(bb, a + slope * bb, color="C0", lw=0.8, ls="--",
+            label=f"Arrhenius fit: slope {slope:.3f} +- {s_se:.3f}")
+    br = np.array(BRUTE)
+    ax.errorbar(4 / br[:, 0], np.log(br[:, 1]), yerr=1.96 * br[:, 2] / br[:, 1], fmt="s", mfc="none", ms=9,
+                color="k", label="brute force (numba replay)")
+    am = np.array(AMS)
+    ax.errorbar(4 / am[:, 0] + 0.4, np.log(am[:, 1]),
+                yerr=[np.log(am[:, 1] / am[:, 2]), np.log(am[:, 3] / am[:, 1])], fmt="^", color="C3",
+                label='AMS, coordinate="sharpness" (95 %)')
+    ax.set_xlabel("B / lr   (B = 4)")
+    ax.set_ylabel("ln tau  (tau in epochs)")
+    ax.set_title("backward escape of SGD with replacement (eta 0.8, weight decay 0.32)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print("wrote", path)
+
+
 if __name__ == "__main__":
     {"route": route, "committor": committor, "ams": ams, "brute": brute, "replay": replay,
-     "beyond": beyond}[sys.argv[1] if len(sys.argv) > 1 else "route"]()
+     "beyond": beyond, "kick": kick, "kick-check": kick_check,
+     "kick-figure": kick_figure}[sys.argv[1] if len(sys.argv) > 1 else "route"]()

@@ -149,3 +149,51 @@ def test_kick_escape_agrees_with_brute_force_at_lr_0_1():
     assert abs(np.log(res.tau / brute.tau)) < 2.5 * np.hypot(res.tau_stderr / res.tau,
                                                               brute.tau_stderr / brute.tau)
     assert res.cost["total"] < 0.05 * ex.cost
+
+
+def test_replayed_step_matches_the_trainer_for_any_shapes():
+    """The kicker's vectorised per-sample steps, averaged over the trainer's minibatches,
+    reproduce train()'s recorded steps on a network of width 2 with 2 inputs and 3 outputs."""
+    from phasetools.rare._kick import _Kicker
+
+    gen = np.random.default_rng(2)
+    Xs, Ys = gen.normal(size=(16, 2)), gen.normal(size=(16, 3))
+    init = [gen.normal(size=s) * 0.7 for s in [(2, 2), (2, 2), (3, 2)]]
+    for convention in ("paper", "canonical"):
+        run = train((Xs, Ys), n_layers=3, width=2, lr=0.05, weight_decay=0.1, batch_size=2, epochs=1,
+                    sampling="replacement", convention=convention, init=init, record_steps=True, rng=3)
+        eng = TrainingEngine((Xs, Ys), n_layers=3, width=2, lr=0.05, weight_decay=0.1, batch_size=2,
+                             sampling="replacement", convention=convention, coordinate=lambda M: M[:, 0, 0],
+                             sign=1.0, shapes=[w.shape for w in init])
+        from phasetools.training import resolve_training_convention
+        kappa = resolve_training_convention(convention, 3).kappa
+        k = _Kicker(eng, Xs, Ys, lr=0.05, weight_decay=0.1, kappa=kappa, batch_size=2, score=None, sets=None,
+                    aim=0.0, defensive=0.1)
+        path = np.asarray(run.step_params)[0]
+        ys = k.per_sample(path[:-1])
+        for s, idx in enumerate(np.asarray(run.batch_indices)[0]):
+            assert np.allclose(ys[s, idx].mean(axis=0), path[s + 1], rtol=1e-10, atol=1e-13), (convention, s)
+            assert np.allclose(ys[s], _per_sample_steps(eng, path[s], Xs, Ys, 0.05, 0.1, convention), atol=1e-13)
+
+
+def test_tilted_continuation_agrees_with_plain_runs():
+    """lr 0.1, from sv1 = 1.7 above the well (committor about 0.03, docs/rare.md): the weighted
+    tilted continuation and plain replayed runs estimate the same q."""
+    from phasetools.rare._kick import _continue_tilted, _Kicker, _Sets
+
+    lr, n = 0.1, 3000
+    eng = _engine((X, Y), lr, 4)
+    from phasetools.rare import SharpnessScore
+    score = SharpnessScore(TARGET, INIT, np.atleast_2d(np.mean(X * X)))
+    sets = _Sets(0, TARGET, _well(lr))
+    starts = np.full((n, 3), np.cbrt(1.7))
+    est = {}
+    for name, aim in (("plain", -np.inf), ("tilted", np.log(1.4 / (2 * lr)))):
+        k = _Kicker(eng, X, Y, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=4, score=score, sets=sets, aim=aim,
+                    defensive=0.1)
+        value, outcome, _ = _continue_tilted(k, starts, np.random.default_rng(7), 10_000)
+        assert np.all(outcome != 0)
+        est[name] = (value.mean(), value.std() / np.sqrt(n))
+    (a, sa), (b, sb) = est["plain"], est["tilted"]
+    assert 0.005 < a < 0.1, est
+    assert abs(a - b) < 3 * np.hypot(sa, sb), est

@@ -65,6 +65,14 @@ class KickOptions:
         their number is recorded).
     confidence : float in (0, 1), default 0.95
         Level of the interval of ``tau``.
+    continuation : {"trainer", "tilted"}, default "trainer"
+        How ``q`` of a post-step state is estimated: ``"trainer"``, plain runs of
+        :func:`phasetools.training.train` (only the exit step is importance-sampled);
+        ``"tilted"`` replays the trainer's step (the mean of per-sample steps, checked
+        against ``train``) with minibatches tilted while the state lies above the well and
+        below the aimed curvature, each run weighted by the product of its likelihood ratios
+        (unbiased, and it samples routes of two or more kicks, but the products of weights
+        are heavier-tailed; docs/rare.md).
     """
 
     n_chains: int = 40
@@ -77,6 +85,7 @@ class KickOptions:
     kick: float = 1.4
     max_steps: int = 100_000
     confidence: float = 0.95
+    continuation: str = "trainer"
 
     def __post_init__(self):
         check_int(self.n_chains, "n_chains", minimum=2)
@@ -86,6 +95,8 @@ class KickOptions:
         for name in ("defensive", "confidence"):
             if not 0.0 < float(getattr(self, name)) < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if self.continuation not in ("tilted", "trainer"):
+            raise ValueError(f"continuation must be 'tilted' or 'trainer', got {self.continuation!r}")
         if not float(self.kick) > 0:
             raise ValueError(f"kick must be > 0, got {self.kick}")
 
@@ -178,68 +189,6 @@ class KickEscape(Result):
               "k": "1/step", "k_stderr": "1/step"}
 
 
-def tilted_minibatches(scores, target_mean, batch_size, n_draws, *, defensive, gen, theta_max=None):
-    """Draw minibatches (with replacement) from the defensive mixture of the uniform and an
-    exponentially tilted distribution over the samples, with their likelihood ratios.
-
-    The tilt is ``w(i) ∝ exp(theta * scores[i])``, ``theta >= 0`` chosen so that the tilted
-    mean of ``scores`` is ``target_mean`` (``theta = 0`` when the plain mean is already
-    above it; capped at ``theta_max``). A minibatch is untilted with probability
-    ``defensive``; its weight is ``p(mb) / p_mix(mb) = 1 / (defensive + (1 - defensive)
-    n^B prod_k w(i_k))``, at most ``1 / defensive``, with mean 1 under the mixture.
-
-    Parameters
-    ----------
-    scores : array (n,)
-        Per-sample scores (larger: more towards the escape).
-    target_mean : float
-        Aimed tilted mean of a sample's score.
-    batch_size : int
-        ``B``.
-    n_draws : int
-        Minibatches.
-    defensive : float in (0, 1)
-        Mixture weight of the uniform distribution.
-    gen : numpy.random.Generator
-        Randomness.
-    theta_max : float, optional
-        Cap of ``theta`` (default ``50 / (max - min)`` of the scores).
-
-    Returns
-    -------
-    (ndarray (n_draws, B) of int, ndarray (n_draws,), float)
-        Sample indices, likelihood-ratio weights, and ``theta``.
-    """
-    s = np.asarray(scores, dtype=float)
-    n = s.size
-    span = float(s.max() - s.min())
-    theta = 0.0
-    if span > 0 and target_mean > s.mean():
-        hi = 50.0 / span if theta_max is None else float(theta_max)
-
-        def tilted_mean(t):
-            e = np.exp(t * (s - s.max()))
-            return float(e @ s / e.sum())
-        if tilted_mean(hi) <= target_mean:
-            theta = hi
-        else:
-            lo = 0.0
-            for _ in range(60):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if tilted_mean(mid) < target_mean else (lo, mid)
-            theta = 0.5 * (lo + hi)
-    logw = theta * (s - s.max())
-    logw -= np.log(np.exp(logw).sum())
-    w = np.exp(logw)
-    plain = gen.random(n_draws) < defensive
-    idx = np.where(plain[:, None], gen.integers(0, n, (n_draws, batch_size)),
-                   gen.choice(n, size=(n_draws, batch_size), p=w))
-    log_ratio = batch_size * np.log(n) + logw[idx].sum(axis=1)     # ln (p_tilt / p)
-    with np.errstate(over="ignore"):
-        weight = 1.0 / (defensive + (1.0 - defensive) * np.exp(log_ratio))
-    return idx, weight, theta
-
-
 def _set_code(s, target, lo, hi):
     """1 in ``B`` (``s <= target``), -1 in ``A`` (``lo <= s <= hi``), 0 elsewhere (NaN stays NaN)."""
     out = np.where(s <= target, 1.0, np.where((s >= lo) & (s <= hi), -1.0, 0.0))
@@ -317,10 +266,89 @@ def _end_to_end(eng, x):
 
 
 def _per_sample_steps(eng, x, X, Y, lr, weight_decay, convention):
-    """``y_i = x - lr (g_i + weight_decay x)`` for every sample ``i``: the step's result is
-    their mean over the minibatch."""
+    """``y_i = x - lr (g_i + weight_decay x)`` for every sample ``i`` (``x (dim,)``, by
+    :func:`phasetools.training.per_sample_gradients`): a minibatch step's result is their
+    mean over the minibatch."""
     g = per_sample_gradients([w[0] for w in eng.layers(x[None])], X, Y, convention=convention)
     return x[None, :] - lr * (g + weight_decay * x[None, :])
+
+
+def _tilt(d, target):
+    """Log-probabilities ``(m, n)`` of the exponential tilts ``w(i) ∝ exp(theta d_i)`` of each
+    row of ``d (m, n)`` whose tilted mean is ``target (m,)`` (``theta = 0`` where the plain mean
+    is above it, ``theta = 50 / span`` at most)."""
+    d = np.asarray(d, dtype=float)
+    dmax = d.max(axis=1, keepdims=True)
+    span = (dmax - d.min(axis=1, keepdims=True))[:, 0]
+    cap = np.where(span > 0, 50.0 / np.where(span > 0, span, 1.0), 0.0)
+
+    def mean_at(th):
+        e = np.exp(th[:, None] * (d - dmax))
+        return (e * d).sum(axis=1) / e.sum(axis=1)
+    lo, hi = np.zeros_like(cap), cap.copy()
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        below = mean_at(mid) < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    theta = np.where(mean_at(cap) <= target, cap, 0.5 * (lo + hi))
+    theta = np.where((target > d.mean(axis=1)) & (span > 0), theta, 0.0)
+    logw = theta[:, None] * (d - dmax)
+    return logw - np.log(np.exp(logw).sum(axis=1, keepdims=True))
+
+
+def tilted_minibatches(scores, target_mean, batch_size, n_draws, *, defensive, gen):
+    """Draw minibatches (with replacement) from the defensive mixture of the uniform and an
+    exponentially tilted distribution over the samples, with their likelihood ratios.
+
+    The tilt is ``w(i) ∝ exp(theta * scores[i])``, ``theta >= 0`` chosen so that the tilted
+    mean of ``scores`` is ``target_mean`` (``theta = 0`` when the plain mean is already
+    above it; at most ``50 / (max - min)``). A minibatch is untilted with probability
+    ``defensive``; its weight is ``p(mb) / p_mix(mb) = 1 / (defensive + (1 - defensive)
+    n^B prod_k w(i_k))``, at most ``1 / defensive``, with mean 1 under the mixture.
+
+    Parameters
+    ----------
+    scores : array (n,)
+        Per-sample scores (larger: more towards the escape).
+    target_mean : float
+        Aimed tilted mean of a sample's score.
+    batch_size : int
+        ``B``.
+    n_draws : int
+        Minibatches.
+    defensive : float in (0, 1)
+        Mixture weight of the uniform distribution.
+    gen : numpy.random.Generator
+        Randomness.
+
+    Returns
+    -------
+    (ndarray (n_draws, B) of int, ndarray (n_draws,), float)
+        Sample indices, likelihood-ratio weights, and ``theta``.
+    """
+    s = np.asarray(scores, dtype=float)
+    logw = _tilt(s[None], np.array([float(target_mean)]))
+    idx, weight = _mixture_draws(np.repeat(logw, n_draws, axis=0), batch_size, defensive, gen)
+    span = s.max() - s.min()
+    theta = float((logw[0].max() - logw[0].min()) / span) if span > 0 else 0.0
+    return idx, weight, theta
+
+
+def _mixture_draws(logw, batch_size, defensive, gen):
+    """One minibatch per row of ``logw (m, n)`` from ``defensive * uniform + (1 - defensive) * tilt``:
+    indices ``(m, B)`` and weights ``p / p_mix``."""
+    m, n = logw.shape
+    plain = gen.random(m) < defensive
+    cdf = np.cumsum(np.exp(logw), axis=1)
+    cdf /= cdf[:, -1:]
+    rows = np.arange(m)[:, None]
+    u = gen.random((m, batch_size))
+    tilted = np.searchsorted((cdf + rows).ravel(), (u + rows).ravel(), side="right").reshape(m, batch_size)
+    tilted = np.clip(tilted - rows * n, 0, n - 1)
+    idx = np.where(plain[:, None], gen.integers(0, n, (m, batch_size)), tilted)
+    log_ratio = batch_size * np.log(n) + np.take_along_axis(logw, idx, axis=1).sum(axis=1)   # ln p_tilt / p
+    with np.errstate(over="ignore"):
+        return idx, 1.0 / (defensive + (1.0 - defensive) * np.exp(log_ratio))
 
 
 def _log_curvature(score, eng, x):
@@ -329,33 +357,101 @@ def _log_curvature(score, eng, x):
     return np.log(h)
 
 
-def _draws(eng, score, states, valid, X, Y, *, lr, weight_decay, convention, kappa, batch_size, opts, gen, sets):
-    """Tilted minibatches at every QSD state in ``A``: post-step states and weights, with the
-    chain of each."""
-    n, T, dim = states.shape
-    aim = np.log(opts.kick / (2.0 * kappa * lr))
-    post, weights, chain, origin = [], [], [], []
-    eps = 1e-6
-    for c in range(n):
-        for t in range(T):
-            if not valid[c, t]:
-                continue
-            x = states[c, t]
-            if sets(_end_to_end(eng, x[None]))[0] != -1.0:
-                continue
-            ys = _per_sample_steps(eng, x, X, Y, lr, weight_decay, convention)
-            f0 = _log_curvature(score, eng, x[None])[0]
-            grad = (_log_curvature(score, eng, x[None] + eps * np.eye(dim))
-                    - _log_curvature(score, eng, x[None] - eps * np.eye(dim))) / (2 * eps)
-            d = (ys - x[None]) @ grad
-            idx, w, _ = tilted_minibatches(d, aim - f0, batch_size, opts.n_draws, defensive=opts.defensive, gen=gen)
-            post.append(ys[idx].mean(axis=1))
-            weights.append(w)
-            chain.append(np.full(opts.n_draws, c))
-            origin.append(np.full(opts.n_draws, sets.sv(_end_to_end(eng, x[None]))[0]))
-    if not post:
+class _Kicker:
+    """The trainer's SGD step replayed for many states at once, with minibatches drawn from the
+    tilted mixture (``draw``); tilting aims each step's linearised ``ln h`` at ``aim``."""
+
+    block = 1024
+
+    def __init__(self, eng, X, Y, *, lr, weight_decay, kappa, batch_size, score, sets, aim, defensive):
+        self.eng, self.X, self.Y = eng, X, Y
+        self.lr, self.wd, self.kappa, self.batch_size = lr, weight_decay, kappa, batch_size
+        self.score, self.sets, self.aim, self.defensive = score, sets, aim, defensive
+
+    def per_sample(self, xs):
+        """``(m, n_samples, dim)``: the state after a step on each sample alone."""
+        layers = self.eng.layers(xs)
+        acts = [np.broadcast_to(self.X, (xs.shape[0], *self.X.shape))]
+        for W in layers:
+            acts.append(np.einsum("mrc,mnc->mnr", W, acts[-1]))
+        delta = -2.0 * self.kappa * (self.Y[None] - acts[-1])
+        grads = [None] * len(layers)
+        for k in range(len(layers) - 1, -1, -1):
+            grads[k] = np.einsum("mnr,mnc->mnrc", delta, acts[k]).reshape(xs.shape[0], self.X.shape[0], -1)
+            delta = np.einsum("mrc,mnr->mnc", layers[k], delta)
+        g = np.concatenate(grads, axis=2)
+        return xs[:, None, :] - self.lr * (g + self.wd * xs[:, None, :])
+
+    def log_h(self, xs):
+        return _log_curvature(self.score, self.eng, xs)
+
+    def grad_log_h(self, xs, eps=1e-6):
+        dim = xs.shape[1]
+        out = np.empty_like(xs)
+        for j in range(dim):
+            e = np.zeros(dim)
+            e[j] = eps
+            out[:, j] = (self.log_h(xs + e) - self.log_h(xs - e)) / (2 * eps)
+        return out
+
+    def draw(self, xs, tilt, gen):
+        """One SGD step of each state ``xs (m, dim)``, tilted where ``tilt``: the new states and
+        the likelihood-ratio weights (1 where untilted)."""
+        out, weight = np.empty_like(xs), np.ones(xs.shape[0])
+        for a in range(0, xs.shape[0], self.block):
+            x, t = xs[a:a + self.block], tilt[a:a + self.block]
+            ys = self.per_sample(x)
+            n = ys.shape[1]
+            logw = np.full((x.shape[0], n), -np.log(n))
+            if t.any():
+                d = np.einsum("mnd,md->mn", ys[t] - x[t][:, None], self.grad_log_h(x[t]))
+                logw[t] = _tilt(d, self.aim - self.log_h(x[t]))
+            idx, w = _mixture_draws(logw, self.batch_size, self.defensive, gen)
+            out[a:a + self.block] = np.take_along_axis(ys, idx[:, :, None], axis=1).mean(axis=1)
+            weight[a:a + self.block] = np.where(t, w, 1.0)
+        return out, weight
+
+
+def _exit_draws(kicker, states, valid, n_draws, gen):
+    """Tilted minibatches at every QSD state in ``A``: post-step states, weights, the chain and
+    the singular value of the state each comes from."""
+    dim = states.shape[2]
+    flat, chain = states[valid], np.nonzero(valid)[0]
+    s = kicker.sets.sv(_end_to_end(kicker.eng, flat)) if flat.size else np.zeros(0)
+    inside = (s >= kicker.sets.lo) & (s <= kicker.sets.hi)
+    xs = np.repeat(flat[inside], n_draws, axis=0)
+    if xs.size == 0:
         return np.zeros((0, dim)), np.zeros(0), np.zeros(0, dtype=int), np.zeros(0)
-    return np.concatenate(post), np.concatenate(weights), np.concatenate(chain), np.concatenate(origin)
+    post, weight = kicker.draw(xs, np.ones(xs.shape[0], dtype=bool), gen)
+    return post, weight, np.repeat(chain[inside], n_draws), np.repeat(s[inside], n_draws)
+
+
+def _continue_tilted(kicker, starts, gen, max_steps):
+    """Continuation runs from ``starts`` by the replayed step, tilted while the state is above the
+    well and below the aimed curvature: per run ``W 1{B before A}`` (``W`` the product of its
+    weights), its outcome (2: B, 1: A, 0: censored, -1: not finite) and the steps taken."""
+    m = starts.shape[0]
+    x, logW = starts.copy(), np.zeros(m)
+    outcome = np.zeros(m, dtype=np.int8)
+    active, steps, cost = np.arange(m), 0, 0
+    sets = kicker.sets
+    while active.size and steps < max_steps:
+        xa = x[active]
+        s = sets.sv(_end_to_end(kicker.eng, xa))
+        tilt = s > sets.hi
+        if tilt.any():
+            tilt[tilt] = kicker.log_h(xa[tilt]) < kicker.aim
+        xn, w = kicker.draw(xa, tilt, gen)
+        logW[active] += np.log(w)
+        x[active] = xn
+        code = sets(_end_to_end(kicker.eng, xn))
+        outcome[active[code == 1.0]] = 2
+        outcome[active[code == -1.0]] = 1
+        outcome[active[np.isnan(code)]] = -1
+        cost += active.size
+        active = active[code == 0.0]
+        steps += 1
+    return np.where(outcome == 2, np.exp(logW), 0.0), outcome, cost
 
 
 def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, well, mode=0,
@@ -370,9 +466,12 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
     defensive mixture of the uniform distribution and an exponential tilt of the samples
     towards a larger curvature of the mode (the catapult route of backward SGD escapes,
     docs/rare.md), each weighted by its likelihood ratio; ``q`` of a post-step state outside
-    ``A`` and ``B`` is the fraction of ``n_continue`` continuation runs of the real trainer
-    that reach ``B`` before ``A``. The estimate is unbiased for any tilt; the tilt sets its
-    variance, which is small when the escape's rare part is the one kicking step.
+    ``A`` and ``B`` is the mean over ``n_continue`` continuation runs of
+    ``W 1{B before A}``: by default plain runs of the trainer (``W = 1``), or
+    (``KickOptions(continuation="tilted")``) the trainer's step replayed with minibatches
+    tilted while the state climbs above the well (``W`` the product of their likelihood
+    ratios), so that routes of two or more kicks are sampled too. The estimate is unbiased for any
+    tilt; the tilt sets its variance.
 
     Parameters
     ----------
@@ -429,21 +528,27 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
     x0 = np.concatenate([w.ravel() for w in init])
     with np.errstate(over="ignore", invalid="ignore"):      # weights after a catapult may overflow
         states, valid, cost_qsd = _qsd(eng, x0, opts, e_qsd, sets)
-    post, weight, chain, origin = _draws(eng, score, states, valid, X, Y, lr=lr, weight_decay=weight_decay,
-                                 convention=convention, kappa=kappa, batch_size=batch_size, opts=opts,
-                                 gen=np.random.default_rng(s_draw), sets=sets)
-    code = sets(_end_to_end(eng, post)) if post.size else np.zeros(0)
-    q = np.where(code == 1.0, 1.0, 0.0)
-    out = np.nonzero(code == 0.0)[0]
-    n_reached = n_censored = cost_cont = 0
-    if out.size:
-        starts = np.repeat(post[out], opts.n_continue, axis=0)
-        with np.errstate(over="ignore", invalid="ignore"):
-            ex = excursions(eng, starts, eng.streams(e_cont, np.arange(starts.shape[0])), low=-0.5, high=0.5,
-                            max_steps=opts.max_steps, chunk=eng.steps_per_epoch)
-        hits = (ex.outcome == 2).reshape(out.size, opts.n_continue)
-        q[out] = hits.mean(axis=1)
-        n_reached, n_censored, cost_cont = int(hits.sum()), int(np.sum(ex.outcome == 0)), int(ex.cost)
+    aim = float(np.log(opts.kick / (2.0 * kappa * lr)))
+    kicker = _Kicker(eng, X, Y, lr=lr, weight_decay=weight_decay, kappa=kappa, batch_size=batch_size, score=score,
+                     sets=sets, aim=aim, defensive=opts.defensive)
+    gen = np.random.default_rng(s_draw)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        post, weight, chain, origin = _exit_draws(kicker, states, valid, opts.n_draws, gen)
+        code = sets(_end_to_end(eng, post)) if post.size else np.zeros(0)
+        q = np.where(code == 1.0, 1.0, 0.0)
+        out = np.nonzero(code == 0.0)[0]
+        n_reached = n_censored = cost_cont = 0
+        if out.size:
+            starts = np.repeat(post[out], opts.n_continue, axis=0)
+            if opts.continuation == "tilted":
+                value, outcome, cost_cont = _continue_tilted(kicker, starts, gen, opts.max_steps)
+            else:
+                ex = excursions(eng, starts, eng.streams(e_cont, np.arange(starts.shape[0])), low=-0.5, high=0.5,
+                                max_steps=opts.max_steps, chunk=eng.steps_per_epoch)
+                outcome, cost_cont = ex.outcome, int(ex.cost)
+                value = (outcome == 2).astype(float)
+            q[out] = value.reshape(out.size, opts.n_continue).mean(axis=1)
+            n_reached, n_censored = int(np.sum(outcome == 2)), int(np.sum(outcome == 0))
     contrib = weight * q
     n_per_chain = valid.sum(axis=1).astype(float)                       # QSD states of each chain (all of nu)
     k_chains = np.array([contrib[chain == c].sum() / opts.n_draws / max(n_per_chain[c], 1.0)
