@@ -232,12 +232,12 @@ def _backprop(W, lay, lo, hi):
 
 
 @_inner
-def _dot_step(W, d, a, sa, b, sb, cnt, x, z, fin, decay, noise, lo, hi):
+def _dot_step(W, d, a, sa, b, sb, cnt, x, z, decay, noise, lo, hi):
     """The update of weight row ``d`` of the proposal from its gradient entry ``g = sum_{c <
     cnt} W[a + c sa] * W[b + c sb]`` (summed as :func:`_dot`): ``W[d] = W[x] - (g + decay
-    W[x]) + noise W[z]`` (the state at row ``x``, a normal at row ``z``), and ``W[fin] += W[d]
-    * 0`` (0, or nan once a value is not finite); the last term of ``g`` and the update in one
-    pass."""
+    W[x]) + noise W[z]`` (the state at row ``x``, a normal at row ``z``; without the last
+    term when ``noise`` is 0, SGD-like noise being in ``g``); the last term of ``g`` and the
+    update in one pass."""
     js, je = np.uint64(lo), np.uint64(hi)
     if cnt > 1:
         for j in range(js, je):
@@ -249,33 +249,33 @@ def _dot_step(W, d, a, sa, b, sb, cnt, x, z, fin, decay, noise, lo, hi):
                 W[d, j] += W[ra, j] * W[rb, j]
         ra = a + (cnt - 1) * sa
         rb = b + (cnt - 1) * sb
+        if noise != 0.0:
+            for j in range(js, je):
+                W[d, j] = W[x, j] - ((W[d, j] + W[ra, j] * W[rb, j]) + decay * W[x, j]) + noise * W[z, j]
+        else:
+            for j in range(js, je):
+                W[d, j] = W[x, j] - ((W[d, j] + W[ra, j] * W[rb, j]) + decay * W[x, j])
+    elif noise != 0.0:
         for j in range(js, je):
-            v = W[x, j] - ((W[d, j] + W[ra, j] * W[rb, j]) + decay * W[x, j]) + noise * W[z, j]
-            W[d, j] = v
-            W[fin, j] += v * 0.0
+            W[d, j] = W[x, j] - (W[a, j] * W[b, j] + decay * W[x, j]) + noise * W[z, j]
     else:
         for j in range(js, je):
-            v = W[x, j] - (W[a, j] * W[b, j] + decay * W[x, j]) + noise * W[z, j]
-            W[d, j] = v
-            W[fin, j] += v * 0.0
+            W[d, j] = W[x, j] - (W[a, j] * W[b, j] + decay * W[x, j])
 
 
 @_inner
 def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
     """The proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` (state rows from ``xr``,
-    proposal rows from ``yr``, the normal of weight ``i`` at row ``zr + i zs``): the gradient
-    entries of :func:`_backprop`, each summed in the same order and updated as it is made
-    (:func:`_dot_step`), so the same bits as the back-propagation followed by the update,
-    without the gradient's rows in between; ``FIN`` as in :func:`_dot_step`."""
+    proposal rows from ``yr``, the normal of weight ``i`` at row ``zr + i zs``; no ``z`` term
+    when ``noise`` is 0): the gradient entries of :func:`_backprop`, each summed in the same
+    order and updated as it is made (:func:`_dot_step`), without the gradient's rows in
+    between."""
     dims, offs, poffs, soffs, ro = lay
     n = dims.shape[0] - 1
     d_in = dims[0]
     d_out = dims[n]
     one = d_in - d_in + 1
-    fin = ro[R_FIN]
     js, je = np.uint64(lo), np.uint64(hi)
-    for j in range(js, je):
-        W[fin, j] = 0.0
     for k in range(1, n + 1):
         rows = dims[k]
         cols = dims[k - 1]
@@ -293,16 +293,33 @@ def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
                 y = yr + o + t
                 z = zr + (o + t) * zs
                 s = src + t
-                for j in range(js, je):
-                    v = W[x, j] - (W[s, j] + decay * W[x, j]) + noise * W[z, j]
-                    W[y, j] = v
-                    W[fin, j] += v * 0.0
+                if noise != 0.0:
+                    for j in range(js, je):
+                        W[y, j] = W[x, j] - (W[s, j] + decay * W[x, j]) + noise * W[z, j]
+                else:
+                    for j in range(js, je):
+                        W[y, j] = W[x, j] - (W[s, j] + decay * W[x, j])
         else:
             for i in range(rows):
                 for c in range(cols):
                     t = o + i * cols + c
                     _dot_step(W, yr + t, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, xr + t, zr + t * zs,
-                              fin, decay, noise, lo, hi)
+                              decay, noise, lo, hi)
+
+
+@_inner
+def _nonfinite(W, fin, yr, P, lo, hi):
+    """``W[fin] = sum_{i < P} W[yr + i] * 0``: 0, or nan when a value is not finite (the order
+    of the sum does not matter), four rows a pass."""
+    js, je = np.uint64(lo), np.uint64(hi)
+    for j in range(js, je):
+        W[fin, j] = 0.0
+    for t in range(yr, yr + P - 3, 4):
+        for j in range(js, je):
+            W[fin, j] += (W[t, j] * 0.0 + W[t + 1, j] * 0.0) + (W[t + 2, j] * 0.0 + W[t + 3, j] * 0.0)
+    for t in range(yr + P - P % 4, yr + P):
+        for j in range(js, je):
+            W[fin, j] += W[t, j] * 0.0
 
 
 @_inner
@@ -666,28 +683,28 @@ def _draw(W, U, I, z0, nn, width, zig):
     s1a = U[1]
     s2a = U[2]
     s3a = U[3]
-    for r in range(nn):
+    fl = I[3]  # per lane: 1 if one of its halves needs the rare path; then the list of those lanes
+    for r in range(nn):  # lanes innermost: rows of U and W are contiguous
         ur = U[4 + r]
-        for j in range(width):
+        zh = W[z0 + 2 * r]
+        zl = W[z0 + 2 * r + 1]
+        for j in range(width):  # the generator and the fast path of both halves in one pass
             u, s0, s1, s2, s3 = _next_scalar(s0a[j], s1a[j], s2a[j], s3a[j])
             s0a[j] = s0
             s1a[j] = s1
             s2a[j] = s2
             s3a[j] = s3
             ur[j] = u
-    fl = I[3]  # per lane: 1 if one of its halves needs the rare path; then the list of those lanes
-    for j in range(width):
-        fl[j] = 0
-    for r in range(nn):  # lanes innermost: rows of U and W are contiguous
-        ur = U[4 + r]
-        for half in range(2):
-            zr = W[z0 + 2 * r + half]
-            for j in range(width):
-                v = np.int64(ur[j])
-                h = (v >> np.int64(32)) if half == 0 else ((v << np.int64(32)) >> np.int64(32))
-                i = h & 127
-                zr[j] = h * wn[i]
-                fl[j] |= 1 if abs(h) >= kn[i] else 0
+            v = np.int64(u)
+            h = v >> np.int64(32)
+            i = h & 127
+            zh[j] = h * wn[i]
+            slow = 1 if abs(h) >= kn[i] else 0
+            h = (v << np.int64(32)) >> np.int64(32)
+            i = h & 127
+            zl[j] = h * wn[i]
+            slow |= 1 if abs(h) >= kn[i] else 0
+            fl[j] = slow if r == 0 else fl[j] | slow
     n_slow = 0
     for j in range(width):  # n_slow <= j: the list overwrites only flags already read
         slow = fl[j]
@@ -823,12 +840,19 @@ def _make_worker(sgd, bridge, singular, data=False):
                     _cholesky_apply(W, ro, q0, mm, fc[FC_SCALE], zero, width)
                 # Y = X - (J^T vec(E) + decay X) + noise z (SGD-like: the noise is in E; z a finite row)
                 _backprop_step(W, lay, xr, yr, q0, zs, decay, noise, zero, width)
+                if singular:  # FIN: nan if a weight is not finite (a linear order needs no row: see below)
+                    _nonfinite(W, ro[R_FIN], yr, P, zero, width)
                 _forward(W, lay, yr, zero, width)
                 if singular:
                     _order(W, lay, mom[5], kind, ro[R_PHN], zero, width)
                 else:
                     _order_linear(W, lay, mom[5], ro[R_PHN], zero, width)
                 n_dead = zero
+                # A non-finite weight of Y makes an entry of M non-finite (inf * 0 is nan, and no
+                # sum with a non-finite term is finite): W_k[i, c] makes row i of P_k non-finite
+                # (column c for k = 1), and every later product), so a linear order sum E_ab M_ab
+                # is not finite either, whatever E: with a linear order FIN stays 0 and the test
+                # of phin is the test of every weight (as the generated kernel's).
                 for j in range(width):
                     phin = phn_row[j]
                     ok = fin[j] == 0.0 and math.isfinite(phin)
@@ -970,9 +994,9 @@ def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
             (_affine, (W, i8, i8, f8, f8, i8, i8)), (_lane_out, (W, U, I, i8, i8, i8, x0, states, lay, outs, i8, i8)),
             (_forward, (W, lay, i8, i8, i8)), (_order_linear, (W, lay, emat, i8, i8, i8))]
     if singular:
-        jobs += [(_singular, (W,) + (i8,) * 5), (_order, (W, lay, emat) + (i8,) * 4)]
+        jobs += [(_singular, (W,) + (i8,) * 5), (_order, (W, lay, emat) + (i8,) * 4), (_nonfinite, (W,) + (i8,) * 5)]
     jobs += [(_draw, (W, U, I, i8, i8, i8, zig)), (_suffix, (W, lay, i8, i8, i8)), (_residual, (W, lay, mom, f8, i8, i8)),
-             (_dot_step, (W,) + (i8,) * 9 + (f8, f8, i8, i8)), (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
+             (_dot_step, (W,) + (i8,) * 8 + (f8, f8, i8, i8)), (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
     if bridge:
         jobs += [(_dot_add, (W,) + (i8,) * 8), (_order_gradient, (W, lay, emat, i8, i8, i8)),
                  (_bridge_variance, (W, lay, types.literal(bool(sgd)), f8, i8, i8))]  # a closure constant
