@@ -130,6 +130,58 @@ def test_width_2_network_of_two_features_agrees_with_the_generated_kernel(noise)
     np.testing.assert_allclose(a.final, b.final, rtol=1e-10, atol=1e-12)
 
 
+_W2_BITS = {  # sha256 of final and steps, recorded on 85c077e (before the fused p = d = 1 step of issue 17)
+    ("euler", "sgd"): ("6c2d538552ecd4cc0e19faffca1c087e1970b322a554213e575e514baca2d14f",
+                       "725ca3c5e1b52b2603a06134c947edbea2bd7d29e7c73f2678809afa0c2d857d"),
+    ("euler", "additive"): ("6cfc2a8242fd1a72c300f34edfc326e4f2a16b21fc11157f1f064bc0c1804964",
+                            "9c98ca254776e4c86199cbbae1c7848f2ffa313c3bbd63c26ec22e0ac2d6ac75"),
+    ("bridge", "sgd"): ("69b2ebcb62342d8fbb902025fb3ec7cd364e770e5a379b7c7f9806c150c6267c",
+                        "845925ef35e5834ba3fdcd03b54007089262eb5a6d3e2848d80b3e9e48cc4300"),
+    ("bridge", "additive"): ("7067086b505aca484c27c19d84c21e49ac088baa8835350dce85d198db4f5332",
+                             "4b7cd527a34025945778a9335f64ace48102987ab7b378f5d5ab4f1adbc3aa4d"),
+}
+
+
+@pytest.mark.parametrize("scheme,noise", list(_W2_BITS))
+def test_width_2_step_keeps_the_bits_of_the_general_path(scheme, noise):
+    """The one-input one-output network's step (``K`` 1 x 1: the residual, ``K`` and its square
+    root in one pass, ``_noise_one``; the gradient updating the proposal as it is made; no FIN
+    row with a linear order) gives the bits the general path gave before it existed."""
+    import hashlib
+
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
+    kw = dict(dt=0.02, n_traj=40, max_steps=3000, stop=pr.stop, scheme=scheme, rng=4)
+    kw.update(noise=pr.sgd_noise(0.08, 3)) if noise == "sgd" else kw.update(temperature=0.004)
+    r = simulate(pr.potential, pr.x0, **kw)
+    assert 0 < r.escaped.sum() < 40
+    assert (hashlib.sha256(r.final.tobytes()).hexdigest(), hashlib.sha256(r.steps.tobytes()).hexdigest()) == \
+        _W2_BITS[scheme, noise]
+
+
+def test_a_non_finite_weight_stops_a_linear_order_run_as_the_generated_kernel():
+    """With a linear order the structured kernel tests phin alone (a non-finite weight makes M,
+    hence phin, non-finite); starts with one huge or infinite weight stop with the generated
+    kernel's status (2, non-finite, or an escape) at the same step."""
+    from phasetools._rng import ZIG_F, ZIG_K, ZIG_W
+    from phasetools.langevin._codegen import kernel_module
+
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
+    sym = network(3, 2, [[1.0]], [[0.8]], 0.32, convention="paper", kernel="sympy")
+    x0 = np.tile(pr.x0, (16, 1))
+    for i in range(16):
+        x0[i, i % 8] = 1e100 if i < 8 else np.inf
+    out = []
+    for run in (structured_kernel(pr.potential, pr.stop).run, kernel_module(sym).run):
+        states = np.arange(64, dtype=np.uint64).reshape(16, 4) + 1
+        res = (np.empty(16, np.int64), np.empty(16, np.int8), np.empty((16, 8)), np.empty((16, 0, 8)))
+        run(x0, sym.param_values, 0.01, np.sqrt(2 * 0.004 * 0.01), 0, 0.0, *(np.zeros((1, 1)),) * 3, 50, True,
+            pr.stop.level, -1.0, False, 0, states, ZIG_K, ZIG_W, ZIG_F, *res)
+        out.append(res)
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    assert np.sum(out[0][1] == 2) >= 12
+
+
 # --- SGD-like noise --------------------------------------------------------------------------------
 def test_sgd_noise_covariance_matches_per_sample_gradients_at_width_3():
     """One step of the structured kernel from a random 2 -> 3 -> 3 -> 2 state: the covariance of

@@ -135,11 +135,17 @@ def _dot_add(W, d, a, sa, b, sb, cnt, lo, hi):
 
 @_inner
 def _comb(W, d, init, coef, ci, cs, a, sa, cnt, lo, hi):
-    """``W[d] = init + sum_{c < cnt} coef[ci + c cs] * W[a + c sa]`` (``init`` first)."""
+    """``W[d] = init + sum_{c < cnt} coef[ci + c cs] * W[a + c sa]`` (``init`` first; the
+    first term in the same pass)."""
     js, je = np.uint64(lo), np.uint64(hi)
+    if cnt < 1:
+        for j in range(js, je):
+            W[d, j] = init
+        return
+    f = coef[ci]
     for j in range(js, je):
-        W[d, j] = init
-    for c in range(cnt):
+        W[d, j] = init + f * W[a, j]
+    for c in range(1, cnt):
         ra = a + c * sa
         f = coef[ci + c * cs]
         for j in range(js, je):
