@@ -10,7 +10,14 @@ the network's shape and data moments as arrays and computes, per trajectory and 
   back-propagation ``grad_k = A_k^T E P_{k-1}^T`` of ``E = 2 kappa (M S_xx - S_yx)``;
 * SGD-like noise ``scale J^T L z`` (``L L^T = K``, the small ``(p d) x (p d)`` covariance of
   ``vec(r x^T)``) folded into the same back-propagation: ``E = dt 2 kappa (M S_xx - S_yx) +
-  scale L z``, so a noise sample costs no more than the drift;
+  scale L z``, so a noise sample costs no more than the drift; with one input and one output
+  (``p = d = 1``, ``K`` is 1 x 1) the residual, ``K`` and ``sqrt(K)`` are one pass over the
+  lanes (:func:`_noise_one`);
+* the proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` made entry by entry as the
+  back-propagation makes each gradient entry (:func:`_backprop_step`: no gradient rows), ``X``
+  and ``Y`` trading roles when every lane moves (no copy); every one of these fusions performs
+  the same floating-point operations in the same order, so the bits do not change (but for the
+  sign of an exact zero: the SGD-like update no longer adds ``0 * z``);
 * the order parameter from ``M``: a linear functional ``sum E_ab M_ab`` (``u^T M v``) or a
   singular value of ``M`` (closed form for ``min(p, d) <= 2``), and, for the Brownian-bridge
   test, the variance of its increment, ``noise^2 e.v`` or ``noise^2 v^T K v`` with
