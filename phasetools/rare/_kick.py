@@ -454,6 +454,21 @@ def _continue_tilted(kicker, starts, gen, max_steps):
     return np.where(outcome == 2, np.exp(logW), 0.0), outcome, cost
 
 
+def _continue_trainer(eng, starts, entropy, max_steps, batch_size):
+    """Plain continuation runs of the trainer until ``A`` or ``B``, in blocks small enough for
+    ``record_steps`` (16 epochs of a block stay under the trainer's 2e7 recorded values):
+    outcomes (2: B, 1: A or not finite, 0: censored) and SGD steps."""
+    block = max(1, int(2e7 // (16 * eng.steps_per_epoch * (batch_size + eng.dim + 1))))
+    streams = eng.streams(entropy, np.arange(starts.shape[0]))
+    outcome, cost = np.zeros(starts.shape[0], dtype=np.int8), 0
+    for a in range(0, starts.shape[0], block):
+        sl = slice(a, a + block)
+        st = streams[sl]
+        ex = excursions(eng, starts[sl], st, low=-0.5, high=0.5, max_steps=max_steps, chunk=eng.steps_per_epoch)
+        outcome[sl], cost = ex.outcome, cost + int(ex.cost)
+    return outcome, cost
+
+
 def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, well, mode=0,
                 sampling="replacement", convention="paper", options=None, rng=None, n_threads=None) -> KickEscape:
     """Mean escape time of SGD with replacement, down in a mode's singular value, by importance
@@ -543,9 +558,7 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
             if opts.continuation == "tilted":
                 value, outcome, cost_cont = _continue_tilted(kicker, starts, gen, opts.max_steps)
             else:
-                ex = excursions(eng, starts, eng.streams(e_cont, np.arange(starts.shape[0])), low=-0.5, high=0.5,
-                                max_steps=opts.max_steps, chunk=eng.steps_per_epoch)
-                outcome, cost_cont = ex.outcome, int(ex.cost)
+                outcome, cost_cont = _continue_trainer(eng, starts, e_cont, opts.max_steps, batch_size)
                 value = (outcome == 2).astype(float)
             q[out] = value.reshape(out.size, opts.n_continue).mean(axis=1)
             n_reached, n_censored = int(np.sum(outcome == 2)), int(np.sum(outcome == 0))
