@@ -43,7 +43,7 @@ from .._rng import entropy_of, seed_states, trajectory_keys
 from .._validation import check_int, check_scalar
 from ..theory import EscapePrediction, landscape
 from ._data import Dataset, as_data
-from ._kernels import ABORTED, CENSORED, ESCAPED, NONFINITE, _seed_kernel, _seed_kernel_r2  # noqa: F401 (outcomes)
+from ._kernels import CENSORED, ESCAPED, _seed_kernel, _seed_kernel_r2  # noqa: F401 (CENSORED: tests)
 from ._train import _run_threads, resolve_training_convention
 
 __all__ = ["ReducedShuffleRun", "reduced_shuffle_run", "predict_shuffled_escape", "ASSUMPTIONS_B"]
