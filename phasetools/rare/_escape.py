@@ -540,7 +540,8 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
     """Mean escape time of real minibatch SGD, in epochs, by adaptive multilevel splitting.
 
     A replica is a network state; :func:`phasetools.training.train` advances it (a clone
-    copies its parent's weights at an epoch boundary and gets fresh minibatches). The
+    copies its parent's state after the SGD step at which the parent passed the level and gets
+    fresh minibatches). The
     reaction coordinate is a singular value of the end-to-end map (or any function of it).
 
     Parameters
@@ -570,7 +571,9 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         result's levels are then in score units, ``potential_config["coordinate"]`` records
         it); or ``f(M (n, d_out, d_in)) -> (n,)``.
     sampling : {"replacement", "shuffle"}
-        Minibatch sampling.
+        Minibatch sampling. Both are exact: with ``"shuffle"`` a replica's state also holds its
+        position in the epoch and the epoch's used samples, and a clone finishes its parent's
+        epoch on a fresh uniform permutation of the unused samples (:class:`TrainingEngine`).
     convention : {"paper", "canonical"}
         Loss convention of :func:`~phasetools.training.train`.
     start, level : float, optional
@@ -614,14 +617,14 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
                             n_threads=n_threads)
     if len(init) != n_layers:
         raise ValueError(f"init must hold n_layers = {n_layers} weight matrices, got {len(init)}")
-    x0 = np.concatenate([w.ravel() for w in init])
+    x0 = engine.state(np.concatenate([w.ravel() for w in init]))   # reshuffled: + epoch position and mask
     if float(engine.coordinate(x0[None, :])[0]) >= b:
         raise ValueError(f"init is already past the target {target} (direction={direction!r})")
     root = seed_sequence(rng)
     a, sig, est, cost, extra = _pipeline(engine, x0, b, start, level, sign, opts, root, progress, engine.time_unit,
                                          where)
     config = {"n_layers": int(n_layers), "width": int(width), "shapes": [list(w.shape) for w in init],
-              "init": x0.tolist(), **({} if score is None else {"coordinate": score})}
+              "init": x0[:engine.n_weights].tolist(), **({} if score is None else {"coordinate": score})}
     sgd = {"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(weight_decay),
            "sampling": sampling, "convention": str(convention), "n_samples": int(np.asarray(data[0]).shape[0])
            if isinstance(data, tuple) else None}

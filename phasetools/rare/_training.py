@@ -6,9 +6,17 @@ replicas by ``k`` epochs is one call of :func:`phasetools.training.train` with
 read from ``step_params``; an epoch of SGD moves the weights by many relaxation times, far
 too coarse for splitting). A clone copies the weights of its parent after the step at which
 the parent first passed the level and continues with fresh minibatches: exact for
-``sampling="replacement"`` (every batch is independent); with ``"shuffle"`` a clone starts a
-fresh permutation (an approximation). Time is counted in SGD steps (``time_unit`` = one
-step in epochs).
+``sampling="replacement"`` (every batch is independent). With ``"shuffle"`` (random
+reshuffling: a uniform permutation per epoch, sliced into batches) the weights alone are not a
+Markov state; the replica's state also holds its position in the epoch and the set of samples the
+epoch has used (a bit mask, :data:`MASK_BITS` samples per float). Given the past, the rest of the
+epoch's permutation is uniform over the unused samples, so a replica resumed mid-epoch (a clone,
+or a run stopped at a level) finishes the epoch on a fresh uniform permutation of its unused
+samples (one ``train`` call on those samples) and then draws fresh permutations per epoch: the
+same law as one uninterrupted reshuffled run, so AMS is exact for ``"shuffle"`` too. (Before, a
+clone started a fresh permutation of all samples mid-epoch: samples reused within an epoch, the
+epoch's noise no longer cancelling; ``TrainingEngine(..., exact_epochs=False)`` keeps that
+approximation for comparison.) Time is counted in SGD steps (``time_unit`` = one step in epochs).
 """
 
 from __future__ import annotations
@@ -22,6 +30,10 @@ __all__ = ["SharpnessScore", "TrainingEngine", "training_coordinate"]
 
 #: names ``coordinate=`` takes besides ``"sv1"``, ``"sv2"``, ...
 COORDINATES = ("sv<k>", "sharpness", "sharpness<k>")
+
+#: samples per float of a reshuffled replica's used-sample mask (a sum of distinct powers of 2
+#: below 2**52 is exact in float64)
+MASK_BITS = 52
 
 
 class SharpnessScore:
@@ -255,26 +267,63 @@ class TrainingEngine:
         Layer shapes ``W_1 ... W_n``.
     n_threads : int, optional
         numba threads.
+    exact_epochs : bool
+        ``sampling="shuffle"`` only: carry the position in the epoch and the epoch's used samples
+        in the state (default; the module docstring), or restart a fresh permutation at every call
+        (``False``: the approximation of earlier versions, for comparison).
     """
 
     #: a call's minibatches come from one SeedSequence of the batch's stream keys (AMS advances runs alone)
     batch_streams = True
 
     def __init__(self, data, *, n_layers, width, lr, weight_decay, batch_size, sampling, convention, coordinate,
-                 sign, shapes, n_threads=None):
+                 sign, shapes, n_threads=None, exact_epochs=True):
         self.data, self.n_layers, self.width = data, n_layers, width
         self.kw = dict(n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
                        sampling=sampling, convention=convention, log_every=1, record_steps=True,
                        n_threads=n_threads)
         self.shapes = [tuple(s) for s in shapes]
         self.sizes = [r * c for r, c in self.shapes]
-        self.dim = int(sum(self.sizes))
+        self.n_weights = int(sum(self.sizes))
         self.order, self.sign = coordinate, float(sign)
         self.n_calls = 0
         n = int(np.asarray(data[0] if isinstance(data, tuple) else data.X).shape[0])
         self.steps_per_epoch = max(1, n // int(batch_size))
         self.time_unit = 1.0 / self.steps_per_epoch      # one SGD step, in epochs
         self.max_chunk = 16 * self.steps_per_epoch       # record_steps keeps every step of a call
+        self.batch_size, self.n_samples = int(batch_size), n
+        self.n_words = -(-n // MASK_BITS) if sampling == "shuffle" and exact_epochs else 0
+        self.dim = self.n_weights + (1 + self.n_words if self.n_words else 0)   # weights [, phase, mask]
+
+    def state(self, weights):
+        """The replica state of flat weights at the start of an epoch (the weights; with reshuffled
+        epochs followed by the position in the epoch, 0, and the empty mask of used samples).
+
+        Parameters
+        ----------
+        weights : array (..., n_weights)
+
+        Returns
+        -------
+        ndarray (..., dim)
+        """
+        w = np.asarray(weights, dtype=float)
+        return np.concatenate([w, np.zeros(w.shape[:-1] + (self.dim - self.n_weights,))], axis=-1)
+
+    def used(self, x):
+        """The samples the current epoch has used, from a state's mask (reshuffled epochs only).
+
+        Parameters
+        ----------
+        x : array (dim,)
+
+        Returns
+        -------
+        ndarray of bool (n_samples,)
+        """
+        words = np.asarray(x, dtype=float)[self.n_weights + 1:]
+        bits = np.floor(words[:, None] / 2.0 ** np.arange(MASK_BITS)) % 2
+        return bits.ravel()[:self.n_samples] == 1
 
     def layers(self, x):
         """Flat weights ``x (n, dim)`` as the list of per-layer arrays ``(n, rows, cols)``.
@@ -307,13 +356,17 @@ class TrainingEngine:
         """
         x = np.asarray(x, dtype=float)
         lead = x.shape[:-1]
-        ws = self.layers(x.reshape(-1, self.dim))
+        flat = x.reshape(-1, self.dim)
+        bad = ~np.all(np.isfinite(flat[:, :self.n_weights]), axis=1)   # diverged: NaN (LAPACK refuses them)
+        ws = self.layers(np.where(bad[:, None], 1.0, flat))
         if getattr(self.order, "takes_layers", False):
-            return np.asarray(self.order(ws), dtype=float).reshape(lead)
-        M = ws[0]
-        for W in ws[1:]:
-            M = W @ M
-        return self.sign * np.asarray(self.order(M), dtype=float).reshape(lead)
+            out = np.asarray(self.order(ws), dtype=float)
+        else:
+            M = ws[0]
+            for W in ws[1:]:
+                M = W @ M
+            out = self.sign * np.asarray(self.order(M), dtype=float)
+        return np.where(bad, np.nan, out).reshape(lead)
 
     def streams(self, entropy, indices):
         """Stream keys ``(entropy, index, chunk, 0)``; each :meth:`advance` bumps ``chunk``."""
@@ -330,11 +383,10 @@ class TrainingEngine:
         seq = np.random.SeedSequence([int(v) for v in streams[:, :3].ravel()])
         streams[:, 2] += np.uint64(1)
         self.n_calls += 1
-        epochs = -(-int(n_steps) // self.steps_per_epoch)
-        w = self.layers(x)
-        run = train(self.data, epochs=epochs, init=[np.ascontiguousarray(a) for a in w], n_seeds=n,
-                    layer_log_every=epochs, rng=seq, **self.kw)
-        path = np.asarray(run.step_params[:, 1:n_steps + 1], dtype=float)
+        if self.n_words:
+            path = self._epoch_path(np.asarray(x, dtype=float), int(n_steps), seq)
+        else:
+            path = self._steps(self.data, x, int(n_steps), self.steps_per_epoch, seq)[0]
         xi = self.coordinate(path)
         xi[~np.isfinite(xi)] = np.nan
         below = np.nan_to_num(xi, nan=np.inf) <= low
@@ -347,3 +399,58 @@ class TrainingEngine:
         path[after] = np.nan
         x_end = path[np.arange(n), steps - 1]
         return x_end, steps.astype(np.int64), stopped, xi, path
+
+    def _steps(self, data, x, n_steps, spe, seq):
+        """``train`` on ``data`` (``spe`` steps per epoch) from the weights of ``x (m, >= n_weights)`` for
+        ``n_steps`` steps (whole epochs, the rest discarded): the weights after each step
+        (m, n_steps, n_weights) and the batches' sample indices (m, n_steps, batch_size)."""
+        epochs = -(-n_steps // spe)
+        w = self.layers(np.asarray(x, dtype=float)[:, :self.n_weights])
+        run = train(data, epochs=epochs, init=[np.ascontiguousarray(a) for a in w], n_seeds=x.shape[0],
+                    layer_log_every=epochs, rng=seq, **self.kw)
+        return np.asarray(run.step_params[:, 1:n_steps + 1], dtype=float), run.batch_indices[:, :n_steps]
+
+    def _epoch_path(self, x, n_steps, seq):
+        """Reshuffled epochs from states ``x (n, dim)`` (weights, position in the epoch, used-sample mask):
+        a replica in mid-epoch first finishes its epoch on a uniform permutation of its unused samples
+        (a ``train`` call on them), then all run whole epochs of fresh permutations together. Returns
+        the states after each step (n, n_steps, dim)."""
+        n, nw, spe = x.shape[0], self.n_weights, self.steps_per_epoch
+        X, Y = self.data if isinstance(self.data, tuple) else (self.data.X, self.data.Y)
+        phase = np.rint(x[:, nw]).astype(np.int64)
+        head = np.where(phase > 0, np.minimum(spe - phase, n_steps), 0)
+        seq_rest, *seq_head = seq.spawn(1 + n)
+        path = np.empty((n, n_steps, self.dim))
+        for j in np.nonzero(head)[0]:
+            unused = np.nonzero(~self.used(x[j]))[0]
+            w, idx = self._steps((X[unused], Y[unused]), x[j:j + 1], int(head[j]), spe - phase[j], seq_head[j])
+            path[j, :head[j]] = self._with_epoch(w, unused[idx], phase[j], x[j, nw + 1:])[0]
+        rest = n_steps - head
+        go = np.nonzero(rest > 0)[0]
+        if go.size:
+            start = np.array([path[j, head[j] - 1] if head[j] else x[j] for j in go])   # at an epoch's start
+            w, idx = self._steps(self.data, start, int(rest.max()), spe, seq_rest)
+            full = self._with_epoch(w, idx, 0, np.zeros(self.n_words))
+            for k, j in enumerate(go):
+                path[j, head[j]:] = full[k, :rest[j]]
+        return path
+
+    def _with_epoch(self, w, idx, phase0, words0):
+        """States after each step: weights ``w (m, k, n_weights)``, the position in the epoch and the
+        mask of the samples the epoch has used, from the steps' batches ``idx (m, k, B)`` (the first
+        step at position ``phase0`` of an epoch whose mask was ``words0``)."""
+        m, k = w.shape[:2]
+        spe = self.steps_per_epoch
+        pad = int(phase0)
+        n_ep = -(-(pad + k) // spe)
+        bits = np.zeros((m, n_ep * spe, self.n_words))
+        rows, steps = np.meshgrid(np.arange(m), pad + np.arange(k), indexing="ij")
+        for q in range(idx.shape[2]):
+            i = idx[:, :, q]
+            np.add.at(bits, (rows, steps, i // MASK_BITS), 2.0 ** (i % MASK_BITS))
+        words = np.cumsum(bits.reshape(m, n_ep, spe, self.n_words), axis=2).reshape(m, -1, self.n_words)
+        words = words[:, pad:pad + k]
+        words[:, :spe - pad] += words0                 # the first (partial) epoch started from words0
+        pos = (pad + 1 + np.arange(k)) % spe
+        words[:, pos == 0] = 0.0                       # an epoch's last step: the next starts afresh
+        return np.concatenate([w, np.broadcast_to(pos[None, :, None], (m, k, 1)), words], axis=2)
