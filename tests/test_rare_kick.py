@@ -197,3 +197,24 @@ def test_tilted_continuation_agrees_with_plain_runs():
     (a, sa), (b, sb) = est["plain"], est["tilted"]
     assert 0.005 < a < 0.1, est
     assert abs(a - b) < 3 * np.hypot(sa, sb), est
+
+
+def test_cli_rare_train_method_kick_stores_and_refuses_bad_input(tmp_path, capsys):
+    import json
+
+    from phasetools.cli import main
+    from phasetools.io import load
+
+    out = tmp_path / "k.h5"
+    code = main(["rare", "train", "--method", "kick", "--lr", "0.1", "--n-chains", "2", "--seed", "1", "--json",
+                 "--out", str(out), "--quiet"])
+    assert code in (0, None)
+    row = json.loads(capsys.readouterr().out)
+    res = load(out, row["stored"][0])
+    assert isinstance(res, KickEscape) and res.tau == row["tau_epochs"] and res.well == tuple(row["well"])
+    assert row["well"][0] == 0.2 and row["well"][1] == pytest.approx((0.7 / (6 * 0.1 * np.mean(X**2))) ** 0.75)
+    for bad, word in ((["--direction", "fwd"], "--direction"), (["--sampling", "shuffle"], "sampling"),
+                      (["--well", "0.5"], "--well"), (["--well", "1.0,0.5"], "well")):
+        assert main(["rare", "train", "--method", "kick", "--lr", "0.1", *bad]) == 2
+        err = capsys.readouterr().err
+        assert word in err and err.count("\n") == 1, err

@@ -125,6 +125,14 @@ def _add_train(rsub):
     p.add_argument("--n-walkers", type=count("n_walkers", minimum=1), default=50, help="loop walkers (default 50)")
     p.add_argument("--n-rounds", type=count("n_rounds", minimum=2), default=4, help="loops per walker (default 4)")
     p.add_argument("--keep-paths", action="store_true", help="keep the reactive trajectories in the result")
+    p.add_argument("--method", choices=["ams", "kick"], default="ams",
+                   help="ams (default), or kick: importance sampling of the minibatch that kicks the network out of "
+                        "its well (rare.kick_escape; --sampling replacement, --direction bwd; docs/rare.md)")
+    p.add_argument("--well", default=None, metavar="LO,HI",
+                   help="kick: the well in the top singular value (default: 0.2 up to where lr times the mode's "
+                        "Gauss-Newton curvature of the balanced chain is 0.7)")
+    p.add_argument("--n-chains", type=count("n_chains", minimum=2), default=40, help="kick: QSD chains (default 40)")
+    p.add_argument("--kick", type=float, default=1.0, help="kick: the aimed lr * curvature after a kick (default 1)")
     p.add_argument("--seed", type=count("seed"), default=None, help="root seed (default: fresh entropy, recorded)")
     p.add_argument("--n-threads", type=count("n_threads", minimum=1), default=None, help="numba threads")
     p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_levels.png (AMS levels and P(reach level))")
@@ -153,6 +161,8 @@ def _train(args):
                              direction=args.direction, convention=args.convention)
     data = GaussianTeacher([args.eta]).sample(args.n_samples, rng=args.data_seed)
     target = problem.stop.level if args.target is None else args.target
+    if args.method == "kick":
+        return _kick_train(args, problem, data, target)
     opts = AMSOptions(n_replicas=args.n_replicas, n_kill=args.n_kill, n_runs=args.n_runs, n_walkers=args.n_walkers,
                       n_rounds=args.n_rounds, keep_paths=args.keep_paths)
     with _dask_scheduler(args) as scheduler, _runtime_warnings_as_lines():
@@ -197,6 +207,48 @@ def _ams_train(args, problem, data, target, opts, scheduler):
                               start=args.start,
                               level=args.level, options=opts, rng=args.seed, n_threads=args.n_threads,
                               progress=not args.quiet, n_workers=args.n_workers, scheduler=scheduler)
+
+
+def _kick_train(args, problem, data, target):
+    """``phasetools rare train --method kick``: :func:`phasetools.rare.kick_escape` on the chain."""
+    from ..io import save
+    from ..rare import KickOptions, kick_escape
+    from ..training import resolve_training_convention
+
+    if args.direction != "bwd":
+        raise ValueError(f"--method kick estimates backward escapes (the catapult route): --direction must be bwd, "
+                         f"got {args.direction}")
+    if args.well is None:
+        n, kappa = args.n_layers, resolve_training_convention(args.convention, 1).kappa
+        x = np.asarray(data[0] if isinstance(data, tuple) else data.X)
+        top = (0.7 / (2 * kappa * n * args.lr * np.mean(x**2))) ** (n / (2 * (n - 1)))
+        well = (0.2, float(top))
+    else:
+        well = tuple(float(v) for v in values(args.well, name="well"))
+        if len(well) != 2:
+            raise ValueError(f"--well must be two numbers LO,HI, got {args.well!r}")
+    with _runtime_warnings_as_lines():
+        res = kick_escape(data, [np.full((1, 1), v) for v in problem.x0], n_layers=args.n_layers, width=1,
+                          lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay, target=target,
+                          well=well, sampling=args.sampling, convention=args.convention, rng=args.seed,
+                          n_threads=args.n_threads, options=KickOptions(n_chains=args.n_chains, kick=args.kick))
+    names = [save(res, args.out, command=args.command_line)] if args.out else []
+    row = {"tau_epochs": res.tau, "tau_lower": res.tau_lower, "tau_upper": res.tau_upper, "k": res.k,
+           "target": target, "well": list(well), "top_share": res.top_share, "cost_steps": res.cost["total"],
+           "wall_time": res.stats["wall_seconds"]}
+    if args.json:
+        import json
+
+        from ..results import to_jsonable
+
+        print(json.dumps(to_jsonable({**row, "stored": names})))
+        return
+    print(f"SGD escape (lr {args.lr:g}, B {args.batch_size}, weight decay {args.weight_decay:g}, replacement) bwd to "
+          f"top singular value {target:.4g} (kick estimator, well {well[0]:.3g}-{well[1]:.3g}):")
+    print(f"  tau = {res.tau:.4g} epochs  [{res.tau_lower:.4g}, {res.tau_upper:.4g}]  top share {res.top_share:.2f}  "
+          f"steps {res.cost['total']:.2e}  wall {res.stats['wall_seconds']:.1f}s")
+    if names:
+        print(f"stored {', '.join(names)} in {args.out}")
 
 
 def _train_report(args, res, target):
