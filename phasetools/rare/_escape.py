@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
-from .._dask import check_scheduler, connect
-from .._progress import progress as _progress
 from .._rng import seed_sequence, seeds_record
 from .._validation import as_float_array, check_choice, check_int, check_positive
 from ..langevin import EscapeProblem, Potential, simulate
