@@ -16,8 +16,7 @@ the network's shape and data moments as arrays and computes, per trajectory and 
 * the proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` made entry by entry as the
   back-propagation makes each gradient entry (:func:`_backprop_step`: no gradient rows), ``X``
   and ``Y`` trading roles when every lane moves (no copy); every one of these fusions performs
-  the same floating-point operations in the same order, so the bits do not change (but for the
-  sign of an exact zero: the SGD-like update no longer adds ``0 * z``);
+  the same floating-point operations in the same order, so the bits do not change;
 * the order parameter from ``M``: a linear functional ``sum E_ab M_ab`` (``u^T M v``) or a
   singular value of ``M`` (closed form for ``min(p, d) <= 2``), and, for the Brownian-bridge
   test, the variance of its increment, ``noise^2 e.v`` or ``noise^2 v^T K v`` with
@@ -143,12 +142,8 @@ def _dot_add(W, d, a, sa, b, sb, cnt, lo, hi):
 @_inner
 def _comb(W, d, init, coef, ci, cs, a, sa, cnt, lo, hi):
     """``W[d] = init + sum_{c < cnt} coef[ci + c cs] * W[a + c sa]`` (``init`` first; the
-    first term in the same pass)."""
+    first term in the same pass; ``cnt >= 1``)."""
     js, je = np.uint64(lo), np.uint64(hi)
-    if cnt < 1:
-        for j in range(js, je):
-            W[d, j] = init
-        return
     f = coef[ci]
     for j in range(js, je):
         W[d, j] = init + f * W[a, j]
@@ -245,44 +240,12 @@ def _backprop(W, lay, lo, hi):
 
 
 @_inner
-def _dot_step(W, d, a, sa, b, sb, cnt, x, z, decay, noise, lo, hi):
-    """The update of weight row ``d`` of the proposal from its gradient entry ``g = sum_{c <
-    cnt} W[a + c sa] * W[b + c sb]`` (summed as :func:`_dot`): ``W[d] = W[x] - (g + decay
-    W[x]) + noise W[z]`` (the state at row ``x``, a normal at row ``z``; without the last
-    term when ``noise`` is 0, SGD-like noise being in ``g``); the last term of ``g`` and the
-    update in one pass."""
-    js, je = np.uint64(lo), np.uint64(hi)
-    if cnt > 1:
-        for j in range(js, je):
-            W[d, j] = W[a, j] * W[b, j]
-        for c in range(1, cnt - 1):
-            ra = a + c * sa
-            rb = b + c * sb
-            for j in range(js, je):
-                W[d, j] += W[ra, j] * W[rb, j]
-        ra = a + (cnt - 1) * sa
-        rb = b + (cnt - 1) * sb
-        if noise != 0.0:
-            for j in range(js, je):
-                W[d, j] = W[x, j] - ((W[d, j] + W[ra, j] * W[rb, j]) + decay * W[x, j]) + noise * W[z, j]
-        else:
-            for j in range(js, je):
-                W[d, j] = W[x, j] - ((W[d, j] + W[ra, j] * W[rb, j]) + decay * W[x, j])
-    elif noise != 0.0:
-        for j in range(js, je):
-            W[d, j] = W[x, j] - (W[a, j] * W[b, j] + decay * W[x, j]) + noise * W[z, j]
-    else:
-        for j in range(js, je):
-            W[d, j] = W[x, j] - (W[a, j] * W[b, j] + decay * W[x, j])
-
-
-@_inner
 def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
     """The proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` (state rows from ``xr``,
-    proposal rows from ``yr``, the normal of weight ``i`` at row ``zr + i zs``; no ``z`` term
-    when ``noise`` is 0): the gradient entries of :func:`_backprop`, each summed in the same
-    order and updated as it is made (:func:`_dot_step`), without the gradient's rows in
-    between."""
+    proposal rows from ``yr``, the normal of weight ``i`` at row ``zr + i zs``): the gradient
+    entries of :func:`_backprop`, each summed in the same order, written into the proposal's
+    rows and updated there layer by layer while they are in the cache (no gradient rows; the
+    update in the worker's former order of operations)."""
     dims, offs, poffs, soffs, ro = lay
     n = dims.shape[0] - 1
     d_in = dims[0]
@@ -306,18 +269,18 @@ def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
                 y = yr + o + t
                 z = zr + (o + t) * zs
                 s = src + t
-                if noise != 0.0:
-                    for j in range(js, je):
-                        W[y, j] = W[x, j] - (W[s, j] + decay * W[x, j]) + noise * W[z, j]
-                else:
-                    for j in range(js, je):
-                        W[y, j] = W[x, j] - (W[s, j] + decay * W[x, j])
-        else:
+                for j in range(js, je):
+                    W[y, j] = W[x, j] - (W[s, j] + decay * W[x, j]) + noise * W[z, j]
+        else:  # the gradient entries into Y, then the update of the layer's rows (in the cache)
             for i in range(rows):
                 for c in range(cols):
-                    t = o + i * cols + c
-                    _dot_step(W, yr + t, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, xr + t, zr + t * zs,
-                              decay, noise, lo, hi)
+                    _dot(W, yr + o + i * cols + c, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, lo, hi)
+            for t in range(o, o + rows * cols):
+                x = xr + t
+                y = yr + t
+                z = zr + t * zs
+                for j in range(js, je):
+                    W[y, j] = W[x, j] - (W[y, j] + decay * W[x, j]) + noise * W[z, j]
 
 
 @_inner
@@ -696,28 +659,28 @@ def _draw(W, U, I, z0, nn, width, zig):
     s1a = U[1]
     s2a = U[2]
     s3a = U[3]
-    fl = I[3]  # per lane: 1 if one of its halves needs the rare path; then the list of those lanes
-    for r in range(nn):  # lanes innermost: rows of U and W are contiguous
+    for r in range(nn):
         ur = U[4 + r]
-        zh = W[z0 + 2 * r]
-        zl = W[z0 + 2 * r + 1]
-        for j in range(width):  # the generator and the fast path of both halves in one pass
+        for j in range(width):
             u, s0, s1, s2, s3 = _next_scalar(s0a[j], s1a[j], s2a[j], s3a[j])
             s0a[j] = s0
             s1a[j] = s1
             s2a[j] = s2
             s3a[j] = s3
             ur[j] = u
-            v = np.int64(u)
-            h = v >> np.int64(32)
-            i = h & 127
-            zh[j] = h * wn[i]
-            slow = 1 if abs(h) >= kn[i] else 0
-            h = (v << np.int64(32)) >> np.int64(32)
-            i = h & 127
-            zl[j] = h * wn[i]
-            slow |= 1 if abs(h) >= kn[i] else 0
-            fl[j] = slow if r == 0 else fl[j] | slow
+    fl = I[3]  # per lane: 1 if one of its halves needs the rare path; then the list of those lanes
+    for j in range(width):
+        fl[j] = 0
+    for r in range(nn):  # lanes innermost: rows of U and W are contiguous
+        ur = U[4 + r]
+        for half in range(2):
+            zr = W[z0 + 2 * r + half]
+            for j in range(width):
+                v = np.int64(ur[j])
+                h = (v >> np.int64(32)) if half == 0 else ((v << np.int64(32)) >> np.int64(32))
+                i = h & 127
+                zr[j] = h * wn[i]
+                fl[j] |= 1 if abs(h) >= kn[i] else 0
     n_slow = 0
     for j in range(width):  # n_slow <= j: the list overwrites only flags already read
         slow = fl[j]
@@ -819,7 +782,7 @@ def _make_worker(sgd, bridge, singular, data=False):
         max_steps = ic[IC_MAX_STEPS]
         decay = fc[FC_DECAY] * dt
         noise = 0.0 if sgd else sigma
-        zs = zero if sgd else zero + 1  # row stride of the normals of the weights (SGD-like: none)
+        zs = zero if sgd else zero + 1  # row stride of the normals of the weights (SGD-like: one row, times 0)
         fin = W[ro[R_FIN]]
         act = W[ro[R_ACT]]
         phn_row = W[ro[R_PHN]]
@@ -1009,7 +972,7 @@ def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
     if singular:
         jobs += [(_singular, (W,) + (i8,) * 5), (_order, (W, lay, emat) + (i8,) * 4), (_nonfinite, (W,) + (i8,) * 5)]
     jobs += [(_draw, (W, U, I, i8, i8, i8, zig)), (_suffix, (W, lay, i8, i8, i8)), (_residual, (W, lay, mom, f8, i8, i8)),
-             (_dot_step, (W,) + (i8,) * 8 + (f8, f8, i8, i8)), (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
+             (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
     if bridge:
         jobs += [(_dot_add, (W,) + (i8,) * 8), (_order_gradient, (W, lay, emat, i8, i8, i8)),
                  (_bridge_variance, (W, lay, types.literal(bool(sgd)), f8, i8, i8))]  # a closure constant
