@@ -13,8 +13,9 @@ the network's shape and data moments as arrays and computes, per trajectory and 
   scale L z``, so a noise sample costs no more than the drift; with one input and one output
   (``p = d = 1``, ``K`` is 1 x 1) the residual, ``K`` and ``sqrt(K)`` are one pass over the
   lanes (:func:`_noise_one`);
-* the proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` made entry by entry as the
-  back-propagation makes each gradient entry (:func:`_backprop_step`: no gradient rows), ``X``
+* the proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` made in the proposal's own rows:
+  the back-propagation writes each layer's gradient there and updates it while it is in the
+  cache (:func:`_backprop_step`: no gradient rows), ``X``
   and ``Y`` trading roles when every lane moves (no copy); every one of these fusions performs
   the same floating-point operations in the same order, so the bits do not change;
 * the order parameter from ``M``: a linear functional ``sum E_ab M_ab`` (``u^T M v``) or a
