@@ -14,7 +14,6 @@ balanced learned state, backward to the top singular value lam_saddle / 2 = 0.04
 (wall times at a machine load of 9-14 on 2 cores). Extra arguments: ``brute LR N_RUNS``, ``ams|fresh LR COORDINATE SEED...``.
 """
 
-import contextlib
 import sys
 import time
 
@@ -67,25 +66,13 @@ def reduced(lr=LR, n=2000, epochs=5000, seed=5):
     return fit
 
 
-@contextlib.contextmanager
-def _fresh_permutations():
-    """Engines made inside start a fresh permutation at every call (``TrainingEngine(exact_epochs=False)``)."""
-    kw = TrainingEngine.__init__.__kwdefaults__
-    kw["exact_epochs"] = False
-    try:
-        yield
-    finally:
-        kw["exact_epochs"] = True
-
-
 def _ams(lr, coordinate, seed, options=OPTIONS, fresh=False):
-    if fresh:
-        with _fresh_permutations():
-            return _ams(lr, coordinate, seed, options)
+    """One AMS estimate; ``fresh``: ``exact_epochs=False`` (a clone or a resumed replica starts a fresh
+    permutation mid-epoch, the earlier approximation)."""
     t = time.perf_counter()
     res = ams_training_escape((X, Y), INIT, **SGD, lr=lr, target=TARGET, direction="down", coordinate=coordinate,
-                              sampling="shuffle", rng=seed, options=options)
-    kind = "exact" if TrainingEngine.__init__.__kwdefaults__["exact_epochs"] else "fresh permutations"
+                              sampling="shuffle", exact_epochs=not fresh, rng=seed, options=options)
+    kind = "exact" if res.noise["exact_epochs"] else "fresh permutations"
     print(f"lr {lr}, shuffle ({kind}), {coordinate}, seed {seed}: tau = {res.tau:.4g} +- {res.tau_stderr:.3g} epochs "
           f"[{res.tau_lower:.4g}, {res.tau_upper:.4g}], p = {res.p:.3g} +- {res.p_stderr:.2g}, "
           f"t_loop = {res.t_loop:.3g}; cost {res.cost['total']:.3g} SGD steps, {time.perf_counter() - t:.0f} s",

@@ -143,3 +143,33 @@ def test_reshuffled_ams_with_the_sharpness_score_agrees_with_brute_force():
           f"{brute.tau_stderr:.3g}")
     assert brute.tau_stderr / brute.tau < 0.15 and 120 < brute.tau < 350
     assert res.tau_lower <= brute.tau <= res.tau_upper, (res.tau, res.tau_lower, res.tau_upper, brute.tau)
+
+
+def _tiny_chain_ams(**kw):
+    """A tiny AMS over the reshuffled width-1 chain (lr 0.12, the sharpness score, 4 runs of 10 replicas)."""
+    from phasetools.langevin import escape_problem
+    from phasetools.rare import AMSOptions, ams_training_escape
+
+    x1, y1 = GaussianTeacher([0.8]).sample(512, 1)
+    b0 = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", convention="paper").x0
+    return ams_training_escape((x1, y1), [np.full((1, 1), v) for v in b0], n_layers=3, width=1, batch_size=4,
+                               weight_decay=0.32, lr=0.12, target=0.0462726, direction="down",
+                               coordinate="sharpness", start=0.5, level=0.8, rng=1,
+                               options=AMSOptions(n_replicas=10, n_kill=2, n_runs=4, n_walkers=10, n_rounds=2), **kw)
+
+
+@pytest.mark.filterwarnings("ignore:.*too skewed:RuntimeWarning")   # 4 runs of 10 replicas: a plumbing check
+def test_ams_training_escape_passes_exact_epochs_to_the_engine():
+    """``exact_epochs`` reaches the engine: the result records it, and the exact engine makes one extra
+    ``train`` call for every replica resumed mid-epoch, so the same seed costs more calls."""
+    exact = _tiny_chain_ams(sampling="shuffle")
+    fresh = _tiny_chain_ams(sampling="shuffle", exact_epochs=False)
+    assert exact.noise["exact_epochs"] is True and fresh.noise["exact_epochs"] is False
+    assert exact.stats["n_train_calls"] > fresh.stats["n_train_calls"]
+
+
+def test_exact_epochs_false_is_refused_with_replacement():
+    with pytest.raises(ValueError, match="exact_epochs=False applies to sampling='shuffle' only"):
+        _tiny_chain_ams(sampling="replacement", exact_epochs=False)
+    with pytest.raises(ValueError, match="exact_epochs must be True or False"):
+        _tiny_chain_ams(sampling="shuffle", exact_epochs="no")

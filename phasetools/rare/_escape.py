@@ -534,7 +534,7 @@ def _var_mean(v):
 def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, direction="up",
                         coordinate="sv1", sampling="replacement", convention="paper", start=None, level=None,
                         options=None, rng=None, n_threads=None, progress=False, n_workers=1, scheduler=None,
-                        dask_workers=None, connect_timeout=5.0) -> AMSEscape:
+                        dask_workers=None, connect_timeout=5.0, exact_epochs=True) -> AMSEscape:
     """Mean escape time of real minibatch SGD, in epochs, by adaptive multilevel splitting.
 
     A replica is a network state; :func:`phasetools.training.train` advances it (a clone
@@ -589,13 +589,20 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
         the same ``rng`` gives the same result, bit for bit, for any of them (each run is
         advanced alone, its minibatches drawn from its own replicas' stream keys). A
         ``coordinate`` function must be module-level for ``n_workers > 1``.
+    exact_epochs : bool
+        With ``sampling="shuffle"``: ``True`` (default) carries the position in the epoch and
+        the epoch's used samples in each replica (exact); ``False`` restarts a fresh permutation
+        of all samples whenever a replica is resumed or cloned mid-epoch (the approximation of
+        earlier versions, kept for comparison: samples reused within an epoch, escapes too
+        fast). ``False`` is refused (``ValueError``) for ``sampling="replacement"``, which has
+        no epochs to keep (it is always exact).
 
     Returns
     -------
     AMSEscape
         Times in epochs (``dt = 1 / steps_per_epoch``, ``steps_per_epoch = n_samples //
         batch_size``; ``convention`` is ``"epochs"``); ``noise`` records the SGD
-        configuration; ``cost`` is in SGD steps of one replica.
+        configuration (with ``exact_epochs``); ``cost`` is in SGD steps of one replica.
     """
     from ._training import TrainingEngine, training_coordinate
 
@@ -604,15 +611,20 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
     if not isinstance(opts, AMSOptions):
         raise ValueError(f"options must be an AMSOptions, got {type(opts).__name__}")
     check_choice(direction, "direction", ("up", "down"))
+    check_choice(sampling, "sampling", ("replacement", "shuffle"))
+    if not isinstance(exact_epochs, (bool, np.bool_)):
+        raise ValueError(f"exact_epochs must be True or False, got {exact_epochs!r}")
+    if not exact_epochs and sampling != "shuffle":
+        raise ValueError("exact_epochs=False applies to sampling='shuffle' only (sampling with replacement has no "
+                         f"epochs to keep), got sampling={sampling!r}")
     where = check_executor(n_workers, scheduler, dask_workers, connect_timeout)
     init = [np.asarray(w, dtype=float) for w in init]
     name, order, sign, b, score = training_coordinate(coordinate, direction=direction, init=init, data=data,
                                                       target=float(as_float_array(target, "target")))
     engine = TrainingEngine(data, n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
-                            batch_size=batch_size, sampling=check_choice(sampling, "sampling", ("replacement",
-                                                                                                 "shuffle")),
-                            convention=convention, coordinate=order, sign=sign, shapes=[w.shape for w in init],
-                            n_threads=n_threads)
+                            batch_size=batch_size, sampling=sampling, convention=convention, coordinate=order,
+                            sign=sign, shapes=[w.shape for w in init], n_threads=n_threads,
+                            exact_epochs=bool(exact_epochs))
     if len(init) != n_layers:
         raise ValueError(f"init must hold n_layers = {n_layers} weight matrices, got {len(init)}")
     x0 = engine.state(np.concatenate([w.ravel() for w in init]))   # reshuffled: + epoch position and mask
@@ -624,8 +636,8 @@ def ams_training_escape(data, init, *, n_layers, width, lr, batch_size, weight_d
     config = {"n_layers": int(n_layers), "width": int(width), "shapes": [list(w.shape) for w in init],
               "init": x0[:engine.n_weights].tolist(), **({} if score is None else {"coordinate": score})}
     sgd = {"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(weight_decay),
-           "sampling": sampling, "convention": str(convention), "n_samples": int(np.asarray(data[0]).shape[0])
-           if isinstance(data, tuple) else None}
+           "sampling": sampling, "exact_epochs": bool(exact_epochs), "convention": str(convention),
+           "n_samples": int(np.asarray(data[0]).shape[0]) if isinstance(data, tuple) else None}
     return AMSEscape(
         potential="sgd_training", potential_config=config, convention="epochs", order=name, direction=direction,
         temperature=None, noise=sgd, dt=engine.time_unit, start=a, level=sig, target=b, options=dataclasses.asdict(opts), **est,

@@ -15,8 +15,8 @@ or a run stopped at a level) finishes the epoch on a fresh uniform permutation o
 samples (one ``train`` call on those samples) and then draws fresh permutations per epoch: the
 same law as one uninterrupted reshuffled run, so AMS is exact for ``"shuffle"`` too. (Before, a
 clone started a fresh permutation of all samples mid-epoch: samples reused within an epoch, the
-epoch's noise no longer cancelling; ``TrainingEngine(..., exact_epochs=False)`` keeps that
-approximation for comparison.) Time is counted in SGD steps (``time_unit`` = one step in epochs).
+epoch's noise no longer cancelling; ``TrainingEngine(..., exact_epochs=False)``, and
+``ams_training_escape(..., exact_epochs=False)`` over it, keep that approximation for comparison.) Time is counted in SGD steps (``time_unit`` = one step in epochs).
 """
 
 from __future__ import annotations
