@@ -6,17 +6,22 @@ value lam_saddle / 2 = 0.0463 (docs/rare.md, "AMS over real SGD training").
 
     python examples/rare_sgd.py route          # brute force, lr 0.08: where each escape step starts (~4 min)
     python examples/rare_sgd.py committor      # P(B before the well) from balanced states, lr 0.1 (~2 min)
-    python examples/rare_sgd.py ams            # lr 0.1: AMS with sv1 and with coordinate="sharpness" (~12 min)
-    python examples/rare_sgd.py brute          # lr 0.1: brute force by the same trainer (~3 min)
-    python examples/rare_sgd.py replay         # brute force at lr 0.1, 0.08, 0.07 by a numba replay of the step (~3 min)
-    python examples/rare_sgd.py beyond         # lr 0.08 and 0.07: AMS with coordinate="sharpness" (~10 min)
+    python examples/rare_sgd.py ams            # lr 0.1: AMS with sv1 and with coordinate="sharpness" (~12 min) -> rare_sgd_ams.h5
+    python examples/rare_sgd.py brute          # lr 0.1: brute force by the same trainer (~3 min) -> rare_sgd_brute.h5
+    python examples/rare_sgd.py replay [lr ...]  # brute force at lr 0.1, 0.08, 0.07 by a numba replay of the step
+                                               # (~3 min; -> rare_sgd_brute.h5)
+    python examples/rare_sgd.py beyond         # lr 0.08 and 0.07: AMS with coordinate="sharpness" (~10 min) -> rare_sgd_ams.h5
     python examples/rare_sgd.py kick [lr ...]  # kick_escape sweep lr 0.1 .. 0.05 -> kick_sweep.h5 (~1-5 min per lr)
     python examples/rare_sgd.py kick-check     # the well's top at lr * lambda 0.5, and the tilted continuation
     python examples/rare_sgd.py kick-figure    # ln tau vs B / lr: brute force, AMS, kick; Arrhenius fit -> kick_sweep.png
+                                               # (from the stored kick_sweep.h5, rare_sgd_brute.h5, rare_sgd_ams.h5)
+
+Every result is stored in the working directory; a re-run of an AMS point already stored is not stored again.
 
 (times on an idle 2-core machine)
 """
 
+import os
 import sys
 import time
 
@@ -33,6 +38,12 @@ B0 = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", con
 INIT = [np.full((1, 1), v) for v in B0]
 SGD = dict(n_layers=3, width=1, batch_size=4, weight_decay=0.32)
 OPTIONS = AMSOptions(n_replicas=100, n_kill=10, n_runs=40, n_walkers=50, n_rounds=4)
+#: the stored results (in the working directory, next to kick_sweep.h5): every AMS run of ``_ams``
+#: (``phasetools.io``), and the brute-force batches of ``replay`` and ``brute`` (plain HDF5)
+AMS_FILE = "rare_sgd_ams.h5"
+BRUTE_FILE = "rare_sgd_brute.h5"
+#: lr -> (runs, epochs) of the numba replay's brute force (seed 7)
+REPLAY = {0.1: (1000, 4000), 0.08: (300, 10_000), 0.07: (50, 50_000)}
 
 
 def sv1(M):
@@ -107,7 +118,46 @@ def _ams(lr, coordinate, seed, options=OPTIONS):
     print(f"lr {lr}, {coordinate}, seed {seed}: tau = {res.tau:.4g} epochs [{res.tau_lower:.4g}, {res.tau_upper:.4g}], "
           f"p = {res.p:.3g} +- {res.p_stderr:.2g}, t_loop = {res.t_loop:.3g}; cost {res.cost['total']:.3g} SGD steps, "
           f"{time.perf_counter() - t:.0f} s", flush=True)
+    _store_ams(res, f"ams_lr{lr}_{coordinate}_seed{seed}_n{options.n_replicas}_runs{options.n_runs}")
     return res
+
+
+def _store_ams(res, name):
+    """Append an AMS result to ``AMS_FILE`` (a name already stored is kept, not overwritten)."""
+    from phasetools import io
+
+    names = {e.name for e in io.list_results(AMS_FILE)} if os.path.exists(AMS_FILE) else set()
+    if name in names:
+        print(f"  {name} is already in {AMS_FILE}: not stored again")
+    else:
+        io.save(res, AMS_FILE, name=name)
+        print(f"  stored as {name} in {AMS_FILE}")
+
+
+def _store_brute(name, esc, **attrs):
+    """Store one brute-force batch in ``BRUTE_FILE`` (plain HDF5): ``escape_steps`` per run, the
+    SGD step of the escape or -1 when censored at ``max_steps``; a batch of the same name is
+    replaced."""
+    import h5py
+
+    with h5py.File(BRUTE_FILE, "a") as f:
+        if name in f:
+            del f[name]
+        g = f.create_group(name)
+        g.create_dataset("escape_steps", data=np.asarray(esc, np.int64))
+        g.attrs.update(attrs)
+    print(f"  stored as {name} in {BRUTE_FILE}")
+
+
+def stored_brute(name):
+    """The exponential fit (``phasetools.stats.exponential_mle``, in epochs) of a stored
+    brute-force batch and its attributes."""
+    import h5py
+
+    with h5py.File(BRUTE_FILE, "r") as f:
+        esc, attrs = f[name]["escape_steps"][()], dict(f[name].attrs)
+    fit = exponential_mle(np.where(esc > 0, esc, attrs["max_steps"]) / attrs["steps_per_epoch"], esc <= 0)
+    return fit, attrs
 
 
 def ams():
@@ -125,6 +175,9 @@ def brute(lr=0.1, n=200, epochs=2000, seed=5):
     ex = excursions(eng, x, eng.streams(seed, np.arange(n)), low=-np.inf, high=-TARGET,
                     max_steps=epochs * eng.steps_per_epoch, chunk=2048)
     fit = exponential_mle(ex.steps * eng.time_unit, ex.outcome != 2)
+    _store_brute(f"trainer_lr{lr}", np.where(ex.outcome == 2, ex.steps, -1), lr=lr, n_runs=n, epochs=epochs,
+                 seed=seed, max_steps=epochs * eng.steps_per_epoch, steps_per_epoch=eng.steps_per_epoch,
+                 method="trainer (excursions)")
     print(f"lr {lr}: brute force, {n} runs x {epochs} epochs: {np.sum(ex.outcome == 2)} escapes, tau = {fit.tau:.4g} "
           f"+- {fit.tau_stderr:.3g} epochs; cost {ex.cost:.3g} SGD steps, {time.perf_counter() - t:.0f} s")
 
@@ -175,23 +228,23 @@ def replay():
         err = max(err, np.abs(w - np.asarray(run.step_params)[0, s + 1]).max())
     print(f"replay of 256 steps of train: max |difference| {err:.1e}")
     kernel = _replay_kernel()
-    for lr, n, epochs in [(0.1, 1000, 4000), (0.08, 300, 10_000), (0.07, 50, 50_000)]:
+    lrs = [float(v) for v in sys.argv[2:]] or list(REPLAY)
+    for lr in lrs:
+        n, epochs = REPLAY[lr]
         t = time.perf_counter()
         esc = kernel(x, y, np.array(B0, float), lr, 4, 0.32, TARGET, n, epochs * 128, 7)
         fit = exponential_mle(np.where(esc > 0, esc, epochs * 128) / 128, esc < 0)
         print(f"lr {lr}: {n} runs x {epochs} epochs, {np.sum(esc > 0)} escapes, tau = {fit.tau:.4g} +- "
               f"{fit.tau_stderr:.3g} epochs ({time.perf_counter() - t:.0f} s)", flush=True)
+        _store_brute(f"replay_lr{lr}", esc, lr=lr, n_runs=n, epochs=epochs, seed=7, max_steps=epochs * 128,
+                     steps_per_epoch=128, method="numba replay")
 
 
 # -- the kick estimator (phasetools.rare.kick_escape): beyond brute force -------------------------
 KICK_FILE = "kick_sweep.h5"
 KICK_LRS = (0.1, 0.09, 0.08, 0.075, 0.07, 0.065, 0.06, 0.055, 0.05)
-#: (lr, tau, stderr) of brute force by the numba replay (`replay`, docs/rare.md)
-BRUTE = [(0.1, 547.7, 17.0), (0.08, 1.53e4, 0.13e4), (0.07, 2.24e5, 0.32 * 2.24e5)]
-#: (lr, tau, lower, upper) of AMS with coordinate="sharpness", N = 100 (docs/rare.md)
 #: below this lr the estimate depends on the well (routes of several kicks; docs/rare.md): not fitted
 FIT_MIN_LR = 0.055
-AMS = [(0.1, 883, 287, 2716), (0.08, 1.38e4, 2904, 65810), (0.07, 9.4e4, 1.0e4, 8.5e5)]
 
 
 def well(lr, level=0.7):
@@ -244,8 +297,47 @@ def _fit(b, ln_tau, se):
     return slope, np.sqrt(cov[1, 1] * scale), a, np.sqrt(cov[0, 0] * scale), chi2
 
 
+def _stored_replay():
+    """(lr, tau, stderr) rows of the numba replay's batches stored in ``BRUTE_FILE`` (none if absent)."""
+    import h5py
+
+    rows = []
+    names = []
+    if os.path.exists(BRUTE_FILE):
+        with h5py.File(BRUTE_FILE, "r") as f:
+            names = sorted(n for n in f if n.startswith("replay_lr"))
+    for name in names:
+        fit, attrs = stored_brute(name)
+        rows.append((float(attrs["lr"]), fit.tau, fit.tau_stderr))
+        print(f"  brute force {name} ({BRUTE_FILE}): {attrs['n_runs']} runs x {attrs['epochs']} epochs, "
+              f"{fit.n_escaped} escapes, tau {fit.tau:.4g} +- {fit.tau_stderr:.3g}")
+    print(f"brute force: {len(rows)} stored batches drawn (`replay` stores them in {BRUTE_FILE})")
+    return np.array(rows)
+
+
+def _stored_ams():
+    """(lr, tau, lower, upper) rows of the stored AMS runs with coordinate="sharpness" and
+    ``OPTIONS.n_replicas`` replicas (none if ``AMS_FILE`` is absent)."""
+    from phasetools import io
+
+    rows = []
+    entries = io.list_results(AMS_FILE) if os.path.exists(AMS_FILE) else []
+    for e in entries:
+        r = io.load(AMS_FILE, e.name)
+        if r.order == "sharpness" and r.options["n_replicas"] == OPTIONS.n_replicas:
+            rows.append((r.noise["lr"], r.tau, r.tau_lower, r.tau_upper))
+            print(f"  AMS {e.name} ({AMS_FILE}): tau {r.tau:.4g} [{r.tau_lower:.4g}, {r.tau_upper:.4g}]")
+    print(f"AMS: {len(rows)} stored runs drawn (`ams`, `beyond` and `_ams` store them in {AMS_FILE})")
+    return np.array(rows)
+
+
 def kick_figure(path="kick_sweep.png"):
-    """ln tau against B / lr: brute force, AMS, the kick estimator; the Arrhenius fit over the kick points."""
+    """ln tau against B / lr: brute force, AMS, the kick estimator; the Arrhenius fit over the kick points.
+
+    Every point comes from a stored result in the working directory: the kick sweep from
+    ``KICK_FILE``, brute force from ``BRUTE_FILE`` and AMS from ``AMS_FILE``; a point is drawn
+    only when it is stored.
+    """
     from matplotlib.figure import Figure
 
     from phasetools import io
@@ -274,13 +366,15 @@ def kick_figure(path="kick_sweep.png"):
     bb = np.linspace(b.min() - 2, b.max() + 2, 50)
     ax.plot(bb, a + slope * bb, color="C0", lw=0.8, ls="--",
             label=f"Arrhenius fit: slope {slope:.3f} +- {s_se:.3f}")
-    br = np.array(BRUTE)
-    ax.errorbar(4 / br[:, 0], np.log(br[:, 1]), yerr=1.96 * br[:, 2] / br[:, 1], fmt="s", mfc="none", ms=9,
-                color="k", label="brute force (numba replay)")
-    am = np.array(AMS)
-    ax.errorbar(4 / am[:, 0] + 0.4, np.log(am[:, 1]),
-                yerr=[np.log(am[:, 1] / am[:, 2]), np.log(am[:, 3] / am[:, 1])], fmt="^", color="C3",
-                label='AMS, coordinate="sharpness" (95 %)')
+    br = _stored_replay()
+    if br.size:
+        ax.errorbar(4 / br[:, 0], np.log(br[:, 1]), yerr=1.96 * br[:, 2] / br[:, 1], fmt="s", mfc="none", ms=9,
+                    color="k", label="brute force (numba replay)")
+    am = _stored_ams()
+    if am.size:
+        ax.errorbar(4 / am[:, 0] + 0.4, np.log(am[:, 1]),
+                    yerr=[np.log(am[:, 1] / am[:, 2]), np.log(am[:, 3] / am[:, 1])], fmt="^", color="C3",
+                    label=f'AMS, coordinate="sharpness", N = {OPTIONS.n_replicas} (95 %)')
     ax.set_xlabel("B / lr   (B = 4)")
     ax.set_ylabel("ln tau  (tau in epochs)")
     ax.set_title("backward escape of SGD with replacement (eta 0.8, weight decay 0.32)", fontsize=9)
