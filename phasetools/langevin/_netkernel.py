@@ -177,45 +177,54 @@ def _copy(W, d, a, cnt, lo, hi):
 @_inner
 def _forward(W, lay, src, lo, hi):
     """Prefix products ``P_1 = W_1``, ``P_k = W_k P_{k-1}`` of the weights at rows ``src`` (the
-    state ``X`` or the proposal ``Y``); each entry summed in the training kernel's order."""
+    state ``X`` or the proposal ``Y``); each entry summed in the training kernel's order.
+
+    ``P_1`` is ``W_1`` itself (the same row-major layout): the products read it from ``src``, and
+    its own rows are written only when it is ``M`` (one layer). Readers of ``P_1`` after the
+    step take it from the state's rows (:func:`_backprop_step`, :func:`_bridge_variance`): those
+    hold the proposal's ``W_1`` in every lane that moved, and a lane that did not move has
+    stopped, so nothing it computes is kept."""
     dims, offs, poffs, soffs, ro = lay
     n = dims.shape[0] - 1
     d_in = dims[0]
     pre = ro[R_PRE]
     one = d_in - d_in + 1
-    _copy(W, pre + poffs[1], src + offs[0], dims[1] * d_in, lo, hi)
+    if n == 1:
+        _copy(W, pre + poffs[1], src + offs[0], dims[1] * d_in, lo, hi)
     for k in range(2, n + 1):
         cols = dims[k - 1]
+        prev = src + offs[0] if k == 2 else pre + poffs[k - 1]
         for i in range(dims[k]):
             for b in range(d_in):
-                _dot(W, pre + poffs[k] + i * d_in + b, src + offs[k - 1] + i * cols, one, pre + poffs[k - 1] + b,
+                _dot(W, pre + poffs[k] + i * d_in + b, src + offs[k - 1] + i * cols, one, prev + b,
                      d_in, cols, lo, hi)
 
 
 @_inner
 def _suffix(W, lay, x, lo, hi):
-    """Suffix products ``A_{n-1} = W_n``, ``A_{k-1} = A_k W_k`` of the weights at rows ``x`` (the state)."""
+    """Suffix products ``A_{n-1} = W_n``, ``A_{k-1} = A_k W_k`` of the weights at rows ``x`` (the
+    state). ``A_{n-1}`` is ``W_n`` itself (the same row-major layout): its rows are not written,
+    its readers take ``W_n`` from the state's rows."""
     dims, offs, poffs, soffs, ro = lay
     n = dims.shape[0] - 1
     d_out = dims[n]
     suf = ro[R_SUF]
     one = d_out - d_out + 1
-    if n < 2:
-        return
-    _copy(W, suf + soffs[n - 1], x + offs[n - 1], d_out * dims[n - 1], lo, hi)
     for k in range(n - 1, 1, -1):
         rows = dims[k]
         cols = dims[k - 1]
+        ak = x + offs[n - 1] if k == n - 1 else suf + soffs[k]
         for a in range(d_out):
             for c in range(cols):
-                _dot(W, suf + soffs[k - 1] + a * cols + c, suf + soffs[k] + a * rows, one, x + offs[k - 1] + c, cols,
+                _dot(W, suf + soffs[k - 1] + a * cols + c, ak + a * rows, one, x + offs[k - 1] + c, cols,
                      rows, lo, hi)
 
 
 @_inner
-def _backprop(W, lay, lo, hi):
+def _backprop(W, lay, xr, lo, hi):
     """``GR = J^T vec(E)``: layer ``k`` gets ``A_k^T E P_{k-1}^T`` (``P_0 = I``, ``A_n = I``), in
-    the order of the training kernel's ``_layer_grads``."""
+    the order of the training kernel's ``_layer_grads`` (``P_1 = W_1``, ``A_{n-1} = W_n`` from the
+    state's rows ``xr``)."""
     dims, offs, poffs, soffs, ro = lay
     n = dims.shape[0] - 1
     d_in = dims[0]
@@ -227,24 +236,25 @@ def _backprop(W, lay, lo, hi):
         src = ro[R_E]
         if k > 1:  # C = E P_{k-1}^T (d_out x cols)
             src = ro[R_CB]
+            pk = xr + offs[0] if k == 2 else ro[R_PRE] + poffs[k - 1]
             for a in range(d_out):
                 for c in range(cols):
-                    _dot(W, src + a * cols + c, ro[R_E] + a * d_in, one, ro[R_PRE] + poffs[k - 1] + c * d_in, one,
-                         d_in, lo, hi)
+                    _dot(W, src + a * cols + c, ro[R_E] + a * d_in, one, pk + c * d_in, one, d_in, lo, hi)
         og = ro[R_GR] + offs[k - 1]
         if k == n:
             _copy(W, og, src, rows * cols, lo, hi)
         else:
+            ak = xr + offs[n - 1] if k == n - 1 else ro[R_SUF] + soffs[k]
             for i in range(rows):
                 for c in range(cols):
-                    _dot(W, og + i * cols + c, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, lo, hi)
+                    _dot(W, og + i * cols + c, ak + i, rows, src + c, cols, d_out, lo, hi)
 
 
 @_inner
 def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
     """The proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` (state rows from ``xr``,
     proposal rows from ``yr``, the normal of weight ``i`` at row ``zr + i zs``): the gradient
-    entries of :func:`_backprop`, each summed in the same order, written into the proposal's
+    entries of :func:`_backprop` (``P_1``, ``A_{n-1}`` from ``xr``), each summed in the same order, written into the proposal's
     rows and updated there layer by layer while they are in the cache (no gradient rows; the
     update in the worker's former order of operations)."""
     dims, offs, poffs, soffs, ro = lay
@@ -259,10 +269,10 @@ def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
         src = ro[R_E]
         if k > 1:  # C = E P_{k-1}^T (d_out x cols)
             src = ro[R_CB]
+            pk = xr + offs[0] if k == 2 else ro[R_PRE] + poffs[k - 1]
             for a in range(d_out):
                 for c in range(cols):
-                    _dot(W, src + a * cols + c, ro[R_E] + a * d_in, one, ro[R_PRE] + poffs[k - 1] + c * d_in, one,
-                         d_in, lo, hi)
+                    _dot(W, src + a * cols + c, ro[R_E] + a * d_in, one, pk + c * d_in, one, d_in, lo, hi)
         o = offs[k - 1]
         if k == n:  # the gradient is C itself
             for t in range(rows * cols):
@@ -273,9 +283,10 @@ def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
                 for j in range(js, je):
                     W[y, j] = W[x, j] - (W[s, j] + decay * W[x, j]) + noise * W[z, j]
         else:  # the gradient entries into Y, then the update of the layer's rows (in the cache)
+            ak = xr + offs[n - 1] if k == n - 1 else ro[R_SUF] + soffs[k]
             for i in range(rows):
                 for c in range(cols):
-                    _dot(W, yr + o + i * cols + c, ro[R_SUF] + soffs[k] + i, rows, src + c, cols, d_out, lo, hi)
+                    _dot(W, yr + o + i * cols + c, ak + i, rows, src + c, cols, d_out, lo, hi)
             for t in range(o, o + rows * cols):
                 x = xr + t
                 y = yr + t
@@ -600,10 +611,11 @@ def _cholesky_apply(W, ro, q0, mm, scale, lo, hi):
 
 
 @_inner
-def _bridge_variance(W, lay, sgd, noise, lo, hi):
+def _bridge_variance(W, lay, xr, sgd, noise, lo, hi):
     """Variance of the order parameter's increment over a step, per lane, into ``VAR``:
-    ``v = sum_k (A_k A_k^T) e (P_{k-1}^T P_{k-1})`` (``= J J^T e``; ``A_n = I``, ``P_0 = I``),
-    then ``noise^2 e.v`` (additive) or ``noise^2 v^T K v`` (SGD-like)."""
+    ``v = sum_k (A_k A_k^T) e (P_{k-1}^T P_{k-1})`` (``= J J^T e``; ``A_n = I``, ``P_0 = I``;
+    ``A_{n-1} = W_n`` and ``P_1 = W_1`` from the state's rows ``xr``), then ``noise^2 e.v``
+    (additive) or ``noise^2 v^T K v`` (SGD-like)."""
     dims, offs, poffs, soffs, ro = lay
     n = dims.shape[0] - 1
     d = dims[0]
@@ -616,7 +628,7 @@ def _bridge_variance(W, lay, sgd, noise, lo, hi):
             _copy(W, tb, eg, mm, lo, hi)
         else:  # TB = (A_k A_k^T) e
             hk = dims[k]
-            sk = ro[R_SUF] + soffs[k]
+            sk = xr + offs[n - 1] if k == n - 1 else ro[R_SUF] + soffs[k]
             for a in range(p):
                 for c in range(p):
                     _dot(W, ga + a * p + c, sk + a * hk, one, sk + c * hk, one, hk, lo, hi)
@@ -627,7 +639,7 @@ def _bridge_variance(W, lay, sgd, noise, lo, hi):
             _copy(W, vb, tb, mm, lo, hi)
         else:  # VB += TB (P_{k-1}^T P_{k-1})
             hp = dims[k - 1]
-            pk = ro[R_PRE] + poffs[k - 1]
+            pk = xr + offs[0] if k == 2 else ro[R_PRE] + poffs[k - 1]
             for b in range(d):
                 for c in range(d):
                     _dot(W, gp + b * d + c, pk + b, d, pk + c, d, hp, lo, hi)
@@ -812,7 +824,7 @@ def _make_worker(sgd, bridge, singular, data=False):
                     _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
                 if bridge:
                     _order_gradient(W, lay, mom[5], kind, zero, width)
-                    _bridge_variance(W, lay, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
+                    _bridge_variance(W, lay, xr, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
                 if sgd and (data or mm != 1):
                     _cholesky_apply(W, ro, q0, mm, fc[FC_SCALE], zero, width)
                 # Y = X - (J^T vec(E) + decay X) + noise z (SGD-like: the noise is in E; z a finite row)
@@ -830,34 +842,49 @@ def _make_worker(sgd, bridge, singular, data=False):
                 # (column c for k = 1), and every later product), so a linear order sum E_ab M_ab
                 # is not finite either, whatever E: with a linear order FIN stays 0 and the test
                 # of phin is the test of every weight (as the generated kernel's).
-                for j in range(width):
-                    phin = phn_row[j]
-                    ok = fin[j] == 0.0 and math.isfinite(phin)
-                    esc = has_stop and direction * (phin - level) >= 0.0
-                    ev = events[j]
-                    if bridge and ev == 0 and ok and not esc:
-                        var = var_row[j]
-                        if var > 0.0:
-                            va = direction * (level - phi_row[j])
-                            vb = direction * (level - phin)
-                            u, s0, s1, s2, s3 = _next_scalar(U[0, j], U[1, j], U[2, j], U[3, j])
-                            U[0, j] = s0
-                            U[1, j] = s1
-                            U[2, j] = s2
-                            U[3, j] = s3
-                            w = ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
-                            esc = w < math.exp(-2.0 * va * vb / var)
-                    k = steps[j]
-                    e = 3 if k + 1 >= max_steps else 0
-                    e = 1 if esc else e
-                    e = e if ok else 2
-                    live = ev == 0
-                    act[j] = 1.0 if live else 0.0
-                    n_dead += 0 if live else 1
-                    phi_row[j] = phin if live else phi_row[j]
-                    steps[j] = k + 1 if live else k
-                    events[j] = e if live else ev
-                    nev += e if live else 0
+                if not bridge and nev == 0:  # every lane is live (no stop yet this round): the
+                    # same codes in two passes that vectorise, each writing one row (no PHI row:
+                    # only the bridge test reads it; no ACT row: every lane moves)
+                    for j in range(width):
+                        steps[j] += 1
+                    for j in range(width):
+                        phin = phn_row[j]
+                        ok = fin[j] == 0.0 and math.isfinite(phin)
+                        esc = has_stop and direction * (phin - level) >= 0.0
+                        e = 3 if steps[j] >= max_steps else 0
+                        e = 1 if esc else e
+                        e = e if ok else 2
+                        events[j] = e
+                        nev += e
+                else:
+                    for j in range(width):
+                        phin = phn_row[j]
+                        ok = fin[j] == 0.0 and math.isfinite(phin)
+                        esc = has_stop and direction * (phin - level) >= 0.0
+                        ev = events[j]
+                        if bridge and ev == 0 and ok and not esc:
+                            var = var_row[j]
+                            if var > 0.0:
+                                va = direction * (level - phi_row[j])
+                                vb = direction * (level - phin)
+                                u, s0, s1, s2, s3 = _next_scalar(U[0, j], U[1, j], U[2, j], U[3, j])
+                                U[0, j] = s0
+                                U[1, j] = s1
+                                U[2, j] = s2
+                                U[3, j] = s3
+                                w = ((u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+                                esc = w < math.exp(-2.0 * va * vb / var)
+                        k = steps[j]
+                        e = 3 if k + 1 >= max_steps else 0
+                        e = 1 if esc else e
+                        e = e if ok else 2
+                        live = ev == 0
+                        act[j] = 1.0 if live else 0.0
+                        n_dead += 0 if live else 1
+                        phi_row[j] = phin if live else phi_row[j]
+                        steps[j] = k + 1 if live else k
+                        events[j] = e if live else ev
+                        nev += e if live else 0
                 if n_dead == 0:  # every lane moves: the proposal's rows become the state's
                     xr, yr = yr, xr
                 else:
@@ -976,7 +1003,7 @@ def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
              (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
     if bridge:
         jobs += [(_dot_add, (W,) + (i8,) * 8), (_order_gradient, (W, lay, emat, i8, i8, i8)),
-                 (_bridge_variance, (W, lay, types.literal(bool(sgd)), f8, i8, i8))]  # a closure constant
+                 (_bridge_variance, (W, lay, i8, types.literal(bool(sgd)), f8, i8, i8))]  # a closure constant
     if sgd:
         jobs += [(_noise_cov_data if data else _noise_cov, (W, lay, mom, i8, i8)),
                  (_cholesky_apply, (W, ro, i8, i8, f8, i8, i8))]
@@ -1118,7 +1145,7 @@ def gradient(thetas, lay, mom, two_kappa, decay, out):
     zero = m - m
     _suffix(W, lay, ro[R_X], zero, m)
     _residual(W, lay, mom, two_kappa, zero, m)
-    _backprop(W, lay, zero, m)
+    _backprop(W, lay, ro[R_X], zero, m)
     for i in range(P):
         for j in range(m):
             out[j, i] = W[ro[R_GR] + i, j] + decay * W[ro[R_X] + i, j]
