@@ -13,8 +13,7 @@ from phasetools.rare import (
     kick_escape,
     tilted_minibatches,
 )
-from phasetools.rare._kick import _per_sample_steps
-from phasetools.training import GaussianTeacher, train
+from phasetools.training import GaussianTeacher, per_sample_gradients, train
 
 TARGET = 0.0462726          # lam_saddle / 2 of the paper's chain (eta 0.8, weight decay 0.32)
 X, Y = GaussianTeacher([0.8]).sample(512, 1)
@@ -27,6 +26,14 @@ SMALL = KickOptions(n_chains=4, burn_in_epochs=1, n_epochs=2, thin=64, n_draws=4
 def _well(lr, level=0.7):
     """The well's top where lr * lambda_GN of a balanced chain is ``level``."""
     return 0.2, (level / (6 * lr * np.mean(X**2))) ** 0.75
+
+
+def _per_sample_steps(eng, x, X, Y, lr, weight_decay, convention):
+    """``y_i = x - lr (g_i + weight_decay x)`` for every sample ``i`` (``x (dim,)``, by
+    :func:`phasetools.training.per_sample_gradients`): a minibatch step's result is their
+    mean over the minibatch (an independent reference for the kicker's vectorised step)."""
+    g = per_sample_gradients([w[0] for w in eng.layers(x[None])], X, Y, convention=convention)
+    return x[None, :] - lr * (g + weight_decay * x[None, :])
 
 
 def _engine(data, lr, batch_size):
@@ -100,8 +107,8 @@ def test_kick_escape_is_seeded_stored_and_sane():
     assert a.k_chains.shape == (4,) and a.n_states == 4 * (3 * 128 // 64 - 2)
     assert a.n_draws == 4 * a.n_in_well and 0 < a.weight_mean < 10
     assert a.steps_per_epoch == 128 and a.cost["total"] == a.cost["qsd"] + a.cost["continue"]
-    if a.k > 0:
-        assert a.tau == pytest.approx(1 / (a.k * 128)) and a.tau_lower <= a.tau <= a.tau_upper
+    assert a.k > 0 and a.n_chains_used == 4          # seed 3 has draws that reach the target
+    assert a.tau == pytest.approx(1 / (a.k * 128)) and a.tau_lower <= a.tau <= a.tau_upper
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         io.save(a, f"{d}/k.h5", name="kick")
@@ -146,7 +153,10 @@ def test_kick_escape_agrees_with_brute_force_at_lr_0_1():
     brute = exponential_mle(ex.steps * eng.time_unit, ex.outcome != 2)
     print(f"kick {res.tau:.4g} [{res.tau_lower:.4g}, {res.tau_upper:.4g}]; brute force {brute.tau:.4g} +- "
           f"{brute.tau_stderr:.3g}")
-    assert res.tau_stderr / res.tau < 0.3 and abs(res.weight_mean - 1) < 0.2
+    # weights lie in (0, 1 / defensive] with mean 1, so their variance is at most 1 / defensive - 1
+    # (Bhatia-Davis): their mean is 1 within 4 standard errors of n_draws draws
+    d = res.options["defensive"]
+    assert res.tau_stderr / res.tau < 0.3 and abs(res.weight_mean - 1) < 4 * np.sqrt((1 / d - 1) / res.n_draws)
     assert abs(np.log(res.tau / brute.tau)) < 2.5 * np.hypot(res.tau_stderr / res.tau,
                                                               brute.tau_stderr / brute.tau)
     assert res.cost["total"] < 0.05 * ex.cost
@@ -219,3 +229,74 @@ def test_cli_rare_train_method_kick_stores_and_refuses_bad_input(tmp_path, capsy
         assert main(["rare", "train", "--method", "kick", "--lr", "0.1", *bad]) == 2
         err = capsys.readouterr().err
         assert word in err and err.count("\n") == 1, err
+
+
+def test_diverged_qsd_chains_do_not_crash_and_leave_no_biased_estimate():
+    """lr 0.6 from 1.3 per layer: every QSD chain leaves (diverges or falls into the target)
+    within its first chunk. Before, the dead rows were fed back to the trainer (ValueError
+    "init[0] must be finite"); now no chain has a state, so k and tau are NaN with a warning
+    instead of a k of 0 from chains that estimate nothing."""
+    opts = KickOptions(n_chains=4, burn_in_epochs=0, n_epochs=20, thin=64, n_draws=2, n_continue=1, max_steps=2000)
+    with pytest.warns(RuntimeWarning, match="QSD chains"):
+        a = kick_escape((X, Y), [np.full((1, 1), 1.3)] * 3, **SGD, lr=0.6, target=TARGET, well=(0.2, 3.0), rng=1,
+                        options=opts)
+    assert a.n_chains_used == 0 and np.all(np.isnan(a.k_chains)) and a.n_states == 0
+    assert np.isnan(a.k) and np.isnan(a.tau) and np.isnan(a.tau_lower) and np.isnan(a.tau_upper)
+    assert a.cost["qsd"] == 4 * 16 * 128           # one chunk of each chain: nothing advanced after it died
+
+
+def test_only_finite_chains_are_advanced():
+    """A chain with non-finite weights is not advanced (its row stays NaN, its stream key is not
+    bumped); the finite rows advance as one batch of just them."""
+    from phasetools.rare._kick import _advance_finite
+
+    eng = _engine((X, Y), 0.1, 4)
+    x = np.repeat(np.asarray(B0)[None], 3, axis=0)
+    x[1] = np.nan
+    streams = eng.streams(9, np.arange(3))
+    keys = streams.copy()
+    xe, code, path = _advance_finite(eng, x, streams, 128)
+    assert np.all(np.isnan(xe[1])) and np.all(np.isnan(code[1])) and np.all(np.isnan(path[1]))
+    assert np.all(np.isfinite(xe[[0, 2]])) and np.array_equal(streams[1], keys[1])
+    ref_streams = keys[[0, 2]].copy()
+    ref = eng.advance(x[[0, 2]], ref_streams, 128, -np.inf)
+    assert np.array_equal(xe[[0, 2]], ref[0]) and np.array_equal(streams[[0, 2]], ref_streams)
+
+
+def test_chain_without_states_is_left_out_not_counted_as_zero():
+    """A chain with no QSD state estimates nothing: NaN in k_chains (a 0 would bias k down and
+    shrink its standard error)."""
+    from phasetools.rare._kick import _chain_estimates
+
+    contrib = np.array([0.2, 0.4, 0.6])
+    chain = np.array([0, 0, 2])
+    k = _chain_estimates(contrib, chain, np.array([3.0, 0.0, 2.0]), 2)
+    assert k[0] == pytest.approx(0.6 / 2 / 3) and np.isnan(k[1]) and k[2] == pytest.approx(0.6 / 2 / 2)
+
+
+def test_tilted_minibatches_refuses_bad_input():
+    gen = np.random.default_rng(0)
+    s = np.arange(5.0)
+    for kw, word in (({"defensive": 0.0}, "defensive"), ({"defensive": 1.5}, "defensive"),
+                     ({"defensive": np.nan}, "defensive"), ({"batch_size": 0}, "batch_size"),
+                     ({"batch_size": 2.5}, "batch_size"), ({"n_draws": 0}, "n_draws"),
+                     ({"scores": np.array([1.0, np.nan])}, "scores"), ({"scores": np.zeros(0)}, "scores"),
+                     ({"target_mean": np.inf}, "target_mean")):
+        args = {"scores": s, "target_mean": 2.0, "batch_size": 2, "n_draws": 3, "defensive": 0.1, **kw}
+        with pytest.raises(ValueError, match=word):
+            tilted_minibatches(args.pop("scores"), args.pop("target_mean"), args.pop("batch_size"),
+                               args.pop("n_draws"), gen=gen, **args)
+    # defensive 1: plain uniform minibatches, every weight 1
+    _, w, _ = tilted_minibatches(s, 3.5, 2, 50, defensive=1.0, gen=gen)
+    assert np.all(w == 1.0)
+
+
+def test_kick_escape_refuses_a_malformed_well_and_an_infinite_kick():
+    kw = dict(**SGD, lr=0.1, target=TARGET, options=SMALL, rng=1)
+    for well in ((0.2, 1.0, 2.0), 0.5, (0.2, np.inf), (np.nan, 1.0), "0.2,1.0", ((0.2, 1.0),)):
+        with pytest.raises(ValueError, match="well"):
+            kick_escape((X, Y), INIT, well=well, **kw)
+    for bad in (np.inf, np.nan, 0.0):
+        with pytest.raises(ValueError, match="kick"):
+            KickOptions(kick=bad)
+    assert KickOptions().kick == 1.0               # the CLI's --kick default and every documented run

@@ -19,6 +19,7 @@ likelihood ratio; ``q(x')`` by continuation runs of the real trainer. See docs/r
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,7 +29,7 @@ from scipy import stats as _st
 from .._rng import seed_sequence, seeds_record
 from .._validation import check_int
 from ..results import Result, register
-from ..training import as_moments, per_sample_gradients, resolve_training_convention
+from ..training import as_moments, resolve_training_convention
 from ._engine import excursions
 from ._training import SharpnessScore, TrainingEngine, network_rank
 
@@ -56,7 +57,7 @@ class KickOptions:
         Continuation runs (real SGD) from each post-step state outside the well and the target.
     defensive : float in (0, 1), default 0.1
         Probability of an untilted minibatch in the mixture (bounds every weight by ``1 / defensive``).
-    kick : float > 0, default 1.4
+    kick : float > 0 and finite, default 1.0
         The tilt aims a minibatch's linearised step at ``lr * lambda = kick`` after it,
         ``lambda = 2 kappa h`` the mode's Gauss-Newton curvature (``kick`` about 1: the
         step-size instability the catapult starts from).
@@ -82,7 +83,7 @@ class KickOptions:
     n_draws: int = 8
     n_continue: int = 4
     defensive: float = 0.1
-    kick: float = 1.4
+    kick: float = 1.0
     max_steps: int = 100_000
     confidence: float = 0.95
     continuation: str = "trainer"
@@ -97,8 +98,8 @@ class KickOptions:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         if self.continuation not in ("tilted", "trainer"):
             raise ValueError(f"continuation must be 'tilted' or 'trainer', got {self.continuation!r}")
-        if not float(self.kick) > 0:
-            raise ValueError(f"kick must be > 0, got {self.kick}")
+        if not (np.isfinite(float(self.kick)) and float(self.kick) > 0):
+            raise ValueError(f"kick must be > 0 and finite, got {self.kick}")
 
 
 @register
@@ -123,15 +124,17 @@ class KickEscape(Result):
     options : dict
         The :class:`KickOptions`.
     k : float
-        Escape probability per SGD step from the QSD: the mean over the chains.
+        Escape probability per SGD step from the QSD: the mean over the chains used
+        (NaN, with a RuntimeWarning, when fewer than two are).
     k_stderr : float
-        Its standard error (spread of the chains over ``sqrt(n_chains)``).
+        Its standard error (spread of the chains used over ``sqrt(n_chains_used)``).
     k_chains : ndarray (n_chains,)
-        Each chain's estimate.
+        Each chain's estimate; NaN for a chain without any QSD state (it diverged or reached
+        ``B`` before its first kept state), which is left out (``n_chains_used``).
     tau, tau_stderr, tau_lower, tau_upper : float
         Mean escape time in epochs ``1 / (k * steps_per_epoch)``, its delta-method error and
         the interval ``[1 / (k + t se), 1 / (k - t se)]`` (inf when ``k - t se <= 0``;
-        ``t`` Student's quantile with ``n_chains - 1`` degrees of freedom).
+        ``t`` Student's quantile with ``n_chains_used - 1`` degrees of freedom).
     steps_per_epoch : int
         ``n_samples // batch_size``.
     n_states, n_in_well : int
@@ -150,7 +153,8 @@ class KickEscape(Result):
         (near 1: the route starts in the QSD's tail, which the chains sample poorly; longer
         chains are needed and the interval is optimistic).
     cost : dict
-        SGD steps: ``qsd``, ``continue``, ``total``.
+        SGD steps: ``qsd`` (each QSD chain's steps up to the chunk of its first step in ``B``
+        or its divergence), ``continue``, ``total``.
     """
 
     n_layers: int
@@ -185,6 +189,11 @@ class KickEscape(Result):
 
     _config_fields = ("n_layers", "width", "lr", "batch_size", "weight_decay", "convention", "mode", "target",
                       "well", "options")
+    @property
+    def n_chains_used(self):
+        """int: QSD chains that kept a state and enter ``k`` (the finite ``k_chains``)."""
+        return int(np.sum(np.isfinite(self.k_chains)))
+
     _units: ClassVar[dict] = {"tau": "epochs", "tau_stderr": "epochs", "tau_lower": "epochs", "tau_upper": "epochs",
               "k": "1/step", "k_stderr": "1/step"}
 
@@ -222,7 +231,13 @@ def _check(lr, batch_size, weight_decay, target, well, sampling):
     check_int(batch_size, "batch_size", minimum=1)
     if sampling != "replacement":
         raise ValueError(f"sampling must be 'replacement' (independent minibatches at every step), got {sampling!r}")
-    lo, hi = (float(v) for v in well)
+    try:
+        w = np.asarray(well, dtype=float)
+    except (TypeError, ValueError):
+        w = None
+    if w is None or w.shape != (2,) or not np.all(np.isfinite(w)):
+        raise ValueError(f"well must be two finite numbers (lo, hi) with target < lo < hi, got well={well!r}")
+    lo, hi = float(w[0]), float(w[1])
     if not target < lo < hi:
         raise ValueError(f"well must be (lo, hi) with target < lo < hi, got well={well} and target={target}")
     return lo, hi
@@ -230,7 +245,14 @@ def _check(lr, batch_size, weight_decay, target, well, sampling):
 
 def _qsd(eng, x0, opts, entropy, sets):
     """Plain SGD chains from ``x0``: the states every ``thin`` steps after the burn-in, each
-    chain stopped at its first step in ``B``. Returns (states (n, T, dim), valid (n, T), cost)."""
+    chain's states ending at its first step in ``B`` or with non-finite weights. Returns
+    (states (n, T, dim), valid (n, T), cost).
+
+    A chain whose weights are no longer finite (diverged) is not advanced again (the trainer
+    refuses such a start); the others go on together. A chain that reached ``B`` with finite
+    weights runs on with them, its states unused and its steps after the chunk of its first
+    step in ``B`` not counted in ``cost`` (so the minibatches of every chain are the same as
+    without the divergence check when no chain diverges)."""
     n = opts.n_chains
     x = np.repeat(np.asarray(x0, dtype=float)[None, :], n, axis=0)
     streams = eng.streams(entropy, np.arange(n))
@@ -243,7 +265,7 @@ def _qsd(eng, x0, opts, entropy, sets):
     done, cost = 0, 0
     while done < total:
         c = min(eng.max_chunk, total - done)
-        xe, _, _, code, path = eng.advance(x, streams, c, -np.inf)
+        xe, code, path = _advance_finite(eng, x, streams, c)
         cost += int(alive.sum()) * c
         hit = np.nan_to_num(code, nan=1.0) >= 1
         first = np.where(hit.any(axis=1), hit.argmax(axis=1), c)
@@ -257,20 +279,30 @@ def _qsd(eng, x0, opts, entropy, sets):
     return states, np.all(np.isfinite(states), axis=2), cost
 
 
+def _advance_finite(eng, x, streams, n_steps):
+    """``eng.advance`` of the rows of ``x`` whose weights are finite (all rows at once, as one
+    batch, when every row is finite): end states, codes ``(n, n_steps)`` and paths
+    ``(n, n_steps, dim)``, NaN for the rows not advanced. ``streams`` is bumped in place."""
+    run = np.all(np.isfinite(x), axis=1)
+    if run.all():
+        xe, _, _, code, path = eng.advance(x, streams, n_steps, -np.inf)
+        return xe, code, path
+    xe = np.full_like(x, np.nan)
+    code = np.full((x.shape[0], n_steps), np.nan)
+    path = np.full((x.shape[0], n_steps, x.shape[1]), np.nan)
+    if run.any():
+        st = streams[run]
+        xe[run], _, _, code[run], path[run] = eng.advance(x[run], st, n_steps, -np.inf)
+        streams[run] = st
+    return xe, code, path
+
+
 def _end_to_end(eng, x):
     ws = eng.layers(x)
     M = ws[0]
     for W in ws[1:]:
         M = W @ M
     return M
-
-
-def _per_sample_steps(eng, x, X, Y, lr, weight_decay, convention):
-    """``y_i = x - lr (g_i + weight_decay x)`` for every sample ``i`` (``x (dim,)``, by
-    :func:`phasetools.training.per_sample_gradients`): a minibatch step's result is their
-    mean over the minibatch."""
-    g = per_sample_gradients([w[0] for w in eng.layers(x[None])], X, Y, convention=convention)
-    return x[None, :] - lr * (g + weight_decay * x[None, :])
 
 
 def _tilt(d, target):
@@ -309,15 +341,17 @@ def tilted_minibatches(scores, target_mean, batch_size, n_draws, *, defensive, g
     Parameters
     ----------
     scores : array (n,)
-        Per-sample scores (larger: more towards the escape).
+        Per-sample scores (larger: more towards the escape), finite, ``n >= 1``.
     target_mean : float
-        Aimed tilted mean of a sample's score.
-    batch_size : int
+        Aimed tilted mean of a sample's score (finite).
+    batch_size : int >= 1
         ``B``.
-    n_draws : int
+    n_draws : int >= 1
         Minibatches.
-    defensive : float in (0, 1)
-        Mixture weight of the uniform distribution.
+    defensive : float in (0, 1]
+        Mixture weight of the uniform distribution: ``> 0`` bounds every weight by
+        ``1 / defensive`` (at 0 a weight is unbounded); 1 draws plain uniform minibatches
+        (every weight 1).
     gen : numpy.random.Generator
         Randomness.
 
@@ -326,12 +360,30 @@ def tilted_minibatches(scores, target_mean, batch_size, n_draws, *, defensive, g
     (ndarray (n_draws, B) of int, ndarray (n_draws,), float)
         Sample indices, likelihood-ratio weights, and ``theta``.
     """
-    s = np.asarray(scores, dtype=float)
+    s = _check_tilt(scores, target_mean, batch_size, n_draws, defensive)
     logw = _tilt(s[None], np.array([float(target_mean)]))
     idx, weight = _mixture_draws(np.repeat(logw, n_draws, axis=0), batch_size, defensive, gen)
     span = s.max() - s.min()
     theta = float((logw[0].max() - logw[0].min()) / span) if span > 0 else 0.0
     return idx, weight, theta
+
+
+def _check_tilt(scores, target_mean, batch_size, n_draws, defensive):
+    """The checks of :func:`tilted_minibatches`; returns ``scores`` as a float array."""
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(n_draws, "n_draws", minimum=1)
+    try:
+        d = float(defensive)
+    except (TypeError, ValueError):
+        d = np.nan
+    if not 0.0 < d <= 1.0:
+        raise ValueError(f"defensive must be in (0, 1], got {defensive!r}")
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)):
+        raise ValueError(f"scores must be a non-empty 1-d array of finite numbers, got shape {s.shape}")
+    if not np.isfinite(float(target_mean)):
+        raise ValueError(f"target_mean must be finite, got {target_mean}")
+    return s
 
 
 def _mixture_draws(logw, batch_size, defensive, gen):
@@ -501,7 +553,8 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
     target : float > 0
         ``B = {s <= target}``, ``s`` the mode's singular value of the end-to-end map.
     well : (float, float)
-        ``A = {lo <= s <= hi}``, ``target < lo < hi``: the region where the committor is
+        ``A = {lo <= s <= hi}``, two finite numbers with ``target < lo < hi`` (so ``lo > 0``:
+        a backward escape leaves the well down to the target): the region where the committor is
         flat (choose ``hi`` below the step-size instability, e.g. ``lr * lambda`` about 0.7).
     mode : int >= 0, default 0
         Which singular value.
@@ -564,8 +617,7 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
             n_reached, n_censored = int(np.sum(outcome == 2)), int(np.sum(outcome == 0))
     contrib = weight * q
     n_per_chain = valid.sum(axis=1).astype(float)                       # QSD states of each chain (all of nu)
-    k_chains = np.array([contrib[chain == c].sum() / opts.n_draws / max(n_per_chain[c], 1.0)
-                         for c in range(opts.n_chains)])
+    k_chains = _chain_estimates(contrib, chain, n_per_chain, opts.n_draws)
     tail = origin >= np.quantile(origin, 0.95) if origin.size else origin.astype(bool)
     tail_share = float(contrib[tail].sum() / contrib.sum()) if contrib.sum() > 0 else np.nan
     return _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts,
@@ -576,22 +628,37 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
                    n_reached, n_censored, root, time.perf_counter() - t_start)
 
 
+def _chain_estimates(contrib, chain, n_per_chain, n_draws):
+    """Each chain's estimate of ``k``: the sum of its draws' contributions over ``n_draws`` times
+    its QSD states; NaN for a chain without any state (it diverged or reached ``B`` before its
+    first kept state, so it estimates nothing: a 0 would bias ``k`` down and shrink its error)."""
+    return np.array([contrib[chain == c].sum() / n_draws / n_per_chain[c] if n_per_chain[c] > 0 else np.nan
+                     for c in range(n_per_chain.size)])
+
+
 def _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts, cfg, cost,
             n_reached, n_censored, root, wall):
-    n = k_chains.size
-    k = float(k_chains.mean())
-    se = float(k_chains.std(ddof=1) / np.sqrt(n))
-    t = float(_st.t.ppf(0.5 + opts.confidence / 2, n - 1))
+    used = k_chains[np.isfinite(k_chains)]
+    n = used.size
     spe = eng.steps_per_epoch
+    if n < 2:
+        warnings.warn(f"kick_escape: only {n} of {k_chains.size} QSD chains kept a state (the others diverged or "
+                      "reached the target first), so k has no error: k and tau are NaN (lower lr, start in the well "
+                      "or shorten burn_in_epochs)", RuntimeWarning, stacklevel=3)
+        k = se = t = np.nan
+    else:
+        k = float(used.mean())
+        se = float(used.std(ddof=1) / np.sqrt(n))
+        t = float(_st.t.ppf(0.5 + opts.confidence / 2, n - 1))
     with np.errstate(divide="ignore"):
-        tau = 1.0 / (k * spe) if k > 0 else np.inf
-        lower = 1.0 / ((k + t * se) * spe) if k + t * se > 0 else np.inf
-        upper = 1.0 / ((k - t * se) * spe) if k - t * se > 0 else np.inf
+        tau = 1.0 / (k * spe) if k > 0 else np.inf if k == 0 else np.nan
+        lower = 1.0 / ((k + t * se) * spe) if k + t * se > 0 else np.inf if n >= 2 else np.nan
+        upper = 1.0 / ((k - t * se) * spe) if k - t * se > 0 else np.inf if n >= 2 else np.nan
     flat = states[valid]
     in_well = int(np.sum(sets(_end_to_end(eng, flat)) == -1.0)) if flat.size else 0
     total = contrib.sum()
     return KickEscape(**cfg, options=dict(opts.__dict__), k=k, k_stderr=se, k_chains=k_chains, tau=float(tau),
-                      tau_stderr=float(se / k**2 / spe) if k > 0 else np.inf, tau_lower=float(lower),
+                      tau_stderr=float(se / k**2 / spe) if k > 0 else np.inf if n >= 2 else np.nan, tau_lower=float(lower),
                       tau_upper=float(upper), steps_per_epoch=int(spe), n_states=int(n_per_chain.sum()),
                       n_in_well=in_well, n_draws=int(weight.size), n_outside=int(np.sum(code == 0.0)),
                       n_target_direct=int(np.sum(code == 1.0)), n_reached=n_reached, n_censored=n_censored,
