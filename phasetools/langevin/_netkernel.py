@@ -116,17 +116,31 @@ def layout(dims):
 def _dot(W, d, a, sa, b, sb, cnt, lo, hi):
     """``W[d] = sum_{c < cnt} W[a + c sa] * W[b + c sb]``, first term first (``cnt >= 1``).
 
-    The lane loops run over unsigned indices, so that LLVM sees non-negative, contiguous
-    indices and vectorises them (no wrap-around of negative indices to handle).
+    Two terms a pass over the lanes (``(s + x0 y0) + x1 y1``: the same additions in the same
+    order as one term a pass, half the passes over ``W[d]``). The lane loops run over unsigned
+    indices, so that LLVM sees non-negative, contiguous indices and vectorises them (no
+    wrap-around of negative indices to handle).
     """
     js, je = np.uint64(lo), np.uint64(hi)
-    for j in range(js, je):
-        W[d, j] = W[a, j] * W[b, j]
-    for c in range(1, cnt):
+    if cnt == 1:
+        for j in range(js, je):
+            W[d, j] = W[a, j] * W[b, j]
+    else:
+        ra = a + sa
+        rb = b + sb
+        for j in range(js, je):
+            W[d, j] = W[a, j] * W[b, j] + W[ra, j] * W[rb, j]
+    for c in range(2, cnt, 2):
         ra = a + c * sa
         rb = b + c * sb
-        for j in range(js, je):
-            W[d, j] += W[ra, j] * W[rb, j]
+        if c + 1 == cnt:
+            for j in range(js, je):
+                W[d, j] += W[ra, j] * W[rb, j]
+        else:
+            ra1 = ra + sa
+            rb1 = rb + sb
+            for j in range(js, je):
+                W[d, j] = (W[d, j] + W[ra, j] * W[rb, j]) + W[ra1, j] * W[rb1, j]
 
 
 @_inner
