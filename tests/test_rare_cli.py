@@ -78,3 +78,59 @@ def test_rare_escape_prints_runtime_warnings_as_lines_and_lets_others_through(mo
         assert main(["rare", "escape", "--barrier-ratio", "4", "--seed", "1", *SMALL]) == 0
     err = capsys.readouterr().err
     assert err == "phasetools: warning: dU/T = 4: too few replicas\n"
+
+
+@pytest.mark.parametrize("flags", [["--scheduler", "garbage"], ["--n-workers", "3"], ["--plot", "P"],
+                                   ["--n-replicas", "7"], ["--n-kill", "2"], ["--n-runs", "3"], ["--n-walkers", "3"],
+                                   ["--n-rounds", "3"], ["--keep-paths"], ["--coordinate", "sharpness"],
+                                   ["--start", "0.5"], ["--level", "0.4"], ["--dask-workers", "2"]])
+def test_rare_train_kick_refuses_ams_only_flags(flags, tmp_path, capsys, monkeypatch):
+    # they used to be accepted and ignored (rc 0, no plot written)
+    monkeypatch.chdir(tmp_path)
+    assert main(["rare", "train", "--method", "kick", "--lr", "0.1", *flags]) == 2
+    err = capsys.readouterr().err
+    assert flags[0] in err and "--method ams" in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flags", [["--well", "0.2,1.0"], ["--n-chains", "3"], ["--kick", "1.2"]])
+def test_rare_train_ams_refuses_kick_only_flags(flags, capsys):
+    assert main(["rare", "train", *flags, *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert flags[0] in err and "--method kick" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("well", ["0.2,1.0,", ",0.2,1.0", "0.2,,1.0", "0.2", "0.2,1.0,2.0"])
+def test_rare_train_kick_refuses_a_malformed_well(well, capsys):
+    assert main(["rare", "train", "--method", "kick", "--lr", "0.1", "--well", well]) == 2
+    err = capsys.readouterr().err
+    assert "--well" in err and err.count("\n") == 1, err
+
+
+def test_rare_train_reports_print_the_same_lines_for_both_methods(capsys):
+    """The one report function prints each method's header and result line (as before the merge)."""
+    import argparse
+    import types
+
+    from phasetools.cli._rare import _train_report
+
+    args = argparse.Namespace(json=False, out=None, plot=None, lr=0.1, batch_size=4, weight_decay=0.32,
+                              sampling="replacement", direction="bwd", coordinate="sv1")
+    res = types.SimpleNamespace(tau=12.5, tau_lower=10.0, tau_upper=16.0, p=0.0123, cost={"total": 12345.0},
+                                stats={"wall_time": 1.25})
+    _train_report(args, res, 0.0462726)
+    assert capsys.readouterr().out == (
+        "SGD escape (lr 0.1, B 4, weight decay 0.32, replacement) bwd to top singular value 0.04627 (AMS score sv1):\n"
+        "  tau = 12.5 epochs  [10, 16]  p = 0.0123  steps 1.23e+04  wall 1.2s\n")
+    from phasetools import rare
+
+    fake = types.SimpleNamespace(tau=12.5, tau_lower=10.0, tau_upper=16.0, k=1e-3, top_share=0.25,
+                                 cost={"total": 12345.0}, stats={"wall_seconds": 1.25})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rare, "kick_escape", lambda *a, **k: fake)
+        assert main(["rare", "train", "--method", "kick", "--lr", "0.1", "--well", "0.2,1.0", "--target", "0.05"]) \
+            in (0, None)
+    assert capsys.readouterr().out == (
+        "SGD escape (lr 0.1, B 4, weight decay 0.32, replacement) bwd to top singular value 0.05 (kick estimator, "
+        "well 0.2-1):\n"
+        "  tau = 12.5 epochs  [10, 16]  top share 0.25  steps 1.23e+04  wall 1.2s\n")

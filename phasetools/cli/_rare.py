@@ -140,7 +140,41 @@ def _add_train(rsub):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="also append the result to this HDF5 file")
     _add_executor(p)
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=_train, method_flag_defaults={dest: p.get_default(dest) for dest, _ in
+                                                         _AMS_ONLY + _KICK_ONLY})
+
+
+# flags that only one --method of ``rare train`` reads (dest, flag): refused with the other method
+# when given a value other than their default, rather than silently ignored
+_AMS_ONLY = (("coordinate", "--coordinate"), ("start", "--start"), ("level", "--level"),
+             ("n_replicas", "--n-replicas"), ("n_kill", "--n-kill"), ("n_runs", "--n-runs"),
+             ("n_walkers", "--n-walkers"), ("n_rounds", "--n-rounds"), ("keep_paths", "--keep-paths"),
+             ("plot", "--plot"), ("n_workers", "--n-workers"), ("scheduler", "--scheduler"),
+             ("dask_workers", "--dask-workers"))
+_KICK_ONLY = (("well", "--well"), ("n_chains", "--n-chains"), ("kick", "--kick"))
+
+
+def _refuse_other_method_flags(args):
+    """Refuse a flag that ``--method`` does not read, given with a value other than its default.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``rare train``'s arguments (``method`` and ``method_flag_defaults``).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        Naming the first such flag and the method that reads it.
+    """
+    other, unused = ("kick", _KICK_ONLY) if args.method == "ams" else ("ams", _AMS_ONLY)
+    for dest, flag in unused:
+        if getattr(args, dest) != args.method_flag_defaults[dest]:
+            raise ValueError(f"{flag} is only read by --method {other}, got it with --method {args.method}")
 
 
 def _train(args):
@@ -149,6 +183,7 @@ def _train(args):
     from ..rare import AMSOptions
     from ..training import GaussianTeacher
 
+    _refuse_other_method_flags(args)
     check_positive(args.eta, "eta")   # named as the flags (the chain problem calls them c and gamma)
     check_scalar(args.weight_decay, "weight_decay")
     if args.target is not None:   # a top singular value is >= 0: a level <= 0 is never crossed (the run would hang)
@@ -224,9 +259,10 @@ def _kick_train(args, problem, data, target):
         top = (0.7 / (2 * kappa * n * args.lr * np.mean(x**2))) ** (n / (2 * (n - 1)))
         well = (0.2, float(top))
     else:
-        well = tuple(float(v) for v in values(args.well, name="well"))
-        if len(well) != 2:
+        parts = args.well.split(",")
+        if len(parts) != 2 or any(not t.strip() for t in parts):   # values() would skip an empty item
             raise ValueError(f"--well must be two numbers LO,HI, got {args.well!r}")
+        well = tuple(float(v) for v in values(args.well, name="well"))
     with _runtime_warnings_as_lines():
         res = kick_escape(data, [np.full((1, 1), v) for v in problem.x0], n_layers=args.n_layers, width=1,
                           lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay, target=target,
@@ -236,19 +272,8 @@ def _kick_train(args, problem, data, target):
     row = {"tau_epochs": res.tau, "tau_lower": res.tau_lower, "tau_upper": res.tau_upper, "k": res.k,
            "target": target, "well": list(well), "top_share": res.top_share, "cost_steps": res.cost["total"],
            "wall_time": res.stats["wall_seconds"]}
-    if args.json:
-        import json
-
-        from ..results import to_jsonable
-
-        print(json.dumps(to_jsonable({**row, "stored": names})))
-        return
-    print(f"SGD escape (lr {args.lr:g}, B {args.batch_size}, weight decay {args.weight_decay:g}, replacement) bwd to "
-          f"top singular value {target:.4g} (kick estimator, well {well[0]:.3g}-{well[1]:.3g}):")
-    print(f"  tau = {res.tau:.4g} epochs  [{res.tau_lower:.4g}, {res.tau_upper:.4g}]  top share {res.top_share:.2f}  "
-          f"steps {res.cost['total']:.2e}  wall {res.stats['wall_seconds']:.1f}s")
-    if names:
-        print(f"stored {', '.join(names)} in {args.out}")
+    _print_train(args, row, names, "replacement", f"kick estimator, well {well[0]:.3g}-{well[1]:.3g}",
+                 f"top share {res.top_share:.2f}")
 
 
 def _train_report(args, res, target):
@@ -264,6 +289,29 @@ def _train_report(args, res, target):
     row = {"tau_epochs": res.tau, "tau_lower": res.tau_lower, "tau_upper": res.tau_upper, "p": res.p,
            "target": target, "coordinate": args.coordinate, "cost_steps": res.cost["total"],
            "wall_time": res.stats["wall_time"]}
+    _print_train(args, row, names, args.sampling, f"AMS score {args.coordinate}", f"p = {res.p:.3g}")
+
+
+def _print_train(args, row, names, sampling, method, figure):
+    """Print ``rare train``'s result: one JSON object (``--json``) or two lines, then where it was stored.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``json``, ``lr``, ``batch_size``, ``weight_decay``, ``direction`` and ``out``.
+    row : dict
+        ``tau_epochs``, ``tau_lower``, ``tau_upper``, ``target``, ``cost_steps``, ``wall_time`` and
+        the method's own entries (all in the JSON object).
+    names : list of str
+        Names the result was stored under in ``args.out``.
+    sampling, method, figure : str
+        The minibatch sampling, the method (in the header's parentheses) and the method's
+        figure of merit (after the interval).
+
+    Returns
+    -------
+    None
+    """
     if args.json:
         import json
 
@@ -271,10 +319,10 @@ def _train_report(args, res, target):
 
         print(json.dumps(to_jsonable({**row, "stored": names})))
         return
-    print(f"SGD escape (lr {args.lr:g}, B {args.batch_size}, weight decay {args.weight_decay:g}, {args.sampling}) "
-          f"{args.direction} to top singular value {target:.4g} (AMS score {args.coordinate}):")
-    print(f"  tau = {res.tau:.4g} epochs  [{res.tau_lower:.4g}, {res.tau_upper:.4g}]  p = {res.p:.3g}  "
-          f"steps {res.cost['total']:.2e}  wall {res.stats['wall_time']:.1f}s")
+    print(f"SGD escape (lr {args.lr:g}, B {args.batch_size}, weight decay {args.weight_decay:g}, {sampling}) "
+          f"{args.direction} to top singular value {row['target']:.4g} ({method}):")
+    print(f"  tau = {row['tau_epochs']:.4g} epochs  [{row['tau_lower']:.4g}, {row['tau_upper']:.4g}]  {figure}  "
+          f"steps {row['cost_steps']:.2e}  wall {row['wall_time']:.1f}s")
     if names:
         print(f"stored {', '.join(names)} in {args.out}")
 
