@@ -158,9 +158,16 @@ class Runner:
     def stats(self):
         """``n_workers``, ``executor`` and, on Dask, ``scheduler`` and ``dask_threads``, for a result's stats.
 
+        Parameters
+        ----------
+        None
+            (the runner's own ``where`` and ``client``)
+
         Returns
         -------
         dict
+            ``{"n_workers": int, "executor": str}``, plus ``"scheduler"`` (str) and
+            ``"dask_threads"`` when the runs go to a Dask cluster.
         """
         out = {"n_workers": int(self.where.n_workers), "executor": self.where.kind}
         if self.client is not None:

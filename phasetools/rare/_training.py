@@ -369,7 +369,20 @@ class TrainingEngine:
         return np.where(bad, np.nan, out).reshape(lead)
 
     def streams(self, entropy, indices):
-        """Stream keys ``(entropy, index, chunk, 0)``; each :meth:`advance` bumps ``chunk``."""
+        """Stream keys ``(entropy, index, chunk, 0)``; each :meth:`advance` bumps ``chunk``.
+
+        Parameters
+        ----------
+        entropy : int
+            The run's entropy (the first word of every key).
+        indices : array of int (n,)
+            The replicas' indices (the second word).
+
+        Returns
+        -------
+        ndarray of uint64 (n, 4)
+            One key per replica, updated in place by :meth:`advance`.
+        """
         return stream_keys(entropy, indices)
 
     def advance(self, x, streams, n_steps, low):
@@ -378,6 +391,25 @@ class TrainingEngine:
 
         The minibatches of one call come from a ``SeedSequence`` of the batch's stream keys
         (so they depend only on which replicas advance together, which the algorithm fixes).
+
+        Parameters
+        ----------
+        x : array (n, dim)
+            The replicas' states (finite).
+        streams : ndarray of uint64 (n, 4)
+            Their stream keys (:meth:`streams`); the chunk word is bumped in place.
+        n_steps : int >= 1
+            SGD steps.
+        low : float
+            Stop level of the coordinate (``-inf``: never stop early).
+
+        Returns
+        -------
+        tuple (x_end, steps, stopped, xi, path)
+            The states after the last step taken ``(n, dim)``, the steps taken ``(n,)``, whether
+            each replica stopped at ``low`` or at non-finite weights ``(n,)``, the coordinate after
+            each step ``(n, n_steps)`` and the states after each step ``(n, n_steps, dim)`` (NaN
+            after a replica's stop).
         """
         n = x.shape[0]
         seq = np.random.SeedSequence([int(v) for v in streams[:, :3].ravel()])
