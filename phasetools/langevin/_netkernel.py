@@ -5,7 +5,8 @@ for small models but compiles for minutes at the paper's width. This kernel inst
 the network's shape and data moments as arrays and computes, per trajectory and step,
 
 * the prefix products ``P_k = W_k ... W_1`` (``P_n = M``) and the suffix products
-  ``A_k = W_n ... W_{k+1}`` (as the training kernel does);
+  ``A_k = W_n ... W_{k+1}`` (as the training kernel does; ``P_1 = W_1`` and ``A_{n-1} = W_n``
+  are read from the weights' rows, not copied);
 * the drift ``-grad U = -(J^T vec(2 kappa (M S_xx - S_yx)) + 2 kappa gamma theta)`` by one
   back-propagation ``grad_k = A_k^T E P_{k-1}^T`` of ``E = 2 kappa (M S_xx - S_yx)``;
 * SGD-like noise ``scale J^T L z`` (``L L^T = K``, the small ``(p d) x (p d)`` covariance of
@@ -18,6 +19,9 @@ the network's shape and data moments as arrays and computes, per trajectory and 
   cache (:func:`_backprop_step`: no gradient rows), ``X``
   and ``Y`` trading roles when every lane moves (no copy); every one of these fusions performs
   the same floating-point operations in the same order, so the bits do not change;
+* the stop codes: while no lane has stopped in the round (and without the bridge test, whose
+  uniforms are drawn per lane), two passes over the lanes that vectorise, each writing one
+  row, instead of the per-lane loop;
 * the order parameter from ``M``: a linear functional ``sum E_ab M_ab`` (``u^T M v``) or a
   singular value of ``M`` (closed form for ``min(p, d) <= 2``), and, for the Brownian-bridge
   test, the variance of its increment, ``noise^2 e.v`` or ``noise^2 v^T K v`` with
@@ -117,12 +121,14 @@ def _dot(W, d, a, sa, b, sb, cnt, lo, hi):
     """``W[d] = sum_{c < cnt} W[a + c sa] * W[b + c sb]``, first term first (``cnt >= 1``).
 
     Two terms a pass over the lanes (``(s + x0 y0) + x1 y1``: the same additions in the same
-    order as one term a pass, half the passes over ``W[d]``). The lane loops run over unsigned
-    indices, so that LLVM sees non-negative, contiguous indices and vectorises them (no
-    wrap-around of negative indices to handle).
+    order as one term a pass, half the passes over ``W[d]``): the first pass makes one term
+    (``cnt`` odd) or two, the others two each. The lane loops run over unsigned indices, so
+    that LLVM sees non-negative, contiguous indices and vectorises them (no wrap-around of
+    negative indices to handle).
     """
     js, je = np.uint64(lo), np.uint64(hi)
-    if cnt == 1:
+    c0 = 2 - cnt % 2
+    if c0 == 1:
         for j in range(js, je):
             W[d, j] = W[a, j] * W[b, j]
     else:
@@ -130,17 +136,13 @@ def _dot(W, d, a, sa, b, sb, cnt, lo, hi):
         rb = b + sb
         for j in range(js, je):
             W[d, j] = W[a, j] * W[b, j] + W[ra, j] * W[rb, j]
-    for c in range(2, cnt, 2):
+    for c in range(c0, cnt, 2):
         ra = a + c * sa
         rb = b + c * sb
-        if c + 1 == cnt:
-            for j in range(js, je):
-                W[d, j] += W[ra, j] * W[rb, j]
-        else:
-            ra1 = ra + sa
-            rb1 = rb + sb
-            for j in range(js, je):
-                W[d, j] = (W[d, j] + W[ra, j] * W[rb, j]) + W[ra1, j] * W[rb1, j]
+        ra1 = ra + sa
+        rb1 = rb + sb
+        for j in range(js, je):
+            W[d, j] = (W[d, j] + W[ra, j] * W[rb, j]) + W[ra1, j] * W[rb1, j]
 
 
 @_inner
