@@ -43,7 +43,7 @@ def brute(lr=LR, n=200, epochs=3000, seed=5):
     t = time.perf_counter()
     eng = TrainingEngine((X, Y), **SGD, lr=lr, sampling="shuffle", convention="paper", coordinate=sv1, sign=-1.0,
                          shapes=[(1, 1)] * 3)
-    x = np.repeat(np.asarray(B0)[None, :], n, axis=0)
+    x = eng.state(np.repeat(np.asarray(B0)[None, :], n, axis=0))     # weights, epoch position, used samples
     ex = excursions(eng, x, eng.streams(seed, np.arange(n)), low=-np.inf, high=-TARGET,
                     max_steps=epochs * eng.steps_per_epoch, chunk=eng.max_chunk)
     fit = exponential_mle(ex.steps * eng.time_unit, ex.outcome != 2)

@@ -123,7 +123,7 @@ def test_kick_escape_refuses_bad_input():
     with pytest.raises(ValueError, match="well"):
         kick_escape((X, Y), INIT, well=(0.01, 1.0), **kw)
     with pytest.raises(ValueError, match="sampling"):
-        kick_escape((X, Y), INIT, well=(0.2, 1.0), sampling="shuffle", **kw)
+        kick_escape((X, Y), INIT, well=(0.2, 1.0), sampling="full", **kw)   # "shuffle": test_rare_kick_shuffle.py
     with pytest.raises(ValueError, match="mode"):
         kick_escape((X, Y), INIT, well=(0.2, 1.0), mode=1, **kw)
     with pytest.raises(ValueError, match="options"):

@@ -230,7 +230,7 @@ def _check(lr, batch_size, weight_decay, target, well, sampling):
             raise ValueError(f"{name} must be {'>= 0' if name == 'weight_decay' else '> 0'} and finite, got {v}")
     check_int(batch_size, "batch_size", minimum=1)
     if sampling != "replacement":
-        raise ValueError(f"sampling must be 'replacement' (independent minibatches at every step), got {sampling!r}")
+        raise ValueError(f"sampling must be 'replacement' or 'shuffle' (reshuffled epochs), got {sampling!r}")
     try:
         w = np.asarray(well, dtype=float)
     except (TypeError, ValueError):
@@ -558,8 +558,11 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
         flat (choose ``hi`` below the step-size instability, e.g. ``lr * lambda`` about 0.7).
     mode : int >= 0, default 0
         Which singular value.
-    sampling : "replacement"
-        The only sampling for which minibatches are independent between steps.
+    sampling : {"replacement", "shuffle"}
+        Independent minibatches, or reshuffled epochs: then the QSD states carry the position in
+        the epoch and the used samples, the kicking minibatch is drawn without replacement from
+        the unused ones and the continuation runs finish the same epoch (``_kick_shuffle``;
+        ``continuation="trainer"`` only).
     convention : {"paper", "canonical"}
         Loss convention of the trainer.
     options : KickOptions, optional
@@ -573,6 +576,11 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
     -------
     KickEscape
     """
+    if sampling == "shuffle":                                # the augmented chain (epoch position, used samples)
+        from ._kick_shuffle import kick_escape_shuffle
+        return kick_escape_shuffle(data, init, n_layers=n_layers, width=width, lr=lr, batch_size=batch_size,
+                                   weight_decay=weight_decay, target=target, well=well, mode=mode,
+                                   convention=convention, options=options, rng=rng, n_threads=n_threads)
     opts = options if options is not None else KickOptions()
     if not isinstance(opts, KickOptions):
         raise ValueError(f"options must be a KickOptions, got {type(opts).__name__}")  # noqa: TRY004 (house rule)

@@ -1,0 +1,264 @@
+"""``kick_escape(..., sampling="shuffle")``: the kick estimator for reshuffled epochs.
+
+Under random reshuffling the weights alone are no Markov chain, but the weights augmented by
+the position in the epoch and the mask of the samples the epoch has used are (the state of
+:class:`TrainingEngine` with ``exact_epochs=True``): given the past, the next minibatch is a
+uniform random ``batch_size``-subset of the unused samples. The last-exit identity of
+:mod:`._kick` holds for that chain, so
+
+* the QSD is sampled by plain reshuffled chains of the exact engine (their states carry the
+  position and the mask);
+* at each QSD state in the well the kicking minibatch is drawn *without replacement* from the
+  unused samples, from a defensive mixture of the uniform draw and the sequential draw
+  proportional to the exponential tilt of :mod:`._kick` restricted to the unused samples; the
+  weight of an ordered draw ``i_1 .. i_B`` is ``p / (d p + (1 - d) q)``, ``p = prod_k 1 / (m - k)``
+  (``m`` unused samples) and ``q = prod_k w(i_k) / (W - w(i_1) - ... - w(i_{k-1}))`` (at most
+  ``1 / d``, mean 1);
+* the post-step state carries the new position and mask, and its committor comes from
+  continuation runs that finish the same epoch on a uniform permutation of the samples still
+  unused (the trainer's step replayed, vectorised over the runs) and then run whole reshuffled
+  epochs of the exact engine.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .._rng import seed_sequence
+from .._validation import check_int
+from ..training import as_moments, resolve_training_convention
+from ._engine import excursions
+from ._kick import (
+    KickOptions,
+    _chain_estimates,
+    _check,
+    _end_to_end,
+    _Kicker,
+    _qsd,
+    _result,
+    _Sets,
+    _tilt,
+)
+from ._training import MASK_BITS, SharpnessScore, TrainingEngine, network_rank
+
+
+def shuffle_draws(logw, batch_size, n_draws, *, defensive, gen):
+    """Ordered minibatches drawn without replacement from the defensive mixture of the uniform
+    draw and the sequential draw proportional to ``exp(logw)``, with their likelihood ratios
+    against the uniform draw.
+
+    Parameters
+    ----------
+    logw : array (m,)
+        Log-weights of the candidate (unused) samples, ``m >= batch_size``.
+    batch_size, n_draws : int
+        Minibatch size and number of minibatches.
+    defensive : float in (0, 1)
+        Probability of a uniform draw.
+    gen : numpy.random.Generator
+
+    Returns
+    -------
+    (ndarray (n_draws, batch_size) of int, ndarray (n_draws,))
+        Indices into ``logw`` (in draw order) and weights ``p / (d p + (1 - d) q)``.
+    """
+    logw = np.asarray(logw, dtype=float)
+    logw = logw - logw.max()
+    m = logw.size
+    plain = gen.random(n_draws) < defensive
+    gumbel = gen.gumbel(size=(n_draws, m))                  # top-B of key + Gumbel: sequential draw w/o replacement
+    keys = np.where(plain[:, None], 0.0, logw[None, :]) + gumbel
+    idx = np.argsort(-keys, axis=1)[:, :batch_size]
+    w = np.exp(logw)
+    left = np.ones((n_draws, m), dtype=bool)
+    log_q = np.zeros(n_draws)
+    rows = np.arange(n_draws)
+    for k in range(batch_size):                         # the mass left summed afresh: W - taken cancels
+        log_q += logw[idx[:, k]] - np.log((w[None, :] * left).sum(axis=1))
+        left[rows, idx[:, k]] = False
+    log_p = -np.sum(np.log(m - np.arange(batch_size)))
+    with np.errstate(over="ignore"):
+        return idx, 1.0 / (defensive + (1.0 - defensive) * np.exp(log_q - log_p))
+
+
+def _post_state(eng, x, weights, batch):
+    """The augmented state after a step from ``x (dim,)`` on ``batch`` (sample indices) to ``weights``."""
+    nw, spe = eng.n_weights, eng.steps_per_epoch
+    out = np.empty((weights.shape[0], eng.dim))
+    out[:, :nw] = weights
+    pos = int(np.rint(x[nw])) + 1
+    if pos >= spe:
+        out[:, nw:] = 0.0                                     # the epoch's last step: the next starts afresh
+        return out
+    words = np.repeat(x[None, nw + 1:], weights.shape[0], axis=0)
+    for q in range(batch.shape[1]):
+        i = batch[:, q]
+        np.add.at(words, (np.arange(i.size), i // MASK_BITS), 2.0 ** (i % MASK_BITS))
+    out[:, nw] = pos
+    out[:, nw + 1:] = words
+    return out
+
+
+def _exit_draws(kicker, eng, states, valid, n_draws, gen):
+    """Tilted minibatches without replacement at every QSD state in ``A``: post-step augmented
+    states, weights, the chain and the singular value of the state each comes from."""
+    nw = eng.n_weights
+    flat, chain = states[valid], np.nonzero(valid)[0]
+    s = kicker.sets.sv(_end_to_end(eng, flat)) if flat.size else np.zeros(0)
+    inside = np.nonzero((s >= kicker.sets.lo) & (s <= kicker.sets.hi))[0]
+    posts, weights = [], []
+    for a in range(0, inside.size, kicker.block):
+        rows = inside[a:a + kicker.block]
+        xw = flat[rows, :nw]
+        ys = kicker.per_sample(xw)                           # (m, n_samples, n_weights)
+        d = np.einsum("mnd,md->mn", ys - xw[:, None], kicker.grad_log_h(xw))
+        aim = kicker.aim - kicker.log_h(xw)
+        for r, j in enumerate(rows):
+            unused = np.nonzero(~eng.used(flat[j]))[0]
+            logw = _tilt(d[r, unused][None], aim[r:r + 1])[0]
+            idx, w = shuffle_draws(logw, kicker.batch_size, n_draws, defensive=kicker.defensive, gen=gen)
+            batch = unused[idx]
+            posts.append(_post_state(eng, flat[j], ys[r][batch].mean(axis=1), batch))
+            weights.append(w)
+    if not posts:
+        return np.zeros((0, eng.dim)), np.zeros(0), np.zeros(0, dtype=int), np.zeros(0)
+    return (np.concatenate(posts), np.concatenate(weights), np.repeat(chain[inside], n_draws),
+            np.repeat(s[inside], n_draws))
+
+
+def _batch_step(kicker, xw, batch):
+    """The trainer's step of weights ``xw (m, n_weights)`` on minibatches ``batch (m, B)``: the mean
+    of the per-sample steps (as :meth:`_Kicker.per_sample`, on the batch's samples only)."""
+    layers = kicker.eng.layers(xw)
+    acts = [kicker.X[batch]]
+    for W in layers:
+        acts.append(np.einsum("mrc,mnc->mnr", W, acts[-1]))
+    delta = -2.0 * kicker.kappa * (kicker.Y[batch] - acts[-1])
+    grads = [None] * len(layers)
+    for k in range(len(layers) - 1, -1, -1):
+        grads[k] = np.einsum("mnr,mnc->mnrc", delta, acts[k]).reshape(xw.shape[0], batch.shape[1], -1)
+        delta = np.einsum("mrc,mnr->mnc", layers[k], delta)
+    g = np.concatenate(grads, axis=2).mean(axis=1)
+    return xw - kicker.lr * (g + kicker.wd * xw)
+
+
+def _finish_epochs(kicker, eng, starts, gen, block=4096):
+    """The rest of each start's epoch, replayed: a uniform permutation of its unused samples cut
+    into minibatches (the law of the reshuffled epoch given its past), stopped at the first step in
+    ``A`` or ``B``. Returns the states at the epoch's end (phase 0), the outcome so far (2: B,
+    1: A or not finite, 0: neither) and the steps taken."""
+    nw, spe, bs = eng.n_weights, eng.steps_per_epoch, eng.batch_size
+    ends, outcome, cost = starts.copy(), np.zeros(starts.shape[0], dtype=np.int8), 0
+    for a in range(0, starts.shape[0], block):
+        x = starts[a:a + block]
+        pos = np.rint(x[:, nw]).astype(int)
+        used = np.array([eng.used(v) for v in x])
+        order = np.argsort(np.where(used, np.inf, gen.random(used.shape)), axis=1)   # unused first, shuffled
+        w, out = x[:, :nw].copy(), np.zeros(x.shape[0], dtype=np.int8)
+        for t in range(int(spe - pos.min()) if pos.size else 0):
+            go = (out == 0) & (pos + t < spe)
+            if not go.any():
+                break
+            rows = np.nonzero(go)[0]
+            batch = order[rows, t * bs:(t + 1) * bs]
+            w[rows] = _batch_step(kicker, w[rows], batch)
+            code = np.nan_to_num(kicker.sets(_end_to_end(eng, w[rows])), nan=-1.0)
+            out[rows[code == 1.0]], out[rows[code == -1.0]] = 2, 1
+            cost += rows.size
+        ends[a:a + block, :nw], ends[a:a + block, nw:] = w, 0.0
+        outcome[a:a + block] = out
+    return ends, outcome, cost
+
+
+def _continue(kicker, eng, starts, entropy, max_steps, gen):
+    """Continuation runs until ``A`` or ``B``: the rest of each start's epoch replayed
+    (:func:`_finish_epochs`; one ``train`` call per mid-epoch replica would be thousands of calls),
+    then whole reshuffled epochs of the trainer. Outcomes (2: B, 1: A or not finite, 0: censored)
+    and SGD steps."""
+    mid = np.rint(starts[:, eng.n_weights]) > 0
+    ends, outcome, cost = starts.copy(), np.zeros(starts.shape[0], dtype=np.int8), 0
+    if mid.any():
+        ends[mid], outcome[mid], cost = _finish_epochs(kicker, eng, starts[mid], gen)
+    go = np.nonzero(outcome == 0)[0]
+    streams = eng.streams(entropy, np.arange(starts.shape[0]))
+    spe = eng.steps_per_epoch
+    block = max(1, int(2e7 // (16 * spe * (eng.batch_size + eng.dim + 1))))
+    for a in range(0, go.size, block):
+        sl = go[a:a + block]
+        st = streams[sl]
+        ex = excursions(eng, ends[sl], st, low=-0.5, high=0.5, max_steps=max_steps, chunk=spe)
+        outcome[sl], cost = ex.outcome, cost + int(ex.cost)
+    return outcome, cost
+
+
+def kick_escape_shuffle(data, init, *, n_layers, width, lr, batch_size, weight_decay, target, well, mode,
+                        convention, options, rng, n_threads):
+    """:func:`~phasetools.rare.kick_escape` with ``sampling="shuffle"`` (module docstring).
+
+    Parameters
+    ----------
+    data, init, n_layers, width, lr, batch_size, weight_decay, target, well, mode, convention, options, rng, n_threads
+        As :func:`~phasetools.rare.kick_escape`.
+
+    Returns
+    -------
+    KickEscape
+        With ``options["sampling"] = "shuffle"``.
+    """
+    opts = options if options is not None else KickOptions()
+    if not isinstance(opts, KickOptions):
+        raise ValueError(f"options must be a KickOptions, got {type(opts).__name__}")  # noqa: TRY004 (house rule)
+    if opts.continuation != "trainer":
+        raise ValueError(f"sampling='shuffle' needs continuation='trainer' (the exact reshuffled engine), "
+                         f"got {opts.continuation!r}")
+    lo, hi = _check(lr, batch_size, weight_decay, target, well, "replacement")
+    t_start = time.perf_counter()
+    X, Y = (np.asarray(a, dtype=float) for a in (data if isinstance(data, tuple) else (data.X, data.Y)))
+    if X.shape[0] < batch_size:
+        raise ValueError(f"batch_size must be <= the number of samples {X.shape[0]}, got {batch_size}")
+    init = [np.asarray(w, dtype=float) for w in init]
+    check_int(mode, "mode", minimum=0)
+    if mode >= network_rank(init):
+        raise ValueError(f"mode must be in [0, {network_rank(init) - 1}] (the network's rank), got {mode}")
+    sets = _Sets(mode, float(target), (lo, hi))
+    eng = TrainingEngine((X, Y), n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, sampling="shuffle", convention=convention, coordinate=sets,
+                         sign=1.0, shapes=[w.shape for w in init], n_threads=n_threads, exact_epochs=True)
+    kappa = resolve_training_convention(convention, Y.shape[1]).kappa
+    score = SharpnessScore(target, init, as_moments((X, Y)).input_cov, mode=mode)
+    root = seed_sequence(rng)
+    s_qsd, s_draw, s_cont = root.spawn(3)
+    e_qsd, e_cont = (int(s.generate_state(2, np.uint64)[0] % 2**63) for s in (s_qsd, s_cont))
+    x0 = eng.state(np.concatenate([w.ravel() for w in init]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        states, valid, cost_qsd = _qsd(eng, x0, opts, e_qsd, sets)
+    aim = float(np.log(opts.kick / (2.0 * kappa * lr)))
+    kicker = _Kicker(eng, X, Y, lr=lr, weight_decay=weight_decay, kappa=kappa, batch_size=batch_size, score=score,
+                     sets=sets, aim=aim, defensive=opts.defensive)
+    gen = np.random.default_rng(s_draw)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        post, weight, chain, origin = _exit_draws(kicker, eng, states, valid, opts.n_draws, gen)
+        code = sets(_end_to_end(eng, post)) if post.size else np.zeros(0)
+        q = np.where(code == 1.0, 1.0, 0.0)
+        out = np.nonzero(code == 0.0)[0]
+        n_reached = n_censored = cost_cont = 0
+        if out.size:
+            outcome, cost_cont = _continue(kicker, eng, np.repeat(post[out], opts.n_continue, axis=0), e_cont,
+                                           opts.max_steps, gen)
+            q[out] = (outcome == 2).reshape(out.size, opts.n_continue).mean(axis=1)
+            n_reached, n_censored = int(np.sum(outcome == 2)), int(np.sum(outcome == 0))
+    contrib = weight * q
+    n_per_chain = valid.sum(axis=1).astype(float)
+    k_chains = _chain_estimates(contrib, chain, n_per_chain, opts.n_draws)
+    tail = origin >= np.quantile(origin, 0.95) if origin.size else origin.astype(bool)
+    tail_share = float(contrib[tail].sum() / contrib.sum()) if contrib.sum() > 0 else np.nan
+    res = _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts,
+                  {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
+                   "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
+                   "target": float(target), "well": (lo, hi)},
+                  dict(qsd=cost_qsd, **{"continue": cost_cont}, total=cost_qsd + cost_cont),
+                  n_reached, n_censored, root, time.perf_counter() - t_start)
+    res.options["sampling"] = "shuffle"
+    return res

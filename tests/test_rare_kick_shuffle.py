@@ -1,0 +1,118 @@
+"""The kick estimator for reshuffled epochs (kick_escape(..., sampling="shuffle"), docs/rare.md)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from phasetools.langevin import escape_problem
+from phasetools.rare import KickOptions, TrainingEngine, kick_escape
+from phasetools.rare._kick import _Kicker, _Sets
+from phasetools.rare._kick_shuffle import _exit_draws, shuffle_draws
+from phasetools.rare._training import SharpnessScore
+from phasetools.training import GaussianTeacher, as_moments, resolve_training_convention
+
+TARGET = 0.0462726
+X, Y = GaussianTeacher([0.8]).sample(512, 1)
+B0 = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", convention="paper").x0
+INIT = [np.full((1, 1), v) for v in B0]
+SGD = {"n_layers": 3, "width": 1, "batch_size": 4, "weight_decay": 0.32}
+SMALL = KickOptions(n_chains=3, burn_in_epochs=1, n_epochs=1, thin=64, n_draws=2, n_continue=2)
+
+
+def _well(lr, level=0.7):
+    return 0.2, (level / (6 * lr * np.mean(X**2))) ** 0.75
+
+
+def test_sequential_draws_without_replacement_have_mean_one_weights():
+    gen = np.random.default_rng(0)
+    logw = 2.0 * gen.normal(size=9)
+    idx, w = shuffle_draws(logw, 3, 100_000, defensive=0.1, gen=gen)
+    assert idx.shape == (100_000, 3) and np.all(np.diff(np.sort(idx, axis=1), axis=1) > 0)   # no repeats
+    assert w.max() <= 1 / 0.1 + 1e-12 and w.min() > 0
+    assert abs(w.mean() - 1.0) < 4 * w.std() / np.sqrt(w.size), w.mean()
+
+
+def test_kick_probability_from_a_mid_epoch_state_matches_enumerating_the_unused_samples():
+    """Tiny data (8 samples, B = 2, 4 steps per epoch), a state one step into its epoch with
+    samples 0 and 1 used: P(one step lifts sv1 above a level) by enumerating every pair of the
+    6 unused samples (the next batch is a uniform pair of them), against the tilted draws
+    without replacement weighted by their likelihood ratios; the post-step states carry the
+    epoch's position and mask."""
+    gen = np.random.default_rng(1)
+    Xs = gen.normal(size=(8, 1)) * np.array([[3.0], [3.0], [1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(8, 1))
+    lr = 0.1
+    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=2, sampling="shuffle",
+                         convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0, shapes=[(1, 1)] * 3)
+    x = eng.state(np.full(3, np.cbrt(0.5)))
+    x[eng.n_weights], x[eng.n_weights + 1] = 1.0, 2.0**0 + 2.0**1           # position 1, samples 0 and 1 used
+    sets = _Sets(0, 0.01, (0.2, 5.0))
+    score = SharpnessScore(0.01, [np.full((1, 1), np.cbrt(0.5))] * 3, as_moments((Xs, Ys)).input_cov)
+    kappa = resolve_training_convention("paper", 1).kappa
+    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=kappa, batch_size=2, score=score, sets=sets,
+                     aim=float(np.log(1.0 / (2.0 * kappa * lr))), defensive=0.2)
+    ys = kicker.per_sample(x[None, :3])[0]
+    post_sv = lambda idx: np.prod(ys[idx].mean(axis=-2), axis=-1)           # balanced width-1 chain: sv1 = product
+    pairs = np.array(list(itertools.combinations(range(2, 8), 2)))
+    level = np.sort(post_sv(pairs))[-2] - 1e-9                              # the two largest of 15 pairs
+    exact = np.mean(post_sv(pairs) > level)
+    assert exact == pytest.approx(2 / 15)
+    # the kick probability of the true next batch, also for samples 0 and 1 allowed, differs
+    every = np.array(list(itertools.combinations(range(8), 2)))
+    assert abs(np.mean(post_sv(every) > level) - exact) > 0.02
+    post, w, _, _ = _exit_draws(kicker, eng, x[None, None, :], np.ones((1, 1), bool), 40_000, gen)
+    hits = w * (np.prod(post[:, :3], axis=1) > level)
+    est, se = hits.mean(), hits.std() / np.sqrt(hits.size)
+    assert abs(est - exact) < 3.5 * se and se < 0.05 * exact, (est, se, exact)
+    assert np.all(post[:, 3] == 2.0)
+    used = np.array([eng.used(p) for p in post[:100]])
+    assert np.all(used.sum(axis=1) == 4) and np.all(used[:, :2])
+
+
+def test_kick_escape_shuffle_is_seeded_and_records_its_sampling():
+    kw = dict(**SGD, lr=0.11, target=TARGET, well=_well(0.11), sampling="shuffle", options=SMALL)
+    a = kick_escape((X, Y), INIT, rng=3, **kw)
+    b = kick_escape((X, Y), INIT, rng=3, **kw)
+    assert a.options["sampling"] == "shuffle" and a.n_states > 0 and a.n_draws == a.n_in_well * 2
+    assert np.array_equal(a.k_chains, b.k_chains, equal_nan=True)
+    assert a.weight_mean > 0 and np.isfinite(a.k)
+    with pytest.raises(ValueError, match="continuation"):
+        kick_escape((X, Y), INIT, rng=3, **{**kw, "options": KickOptions(continuation="tilted")})
+
+
+def test_replayed_rest_of_epoch_has_the_law_of_the_exact_engine():
+    """From a mid-epoch state, the continuation's replay of the rest of the epoch (a uniform
+    permutation of the unused samples, the trainer's step) ends the epoch with the same law of
+    the weights as the exact reshuffled engine (TrainingEngine.advance), and its step on a batch
+    is the mean of the per-sample steps."""
+    from phasetools.rare._kick_shuffle import _batch_step, _finish_epochs
+    gen = np.random.default_rng(2)
+    Xs = gen.normal(size=(8, 1)) * np.array([[3.0], [3.0], [1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(8, 1))
+    lr = 0.1
+    kappa = resolve_training_convention("paper", 1).kappa
+    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=2, sampling="shuffle",
+                         convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0, shapes=[(1, 1)] * 3)
+    x = eng.state(np.array([0.9, 0.8, 0.7]))
+    x[3], x[4] = 1.0, 2.0**0 + 2.0**7                                        # position 1, samples 0 and 7 used
+    sets = _Sets(0, 0.001, (10.0, 20.0))                                    # neither A nor B is reached
+    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=kappa, batch_size=2, score=None, sets=sets,
+                     aim=0.0, defensive=0.2)
+    batch = np.array([[2, 5], [1, 1], [3, 6]])
+    ys = kicker.per_sample(np.repeat(x[None, :3], 3, axis=0))
+    assert np.allclose(_batch_step(kicker, np.repeat(x[None, :3], 3, axis=0), batch),
+                       np.take_along_axis(ys, batch[:, :, None], axis=1).mean(axis=1), rtol=1e-12)
+    ends, out, cost = _finish_epochs(kicker, eng, np.repeat(x[None], 4000, axis=0), gen)
+    assert np.all(out == 0) and cost == 4000 * 3 and np.all(ends[:, 3:] == 0)
+    ref = eng.advance(np.repeat(x[None], 300, axis=0), eng.streams(1, np.arange(300)), 3, -np.inf)[0]
+    for j in range(3):
+        a, b = ends[:, j], ref[:, j]
+        se = np.sqrt(a.var() / a.size + b.var() / b.size)
+        assert abs(a.mean() - b.mean()) < 4 * se, (j, a.mean(), b.mean(), se)
+        assert b.std() == pytest.approx(a.std(), rel=0.25)
+    # the law depends on the mask: the same state with samples 2 and 3 used instead ends elsewhere
+    y = x.copy()
+    y[4] = 2.0**2 + 2.0**3
+    other = _finish_epochs(kicker, eng, np.repeat(y[None], 4000, axis=0), gen)[0]
+    assert abs(other[:, 0].mean() - ends[:, 0].mean()) > 4 * np.sqrt(2 / 4000) * ends[:, 0].std()
