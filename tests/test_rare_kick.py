@@ -224,7 +224,7 @@ def test_cli_rare_train_method_kick_stores_and_refuses_bad_input(tmp_path, capsy
     res = load(out, row["stored"][0])
     assert isinstance(res, KickEscape) and res.tau == row["tau_epochs"] and res.well == tuple(row["well"])
     assert row["well"][0] == 0.2 and row["well"][1] == pytest.approx((0.7 / (6 * 0.1 * np.mean(X**2))) ** 0.75)
-    for bad, word in ((["--direction", "fwd"], "--direction"), (["--sampling", "shuffle"], "sampling"),
+    for bad, word in ((["--direction", "fwd"], "--direction"),
                       (["--well", "0.5"], "--well"), (["--well", "1.0,0.5"], "well")):
         assert main(["rare", "train", "--method", "kick", "--lr", "0.1", *bad]) == 2
         err = capsys.readouterr().err

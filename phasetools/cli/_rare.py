@@ -127,7 +127,7 @@ def _add_train(rsub):
     p.add_argument("--keep-paths", action="store_true", help="keep the reactive trajectories in the result")
     p.add_argument("--method", choices=["ams", "kick"], default="ams",
                    help="ams (default), or kick: importance sampling of the minibatch that kicks the network out of "
-                        "its well (rare.kick_escape; --sampling replacement, --direction bwd; docs/rare.md)")
+                        "its well (rare.kick_escape; --direction bwd; docs/rare.md)")
     p.add_argument("--well", default=None, metavar="LO,HI",
                    help="kick: the well in the top singular value (default: 0.2 up to where lr times the mode's "
                         "Gauss-Newton curvature of the balanced chain is 0.7)")
