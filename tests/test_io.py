@@ -225,11 +225,18 @@ def test_not_a_phasetools_file(tmp_path):
 
 
 def test_no_pickle_in_the_io_layer():
+    """Nothing the package reads is unpickled: no pickle/cloudpickle load anywhere, no
+    ``allow_pickle=True``. (Pickling *out* is allowed: rare/_executor.py dumps an engine once
+    to check, before any work, that a process pool or Dask can ship it.)"""
     import pathlib
+    import re
 
     import phasetools
 
     root = pathlib.Path(phasetools.__file__).parent
+    reading = re.compile(r"pickle\.(load|loads|Unpickler)\b|allow_pickle\s*=\s*True|pd\.read_pickle")
     for py in root.rglob("*.py"):
         text = py.read_text()
-        assert "import pickle" not in text and "cloudpickle" not in text, py
+        assert not reading.search(text), (py, reading.search(text))
+        if "import pickle" in text or "cloudpickle" in text:
+            assert py.relative_to(root).as_posix() == "rare/_executor.py", py
