@@ -596,12 +596,35 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
     eng = TrainingEngine((X, Y), n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
                          batch_size=batch_size, sampling="replacement", convention=convention, coordinate=sets,
                          sign=1.0, shapes=shapes, n_threads=n_threads)
-    kappa = resolve_training_convention(convention, Y.shape[1]).kappa
-    score = SharpnessScore(target, init, as_moments((X, Y)).input_cov, mode=mode)
+    x0 = np.concatenate([w.ravel() for w in init])
+    config = {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
+              "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
+              "target": float(target), "well": (lo, hi)}
+    return _estimate(eng, x0, (X, Y), init, sets, opts, config, rng, t_start,
+                     draws=_exit_draws, cont=_continue_replacement)
+
+
+def _continue_replacement(kicker, eng, starts, e_cont, gen, opts):
+    """Continuation runs of SGD with replacement from ``starts``: ``(value, outcome, cost)``
+    with ``value`` each run's contribution to ``q`` (1 for a run that reached ``B``, or its
+    path weight with the tilted continuation)."""
+    if opts.continuation == "tilted":
+        return _continue_tilted(kicker, starts, gen, opts.max_steps)
+    outcome, cost = _continue_trainer(eng, starts, e_cont, opts.max_steps, eng.batch_size)
+    return (outcome == 2).astype(float), outcome, cost
+
+
+def _estimate(eng, x0, data, init, sets, opts, config, rng, t_start, *, draws, cont):
+    """The estimator shared by both samplings: the QSD from ``x0``, ``draws(kicker, states,
+    valid, n_draws, gen)`` exit draws, ``cont(kicker, eng, starts, e_cont, gen, opts)``
+    continuation runs for the post-step states in neither set, and the stored result."""
+    X, Y = data
+    lr, weight_decay, batch_size = config["lr"], config["weight_decay"], config["batch_size"]
+    kappa = resolve_training_convention(config["convention"], Y.shape[1]).kappa
+    score = SharpnessScore(config["target"], init, as_moments((X, Y)).input_cov, mode=config["mode"])
     root = seed_sequence(rng)
     s_qsd, s_draw, s_cont = root.spawn(3)
     e_qsd, e_cont = (int(s.generate_state(2, np.uint64)[0] % 2**63) for s in (s_qsd, s_cont))
-    x0 = np.concatenate([w.ravel() for w in init])
     with np.errstate(over="ignore", invalid="ignore"):      # weights after a catapult may overflow
         states, valid, cost_qsd = _qsd(eng, x0, opts, e_qsd, sets)
     aim = float(np.log(opts.kick / (2.0 * kappa * lr)))
@@ -609,18 +632,14 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
                      sets=sets, aim=aim, defensive=opts.defensive)
     gen = np.random.default_rng(s_draw)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        post, weight, chain, origin = _exit_draws(kicker, states, valid, opts.n_draws, gen)
+        post, weight, chain, origin = draws(kicker, states, valid, opts.n_draws, gen)
         code = sets(_end_to_end(eng, post)) if post.size else np.zeros(0)
         q = np.where(code == 1.0, 1.0, 0.0)
         out = np.nonzero(code == 0.0)[0]
         n_reached = n_censored = cost_cont = 0
         if out.size:
             starts = np.repeat(post[out], opts.n_continue, axis=0)
-            if opts.continuation == "tilted":
-                value, outcome, cost_cont = _continue_tilted(kicker, starts, gen, opts.max_steps)
-            else:
-                outcome, cost_cont = _continue_trainer(eng, starts, e_cont, opts.max_steps, batch_size)
-                value = (outcome == 2).astype(float)
+            value, outcome, cost_cont = cont(kicker, eng, starts, e_cont, gen, opts)
             q[out] = value.reshape(out.size, opts.n_continue).mean(axis=1)
             n_reached, n_censored = int(np.sum(outcome == 2)), int(np.sum(outcome == 0))
     contrib = weight * q
@@ -629,10 +648,7 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
     tail = origin >= np.quantile(origin, 0.95) if origin.size else origin.astype(bool)
     tail_share = float(contrib[tail].sum() / contrib.sum()) if contrib.sum() > 0 else np.nan
     return _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts,
-                   {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
-                        "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
-                        "target": float(target), "well": (lo, hi)},
-                   dict(qsd=cost_qsd, **{"continue": cost_cont}, total=cost_qsd + cost_cont),
+                   config, dict(qsd=cost_qsd, **{"continue": cost_cont}, total=cost_qsd + cost_cont),
                    n_reached, n_censored, root, time.perf_counter() - t_start)
 
 

@@ -26,22 +26,17 @@ import time
 
 import numpy as np
 
-from .._rng import seed_sequence
 from .._validation import check_int
-from ..training import as_moments, resolve_training_convention
 from ._engine import excursions
 from ._kick import (
     KickOptions,
-    _chain_estimates,
     _check,
     _end_to_end,
-    _Kicker,
-    _qsd,
-    _result,
+    _estimate,
     _Sets,
     _tilt,
 )
-from ._training import MASK_BITS, SharpnessScore, TrainingEngine, network_rank
+from ._training import MASK_BITS, TrainingEngine, network_rank
 
 
 def shuffle_draws(logw, batch_size, n_draws, *, defensive, gen):
@@ -226,39 +221,18 @@ def kick_escape_shuffle(data, init, *, n_layers, width, lr, batch_size, weight_d
     eng = TrainingEngine((X, Y), n_layers=n_layers, width=width, lr=lr, weight_decay=weight_decay,
                          batch_size=batch_size, sampling="shuffle", convention=convention, coordinate=sets,
                          sign=1.0, shapes=[w.shape for w in init], n_threads=n_threads, exact_epochs=True)
-    kappa = resolve_training_convention(convention, Y.shape[1]).kappa
-    score = SharpnessScore(target, init, as_moments((X, Y)).input_cov, mode=mode)
-    root = seed_sequence(rng)
-    s_qsd, s_draw, s_cont = root.spawn(3)
-    e_qsd, e_cont = (int(s.generate_state(2, np.uint64)[0] % 2**63) for s in (s_qsd, s_cont))
     x0 = eng.state(np.concatenate([w.ravel() for w in init]))
-    with np.errstate(over="ignore", invalid="ignore"):
-        states, valid, cost_qsd = _qsd(eng, x0, opts, e_qsd, sets)
-    aim = float(np.log(opts.kick / (2.0 * kappa * lr)))
-    kicker = _Kicker(eng, X, Y, lr=lr, weight_decay=weight_decay, kappa=kappa, batch_size=batch_size, score=score,
-                     sets=sets, aim=aim, defensive=opts.defensive)
-    gen = np.random.default_rng(s_draw)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        post, weight, chain, origin = _exit_draws(kicker, eng, states, valid, opts.n_draws, gen)
-        code = sets(_end_to_end(eng, post)) if post.size else np.zeros(0)
-        q = np.where(code == 1.0, 1.0, 0.0)
-        out = np.nonzero(code == 0.0)[0]
-        n_reached = n_censored = cost_cont = 0
-        if out.size:
-            outcome, cost_cont = _continue(kicker, eng, np.repeat(post[out], opts.n_continue, axis=0), e_cont,
-                                           opts.max_steps, gen)
-            q[out] = (outcome == 2).reshape(out.size, opts.n_continue).mean(axis=1)
-            n_reached, n_censored = int(np.sum(outcome == 2)), int(np.sum(outcome == 0))
-    contrib = weight * q
-    n_per_chain = valid.sum(axis=1).astype(float)
-    k_chains = _chain_estimates(contrib, chain, n_per_chain, opts.n_draws)
-    tail = origin >= np.quantile(origin, 0.95) if origin.size else origin.astype(bool)
-    tail_share = float(contrib[tail].sum() / contrib.sum()) if contrib.sum() > 0 else np.nan
-    res = _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts,
-                  {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
-                   "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
-                   "target": float(target), "well": (lo, hi)},
-                  dict(qsd=cost_qsd, **{"continue": cost_cont}, total=cost_qsd + cost_cont),
-                  n_reached, n_censored, root, time.perf_counter() - t_start)
+    config = {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
+              "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
+              "target": float(target), "well": (lo, hi)}
+    res = _estimate(eng, x0, (X, Y), init, sets, opts, config, rng, t_start,
+                    draws=lambda kicker, *a: _exit_draws(kicker, eng, *a), cont=_continue_shuffled)
     res.options["sampling"] = "shuffle"
     return res
+
+
+def _continue_shuffled(kicker, eng, starts, e_cont, gen, opts):
+    """Continuation runs of reshuffled SGD from ``starts`` (each finishes its epoch on its unused
+    samples, then whole epochs): ``(value, outcome, cost)``, ``value`` 1 for a run that reached ``B``."""
+    outcome, cost = _continue(kicker, eng, starts, e_cont, opts.max_steps, gen)
+    return (outcome == 2).astype(float), outcome, cost
