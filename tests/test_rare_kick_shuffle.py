@@ -5,23 +5,15 @@ import itertools
 import numpy as np
 import pytest
 
-from phasetools.langevin import escape_problem
 from phasetools.rare import KickOptions, TrainingEngine, kick_escape
 from phasetools.rare._kick import _Kicker, _Sets
 from phasetools.rare._kick_shuffle import _exit_draws, shuffle_draws
 from phasetools.rare._training import SharpnessScore
-from phasetools.training import GaussianTeacher, as_moments, resolve_training_convention
+from phasetools.training import as_moments, resolve_training_convention
 
-TARGET = 0.0462726
-X, Y = GaussianTeacher([0.8]).sample(512, 1)
-B0 = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="bwd", convention="paper").x0
-INIT = [np.full((1, 1), v) for v in B0]
-SGD = {"n_layers": 3, "width": 1, "batch_size": 4, "weight_decay": 0.32}
+from test_rare_kick import INIT, SGD, TARGET, X, Y, _well  # the same chain, data and well as the replacement tests
+
 SMALL = KickOptions(n_chains=3, burn_in_epochs=1, n_epochs=1, thin=64, n_draws=2, n_continue=2)
-
-
-def _well(lr, level=0.7):
-    return 0.2, (level / (6 * lr * np.mean(X**2))) ** 0.75
 
 
 def test_sequential_draws_without_replacement_have_mean_one_weights():
