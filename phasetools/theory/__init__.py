@@ -18,7 +18,8 @@ Many features
 Finite samples
     empirical_modes -> EmpiricalModes, empirical_moments, MisalignmentWarning
 Escape times
-    kramers_time, mean_first_passage_time, mfpt_1d, eyring_kramers_time
+    kramers_time, mean_first_passage_time, mfpt_1d, eyring_kramers_time; mfpt_grid -> GridMFPT
+    (the exact MFPT of a few-variable diffusion by finite volumes, e.g. the 3-weight chain)
 SGD noise (per-sample gradient covariance of the linear network)
     residual_moments, gradient_noise_kernel, gradient_covariance_from_K,
     without_replacement_factor, noise_strength, effective_temperature; from the data's own
@@ -39,6 +40,7 @@ from ._critical import CriticalPoints, critical_points
 from ._empirical import EmpiricalModes, MisalignmentWarning, RelaxedState, empirical_moments, empirical_modes
 from ._escape import eyring_kramers_time, kramers_time, mean_first_passage_time, mfpt_1d
 from ._landscape import HessianSpectrum, Landscape, landscape
+from ._mfpt_grid import GridMFPT, mfpt_grid
 from ._modes import ModeState, ModeTransition, Modes, PhaseDiagram, modes, phase_diagram
 from ._nonaligned import NonalignedCriticalPoints, nonaligned_critical_points
 from ._sgd import (data_noise_kernel, effective_temperature, gaussian_fourth_moments, gradient_covariance_from_K,
@@ -61,7 +63,7 @@ __all__ = [
     "ModeState", "ModeTransition", "Modes", "modes", "PhaseDiagram", "phase_diagram",
     "NonalignedCriticalPoints", "nonaligned_critical_points",
     "EmpiricalModes", "RelaxedState", "MisalignmentWarning", "empirical_modes", "empirical_moments",
-    "kramers_time", "mean_first_passage_time", "mfpt_1d", "eyring_kramers_time",
+    "kramers_time", "mean_first_passage_time", "mfpt_1d", "eyring_kramers_time", "mfpt_grid", "GridMFPT",
     "residual_moments", "gradient_noise_kernel", "gradient_covariance_from_K", "without_replacement_factor",
     "noise_strength", "effective_temperature", "data_noise_kernel", "sample_fourth_moments", "gaussian_fourth_moments",
     "ModeNoise", "mode_noise", "data_mode_noise", "CrossModeNoise", "data_cross_noise", "EscapePrediction", "predict_sgd_escape", "PlateauPrediction",

@@ -1,0 +1,102 @@
+"""theory.mfpt_grid: the exact mean first-passage time of a few-variable diffusion by finite volumes."""
+
+import numpy as np
+import pytest
+
+from phasetools.langevin import escape_problem
+from phasetools.theory import GridMFPT, mfpt_1d, mfpt_grid
+
+T = 0.05                                   # the double well's barrier 0.25 is 5 T
+
+
+def _well(x):
+    return x**4 / 4 - x**2 / 2
+
+
+def _separable(x):                          # the double well in x times a harmonic y
+    return _well(x[..., 0]) + 0.5 * x[..., 1] ** 2
+
+
+def _target(x):                             # x >= 0.5, between two cell centres on every grid
+    return x[..., 0] - 0.5
+
+
+def _start(x):                              # the column of cells centred on x = -1 (a centre when h = 2/k, k odd)
+    return np.abs(x[..., 0] + 1.0) < 0.01
+
+
+SPACINGS = [2 / k for k in (31, 41, 51, 61)]
+
+
+def _separable_mfpt(**kw):
+    return mfpt_grid(_separable, _target, _start, T, n_dim=2, half_width=2.0, **kw)
+
+
+def test_separable_potential_matches_the_1d_quadrature_after_extrapolation():
+    """U = x^4/4 - x^2/2 + y^2/2, target x >= 0.5, reflecting box [-2, 2]^2: the MFPT from x = -1
+    does not depend on y and is the 1D quadrature's with the wall at -2. Each grid is off by
+    -2.0 h^2 (relative), the line in h^2 through four grids by less than 1e-4."""
+    exact = mfpt_1d(_well, -1.0, 0.5, -2.0, T)
+    res = _separable_mfpt(spacing=SPACINGS, symmetries=[np.diag([1, -1])])
+    assert isinstance(res, GridMFPT)
+    err = np.array(res.taus) / exact - 1
+    assert np.all(err < -2e-3)                                    # every grid alone is visibly off
+    assert np.allclose(err / np.square(res.spacings), -2.0, rtol=0.03)   # ... by a clean O(h^2)
+    assert res.tau == pytest.approx(exact, rel=1e-4)
+    assert 0 < res.tau_stderr < 1e-4 * exact
+    assert res.n_unknowns[0] * 2 == res.n_cells[0]                # y -> -y folded out
+
+
+def test_one_dimension_and_the_folded_symmetry_give_the_same_chain():
+    exact = mfpt_1d(_well, -1.0, 0.5, -2.0, T)
+    one = mfpt_grid(lambda x: _well(x[..., 0]), _target, _start, T, n_dim=1, half_width=2.0, spacing=SPACINGS)
+    two = _separable_mfpt(spacing=SPACINGS[0])
+    assert one.tau == pytest.approx(exact, rel=1e-4)
+    assert one.taus[0] == pytest.approx(two.taus[0], rel=1e-10)   # the y part is in equilibrium
+    assert np.isnan(two.tau_stderr) and two.tau == two.taus[0]
+
+
+def test_target_boundary_between_centres_is_not_a_staircase():
+    """Moving the target by a quarter cell moves the MFPT smoothly (by the 1D quadrature's change),
+    not by a jump to the next cell centre."""
+    h = SPACINGS[1]
+    taus = [mfpt_grid(lambda x: _well(x[..., 0]), lambda x, a=a: x[..., 0] - a, _start, T, n_dim=1, half_width=2.0,
+                      spacing=h).tau for a in (0.5, 0.5 + h / 4)]
+    exact = [mfpt_1d(_well, -1.0, a, -2.0, T) for a in (0.5, 0.5 + h / 4)]
+    assert taus[1] / taus[0] == pytest.approx(exact[1] / exact[0], rel=2e-4)
+
+
+def test_the_chain_folded_by_its_24_symmetries_equals_the_unfolded_solve():
+    """The paper's 3-weight chain at dU/T = 10 on a coarse grid: lumping onto the orbits of the
+    permutations and pair sign flips (24 elements) changes nothing but the size of the solve."""
+    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    temperature, level = ch.barrier / 10, float(ch.stop.level)
+    common = dict(n_dim=3, half_width=0.8, spacing=0.08, energy_cut=ch.barrier + 20 * temperature)
+    args = (ch.potential.energy, lambda x: x.prod(-1) - level, lambda x: (x**2).sum(-1) < 0.04, temperature)
+    full = mfpt_grid(*args, **common)
+    folded = mfpt_grid(*args, **common, symmetries=[np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]]),
+                                                    np.array([[0, 1, 0], [0, 0, 1], [1, 0, 0]]), np.diag([-1, -1, 1])])
+    assert folded.tau == pytest.approx(full.tau, rel=1e-8)
+    assert full.n_unknowns == full.n_cells and full.n_cells == folded.n_cells
+    assert 15 < full.n_unknowns[0] / folded.n_unknowns[0] <= 24     # orbits on the diagonals are smaller
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(symmetries=[np.diag([-1, 1])]), "does not leave the target unchanged"),   # x -> -x moves the target
+    (dict(symmetries=[np.array([[1, 1], [0, 1]])]), "signed permutation"),
+    (dict(spacing=[0.1, 0.1]), "at least 2 different spacings"),
+    (dict(spacing=[0.1, 0.08], degree=2), "at least 3 different spacings"),
+    (dict(spacing=-0.1), "spacing"),
+    (dict(degree=0), "degree"),
+])
+def test_bad_input_is_refused(kw, match):
+    kw = {"spacing": 0.1, **kw}
+    with pytest.raises(ValueError, match=match):
+        _separable_mfpt(**kw)
+
+
+def test_bad_temperature_and_empty_start_are_refused():
+    with pytest.raises(ValueError, match="temperature"):
+        mfpt_grid(_separable, _target, _start, 0.0, n_dim=2, half_width=2.0, spacing=0.1)
+    with pytest.raises(ValueError, match="start"):
+        mfpt_grid(_separable, _target, lambda x: x[..., 0] > 5, T, n_dim=2, half_width=2.0, spacing=0.1)
