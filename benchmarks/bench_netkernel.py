@@ -15,7 +15,10 @@
    run compiles only the worker variant of its noise, scheme and order-parameter kind).
 2. **Steps per second per core**, in interleaved rounds (every round runs every contender
    once, in an order rotated from round to round; medians over rounds, ratios as medians of
-   per-round ratios), one thread each, in this process:
+   per-round ratios), one thread each, in this process. Each kernel run is timed by the calling
+   thread's CPU time (``time.thread_time``: the kernel runs in that thread, so other jobs on a
+   shared machine do not count) and by wall time; the CPU figures are the reliable ones, the
+   tables print both:
 
    * width 10 (additive noise, the escape problem above, 1 -> 10 -> 10 -> 1, and the paper's
      2 -> 10 -> 10 -> 2 with SGD-like noise): the structured kernel against
@@ -25,7 +28,8 @@
      ``network(..., kernel="sympy")``, on the same streams.
 
     python benchmarks/bench_netkernel.py            # about 15 minutes on 2 quiet cores
-    python benchmarks/bench_netkernel.py --quick    # fewer steps and rounds; widths 2 and 10
+    python benchmarks/bench_netkernel.py --quick    # fewer steps, 9 rounds; widths 2 and 10
+    python benchmarks/bench_netkernel.py --skip-first-call --quick   # the speed table alone (about 3 minutes)
     python benchmarks/bench_netkernel.py --cold-rounds 3   # the paper network's cold first call only
 
 3. With ``--cold-rounds N``: the paper's network's first call on empty caches, with and without
@@ -36,7 +40,7 @@
 On empty caches the first call shares the compilation with a helper process
 (``phasetools._numba.compile_shared``); the CPU times printed include that process's.
 
-Options: ``--rounds N`` (default 5; quick 2), ``--skip-first-call``, ``--cold-rounds N`` (then
+Options: ``--rounds N`` (default 5; quick 9), ``--skip-first-call``, ``--cold-rounds N`` (then
 only that table, unless ``--speed``), ``--json PATH``.
 Prints markdown tables. Not a test (no ``test_`` prefix).
 """
@@ -84,8 +88,8 @@ out = {"import": t_import, "call": time.perf_counter() - t1, "call_cpu": time.pr
        "helper_cpu": child_cpu, "total": time.perf_counter() - t0, "total_cpu": time.process_time() - c0 + child_cpu,
        **{k: r.stats[k] for k in ("compile_time", "setup_time", "wall_time")}}
 if case.get("others"):   # other widths, depths and data sets, same noise and scheme, after it
-    extra = []
-    for n, h, din, dout in [(3, 4, 2, 2), (4, 6, 3, 1), (2, 10, 1, 1)]:
+    extra = []   # (not one input and one output: with SGD-like noise that structure has its own worker)
+    for n, h, din, dout in [(3, 4, 2, 2), (4, 6, 3, 1), (2, 10, 1, 2)]:
         S = np.full((dout, din), 0.5)
         p = network(n, h, np.eye(din), S, 0.1)
         rr = simulate(p, np.full(p.dim, 0.2), noise=SGDNoise(0.08, 4, np.eye(din), S, np.eye(dout)), dt=0.01,
@@ -235,6 +239,41 @@ def numpy_reference(st, x0, steps, *, dt, temperature=None, noise=None, level=0.
 
 
 # --- steps per second, interleaved rounds -----------------------------------------------------
+_CALLS = []   # (trajectories, CPU seconds of the calling thread, wall seconds) of each clocked kernel run
+
+
+class _Clocked:
+    """A kernel's ``run`` that records the calling thread's CPU time (``time.thread_time``) and the
+    wall time of each call in ``_CALLS`` (one thread: the kernel runs in the calling thread, so
+    its CPU time is the kernel's, whatever else the machine runs)."""
+
+    def __init__(self, run):
+        self._run = run
+
+    @property
+    def signatures(self):
+        return self._run.signatures
+
+    def __call__(self, *args, **kw):
+        c0, t0 = time.thread_time(), time.perf_counter()
+        self._run(*args, **kw)
+        _CALLS.append((args[0].shape[0], time.thread_time() - c0, time.perf_counter() - t0))
+
+
+def _clock_kernels(sympy_potentials):
+    """Clock the structured kernel's run (``_netkernel.run``) and the generated kernels' of
+    ``sympy_potentials`` (``(potential, sgd)`` pairs)."""
+    from phasetools.langevin import _netkernel as nk
+    from phasetools.langevin._codegen import kernel_module
+
+    if not isinstance(nk.run, _Clocked):
+        nk.run = _Clocked(nk.run)
+    for pot, sgd in sympy_potentials:
+        mod = kernel_module(pot, sgd=sgd)
+        if not isinstance(mod.run, _Clocked):
+            mod.run = _Clocked(mod.run)
+
+
 def contenders(quick):
     from phasetools.langevin import SGDNoise, Threshold, escape_problem, network, simulate
 
@@ -244,17 +283,20 @@ def contenders(quick):
     kw = dict(temperature=0.004, dt=0.01, n_traj=n_traj, max_steps=steps, stop=pr10.stop, n_threads=1)
 
     def kernel(pot, x0, **kw):
-        def go(seed):
+        def go(seed):  # (trajectory-steps, wall s, CPU s) of the kernel run (not the seeding and setup)
+            _CALLS.clear()
             r = simulate(pot, x0, rng=seed, **kw)
-            return r.stats["steps_total"], r.stats["wall_time"]
+            n, cpu, wall = _CALLS[-1]
+            assert n == kw["n_traj"], _CALLS
+            return r.stats["steps_total"], wall, cpu
         return go
 
     def reference(st, x0, n_steps, **kw):
         def go(seed):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             done, _ = numpy_reference(st, np.broadcast_to(x0, (kw.pop("n", n_traj), st.n_params)), n_steps, seed=seed,
                                    **kw)
-            return done, time.perf_counter() - t0
+            return done, time.perf_counter() - t0, time.thread_time() - c0
         return go
 
     ref_steps = max(steps // 10, 100)
@@ -271,6 +313,7 @@ def contenders(quick):
                                         direction=-1.0)
     pr2 = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
     sym2 = network(3, 2, [[1.0]], [[0.8]], 0.32, convention="paper", kernel="sympy")
+    _clock_kernels([(sym2, False), (sym2, True)])
     kw2 = dict(kw, stop=pr2.stop)
     out["w2 additive: structured"] = kernel(pr2.potential, pr2.x0, **kw2)
     out["w2 additive: sympy"] = kernel(sym2, pr2.x0, **kw2)
@@ -281,6 +324,9 @@ def contenders(quick):
 
 
 def speed_table(quick, rounds):
+    """Interleaved rounds (order rotated per round) of every contender, one thread each; rates from
+    the kernel run's wall time and from its CPU time (``time.thread_time``); each ratio is the
+    median over rounds of the per-round ratio (CPU and wall), so one disturbed round cannot move it."""
     runs = contenders(quick)
     names = list(runs)
     for name in names:   # warm-up: compile (or load) every kernel outside the timing
@@ -290,24 +336,26 @@ def speed_table(quick, rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         res = {}
         for name in order:
-            done, t = runs[name](r + 1)
-            res[name] = done / t
+            done, wall, cpu = runs[name](r + 1)
+            res[name] = {"wall": done / wall, "cpu": done / cpu}
         per_round.append(res)
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v:.3g}" for k, v in res.items()), file=sys.stderr)
-    med = {k: float(np.median([pr[k] for pr in per_round])) for k in names}
-    print("\n| contender | trajectory-steps / s / core (median) |")
-    print("|---|---|")
+        print(f"round {r + 1} (CPU): " + ", ".join(f"{k} {v['cpu']:.3g}" for k, v in res.items()), file=sys.stderr)
+    med = {k: {c: float(np.median([pr[k][c] for pr in per_round])) for c in ("cpu", "wall")} for k in names}
+    print("\n| contender | trajectory-steps / s / core, CPU time (median) | wall time (median) |")
+    print("|---|---|---|")
     for k in names:
-        print(f"| {k} | {med[k]:.3g} |")
+        print(f"| {k} | {med[k]['cpu']:.3g} | {med[k]['wall']:.3g} |")
     pairs = [("w10 additive: structured", "w10 additive: numpy"), ("paper SGD: structured", "paper SGD: numpy"),
              ("w2 additive: structured", "w2 additive: sympy"), ("w2 SGD: structured", "w2 SGD: sympy")]
-    print("\n| ratio | median over rounds | per round |")
-    print("|---|---|---|")
+    print("\n| ratio | CPU: median of per-round ratios | CPU: min | CPU, per round | wall: median | wall, per round |")
+    print("|---|---|---|---|---|---|")
     ratios = {}
     for a, b in pairs:
-        rr = [pr[a] / pr[b] for pr in per_round]
-        ratios[f"{a} / {b}"] = rr
-        print(f"| {a} / {b} | {np.median(rr):.2f} | {', '.join(f'{x:.2f}' for x in rr)} |")
+        rc = [pr[a]["cpu"] / pr[b]["cpu"] for pr in per_round]
+        rw = [pr[a]["wall"] / pr[b]["wall"] for pr in per_round]
+        ratios[f"{a} / {b}"] = {"cpu": rc, "wall": rw}
+        print(f"| {a} / {b} | {np.median(rc):.2f} | {min(rc):.2f} | {', '.join(f'{x:.2f}' for x in rc)} | "
+              f"{np.median(rw):.2f} | {', '.join(f'{x:.2f}' for x in rw)} |")
     return {"median": med, "ratios": ratios, "rounds": per_round}
 
 
@@ -337,7 +385,7 @@ def main(argv=None):
         out["first_call"] = first_call_table([2, 10] if args.quick else [2, 4, 6, 10])
         load("after the first-call table")
     if args.speed or not args.cold_rounds:
-        out["speed"] = speed_table(args.quick, args.rounds or (2 if args.quick else 5))
+        out["speed"] = speed_table(args.quick, args.rounds or (9 if args.quick else 5))
         load("after the speed table")
     if args.json:
         with open(args.json, "w") as fh:

@@ -145,7 +145,8 @@ _W2_BITS = {  # sha256 of final and steps, recorded on 85c077e (before the fused
 @pytest.mark.parametrize("scheme,noise", list(_W2_BITS))
 def test_width_2_step_keeps_the_bits_of_the_general_path(scheme, noise):
     """The one-input one-output network's step (``K`` 1 x 1: the residual, ``K`` and its square
-    root in one pass, ``_noise_one``; the gradient updating the proposal as it is made; no FIN
+    root in one pass, ``_noise_one``; the gradient updating the proposal as it is made, with
+    SGD-like noise one pass per weight on the ``scalar`` worker, ``_backprop_one``; no FIN
     row with a linear order) gives the bits the general path gave before it existed."""
     import hashlib
 
@@ -235,6 +236,32 @@ def test_one_compilation_for_every_width_depth_data_noise_scheme_and_stop():
             for scheme in ("euler", "bridge"):
                 simulate(pot, theta, dt=0.001, n_traj=3, max_steps=20, stop=stop, scheme=scheme, rng=k, **noise)
                 assert all(len(w.signatures) <= 1 for w in nk.WORKERS.values())
+                assert all(len(w.signatures) <= 1 for w in nk.SCALAR_WORKERS.values())
+
+
+def test_one_input_one_output_sgd_runs_on_its_own_worker_with_the_general_bits(monkeypatch):
+    """With SGD-like noise, a network with one input and one output runs on its own compiled
+    worker (``scalar``: one pass per weight, :func:`nk._backprop_one`), whatever its width or
+    depth; forced onto the general worker, it gives the same trajectories, bit for bit."""
+    assert nk.worker(True, False, nk.ORDER_LINEAR, scalar=True) is nk.SCALAR_WORKERS[False, False]
+    assert nk.worker(False, False, nk.ORDER_LINEAR, scalar=True) is nk.WORKERS[False, False, False]
+    assert nk.worker(True, True, nk.ORDER_SV1, data=True, scalar=True) is nk.DATA_WORKERS[True, True]
+    assert nk.is_scalar((1, 4, 1)) and not nk.is_scalar((1, 4, 2)) and not nk.is_scalar((2, 4, 1))
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
+    kw = dict(noise=pr.sgd_noise(0.08, 3), dt=0.02, n_traj=40, max_steps=3000, stop=pr.stop, rng=4, n_threads=1)
+    for scheme in ("euler", "bridge"):
+        ref = simulate(pr.potential, pr.x0, scheme=scheme, **kw)
+        assert len(nk.SCALAR_WORKERS[scheme == "bridge", False].signatures) == 1
+        with monkeypatch.context() as m:
+            m.setattr(nk, "is_scalar", lambda dims: False)
+            general = simulate(pr.potential, pr.x0, scheme=scheme, **kw)
+        assert len(nk.WORKERS[True, scheme == "bridge", False].signatures) == 1
+        assert ref.equal_values(general) and 0 < ref.escaped.sum() < 40
+    for n, h in ((2, 5), (4, 3)):   # other widths and depths: no other compilation
+        pot = network(n, h, [[1.0]], [[0.7]], 0.1)
+        simulate(pot, np.full(pot.dim, 0.4), noise=SGDNoise(0.05, 4, [[1.0]], [[0.7]], [[1.0]]), dt=0.01, n_traj=3,
+                 max_steps=20, stop=Threshold(-10.0, "down"), rng=1)
+        assert all(len(w.signatures) <= 1 for w in nk.SCALAR_WORKERS.values())
 
 
 def test_same_bits_for_1_and_2_threads_and_replay():
@@ -279,7 +306,9 @@ pot = network(3, 3, np.eye(2), np.diag([0.9, 0.8]), 0.32)
 r = simulate(pot, np.full(pot.dim, 0.3), noise=SGDNoise(0.08, 4, np.eye(2), np.diag([0.9, 0.8]), np.eye(2)), dt=0.01,
              n_traj=2, max_steps=5, stop=Threshold(0.05, "down"), rng=1)
 print(sum(len(w.signatures) for w in nk.WORKERS.values()), len(nk.worker(True, False, 0).signatures),
-      len(nk._bridge_variance.signatures), len(nk._order_gradient.signatures), len(nk._singular.signatures))
+      len(nk._bridge_variance.signatures), len(nk._order_gradient.signatures), len(nk._singular.signatures),
+      sum(len(w.signatures) for w in nk.SCALAR_WORKERS.values()), len(nk._noise_one.signatures),
+      len(nk._backprop_one.signatures))
 jobs = nk.callee_jobs(nk.worker(True, False, 0).signatures[0], sgd=True, bridge=False, singular=False)
 print(json.dumps([helper, [len(d.signatures) for d, s in jobs], sum(d.stats.cache_hits[s] for d, s in jobs),
                   sum(d.stats.cache_misses[s] for d, s in jobs), len(jobs)]))
@@ -289,7 +318,8 @@ print(hashlib.sha256(r.final.tobytes()).hexdigest())
 
 def test_a_run_compiles_only_its_own_variant(tmp_path):
     """With empty caches, an SGD-noise Euler run with a linear order parameter compiles one worker
-    and none of the bridge or singular-value code (the variants are pruned before typing); a
+    and none of the bridge, singular-value or one-input-one-output (``scalar``) code (the variants
+    are pruned before typing); a
     helper process compiled part of the worker's callees (``precompile``; here waited for, by
     default the first call goes on and compiles again what the helper has not finished), which
     this process then loaded from the cache instead of compiling them again, each callee once,
@@ -305,7 +335,7 @@ def test_a_run_compiles_only_its_own_variant(tmp_path):
     env["PHASETOOLS_COMPILE_HELPER"] = "1"   # whatever the load
     out = subprocess.run([sys.executable, "-c", _VARIANT_SCRIPT], env=env, capture_output=True, text=True, check=True)
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["1", "1", "0", "0", "0"], out.stdout
+    assert lines[0].split() == ["1", "1", "0", "0", "0", "0", "0", "0"], out.stdout   # no one-input-one-output code
     helper, n_sigs, hits, misses, n_jobs = json.loads(lines[1])
     assert all(n == 1 for n in n_sigs), out.stdout             # no duplicate specialisation
     if (os.cpu_count() or 1) >= 2:

@@ -13,7 +13,9 @@ the network's shape and data moments as arrays and computes, per trajectory and 
   ``vec(r x^T)``) folded into the same back-propagation: ``E = dt 2 kappa (M S_xx - S_yx) +
   scale L z``, so a noise sample costs no more than the drift; with one input and one output
   (``p = d = 1``, ``K`` is 1 x 1) the residual, ``K`` and ``sqrt(K)`` are one pass over the
-  lanes (:func:`_noise_one`);
+  lanes (:func:`_noise_one`) and each weight's gradient entry and update another
+  (:func:`_backprop_one`), in a worker of their own (``scalar``, compiled once for every
+  network of that structure; the general worker compiles neither);
 * the proposal ``Y = X - (J^T vec(E) + decay X) + noise z`` made in the proposal's own rows:
   the back-propagation writes each layer's gradient there and updates it while it is in the
   cache (:func:`_backprop_step`: no gradient rows), ``X``
@@ -35,8 +37,9 @@ work queue and lane compaction; so a trajectory does not depend on the lane, thr
 thread count, and the same streams give the same trajectories as the generated kernel up
 to rounding.
 
-Compilation. Shapes are runtime values, so the kernel compiles once (``cache=True``) for any
-width, depth, input/output dimension, data set, noise, scheme and stop. numba's cost is per
+Compilation. Shapes are runtime values, so the kernel compiles once (``cache=True``) per
+variant (noise, scheme, kind of order parameter; with SGD-like noise, one input and one output
+or not) for any width, depth, input/output dimension, data set and stop. numba's cost is per
 compiled function and grows with the code each one holds, so the kernel is a few small
 functions: every lane-parallel product is one of four row primitives (:func:`_dot`,
 :func:`_dot_add`, :func:`_comb`, :func:`_affine`) over one float work array whose rows are
@@ -59,7 +62,7 @@ from .._numba import compile_shared, in_cache, jit
 from .._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar
 from ._codegen import _fetch_add
 
-__all__ = ["run", "lanes_for", "worker", "WORKERS", "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
+__all__ = ["run", "lanes_for", "is_scalar", "worker", "WORKERS", "SCALAR_WORKERS", "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
 
 ORDER_LINEAR, ORDER_SV1, ORDER_SV2 = 0, 1, 2
 LANES = 128  # fewest trajectories one thread advances together (more for small networks: :func:`lanes_for`)
@@ -309,6 +312,46 @@ def _backprop_step(W, lay, xr, yr, zr, zs, decay, noise, lo, hi):
                 z = zr + t * zs
                 for j in range(js, je):
                     W[y, j] = W[x, j] - (W[y, j] + decay * W[x, j]) + noise * W[z, j]
+
+
+@_inner
+def _backprop_one(W, lay, xr, yr, decay, lo, hi):
+    """:func:`_backprop_step` of a network with one input and one output (``p = d = 1``, the
+    ``scalar`` worker, SGD-like noise: no ``z`` term): each weight's gradient entry and its update
+    in one pass over the lanes, ``Y = X - (g + decay X)`` with ``g = A_k[i] (E P_{k-1}[c])``
+    (``E`` alone for ``k = 1``, no ``A_k`` for ``k = n``), the products of :func:`_dot` with one
+    term in the same order (the same bits; the general step adds ``0 * z``, which changes no
+    value but the sign of an exact zero)."""
+    dims, offs, poffs, soffs, ro = lay
+    n = dims.shape[0] - 1
+    e = ro[R_E]
+    js, je = np.uint64(lo), np.uint64(hi)
+    for k in range(1, n + 1):
+        rows = dims[k]
+        cols = dims[k - 1]
+        o = offs[k - 1]
+        pk = xr + offs[0] if k == 2 else ro[R_PRE] + poffs[k - 1]
+        ak = xr + offs[n - 1] if k == n - 1 else ro[R_SUF] + soffs[k]
+        for i in range(rows):
+            for c in range(cols):
+                x = xr + o + i * cols + c
+                y = yr + o + i * cols + c
+                if k == 1 and k == n:
+                    for j in range(js, je):
+                        W[y, j] = W[x, j] - (W[e, j] + decay * W[x, j])
+                elif k == 1:
+                    a = ak + i
+                    for j in range(js, je):
+                        W[y, j] = W[x, j] - (W[a, j] * W[e, j] + decay * W[x, j])
+                elif k == n:
+                    b = pk + c
+                    for j in range(js, je):
+                        W[y, j] = W[x, j] - (W[e, j] * W[b, j] + decay * W[x, j])
+                else:
+                    a = ak + i
+                    b = pk + c
+                    for j in range(js, je):
+                        W[y, j] = W[x, j] - (W[a, j] * (W[e, j] * W[b, j]) + decay * W[x, j])
 
 
 @_inner
@@ -761,12 +804,15 @@ def _lane_out(W, U, I, j, t, P, x0, states, lay, outs, mode, xr):
             I[w, j] = I[w, t]
 
 
-def _make_worker(sgd, bridge, singular, data=False):
+def _make_worker(sgd, bridge, singular, data=False, scalar=False):
     """The worker of one variant: SGD-like or additive noise, Euler or bridge, a singular-value or
-    a linear order parameter. The three flags are constants of the closure, so numba prunes the
+    a linear order parameter. The flags are constants of the closure, so numba prunes the
     other variants' branches before typing and compiles only what this variant calls (numba's
     cache keys a closure by its constants: one cache entry per variant). ``data``: the SGD-like
-    noise's ``K`` from the data's fourth moments (:func:`_noise_cov_data`), else Isserlis'."""
+    noise's ``K`` from the data's fourth moments (:func:`_noise_cov_data`), else Isserlis'.
+    ``scalar`` (with Isserlis' SGD-like noise): a network with one input and one output, whose
+    step is :func:`_noise_one` and :func:`_backprop_one` (one pass per weight); the general
+    worker then compiles neither."""
 
     @jit
     def _worker(queue, K, W, U, I, x0, states, lay, mom, fc, ic, zig, outs):
@@ -831,7 +877,7 @@ def _make_worker(sgd, bridge, singular, data=False):
                     if data:
                         _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
                         _noise_cov_data(W, lay, mom, zero, width)
-                    elif mm == 1:  # K is 1 x 1: residual, K and its square root in one pass
+                    elif scalar:  # K is 1 x 1: residual, K and its square root in one pass
                         _noise_one(W, ro, mom, mo, fc[FC_TWO_KAPPA] * dt, fc[FC_SCALE], q0, zero, width)
                     else:
                         _residual(W, lay, mom, fc[FC_TWO_KAPPA] * dt, zero, width)
@@ -841,10 +887,13 @@ def _make_worker(sgd, bridge, singular, data=False):
                 if bridge:
                     _order_gradient(W, lay, mom[5], kind, zero, width)
                     _bridge_variance(W, lay, xr, sgd, fc[FC_SCALE] if sgd else sigma, zero, width)
-                if sgd and (data or mm != 1):
+                if sgd and not scalar:
                     _cholesky_apply(W, ro, q0, mm, fc[FC_SCALE], zero, width)
                 # Y = X - (J^T vec(E) + decay X) + noise z (SGD-like: the noise is in E; z a finite row)
-                _backprop_step(W, lay, xr, yr, q0, zs, decay, noise, zero, width)
+                if scalar:
+                    _backprop_one(W, lay, xr, yr, decay, zero, width)
+                else:
+                    _backprop_step(W, lay, xr, yr, q0, zs, decay, noise, zero, width)
                 if singular:  # FIN: nan if a weight is not finite (a linear order needs no row: see below)
                     _nonfinite(W, ro[R_FIN], yr, P, zero, width)
                 _forward(W, lay, yr, zero, width)
@@ -941,9 +990,11 @@ def _make_worker(sgd, bridge, singular, data=False):
 WORKERS = {(a, b, c): _make_worker(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)}
 #: the SGD-noise workers whose ``K`` comes from the data's fourth moments, by ``(bridge, singular)``
 DATA_WORKERS = {(b, c): _make_worker(True, b, c, True) for b in (False, True) for c in (False, True)}
+#: the SGD-noise (Isserlis) workers of networks with one input and one output, by ``(bridge, singular)``
+SCALAR_WORKERS = {(b, c): _make_worker(True, b, c, scalar=True) for b in (False, True) for c in (False, True)}
 
 
-def worker(sgd, bridge, order_kind, data=False):
+def worker(sgd, bridge, order_kind, data=False, scalar=False):
     """The worker of a variant (a numba dispatcher, compiled on its first call).
 
     Parameters
@@ -957,6 +1008,9 @@ def worker(sgd, bridge, order_kind, data=False):
     data : bool
         With ``sgd``: ``K`` from the data's fourth moments (``mom[2]``, ``mom[3]`` are ``S`` and
         ``T``; :func:`_noise_cov_data`), else Isserlis' from ``S_xx, S_yx, S_yy``.
+    scalar : bool
+        With ``sgd`` and not ``data``: the network has one input and one output (``p = d = 1``);
+        its own worker (:data:`SCALAR_WORKERS`, :func:`is_scalar`).
 
     Returns
     -------
@@ -964,7 +1018,25 @@ def worker(sgd, bridge, order_kind, data=False):
     """
     if sgd and data:
         return DATA_WORKERS[bool(bridge), order_kind != ORDER_LINEAR]
+    if sgd and scalar:
+        return SCALAR_WORKERS[bool(bridge), order_kind != ORDER_LINEAR]
     return WORKERS[bool(sgd), bool(bridge), order_kind != ORDER_LINEAR]
+
+
+def is_scalar(dims):
+    """Whether a network has one input and one output (``p = d = 1``: ``K`` is 1 x 1), the
+    structure of the ``scalar`` workers (:func:`worker`).
+
+    Parameters
+    ----------
+    dims : sequence of int
+        ``(d_in, h_1, ..., h_{n-1}, d_out)``.
+
+    Returns
+    -------
+    bool
+    """
+    return int(dims[0]) == 1 and int(dims[-1]) == 1
 
 
 def lanes_for(lay):
@@ -989,14 +1061,14 @@ def lanes_for(lay):
     return k
 
 
-def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
+def callee_jobs(arg_types, *, sgd, bridge, singular, data=False, scalar=False):
     """The kernel functions a worker variant calls, with the argument types it calls them with.
 
     Parameters
     ----------
     arg_types : tuple of numba types
         The types of the worker's arguments (``numba.typeof`` of each).
-    sgd, bridge, singular, data : bool
+    sgd, bridge, singular, data, scalar : bool
         The variant (see :func:`worker`).
 
     Returns
@@ -1010,21 +1082,25 @@ def callee_jobs(arg_types, *, sgd, bridge, singular, data=False):
     queue, K, W, U, I, x0, states, lay, mom, fc, ic, zig, outs = arg_types
     i8, f8 = types.int64, types.float64
     ro, emat = lay.types[4], mom.types[5]
-    jobs = [(_dot, (W,) + (i8,) * 8), (_copy, (W,) + (i8,) * 5), (_comb, (W, i8, f8, emat) + (i8,) * 7),
-            (_affine, (W, i8, i8, f8, f8, i8, i8)), (_lane_out, (W, U, I, i8, i8, i8, x0, states, lay, outs, i8, i8)),
-            (_forward, (W, lay, i8, i8, i8)), (_order_linear, (W, lay, emat, i8, i8, i8))]
+    scalar = scalar and sgd and not data
+    jobs = [(_dot, (W,) + (i8,) * 8), (_copy, (W,) + (i8,) * 5), (_comb, (W, i8, f8, emat) + (i8,) * 7)]
+    if not scalar:
+        jobs += [(_affine, (W, i8, i8, f8, f8, i8, i8))]
+    jobs += [(_lane_out, (W, U, I, i8, i8, i8, x0, states, lay, outs, i8, i8)), (_forward, (W, lay, i8, i8, i8)),
+             (_order_linear, (W, lay, emat, i8, i8, i8))]
     if singular:
         jobs += [(_singular, (W,) + (i8,) * 5), (_order, (W, lay, emat) + (i8,) * 4), (_nonfinite, (W,) + (i8,) * 5)]
-    jobs += [(_draw, (W, U, I, i8, i8, i8, zig)), (_suffix, (W, lay, i8, i8, i8)), (_residual, (W, lay, mom, f8, i8, i8)),
-             (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
+    jobs += [(_draw, (W, U, I, i8, i8, i8, zig)), (_suffix, (W, lay, i8, i8, i8))]
+    if scalar:
+        jobs += [(_noise_one, (W, ro, mom, i8, f8, f8, i8, i8, i8)), (_backprop_one, (W, lay, i8, i8, f8, i8, i8))]
+    else:
+        jobs += [(_residual, (W, lay, mom, f8, i8, i8)), (_backprop_step, (W, lay) + (i8,) * 4 + (f8, f8, i8, i8))]
     if bridge:
         jobs += [(_dot_add, (W,) + (i8,) * 8), (_order_gradient, (W, lay, emat, i8, i8, i8)),
                  (_bridge_variance, (W, lay, i8, types.literal(bool(sgd)), f8, i8, i8))]  # a closure constant
-    if sgd:
+    if sgd and not scalar:
         jobs += [(_noise_cov_data if data else _noise_cov, (W, lay, mom, i8, i8)),
                  (_cholesky_apply, (W, ro, i8, i8, f8, i8, i8))]
-        if not data:
-            jobs += [(_noise_one, (W, ro, mom, i8, f8, f8, i8, i8, i8))]
     return jobs
 
 
@@ -1095,8 +1171,9 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
     n_workers = max(1, min(numba.get_num_threads() if n_threads is None else int(n_threads), n))
     K = int(min(lanes_for(lay) if lanes is None else lanes, -(-n // n_workers)))
     queue = np.zeros(1, dtype=np.int64)
+    scalar = ic[IC_SGD] == 1 and is_scalar(lay[0])
     _worker = worker(ic[IC_SGD] != 0, ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0, ic[IC_ORDER],
-                     data=ic[IC_SGD] == 2)
+                     data=ic[IC_SGD] == 2, scalar=scalar)
     dims, ro = lay[0], lay[4]
     nn = int(dims[0] * dims[-1]) if ic[IC_SGD] != 0 else int(x0.shape[1])
 
@@ -1112,7 +1189,7 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
 
     if not _worker.signatures:  # first call in this process: share the compilation with a helper process
         precompile(_worker, args(), sgd=ic[IC_SGD] != 0, bridge=ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0,
-                   singular=ic[IC_ORDER] != ORDER_LINEAR, data=ic[IC_SGD] == 2)
+                   singular=ic[IC_ORDER] != ORDER_LINEAR, data=ic[IC_SGD] == 2, scalar=scalar)
     if n_workers == 1:
         _worker(*args())
         return

@@ -248,7 +248,8 @@ class StructuredKernel:
 
     def __init__(self, structure: NetworkStructure, sgd=False, bridge=False, data=False):
         self.structure = structure
-        self.worker = nk.worker(sgd, bridge, structure.order_kind, data=data)  # the variant's compiled worker (compiles only that variant)
+        self.worker = nk.worker(sgd, bridge, structure.order_kind, data=data,  # the variant's compiled worker
+                                scalar=nk.is_scalar(structure.dims))            # (compiles only that variant)
         self.run = _Run(structure, self.worker)
 
     def largest_stable_dt(self, x0):
