@@ -7,13 +7,14 @@
     python examples/rare_validation.py --replicas # the bias of few replicas as N grows, ~5 min
     python examples/rare_validation.py --coverage-reduced  # reduced n_layers 3, 4, fwd, bwd; 30 estimates each
                                                            # at dU/T = 5, 10, 20, 30: ~25 min of CPU
+    python examples/rare_validation.py --chain-exact       # the chain's exact MFPT by finite volumes against
+                                                           # Eyring-Kramers at dU/T = 10, 15, 20, 25: ~1-2 min each,
+                                                           # -> rare_chain_exact.h5
     python examples/rare_validation.py --chain-kramers     # the 3-weight chain against Eyring-Kramers, 30
                                                            # estimates each at dU/T = 10, 15, 20, 25 (against the exact
-                                                           # MFPT where computed): ~10 min of CPU
-    python examples/rare_validation.py --chain-exact       # the chain's exact MFPT by finite volumes against
-                                                           # Eyring-Kramers at dU/T = 10, 15, 20: ~15 min
+                                                           # MFPT stored by --chain-exact): ~10 min of CPU
 
-``--ratios 20,30`` and ``--k 30`` choose the barriers and the number of estimates of the last two,
+``--ratios 20,30`` and ``--k 30`` choose the barriers and the number of estimates of the last three,
 ``--layers 3`` the reduced potentials.
 
 Table columns: problem, exact (or Eyring-Kramers), AMS tau, ratio, se/tau, trajectory-steps,
@@ -213,17 +214,67 @@ def coverage_reduced(ratios=(5, 10, 20, 30), k=30, layers=(3, 4)):
                             list(range(base, base + k)))
 
 
-# the chain's exact forward MFPT (``--chain-exact``: finite volumes, h^2-extrapolated over three grids)
-CHAIN_EXACT_MFPT = {10: 2.877e5, 15: 4.270e7, 20: 6.294e9}
+# the chain's exact forward MFPT (``--chain-exact``, phasetools.rare.chain_exact_mfpt), stored here and read
+# by ``--chain-kramers`` (in the working directory)
+CHAIN_FILE = "rare_chain_exact.h5"
+CHAIN_EXACT_GRIDS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35)   # the docs' ten grids
+
+
+def _chain():
+    return escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+
+
+def _chain_name(r):
+    return f"chain_fwd_dUT{r:g}"
+
+
+def stored_chain_exact(ratios, path=CHAIN_FILE):
+    """The exact MFPTs stored by ``--chain-exact``, checked against the chain's temperatures.
+
+    Parameters
+    ----------
+    ratios : sequence of float
+        The barriers ``dU/T``.
+    path : str
+        The file ``--chain-exact`` wrote.
+
+    Returns
+    -------
+    dict
+        ``dU/T -> GridMFPT`` for the ratios stored (the others are left out).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist (run ``--chain-exact`` first).
+    """
+    import os
+
+    from phasetools import io
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: the chain's exact MFPT is computed and stored by "
+                                f"`python examples/rare_validation.py --chain-exact` (about a minute per dU/T); "
+                                f"run it first, in this directory")
+    names = {e.name for e in io.list_results(path) if e.complete}
+    ch, out = _chain(), {}
+    for r in ratios:
+        if _chain_name(r) in names:
+            res = io.load(path, _chain_name(r))
+            if not np.isclose(res.temperature, ch.barrier / r, rtol=1e-12):
+                raise ValueError(f"{path}: {_chain_name(r)} was computed at T = {res.temperature}, not at the "
+                                 f"chain's T = {ch.barrier / r} (another chain?); recompute with --chain-exact")
+            out[r] = res
+    return out
 
 
 def chain_kramers(ratios=(10, 15, 20, 25), k=30):
     """The paper's 3-weight chain (eta = 0.8, weight decay 0.32), forward: ``k`` independent
-    estimates per barrier against its exact MFPT (``CHAIN_EXACT_MFPT``) where it was computed,
-    else against Eyring-Kramers with its 4 saddles (``problem.theory_tau``); prints the ratio of
-    Eyring-Kramers to the exact value, and the finite-barrier error of the same asymptotics in
-    1D: Kramers against the exact MFPT of the reduced potential with the same barrier (the
-    chain's balanced direction).
+    estimates per barrier against its exact MFPT (stored in ``CHAIN_FILE`` by ``--chain-exact``)
+    where it was computed, else against Eyring-Kramers with its 4 saddles
+    (``problem.theory_tau``); prints the ratio of Eyring-Kramers to the exact value, and the
+    finite-barrier error of the same asymptotics in 1D: Kramers against the exact MFPT of the
+    reduced potential with the same barrier (the chain's balanced direction).
 
     Parameters
     ----------
@@ -232,119 +283,57 @@ def chain_kramers(ratios=(10, 15, 20, 25), k=30):
     k : int
         Estimates per row.
     """
-    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    ch = _chain()
     red = escape_problem("reduced", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    stored = stored_chain_exact(ratios)
     for r in ratios:
         T = ch.barrier / r
         ek = ch.theory_tau(T)
-        exact = CHAIN_EXACT_MFPT.get(r)
+        exact = stored[r].tau if r in stored else None
         print(f"dU/T = {r}: 1D Kramers / exact MFPT of the reduced potential (n = 3 fwd) "
               f"{red.kramers_tau(T) / red.exact_mfpt(T):.4f}; chain: Eyring-Kramers {ek:.4g}, exact "
-              f"{'not computed' if exact is None else f'{exact:.4g}, EK / exact {ek / exact:.4f}'}", flush=True)
+              f"{f'not in {CHAIN_FILE}' if exact is None else f'{exact:.4g}, EK / exact {ek / exact:.4f}'}",
+              flush=True)
         base = 4_000_000 + 1000 * int(r)
         label = "chain n=3 fwd against " + ("Eyring-Kramers" if exact is None else "the exact MFPT")
         coverage_of(label, ch, r, ek if exact is None else exact, DEEP_COVERAGE, list(range(base, base + k)))
 
 
-def _chain_potential(w1, w2, w3):
-    """The paper's 3-weight chain at eta = 0.8, weight decay 0.32 (``escape_problem("chain", ...)``'s energy)."""
-    p = w1 * w2 * w3
-    return 0.5 * p**2 - 0.8 * p + 0.16 * (w1**2 + w2**2 + w3**2)
-
-
-def chain_mfpt_fv(r, h, half_width=0.75, cut=20.0):
-    """The chain's forward mean first-passage time from the origin to ``P >= level`` at dU/T = ``r``,
-    by finite volumes on a grid of spacing ``h``: the reversible jump process with rates
-    ``(T/h^2) exp(-(U_j - U_i) / 2T)`` between neighbouring cells (the square-root approximation of
-    ``T Lap - grad U . grad``; error O(h^2)), on the quarter ``w1, w2 >= 0`` of the box
-    ``[-half_width, half_width]^3`` whose faces ``w1 = 0`` and ``w2 = 0`` are glued by the pair sign
-    flips that leave ``U`` and ``P`` unchanged; cells with ``P >= level`` absorb, cells above the
-    saddle by more than ``cut * T`` are left out (reflecting). One sparse direct solve.
-
-    Parameters
-    ----------
-    r : float
-        Barrier over temperature.
-    h : float
-        Grid spacing.
-    half_width : float
-        Half the box side.
-    cut : float
-        Energies kept, in ``T`` above the saddle.
-
-    Returns
-    -------
-    tuple
-        ``(tau, n_cells)``: the mean first-passage time averaged over the start well
-        (``|w| < 0.2``) with the Boltzmann weights, and the number of unknowns.
-    """
-    from scipy import sparse
-    from scipy.sparse.linalg import spsolve
-
-    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
-    T, level = ch.barrier / r, float(ch.stop.level)
-    n1 = round(half_width / h)
-    x = (np.arange(n1) + 0.5) * h
-    z = (np.arange(2 * n1) + 0.5) * h - n1 * h
-    w1, w2, w3 = np.meshgrid(x, x, z, indexing="ij")
-    log_pi = -_chain_potential(w1, w2, w3) / T
-    absorb = w1 * w2 * w3 >= level
-    keep = ~absorb & (-log_pi * T <= ch.barrier + cut * T)
-    idx = np.full(keep.shape, -1)
-    idx[keep] = np.arange(keep.sum())
-    rows, cols, vals, diag = [], [], [], np.zeros(keep.sum())
-
-    def edges(a, b):   # pi_i q_ij = (T/h^2) sqrt(pi_i pi_j), symmetric
-        s = (T / h**2) * np.exp(0.5 * (log_pi[a] + log_pi[b]))
-        both = keep[a] & keep[b]
-        rows.extend([idx[a][both], idx[b][both]])
-        cols.extend([idx[b][both], idx[a][both]])
-        vals.extend([-s[both], -s[both]])
-        for i, j in ((a, b), (b, a)):
-            m = keep[i] & (keep[j] | absorb[j])
-            np.add.at(diag, idx[i][m], s[m])
-
-    full, lo, hi = slice(None), slice(0, -1), slice(1, None)
-    edges((lo, full, full), (hi, full, full))
-    edges((full, lo, full), (full, hi, full))
-    edges((full, full, lo), (full, full, hi))
-    half, mirror = slice(0, n1), slice(2 * n1 - 1, n1 - 1, -1)     # w3 -> -w3
-    edges((slice(0, 1), full, half), (slice(0, 1), full, mirror))  # (w1, w2, w3) ~ (-w1, w2, -w3)
-    edges((full, slice(0, 1), half), (full, slice(0, 1), mirror))  # (w1, w2, w3) ~ (w1, -w2, -w3)
-    n = int(keep.sum())
-    a = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    a = (a.tocsr() + sparse.diags(diag))
-    d = sparse.diags(1 / np.sqrt(diag))                              # symmetric diagonal scaling
-    tau = np.zeros(keep.shape)
-    tau[keep] = d @ spsolve((d @ a @ d).tocsc(), d @ np.exp(log_pi[keep]))
-    well = keep & (w1**2 + w2**2 + w3**2 < 0.04)
-    return float(np.average(tau[well], weights=np.exp(log_pi[well]))), n
-
-
-def chain_exact(ratios=(10, 15, 20), k=None):
-    """The chain's exact forward MFPT (finite volumes on three grids, ``h^2``-extrapolated; see
-    :func:`chain_mfpt_fv`) against Eyring-Kramers with its 4 saddles.
+def chain_exact(ratios=(10, 15, 20, 25), k=None, path=CHAIN_FILE):
+    """The chain's exact forward MFPT (:func:`phasetools.rare.chain_exact_mfpt` on the ten grids
+    ``CHAIN_EXACT_GRIDS``, quadratic in ``h^2``) against Eyring-Kramers with its 4 saddles, each
+    stored in ``path`` as ``chain_fwd_dUT<r>`` (ratios already stored are skipped). Also prints
+    the extrapolation through the six coarse grids (``rare.CHAIN_GRIDS``, the test's oracle).
 
     Parameters
     ----------
     ratios : sequence of float
-        The barriers ``dU/T``; the grids scale with ``sqrt(T)`` (``h`` = 0.05, 0.0375, 0.03 at 10).
+        The barriers ``dU/T``.
     k : None
         Unused (the options of the other modes).
+    path : str
+        The HDF5 file of the results.
     """
-    ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    import os
+
+    from phasetools import io
+    from phasetools.rare import CHAIN_GRIDS, chain_exact_mfpt
+
+    ch = _chain()
+    names = {e.name for e in io.list_results(path)} if os.path.exists(path) else set()
     for r in ratios:
-        hs = np.array([0.05, 0.0375, 0.03]) * np.sqrt(10 / r)
-        taus = []
-        for h in hs:
-            tau, n = chain_mfpt_fv(r, h)
-            taus.append(tau)
-            print(f"dU/T = {r}, h = {h:.4f} ({n} cells): tau = {tau:.5g}", flush=True)
-        _, tau0 = np.polyfit(hs**2, taus, 1)
-        last2 = taus[-1] - (taus[-2] - taus[-1]) / (hs[-2]**2 - hs[-1]**2) * hs[-1]**2
+        if _chain_name(r) in names:
+            print(f"dU/T = {r}: already in {path} ({_chain_name(r)}); delete it to recompute", flush=True)
+            continue
+        res = chain_exact_mfpt(ch, ch.barrier / r, grids=CHAIN_EXACT_GRIDS)
+        for h, tau, m in zip(res.spacings, res.taus, res.n_unknowns):
+            print(f"dU/T = {r}, h = {h:.4f} ({m} unknowns): tau = {tau:.7g}", flush=True)
+        coarse = np.polyfit(res.spacings[:len(CHAIN_GRIDS)] ** 2, res.taus[:len(CHAIN_GRIDS)], 2)[-1]
         ek = ch.theory_tau(ch.barrier / r)
-        print(f"dU/T = {r}: exact tau (h -> 0) {tau0:.5g} (last two grids {last2:.5g}); Eyring-Kramers {ek:.5g}; "
-              f"EK / exact {ek / tau0:.4f}", flush=True)
+        print(f"dU/T = {r}: exact tau (h -> 0) {res.tau:.6g} +- {res.tau_stderr / res.tau:.1e} (relative); "
+              f"the six coarse grids alone {coarse:.6g}; Eyring-Kramers {ek:.5g}; "
+              f"EK / exact {ek / res.tau:.4f}; {res.stats['wall_time']:.0f} s", flush=True)
+        io.save(res, path, name=_chain_name(r))
 
 
 if __name__ == "__main__":
@@ -355,7 +344,8 @@ if __name__ == "__main__":
     for flag in ("--seeds", "--coverage", "--coverage-deep", "--replicas", "--coverage-reduced", "--chain-kramers",
                  "--chain-exact"):
         group.add_argument(flag, dest="mode", action="store_const", const=flag)
-    parser.add_argument("--ratios", default=None, help="comma-separated dU/T (--coverage-reduced, --chain-kramers)")
+    parser.add_argument("--ratios", default=None,
+                        help="comma-separated dU/T (--coverage-reduced, --chain-kramers, --chain-exact)")
     parser.add_argument("--k", type=int, default=30, help="estimates per row (--coverage-reduced, --chain-kramers)")
     parser.add_argument("--layers", default="3,4", help="comma-separated n_layers (--coverage-reduced)")
     args = parser.parse_args()

@@ -18,6 +18,8 @@
                 options=KickOptions(...), rng=) -> KickEscape: SGD with replacement beyond brute force, by
         importance sampling the minibatch that kicks the network out of its well (times in epochs)
     level_figure(res, path): the AMS levels over the iterations and P(reach level)
+    chain_exact_mfpt(problem, temperature) -> theory.GridMFPT: the exact forward mean escape time
+        of the scalar chain (finite volumes, theory.mfpt_grid), the reference of its AMS estimates
     TrainingEngine, excursions: the SGD trainer as a splitting engine, and brute-force
         excursions of any engine between two levels (e.g. brute-force SGD escape times)
     NonlinearEngine, ams_nonlinear_escape(task, model, init, lr=, weight_decay=, target=,
@@ -32,6 +34,7 @@ belongs to neither the Langevin engine nor the estimators of ``stats``.
 """
 
 from ._engine import excursions
+from ._exact import CHAIN_GRIDS, chain_exact_mfpt
 from ._escape import AMSEscape, AMSOptions, ams_escape, ams_training_escape, escape_time
 from ._figure import level_figure
 from ._kick import KickEscape, KickOptions, kick_escape, tilted_minibatches
@@ -40,4 +43,4 @@ from ._training import SharpnessScore, TrainingEngine
 
 __all__ = ["AMSEscape", "AMSOptions", "KickEscape", "KickOptions", "NonlinearEngine", "SharpnessScore", "TrainingEngine",
            "ams_escape", "ams_nonlinear_escape", "ams_training_escape", "escape_time", "excursions", "kick_escape",
-           "level_figure", "tilted_minibatches"]
+           "level_figure", "tilted_minibatches", "CHAIN_GRIDS", "chain_exact_mfpt"]

@@ -10,44 +10,65 @@ for the chain, and its accuracy").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from .._validation import check_int, check_positive
+from ..results import Result, register, timed
 
 __all__ = ["GridMFPT", "mfpt_grid"]
 
 
-@dataclass(frozen=True)
-class GridMFPT:
-    """The result of :func:`mfpt_grid`.
+@register
+@dataclass(frozen=True, eq=False, repr=False)
+class GridMFPT(Result):
+    """The result of :func:`mfpt_grid` (storable with :func:`phasetools.io.save`).
 
     Parameters
     ----------
+    temperature : float
+        Temperature ``T``.
+    n_dim : int
+        Number of variables.
+    half_width : float
+        Half the box side.
+    energy_cut : float or None
+        Energy above which cells were left out (None: none).
+    degree : int
+        Degree of the polynomial in ``h^2`` fitted for the extrapolation.
     tau : float
-        The mean first-passage time: the ``h -> 0`` value of the polynomial in ``h^2`` fitted
-        to the grids' values when more than one spacing was given, else the one grid's value.
+        The mean first-passage time: the ``h -> 0`` value of that polynomial when more than
+        one spacing was given, else the one grid's value.
     tau_stderr : float
-        Standard error of that extrapolation, from the scatter of the grids about the fit
+        Standard error of the extrapolation, from the scatter of the grids about the fit
         (``nan`` unless there are more grids than coefficients).
-    taus : tuple of float
+    taus : ndarray (n_grids,)
         The value on each grid.
-    spacings : tuple of float
+    spacings : ndarray (n_grids,)
         The grid spacings.
-    n_unknowns : tuple of int
+    n_unknowns : ndarray (n_grids,) of int
         Unknowns of each linear solve (symmetry orbits of the cells kept).
-    n_cells : tuple of int
+    n_cells : ndarray (n_grids,) of int
         Cells kept on each grid (before folding out the symmetries).
     """
 
+    temperature: float
+    n_dim: int
+    half_width: float
+    energy_cut: float | None
+    degree: int
     tau: float
     tau_stderr: float
-    taus: tuple
-    spacings: tuple
-    n_unknowns: tuple
-    n_cells: tuple
+    taus: np.ndarray
+    spacings: np.ndarray
+    n_unknowns: np.ndarray
+    n_cells: np.ndarray
+
+    _config_fields: ClassVar[tuple] = ("temperature", "n_dim", "half_width", "energy_cut", "degree")
 
 
+@timed
 def mfpt_grid(potential, target, start, temperature, *, n_dim, half_width, spacing, energy_cut=None,
               symmetries=(), degree=1):
     """Exact mean first-passage time of ``dx = -grad U dt + sqrt(2T) dW`` into ``target``, by finite volumes.
@@ -115,8 +136,10 @@ def mfpt_grid(potential, target, start, temperature, *, n_dim, half_width, spaci
     runs = [_solve(potential, target, start, T, n_dim, half_width, h, energy_cut, group) for h in spacings]
     taus = tuple(r[0] for r in runs)
     tau, stderr = _extrapolate(spacings, taus, degree)
-    return GridMFPT(tau=tau, tau_stderr=stderr, taus=taus, spacings=spacings, n_unknowns=tuple(r[1] for r in runs),
-                    n_cells=tuple(r[2] for r in runs))
+    return GridMFPT(temperature=T, n_dim=n_dim, half_width=half_width,
+                    energy_cut=None if energy_cut is None else float(energy_cut), degree=degree, tau=tau,
+                    tau_stderr=stderr, taus=np.array(taus), spacings=np.array(spacings),
+                    n_unknowns=np.array([r[1] for r in runs]), n_cells=np.array([r[2] for r in runs]))
 
 
 def _extrapolate(spacings, taus, degree):
@@ -180,17 +203,13 @@ def _orbits(group, shape, invariant):
 
 def _solve(potential, target, start, T, n_dim, half_width, h, energy_cut, group):
     """``(tau, n_unknowns, n_cells)`` on the grid of spacing ``h``."""
-    from scipy import sparse
-    from scipy.sparse.linalg import splu
-
     n1 = max(1, round(half_width / h))
     centres = (np.arange(2 * n1) + 0.5 - n1) * h
     x = np.stack(np.meshgrid(*[centres] * n_dim, indexing="ij"), axis=-1)
     u = np.asarray(potential(x), dtype=float)
     g = np.asarray(target(x), dtype=float)
-    absorb = g >= 0
     in_start = np.asarray(start(x), dtype=bool)
-    keep = ~absorb if energy_cut is None else ~absorb & (u <= energy_cut)
+    keep = ~(g >= 0) if energy_cut is None else ~(g >= 0) & (u <= energy_cut)
     label = _orbits(group, u.shape, {"potential": u, "target": g, "start": in_start})
     if not np.any(keep & in_start):
         raise ValueError("start: no kept cell lies in the start set (finer spacing, or a larger start set)")
@@ -198,32 +217,55 @@ def _solve(potential, target, start, T, n_dim, half_width, h, energy_cut, group)
     orbit = np.full(u.shape, -1)
     orbit[keep] = np.unique(label[keep], return_inverse=True)[1]
     m = int(orbit.max()) + 1
-    rows, cols, vals, diag = [], [], [], np.zeros(m)
-    for axis in range(n_dim):       # pi_i q_ij = (T/h^2) sqrt(pi_i pi_j), symmetric
-        a = tuple(slice(0, -1) if k == axis else slice(None) for k in range(n_dim))
-        b = tuple(slice(1, None) if k == axis else slice(None) for k in range(n_dim))
+    rows, cols, rates, exits = _edges(potential, x, u, g, keep, orbit, m, T, h, shift)
+    pi = np.exp(shift - u / T)
+    tau = _solve_refined(rows, cols, rates, exits, np.bincount(orbit[keep], weights=pi[keep], minlength=m))
+    w = np.bincount(orbit[keep & in_start], weights=pi[keep & in_start], minlength=m)
+    return float(w @ tau / w.sum()), m, int(keep.sum())
+
+
+def _edges(potential, x, u, g, keep, orbit, m, T, h, shift):
+    """The lumped chain's edges between orbits (``rows``, ``cols``, both directions, with
+    ``rates`` ``pi_i q_ij = (T/h^2) sqrt(pi_i pi_j)``) and its exit rates into the target."""
+    rows, cols, rates, exits = [], [], [], np.zeros(m)
+    for axis in range(x.shape[-1]):
+        a = tuple(slice(0, -1) if k == axis else slice(None) for k in range(x.shape[-1]))
+        b = tuple(slice(1, None) if k == axis else slice(None) for k in range(x.shape[-1]))
         with np.errstate(over="ignore"):   # inf only between cells left out
             s = (T / h**2) * np.exp(shift - 0.5 * (u[a] + u[b]) / T)
         both = keep[a] & keep[b]
         rows.extend([orbit[a][both], orbit[b][both]])
         cols.extend([orbit[b][both], orbit[a][both]])
-        vals.extend([-s[both], -s[both]])
+        rates.extend([s[both], s[both]])
         for i, j, sign in ((a, b, 1), (b, a, -1)):
-            inner = keep[i] & keep[j]
-            np.add.at(diag, orbit[i][inner], s[inner])
-            edge = keep[i] & absorb[j]
-            np.add.at(diag, orbit[i][edge], _boundary_rates(potential, x[i][edge], u[i][edge], g[i][edge],
-                                                            g[j][edge], sign * h, axis, T, shift))
-    pi = np.exp(shift - u[keep] / T)
-    rhs = np.bincount(orbit[keep], weights=pi, minlength=m)
-    mat = sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, m))
-    mat = mat.tocsr() + sparse.diags(diag)
-    d = sparse.diags(1 / np.sqrt(mat.diagonal()))                   # symmetric diagonal scaling
+            edge = keep[i] & (g[j] >= 0)
+            np.add.at(exits, orbit[i][edge], _boundary_rates(potential, x[i][edge], u[i][edge], g[i][edge],
+                                                             g[j][edge], sign * h, axis, T, shift))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(rates), exits
+
+
+def _solve_refined(rows, cols, rates, exits, rhs):
+    """Solve ``sum_j rates_ij (tau_i - tau_j) + exits_i tau_i = rhs_i``: one sparse Cholesky-like
+    factorisation of the diagonally scaled symmetric matrix, then iterative refinement with the
+    residual in that difference form (the matrix form cancels ``e^(dU/T)`` digits in a flat well)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    m = rhs.size
+    diag = np.bincount(rows, weights=rates, minlength=m) + exits
+    mat = sparse.coo_matrix((-rates, (rows, cols)), shape=(m, m)).tocsr() + sparse.diags(diag)
+    scale = 1 / np.sqrt(mat.diagonal())
+    d = sparse.diags(scale)
     lu = splu((d @ mat @ d).tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
               options={"SymmetricMode": True})                    # symmetric positive definite: no pivoting
-    tau = d @ lu.solve(d @ rhs)
-    w = np.bincount(orbit[keep & in_start], weights=np.exp(shift - u[keep & in_start] / T), minlength=m)
-    return float(w @ tau / w.sum()), m, int(keep.sum())
+    tau = scale * lu.solve(scale * rhs)
+    for _ in range(20):
+        residual = rhs - np.bincount(rows, weights=rates * (tau[rows] - tau[cols]), minlength=m) - exits * tau
+        step = scale * lu.solve(scale * residual)
+        tau += step
+        if np.max(np.abs(step)) <= 1e-13 * np.max(np.abs(tau)):
+            break
+    return tau
 
 
 def _boundary_rates(potential, x, u, g_in, g_out, step, axis, T, shift):
