@@ -397,6 +397,7 @@ def main(argv=None):
         out["first_call"] = first_call_table([2, 10] if args.quick else [2, 4, 6, 10])
         load("after the first-call table")
     if args.speed or not args.cold_rounds:
+        load("before the speed table")
         out["speed"] = speed_table(args.quick, args.rounds or (9 if args.quick else 5))
         load("after the speed table")
     if args.json:
