@@ -56,6 +56,41 @@ def test_one_dimension_and_the_folded_symmetry_give_the_same_chain():
     assert np.isnan(two.tau_stderr) and two.tau == two.taus[0]
 
 
+def _birth_death_mfpt(ratio, h):
+    """The exact MFPT of the 1D grid chain itself (no linear solve): cells of the double well on
+    [-2, 2] left of a target cell centre near 0.5, ``tau_j = sum_{l >= j} F_l / s_l`` with
+    ``F_l = sum_{i <= l} pi_i`` and ``s_l`` the rate-flux of edge ``(l, l + 1)`` (summed in logs).
+    Returns ``(tau from the centre at -1, the target centre)``."""
+    temperature = 0.25 / ratio
+    n1 = round(2.0 / h)
+    centres = (np.arange(2 * n1) + 0.5 - n1) * h
+    target = centres[np.argmin(np.abs(centres - 0.5))]
+    kept = centres[centres < target]
+    log_pi = -_well(kept) / temperature
+    log_s = np.log(temperature / h**2) + 0.5 * (log_pi + np.append(log_pi[1:], -_well(target) / temperature))
+    terms = np.logaddexp.accumulate(log_pi) - log_s
+    j = np.argmin(np.abs(kept + 1.0))
+    return np.exp(np.logaddexp.reduce(terms[j:])), target
+
+
+@pytest.mark.parametrize("ratio", [20, 30])
+def test_the_solve_is_exact_at_high_barriers(ratio):
+    """Against the grid chain's own exact MFPT (a birth-death sum, tau = 2e9 and 5e13): the
+    refined solve agrees to 1e-12 (the plain LU solve is 9e-7 off at dU/T = 20, 2 % at 30)."""
+    h = SPACINGS[1]
+    exact, target = _birth_death_mfpt(ratio, h)
+    res = mfpt_grid(_separable, lambda x: x[..., 0] - target, _start, 0.25 / ratio, n_dim=2, half_width=2.0,
+                    spacing=h, symmetries=[np.diag([1, -1])])
+    assert res.tau == pytest.approx(exact, rel=1e-12)
+
+
+def test_a_barrier_beyond_double_precision_is_refused():
+    _, target = _birth_death_mfpt(40, SPACINGS[1])
+    with pytest.raises(ValueError, match="too high for double precision"):
+        mfpt_grid(_separable, lambda x: x[..., 0] - target, _start, 0.25 / 40, n_dim=2, half_width=2.0,
+                  spacing=SPACINGS[1])
+
+
 def test_result_is_stored_and_read_back(tmp_path):
     from phasetools import io
 

@@ -19,6 +19,8 @@ from ..results import Result, register, timed
 
 __all__ = ["GridMFPT", "mfpt_grid"]
 
+_UNDERFLOW = 600.0   # cells more than this many T above the lowest kept cell are left out
+
 
 @register
 @dataclass(frozen=True, eq=False, repr=False)
@@ -84,8 +86,11 @@ def mfpt_grid(potential, target, start, temperature, *, n_dim, half_width, spaci
     Boltzmann average over the kept cells of ``start``. It is invariant under every symmetry
     of ``U``, target and start, so the chain is lumped onto the orbits of the group generated
     by ``symmetries`` (exact: a symmetric Markov chain is lumpable onto its orbits), one sparse
-    direct solve of the symmetric positive definite system per grid. Several spacings give
-    the ``h -> 0`` extrapolation.
+    direct solve of the symmetric positive definite system per grid, iteratively refined with
+    the residual in difference form (the system's condition number grows like ``exp(dU/T)``;
+    the refined solve matches the exact birth-death sum to 1e-14 up to ``dU/T = 30``, the
+    unrefined one is 1e-4 off at 25 and 2 % at 30). Several spacings give the ``h -> 0``
+    extrapolation.
 
     Parameters
     ----------
@@ -106,7 +111,8 @@ def mfpt_grid(potential, target, start, temperature, *, n_dim, half_width, spaci
     spacing : float > 0 or sequence of float > 0
         Grid spacing(s) ``h``; two or more give the extrapolation in ``h^2``.
     energy_cut : float, optional
-        Cells with ``U`` above it are left out (reflecting). Default: keep every cell.
+        Cells with ``U`` above it are left out (reflecting). Default: keep every cell whose
+        Boltzmann weight does not underflow (``U`` within ``600 T`` of the lowest kept cell).
     symmetries : sequence of (n_dim, n_dim) arrays, default ()
         Signed permutation matrices that leave ``U``, ``target`` and ``start`` unchanged
         (checked on the grid); the solve is on the orbits of the group they generate.
@@ -122,7 +128,9 @@ def mfpt_grid(potential, target, start, temperature, *, n_dim, half_width, spaci
     ------
     ValueError
         On a parameter out of range, a matrix that is no signed permutation or no symmetry of
-        the problem on the grid, or a start set without kept cells.
+        the problem on the grid, a start set without kept cells, or a barrier too high for the
+        solve in double precision (beyond ``dU/T`` of about 30, where ``exp(dU/T)`` times the
+        machine precision approaches 1).
     """
     T = float(check_positive(temperature, "temperature"))
     n_dim = check_int(n_dim, "n_dim", minimum=1)
@@ -214,6 +222,7 @@ def _solve(potential, target, start, T, n_dim, half_width, h, energy_cut, group)
     if not np.any(keep & in_start):
         raise ValueError("start: no kept cell lies in the start set (finer spacing, or a larger start set)")
     shift = (u / T)[keep].min()
+    keep &= u / T - shift < _UNDERFLOW     # weights below e^-600 of the lowest kept cell underflow: left out
     orbit = np.full(u.shape, -1)
     orbit[keep] = np.unique(label[keep], return_inverse=True)[1]
     m = int(orbit.max()) + 1
@@ -259,13 +268,14 @@ def _solve_refined(rows, cols, rates, exits, rhs):
     lu = splu((d @ mat @ d).tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
               options={"SymmetricMode": True})                    # symmetric positive definite: no pivoting
     tau = scale * lu.solve(scale * rhs)
-    for _ in range(20):
+    for _ in range(30):
         residual = rhs - np.bincount(rows, weights=rates * (tau[rows] - tau[cols]), minlength=m) - exits * tau
         step = scale * lu.solve(scale * residual)
         tau += step
-        if np.max(np.abs(step)) <= 1e-13 * np.max(np.abs(tau)):
-            break
-    return tau
+        if np.all(np.isfinite(tau)) and np.max(np.abs(step)) <= 1e-13 * np.max(np.abs(tau)):
+            return tau
+    raise ValueError("temperature: the linear solve does not converge, the barrier is too high for double "
+                     "precision (the refined solve is exact to 1e-14 up to dU/T = 30 and fails beyond ~32)")
 
 
 def _boundary_rates(potential, x, u, g_in, g_out, step, axis, T, shift):
