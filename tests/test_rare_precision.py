@@ -162,3 +162,35 @@ def test_chain_independent_estimates_at_dU_T_20_against_the_exact_mfpt(chain_exa
     assert problem.theory_tau(T) / exact == pytest.approx(0.9705, abs=0.001)
     est = _independent_estimates(problem, 20, range(4_020_000, 4_020_020))
     _check_independent(est, exact)
+
+
+def _validation_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "rare_validation.py"
+    spec = importlib.util.spec_from_file_location("rare_validation_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chain_kramers_reads_the_exact_mfpt_that_chain_exact_stored(tmp_path):
+    """``--chain-exact`` stores, ``--chain-kramers`` reads (no number in the code): a missing file
+    names the command that writes it; a stored result is found by dU/T and checked against the
+    chain's temperature."""
+    from phasetools import io
+    from phasetools.rare import chain_exact_mfpt
+
+    ex = _validation_example()
+    path = tmp_path / "chain.h5"
+    with pytest.raises(FileNotFoundError, match="--chain-exact"):
+        ex.stored_chain_exact([20], path=str(path))
+    problem = ex._chain()
+    res = chain_exact_mfpt(problem, problem.barrier / 20, grids=(1.0,))
+    io.save(res, path, name=ex._chain_name(20))
+    io.save(res, path, name=ex._chain_name(15))          # stored under the wrong barrier
+    stored = ex.stored_chain_exact([20, 25], path=str(path))
+    assert list(stored) == [20] and stored[20].tau == res.tau
+    with pytest.raises(ValueError, match="computed at T"):
+        ex.stored_chain_exact([15], path=str(path))
