@@ -110,7 +110,7 @@ def test_reduced_four_layers_forward_independent_estimates_at_dU_T_20():
 # The chain's exact forward MFPT at dU/T = 20 (tau = 6.297e9), computed here: finite volumes with
 # the chain's 24 symmetries folded out (phasetools.rare.chain_exact_mfpt: six grids, quadratic in
 # h^2, ~15-25 s on a busy 2-core machine; docs/rare.md). Eyring-Kramers with the 4 saddles is
-# 2.9 % below it (0.9705; 0.965 at dU/T = 10 and 15): within the "few per cent" of the
+# 2.95 % below it (0.9705; 0.966 at dU/T = 10 and 15, 0.975 at 25): within the "few per cent" of the
 # asymptotics, but as large as the estimates' standard error, so the comparison is with the exact value.
 @pytest.fixture(scope="module")
 def chain_exact_20():
