@@ -117,7 +117,7 @@ def test_the_chain_folded_by_its_24_symmetries_equals_the_unfolded_solve():
     permutations and pair sign flips (24 elements) changes nothing but the size of the solve."""
     ch = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
     temperature, level = ch.barrier / 10, float(ch.stop.level)
-    common = dict(n_dim=3, half_width=0.8, spacing=0.08, energy_cut=ch.barrier + 20 * temperature)
+    common = {"n_dim": 3, "half_width": 0.8, "spacing": 0.08, "energy_cut": ch.barrier + 20 * temperature}
     args = (ch.potential.energy, lambda x: x.prod(-1) - level, lambda x: (x**2).sum(-1) < 0.04, temperature)
     full = mfpt_grid(*args, **common)
     folded = mfpt_grid(*args, **common, symmetries=[np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]]),
@@ -128,12 +128,12 @@ def test_the_chain_folded_by_its_24_symmetries_equals_the_unfolded_solve():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(symmetries=[np.diag([-1, 1])]), "does not leave the target unchanged"),   # x -> -x moves the target
-    (dict(symmetries=[np.array([[1, 1], [0, 1]])]), "signed permutation"),
-    (dict(spacing=[0.1, 0.1]), "at least 2 different spacings"),
-    (dict(spacing=[0.1, 0.08], degree=2), "at least 3 different spacings"),
-    (dict(spacing=-0.1), "spacing"),
-    (dict(degree=0), "degree"),
+    ({"symmetries": [np.diag([-1, 1])]}, "does not leave the target unchanged"),   # x -> -x moves the target
+    ({"symmetries": [np.array([[1, 1], [0, 1]])]}, "signed permutation"),
+    ({"spacing": [0.1, 0.1]}, "at least 2 different spacings"),
+    ({"spacing": [0.1, 0.08], "degree": 2}, "at least 3 different spacings"),
+    ({"spacing": -0.1}, "spacing"),
+    ({"degree": 0}, "degree"),
 ])
 def test_bad_input_is_refused(kw, match):
     kw = {"spacing": 0.1, **kw}
