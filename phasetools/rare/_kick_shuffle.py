@@ -18,6 +18,14 @@ uniform random ``batch_size``-subset of the unused samples. The last-exit identi
   continuation runs that finish the same epoch on a uniform permutation of the samples still
   unused (the trainer's step replayed, vectorised over the runs) and then run whole reshuffled
   epochs of the exact engine.
+
+The augmented chain is periodic in the position, and the kick rate depends on the position (on the
+samples left in the epoch): the QSD states must cover every position, so ``KickOptions.thin`` should
+be coprime to ``steps_per_epoch`` (``thin=33`` for 128 steps per epoch; the default 32 keeps positions
+0, 32, 64 and 96 only, and at ``lr = 0.07`` of docs/rare.md gave a rate 1.6 times too high). The
+committor after a kick is small (about 1e-3 there), so ``n_continue`` must be large enough that many
+continuation runs reach ``B`` (256 in the docs' sweep; with 4 a dozen lucky post-kick states carried
+the estimate).
 """
 
 from __future__ import annotations
@@ -149,7 +157,7 @@ def _finish_epochs(kicker, eng, starts, gen, block=4096):
     for a in range(0, starts.shape[0], block):
         x = starts[a:a + block]
         pos = np.rint(x[:, nw]).astype(int)
-        used = np.array([eng.used(v) for v in x])
+        used = _used_rows(eng, x)
         order = np.argsort(np.where(used, np.inf, gen.random(used.shape)), axis=1)   # unused first, shuffled
         w, out = x[:, :nw].copy(), np.zeros(x.shape[0], dtype=np.int8)
         for t in range(int(spe - pos.min()) if pos.size else 0):
@@ -165,6 +173,13 @@ def _finish_epochs(kicker, eng, starts, gen, block=4096):
         ends[a:a + block, :nw], ends[a:a + block, nw:] = w, 0.0
         outcome[a:a + block] = out
     return ends, outcome, cost
+
+
+def _used_rows(eng, x):
+    """:meth:`TrainingEngine.used` of every row of ``x (n, dim)`` at once: ``(n, n_samples)`` bool."""
+    words = np.asarray(x, dtype=float)[:, eng.n_weights + 1:]
+    bits = np.floor(words[:, :, None] / 2.0 ** np.arange(MASK_BITS)) % 2
+    return bits.reshape(x.shape[0], -1)[:, :eng.n_samples] == 1
 
 
 def _continue(kicker, eng, starts, entropy, max_steps, gen):
