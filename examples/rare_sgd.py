@@ -13,6 +13,9 @@ value lam_saddle / 2 = 0.0463 (docs/rare.md, "AMS over real SGD training").
     python examples/rare_sgd.py beyond         # lr 0.08 and 0.07: AMS with coordinate="sharpness" (~10 min) -> rare_sgd_ams.h5
     python examples/rare_sgd.py kick [lr ...]  # kick_escape sweep lr 0.1 .. 0.05 -> kick_sweep.h5 (~1-5 min per lr)
     python examples/rare_sgd.py kick-check     # the well's top at lr * lambda 0.5, and the tilted continuation
+    python examples/rare_sgd.py kick-split [lr ...]  # continuation="kicks", well top at lr * lambda 0.5, seed 1:
+                                               # lr 0.06 .. 0.045 -> kick_sweep.h5 (~4-10 min per lr)
+    python examples/rare_sgd.py kick-split-check [lr ...]  # the same with seed 2, and with the top at 0.4
     python examples/rare_sgd.py kick-figure    # ln tau vs B / lr: brute force, AMS, kick; Arrhenius fit -> kick_sweep.png
                                                # (from the stored kick_sweep.h5, rare_sgd_brute.h5, rare_sgd_ams.h5)
 
@@ -277,6 +280,31 @@ def kick():
         io.save(_kick(lr), KICK_FILE, name=f"kick_lr{lr}")
 
 
+#: the split continuation (continuation="kicks"): the sweep below lr 0.055 and its overlap with the plain one
+SPLIT_LRS = (0.06, 0.055, 0.05, 0.045)
+SPLIT_LEVEL = 0.5
+
+
+def kick_split():
+    """continuation="kicks" (routes of several kicks, docs/rare.md) with the well's top at
+    lr * lambda 0.5 (the first kick of a two-kick route must leave the well), seed 1, stored in
+    kick_sweep.h5 as ``kicks_lr<lr>``."""
+    from phasetools import io
+
+    for lr in [float(v) for v in sys.argv[2:]] or SPLIT_LRS:
+        io.save(_kick(lr, seed=1, level=SPLIT_LEVEL, continuation="kicks"), KICK_FILE, name=f"kicks_lr{lr}")
+
+
+def kick_split_check():
+    """The split estimate with seed 2 (same well) and with the well's top at lr * lambda 0.4
+    (seed 1): stored as ``kicks_lr<lr>_seed2`` and ``kicks_lr<lr>_top0.4``."""
+    from phasetools import io
+
+    for lr in [float(v) for v in sys.argv[2:]] or SPLIT_LRS:
+        io.save(_kick(lr, seed=2, level=SPLIT_LEVEL, continuation="kicks"), KICK_FILE, name=f"kicks_lr{lr}_seed2")
+        io.save(_kick(lr, seed=1, level=0.4, continuation="kicks"), KICK_FILE, name=f"kicks_lr{lr}_top0.4")
+
+
 def kick_check():
     """The estimate must not depend on the well (exact for any A): its top at lr * lambda 0.5
     instead of 0.7, and the tilted continuation instead of plain trainer runs."""
@@ -331,21 +359,49 @@ def _stored_ams():
     return np.array(rows)
 
 
-def kick_figure(path="kick_sweep.png"):
-    """ln tau against B / lr: brute force, AMS, the kick estimator; the Arrhenius fit over the kick points.
+def _stored_kicks():
+    """The stored kick results by kind: the plain sweep (``kick_lr<lr>``), the split sweep
+    (``kicks_lr<lr>``) and its checks (``kicks_lr<lr>_seed2``, ``kicks_lr<lr>_top0.4``), each
+    sorted by decreasing lr, finite tau only."""
+    from phasetools import io
 
-    Every point comes from a stored result in the working directory: the kick sweep from
+    out = {"plain": [], "split": [], "seed2": [], "top0.4": []}
+    for e in io.list_results(KICK_FILE):
+        r = io.load(KICK_FILE, e.name)
+        if np.isfinite(r.tau):
+            tail = e.name[8:].partition("_")[2]
+            kind = "plain" if e.name.startswith("kick_lr") else tail or "split"
+            if kind in out:
+                out[kind].append(r)
+    return {k: sorted(v, key=lambda r: -r.lr) for k, v in out.items()}
+
+
+def _curvature(res):
+    """Weighted quadratic fit ln tau = a + b x + c x^2 (x = B / lr - 60) over ``res``: (c, its se),
+    the errors inflated by the reduced chi^2 when it exceeds 1."""
+    x = np.array([4 / r.lr for r in res]) - 60
+    lt, w = np.log([r.tau for r in res]), np.array([(r.tau / r.tau_stderr) ** 2 for r in res])
+    A = np.stack([np.ones_like(x), x, x * x], axis=1)
+    cov = np.linalg.inv(A.T @ (A * w[:, None]))
+    coef = cov @ (A.T @ (w * lt))
+    chi2 = float(np.sum(w * (lt - A @ coef) ** 2) / max(x.size - 3, 1))
+    return coef[2], np.sqrt(cov[2, 2] * max(1.0, chi2)), chi2
+
+
+def kick_figure(path="kick_sweep.png"):
+    """ln tau against B / lr: brute force, AMS, the kick estimator (plain continuation down to lr
+    0.055, the split continuation below); the Arrhenius fit over the plain kick points and the
+    curvature of ln tau over both.
+
+    Every point comes from a stored result in the working directory: the kick sweeps from
     ``KICK_FILE``, brute force from ``BRUTE_FILE`` and AMS from ``AMS_FILE``; a point is drawn
     only when it is stored.
     """
     from matplotlib.figure import Figure
 
-    from phasetools import io
-
-    res = sorted((io.load(KICK_FILE, e.name) for e in io.list_results(KICK_FILE)), key=lambda r: -r.lr)
-    res = [r for r in res if np.isfinite(r.tau)]
-    bad = [r for r in res if r.lr < FIT_MIN_LR]
-    res = [r for r in res if r.lr >= FIT_MIN_LR]
+    kicks = _stored_kicks()
+    bad = [r for r in kicks["plain"] if r.lr < FIT_MIN_LR]
+    res = [r for r in kicks["plain"] if r.lr >= FIT_MIN_LR]
     b = np.array([4 / r.lr for r in res])
     lt = np.log([r.tau for r in res])
     se = np.array([r.tau_stderr / r.tau for r in res])
@@ -355,17 +411,41 @@ def kick_figure(path="kick_sweep.png"):
     for r in res:
         print(f"  lr {r.lr}: B/lr {4 / r.lr:.1f}  tau {r.tau:.3g} [{r.tau_lower:.3g}, {r.tau_upper:.3g}]  "
               f"top share {r.top_share:.2f}  cost {r.cost['total']:.3g}")
-    fig = Figure(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.6))
     ax = fig.subplots()
-    ax.errorbar(b, lt, yerr=1.96 * se, fmt="o", color="C0", label="kick_escape (95 %)")
+    ax.errorbar(b, lt, yerr=1.96 * se, fmt="o", color="C0", label="kick_escape, trainer continuation (95 %)")
     for r in bad:
         print(f"  lr {r.lr}: B/lr {4 / r.lr:.1f}  tau {r.tau:.3g} [{r.tau_lower:.3g}, {r.tau_upper:.3g}]  "
               f"top share {r.top_share:.2f}: depends on the well, not fitted")
         ax.plot([4 / r.lr], [np.log(r.tau)], "o", mfc="none", color="0.5",
-                label=f"kick_escape, lr {r.lr}: depends on the well (not fitted)")
+                label=f"trainer continuation, lr {r.lr}: depends on the well")
+    for kind, fmt, color, shift, label in (("split", "D", "C2", 0.0, 'continuation="kicks", top 0.5, seed 1 (95 %)'),
+                                           ("seed2", "d", "C1", 0.6, '"kicks", seed 2'),
+                                           ("top0.4", "v", "C4", -0.6, '"kicks", well top 0.4')):
+        rows = kicks[kind]
+        for r in rows:
+            print(f"  {kind} lr {r.lr} (well top {r.well[1]:.3f}, seed {r.seeds[0]}): B/lr {4 / r.lr:.1f}  tau "
+                  f"{r.tau:.3g} +- {r.tau_stderr:.2g} [{r.tau_lower:.3g}, {r.tau_upper:.3g}]  top share "
+                  f"{r.top_share:.2f}  cost {r.cost['total']:.3g}")
+        if rows:
+            x = np.array([4 / r.lr for r in rows]) + shift
+            y = np.log([r.tau for r in rows])
+            lo = np.array([r.tau_lower for r in rows])
+            hi = np.array([r.tau_upper for r in rows])
+            up = np.where(np.isfinite(hi), np.log(hi) - y, 3.0)
+            ax.errorbar(x, y, yerr=[y - np.log(lo), up], fmt=fmt, color=color, ms=5, label=label)
+    split = [r for r in kicks["split"] if r.lr < FIT_MIN_LR]
+    both = sorted(res + split, key=lambda r: -r.lr)
+    if len(both) >= 4:
+        xs, ys = np.array([4 / r.lr for r in both]), np.log([r.tau for r in both])
+        print("local slopes d ln tau / d(B/lr):", ", ".join(f"{(xs[i] + xs[i + 1]) / 2:.1f}: "
+              f"{(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]):.3f}" for i in range(xs.size - 1)))
+        c, c_se, chi2q = _curvature(both)
+        print(f"quadratic fit over {len(both)} points (trainer lr >= {FIT_MIN_LR}, split below): curvature "
+              f"{c:.4f} +- {c_se:.4f} per (B/lr)^2, reduced chi^2 {chi2q:.2f}")
     bb = np.linspace(b.min() - 2, b.max() + 2, 50)
     ax.plot(bb, a + slope * bb, color="C0", lw=0.8, ls="--",
-            label=f"Arrhenius fit: slope {slope:.3f} +- {s_se:.3f}")
+            label=f"Arrhenius fit (trainer points): slope {slope:.3f} +- {s_se:.3f}")
     br = _stored_replay()
     if br.size:
         ax.errorbar(4 / br[:, 0], np.log(br[:, 1]), yerr=1.96 * br[:, 2] / br[:, 1], fmt="s", mfc="none", ms=9,
@@ -386,5 +466,6 @@ def kick_figure(path="kick_sweep.png"):
 
 if __name__ == "__main__":
     {"route": route, "committor": committor, "ams": ams, "brute": brute, "replay": replay,
-     "beyond": beyond, "kick": kick, "kick-check": kick_check,
+     "beyond": beyond, "kick": kick, "kick-check": kick_check, "kick-split": kick_split,
+     "kick-split-check": kick_split_check,
      "kick-figure": kick_figure}[sys.argv[1] if len(sys.argv) > 1 else "route"]()

@@ -242,7 +242,9 @@ def test_diverged_qsd_chains_do_not_crash_and_leave_no_biased_estimate():
                         options=opts)
     assert a.n_chains_used == 0 and np.all(np.isnan(a.k_chains)) and a.n_states == 0
     assert np.isnan(a.k) and np.isnan(a.tau) and np.isnan(a.tau_lower) and np.isnan(a.tau_upper)
-    assert a.cost["qsd"] == 4 * 16 * 128           # one chunk of each chain: nothing advanced after it died
+    # one chunk (16 epochs) of each chain; the two that fell into the target with finite weights run
+    # their last 4 epochs too (every step taken is counted), the diverged ones are not advanced
+    assert a.cost["qsd"] == 4 * 16 * 128 + 2 * 4 * 128
 
 
 def test_only_finite_chains_are_advanced():
@@ -300,3 +302,152 @@ def test_kick_escape_refuses_a_malformed_well_and_an_infinite_kick():
         with pytest.raises(ValueError, match="kick"):
             KickOptions(kick=bad)
     assert KickOptions().kick == 1.0               # the CLI's --kick default and every documented run
+
+
+class _UpSets:
+    """Test sets on the width-1 chain's ``s = |w1 w2 w3|``: ``B = {s >= level}``, ``A = {s < low}``
+    (the tilt, which raises the mode's curvature, aims at ``B``); a step may be tilted above ``hi``."""
+
+    def __init__(self, level, low, hi):
+        self.level, self.low, self.hi = level, low, hi
+
+    def sv(self, M):
+        return np.abs(M[:, 0, 0])
+
+    def __call__(self, M):
+        s = self.sv(M)
+        return np.where(s >= self.level, 1.0, np.where(s < self.low, -1.0, 0.0))
+
+
+def test_kick_split_continuation_matches_exact_two_step_enumeration():
+    """Tiny data (6 samples, B = 3), lr 0.2, from s = 0.5: reaching s >= 0.85 before falling below
+    0.5 within two steps needs two up-kicks (one step reaches 0.814 at most). Its exact probability
+    by enumerating all 216^2 pairs of minibatches, against continuation="kicks" runs (one or two
+    tilted steps of a window of two, weighted by the mixture over tilt plans): unbiased, and
+    better than plain runs."""
+    from phasetools.rare import SharpnessScore
+    from phasetools.rare._kick import _continue_kicks, _Kicker
+
+    gen = np.random.default_rng(1)
+    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
+    lr, s0, level, n = 0.2, 0.5, 0.85, 20_000
+    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=3,
+                         sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
+                         shapes=[(1, 1)] * 3)
+    x0 = np.full((1, 3), np.cbrt(s0))
+    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
+    s1 = np.abs(np.prod(np.stack([_per_sample_steps(eng, x0[0], Xs, Ys, lr, 0.32, "paper")[mb].mean(axis=0)
+                                  for mb in all_mb]), axis=1))
+    y1 = np.stack([_per_sample_steps(eng, x0[0], Xs, Ys, lr, 0.32, "paper")[mb].mean(axis=0) for mb in all_mb])
+    s2 = np.array([np.abs(np.prod(_per_sample_steps(eng, y, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1), axis=1))
+                   for y in y1])                                                     # (216 first, 216 second)
+    assert s1.max() < level                                                          # one kick is not enough
+    exact = np.mean((s1 >= s0)[:, None] & (s2 >= level))
+    assert 1e-3 < exact < 1e-2
+    score = SharpnessScore(0.05, [np.full((1, 1), np.cbrt(s0))] * 3, np.atleast_2d(np.mean(Xs * Xs)))
+    aim = float(np.log(score.parts([np.full((1, 1, 1), np.cbrt(1.2))] * 3)[1][0]))
+    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score,
+                     sets=_UpSets(level, s0, 0.45), aim=aim, defensive=0.1)
+    for n_kicks in (1, 2):
+        opts = KickOptions(continuation="kicks", kick_window=2, n_kicks=n_kicks, max_steps=2)
+        value, outcome, cost = _continue_kicks(kicker, eng, np.repeat(x0, n, axis=0), 1, np.random.default_rng(3),
+                                               opts)
+        est, se = value.mean(), value.std() / np.sqrt(n)
+        assert abs(est - exact) < 4 * se, (n_kicks, est, se, exact)
+        assert se < np.sqrt(exact * (1 - exact) / n) / 3                            # plain runs: 3x the error
+        assert value.max() <= 1 / (1 - opts.kick_share) and n <= cost <= 2 * n
+        assert set(np.unique(outcome)) <= {0, 1, 2}
+
+
+def test_plan_ratio_is_the_mixture_over_tilted_steps():
+    """_plan_ratio against the explicit sum over every plan (no tilted step with probability
+    1 - share, else a uniform subset of k in 1 .. n_kicks steps), and _kick_plan draws that law."""
+    from math import comb
+
+    from phasetools.rare._kick import _kick_plan, _plan_ratio
+
+    gen = np.random.default_rng(4)
+    r = np.exp(gen.normal(size=(6, 5)) * 3)
+    for n_kicks, share in ((1, 0.3), (2, 0.5), (3, 0.8)):
+        ref = np.full(6, 1 - share)
+        for k in range(1, n_kicks + 1):
+            for sub in itertools.combinations(range(5), k):
+                ref += share / n_kicks / comb(5, k) * np.prod(r[:, list(sub)], axis=1)
+        assert np.allclose(_plan_ratio(r, n_kicks, share), ref, rtol=1e-12)
+    plan = _kick_plan(60_000, 4, 2, 0.5, np.random.default_rng(5))
+    size = plan.sum(axis=1)
+    freq = np.bincount(size, minlength=3) / size.size
+    assert np.allclose(freq, [0.5, 0.25, 0.25], atol=0.01) and np.allclose(plan.mean(axis=0), plan.mean(), atol=0.01)
+    pairs = plan[size == 2]
+    assert np.allclose((pairs[:, 0] & pairs[:, 1]).mean(), 1 / 6, atol=0.01)        # each of C(4, 2) pairs
+
+
+def test_kick_options_for_the_split_continuation():
+    assert KickOptions(continuation="kicks").kick_window >= KickOptions().n_kicks
+    for bad, word in (({"n_kicks": 0}, "n_kicks"), ({"kick_window": 0}, "kick_window"),
+                      ({"n_kicks": 3, "kick_window": 2}, "n_kicks"), ({"kick_share": 1.0}, "kick_share"),
+                      ({"kick_share": 0.0}, "kick_share"), ({"continuation": "nested"}, "continuation")):
+        with pytest.raises(ValueError, match=word):
+            KickOptions(**bad)
+
+
+def test_qsd_cost_counts_every_step_the_chains_take(monkeypatch):
+    """A QSD chain that reached B runs on with the others (its later states unused): its steps
+    are counted. Here (target 0.22 just below the well) chains reach B, and cost["qsd"] equals
+    the steps the trainer was asked for; before, it left out those after the chunk of a chain's
+    first step in B."""
+    from phasetools.rare._kick import _qsd, _Sets
+
+    taken = []
+    advance = TrainingEngine.advance
+
+    def counting(self, x, streams, n_steps, low):
+        taken.append(x.shape[0] * n_steps)
+        return advance(self, x, streams, n_steps, low)
+
+    monkeypatch.setattr(TrainingEngine, "advance", counting)
+    sets = _Sets(0, 0.22, (0.27, 1.1))
+    eng = TrainingEngine((X, Y), **SGD, lr=0.1, sampling="replacement", convention="paper", coordinate=sets,
+                         sign=1.0, shapes=[(1, 1)] * 3)
+    opts = KickOptions(n_chains=6, burn_in_epochs=0, n_epochs=40, thin=64)
+    states, valid, cost = _qsd(eng, np.asarray(B0, float), opts, 2, sets)
+    per_chain = valid.sum(axis=1)
+    assert per_chain.min() < valid.shape[1] and np.all(np.isfinite(states[valid]))   # some chains reached B
+    assert cost == sum(taken) == 6 * 40 * 128
+
+
+def test_kick_split_continuation_up_then_down_matches_exact_enumeration():
+    """The kick estimator's own sets, B = {s <= 0.355} below the well A = [0.36, 0.55], from s = 0.6
+    above it (6 samples, B = 3, lr 0.35): no single step reaches B; the two-step routes go up
+    first (staying above the well) and then catapult down through it. The exact probability of B
+    before A in two steps (enumeration of 216^2 minibatch pairs) against continuation="kicks"
+    (both tilts, up towards the aimed curvature and down towards B)."""
+    from phasetools.rare import SharpnessScore
+    from phasetools.rare._kick import _continue_kicks, _Kicker, _Sets
+
+    gen = np.random.default_rng(1)
+    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
+    lr, s0, target, well, n = 0.35, 0.6, 0.355, (0.36, 0.55), 10_000
+    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=3,
+                         sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
+                         shapes=[(1, 1)] * 3)
+    x0 = np.full(3, np.cbrt(s0))
+    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
+    y1 = _per_sample_steps(eng, x0, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1)
+    s1 = np.abs(np.prod(y1, axis=1))
+    s2 = np.array([np.abs(np.prod(_per_sample_steps(eng, y, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1), axis=1))
+                   for y in y1])
+    neither = (s1 > target) & ~((s1 >= well[0]) & (s1 <= well[1]))
+    assert s1.min() > target and np.all(s1[neither] > well[1])                    # two steps, up first
+    exact = np.mean(neither[:, None] & (s2 <= target))
+    assert 1e-3 < exact < 1e-2
+    score = SharpnessScore(0.05, [np.full((1, 1), np.cbrt(s0))] * 3, np.atleast_2d(np.mean(Xs * Xs)))
+    aim = float(np.log(score.parts([np.full((1, 1, 1), np.cbrt(1.2))] * 3)[1][0]))
+    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score,
+                     sets=_Sets(0, target, well), aim=aim, defensive=0.1)
+    opts = KickOptions(continuation="kicks", kick_window=2, n_kicks=2, max_steps=2)
+    value, outcome, _ = _continue_kicks(kicker, eng, np.repeat(x0[None], n, axis=0), 1, np.random.default_rng(3), opts)
+    est, se = value.mean(), value.std() / np.sqrt(n)
+    assert abs(est - exact) < 4 * se and se < np.sqrt(exact * (1 - exact) / n), (est, se, exact)

@@ -13,7 +13,8 @@ from ``nu`` is (the last-exit / reactive-flux decomposition)::
 QSD mass outside ``A`` that reaches ``B`` without visiting ``A`` (negligible for a metastable
 well). ``nu`` is sampled by plain SGD runs; the inner sum by minibatches drawn from a tilted
 distribution over the samples (defensive mixture with the uniform one), each weighted by its
-likelihood ratio; ``q(x')`` by continuation runs of the real trainer. See docs/rare.md.
+likelihood ratio; ``q(x')`` by continuation runs of the real trainer, or runs whose first steps
+may be tilted too (routes of several kicks: ``KickOptions(continuation="kicks")``). See docs/rare.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 from scipy import stats as _st
+from scipy.special import comb
 
 from .._rng import seed_sequence, seeds_record
 from .._validation import check_int
@@ -73,7 +75,18 @@ class KickOptions:
         against ``train``) with minibatches tilted while the state lies above the well and
         below the aimed curvature, each run weighted by the product of its likelihood ratios
         (unbiased, and it samples routes of two or more kicks, but the products of weights
-        are heavier-tailed; docs/rare.md).
+        are heavier-tailed; docs/rare.md); ``"kicks"`` splits over the kicks of a route: the
+        first ``kick_window`` steps of a run are replayed, and a run chooses (with probability
+        ``kick_share``) up to ``n_kicks`` of them whose minibatch is tilted, the other steps
+        plain, then the trainer finishes it; the run's weight is that of the mixture over all
+        such choices (balance heuristic), so it is at most ``1 / (1 - kick_share)`` (routes of
+        up to ``1 + n_kicks`` kicks, docs/rare.md).
+    n_kicks : int >= 1, default 2
+        ``continuation="kicks"``: the most tilted steps of one continuation run.
+    kick_window : int >= 1, default 4
+        ``continuation="kicks"``: the first steps of a continuation run that may be tilted.
+    kick_share : float in (0, 1), default 0.5
+        ``continuation="kicks"``: the probability that a run tilts any step.
     """
 
     n_chains: int = 40
@@ -87,17 +100,22 @@ class KickOptions:
     max_steps: int = 100_000
     confidence: float = 0.95
     continuation: str = "trainer"
+    n_kicks: int = 2
+    kick_window: int = 4
+    kick_share: float = 0.5
 
     def __post_init__(self):
         check_int(self.n_chains, "n_chains", minimum=2)
         check_int(self.burn_in_epochs, "burn_in_epochs", minimum=0)
-        for name in ("n_epochs", "thin", "n_draws", "n_continue", "max_steps"):
+        for name in ("n_epochs", "thin", "n_draws", "n_continue", "max_steps", "n_kicks", "kick_window"):
             check_int(getattr(self, name), name, minimum=1)
-        for name in ("defensive", "confidence"):
+        if self.n_kicks > self.kick_window:
+            raise ValueError(f"n_kicks must be in [1, kick_window = {self.kick_window}], got {self.n_kicks}")
+        for name in ("defensive", "confidence", "kick_share"):
             if not 0.0 < float(getattr(self, name)) < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.continuation not in ("tilted", "trainer"):
-            raise ValueError(f"continuation must be 'tilted' or 'trainer', got {self.continuation!r}")
+        if self.continuation not in ("kicks", "tilted", "trainer"):
+            raise ValueError(f"continuation must be 'trainer', 'tilted' or 'kicks', got {self.continuation!r}")
         if not (np.isfinite(float(self.kick)) and float(self.kick) > 0):
             raise ValueError(f"kick must be > 0 and finite, got {self.kick}")
 
@@ -153,8 +171,9 @@ class KickEscape(Result):
         (near 1: the route starts in the QSD's tail, which the chains sample poorly; longer
         chains are needed and the interval is optimistic).
     cost : dict
-        SGD steps: ``qsd`` (each QSD chain's steps up to the chunk of its first step in ``B``
-        or its divergence), ``continue``, ``total``.
+        SGD steps: ``qsd`` (every step of the QSD chains: a chain runs to the end, its states
+        after its first step in ``B`` unused, unless it diverges), ``continue`` (replayed and
+        trainer steps), ``total``.
     """
 
     n_layers: int
@@ -250,9 +269,10 @@ def _qsd(eng, x0, opts, entropy, sets):
 
     A chain whose weights are no longer finite (diverged) is not advanced again (the trainer
     refuses such a start); the others go on together. A chain that reached ``B`` with finite
-    weights runs on with them, its states unused and its steps after the chunk of its first
-    step in ``B`` not counted in ``cost`` (so the minibatches of every chain are the same as
-    without the divergence check when no chain diverges)."""
+    weights runs on with them, its states unused (so the minibatches of every chain are the
+    same as without the divergence check when no chain diverges: the trainer's draws depend on
+    the batch it advances). ``cost`` counts every SGD step taken, those of such a chain after
+    it reached ``B`` included."""
     n = opts.n_chains
     x = np.repeat(np.asarray(x0, dtype=float)[None, :], n, axis=0)
     streams = eng.streams(entropy, np.arange(n))
@@ -266,7 +286,7 @@ def _qsd(eng, x0, opts, entropy, sets):
     while done < total:
         c = min(eng.max_chunk, total - done)
         xe, code, path = _advance_finite(eng, x, streams, c)
-        cost += int(alive.sum()) * c
+        cost += int(np.all(np.isfinite(x), axis=1).sum()) * c           # every row advanced, alive or not
         hit = np.nan_to_num(code, nan=1.0) >= 1
         first = np.where(hit.any(axis=1), hit.argmax(axis=1), c)
         sel = (keep >= done) & (keep < done + c)
@@ -464,6 +484,64 @@ class _Kicker:
         return out, weight
 
 
+    def drop_logw(self, xs, ys, n_theta=26):
+        """Log-probabilities ``(m, n)`` of the tilt towards ``B`` at states ``xs (m, dim)`` with
+        per-sample steps ``ys (m, n, dim)``: ``w(i) ∝ exp(theta e_i)``, ``e_i = -grad s . (y_i - x)``
+        the linearised drop of ``s`` by sample ``i``, ``theta`` on a grid of ``n_theta`` values up
+        to ``50 / span`` chosen so that the step of the tilted mean lands lowest in ``s`` (the
+        catapult through ``s = 0`` is far from linear; any tilt leaves the estimate unbiased)."""
+        m, n, dim = ys.shape
+        u = ys - xs[:, None]
+        grad = np.empty_like(xs)
+        for j in range(dim):
+            e = np.zeros(dim)
+            e[j] = 1e-6
+            grad[:, j] = (self.sets.sv(_end_to_end(self.eng, xs + e))
+                          - self.sets.sv(_end_to_end(self.eng, xs - e))) / 2e-6
+        d = -np.einsum("mnd,md->mn", u, grad)
+        d = d - d.max(axis=1, keepdims=True)
+        span = -d.min(axis=1)
+        theta = np.linspace(0.0, 50.0, n_theta)[None, :] / np.where(span > 0, span, 1.0)[:, None]   # (m, G)
+        logw = theta[:, :, None] * d[:, None, :]
+        logw -= np.log(np.exp(logw).sum(axis=2, keepdims=True))
+        mean = xs[:, None] + np.einsum("mgn,mnd->mgd", np.exp(logw), u)
+        post = self.sets.sv(_end_to_end(self.eng, mean.reshape(m * n_theta, dim))).reshape(m, n_theta)
+        best = np.argmin(np.where(np.isfinite(post), post, np.inf), axis=1)
+        return logw[np.arange(m), best]
+
+    def draw_ratio(self, xs, climb, above, tilted, gen):
+        """One SGD step of each state ``xs (m, dim)``: where ``tilted & above``, its minibatch from
+        ``defensive * uniform + (1 - defensive) / 2 * (up + down)``, ``up`` the tilt towards the
+        aimed curvature (uniform unless ``climb``), ``down`` the tilt towards ``B``
+        (:meth:`drop_logw`); uniform elsewhere. Returns the new states and the ratio ``p_mix / p``
+        of each drawn minibatch whichever law drew it (1 where not ``above``: no step is tilted
+        there)."""
+        out, ratio = np.empty_like(xs), np.ones(xs.shape[0])
+        for a in range(0, xs.shape[0], self.block):
+            sl = slice(a, a + self.block)
+            x, c, e = xs[sl], climb[sl] & above[sl], above[sl]
+            ys = self.per_sample(x)
+            m, n = ys.shape[:2]
+            up = np.full((m, n), -np.log(n))
+            down = up.copy()
+            if c.any():
+                d = np.einsum("mnd,md->mn", ys[c] - x[c][:, None], self.grad_log_h(x[c]))
+                up[c] = _tilt(d, self.aim - self.log_h(x[c]))
+            if e.any():
+                down[e] = self.drop_logw(x[e], ys[e])
+            t = e & tilted[sl]
+            which = gen.random(m) < 0.5
+            idx, _ = _mixture_draws(np.where(which[:, None], up, down), self.batch_size,
+                                    np.where(t, self.defensive, 1.0), gen)
+            out[sl] = np.take_along_axis(ys, idx[:, :, None], axis=1).mean(axis=1)
+            base = self.batch_size * np.log(n)
+            with np.errstate(over="ignore"):
+                rho = (np.exp(base + np.take_along_axis(up, idx, axis=1).sum(axis=1))
+                       + np.exp(base + np.take_along_axis(down, idx, axis=1).sum(axis=1)))
+                ratio[sl] = np.where(e, self.defensive + 0.5 * (1.0 - self.defensive) * rho, 1.0)
+        return out, ratio
+
+
 def _exit_draws(kicker, states, valid, n_draws, gen):
     """Tilted minibatches at every QSD state in ``A``: post-step states, weights, the chain and
     the singular value of the state each comes from."""
@@ -506,6 +584,61 @@ def _continue_tilted(kicker, starts, gen, max_steps):
     return np.where(outcome == 2, np.exp(logW), 0.0), outcome, cost
 
 
+def _kick_plan(m, window, n_kicks, share, gen):
+    """The tilted steps ``(m, window)`` of ``m`` runs: none with probability ``1 - share``, else
+    ``k`` steps (``k`` uniform in ``1 .. n_kicks``) forming a uniform subset of the window."""
+    k = np.where(gen.random(m) < share, gen.integers(1, n_kicks + 1, m), 0)
+    rank = np.argsort(np.argsort(gen.random((m, window)), axis=1), axis=1)      # a uniform permutation
+    return rank < k[:, None]
+
+
+def _plan_ratio(r, n_kicks, share):
+    """``Q / P`` of runs whose window steps drew minibatches with tilt ratios ``r (m, window)``
+    (1 at a step that could not be tilted, or after the run ended), ``Q`` the mixture of
+    :func:`_kick_plan`: ``1 - share + (share / n_kicks) sum_k e_k(r) / C(window, k)``, ``e_k``
+    the elementary symmetric polynomials of the row (summed by the recursion
+    ``e_k <- e_k + r_j e_(k-1)``: positive terms, no cancellation)."""
+    m, window = r.shape
+    e = np.zeros((m, n_kicks + 1))
+    e[:, 0] = 1.0
+    for j in range(window):
+        e[:, 1:] = e[:, 1:] + r[:, j:j + 1] * e[:, :-1]
+    ks = np.arange(1, n_kicks + 1)
+    return 1.0 - share + share / n_kicks * (e[:, 1:] / comb(window, ks)).sum(axis=1)
+
+
+def _continue_kicks(kicker, eng, starts, entropy, gen, opts):
+    """Continuation runs split over kicks: the first ``kick_window`` steps replayed, the steps
+    of each run's plan (:func:`_kick_plan`) tilted where the state lies above the well and below
+    the aimed curvature, then the trainer until ``A`` or ``B``. Per run ``W 1{B before A}``
+    with ``W = P / Q = 1 / _plan_ratio`` (at most ``1 / (1 - kick_share)``), its outcome
+    (2: B, 1: A, 0: censored, -1: not finite) and the steps taken."""
+    m, window = starts.shape[0], min(opts.kick_window, opts.max_steps)
+    plan = _kick_plan(m, opts.kick_window, opts.n_kicks, opts.kick_share, gen)
+    r = np.ones((m, opts.kick_window))
+    x, outcome = starts.copy(), np.zeros(m, dtype=np.int8)
+    active, cost, sets = np.arange(m), 0, kicker.sets
+    for j in range(window):
+        if not active.size:
+            break
+        xa = x[active]
+        above = sets.sv(_end_to_end(eng, xa)) > sets.hi
+        climb = above.copy()
+        if above.any():
+            climb[above] = kicker.log_h(xa[above]) < kicker.aim
+        x[active], r[active, j] = kicker.draw_ratio(xa, climb, above, plan[active, j], gen)
+        code = sets(_end_to_end(eng, x[active]))
+        outcome[active[code == 1.0]] = 2
+        outcome[active[code == -1.0]] = 1
+        outcome[active[np.isnan(code)]] = -1
+        cost += active.size
+        active = active[code == 0.0]
+    if active.size and opts.max_steps > window:
+        outcome[active], c = _continue_trainer(eng, x[active], entropy, opts.max_steps - window, eng.batch_size)
+        cost += c
+    return np.where(outcome == 2, 1.0 / _plan_ratio(r, opts.n_kicks, opts.kick_share), 0.0), outcome, cost
+
+
 def _continue_trainer(eng, starts, entropy, max_steps, batch_size):
     """Plain continuation runs of the trainer until ``A`` or ``B``, in blocks small enough for
     ``record_steps`` (16 epochs of a block stay under the trainer's 2e7 recorded values):
@@ -537,8 +670,12 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
     ``W 1{B before A}``: by default plain runs of the trainer (``W = 1``), or
     (``KickOptions(continuation="tilted")``) the trainer's step replayed with minibatches
     tilted while the state climbs above the well (``W`` the product of their likelihood
-    ratios), so that routes of two or more kicks are sampled too. The estimate is unbiased for any
-    tilt; the tilt sets its variance.
+    ratios), so that routes of two or more kicks are sampled too, or
+    (``KickOptions(continuation="kicks")``) runs that tilt at most ``n_kicks`` of their first
+    ``kick_window`` steps, up towards the aimed curvature or down towards ``B`` (a catapult),
+    weighted by the mixture over which steps are tilted (each weight at most
+    ``1 / (1 - kick_share)``; the routes of several kicks below ``lr`` 0.055 in docs/rare.md). The
+    estimate is unbiased for any tilt; the tilt sets its variance.
 
     Parameters
     ----------
@@ -610,6 +747,8 @@ def _continue_replacement(kicker, eng, starts, e_cont, gen, opts):
     path weight with the tilted continuation)."""
     if opts.continuation == "tilted":
         return _continue_tilted(kicker, starts, gen, opts.max_steps)
+    if opts.continuation == "kicks":
+        return _continue_kicks(kicker, eng, starts, e_cont, gen, opts)
     outcome, cost = _continue_trainer(eng, starts, e_cont, opts.max_steps, eng.batch_size)
     return (outcome == 2).astype(float), outcome, cost
 
