@@ -239,16 +239,26 @@ def test_one_compilation_for_every_width_depth_data_noise_scheme_and_stop():
                 assert all(len(w.signatures) <= 1 for w in nk.SCALAR_WORKERS.values())
 
 
+def _same_bytes(a, b):
+    """The same trajectories byte for byte (a -0 against a 0 differs): finals, steps, statuses
+    and saved paths."""
+    return (a.final.tobytes() == b.final.tobytes() and a.steps.tobytes() == b.steps.tobytes()
+            and a.escaped.tobytes() == b.escaped.tobytes() and a.paths is not None
+            and a.paths.tobytes() == b.paths.tobytes())
+
+
 def test_one_input_one_output_sgd_runs_on_its_own_worker_with_the_general_bits(monkeypatch):
     """With SGD-like noise, a network with one input and one output runs on its own compiled
     worker (``scalar``: one pass per weight, :func:`nk._backprop_one`), whatever its width or
-    depth; forced onto the general worker, it gives the same trajectories, bit for bit."""
+    depth; forced onto the general worker, it gives the same trajectories, bit for bit (the
+    bytes of the finals and of the saved paths)."""
     assert nk.worker(True, False, nk.ORDER_LINEAR, scalar=True) is nk.SCALAR_WORKERS[False, False]
     assert nk.worker(False, False, nk.ORDER_LINEAR, scalar=True) is nk.WORKERS[False, False, False]
     assert nk.worker(True, True, nk.ORDER_SV1, data=True, scalar=True) is nk.DATA_WORKERS[True, True]
     assert nk.is_scalar((1, 4, 1)) and not nk.is_scalar((1, 4, 2)) and not nk.is_scalar((2, 4, 1))
     pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
-    kw = dict(noise=pr.sgd_noise(0.08, 3), dt=0.02, n_traj=40, max_steps=3000, stop=pr.stop, rng=4, n_threads=1)
+    kw = dict(noise=pr.sgd_noise(0.08, 3), dt=0.02, n_traj=40, max_steps=3000, stop=pr.stop, rng=4, n_threads=1,
+              save_every=100)
     for scheme in ("euler", "bridge"):
         ref = simulate(pr.potential, pr.x0, scheme=scheme, **kw)
         assert len(nk.SCALAR_WORKERS[scheme == "bridge", False].signatures) == 1
@@ -256,12 +266,60 @@ def test_one_input_one_output_sgd_runs_on_its_own_worker_with_the_general_bits(m
             m.setattr(nk, "is_scalar", lambda dims: False)
             general = simulate(pr.potential, pr.x0, scheme=scheme, **kw)
         assert len(nk.WORKERS[True, scheme == "bridge", False].signatures) == 1
-        assert ref.equal_values(general) and 0 < ref.escaped.sum() < 40
+        assert _same_bytes(ref, general) and ref.equal_values(general) and 0 < ref.escaped.sum() < 40
     for n, h in ((2, 5), (4, 3)):   # other widths and depths: no other compilation
         pot = network(n, h, [[1.0]], [[0.7]], 0.1)
         simulate(pot, np.full(pot.dim, 0.4), noise=SGDNoise(0.05, 4, [[1.0]], [[0.7]], [[1.0]]), dt=0.01, n_traj=3,
                  max_steps=20, stop=Threshold(-10.0, "down"), rng=1)
         assert all(len(w.signatures) <= 1 for w in nk.SCALAR_WORKERS.values())
+
+
+def test_scalar_worker_with_a_singular_value_order_has_the_general_bits(monkeypatch):
+    """A one-input-one-output network with SGD-like noise and a singular-value order parameter
+    (``|M|``) runs on the ``scalar`` worker of that order kind, and forced onto the general
+    worker gives the same bytes; ``structured_kernel(...).worker`` (what the compile notice and
+    ``signatures`` read) is that scalar worker."""
+    pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=2, direction="bwd", convention="paper")
+    pot = network(3, 2, [[1.0]], [[0.8]], 0.32, convention="paper", order="sv1")
+    stop = Threshold(pr.stop.level, "down")
+    assert structured_kernel(pot, stop, sgd=True).worker is nk.SCALAR_WORKERS[False, True]
+    assert structured_kernel(pr.potential, pr.stop, sgd=True).worker is nk.SCALAR_WORKERS[False, False]
+    assert structured_kernel(pr.potential, pr.stop, sgd=True, bridge=True).worker is nk.SCALAR_WORKERS[True, False]
+    kw = dict(noise=pr.sgd_noise(0.08, 3), dt=0.02, n_traj=40, max_steps=3000, stop=stop, rng=5, n_threads=1,
+              save_every=100)
+    ref = simulate(pot, pr.x0, **kw)
+    assert len(nk.SCALAR_WORKERS[False, True].signatures) == 1
+    with monkeypatch.context() as m:
+        m.setattr(nk, "is_scalar", lambda dims: False)
+        general = simulate(pot, pr.x0, **kw)
+    assert len(nk.WORKERS[True, False, True].signatures) == 1
+    assert _same_bytes(ref, general) and 0 < ref.escaped.sum() < 40
+
+
+@pytest.mark.parametrize("sgd", [False, True])
+@pytest.mark.parametrize("dims", [(1, 3, 1), (2, 3, 2)])
+def test_the_kernel_names_the_worker_its_run_calls(monkeypatch, sgd, dims):
+    """``StructuredKernel.worker`` (the compile notice's dispatcher) is the worker ``run`` calls,
+    for both schemes with and without a stop (the bridge test runs only with a stop): both take
+    it from :meth:`nk.Variant.of`."""
+    pot = network(len(dims) - 1, dims[1], np.eye(dims[0]), np.full((dims[-1], dims[0]), 0.5), 0.1)
+    noise = (dict(noise=SGDNoise(0.05, 4, np.eye(dims[0]), np.full((dims[-1], dims[0]), 0.5), np.eye(dims[-1])))
+             if sgd else dict(temperature=0.01))
+    variant_worker = nk.Variant.worker
+    called = []
+    monkeypatch.setattr(nk.Variant, "worker", lambda self: called.append(self) or variant_worker(self))
+    for scheme in ("euler", "bridge"):
+        for stop in (None, Threshold(-10.0, "down")):
+            kernel = structured_kernel(pot, stop, sgd=sgd, bridge=scheme == "bridge")
+            assert called.pop() == kernel.variant
+            assert kernel.variant.bridge == (scheme == "bridge" and stop is not None)
+            assert kernel.variant.scalar == (sgd and dims[0] == dims[-1] == 1)
+            simulate(pot, np.full(pot.dim, 0.2), dt=0.01, n_traj=2, max_steps=5, stop=stop, scheme=scheme, rng=1,
+                     **noise)
+            assert called[-1] == kernel.variant and called[-1].worker is not None
+            assert variant_worker(called.pop()) is kernel.worker and kernel.worker.signatures
+    with pytest.raises(ValueError, match="mode"):
+        nk.Variant.of(3, False, False, nk.ORDER_LINEAR, dims)
 
 
 def test_same_bits_for_1_and_2_threads_and_replay():

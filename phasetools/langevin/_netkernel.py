@@ -52,6 +52,7 @@ helper process (:func:`.._numba.compile_shared`) before the worker compiles on t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 
@@ -62,7 +63,7 @@ from .._numba import compile_shared, in_cache, jit
 from .._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar
 from ._codegen import _fetch_add
 
-__all__ = ["run", "lanes_for", "is_scalar", "worker", "WORKERS", "SCALAR_WORKERS", "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
+__all__ = ["run", "lanes_for", "is_scalar", "worker", "Variant", "WORKERS", "SCALAR_WORKERS", "DATA_WORKERS", "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
 
 ORDER_LINEAR, ORDER_SV1, ORDER_SV2 = 0, 1, 2
 LANES = 128  # fewest trajectories one thread advances together (more for small networks: :func:`lanes_for`)
@@ -1023,6 +1024,73 @@ def worker(sgd, bridge, order_kind, data=False, scalar=False):
     return WORKERS[bool(sgd), bool(bridge), order_kind != ORDER_LINEAR]
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """The compiled variant of the worker a run takes (the keywords of :func:`callee_jobs`).
+
+    :meth:`of` is the one rule that picks it: :func:`run` uses it to choose the worker it
+    calls and the structured kernel (``StructuredKernel.worker``, read by the compile notice
+    and ``signatures``) to name the same one.
+
+    Parameters
+    ----------
+    sgd : bool
+        SGD-like noise (else additive).
+    bridge : bool
+        The Brownian-bridge crossing test (bridge scheme *and* a stop).
+    singular : bool
+        A singular-value order parameter (else linear).
+    data : bool
+        SGD-like noise with ``K`` from the data's fourth moments.
+    scalar : bool
+        SGD-like (Isserlis) noise on a network with one input and one output.
+    """
+
+    sgd: bool
+    bridge: bool
+    singular: bool
+    data: bool = False
+    scalar: bool = False
+
+    @classmethod
+    def of(cls, mode, bridge, has_stop, order_kind, dims):
+        """The variant of a run.
+
+        Parameters
+        ----------
+        mode : int
+            The SGD-like noise (``ic[IC_SGD]`` of :func:`run`): 0 off (additive), 1 Isserlis,
+            2 the data's fourth moments.
+        bridge : bool
+            The scheme is the Brownian bridge.
+        has_stop : bool
+            The run has a stop condition (the bridge test runs only with one).
+        order_kind : int
+            :data:`ORDER_LINEAR`, :data:`ORDER_SV1` or :data:`ORDER_SV2`.
+        dims : sequence of int
+            ``(d_in, h_1, ..., h_{n-1}, d_out)`` of the network.
+
+        Returns
+        -------
+        Variant
+        """
+        mode = int(mode)
+        if mode not in (0, 1, 2):
+            raise ValueError(f"mode must be 0 (additive), 1 (Isserlis) or 2 (data moments), got {mode}")
+        return cls(sgd=mode != 0, bridge=bool(bridge) and bool(has_stop), singular=int(order_kind) != ORDER_LINEAR,
+                   data=mode == 2, scalar=mode == 1 and is_scalar(dims))
+
+    def worker(self):
+        """The variant's numba dispatcher (:func:`worker`).
+
+        Returns
+        -------
+        numba dispatcher
+        """
+        return worker(self.sgd, self.bridge, ORDER_SV1 if self.singular else ORDER_LINEAR, data=self.data,
+                      scalar=self.scalar)
+
+
 def is_scalar(dims):
     """Whether a network has one input and one output (``p = d = 1``: ``K`` is 1 x 1), the
     structure of the ``scalar`` workers (:func:`worker`).
@@ -1120,7 +1188,8 @@ def precompile(worker, args, **variant):
     args : tuple
         The worker's arguments.
     **variant
-        ``sgd``, ``bridge``, ``singular``, ``data`` (see :func:`callee_jobs`).
+        ``sgd``, ``bridge``, ``singular``, ``data``, ``scalar`` (see :func:`callee_jobs`; the
+        fields of :class:`Variant`).
 
     Returns
     -------
@@ -1171,9 +1240,8 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
     n_workers = max(1, min(numba.get_num_threads() if n_threads is None else int(n_threads), n))
     K = int(min(lanes_for(lay) if lanes is None else lanes, -(-n // n_workers)))
     queue = np.zeros(1, dtype=np.int64)
-    scalar = ic[IC_SGD] == 1 and is_scalar(lay[0])
-    _worker = worker(ic[IC_SGD] != 0, ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0, ic[IC_ORDER],
-                     data=ic[IC_SGD] == 2, scalar=scalar)
+    variant = Variant.of(ic[IC_SGD], ic[IC_BRIDGE] != 0, ic[IC_HAS_STOP] != 0, ic[IC_ORDER], lay[0])
+    _worker = variant.worker()
     dims, ro = lay[0], lay[4]
     nn = int(dims[0] * dims[-1]) if ic[IC_SGD] != 0 else int(x0.shape[1])
 
@@ -1188,8 +1256,7 @@ def run(x0, states, lay, mom, fc, ic, zig, outs, *, n_threads=None, lanes=None):
                 np.zeros((4, cols), dtype=np.int64), x0, states, lay, mom, fc, ic, zig, outs)
 
     if not _worker.signatures:  # first call in this process: share the compilation with a helper process
-        precompile(_worker, args(), sgd=ic[IC_SGD] != 0, bridge=ic[IC_BRIDGE] != 0 and ic[IC_HAS_STOP] != 0,
-                   singular=ic[IC_ORDER] != ORDER_LINEAR, data=ic[IC_SGD] == 2, scalar=scalar)
+        precompile(_worker, args(), **dataclasses.asdict(variant))
     if n_workers == 1:
         _worker(*args())
         return

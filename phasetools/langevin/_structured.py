@@ -241,15 +241,23 @@ class StructuredKernel:
     sgd : bool
         SGD-like noise (else additive).
     bridge : bool
-        The Brownian-bridge crossing test (with a stop).
+        The scheme is the Brownian bridge (its crossing test runs only with a stop).
     data : bool
         SGD-like noise with the data's fourth-moment tensor (``SGDNoise.from_data``).
+    has_stop : bool
+        The run has a stop condition.
+
+    Notes
+    -----
+    ``worker`` is the compiled variant the run takes, picked by the rule the kernel's ``run``
+    uses (:meth:`_netkernel.Variant.of`): the compile notice and ``run.signatures`` read it.
     """
 
-    def __init__(self, structure: NetworkStructure, sgd=False, bridge=False, data=False):
+    def __init__(self, structure: NetworkStructure, sgd=False, bridge=False, data=False, has_stop=True):
         self.structure = structure
-        self.worker = nk.worker(sgd, bridge, structure.order_kind, data=data,  # the variant's compiled worker
-                                scalar=nk.is_scalar(structure.dims))            # (compiles only that variant)
+        mode = (2 if data else 1) if sgd else 0   # ic[IC_SGD] of the run (_simulate: 2 with the data's moments)
+        self.variant = nk.Variant.of(mode, bridge, has_stop, structure.order_kind, structure.dims)
+        self.worker = self.variant.worker()   # the variant's compiled worker (a run compiles only that one)
         self.run = _Run(structure, self.worker)
 
     def largest_stable_dt(self, x0):
@@ -298,7 +306,7 @@ def structured_kernel(potential, stop=None, *, sgd=False, bridge=False, data=Fal
     order = getattr(stop, "order", None)
     if order is not None and not _same_order(potential, st, order):
         return None
-    return StructuredKernel(st, sgd, bridge and stop is not None, data=sgd and data)
+    return StructuredKernel(st, sgd, bridge, data=sgd and data, has_stop=stop is not None)
 
 
 def _same_order(potential, st, order) -> bool:
