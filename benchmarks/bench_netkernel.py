@@ -8,18 +8,30 @@
    with the caches the first one filled. Columns: the call's wall time, ``compile_time``,
    ``setup_time``, ``wall_time`` (the kernel run), and the process's CPU time for the call.
    Then the paper's network (2 -> 10 -> 10 -> 2, 140 weights, ``S_xx = I``,
-   ``S_yx = diag(0.9, 0.8)``, ``S_yy = I``, ``beta = 0.32``) with SGD-like noise
-   (``lr = 0.08``, ``B = 4``), from the import of phasetools to the end of the first call,
-   empty and filled caches; and a check that other widths, depths and data sets with the same
-   noise and scheme after it compile nothing (``compile_time`` 0 and one compiled worker: a
-   run compiles only the worker variant of its noise, scheme and order-parameter kind).
+   ``S_yx = diag(0.9, 0.8)``, ``S_yy = I``, ``gamma = 0.32``, ``convention="paper"``) with
+   SGD-like noise (``lr = 0.08``, ``batch_size = 4``), from the import of phasetools to the end
+   of the first call, empty and filled caches; the same for the width-2 escape problem with
+   SGD-like noise (``pr.sgd_noise(0.08, 4)``: the ``scalar`` worker); and a check that other
+   widths, depths and data sets with the same noise and scheme after it compile nothing (``compile_time`` 0 and one compiled worker over
+   ``WORKERS``, ``SCALAR_WORKERS`` and ``DATA_WORKERS``: a run compiles only the worker variant
+   of its noise, scheme and order-parameter kind).
 2. **Steps per second per core**, in interleaved rounds (every round runs every contender
-   once, in an order rotated from round to round; medians over rounds, ratios as medians of
-   per-round ratios), one thread each, in this process. Each kernel run is timed by the calling
-   thread's CPU time (``time.thread_time``: the kernel runs in that thread, so other jobs on a
-   shared machine do not count) and by wall time; the CPU figures are the reliable ones, the
-   tables print both. The width-2 kernels' runs are short, so each round takes the best of 5
-   of their runs (2 at full size), interleaved with the other contenders':
+   once, in an order rotated by a pair from round to round and reversed on every other
+   repeat, so each structured kernel runs before its reference as often as after it; medians
+   over rounds, ratios as medians of per-round ratios), one thread each (``n_threads=1``,
+   checked), in this process. Each kernel run is timed by the calling thread's CPU time
+   (``time.thread_time``: other jobs on a shared machine do not count) and by wall time; the
+   CPU figures are the reliable ones, the tables print both. ``thread_time`` sees a kernel's
+   work only when it runs in the calling thread: the structured kernel's single worker does,
+   and the generated kernel's one-thread ``prange`` normally does under numba's ``omp`` and
+   ``tbb`` threading layers (the calling thread takes part in the parallel region), not under
+   ``workqueue`` (its worker threads do the work): the bench prints ``numba.threading_layer()``,
+   warns under ``workqueue`` and prints, per contender, the calling thread's share of the
+   process's CPU time during the kernel runs (about 1 when the kernel runs in the calling
+   thread). The width-2 kernels' runs are short, so each round takes 5 of their runs (2 at
+   full size), interleaved with the other contenders'; the tables give the per-round best and
+   the per-round median side by side (scatter favours the kernel that scatters more in the
+   best, not in the median):
 
    * width 10 (additive noise, the escape problem above, 1 -> 10 -> 10 -> 1, and the paper's
      2 -> 10 -> 10 -> 2 with SGD-like noise): the structured kernel against
@@ -32,17 +44,26 @@
     python benchmarks/bench_netkernel.py --quick    # fewer steps, 9 rounds; widths 2 and 10
     python benchmarks/bench_netkernel.py --skip-first-call --quick   # the speed table alone (about 3 minutes)
     python benchmarks/bench_netkernel.py --cold-rounds 3   # the paper network's cold first call only
+    python benchmarks/bench_netkernel.py --cold-rounds 2 --cold-model w2-sgd --other-code /tmp/old
+        # the width-2 SGD-like cold first call, helper off, this tree's code against the
+        # phasetools of another checkout (e.g. ``git archive <commit> | tar -x -C /tmp/old``),
+        # alternated
 
-3. With ``--cold-rounds N``: the paper's network's first call on empty caches, with and without
-   the compile helper process (``PHASETOOLS_COMPILE_HELPER=1`` / ``0``: forced, whatever the
-   load; by default the helper starts only when the load average leaves a core idle), in ``N`` interleaved rounds;
-   wall time, CPU time of the call (this process plus the helper) and the load average.
+3. With ``--cold-rounds N``: the first call on empty caches of the paper's network
+   (``--cold-model paper``, the default) or of the width-2 escape problem with SGD-like noise
+   (``--cold-model w2-sgd``), with and without the compile helper process
+   (``PHASETOOLS_COMPILE_HELPER=1`` / ``0``: forced, whatever the load; by default the helper
+   starts only when the load average leaves a core idle), in ``N`` interleaved rounds (the order
+   alternates); wall time, CPU time of the call (this process plus the helper) and the load
+   average. With ``--other-code DIR``: this tree's code against the ``phasetools`` package in
+   ``DIR`` (put first on ``PYTHONPATH`` of the fresh interpreter; the file it imported is
+   printed), both with the helper off.
 
 On empty caches the first call shares the compilation with a helper process
 (``phasetools._numba.compile_shared``); the CPU times printed include that process's.
 
 Options: ``--rounds N`` (default 5; quick 9), ``--skip-first-call``, ``--cold-rounds N`` (then
-only that table, unless ``--speed``), ``--json PATH``.
+only that table, unless ``--speed``), ``--cold-model``, ``--other-code DIR``, ``--json PATH``.
 Prints markdown tables. Not a test (no ``test_`` prefix).
 """
 
@@ -67,6 +88,7 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 c0 = time.process_time()
 import numpy as np
+import phasetools
 from phasetools.langevin import SGDNoise, Threshold, escape_problem, network, simulate
 from phasetools.langevin import _netkernel as nk
 t_import = time.perf_counter() - t0
@@ -75,6 +97,8 @@ if case["model"] == "escape":
     pr = escape_problem("network", n_layers=3, c=0.8, gamma=0.32, width=case["width"], direction="bwd",
                         convention="paper")
     pot, x0, kw = pr.potential, pr.x0, dict(temperature=0.004, stop=pr.stop)
+    if case.get("sgd"):   # SGD-like noise (one input, one output: the scalar worker)
+        kw = dict(noise=pr.sgd_noise(0.08, 4), stop=pr.stop)
 else:
     C = np.diag([0.9, 0.8])
     pot = network(3, 10, np.eye(2), C, 0.32, convention="paper")
@@ -87,7 +111,7 @@ child = resource.getrusage(resource.RUSAGE_CHILDREN)   # the compile helper proc
 child_cpu = child.ru_utime + child.ru_stime
 out = {"import": t_import, "call": time.perf_counter() - t1, "call_cpu": time.process_time() - c1 + child_cpu,
        "helper_cpu": child_cpu, "total": time.perf_counter() - t0, "total_cpu": time.process_time() - c0 + child_cpu,
-       **{k: r.stats[k] for k in ("compile_time", "setup_time", "wall_time")}}
+       "phasetools": phasetools.__file__, **{k: r.stats[k] for k in ("compile_time", "setup_time", "wall_time")}}
 if case.get("others"):   # other widths, depths and data sets, same noise and scheme, after it
     extra = []   # (not one input and one output: with SGD-like noise that structure has its own worker)
     for n, h, din, dout in [(3, 4, 2, 2), (4, 6, 3, 1), (2, 10, 1, 2)]:
@@ -97,19 +121,26 @@ if case.get("others"):   # other widths, depths and data sets, same noise and sc
                       n_traj=8, max_steps=100, stop=Threshold(-10.0, "down"), rng=2)
         extra.append(rr.stats["compile_time"])
     out["others_compile"] = extra
-    out["signatures"] = sum(len(w.signatures) for w in nk.WORKERS.values())
+    out["signatures"] = sum(len(w.signatures) for workers in (nk.WORKERS, nk.SCALAR_WORKERS, nk.DATA_WORKERS)
+                            for w in workers.values())
 sys.stdout.write(json.dumps(out))
 """
 
 
-def first_call(case, cache, helper=None):
+COLD_MODELS = {"paper": {"model": "paper"}, "w2-sgd": {"model": "escape", "width": 2, "sgd": True}}
+
+
+def first_call(case, cache, helper=None, code=None):
     """One fresh interpreter running ``case`` with its caches in the folder ``cache`` (``helper``:
     True with the compile helper process, ``PHASETOOLS_COMPILE_HELPER=1``, False without, ``=0``,
-    whatever the load; None: the default, a helper when the load average leaves a core idle)."""
+    whatever the load; None: the default, a helper when the load average leaves a core idle;
+    ``code``: a folder holding another ``phasetools`` package, put first on ``PYTHONPATH``)."""
     env = dict(os.environ, PHASETOOLS_CACHE_DIR=cache, NUMBA_CACHE_DIR=os.path.join(cache, "numba"))
     env.pop("PHASETOOLS_COMPILE_HELPER", None)
     if helper is not None:
         env["PHASETOOLS_COMPILE_HELPER"] = "1" if helper else "0"
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(code)] + [p for p in [env.get("PYTHONPATH")] if p])
     out = subprocess.run([sys.executable, "-c", FIRST_CALL, json.dumps(case)], env=env, capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout)
@@ -131,34 +162,45 @@ def first_call_table(widths):
     with tempfile.TemporaryDirectory() as cache:
         cold = first_call({"model": "paper", "others": True}, cache)
         warm = first_call({"model": "paper"}, cache)
+    with tempfile.TemporaryDirectory() as cache:   # the width-2 escape problem, SGD-like: the scalar worker
+        cold2 = first_call(COLD_MODELS["w2-sgd"], cache)
+        warm2 = first_call(COLD_MODELS["w2-sgd"], cache)
     print()
-    print("| paper's network, SGD-like noise | import | first call | compile | setup | kernel run | "
+    print("| SGD-like noise | import | first call | compile | setup | kernel run | "
           "import + call | CPU of the call (of it the helper) | CPU of import + call |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, c in (("empty caches", cold), ("filled caches", warm)):
+    for label, c in (("paper's network, empty caches", cold), ("paper's network, filled caches", warm),
+                     ("width-2 escape problem, empty caches", cold2), ("width-2 escape problem, filled caches", warm2)):
         print(f"| {label} | {c['import']:.1f} s | {c['call']:.2f} s | {c['compile_time']:.2f} s | "
               f"{c['setup_time']:.2f} s | {c['wall_time']:.3f} s | {c['total']:.1f} s | {c['call_cpu']:.1f} s "
               f"({c['helper_cpu']:.1f} s) | {c['total_cpu']:.1f} s |")
-    print(f"\nafter it, other widths/depths/data sets: compile_time {cold['others_compile']}, "
+    print(f"\nafter the paper's network, other widths/depths/data sets: compile_time {cold['others_compile']}, "
           f"worker signatures {cold['signatures']}")
-    return {"widths": rows, "paper": {"cold": cold, "warm": warm}}
+    return {"widths": rows, "paper": {"cold": cold, "warm": warm}, "w2 sgd": {"cold": cold2, "warm": warm2}}
 
 
-def cold_rounds(rounds):
-    """The paper's network's first call on empty caches, with and without the compile helper
-    process, in interleaved rounds (the order alternates); wall, CPU (this process and the
-    helper) and the 1-minute load average before each call."""
-    res = {"helper": [], "no helper": []}
+def cold_rounds(rounds, model="paper", other_code=None):
+    """The first call on empty caches of ``model`` (a key of :data:`COLD_MODELS`), with and without
+    the compile helper process, or (``other_code``: a folder holding another ``phasetools``) this
+    tree's code against that one, both without the helper; in interleaved rounds (the order
+    alternates); wall, CPU (this process and the helper) and the 1-minute load average before
+    each call."""
+    if other_code is None:
+        arms = {"helper": {"helper": True}, "no helper": {"helper": False}}
+    else:
+        arms = {"this code, no helper": {"helper": False},
+                f"{other_code}, no helper": {"helper": False, "code": other_code}}
+    res = {k: [] for k in arms}
     for r in range(rounds):
-        for helper in ((True, False) if r % 2 == 0 else (False, True)):
+        for k in (list(arms) if r % 2 == 0 else list(arms)[::-1]):
             load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory() as cache:
-                c = first_call({"model": "paper"}, cache, helper=helper)
+                c = first_call(COLD_MODELS[model], cache, **arms[k])
             c["load"] = load
-            res["helper" if helper else "no helper"].append(c)
-            print(f"round {r + 1}, {'helper' if helper else 'no helper'}: call {c['call']:.1f} s wall, "
-                  f"{c['call_cpu']:.1f} s CPU (helper {c['helper_cpu']:.1f} s), load {load:.2f}", file=sys.stderr)
-    print("\n| paper's network, SGD-like, empty caches | first call wall (median) | per round | "
+            res[k].append(c)
+            print(f"round {r + 1}, {k}: call {c['call']:.1f} s wall, {c['call_cpu']:.1f} s CPU (helper "
+                  f"{c['helper_cpu']:.1f} s), load {load:.2f}; {c['phasetools']}", file=sys.stderr)
+    print(f"\n| {model}, SGD-like, empty caches | first call wall (median) | per round | "
           "CPU of the call (median; of it the helper) | CPU of this process, per round | "
           "load average (1 min) before each |")
     print("|---|---|---|---|---|---|")
@@ -240,7 +282,7 @@ def numpy_reference(st, x0, steps, *, dt, temperature=None, noise=None, level=0.
 
 
 # --- steps per second, interleaved rounds -----------------------------------------------------
-_CALLS = []   # (trajectories, CPU seconds of the calling thread, wall seconds) of each clocked kernel run
+_CALLS = []   # (trajectories, CPU s of the calling thread, wall s, CPU s of the process) of each clocked kernel run
 
 
 class _Clocked:
@@ -256,9 +298,9 @@ class _Clocked:
         return self._run.signatures
 
     def __call__(self, *args, **kw):
-        c0, t0 = time.thread_time(), time.perf_counter()
+        c0, t0, p0 = time.thread_time(), time.perf_counter(), time.process_time()
         self._run(*args, **kw)
-        _CALLS.append((args[0].shape[0], time.thread_time() - c0, time.perf_counter() - t0))
+        _CALLS.append((args[0].shape[0], time.thread_time() - c0, time.perf_counter() - t0, time.process_time() - p0))
 
 
 def _clock_kernels(sympy_potentials):
@@ -284,20 +326,20 @@ def contenders(quick):
     kw = dict(temperature=0.004, dt=0.01, n_traj=n_traj, max_steps=steps, stop=pr10.stop, n_threads=1)
 
     def kernel(pot, x0, **kw):
-        def go(seed):  # (trajectory-steps, wall s, CPU s) of the kernel run (not the seeding and setup)
+        def go(seed):  # (trajectory-steps, wall s, thread CPU s, process CPU s) of the kernel run (not the setup)
             _CALLS.clear()
             r = simulate(pot, x0, rng=seed, **kw)
-            n, cpu, wall = _CALLS[-1]
-            assert n == kw["n_traj"], _CALLS
-            return r.stats["steps_total"], wall, cpu
+            n, cpu, wall, proc = _CALLS[-1]
+            assert n == kw["n_traj"] and r.stats["n_threads"] == 1, (_CALLS, r.stats["n_threads"])
+            return r.stats["steps_total"], wall, cpu, proc
         return go
 
     def reference(st, x0, n_steps, **kw):
         def go(seed):
-            t0, c0 = time.perf_counter(), time.thread_time()
+            t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
             done, _ = numpy_reference(st, np.broadcast_to(x0, (kw.pop("n", n_traj), st.n_params)), n_steps, seed=seed,
                                    **kw)
-            return done, time.perf_counter() - t0, time.thread_time() - c0
+            return done, time.perf_counter() - t0, time.thread_time() - c0, time.process_time() - p0
         return go
 
     ref_steps = max(steps // 10, 100)
@@ -326,49 +368,93 @@ def contenders(quick):
 
 def _reps(name, quick):
     """Runs of a contender per round: the width-2 kernels' runs are short (about 10 ms in quick
-    mode), so a round takes the best of several, interleaved with the other contenders'."""
+    mode), so a round takes several, interleaved with the other contenders' (the tables give
+    their best and their median)."""
     return (5 if quick else 2) if name.startswith("w2 ") else 1
 
 
+def threading_check():
+    """``numba.threading_layer()`` (after a parallel kernel has run), with a warning under
+    ``workqueue``: its worker threads run a ``prange`` even with one thread, so the calling
+    thread's CPU time (``time.thread_time``) would miss the generated kernel's work."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:   # no parallel kernel has run
+        layer = "none initialised"
+    print(f"numba threading layer: {layer}; numba threads: {numba.get_num_threads()}; kernels run with n_threads=1")
+    if layer == "workqueue":
+        print("WARNING: numba's workqueue threading layer runs the generated kernel's prange in worker threads: "
+              "its thread CPU time misses that work; see the 'thread share' column, prefer the wall figures or "
+              "install tbb / use NUMBA_THREADING_LAYER=omp", file=sys.stderr)
+    return layer
+
+
+def _order(names, r, rep):
+    """The contenders' order in repeat ``rep`` of round ``r``: rotated by one (structured,
+    reference) pair per round, reversed on every other repeat (alternating from round to round),
+    so a structured kernel runs before its reference as often as after it (to within one)."""
+    k = (2 * r) % len(names)
+    order = names[k:] + names[:k]
+    return order[::-1] if (r + rep) % 2 else order
+
+
 def speed_table(quick, rounds):
-    """Interleaved rounds (order rotated per round) of every contender, one thread each; rates from
-    the kernel run's wall time and from its CPU time (``time.thread_time``), the best of
-    :func:`_reps` runs per round; each ratio is the median over rounds of the per-round ratio (CPU
-    and wall), so one disturbed round cannot move it."""
+    """Interleaved rounds (order rotated per round and reversed on every other repeat) of every
+    contender, one thread each; rates from the kernel run's wall time and from its CPU time
+    (``time.thread_time``), the best and the median of :func:`_reps` runs per round; each ratio is
+    the median over rounds of the per-round ratio (CPU and wall), so one disturbed round cannot
+    move it."""
     runs = contenders(quick)
     names = list(runs)
     for name in names:   # warm-up: compile (or load) every kernel outside the timing
         runs[name](0)
-    per_round = []
+    layer = threading_check()
+    per_round, share = [], {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        best = {}
+        times = {name: [] for name in names}
         for rep in range(max(_reps(name, quick) for name in names)):   # repeats interleaved too
-            for name in order:
+            for name in _order(names, r, rep):
                 if rep < _reps(name, quick):
-                    done, wall, cpu = runs[name](r + 1)   # the same seed: the same work in every repeat
-                    b = best.get(name, (done, wall, cpu))
-                    best[name] = (done, min(wall, b[1]), min(cpu, b[2]))
-        res = {name: {"wall": best[name][0] / best[name][1], "cpu": best[name][0] / best[name][2]} for name in order}
+                    done, wall, cpu, proc = runs[name](r + 1)   # the same seed: the same work in every repeat
+                    times[name].append((done, wall, cpu))
+                    share[name].append(cpu / proc if proc > 0 else float("nan"))
+        res = {}
+        for name, ts in times.items():
+            done = ts[0][0]
+            walls, cpus = [t[1] for t in ts], [t[2] for t in ts]
+            res[name] = {"wall": done / min(walls), "cpu": done / min(cpus),
+                         "wall_med": done / float(np.median(walls)), "cpu_med": done / float(np.median(cpus))}
         per_round.append(res)
-        print(f"round {r + 1} (CPU): " + ", ".join(f"{k} {v['cpu']:.3g}" for k, v in res.items()), file=sys.stderr)
-    med = {k: {c: float(np.median([pr[k][c] for pr in per_round])) for c in ("cpu", "wall")} for k in names}
-    print("\n| contender | trajectory-steps / s / core, CPU time (median) | wall time (median) |")
-    print("|---|---|---|")
+        print(f"round {r + 1} (CPU, best): " + ", ".join(f"{k} {v['cpu']:.3g}" for k, v in res.items()),
+              file=sys.stderr)
+    cols = ("cpu", "cpu_med", "wall", "wall_med")
+    med = {k: {c: float(np.median([pr[k][c] for pr in per_round])) for c in cols} for k in names}
+    print("\n| contender | trajectory-steps / s / core, CPU time: best of the round (median over rounds) | "
+          "CPU: median of the round | wall: best | wall: median of the round | thread share of the process CPU |")
+    print("|---|---|---|---|---|---|")
     for k in names:
-        print(f"| {k} | {med[k]['cpu']:.3g} | {med[k]['wall']:.3g} |")
+        print(f"| {k} | {med[k]['cpu']:.3g} | {med[k]['cpu_med']:.3g} | {med[k]['wall']:.3g} | "
+              f"{med[k]['wall_med']:.3g} | {np.nanmedian(share[k]):.2f} |")
     pairs = [("w10 additive: structured", "w10 additive: numpy"), ("paper SGD: structured", "paper SGD: numpy"),
              ("w2 additive: structured", "w2 additive: sympy"), ("w2 SGD: structured", "w2 SGD: sympy")]
-    print("\n| ratio | CPU: median of per-round ratios | CPU: min | CPU, per round | wall: median | wall, per round |")
-    print("|---|---|---|---|---|---|")
+    print("\n| ratio | CPU, best: median of per-round ratios | min | per round | CPU, median of the round: "
+          "median of per-round ratios | per round | wall, best: median | per round | wall, median of the round: "
+          "median |")
+    print("|---|---|---|---|---|---|---|---|---|")
     ratios = {}
     for a, b in pairs:
-        rc = [pr[a]["cpu"] / pr[b]["cpu"] for pr in per_round]
-        rw = [pr[a]["wall"] / pr[b]["wall"] for pr in per_round]
-        ratios[f"{a} / {b}"] = {"cpu": rc, "wall": rw}
-        print(f"| {a} / {b} | {np.median(rc):.2f} | {min(rc):.2f} | {', '.join(f'{x:.2f}' for x in rc)} | "
-              f"{np.median(rw):.2f} | {', '.join(f'{x:.2f}' for x in rw)} |")
-    return {"median": med, "ratios": ratios, "rounds": per_round}
+        rr = {c: [pr[a][c] / pr[b][c] for pr in per_round] for c in cols}
+        ratios[f"{a} / {b}"] = rr
+
+        def row(x):
+            return ", ".join(f"{v:.2f}" for v in x)
+        print(f"| {a} / {b} | {np.median(rr['cpu']):.2f} | {min(rr['cpu']):.2f} | {row(rr['cpu'])} | "
+              f"{np.median(rr['cpu_med']):.2f} | {row(rr['cpu_med'])} | {np.median(rr['wall']):.2f} | "
+              f"{row(rr['wall'])} | {np.median(rr['wall_med']):.2f} |")
+    return {"median": med, "ratios": ratios, "rounds": per_round, "threading_layer": layer,
+            "thread_share": {k: float(np.nanmedian(v)) for k, v in share.items()}}
 
 
 def main(argv=None):
@@ -381,6 +467,11 @@ def main(argv=None):
                         help="interleaved rounds of the paper network's first call on empty caches, with and without "
                              "the compile helper process (then only this table, unless --speed)")
     parser.add_argument("--speed", action="store_true", help="with --cold-rounds: the speed table too")
+    parser.add_argument("--cold-model", choices=sorted(COLD_MODELS), default="paper",
+                        help="with --cold-rounds: the paper's network or the width-2 escape problem, SGD-like noise")
+    parser.add_argument("--other-code", default=None, metavar="DIR",
+                        help="with --cold-rounds: this tree's code against the phasetools package in DIR "
+                             "(first on PYTHONPATH), both without the helper")
     args = parser.parse_args(argv)
     out = {}
 
@@ -390,7 +481,7 @@ def main(argv=None):
 
     if args.cold_rounds:
         load("before the cold rounds")
-        out["cold_rounds"] = cold_rounds(args.cold_rounds)
+        out["cold_rounds"] = cold_rounds(args.cold_rounds, args.cold_model, args.other_code)
         load("after the cold rounds")
     if not args.skip_first_call and not args.cold_rounds:
         load("before the first-call table")

@@ -455,3 +455,25 @@ def test_width_2_escape_times_agree_with_the_generated_kernel_and_eyring_kramers
     fb = exponential_mle(b_.times, b_.censored)
     assert abs(fa.tau - fb.tau) < 3 * np.hypot(fa.tau_stderr, fb.tau_stderr) * 0.1
     assert np.mean(a.steps == b_.steps) > 0.95
+
+
+def test_bench_order_runs_each_kernel_before_its_reference_as_often_as_after():
+    """benchmarks/bench_netkernel.py: over the rounds and repeats of the speed table, each
+    structured kernel runs before its reference (the next contender) as often as after it, to
+    within one (rotation alone put "w2 SGD: structured" first in 8 of 9 rounds)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_netkernel.py"
+    spec = importlib.util.spec_from_file_location("bench_netkernel", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    names = ["w10 additive: structured", "w10 additive: numpy", "paper SGD: structured", "paper SGD: numpy",
+             "w2 additive: structured", "w2 additive: sympy", "w2 SGD: structured", "w2 SGD: sympy"]
+    for rounds in (5, 9):
+        for a, b in zip(names[::2], names[1::2]):
+            reps = 5 if a.startswith("w2 ") else 1
+            first = [bench._order(names, r, rep).index(a) < bench._order(names, r, rep).index(b)
+                     for r in range(rounds) for rep in range(reps)]
+            assert abs(2 * sum(first) - len(first)) <= 1, (a, rounds, sum(first), len(first))
+            assert all(sorted(bench._order(names, r, 0)) == sorted(names) for r in range(rounds))

@@ -63,7 +63,8 @@ from .._numba import compile_shared, in_cache, jit
 from .._rng import ZIG_WEDGE, _next_scalar, _zig_slow_scalar
 from ._codegen import _fetch_add
 
-__all__ = ["run", "lanes_for", "is_scalar", "worker", "Variant", "WORKERS", "SCALAR_WORKERS", "DATA_WORKERS", "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
+__all__ = ["run", "lanes_for", "is_scalar", "worker", "Variant", "WORKERS", "SCALAR_WORKERS", "DATA_WORKERS",
+           "gradient", "order_values", "layout", "ORDER_LINEAR", "ORDER_SV1", "ORDER_SV2", "LANES"]
 
 ORDER_LINEAR, ORDER_SV1, ORDER_SV2 = 0, 1, 2
 LANES = 128  # fewest trajectories one thread advances together (more for small networks: :func:`lanes_for`)
