@@ -22,7 +22,8 @@ uniform random ``batch_size``-subset of the unused samples. The last-exit identi
 The augmented chain is periodic in the position, and the kick rate depends on the position (on the
 samples left in the epoch): the QSD states must cover every position, so ``KickOptions.thin`` should
 be coprime to ``steps_per_epoch`` (``thin=33`` for 128 steps per epoch; the default 32 keeps positions
-0, 32, 64 and 96 only, and at ``lr = 0.07`` of docs/rare.md gave a rate 1.6 times too high). The
+0, 32, 64 and 96 only: in docs/rare.md its estimates differ from those of ``thin=33`` by a factor
+1.5, in either direction depending on ``lr``, more than the seeds' spread). The
 committor after a kick is small (about 1e-3 there), so ``n_continue`` must be large enough that many
 continuation runs reach ``B`` (256 in the docs' sweep; with 4 a dozen lucky post-kick states carried
 the estimate).
