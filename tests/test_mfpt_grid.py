@@ -44,7 +44,24 @@ def test_separable_potential_matches_the_1d_quadrature_after_extrapolation():
     assert np.allclose(err / np.square(res.spacings), -2.0, rtol=0.03)   # ... by a clean O(h^2)
     assert res.tau == pytest.approx(exact, rel=1e-4)
     assert 0 < res.tau_stderr < 1e-4 * exact
+    assert res.tau_stderr == pytest.approx(np.hypot(res.tau_fit_stderr, res.tau_spread))
+    # the stated error: within 3 tau_stderr (here 2.6; the fit's scatter alone, 3.7e-6, is 5 times too small)
+    assert abs(res.tau - exact) < 3 * res.tau_stderr
     assert res.n_unknowns[0] * 2 == res.n_cells[0]                # y -> -y folded out
+
+
+def test_rotated_well_matches_the_1d_quadrature_within_the_stated_error():
+    """U = well(x.e1) + (x.e2)^2 / 2 with e1 at 30 degrees to the grid, target x.e1 >= 0.5 (crossing
+    the cells obliquely), start |x + e1| < 0.15, T = 0.025 (dU/T = 10), five grids, quadratic in
+    h^2: 1.7e-6 below the 1D quadrature, 2.0 tau_stderr (the fit's scatter alone: 3.1 of its own)."""
+    temperature, e1, e2 = 0.025, np.array([np.cos(np.pi / 6), np.sin(np.pi / 6)]), np.array([-np.sin(np.pi / 6), np.cos(np.pi / 6)])
+    exact = mfpt_1d(_well, -1.0, 0.5, -3.0, temperature)
+    res = mfpt_grid(lambda x: _well(x @ e1) + 0.5 * (x @ e2) ** 2, lambda x: x @ e1 - 0.5,
+                    lambda x: np.linalg.norm(x + e1, axis=-1) < 0.15, temperature, n_dim=2, half_width=2.5,
+                    spacing=[2.5 / k for k in (41, 51, 61, 71, 81)], degree=2)
+    assert np.all(res.taus / exact - 1 < -9e-4)                  # every grid alone is visibly off
+    assert 0 < res.tau_stderr < 1e-5 * exact
+    assert abs(res.tau - exact) < 3 * res.tau_stderr
 
 
 def test_one_dimension_and_the_folded_symmetry_give_the_same_chain():
@@ -76,7 +93,7 @@ def _birth_death_mfpt(ratio, h):
 @pytest.mark.parametrize("ratio", [20, 30])
 def test_the_solve_is_exact_at_high_barriers(ratio):
     """Against the grid chain's own exact MFPT (a birth-death sum, tau = 2e9 and 5e13): the
-    refined solve agrees to 1e-12 (the plain LU solve is 9e-7 off at dU/T = 20, 2 % at 30)."""
+    refined solve agrees to 1e-12 (the plain LU solve's error: docs/rare.md, "Refinement")."""
     h = SPACINGS[1]
     exact, target = _birth_death_mfpt(ratio, h)
     res = mfpt_grid(_separable, lambda x: x[..., 0] - target, _start, 0.25 / ratio, n_dim=2, half_width=2.0,
@@ -89,6 +106,29 @@ def test_a_barrier_beyond_double_precision_is_refused():
     with pytest.raises(ValueError, match="too high for double precision"):
         mfpt_grid(_separable, lambda x: x[..., 0] - target, _start, 0.25 / 40, n_dim=2, half_width=2.0,
                   spacing=SPACINGS[1])
+
+
+def test_an_energy_cut_below_the_barrier_is_refused_by_name():
+    """The double well cut at U = -0.05 (below the barrier top, 0): the start's well has no path
+    to the target, so the MFPT is infinite (the solve would be singular)."""
+    with pytest.raises(ValueError, match="energy_cut: the start set is cut off from the target"):
+        mfpt_grid(lambda x: _well(x[..., 0]), _target, _start, T, n_dim=1, half_width=2.0, spacing=SPACINGS[1],
+                  energy_cut=-0.05)
+
+
+def test_a_pocket_with_no_path_to_the_target_is_left_out():
+    """A wall at x = -1.6 (30 T high, above the cut) leaves a pocket of kept cells at x < -1.65 that
+    neither reaches the target nor holds start cells: it is dropped, and the MFPT is the one
+    with the pocket's cells removed outright."""
+    def walled(x, pocket=0.0):
+        s = x[..., 0]
+        return _well(s) + 1.5 * np.exp(-(((s + 1.6) / 0.05) ** 2)) + pocket * (s < -1.6)
+
+    common = {"n_dim": 1, "half_width": 2.0, "spacing": SPACINGS[1], "energy_cut": 1.0}
+    res = mfpt_grid(walled, _target, _start, T, **common)
+    without = mfpt_grid(lambda x: walled(x, pocket=10.0), _target, _start, T, **common)
+    assert res.tau == pytest.approx(without.tau, rel=1e-12)
+    assert res.n_cells[0] == without.n_cells[0]
 
 
 def test_result_is_stored_and_read_back(tmp_path):
@@ -104,11 +144,14 @@ def test_result_is_stored_and_read_back(tmp_path):
 
 def test_target_boundary_between_centres_is_not_a_staircase():
     """Moving the target by a quarter cell moves the MFPT smoothly (by the 1D quadrature's change),
-    not by a jump to the next cell centre."""
+    not by a jump to the next cell centre. With h = 2/41 the target moves from 10.25 h to 10.5 h:
+    the first absorbing cell centre (10.5 h) is the same for both, so a staircase target gives a
+    ratio of exactly 1, which the 1D quadrature's ratio 1.00233 misses by 12 times the tolerance."""
     h = SPACINGS[1]
     taus = [mfpt_grid(lambda x: _well(x[..., 0]), lambda x, a=a: x[..., 0] - a, _start, T, n_dim=1, half_width=2.0,
                       spacing=h).tau for a in (0.5, 0.5 + h / 4)]
     exact = [mfpt_1d(_well, -1.0, a, -2.0, T) for a in (0.5, 0.5 + h / 4)]
+    assert exact[1] / exact[0] - 1 > 10 * 2e-4                   # a staircase (ratio 1) fails the check
     assert taus[1] / taus[0] == pytest.approx(exact[1] / exact[0], rel=2e-4)
 
 

@@ -107,7 +107,7 @@ def test_reduced_four_layers_forward_independent_estimates_at_dU_T_20():
     _check_independent(est, problem.exact_mfpt(problem.barrier / 20))
 
 
-# The chain's exact forward MFPT at dU/T = 20 (tau = 6.297e9), computed here: finite volumes with
+# The chain's converged forward MFPT at dU/T = 20 (tau = 6.29675e9), computed here: finite volumes with
 # the chain's 24 symmetries folded out (phasetools.rare.chain_exact_mfpt: six grids, quadratic in
 # h^2, ~15-25 s on a busy 2-core machine; docs/rare.md). Eyring-Kramers with the 4 saddles is
 # 2.95 % below it (0.9705; 0.966 at dU/T = 10 and 15, 0.975 at 25): within the "few per cent" of the
@@ -122,10 +122,12 @@ def chain_exact_20():
 
 @pytest.mark.slow   # about 20 s
 def test_chain_exact_mfpt_is_precise_far_beyond_the_estimates_error(chain_exact_20):
-    """The oracle's stated error: the extrapolation's standard error is below 1e-4 of tau (the
-    estimates' own standard error is 3 %), and the grids converge monotonically towards it."""
+    """The oracle's stated error: the extrapolation's error (fit scatter 6.8e-6 and the change to
+    a cubic, 3.0e-5, of tau) is below 1e-4 of tau (the estimates' own standard error is 3 %),
+    and the grids converge monotonically towards it."""
     res = chain_exact_20
     assert res.tau_stderr / res.tau < 1e-4, res.tau_stderr / res.tau
+    assert res.tau_stderr > 3 * res.tau_fit_stderr        # the degree's change dominates here
     assert np.all(np.diff(res.taus) < 0) and res.tau < res.taus[-1]
     assert res.taus[-1] / res.tau - 1 < 0.02          # the finest grid alone is 1.2 % high
 
@@ -134,12 +136,13 @@ def test_chain_exact_mfpt_is_precise_far_beyond_the_estimates_error(chain_exact_
 @pytest.mark.long
 def test_chain_exact_mfpt_six_grids_agree_with_ten(chain_exact_20):
     """The six grids of the oracle (down to h = 0.55 h0) against ten (down to 0.35 h0, 33k
-    unknowns): the same value within 2e-4 (docs/rare.md: 6.29662e9 and 6.29677e9)."""
+    unknowns): 6.29675e9 and 6.29676e9, 1.7e-6 apart (docs/rare.md), within the six grids'
+    stated error tau_stderr (3.1e-5)."""
     from phasetools.rare import CHAIN_GRIDS, chain_exact_mfpt
 
     problem = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
     fine = chain_exact_mfpt(problem, problem.barrier / 20, grids=(*CHAIN_GRIDS, 0.5, 0.45, 0.4, 0.35))
-    assert chain_exact_20.tau == pytest.approx(fine.tau, rel=2e-4)
+    assert abs(chain_exact_20.tau - fine.tau) < chain_exact_20.tau_stderr
 
 
 def test_chain_exact_mfpt_refuses_other_problems():
@@ -149,6 +152,26 @@ def test_chain_exact_mfpt_refuses_other_problems():
                     escape_problem("double_well")):
         with pytest.raises(ValueError, match="problem must be escape_problem"):
             chain_exact_mfpt(problem, 0.01)
+
+
+def test_chain_exact_mfpt_refuses_too_few_grids_for_the_degree_by_name():
+    from phasetools.rare import chain_exact_mfpt
+
+    problem = escape_problem("chain", n_layers=3, c=0.8, gamma=0.32, direction="fwd", convention="paper")
+    with pytest.raises(ValueError, match="^grids: a polynomial of degree 2 in h\\^2 needs at least 3"):
+        chain_exact_mfpt(problem, problem.barrier / 10, grids=(1.0, 0.9))
+
+
+def test_chain_exact_mfpt_with_c_negative_stops_below_the_negative_level():
+    """c < 0: the stop is P <= level < 0 (downward). The chain with -c is the mirror image of the
+    one with c (w_1 -> -w_1), so the MFPT is the same, on the same grid."""
+    from phasetools.rare import chain_exact_mfpt
+
+    up, down = (escape_problem("chain", n_layers=3, c=c, gamma=0.32, direction="fwd", convention="paper")
+                for c in (0.8, -0.8))
+    assert down.stop.direction == "down" and float(down.stop.level) < 0
+    taus = [chain_exact_mfpt(p, p.barrier / 10, grids=(1.0,)).tau for p in (up, down)]
+    assert taus[1] == pytest.approx(taus[0], rel=1e-10)
 
 
 @pytest.mark.slow   # about 1.5 minutes of one core (20 estimates), and the oracle
@@ -187,10 +210,35 @@ def test_chain_kramers_reads_the_exact_mfpt_that_chain_exact_stored(tmp_path):
     with pytest.raises(FileNotFoundError, match="--chain-exact"):
         ex.stored_chain_exact([20], path=str(path))
     problem = ex._chain()
-    res = chain_exact_mfpt(problem, problem.barrier / 20, grids=(1.0,))
+    res = chain_exact_mfpt(problem, problem.barrier / 20, grids=(1.0, 0.9), degree=1)
     io.save(res, path, name=ex._chain_name(20))
     io.save(res, path, name=ex._chain_name(15))          # stored under the wrong barrier
     stored = ex.stored_chain_exact([20, 25], path=str(path))
     assert list(stored) == [20] and stored[20].tau == res.tau
     with pytest.raises(ValueError, match="computed at T"):
         ex.stored_chain_exact([15], path=str(path))
+    one = chain_exact_mfpt(problem, problem.barrier / 25, grids=(1.0,))   # one grid: never extrapolated
+    io.save(one, path, name=ex._chain_name(25))
+    with pytest.raises(ValueError, match="spacings on 1 grid"):
+        ex.stored_chain_exact([25], path=str(path))
+
+
+def test_chain_kramers_with_an_unusable_stored_result_exits_with_one_line(tmp_path):
+    """``--chain-kramers`` with a stored result it cannot use prints one line to stderr and exits
+    with status 2 (no traceback)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from phasetools import io
+    from phasetools.rare import chain_exact_mfpt
+
+    ex = _validation_example()
+    problem = ex._chain()
+    io.save(chain_exact_mfpt(problem, problem.barrier / 20, grids=(1.0,)), tmp_path / ex.CHAIN_FILE,
+            name=ex._chain_name(20))
+    script = Path(__file__).resolve().parents[1] / "examples" / "rare_validation.py"
+    out = subprocess.run([sys.executable, str(script), "--chain-kramers", "--ratios", "20", "--k", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
