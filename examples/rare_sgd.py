@@ -14,7 +14,7 @@ value lam_saddle / 2 = 0.0463 (docs/rare.md, "AMS over real SGD training").
     python examples/rare_sgd.py kick [lr ...]  # kick_escape sweep lr 0.1 .. 0.05 -> kick_sweep.h5 (~1-5 min per lr)
     python examples/rare_sgd.py kick-check     # the well's top at lr * lambda 0.5, and the tilted continuation
     python examples/rare_sgd.py kick-split [lr ...]  # continuation="kicks", well top at lr * lambda 0.5, seed 1:
-                                               # lr 0.06 .. 0.045 -> kick_sweep.h5 (~4-10 min per lr)
+                                               # lr 0.08 .. 0.045 -> kick_sweep.h5 (~3-15 min per lr)
     python examples/rare_sgd.py kick-split-check [lr ...]  # the same with seed 2, and with the top at 0.4
     python examples/rare_sgd.py kick-figure    # ln tau vs B / lr: brute force, AMS, kick; Arrhenius fit -> kick_sweep.png
                                                # (from the stored kick_sweep.h5, rare_sgd_brute.h5, rare_sgd_ams.h5)
@@ -281,7 +281,7 @@ def kick():
 
 
 #: the split continuation (continuation="kicks"): the sweep below lr 0.055 and its overlap with the plain one
-SPLIT_LRS = (0.06, 0.055, 0.05, 0.045)
+SPLIT_LRS = (0.08, 0.07, 0.06, 0.055, 0.05, 0.045)
 SPLIT_LEVEL = 0.5
 
 
@@ -434,15 +434,21 @@ def kick_figure(path="kick_sweep.png"):
             hi = np.array([r.tau_upper for r in rows])
             up = np.where(np.isfinite(hi), np.log(hi) - y, 3.0)
             ax.errorbar(x, y, yerr=[y - np.log(lo), up], fmt=fmt, color=color, ms=5, label=label)
-    split = [r for r in kicks["split"] if r.lr < FIT_MIN_LR]
-    both = sorted(res + split, key=lambda r: -r.lr)
-    if len(both) >= 4:
-        xs, ys = np.array([4 / r.lr for r in both]), np.log([r.tau for r in both])
-        print("local slopes d ln tau / d(B/lr):", ", ".join(f"{(xs[i] + xs[i + 1]) / 2:.1f}: "
-              f"{(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]):.3f}" for i in range(xs.size - 1)))
-        c, c_se, chi2q = _curvature(both)
-        print(f"quadratic fit over {len(both)} points (trainer lr >= {FIT_MIN_LR}, split below): curvature "
-              f"{c:.4f} +- {c_se:.4f} per (B/lr)^2, reduced chi^2 {chi2q:.2f}")
+    split = kicks["split"]
+    if len(split) >= 4:
+        xs, ys = np.array([4 / r.lr for r in split]), np.log([r.tau for r in split])
+        print('local slopes d ln tau / d(B/lr) of the continuation="kicks" points:', ", ".join(
+              f"{(xs[i] + xs[i + 1]) / 2:.1f}: {(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]):.3f}"
+              for i in range(xs.size - 1)))
+        upto = [r for r in split if r.lr >= FIT_MIN_LR]
+        if len(upto) >= 3:
+            sl, sl_se, a2, a2_se, chi2s = _fit(np.array([4 / r.lr for r in upto]), np.log([r.tau for r in upto]),
+                                                np.array([r.tau_stderr / r.tau for r in upto]))
+            print(f'linear fit over the "kicks" points lr >= {FIT_MIN_LR}: ln tau = ({a2:.2f} +- {a2_se:.2f}) + '
+                  f"({sl:.3f} +- {sl_se:.3f}) B/lr; reduced chi^2 {chi2s:.2f}")
+        c, c_se, chi2q = _curvature(split)
+        print(f'quadratic fit over the {len(split)} "kicks" points: curvature {c:.4f} +- {c_se:.4f} per (B/lr)^2, '
+              f"reduced chi^2 {chi2q:.2f}")
     bb = np.linspace(b.min() - 2, b.max() + 2, 50)
     ax.plot(bb, a + slope * bb, color="C0", lw=0.8, ls="--",
             label=f"Arrhenius fit (trainer points): slope {slope:.3f} +- {s_se:.3f}")
@@ -458,7 +464,7 @@ def kick_figure(path="kick_sweep.png"):
     ax.set_xlabel("B / lr   (B = 4)")
     ax.set_ylabel("ln tau  (tau in epochs)")
     ax.set_title("backward escape of SGD with replacement (eta 0.8, weight decay 0.32)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print("wrote", path)

@@ -448,6 +448,6 @@ def test_kick_split_continuation_up_then_down_matches_exact_enumeration():
     kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score,
                      sets=_Sets(0, target, well), aim=aim, defensive=0.1)
     opts = KickOptions(continuation="kicks", kick_window=2, n_kicks=2, max_steps=2)
-    value, outcome, _ = _continue_kicks(kicker, eng, np.repeat(x0[None], n, axis=0), 1, np.random.default_rng(3), opts)
+    value, _, _ = _continue_kicks(kicker, eng, np.repeat(x0[None], n, axis=0), 1, np.random.default_rng(3), opts)
     est, se = value.mean(), value.std() / np.sqrt(n)
     assert abs(est - exact) < 4 * se and se < np.sqrt(exact * (1 - exact) / n), (est, se, exact)

@@ -490,7 +490,7 @@ class _Kicker:
         the linearised drop of ``s`` by sample ``i``, ``theta`` on a grid of ``n_theta`` values up
         to ``50 / span`` chosen so that the step of the tilted mean lands lowest in ``s`` (the
         catapult through ``s = 0`` is far from linear; any tilt leaves the estimate unbiased)."""
-        m, n, dim = ys.shape
+        m, _, dim = ys.shape
         u = ys - xs[:, None]
         grad = np.empty_like(xs)
         for j in range(dim):
