@@ -239,6 +239,6 @@ def test_chain_kramers_with_an_unusable_stored_result_exits_with_one_line(tmp_pa
             name=ex._chain_name(20))
     script = Path(__file__).resolve().parents[1] / "examples" / "rare_validation.py"
     out = subprocess.run([sys.executable, str(script), "--chain-kramers", "--ratios", "20", "--k", "1"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                         check=False, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
