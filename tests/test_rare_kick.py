@@ -451,3 +451,15 @@ def test_kick_split_continuation_up_then_down_matches_exact_enumeration():
     value, _, _ = _continue_kicks(kicker, eng, np.repeat(x0[None], n, axis=0), 1, np.random.default_rng(3), opts)
     est, se = value.mean(), value.std() / np.sqrt(n)
     assert abs(est - exact) < 4 * se and se < np.sqrt(exact * (1 - exact) / n), (est, se, exact)
+
+
+def test_replacement_defaults_are_the_documented_thin_32_and_n_continue_4():
+    """KickOptions() (thin and n_continue None) gives with replacement exactly the run of the
+    explicit thin=32, n_continue=4 (every documented result with replacement used them), and
+    stores the resolved values."""
+    kw = dict(**SGD, lr=0.1, target=TARGET, well=_well(0.1), rng=5)
+    small = dict(n_chains=3, burn_in_epochs=0, n_epochs=1, n_draws=2, max_steps=200)
+    a = kick_escape((X, Y), INIT, **kw, options=KickOptions(**small))
+    b = kick_escape((X, Y), INIT, **kw, options=KickOptions(**small, thin=32, n_continue=4))
+    assert a.options["thin"] == 32 and a.options["n_continue"] == 4
+    assert np.array_equal(a.k_chains, b.k_chains, equal_nan=True) and a.cost == b.cost

@@ -13,7 +13,7 @@ from phasetools.training import as_moments, resolve_training_convention
 
 from test_rare_kick import B0, INIT, SGD, TARGET, X, Y, _well  # the same chain, data and well as the replacement tests
 
-SMALL = KickOptions(n_chains=3, burn_in_epochs=1, n_epochs=1, thin=64, n_draws=2, n_continue=2)
+SMALL = KickOptions(n_chains=3, burn_in_epochs=1, n_epochs=1, thin=63, n_draws=2, n_continue=2)
 
 
 def test_sequential_draws_without_replacement_have_mean_one_weights():
@@ -137,3 +137,34 @@ def test_shuffle_kick_escape_agrees_with_brute_force_at_lr_0_1():
     assert abs(np.log(res.tau / brute.tau)) < 2.5 * np.hypot(res.tau_stderr / res.tau,
                                                               brute.tau_stderr / brute.tau)
     assert res.cost["total"] < 0.1 * ex.cost
+
+
+def test_thin_and_n_continue_defaults_depend_on_the_sampling():
+    """None -> replacement: thin 32, n_continue 4 (the documented runs' bits); shuffle: the
+    smallest thin >= 32 coprime to the steps per epoch (33 for 128) and n_continue 256."""
+    from phasetools.rare._kick import _resolve_options
+
+    rep = _resolve_options(KickOptions(), "replacement", 128)
+    assert (rep.thin, rep.n_continue) == (32, 4)
+    for spe, thin in ((128, 33), (64, 33), (30, 37), (96, 35), (33, 32)):
+        opts = _resolve_options(KickOptions(), "shuffle", spe)
+        assert (opts.thin, opts.n_continue) == (thin, 256), spe
+    kept = _resolve_options(KickOptions(thin=65, n_continue=8), "shuffle", 128)
+    assert (kept.thin, kept.n_continue) == (65, 8)
+    for bad in (32, 64, 2):
+        with pytest.raises(ValueError, match=r"thin must be coprime to the steps per epoch \(128\).*gcd"):
+            _resolve_options(KickOptions(thin=bad), "shuffle", 128)
+    assert _resolve_options(KickOptions(thin=64), "replacement", 128).thin == 64
+
+
+def test_shuffle_run_refuses_a_thin_sharing_a_factor_and_records_the_resolved_defaults():
+    """kick_escape(sampling="shuffle") with thin=32 (positions 0, 32, 64, 96 only) is refused
+    naming thin and the 128 steps per epoch; with the defaults it stores thin 33, n_continue 256."""
+    kw = dict(**SGD, lr=0.11, target=TARGET, well=_well(0.11), sampling="shuffle")
+    with pytest.raises(ValueError, match=r"thin.*\(128\)"):
+        kick_escape((X, Y), INIT, rng=3, **kw, options=KickOptions(n_chains=2, n_epochs=1, thin=32))
+    res = kick_escape((X, Y), INIT, rng=3, **kw,
+                      options=KickOptions(n_chains=2, burn_in_epochs=0, n_epochs=1, n_draws=1, max_steps=64))
+    assert res.options["thin"] == 33 and res.options["n_continue"] == 256
+    assert res.n_states == 2 * 3                               # steps 32, 65, 98 of the 128 of each chain
+    assert res.n_reached + res.n_censored <= 256 * res.n_outside

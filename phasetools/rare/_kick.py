@@ -19,9 +19,10 @@ may be tilted too (routes of several kicks: ``KickOptions(continuation="kicks")`
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -51,12 +52,18 @@ class KickOptions:
         Epochs of each chain before its states are used.
     n_epochs : int >= 1, default 16
         Epochs of each chain after the burn-in.
-    thin : int >= 1, default 32
-        SGD steps between the QSD states used.
+    thin : int >= 1, optional
+        SGD steps between the QSD states used. None (default): 32 with replacement; with
+        ``sampling="shuffle"`` the smallest value >= 32 coprime to the steps per epoch (33 for
+        128), so that the kept states cover every position in the epoch (an explicit ``thin``
+        sharing a factor with the steps per epoch is refused there). The value used is stored in
+        the result's ``options``.
     n_draws : int >= 1, default 8
         Minibatches drawn at each QSD state.
-    n_continue : int >= 1, default 4
-        Continuation runs (real SGD) from each post-step state outside the well and the target.
+    n_continue : int >= 1, optional
+        Continuation runs from each post-step state outside the well and the target. None
+        (default): 4 with replacement, 256 with ``sampling="shuffle"`` (the committor after a
+        reshuffled kick is about 1e-3: with 4 runs a handful of states carry the estimate).
     defensive : float in (0, 1), default 0.1
         Probability of an untilted minibatch in the mixture (bounds every weight by ``1 / defensive``).
     kick : float > 0 and finite, default 1.0
@@ -68,7 +75,7 @@ class KickOptions:
         their number is recorded).
     confidence : float in (0, 1), default 0.95
         Level of the interval of ``tau``.
-    continuation : {"trainer", "tilted"}, default "trainer"
+    continuation : {"trainer", "tilted", "kicks"}, default "trainer"
         How ``q`` of a post-step state is estimated: ``"trainer"``, plain runs of
         :func:`phasetools.training.train` (only the exit step is importance-sampled);
         ``"tilted"`` replays the trainer's step (the mean of per-sample steps, checked
@@ -92,9 +99,9 @@ class KickOptions:
     n_chains: int = 40
     burn_in_epochs: int = 4
     n_epochs: int = 16
-    thin: int = 32
+    thin: int | None = None
     n_draws: int = 8
-    n_continue: int = 4
+    n_continue: int | None = None
     defensive: float = 0.1
     kick: float = 1.0
     max_steps: int = 100_000
@@ -108,7 +115,8 @@ class KickOptions:
         check_int(self.n_chains, "n_chains", minimum=2)
         check_int(self.burn_in_epochs, "burn_in_epochs", minimum=0)
         for name in ("n_epochs", "thin", "n_draws", "n_continue", "max_steps", "n_kicks", "kick_window"):
-            check_int(getattr(self, name), name, minimum=1)
+            if getattr(self, name) is not None or name not in ("thin", "n_continue"):
+                check_int(getattr(self, name), name, minimum=1)
         if self.n_kicks > self.kick_window:
             raise ValueError(f"n_kicks must be in [1, kick_window = {self.kick_window}], got {self.n_kicks}")
         for name in ("defensive", "confidence", "kick_share"):
@@ -118,6 +126,45 @@ class KickOptions:
             raise ValueError(f"continuation must be 'trainer', 'tilted' or 'kicks', got {self.continuation!r}")
         if not (np.isfinite(float(self.kick)) and float(self.kick) > 0):
             raise ValueError(f"kick must be > 0 and finite, got {self.kick}")
+
+
+def _resolve_options(options, sampling, steps_per_epoch):
+    """The :class:`KickOptions` a run uses: ``thin`` and ``n_continue`` filled in for ``sampling``.
+
+    Parameters
+    ----------
+    options : KickOptions
+        As given (``thin`` or ``n_continue`` None: the default of ``sampling``).
+    sampling : {"replacement", "shuffle"}
+        With replacement: ``thin`` 32, ``n_continue`` 4. Reshuffled: ``thin`` the smallest
+        value >= 32 coprime to ``steps_per_epoch``, ``n_continue`` 256.
+    steps_per_epoch : int
+        SGD steps per epoch.
+
+    Returns
+    -------
+    KickOptions
+        With both filled in.
+
+    Raises
+    ------
+    ValueError
+        ``sampling="shuffle"`` with an explicit ``thin`` sharing a factor with ``steps_per_epoch``
+        (the kept states would see only some positions in the epoch, and the kick rate depends on
+        the position).
+    """
+    spe = int(steps_per_epoch)
+    shuffle = sampling == "shuffle"
+    thin, n_continue = options.thin, options.n_continue
+    if thin is None:
+        thin = next(t for t in range(32, 32 + spe + 1) if math.gcd(t, spe) == 1) if shuffle else 32
+    elif shuffle and math.gcd(thin, spe) > 1:
+        raise ValueError(f"thin must be coprime to the steps per epoch ({spe}) with sampling='shuffle' (so the "
+                         f"kept states cover every position in the epoch; gcd(thin, steps per epoch) must be 1, "
+                         f"e.g. thin=33 for 128), got thin={thin}")
+    if n_continue is None:
+        n_continue = 256 if shuffle else 4
+    return replace(options, thin=thin, n_continue=n_continue)
 
 
 @register
@@ -140,7 +187,8 @@ class KickEscape(Result):
     well : (float, float)
         ``A = {lo <= s <= hi}``.
     options : dict
-        The :class:`KickOptions`.
+        The :class:`KickOptions` used (``thin`` and ``n_continue`` resolved,
+        :func:`_resolve_options`), and ``sampling``.
     k : float
         Escape probability per SGD step from the QSD: the mean over the chains used
         (NaN, with a RuntimeWarning, when fewer than two are).
@@ -734,6 +782,7 @@ def kick_escape(data, init, *, n_layers, width, lr, batch_size, weight_decay, ta
                          batch_size=batch_size, sampling="replacement", convention=convention, coordinate=sets,
                          sign=1.0, shapes=shapes, n_threads=n_threads)
     x0 = np.concatenate([w.ravel() for w in init])
+    opts = _resolve_options(opts, "replacement", eng.steps_per_epoch)
     config = {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
               "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
               "target": float(target), "well": (lo, hi)}

@@ -20,13 +20,15 @@ uniform random ``batch_size``-subset of the unused samples. The last-exit identi
   epochs of the exact engine.
 
 The augmented chain is periodic in the position, and the kick rate depends on the position (on the
-samples left in the epoch): the QSD states must cover every position, so ``KickOptions.thin`` should
-be coprime to ``steps_per_epoch`` (``thin=33`` for 128 steps per epoch; the default 32 keeps positions
-0, 32, 64 and 96 only: in docs/rare.md its estimates differ from those of ``thin=33`` by a factor
-1.5, in either direction depending on ``lr``, more than the seeds' spread). The
-committor after a kick is small (about 1e-3 there), so ``n_continue`` must be large enough that many
-continuation runs reach ``B`` (256 in the docs' sweep; with 4 a dozen lucky post-kick states carried
-the estimate).
+samples left in the epoch): the QSD states must cover every position, so ``KickOptions.thin`` must be
+coprime to ``steps_per_epoch`` (the default with ``sampling="shuffle"``: the smallest such value >= 32,
+33 for 128 steps per epoch; an explicit ``thin`` sharing a factor is refused: 32 keeps positions 0, 32,
+64 and 96 only, and in docs/rare.md its estimates differ from those of ``thin=33`` by a factor 1.5, in
+either direction depending on ``lr``). Every chain starts at position 0, so a chain of 16 epochs with
+``thin=33`` keeps about 62 positions, the same ones in every chain (a random phase per chain would
+cover them all; not done). The committor after a kick is small (about 1e-3 there), so
+``n_continue`` must be large enough that many continuation runs reach ``B`` (default 256 here, as in
+the docs' sweep; with 4 a dozen lucky post-kick states carried the estimate).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ._kick import (
     _estimate,
     _Sets,
     _tilt,
+    _resolve_options,
 )
 from ._training import MASK_BITS, TrainingEngine, network_rank
 
@@ -238,6 +241,7 @@ def kick_escape_shuffle(data, init, *, n_layers, width, lr, batch_size, weight_d
                          batch_size=batch_size, sampling="shuffle", convention=convention, coordinate=sets,
                          sign=1.0, shapes=[w.shape for w in init], n_threads=n_threads, exact_epochs=True)
     x0 = eng.state(np.concatenate([w.ravel() for w in init]))
+    opts = _resolve_options(opts, "shuffle", eng.steps_per_epoch)
     config = {"n_layers": n_layers, "width": width, "lr": float(lr), "batch_size": int(batch_size),
               "weight_decay": float(weight_decay), "convention": str(convention), "mode": int(mode),
               "target": float(target), "well": (lo, hi)}
