@@ -125,7 +125,8 @@ def test_rare_train_reports_print_the_same_lines_for_both_methods(capsys):
     from phasetools import rare
 
     fake = types.SimpleNamespace(tau=12.5, tau_lower=10.0, tau_upper=16.0, k=1e-3, top_share=0.25,
-                                 cost={"total": 12345.0}, stats={"wall_seconds": 1.25})
+                                 cost={"total": 12345.0}, stats={"wall_seconds": 1.25},
+                                 options={"thin": 32, "n_continue": 4})
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(rare, "kick_escape", lambda *a, **k: fake)
         assert main(["rare", "train", "--method", "kick", "--lr", "0.1", "--well", "0.2,1.0", "--target", "0.05"]) \
@@ -134,3 +135,62 @@ def test_rare_train_reports_print_the_same_lines_for_both_methods(capsys):
         "SGD escape (lr 0.1, B 4, weight decay 0.32, replacement) bwd to top singular value 0.05 (kick estimator, "
         "well 0.2-1):\n"
         "  tau = 12.5 epochs  [10, 16]  top share 0.25  steps 1.23e+04  wall 1.2s\n")
+
+
+def _fake_kick(calls):
+    import types
+
+    def fake(*args, **kwargs):
+        calls.append(kwargs)
+        from phasetools.rare._kick import _resolve_options
+
+        opts = _resolve_options(kwargs["options"], kwargs["sampling"], 128)
+        return types.SimpleNamespace(tau=12.5, tau_lower=10.0, tau_upper=16.0, k=1e-3, top_share=0.25,
+                                     cost={"total": 1.0}, stats={"wall_seconds": 1.0}, options=dict(opts.__dict__))
+    return fake
+
+
+def test_rare_train_kick_passes_continuation_thin_n_continue_and_prints_the_real_sampling(capsys, monkeypatch):
+    """--continuation, --thin, --n-continue reach KickOptions (None: the sampling's default, printed
+    resolved); the header names the sampling given (it said "replacement" for --sampling shuffle)."""
+    import json
+
+    from phasetools import rare
+
+    calls = []
+    monkeypatch.setattr(rare, "kick_escape", _fake_kick(calls))
+    base = ["rare", "train", "--method", "kick", "--lr", "0.1", "--well", "0.2,1.0", "--target", "0.05"]
+    assert main([*base, "--sampling", "shuffle"]) in (0, None)
+    out = capsys.readouterr().out
+    assert out.startswith("SGD escape (lr 0.1, B 4, weight decay 0.32, shuffle)"), out
+    opts = calls[-1]["options"]
+    assert (opts.continuation, opts.thin, opts.n_continue) == ("trainer", None, None)
+    assert main([*base, "--continuation", "kicks", "--thin", "40", "--n-continue", "16", "--json"]) in (0, None)
+    row = json.loads(capsys.readouterr().out)
+    opts = calls[-1]["options"]
+    assert (opts.continuation, opts.thin, opts.n_continue) == ("kicks", 40, 16)
+    assert (row["continuation"], row["thin"], row["n_continue"]) == ("kicks", 40, 16)
+    assert main([*base, "--sampling", "shuffle", "--json"]) in (0, None)
+    row = json.loads(capsys.readouterr().out)
+    assert (row["thin"], row["n_continue"]) == (33, 256)
+
+
+@pytest.mark.parametrize(("flags", "word"), [(["--thin", "0"], "thin"), (["--n-continue", "0"], "n_continue"),
+                                             (["--continuation", "nested"], "--continuation"),
+                                             (["--sampling", "shuffle", "--thin", "32"], "thin"),
+                                             (["--sampling", "shuffle", "--continuation", "kicks"], "continuation")])
+def test_rare_train_kick_refuses_bad_continuation_thin_n_continue(flags, word, capsys):
+    try:                                                    # argparse's refusals exit, the API's return 2
+        code = main(["rare", "train", "--method", "kick", "--lr", "0.1", *flags])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert word in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("flags", [["--thin", "33"], ["--n-continue", "8"], ["--continuation", "kicks"]])
+def test_rare_train_ams_refuses_the_new_kick_flags(flags, capsys):
+    assert main(["rare", "train", *flags, *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert flags[0] in err and "--method kick" in err and err.count("\n") == 1, err

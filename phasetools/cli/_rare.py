@@ -133,6 +133,15 @@ def _add_train(rsub):
                         "Gauss-Newton curvature of the balanced chain is 0.7)")
     p.add_argument("--n-chains", type=count("n_chains", minimum=2), default=40, help="kick: QSD chains (default 40)")
     p.add_argument("--kick", type=float, default=1.0, help="kick: the aimed lr * curvature after a kick (default 1)")
+    p.add_argument("--continuation", choices=["trainer", "tilted", "kicks"], default="trainer",
+                   help="kick: how the committor after the exit step is estimated: trainer (default, plain runs), "
+                        "tilted, or kicks (routes of several kicks, split; replacement only; docs/rare.md)")
+    p.add_argument("--thin", type=count("thin", minimum=1), default=None,
+                   help="kick: SGD steps between the QSD states used (default: 32 with replacement; with "
+                        "--sampling shuffle the smallest value >= 32 coprime to the steps per epoch, 33 for 128; "
+                        "shuffle refuses a value sharing a factor with it)")
+    p.add_argument("--n-continue", type=count("n_continue", minimum=1), default=None,
+                   help="kick: continuation runs per post-kick state (default 4 with replacement, 256 shuffled)")
     p.add_argument("--seed", type=count("seed"), default=None, help="root seed (default: fresh entropy, recorded)")
     p.add_argument("--n-threads", type=count("n_threads", minimum=1), default=None, help="numba threads")
     p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_levels.png (AMS levels and P(reach level))")
@@ -151,7 +160,8 @@ _AMS_ONLY = (("coordinate", "--coordinate"), ("start", "--start"), ("level", "--
              ("n_walkers", "--n-walkers"), ("n_rounds", "--n-rounds"), ("keep_paths", "--keep-paths"),
              ("plot", "--plot"), ("n_workers", "--n-workers"), ("scheduler", "--scheduler"),
              ("dask_workers", "--dask-workers"))
-_KICK_ONLY = (("well", "--well"), ("n_chains", "--n-chains"), ("kick", "--kick"))
+_KICK_ONLY = (("well", "--well"), ("n_chains", "--n-chains"), ("kick", "--kick"),
+              ("continuation", "--continuation"), ("thin", "--thin"), ("n_continue", "--n-continue"))
 
 
 def _refuse_other_method_flags(args):
@@ -267,12 +277,15 @@ def _kick_train(args, problem, data, target):
         res = kick_escape(data, [np.full((1, 1), v) for v in problem.x0], n_layers=args.n_layers, width=1,
                           lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay, target=target,
                           well=well, sampling=args.sampling, convention=args.convention, rng=args.seed,
-                          n_threads=args.n_threads, options=KickOptions(n_chains=args.n_chains, kick=args.kick))
+                          n_threads=args.n_threads,
+                          options=KickOptions(n_chains=args.n_chains, kick=args.kick, continuation=args.continuation,
+                                              thin=args.thin, n_continue=args.n_continue))
     names = [save(res, args.out, command=args.command_line)] if args.out else []
     row = {"tau_epochs": res.tau, "tau_lower": res.tau_lower, "tau_upper": res.tau_upper, "k": res.k,
            "target": target, "well": list(well), "top_share": res.top_share, "cost_steps": res.cost["total"],
            "wall_time": res.stats["wall_seconds"]}
-    _print_train(args, row, names, "replacement", f"kick estimator, well {well[0]:.3g}-{well[1]:.3g}",
+    row.update(thin=res.options["thin"], n_continue=res.options["n_continue"], continuation=args.continuation)
+    _print_train(args, row, names, args.sampling, f"kick estimator, well {well[0]:.3g}-{well[1]:.3g}",
                  f"top share {res.top_share:.2f}")
 
 
