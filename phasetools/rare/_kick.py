@@ -657,8 +657,11 @@ def _plan_ratio(r, n_kicks, share):
 
 def _continue_kicks(kicker, eng, starts, entropy, gen, opts):
     """Continuation runs split over kicks: the first ``kick_window`` steps replayed, the steps
-    of each run's plan (:func:`_kick_plan`) tilted where the state lies above the well and below
-    the aimed curvature, then the trainer until ``A`` or ``B``. Per run ``W 1{B before A}``
+    of each run's plan (:func:`_kick_plan`) tilted where the state lies above the well (there the
+    minibatch comes from the mixture of the down-tilt towards ``B``, at any height above the well, and
+    the up-tilt towards the aimed curvature, which is uniform unless the state is also below that
+    curvature; :meth:`_Kicker.draw_ratio`), plain elsewhere (between ``target`` and the well's low
+    end too), then the trainer until ``A`` or ``B``. Per run ``W 1{B before A}``
     with ``W = P / Q = 1 / _plan_ratio`` (at most ``1 / (1 - kick_share)``), its outcome
     (2: B, 1: A, 0: censored, -1: not finite) and the steps taken."""
     m, window = starts.shape[0], min(opts.kick_window, opts.max_steps)
