@@ -463,3 +463,84 @@ def test_replacement_defaults_are_the_documented_thin_32_and_n_continue_4():
     b = kick_escape((X, Y), INIT, **kw, options=KickOptions(**small, thin=32, n_continue=4))
     assert a.options["thin"] == 32 and a.options["n_continue"] == 4
     assert np.array_equal(a.k_chains, b.k_chains, equal_nan=True) and a.cost == b.cost
+
+
+def test_kick_split_continuation_with_first_steps_between_target_and_well_matches_exact_enumeration():
+    """As the up-then-down case, but B = {s <= 0.41} and A = [0.48, 0.55]: from s = 0.6 above the
+    well, some first steps land between the target and the well's low end (neither set, not above
+    the well: the second step there is plain, ratio 1) and a good part of the exact probability of
+    B before A in two steps goes that way; continuation="kicks" must still match it."""
+    from phasetools.rare import SharpnessScore
+    from phasetools.rare._kick import _continue_kicks, _Kicker, _Sets
+
+    gen = np.random.default_rng(1)
+    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
+    lr, s0, target, well, n = 0.35, 0.6, 0.41, (0.48, 0.55), 10_000
+    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=3,
+                         sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
+                         shapes=[(1, 1)] * 3)
+    x0 = np.full(3, np.cbrt(s0))
+    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
+    y1 = _per_sample_steps(eng, x0, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1)
+    s1 = np.abs(np.prod(y1, axis=1))
+    s2 = np.array([np.abs(np.prod(_per_sample_steps(eng, y, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1), axis=1))
+                   for y in y1])
+    gap = (s1 > target) & (s1 < well[0])
+    above = s1 > well[1]
+    via_gap = np.mean(gap[:, None] & (s2 <= target))
+    exact = np.mean(s1 <= target) + via_gap + np.mean(above[:, None] & (s2 <= target))
+    assert gap.mean() > 0.05 and via_gap > 0.3 * exact and 0.01 < exact < 0.05        # the gap matters
+    score = SharpnessScore(0.05, [np.full((1, 1), np.cbrt(s0))] * 3, np.atleast_2d(np.mean(Xs * Xs)))
+    aim = float(np.log(score.parts([np.full((1, 1, 1), np.cbrt(1.2))] * 3)[1][0]))
+    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score,
+                     sets=_Sets(0, target, well), aim=aim, defensive=0.1)
+    opts = KickOptions(continuation="kicks", kick_window=2, n_kicks=2, max_steps=2)
+    value, outcome, _ = _continue_kicks(kicker, eng, np.repeat(x0[None], n, axis=0), 1, np.random.default_rng(3),
+                                        opts)
+    est, se = value.mean(), value.std() / np.sqrt(n)
+    assert abs(est - exact) < 4 * se and se < np.sqrt(exact * (1 - exact) / n), (est, se, exact)
+    assert np.any(outcome == 0)                               # runs ended in the gap after two steps (censored)
+
+
+def test_kick_split_continuation_hands_over_to_the_trainer_after_the_window():
+    """max_steps > kick_window: after the replayed window of 4 steps the trainer finishes each run.
+    At lr 0.1, q from continuation="kicks" and from the plain trainer continuation on the same
+    starts agree within 3 combined standard errors: from s = 1.7 above the well (tilted steps, q
+    about 0.03) and from s = 0.06 between the target and the well (no tilt there; q about 0.04, of
+    which the 4 window steps alone give 0.006: the runs must go on after the window)."""
+    from phasetools.rare import SharpnessScore
+    from phasetools.rare._kick import _continue_kicks, _continue_trainer, _Kicker, _Sets
+
+    lr, n = 0.1, 3000
+    sets = _Sets(0, TARGET, _well(lr))
+    eng = TrainingEngine((X, Y), **SGD, lr=lr, sampling="replacement", convention="paper", coordinate=sets,
+                         sign=1.0, shapes=[(1, 1)] * 3)
+    score = SharpnessScore(TARGET, INIT, np.atleast_2d(np.mean(X * X)))
+    kicker = _Kicker(eng, X, Y, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=4, score=score, sets=sets,
+                     aim=float(np.log(1.0 / (2 * lr))), defensive=0.1)
+    opts = KickOptions(continuation="kicks", kick_window=4, n_kicks=2, max_steps=20_000)
+    for s0 in (1.7, 0.06):
+        starts = np.full((n, 3), np.cbrt(s0))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):      # as in kick_escape: catapults
+            value, outcome, _ = _continue_kicks(kicker, eng, starts, 11, np.random.default_rng(7), opts)
+            plain, _ = _continue_trainer(eng, starts, 12, 20_000, 4)
+        assert np.sum(outcome == 0) == 0 == np.sum(plain == 0)                 # none censored
+        a, sa = value.mean(), value.std() / np.sqrt(n)
+        b = np.mean(plain == 2)
+        sb = np.sqrt(b * (1 - b) / n)
+        assert 0.02 < b < 0.06 and 0.02 < a and abs(a - b) < 3 * np.hypot(sa, sb), (s0, a, sa, b, sb)
+
+
+def test_kick_escape_with_the_split_continuation_is_seeded():
+    """End to end: kick_escape(continuation="kicks") with tiny options, twice with one seed: the
+    same chains' estimates, costs and counts; stored options name the continuation."""
+    opts = KickOptions(n_chains=3, burn_in_epochs=0, n_epochs=1, n_draws=2, n_continue=2, max_steps=300,
+                       continuation="kicks")
+    kw = dict(**SGD, lr=0.1, target=TARGET, well=_well(0.1), options=opts)
+    a = kick_escape((X, Y), INIT, rng=4, **kw)
+    b = kick_escape((X, Y), INIT, rng=4, **kw)
+    assert a.options["continuation"] == "kicks" and a.options["thin"] == 32 and a.n_draws == a.n_in_well * 2
+    assert np.array_equal(a.k_chains, b.k_chains, equal_nan=True) and a.cost == b.cost
+    assert (a.n_reached, a.n_censored, a.n_outside) == (b.n_reached, b.n_censored, b.n_outside)
+    assert np.isfinite(a.k) and a.k >= 0 and a.cost["continue"] > 0
