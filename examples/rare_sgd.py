@@ -15,7 +15,8 @@ value lam_saddle / 2 = 0.0463 (docs/rare.md, "AMS over real SGD training").
     python examples/rare_sgd.py kick-check     # the well's top at lr * lambda 0.5, and the tilted continuation
     python examples/rare_sgd.py kick-split [lr ...]  # continuation="kicks", well top at lr * lambda 0.5, seed 1:
                                                # lr 0.08 .. 0.045 -> kick_sweep.h5 (~3-15 min per lr)
-    python examples/rare_sgd.py kick-split-check [lr ...]  # the same with seed 2, and with the top at 0.4
+    python examples/rare_sgd.py kick-split-check [lr ...]  # seed 2 (lr 0.06 .. 0.045) and the top at 0.4 (0.05,
+                                               # 0.045; seed 1 and 2 at 0.05), or both at each lr given
     python examples/rare_sgd.py kick-figure    # ln tau vs B / lr: brute force, AMS, kick; Arrhenius fit -> kick_sweep.png
                                                # (from the stored kick_sweep.h5, rare_sgd_brute.h5, rare_sgd_ams.h5)
 
@@ -295,14 +296,26 @@ def kick_split():
         io.save(_kick(lr, seed=1, level=SPLIT_LEVEL, continuation="kicks"), KICK_FILE, name=f"kicks_lr{lr}")
 
 
+#: the checks of the split sweep stored in kick_sweep.h5 (docs/rare.md): seed 2 (top 0.5) at every lr
+#: below the trainer continuation's reach, the top at 0.4 (seed 1) where the well mattered, and seed 2
+#: with the top at 0.4 at lr 0.05
+SPLIT_CHECKS = ((2, SPLIT_LEVEL, (0.06, 0.055, 0.05, 0.045), "_seed2"),
+                (1, 0.4, (0.05, 0.045), "_top0.4"),
+                (2, 0.4, (0.05,), "_seed2_top0.4"))
+
+
 def kick_split_check():
-    """The split estimate with seed 2 (same well) and with the well's top at lr * lambda 0.4
-    (seed 1): stored as ``kicks_lr<lr>_seed2`` and ``kicks_lr<lr>_top0.4``."""
+    """The split estimate with seed 2 (same well) and with the well's top at lr * lambda 0.4:
+    without arguments the stored checks of the docs (``SPLIT_CHECKS``: ``kicks_lr<lr>_seed2`` at lr
+    0.06-0.045, ``kicks_lr<lr>_top0.4`` at 0.05 and 0.045, ``kicks_lr0.05_seed2_top0.4``); with
+    ``lr ...`` seed 2 and the top at 0.4 (seed 1) at each of them."""
     from phasetools import io
 
-    for lr in [float(v) for v in sys.argv[2:]] or SPLIT_LRS:
-        io.save(_kick(lr, seed=2, level=SPLIT_LEVEL, continuation="kicks"), KICK_FILE, name=f"kicks_lr{lr}_seed2")
-        io.save(_kick(lr, seed=1, level=0.4, continuation="kicks"), KICK_FILE, name=f"kicks_lr{lr}_top0.4")
+    lrs = [float(v) for v in sys.argv[2:]]
+    checks = SPLIT_CHECKS if not lrs else ((2, SPLIT_LEVEL, lrs, "_seed2"), (1, 0.4, lrs, "_top0.4"))
+    for seed, level, at, suffix in checks:
+        for lr in at:
+            io.save(_kick(lr, seed=seed, level=level, continuation="kicks"), KICK_FILE, name=f"kicks_lr{lr}{suffix}")
 
 
 def kick_check():

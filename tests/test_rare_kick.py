@@ -458,7 +458,7 @@ def test_replacement_defaults_are_the_documented_thin_32_and_n_continue_4():
     explicit thin=32, n_continue=4 (every documented result with replacement used them), and
     stores the resolved values."""
     kw = dict(**SGD, lr=0.1, target=TARGET, well=_well(0.1), rng=5)
-    small = dict(n_chains=3, burn_in_epochs=0, n_epochs=1, n_draws=2, max_steps=200)
+    small = {"n_chains": 3, "burn_in_epochs": 0, "n_epochs": 1, "n_draws": 2, "max_steps": 200}
     a = kick_escape((X, Y), INIT, **kw, options=KickOptions(**small))
     b = kick_escape((X, Y), INIT, **kw, options=KickOptions(**small, thin=32, n_continue=4))
     assert a.options["thin"] == 32 and a.options["n_continue"] == 4

@@ -44,9 +44,9 @@ from ._kick import (
     _check,
     _end_to_end,
     _estimate,
+    _resolve_options,
     _Sets,
     _tilt,
-    _resolve_options,
 )
 from ._training import MASK_BITS, TrainingEngine, network_rank
 
