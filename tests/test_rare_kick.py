@@ -544,3 +544,33 @@ def test_kick_escape_with_the_split_continuation_is_seeded():
     assert np.array_equal(a.k_chains, b.k_chains, equal_nan=True) and a.cost == b.cost
     assert (a.n_reached, a.n_censored, a.n_outside) == (b.n_reached, b.n_censored, b.n_outside)
     assert np.isfinite(a.k) and a.k >= 0 and a.cost["continue"] > 0
+
+
+@pytest.mark.slow   # minutes on 2 cores (the split estimator, 200 brute-force runs)
+@pytest.mark.long   # outside the default run (pytest -m long), as the trainer-continuation check above
+def test_kick_escape_split_continuation_agrees_with_brute_force_at_lr_0_1():
+    """lr 0.1, B = 4, backward to lam_saddle / 2: continuation="kicks" with the well's top at
+    lr * lambda_GN = 0.5 (as the split sweep of docs/rare.md) against 200 brute-force runs of the
+    trainer (another stream than the check above) within 2.5 combined standard errors in ln tau."""
+    from phasetools.rare import excursions
+    from phasetools.stats import exponential_mle
+
+    res = kick_escape((X, Y), INIT, **SGD, lr=0.1, target=TARGET, well=_well(0.1, 0.5), rng=2,
+                      options=KickOptions(kick=1.0, continuation="kicks"))
+    eng = TrainingEngine((X, Y), **SGD, lr=0.1, sampling="replacement", convention="paper",
+                         coordinate=lambda M: np.linalg.svd(M, compute_uv=False)[:, 0], sign=-1.0,
+                         shapes=[(1, 1)] * 3)
+    n = 200
+    x = np.repeat(np.asarray(B0)[None, :], n, axis=0)
+    ex = excursions(eng, x, eng.streams(6, np.arange(n)), low=-np.inf, high=-TARGET, max_steps=2000 * 128,
+                    chunk=2048)
+    brute = exponential_mle(ex.steps * eng.time_unit, ex.outcome != 2)
+    print(f"kicks {res.tau:.4g} +- {res.tau_stderr:.3g} [{res.tau_lower:.4g}, {res.tau_upper:.4g}], top share "
+          f"{res.top_share:.3f}, cost {res.cost['total']:.3g}; brute force {brute.tau:.4g} +- {brute.tau_stderr:.3g}, "
+          f"cost {ex.cost:.3g}")
+    d = res.options["defensive"]
+    assert res.tau_stderr / res.tau < 0.3 and abs(res.weight_mean - 1) < 4 * np.sqrt((1 / d - 1) / res.n_draws)
+    assert res.n_censored == 0 and res.top_share < 0.2
+    assert abs(np.log(res.tau / brute.tau)) < 2.5 * np.hypot(res.tau_stderr / res.tau,
+                                                              brute.tau_stderr / brute.tau)
+    assert res.cost["total"] < 0.05 * ex.cost
