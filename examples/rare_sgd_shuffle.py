@@ -15,6 +15,8 @@ balanced learned state, backward to the top singular value lam_saddle / 2 = 0.04
                                                    # -> kick_shuffle_sweep.h5 (~1-3 min per lr)
     python examples/rare_sgd_shuffle.py kick-check [lr ...]  # seed 2, and the well's top at lr * lambda 0.5 (seed 3)
                                                    # -> kick_shuffle_sweep.h5
+    python examples/rare_sgd_shuffle.py kick-phase [LR [SEED ...]]  # the sweep with phase="random", lr 0.11-0.09
+                                                   # -> kick_shuffle_sweep.h5 as phase_lr<lr>_seed<seed>
     python examples/rare_sgd_shuffle.py kick-figure  # ln tau vs B / lr from the stored results, Arrhenius fit
                                                    # -> kick_shuffle_sweep.png
 
@@ -140,8 +142,10 @@ KICK_LRS = (0.11, 0.1, 0.09, 0.08, 0.075, 0.07, 0.065)
 #: the sweep's options: 256 continuation runs per post-kick state (the committor after a kick is about
 #: 1e-3 here, so 4 runs see it as 0 or 1/4 and a few lucky states carry the estimate), and a QSD state
 #: every 33 steps, coprime to the 128 steps of an epoch, so that the states cover every position in the
-#: epoch (every 32 steps takes positions 0, 32, 64 and 96 only; docs/rare.md)
-KICK_OPTIONS = {"kick": 1.0, "n_continue": 256, "thin": 33}
+#: epoch (every 32 steps takes positions 0, 32, 64 and 96 only; docs/rare.md). The stored sweep was made
+#: with phase "fixed" (every chain keeps the same ~62 of the 128 positions); ``kick-phase`` reruns with
+#: phase "random" (each chain's kept steps shifted by a random offset)
+KICK_OPTIONS = {"kick": 1.0, "n_continue": 256, "thin": 33, "phase": "fixed"}
 #: lr -> more draws and continuation runs where the committor after a kick is smaller
 KICK_MORE = {0.065: {"n_draws": 16, "n_continue": 1024}}
 #: below this lr the well's top at lr * lambda 0.7 is too high (the estimate moves when it is lowered to 0.5;
@@ -188,6 +192,14 @@ def kick(lrs=KICK_LRS):
     """The sweep (seed 1, well top at lr * lambda 0.7), stored as ``kick_lr<lr>``."""
     for lr in lrs:
         _store_kick(_kick(lr), f"kick_lr{lr}")
+
+
+def kick_phase(lrs=(0.11, 0.1, 0.09), seeds=(1,)):
+    """The sweep's settings with ``phase="random"`` (each QSD chain keeps its states at a random
+    offset in the epoch), stored as ``phase_lr<lr>_seed<seed>``: against the brute force at lr 0.11-0.09."""
+    for seed in seeds:
+        for lr in lrs:
+            _store_kick(_kick(lr, seed=seed, phase="random"), f"phase_lr{lr}_seed{seed}")
 
 
 def kick_check(lrs=(0.08, 0.075, 0.07, 0.065)):
@@ -309,7 +321,9 @@ if __name__ == "__main__":
         ams(float(args[0]), (args[1],), tuple(int(s) for s in args[2:]), fresh=f) if args else ams(fresh=f)
     elif cmd in ("kick", "kick-check"):
         (kick if cmd == "kick" else kick_check)(*([tuple(float(a) for a in args)] if args else []))
+    elif cmd == "kick-phase":
+        kick_phase(*([tuple(float(a) for a in args[:1]), tuple(int(a) for a in args[1:]) or (1,)] if args else []))
     elif cmd == "kick-figure":
         kick_figure()
     else:
-        raise SystemExit(f"unknown command {cmd!r}: brute, reduced, ams, fresh, kick, kick-check or kick-figure")
+        raise SystemExit(f"unknown command {cmd!r}: brute, reduced, ams, fresh, kick, kick-check, kick-phase or kick-figure")

@@ -1,6 +1,7 @@
 """The kick estimator for reshuffled epochs (kick_escape(..., sampling="shuffle"), docs/rare.md)."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -163,8 +164,67 @@ def test_shuffle_run_refuses_a_thin_sharing_a_factor_and_records_the_resolved_de
     kw = dict(**SGD, lr=0.11, target=TARGET, well=_well(0.11), sampling="shuffle")
     with pytest.raises(ValueError, match=r"thin.*\(128\)"):
         kick_escape((X, Y), INIT, rng=3, **kw, options=KickOptions(n_chains=2, n_epochs=1, thin=32))
-    res = kick_escape((X, Y), INIT, rng=3, **kw,
-                      options=KickOptions(n_chains=2, burn_in_epochs=0, n_epochs=1, n_draws=1, max_steps=64))
-    assert res.options["thin"] == 33 and res.options["n_continue"] == 256
+    small = {"n_chains": 2, "burn_in_epochs": 0, "n_epochs": 1, "n_draws": 1, "max_steps": 64}
+    res = kick_escape((X, Y), INIT, rng=3, **kw, options=KickOptions(**small, phase="fixed"))
+    assert res.options["thin"] == 33 and res.options["n_continue"] == 256 and res.options["phase"] == "fixed"
     assert res.n_states == 2 * 3                               # steps 32, 65, 98 of the 128 of each chain
     assert res.n_reached + res.n_censored <= 256 * res.n_outside
+    rnd = kick_escape((X, Y), INIT, rng=3, **kw, options=KickOptions(**small))
+    assert rnd.options["phase"] == "random"
+    assert rnd.n_states < 2 * 3                                # shifted steps past the epoch's end are dropped
+
+
+def test_phase_defaults_to_random_with_shuffle_and_fixed_with_replacement():
+    """phase None -> "random" reshuffled, "fixed" with replacement (its runs keep their bits);
+    an explicit value is kept, anything else is refused naming phase."""
+    from phasetools.rare._kick import _resolve_options
+
+    assert _resolve_options(KickOptions(), "shuffle", 128).phase == "random"
+    assert _resolve_options(KickOptions(), "replacement", 128).phase == "fixed"
+    assert _resolve_options(KickOptions(phase="fixed"), "shuffle", 128).phase == "fixed"
+    assert _resolve_options(KickOptions(phase="random"), "replacement", 128).phase == "random"
+    with pytest.raises(ValueError, match="phase must be None, 'fixed' or 'random'"):
+        KickOptions(phase="shifted")
+
+
+def test_random_phase_spreads_the_kept_states_over_every_position_in_the_epoch():
+    """A tiny reshuffled chain (4 steps per epoch) kept every 8 steps: with the fixed phase every
+    kept state of every chain sits at position 0; with phase="random" (a seeded offset per chain,
+    uniform in [0, 4)) the kept states of 16 chains cover all 4 positions, each chain keeping one
+    position class, and the offsets are reproducible from the seed."""
+    from phasetools.rare._kick import _phase_offsets, _qsd
+    from phasetools._rng import seed_sequence
+
+    gen = np.random.default_rng(4)
+    Xs = gen.normal(size=(8, 1))
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(8, 1))
+    sets = _Sets(0, 1e-3, (1e-2, 1e2))                                      # the chains stay in the well
+    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=0.05, weight_decay=0.32, batch_size=2,
+                         sampling="shuffle", convention="paper", coordinate=sets, sign=1.0, shapes=[(1, 1)] * 3,
+                         exact_epochs=True, n_threads=1)
+    x0 = eng.state(np.full(3, np.cbrt(0.5)))
+    nw, spe = eng.n_weights, eng.steps_per_epoch
+    assert spe == 4
+    opts = KickOptions(n_chains=16, burn_in_epochs=1, n_epochs=6, thin=8)
+    fixed, valid, _ = _qsd(eng, x0, opts, 7, sets)
+    assert valid.all() and np.all(fixed[:, :, nw] == 0)
+    off = _phase_offsets(replace(opts, phase="random"), seed_sequence(3), spe)
+    assert np.array_equal(off, _phase_offsets(replace(opts, phase="random"), seed_sequence(3), spe))
+    assert _phase_offsets(replace(opts, phase="fixed"), seed_sequence(3), spe) is None
+    states, valid, _ = _qsd(eng, x0, opts, 7, sets, off)
+    pos = np.where(valid, states[:, :, nw], -1)
+    assert set(pos[valid].astype(int)) == set(range(spe))
+    for c in range(opts.n_chains):
+        assert np.all(pos[c, valid[c]] == off[c] % spe)
+    assert np.all(valid.sum(axis=1) >= valid.shape[1] - 1)                  # at most the last step falls off
+
+
+def test_fixed_phase_reproduces_the_runs_made_before_the_phase_option():
+    """phase="fixed" with sampling="shuffle" gives the bits of the runs before ``phase`` existed
+    (the stored sweep of docs/rare.md used them): k of each chain, states, draws and cost."""
+    o = KickOptions(n_chains=3, burn_in_epochs=1, n_epochs=2, thin=33, n_draws=4, n_continue=16, phase="fixed")
+    r = kick_escape((X, Y), INIT, **SGD, lr=0.11, target=TARGET, well=_well(0.11), sampling="shuffle", rng=3,
+                    options=o, n_threads=1)
+    assert r.k_chains.tolist() == [1.821638360968061e-08, 0.00012296666175250697, 2.837190286473034e-05]
+    assert (r.n_states, r.n_outside, r.n_reached, r.weight_mean) == (21, 36, 11, 1.299368706705832)
+    assert r.cost == {"qsd": 1152, "continue": 974, "total": 2126}

@@ -58,6 +58,14 @@ class KickOptions:
         128), so that the kept states cover every position in the epoch (an explicit ``thin``
         sharing a factor with the steps per epoch is refused there). The value used is stored in
         the result's ``options``.
+    phase : {"fixed", "random"}, optional
+        Where each QSD chain's kept states fall: ``"fixed"``, every chain keeps steps
+        ``burn + thin - 1 + k thin`` (the same positions in the epoch in every chain);
+        ``"random"``, chain ``c`` keeps steps ``burn + off_c + thin - 1 + k thin`` with ``off_c``
+        drawn uniformly in ``[0, steps_per_epoch)`` from the run's seed (those past the chain's end
+        dropped), so that every kept state's epoch position is uniform over the epoch. None
+        (default): ``"fixed"`` with replacement (no positions there), ``"random"`` with
+        ``sampling="shuffle"``. The value used is stored in the result's ``options``.
     n_draws : int >= 1, default 8
         Minibatches drawn at each QSD state.
     n_continue : int >= 1, optional
@@ -100,6 +108,7 @@ class KickOptions:
     burn_in_epochs: int = 4
     n_epochs: int = 16
     thin: int | None = None
+    phase: str | None = None
     n_draws: int = 8
     n_continue: int | None = None
     defensive: float = 0.1
@@ -124,27 +133,30 @@ class KickOptions:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         if self.continuation not in ("kicks", "tilted", "trainer"):
             raise ValueError(f"continuation must be 'trainer', 'tilted' or 'kicks', got {self.continuation!r}")
+        if self.phase is not None and self.phase not in ("fixed", "random"):
+            raise ValueError(f"phase must be None, 'fixed' or 'random', got {self.phase!r}")
         if not (np.isfinite(float(self.kick)) and float(self.kick) > 0):
             raise ValueError(f"kick must be > 0 and finite, got {self.kick}")
 
 
 def _resolve_options(options, sampling, steps_per_epoch):
-    """The :class:`KickOptions` a run uses: ``thin`` and ``n_continue`` filled in for ``sampling``.
+    """The :class:`KickOptions` a run uses: ``thin``, ``phase`` and ``n_continue`` filled in for ``sampling``.
 
     Parameters
     ----------
     options : KickOptions
-        As given (``thin`` or ``n_continue`` None: the default of ``sampling``).
+        As given (``thin``, ``phase`` or ``n_continue`` None: the default of ``sampling``).
     sampling : {"replacement", "shuffle"}
-        With replacement: ``thin`` 32, ``n_continue`` 4. Reshuffled: ``thin`` the smallest
-        value >= 32 coprime to ``steps_per_epoch``, ``n_continue`` 256.
+        With replacement: ``thin`` 32, ``phase`` "fixed", ``n_continue`` 4. Reshuffled: ``thin``
+        the smallest value >= 32 coprime to ``steps_per_epoch``, ``phase`` "random",
+        ``n_continue`` 256.
     steps_per_epoch : int
         SGD steps per epoch.
 
     Returns
     -------
     KickOptions
-        With both filled in.
+        With all three filled in.
 
     Raises
     ------
@@ -164,7 +176,8 @@ def _resolve_options(options, sampling, steps_per_epoch):
                          f"e.g. thin=33 for 128), got thin={thin}")
     if n_continue is None:
         n_continue = 256 if shuffle else 4
-    return replace(options, thin=thin, n_continue=n_continue)
+    phase = options.phase if options.phase is not None else "random" if shuffle else "fixed"
+    return replace(options, thin=thin, phase=phase, n_continue=n_continue)
 
 
 @register
@@ -310,8 +323,9 @@ def _check(lr, batch_size, weight_decay, target, well, sampling):
     return lo, hi
 
 
-def _qsd(eng, x0, opts, entropy, sets):
-    """Plain SGD chains from ``x0``: the states every ``thin`` steps after the burn-in, each
+def _qsd(eng, x0, opts, entropy, sets, offsets=None):
+    """Plain SGD chains from ``x0``: the states every ``thin`` steps after the burn-in (chain ``c``
+    shifted by ``offsets[c]`` steps, those past the chain's end dropped; None: no shift), each
     chain's states ending at its first step in ``B`` or with non-finite weights. Returns
     (states (n, T, dim), valid (n, T), cost).
 
@@ -328,7 +342,8 @@ def _qsd(eng, x0, opts, entropy, sets):
     total = (opts.burn_in_epochs + opts.n_epochs) * spe
     burn = opts.burn_in_epochs * spe
     keep = np.arange(burn + opts.thin - 1, total, opts.thin)            # step index (0-based) of kept states
-    states = np.full((n, keep.size, x.shape[1]), np.nan)
+    keep = keep[None, :] + (np.zeros((n, 1), dtype=int) if offsets is None else np.asarray(offsets)[:, None])
+    states = np.full((n, keep.shape[1], x.shape[1]), np.nan)
     alive = np.ones(n, dtype=bool)
     done, cost = 0, 0
     while done < total:
@@ -337,11 +352,10 @@ def _qsd(eng, x0, opts, entropy, sets):
         cost += int(np.all(np.isfinite(x), axis=1).sum()) * c           # every row advanced, alive or not
         hit = np.nan_to_num(code, nan=1.0) >= 1
         first = np.where(hit.any(axis=1), hit.argmax(axis=1), c)
-        sel = (keep >= done) & (keep < done + c)
-        for t in np.nonzero(sel)[0]:
-            j = keep[t] - done
-            ok = alive & (j < first)
-            states[ok, t] = path[ok, j]
+        rows, cols = np.nonzero((keep >= done) & (keep < done + c))     # kept steps past the end never match
+        j = keep[rows, cols] - done
+        ok = alive[rows] & (j < first[rows])
+        states[rows[ok], cols[ok]] = path[rows[ok], j[ok]]
         alive &= ~hit.any(axis=1)
         x, done = xe, done + c
     return states, np.all(np.isfinite(states), axis=2), cost
@@ -816,8 +830,9 @@ def _estimate(eng, x0, data, init, sets, opts, config, rng, t_start, *, draws, c
     root = seed_sequence(rng)
     s_qsd, s_draw, s_cont = root.spawn(3)
     e_qsd, e_cont = (int(s.generate_state(2, np.uint64)[0] % 2**63) for s in (s_qsd, s_cont))
+    offsets = _phase_offsets(opts, root, eng.steps_per_epoch)
     with np.errstate(over="ignore", invalid="ignore"):      # weights after a catapult may overflow
-        states, valid, cost_qsd = _qsd(eng, x0, opts, e_qsd, sets)
+        states, valid, cost_qsd = _qsd(eng, x0, opts, e_qsd, sets, offsets)
     aim = float(np.log(opts.kick / (2.0 * kappa * lr)))
     kicker = _Kicker(eng, X, Y, lr=lr, weight_decay=weight_decay, kappa=kappa, batch_size=batch_size, score=score,
                      sets=sets, aim=aim, defensive=opts.defensive)
@@ -841,6 +856,16 @@ def _estimate(eng, x0, data, init, sets, opts, config, rng, t_start, *, draws, c
     return _result(k_chains, contrib, weight, q, code, tail_share, n_per_chain, states, valid, sets, eng, opts,
                    config, dict(qsd=cost_qsd, **{"continue": cost_cont}, total=cost_qsd + cost_cont),
                    n_reached, n_censored, root, time.perf_counter() - t_start)
+
+
+def _phase_offsets(opts, root, steps_per_epoch):
+    """Each QSD chain's shift of its kept steps: None for ``phase="fixed"``; for ``"random"``
+    uniform in ``[0, steps_per_epoch)``, drawn from the fourth child of the run's seed (the
+    first three, QSD, draws and continuation, are those of ``"fixed"``)."""
+    if opts.phase != "random":
+        return None
+    child = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 3))
+    return np.random.default_rng(child).integers(0, steps_per_epoch, opts.n_chains)
 
 
 def _chain_estimates(contrib, chain, n_per_chain, n_draws):

@@ -25,8 +25,9 @@ coprime to ``steps_per_epoch`` (the default with ``sampling="shuffle"``: the sma
 33 for 128 steps per epoch; an explicit ``thin`` sharing a factor is refused: 32 keeps positions 0, 32,
 64 and 96 only, and in docs/rare.md its estimates differ from those of ``thin=33`` by a factor 1.5, in
 either direction depending on ``lr``). Every chain starts at position 0, so a chain of 16 epochs with
-``thin=33`` keeps about 62 positions, the same ones in every chain (a random phase per chain would
-cover them all; not done). The committor after a kick is small (about 1e-3 there), so
+``thin=33`` keeps about 62 positions, the same ones in every chain with ``KickOptions.phase="fixed"``;
+the default here, ``phase="random"``, shifts each chain's kept steps by a seeded offset uniform over
+the epoch, so every kept state's position is uniform over the epoch. The committor after a kick is small (about 1e-3 there), so
 ``n_continue`` must be large enough that many continuation runs reach ``B`` (default 256 here, as in
 the docs' sweep; with 4 a dozen lucky post-kick states carried the estimate).
 """
