@@ -22,6 +22,7 @@ from .._validation import as_float_array, check_positive
 from ._codegen import kernel_module, numpy_functions
 from ._potentials import Potential
 from ._simulate import STATUS_ESCAPED, STATUS_NONFINITE, SGDNoise, Threshold
+from ._structured import structured_kernel
 
 __all__ = ["Advanced", "advance", "new_streams", "order_values"]
 
@@ -106,12 +107,33 @@ def _module(potential, sgd):
     return hit[1]
 
 
+_STRUCTURED: dict = {}
+
+
+def _structured(potential, stop, sgd):
+    """``structured_kernel(potential, stop, sgd=sgd)`` memoised per potential object and stop order.
+
+    ``potential`` is the caller's (its ``order`` not yet replaced by ``stop.order``): the
+    structured kernel compares the stop's order parameter with the network's own and returns
+    None (the generated kernel) when they differ; that comparison (sympy) is what the memo saves.
+    """
+    order = getattr(stop, "order", None)
+    key = (id(potential), id(order), sgd, stop is not None)
+    hit = _STRUCTURED.get(key)
+    if hit is None or hit[0] is not potential or hit[1] is not order:
+        if len(_STRUCTURED) >= 32:
+            _STRUCTURED.clear()
+        hit = _STRUCTURED[key] = (potential, order, structured_kernel(potential, stop, sgd=sgd))
+    return hit[2]
+
+
 def advance(potential: Potential, x, streams, *, temperature=None, noise=None, dt, n_steps, stop=None,
             n_threads=None) -> Advanced:
     """Advance states ``x`` by up to ``n_steps`` Euler-Maruyama steps, continuing ``streams``.
 
-    The same generated kernel as :func:`phasetools.langevin.simulate` (same scheme, noise
-    and reflections), but each trajectory continues the caller's random stream, which is
+    The same kernel as :func:`phasetools.langevin.simulate` (same scheme, noise and
+    reflections: the structured kernel for a ``network(...)`` potential whose stop, if any,
+    is on the network's own order parameter, the generated kernel otherwise), but each trajectory continues the caller's random stream, which is
     left, updated, in ``streams``: trajectory ``i`` depends on ``x[i]`` and ``streams[i]``
     only (not on the thread count or the other trajectories). No stability check of ``dt``
     is made here (``simulate`` makes it).
@@ -153,6 +175,7 @@ def advance(potential: Potential, x, streams, *, temperature=None, noise=None, d
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     n_steps = int(n_steps)
     dt = float(check_positive(dt, "dt"))
+    structured = _structured(potential, stop, noise is not None)   # before stop.order replaces the order
     if stop is not None and stop.order is not None:
         potential = dataclasses.replace(potential, order=stop.order)
     x = np.ascontiguousarray(as_float_array(x, "x"))
@@ -161,7 +184,7 @@ def advance(potential: Potential, x, streams, *, temperature=None, noise=None, d
         raise ValueError(f"x must have shape (n, {d}), got {x.shape}")
     if not (isinstance(streams, np.ndarray) and streams.dtype == np.uint64 and streams.shape == (n, 4)):
         raise ValueError(f"streams must be a uint64 array of shape ({n}, 4) (from new_streams)")
-    module = _module(potential, noise is not None)
+    module = structured or _module(potential, noise is not None)
     if noise is None:
         sigma, mode, scale = float(np.sqrt(2.0 * float(check_positive(temperature, "temperature")) * dt)), 0, 0.0
         sxx = syx = syy = np.zeros((1, 1))
