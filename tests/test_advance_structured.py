@@ -5,11 +5,20 @@ same random streams give the same steps, stops and updated streams (the same dra
 same states and paths to rounding.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from phasetools.langevin import SGDNoise, Threshold, advance, escape_problem, new_streams
-from phasetools.langevin import _advance
+from phasetools.langevin import (
+    SGDNoise,
+    Threshold,
+    _advance,
+    advance,
+    escape_problem,
+    new_streams,
+    order_values,
+)
 
 N = 6
 
@@ -28,8 +37,8 @@ def _fresh_memo():
 
 def _noise(kind):
     if kind == "additive":
-        return dict(temperature=0.1)
-    return dict(noise=SGDNoise(1.0, 4, [[1.0]], [[0.8]], [[1.0]]))   # strong enough that some stop in 300 steps
+        return {"temperature": 0.1}
+    return {"noise": SGDNoise(1.0, 4, [[1.0]], [[0.8]], [[1.0]])}   # strong enough that some stop in 300 steps
 
 
 def _start(problem):
@@ -129,14 +138,31 @@ def test_a_wide_network_compiles_no_generated_kernel(monkeypatch):
                              convention="paper")
 
     def refuse(*args, **kwargs):
-        raise AssertionError("advance generated a sympy kernel for a network")
+        raise AssertionError("advance used the sympy expression of a network (kernel or numpy functions)")
 
     monkeypatch.setattr(_advance, "kernel_module", refuse)
+    monkeypatch.setattr(_advance, "numpy_functions", refuse)   # the sympy numpy functions (energy, Hessian...) too
     _advance._MODULES.clear()
     x = np.repeat(problem.x0[None], 4, axis=0)
-    for noise in (dict(temperature=0.05), dict(noise=SGDNoise(0.05, 4, [[1.0]], [[0.8]], [[1.0]]))):
+    for noise in ({"temperature": 0.05}, {"noise": SGDNoise(0.05, 4, [[1.0]], [[0.8]], [[1.0]])}):
         out = advance(problem.potential, x, new_streams(1, np.arange(4)), dt=0.001, n_steps=20, stop=problem.stop,
                       **noise)
         assert out.path.shape == (4, 20, problem.potential.dim)
         assert np.isfinite(out.x).all()
+        np.testing.assert_allclose(out.order[:, -1], problem.potential.structure.order(out.x), rtol=1e-12)
     assert not _advance._MODULES
+    np.testing.assert_allclose(order_values(problem.potential, out.x), out.order[:, -1], rtol=1e-12)
+
+
+def test_order_values_of_a_network_by_its_structure_equal_the_sympy_ones(problem):
+    x = _start(problem)
+    x[1, 3] = np.nan
+    mine = order_values(problem.potential, x)
+    assert _advance._own_structure(problem.potential) is not None
+    theirs = _advance.numpy_functions(problem.potential).order(x)
+    np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
+    assert np.isnan(mine[1])
+    np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-14)
+    other = dataclasses.replace(problem.potential, order=problem.potential.variables[0])   # keeps the structure
+    assert _advance._own_structure(other) is None
+    np.testing.assert_array_equal(order_values(other, x), x[:, 0])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import sympy as sp
 
 from .._rng import ZIG_F, ZIG_K, ZIG_W, seed_states, trajectory_keys
 from .._validation import as_float_array, check_positive
@@ -90,7 +91,44 @@ def order_values(potential: Potential, x) -> np.ndarray:
     ndarray (...)
     """
     x = np.asarray(x, dtype=float)
+    st = _own_structure(potential)
+    if st is not None:   # a network with its own order parameter: the network's products, no sympy
+        return _structure_order(st, x)
     return np.broadcast_to(np.asarray(numpy_functions(potential).order(x), dtype=float), x.shape[:-1]).copy()
+
+
+_OWN: dict = {}
+
+
+def _own_structure(potential):
+    """The potential's ``NetworkStructure`` when ``potential.order`` is the structure's order
+    parameter (checked numerically at three random points to 1e-10 relative, since
+    ``dataclasses.replace(potential, order=...)`` keeps the structure), else None; memoised
+    per potential object (``numpy_functions`` of a wide network builds its Hessian: minutes)."""
+    st = getattr(potential, "structure", None)
+    if st is None or not isinstance(potential.order, sp.Basic):   # e.g. a callable order: sympy's functions
+        return None
+    hit = _OWN.get(id(potential))
+    if hit is None or hit[0] is not potential:
+        if len(_OWN) >= 32:
+            _OWN.clear()
+        f = sp.lambdify(list(potential.variables), potential.order, modules="numpy")
+        th = np.random.default_rng(0).normal(size=(3, st.n_params))
+        mine = st.order(th)
+        theirs = np.array([float(f(*row)) for row in th])
+        same = np.allclose(theirs, mine, rtol=1e-10, atol=1e-12 * float(np.max(np.abs(mine)) + 1e-300))
+        hit = _OWN[id(potential)] = (potential, st if same else None)
+    return hit[1]
+
+
+def _structure_order(st, x):
+    """``st.order`` at states ``x (..., dim)``, NaN at states with a non-finite weight."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.full(flat.shape[0], np.nan)
+    rows = np.isfinite(flat).all(axis=1)
+    if rows.any():
+        out[rows] = st.order(np.ascontiguousarray(flat[rows]))
+    return out.reshape(x.shape[:-1])
 
 
 _MODULES: dict = {}
@@ -125,6 +163,14 @@ def _structured(potential, stop, sgd):
             _STRUCTURED.clear()
         hit = _STRUCTURED[key] = (potential, order, structured_kernel(potential, stop, sgd=sgd))
     return hit[2]
+
+
+def _path_order(structured, potential, path):
+    """The order parameter along ``path (n, n_steps, dim)``, NaN where the path is: on the
+    structured route by the network's own products (no sympy), else :func:`order_values`."""
+    if not structured:
+        return order_values(potential, path)
+    return _structure_order(structured.structure, path)
 
 
 def advance(potential: Potential, x, streams, *, temperature=None, noise=None, dt, n_steps, stop=None,
@@ -208,5 +254,5 @@ def advance(potential: Potential, x, streams, *, temperature=None, noise=None, d
                        direction, False, 1, streams, ZIG_K, ZIG_W, ZIG_F, steps, status, out_x, path)
     finally:
         numba.set_num_threads(old)
-    order = order_values(potential, path) if n else np.empty((0, n_steps))
+    order = _path_order(structured, potential, path) if n else np.empty((0, n_steps))
     return Advanced(x=out_x, steps=steps, stopped=status == STATUS_ESCAPED, nonfinite=status == STATUS_NONFINITE, order=order, path=path)
