@@ -5,14 +5,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from test_rare_kick import (  # the same chain, data and well as the replacement tests
+    B0,
+    INIT,
+    SGD,
+    TARGET,
+    X,
+    Y,
+    _well,
+)
 
 from phasetools.rare import KickOptions, TrainingEngine, kick_escape
 from phasetools.rare._kick import _Kicker, _Sets
 from phasetools.rare._kick_shuffle import _exit_draws, shuffle_draws
 from phasetools.rare._training import SharpnessScore
 from phasetools.training import as_moments, resolve_training_convention
-
-from test_rare_kick import B0, INIT, SGD, TARGET, X, Y, _well  # the same chain, data and well as the replacement tests
 
 SMALL = KickOptions(n_chains=3, burn_in_epochs=1, n_epochs=1, thin=63, n_draws=2, n_continue=2)
 
@@ -193,8 +200,8 @@ def test_random_phase_spreads_the_kept_states_over_every_position_in_the_epoch()
     kept state of every chain sits at position 0; with phase="random" (a seeded offset per chain,
     uniform in [0, 4)) the kept states of 16 chains cover all 4 positions, each chain keeping one
     position class, and the offsets are reproducible from the seed."""
-    from phasetools.rare._kick import _phase_offsets, _qsd
     from phasetools._rng import seed_sequence
+    from phasetools.rare._kick import _phase_offsets, _qsd
 
     gen = np.random.default_rng(4)
     Xs = gen.normal(size=(8, 1))
