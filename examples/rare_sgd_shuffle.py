@@ -239,6 +239,12 @@ def kick_figure(path="kick_shuffle_sweep.png"):
 
     stored = [r for _, r in _stored_kicks(KICK_FILE, "kick_lr")]
     checks = _stored_kicks(KICK_FILE, "check_lr")
+    phase = _stored_kicks(KICK_FILE, "phase_lr")
+    fixed = []
+    if phase:   # `kick-phase` results (random phase, both seeds) supersede the fixed-phase sweep and checks
+        fixed = stored + [r for _, r in checks]
+        stored = [r for n, r in phase if "level" not in n]
+        checks = [(n, r) for n, r in phase if "level" in n]
     sweep, bad = [r for r in stored if r.lr >= FIT_MIN_LR], [r for r in stored if r.lr < FIT_MIN_LR]
     if len(sweep) < 3:
         raise SystemExit(f"fewer than 3 kick results with lr >= {FIT_MIN_LR} in {KICK_FILE}: run `kick` first")
@@ -251,8 +257,8 @@ def kick_figure(path="kick_shuffle_sweep.png"):
           f"({a:.2f} +- {a_se:.2f}) + ({slope:.3f} +- {s_se:.3f}) B/lr; reduced chi^2 {chi2:.2f}; quadratic term "
           f"{quad[2]:.4f} +- {quad_se[2]:.4f} (reduced chi^2 {chi2q:.2f})")
     for j, r in enumerate(sweep):
-        local = "" if j == 0 else (f"  local slope "
-                                   f"{np.log(r.tau / sweep[j - 1].tau) / (4 / r.lr - 4 / sweep[j - 1].lr):.3f}")
+        local = "" if j == 0 or r.lr == sweep[j - 1].lr else (
+            f"  local slope {np.log(r.tau / sweep[j - 1].tau) / (4 / r.lr - 4 / sweep[j - 1].lr):.3f}")
         print(f"  lr {r.lr}: B/lr {4 / r.lr:.1f}  tau {r.tau:.4g} +- {r.tau_stderr:.2g} [{r.tau_lower:.4g}, "
               f"{r.tau_upper:.4g}]  top share {r.top_share:.3f}  cost {r.cost['total']:.3g}  wall "
               f"{r.stats['wall_seconds']:.0f} s{local}")
@@ -264,7 +270,11 @@ def kick_figure(path="kick_shuffle_sweep.png"):
     fig = Figure(figsize=(6.4, 4.6))
     ax = fig.subplots()
     ax.errorbar(b, lt, yerr=[lt - np.log([r.tau_lower for r in sweep]), np.log([r.tau_upper for r in sweep]) - lt],
-                fmt="o", color="C0", label="kick_escape, shuffle (seed 1, 95 %)")
+                fmt="o", color="C0", label="kick_escape, shuffle, random phase (seeds 1, 2; 95 %)" if phase
+                else "kick_escape, shuffle (seed 1, 95 %)")
+    if fixed:
+        ax.plot([4 / r.lr for r in fixed], np.log([r.tau for r in fixed]), "x", ms=5, color="0.6",
+                label="fixed phase (superseded: low against brute force)")
     if bad:
         lb = np.log([r.tau for r in bad])
         ax.errorbar([4 / r.lr for r in bad], lb, yerr=[lb - np.log([r.tau_lower for r in bad]),
@@ -277,8 +287,9 @@ def kick_figure(path="kick_shuffle_sweep.png"):
                     yerr=[[np.log(r.tau / r.tau_lower)], [up - np.log(r.tau)]], fmt="D" if top == "0.5" else "v",
                     ms=4, color="C2" if top == "0.5" else "C1",
                     label=None if any(top in n for n, _ in checks[:k]) else
-                    ("check: well top at lr*lambda 0.5 (seeds 3, 5)" if top == "0.5" else "check: seed 2"))
-    bb = np.linspace(b.min() - 2, max(b.max(), *(4 / r.lr for r in bad)) + 2, 50)
+                    ("random phase, well top at lr*lambda 0.5 (seeds 1, 2; heavy-tailed)" if phase else
+                     "check: well top at lr*lambda 0.5 (seeds 3, 5)" if top == "0.5" else "check: seed 2"))
+    bb = np.linspace(b.min() - 2, max([b.max(), *(4 / r.lr for r in bad), *(4 / r.lr for _, r in checks)]) + 2, 50)
     ax.plot(bb, a + slope * bb, color="C0", lw=0.8, ls="--", label=f"fit (shuffle): slope {slope:.3f} +- {s_se:.3f}")
     brute = stored_brute()
     if brute:
@@ -292,15 +303,20 @@ def kick_figure(path="kick_shuffle_sweep.png"):
             print(f"  brute force lr {v} ({BRUTE_FILE}): {at['n_runs']} runs x {at['epochs']} epochs, {f.n_escaped} "
                   f"escapes, tau {f.tau:.4g} +- {f.tau_stderr:.3g}")
     print(f"brute force: {len(brute)} stored batches drawn (`brute LR N_RUNS` stores them in {BRUTE_FILE})")
-    rep = [r for _, r in _stored_kicks(REPLACEMENT_FILE, "kick_lr") if r.lr >= 0.055]
+    # with replacement: the trainer-continuation points where they hold (lr >= 0.065) and the split
+    # continuation's (`rare_sgd.py kick-split`, seed 1) from lr 0.08 down to the figure's range
+    rep = [r for _, r in _stored_kicks(REPLACEMENT_FILE, "kick_lr") if r.lr >= 0.065]
+    split = [r for n, r in _stored_kicks(REPLACEMENT_FILE, "kicks_lr") if "_" not in n[len("kicks_lr"):]
+             and 4 / r.lr <= bb.max()]
     if rep:
-        br = np.array([4 / r.lr for r in rep])
-        lr_ = np.log([r.tau for r in rep])
-        (ra, rs), (ra_se, rs_se), rchi2 = _fit(br, lr_, np.array([r.tau_stderr / r.tau for r in rep]))
-        print(f"with replacement ({REPLACEMENT_FILE}, {br.size} points, lr >= 0.055): ln tau = ({ra:.2f} +- "
-              f"{ra_se:.2f}) + ({rs:.3f} +- {rs_se:.3f}) B/lr; reduced chi^2 {rchi2:.2f}")
-        ax.plot(br, lr_, "o", mfc="none", color="0.55", label="kick_escape, with replacement")
-        ax.plot(bb, ra + rs * bb, color="0.55", lw=0.8, ls=":", label=f"fit (replacement): slope {rs:.3f}")
+        ax.plot([4 / r.lr for r in rep], np.log([r.tau for r in rep]), "o", mfc="none", color="0.55",
+                label="with replacement: kick_escape, trainer continuation")
+    if split:
+        ax.plot([4 / r.lr for r in split], np.log([r.tau for r in split]), "D", mfc="none", ms=5, color="0.55",
+                label="with replacement: continuation='kicks'")
+    for r in rep + split:
+        print(f"  with replacement ({REPLACEMENT_FILE}) lr {r.lr}: tau {r.tau:.4g} [{r.tau_lower:.4g}, "
+              f"{r.tau_upper:.4g}]")
     ax.set_xlabel("B / lr   (B = 4)")
     ax.set_ylabel("ln tau  (tau in epochs)")
     ax.set_title("backward escape of reshuffled SGD (eta 0.8, weight decay 0.32)", fontsize=9)
