@@ -99,6 +99,7 @@ def _check_independent(est, reference):
 
 
 @pytest.mark.slow   # about 1 minute of one core (20 estimates)
+@pytest.mark.long   # outside the default run (pytest -m long), to keep the suite under 15 minutes on 2 cores
 def test_reduced_four_layers_forward_independent_estimates_at_dU_T_20():
     """The reduced potential, n_layers = 4, forward (paper eta = 0.8, weight decay 0.24; tau =
     1.5e9): 20 independent estimates against the exact 1D mean first-passage time."""
@@ -175,6 +176,7 @@ def test_chain_exact_mfpt_with_c_negative_stops_below_the_negative_level():
 
 
 @pytest.mark.slow   # about 1.5 minutes of one core (20 estimates), and the oracle
+@pytest.mark.long   # outside the default run (pytest -m long), to keep the suite under 15 minutes on 2 cores
 def test_chain_independent_estimates_at_dU_T_20_against_the_exact_mfpt(chain_exact_20):
     """The paper's 3-weight chain (eta = 0.8, weight decay 0.32), forward: 20 independent estimates
     against its exact mean first-passage time, which Eyring-Kramers (4 saddles) approaches from
