@@ -319,36 +319,51 @@ class _UpSets:
         return np.where(s >= self.level, 1.0, np.where(s < self.low, -1.0, 0.0))
 
 
+def _tiny_two_steps(lr, s0):
+    """The 6-sample data (B = 3, one large sample) of the split-continuation enumerations, its
+    engine, the start at ``s = s0``, and ``|s|`` after each of the 216 first minibatches (``s1``)
+    and each of the 216^2 pairs (``s2``, first by second)."""
+    gen = np.random.default_rng(1)
+    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
+    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
+    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=3,
+                         sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
+                         shapes=[(1, 1)] * 3)
+    x0 = np.full(3, np.cbrt(s0))
+    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
+    y1 = _per_sample_steps(eng, x0, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1)
+    s1 = np.abs(np.prod(y1, axis=1))
+    s2 = np.array([np.abs(np.prod(_per_sample_steps(eng, y, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1), axis=1))
+                   for y in y1])
+    return Xs, Ys, eng, x0, s1, s2
+
+
+def _tiny_kicker(eng, Xs, Ys, lr, s0, sets):
+    """The kick sampler of the tiny enumerations (both tilts; aimed at ``s = 1.2``)."""
+    from phasetools.rare import SharpnessScore
+    from phasetools.rare._kick import _Kicker
+
+    score = SharpnessScore(0.05, [np.full((1, 1), np.cbrt(s0))] * 3, np.atleast_2d(np.mean(Xs * Xs)))
+    aim = float(np.log(score.parts([np.full((1, 1, 1), np.cbrt(1.2))] * 3)[1][0]))
+    return _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score, sets=sets, aim=aim,
+                   defensive=0.1)
+
+
 def test_kick_split_continuation_matches_exact_two_step_enumeration():
     """Tiny data (6 samples, B = 3), lr 0.2, from s = 0.5: reaching s >= 0.85 before falling below
     0.5 within two steps needs two up-kicks (one step reaches 0.814 at most). Its exact probability
     by enumerating all 216^2 pairs of minibatches, against continuation="kicks" runs (one or two
     tilted steps of a window of two, weighted by the mixture over tilt plans): unbiased, and
     better than plain runs."""
-    from phasetools.rare import SharpnessScore
-    from phasetools.rare._kick import _continue_kicks, _Kicker
+    from phasetools.rare._kick import _continue_kicks
 
-    gen = np.random.default_rng(1)
-    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
-    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
     lr, s0, level, n = 0.2, 0.5, 0.85, 20_000
-    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=3,
-                         sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
-                         shapes=[(1, 1)] * 3)
-    x0 = np.full((1, 3), np.cbrt(s0))
-    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
-    s1 = np.abs(np.prod(np.stack([_per_sample_steps(eng, x0[0], Xs, Ys, lr, 0.32, "paper")[mb].mean(axis=0)
-                                  for mb in all_mb]), axis=1))
-    y1 = np.stack([_per_sample_steps(eng, x0[0], Xs, Ys, lr, 0.32, "paper")[mb].mean(axis=0) for mb in all_mb])
-    s2 = np.array([np.abs(np.prod(_per_sample_steps(eng, y, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1), axis=1))
-                   for y in y1])                                                     # (216 first, 216 second)
+    Xs, Ys, eng, x0, s1, s2 = _tiny_two_steps(lr, s0)
+    x0 = x0[None]
     assert s1.max() < level                                                          # one kick is not enough
     exact = np.mean((s1 >= s0)[:, None] & (s2 >= level))
     assert 1e-3 < exact < 1e-2
-    score = SharpnessScore(0.05, [np.full((1, 1), np.cbrt(s0))] * 3, np.atleast_2d(np.mean(Xs * Xs)))
-    aim = float(np.log(score.parts([np.full((1, 1, 1), np.cbrt(1.2))] * 3)[1][0]))
-    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score,
-                     sets=_UpSets(level, s0, 0.45), aim=aim, defensive=0.1)
+    kicker = _tiny_kicker(eng, Xs, Ys, lr, s0, _UpSets(level, s0, 0.45))
     for n_kicks in (1, 2):
         opts = KickOptions(continuation="kicks", kick_window=2, n_kicks=n_kicks, max_steps=2)
         value, outcome, cost = _continue_kicks(kicker, eng, np.repeat(x0, n, axis=0), 1, np.random.default_rng(3),
@@ -423,30 +438,15 @@ def test_kick_split_continuation_up_then_down_matches_exact_enumeration():
     first (staying above the well) and then catapult down through it. The exact probability of B
     before A in two steps (enumeration of 216^2 minibatch pairs) against continuation="kicks"
     (both tilts, up towards the aimed curvature and down towards B)."""
-    from phasetools.rare import SharpnessScore
-    from phasetools.rare._kick import _continue_kicks, _Kicker, _Sets
+    from phasetools.rare._kick import _continue_kicks, _Sets
 
-    gen = np.random.default_rng(1)
-    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
-    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
     lr, s0, target, well, n = 0.35, 0.6, 0.355, (0.36, 0.55), 10_000
-    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=3,
-                         sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
-                         shapes=[(1, 1)] * 3)
-    x0 = np.full(3, np.cbrt(s0))
-    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
-    y1 = _per_sample_steps(eng, x0, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1)
-    s1 = np.abs(np.prod(y1, axis=1))
-    s2 = np.array([np.abs(np.prod(_per_sample_steps(eng, y, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1), axis=1))
-                   for y in y1])
+    Xs, Ys, eng, x0, s1, s2 = _tiny_two_steps(lr, s0)
     neither = (s1 > target) & ~((s1 >= well[0]) & (s1 <= well[1]))
     assert s1.min() > target and np.all(s1[neither] > well[1])                    # two steps, up first
     exact = np.mean(neither[:, None] & (s2 <= target))
     assert 1e-3 < exact < 1e-2
-    score = SharpnessScore(0.05, [np.full((1, 1), np.cbrt(s0))] * 3, np.atleast_2d(np.mean(Xs * Xs)))
-    aim = float(np.log(score.parts([np.full((1, 1, 1), np.cbrt(1.2))] * 3)[1][0]))
-    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score,
-                     sets=_Sets(0, target, well), aim=aim, defensive=0.1)
+    kicker = _tiny_kicker(eng, Xs, Ys, lr, s0, _Sets(0, target, well))
     opts = KickOptions(continuation="kicks", kick_window=2, n_kicks=2, max_steps=2)
     value, _, _ = _continue_kicks(kicker, eng, np.repeat(x0[None], n, axis=0), 1, np.random.default_rng(3), opts)
     est, se = value.mean(), value.std() / np.sqrt(n)
@@ -470,31 +470,16 @@ def test_kick_split_continuation_with_first_steps_between_target_and_well_matche
     well, some first steps land between the target and the well's low end (neither set, not above
     the well: the second step there is plain, ratio 1) and a good part of the exact probability of
     B before A in two steps goes that way; continuation="kicks" must still match it."""
-    from phasetools.rare import SharpnessScore
-    from phasetools.rare._kick import _continue_kicks, _Kicker, _Sets
+    from phasetools.rare._kick import _continue_kicks, _Sets
 
-    gen = np.random.default_rng(1)
-    Xs = gen.normal(size=(6, 1)) * np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [3.0]])
-    Ys = 0.8 * Xs + 0.3 * gen.normal(size=(6, 1))
     lr, s0, target, well, n = 0.35, 0.6, 0.41, (0.48, 0.55), 10_000
-    eng = TrainingEngine((Xs, Ys), n_layers=3, width=1, lr=lr, weight_decay=0.32, batch_size=3,
-                         sampling="replacement", convention="paper", coordinate=lambda M: M[:, 0, 0], sign=1.0,
-                         shapes=[(1, 1)] * 3)
-    x0 = np.full(3, np.cbrt(s0))
-    all_mb = np.array(list(itertools.product(range(6), repeat=3)))
-    y1 = _per_sample_steps(eng, x0, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1)
-    s1 = np.abs(np.prod(y1, axis=1))
-    s2 = np.array([np.abs(np.prod(_per_sample_steps(eng, y, Xs, Ys, lr, 0.32, "paper")[all_mb].mean(axis=1), axis=1))
-                   for y in y1])
+    Xs, Ys, eng, x0, s1, s2 = _tiny_two_steps(lr, s0)
     gap = (s1 > target) & (s1 < well[0])
     above = s1 > well[1]
     via_gap = np.mean(gap[:, None] & (s2 <= target))
     exact = np.mean(s1 <= target) + via_gap + np.mean(above[:, None] & (s2 <= target))
     assert gap.mean() > 0.05 and via_gap > 0.3 * exact and 0.01 < exact < 0.05        # the gap matters
-    score = SharpnessScore(0.05, [np.full((1, 1), np.cbrt(s0))] * 3, np.atleast_2d(np.mean(Xs * Xs)))
-    aim = float(np.log(score.parts([np.full((1, 1, 1), np.cbrt(1.2))] * 3)[1][0]))
-    kicker = _Kicker(eng, Xs, Ys, lr=lr, weight_decay=0.32, kappa=1.0, batch_size=3, score=score,
-                     sets=_Sets(0, target, well), aim=aim, defensive=0.1)
+    kicker = _tiny_kicker(eng, Xs, Ys, lr, s0, _Sets(0, target, well))
     opts = KickOptions(continuation="kicks", kick_window=2, n_kicks=2, max_steps=2)
     value, outcome, _ = _continue_kicks(kicker, eng, np.repeat(x0[None], n, axis=0), 1, np.random.default_rng(3),
                                         opts)
